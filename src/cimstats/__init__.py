@@ -1,0 +1,68 @@
+"""cimstats: from labelled survey files to tested network mechanisms and joint displays.
+
+The flow is read -> harmonise -> measure -> model -> test mechanisms ->
+integrate -> render. Public verbs are importable from the top level; each is
+loaded on first use so that ``import cimstats`` stays fast.
+
+Examples
+--------
+>>> import cimstats
+>>> cimstats.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded lazily on first access)
+_EXPORTS: dict[str, str] = {
+    # io
+    "Survey": "cimstats.io",
+    "VariableMeta": "cimstats.io",
+    "read_survey": "cimstats.io",
+    "write_survey": "cimstats.io",
+    # harmonise
+    "harmonise": "cimstats.dictionary",
+    "read_dictionary": "cimstats.dictionary",
+    "HarmonisationReport": "cimstats.dictionary",
+    # measures
+    "score_scale": "cimstats.measures",
+    "scales": "cimstats.measures",
+    "networks": "cimstats.measures",
+    "reliability": "cimstats.measures",
+    # models
+    "lmm": "cimstats.models",
+    "glmm": "cimstats.models",
+    "gee": "cimstats.models",
+    "anova": "cimstats.models",
+    "sem": "cimstats.models",
+    "invariance": "cimstats.models",
+    "mediation": "cimstats.models",
+    # mechanisms, integrate, pipeline
+    "test_mechanisms": "cimstats.mechanisms",
+    "read_qdpx": "cimstats.integrate",
+    "joint_display": "cimstats.integrate",
+    "run": "cimstats.pipeline",
+    # subpackages
+    "datasets": "cimstats.datasets",
+    "errors": "cimstats.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'cimstats' has no attribute '{name}'")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,1 @@
+"""The ``cimstats`` command line: argument parsing only; every command calls the public API."""

@@ -1,0 +1,393 @@
+"""The central table of the io stage: :class:`Survey` (data + per-variable metadata).
+
+A survey file holds more than values: variable labels, value labels, the
+measurement level, and *declared* missing codes (SPSS user-missing values and
+ranges, Stata extended missing values ``.a``-``.z``). cimstats keeps all of it.
+
+Two views of the same cells are kept side by side:
+
+``Survey.data``
+    the analysis values: every cell that held a declared missing code is
+    missing (``NaN``/``<NA>``) so that means, models and scores are right.
+``Survey.missing``
+    the record of *which* missing code each of those cells held (``99``,
+    ``-9``, ``".a"``...): one column per variable that had at least one such
+    cell, ``None`` elsewhere. Nothing becomes missing without a record here.
+
+:meth:`Survey.raw` puts the codes back, which is what writers use so that a
+file round-trips its values, labels and missing declarations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cimstats.errors import MetadataError
+
+MEASURES = ("nominal", "ordinal", "scale")
+STORAGES = ("numeric", "string", "date", "datetime", "time")
+
+
+def _is_na(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return isinstance(value, float) and math.isnan(value)
+    except TypeError:  # pragma: no cover
+        return False
+
+
+@dataclass(frozen=True)
+class VariableMeta:
+    """Metadata of one survey variable.
+
+    Parameters
+    ----------
+    name : str
+        Column name in ``Survey.data``.
+    label : str, optional
+        Variable label (the question text or a short description).
+    value_labels : mapping, optional
+        Code -> label, kept in code order (not alphabetical).
+    measure : {"nominal", "ordinal", "scale"}, optional
+        Measurement level as declared in the file.
+    missing_codes : tuple, optional
+        Discrete declared missing codes: SPSS user-missing values (numbers or
+        strings) or Stata extended missing values written ``".a"``...``".z"``.
+    missing_ranges : tuple of (low, high), optional
+        SPSS user-missing ranges, inclusive at both ends.
+    storage : {"numeric", "string", "date", "datetime", "time"}
+        How values are stored.
+    display_format : str, optional
+        The file's display format (``F8.2``, ``%9.0g``, ``A20``...).
+    width : int, optional
+        Declared width of string variables.
+
+    Examples
+    --------
+    >>> m = VariableMeta("q1", label="Confident to manage", value_labels={1: "Not at all", 10: "Totally"},
+    ...                  missing_codes=(99,), missing_ranges=((-9, -1),))
+    >>> m.is_declared_missing(99), m.is_declared_missing(-3), m.is_declared_missing(5)
+    (True, True, False)
+    """
+
+    name: str
+    label: str | None = None
+    value_labels: Mapping[Any, str] = field(default_factory=dict)
+    measure: str | None = None
+    missing_codes: tuple = ()
+    missing_ranges: tuple = ()
+    storage: str = "numeric"
+    display_format: str | None = None
+    width: int | None = None
+
+    def __post_init__(self):
+        if self.measure is not None and self.measure not in MEASURES:
+            raise MetadataError(
+                f"Variable '{self.name}' has measure level '{self.measure}'; expected one of "
+                f"{', '.join(MEASURES)} or none."
+            )
+        if self.storage not in STORAGES:
+            raise MetadataError(
+                f"Variable '{self.name}' has storage '{self.storage}'; expected one of {', '.join(STORAGES)}."
+            )
+        object.__setattr__(self, "value_labels", dict(_sort_codes(self.value_labels)))
+        object.__setattr__(self, "missing_codes", tuple(self.missing_codes))
+        object.__setattr__(self, "missing_ranges", tuple(tuple(r) for r in self.missing_ranges))
+        for r in self.missing_ranges:
+            if len(r) != 2 or r[0] > r[1]:
+                raise MetadataError(
+                    f"Variable '{self.name}' has missing range {r!r}; expected (low, high) with low <= high."
+                )
+
+    @property
+    def has_missing_declarations(self) -> bool:
+        return bool(self.missing_codes or self.missing_ranges)
+
+    def is_declared_missing(self, value: Any) -> bool:
+        """True when ``value`` is one of this variable's declared missing codes."""
+        if _is_na(value):
+            return False
+        if value in self.missing_codes:
+            return True
+        if self.missing_ranges and isinstance(value, (int, float, np.integer, np.floating)):
+            return any(lo <= value <= hi for lo, hi in self.missing_ranges)
+        return False
+
+    def with_(self, **changes) -> "VariableMeta":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def _sort_codes(labels: Mapping[Any, str]) -> list[tuple[Any, str]]:
+    items = list(dict(labels).items())
+    try:
+        return sorted(items, key=lambda kv: kv[0])
+    except TypeError:  # mixed types: keep file order
+        return items
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a survey came from."""
+
+    path: str | None = None
+    format: str | None = None  # "sav", "zsav", "por", "dta", "sas7bdat", "xpt", "csv", "parquet"
+    encoding: str | None = None
+    file_label: str | None = None
+    notes: tuple = ()
+
+
+class Survey:
+    """Survey data with per-variable metadata and a record of declared missing codes.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Analysis values; declared missing cells already set to missing.
+    meta : mapping of str to VariableMeta, optional
+        Metadata per column; columns without an entry get plain metadata.
+    missing : pandas.DataFrame, optional
+        Same index as ``data``; one column per variable holding the original
+        missing code of each declared-missing cell and ``None`` elsewhere.
+    source : SourceInfo, optional
+        File path, format, encoding and file label.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = Survey.from_raw(pd.DataFrame({"q1": [1, 2, 99]}),
+    ...                     meta={"q1": VariableMeta("q1", value_labels={1: "No", 2: "Yes"}, missing_codes=(99,))})
+    >>> s.data["q1"].tolist()
+    [1.0, 2.0, nan]
+    >>> s.missing["q1"].tolist()
+    [None, None, 99]
+    >>> s.raw()["q1"].tolist()
+    [1.0, 2.0, 99.0]
+    """
+
+    __slots__ = ("_data", "_meta", "_missing", "_source")
+
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        meta: Mapping[str, VariableMeta] | None = None,
+        missing: pd.DataFrame | None = None,
+        source: SourceInfo | None = None,
+    ):
+        if not isinstance(data, pd.DataFrame):
+            raise MetadataError(f"`data` is a {type(data).__name__}; expected a pandas DataFrame.")
+        cols = list(map(str, data.columns))
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise MetadataError(
+                f"`data` has duplicate column names {dup}; rename them so each variable is unique."
+            )
+        meta = dict(meta or {})
+        unknown = [k for k in meta if k not in data.columns]
+        if unknown:
+            raise MetadataError(
+                f"Metadata describe {unknown}, which are not columns of the data; remove them or add the columns."
+            )
+        full = {}
+        for c in data.columns:
+            m = meta.get(c)
+            if m is None:
+                m = VariableMeta(c, storage="string" if _is_string(data[c]) else "numeric")
+            elif m.name != c:
+                m = m.with_(name=c)
+            full[c] = m
+        if missing is None:
+            missing = pd.DataFrame(index=data.index)
+        else:
+            bad = [c for c in missing.columns if c not in data.columns]
+            if bad:
+                raise MetadataError(f"The missing-code record names {bad}, which are not columns of the data.")
+            if len(missing) != len(data) or not missing.index.equals(data.index):
+                raise MetadataError("The missing-code record does not have the same rows as the data.")
+        self._data = data
+        self._meta = full
+        self._missing = missing
+        self._source = source or SourceInfo()
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def from_raw(
+        cls,
+        raw: pd.DataFrame,
+        meta: Mapping[str, VariableMeta] | None = None,
+        source: SourceInfo | None = None,
+    ) -> "Survey":
+        """Build a survey from values that still hold declared missing codes.
+
+        Cells equal to a declared missing code (per ``meta``) become missing in
+        ``data`` and are recorded in ``missing``.
+        """
+        meta = dict(meta or {})
+        data = raw.copy()
+        record = {}
+        for c, m in meta.items():
+            if c not in data.columns or not m.has_missing_declarations:
+                continue
+            col = data[c]
+            mask = col.map(m.is_declared_missing).astype(bool)
+            if mask.any():
+                rec = pd.Series([None] * len(col), index=col.index, dtype=object)
+                rec[mask] = [_plain(v) for v in col[mask]]
+                record[c] = rec
+                if _is_string(col):
+                    data[c] = col.where(~mask, None)
+                else:
+                    data[c] = pd.to_numeric(col, errors="coerce").astype(float).where(~mask, np.nan)
+        missing = pd.DataFrame(record, index=data.index) if record else None
+        return cls(data, meta, missing, source)
+
+    # -- views ----------------------------------------------------------------
+    @property
+    def data(self) -> pd.DataFrame:
+        """Analysis values (declared missing cells are missing)."""
+        return self._data
+
+    @property
+    def meta(self) -> dict[str, VariableMeta]:
+        """Metadata per variable, in column order."""
+        return dict(self._meta)
+
+    @property
+    def missing(self) -> pd.DataFrame:
+        """Original missing code per declared-missing cell (``None`` elsewhere)."""
+        return self._missing
+
+    @property
+    def source(self) -> SourceInfo:
+        return self._source
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self._data.columns)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._data.shape
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        src = f" from {Path(self._source.path).name}" if self._source.path else ""
+        n_codes = int(self._missing.notna().sum().sum()) if len(self._missing.columns) else 0
+        return (f"<Survey{src}: {self.shape[0]} rows x {self.shape[1]} variables, "
+                f"{n_codes} cells with declared missing codes>")
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self._data[name]
+
+    def variable(self, name: str) -> VariableMeta:
+        """Metadata of one variable, with a clear error when it does not exist."""
+        try:
+            return self._meta[name]
+        except KeyError:
+            raise MetadataError(
+                f"'{name}' is not a variable of this survey; available: {', '.join(self.variables[:20])}"
+                + (" ..." if len(self.variables) > 20 else "") + "."
+            ) from None
+
+    def raw(self) -> pd.DataFrame:
+        """Values with the declared missing codes put back (what a file holds)."""
+        out = self._data.copy()
+        for c in self._missing.columns:
+            rec = self._missing[c]
+            mask = rec.notna()
+            if not mask.any():
+                continue
+            m = self._meta[c]
+            if m.storage == "string" or _is_string(out[c]):
+                out[c] = out[c].astype(object)
+                out.loc[mask, c] = rec[mask]
+            else:
+                codes = rec[mask]
+                numeric = codes.map(lambda v: not isinstance(v, str))
+                if numeric.all():
+                    out[c] = out[c].astype(float)
+                    out.loc[mask, c] = codes.astype(float)
+                else:  # Stata extended missing (".a") stay as their letters in an object column
+                    out[c] = out[c].astype(object)
+                    out.loc[mask, c] = codes
+        return out
+
+    def labelled(self, name: str) -> pd.Series:
+        """One variable as categories named by its value labels, in code order.
+
+        Codes without a label keep their code as the category name.
+        """
+        m = self.variable(name)
+        col = self._data[name]
+        if not m.value_labels:
+            return col
+        codes = list(m.value_labels)
+        present = [v for v in pd.unique(col.dropna()) if v not in m.value_labels]
+        try:
+            present = sorted(present)
+        except TypeError:
+            pass
+        order = codes + present
+        names = [m.value_labels.get(c, str(c)) for c in order]
+        # two codes can share a label; keep them distinct by appending the code
+        seen: dict[str, int] = {}
+        for i, n in enumerate(names):
+            seen[n] = seen.get(n, 0) + 1
+            if seen[n] > 1:
+                names[i] = f"{n} [{order[i]}]"
+        mapping = dict(zip(order, names))
+        return pd.Series(
+            pd.Categorical(col.map(mapping), categories=names, ordered=m.measure == "ordinal"),
+            index=col.index,
+            name=name,
+        )
+
+    def as_labels(self) -> pd.DataFrame:
+        """All variables with value labels shown as categories (code order kept)."""
+        return pd.DataFrame({c: self.labelled(c) for c in self.variables}, index=self._data.index)
+
+    def select(self, columns: Iterable[str]) -> "Survey":
+        """A survey with only ``columns`` (metadata and missing record kept)."""
+        columns = list(columns)
+        for c in columns:
+            self.variable(c)
+        miss = self._missing[[c for c in self._missing.columns if c in columns]]
+        return Survey(self._data[columns], {c: self._meta[c] for c in columns}, miss, self._source)
+
+    def with_data(self, data: pd.DataFrame, meta: Mapping[str, VariableMeta] | None = None) -> "Survey":
+        """A survey with new data; metadata of columns that remain are kept, ``meta`` overrides."""
+        keep = {c: m for c, m in self._meta.items() if c in data.columns}
+        keep.update(meta or {})
+        miss_cols = [c for c in self._missing.columns if c in data.columns]
+        miss = self._missing[miss_cols] if data.index.equals(self._data.index) else None
+        return Survey(data, keep, miss, self._source)
+
+    def codebook(self) -> pd.DataFrame:
+        """One row per variable: name, label, type, value labels, missing codes, counts, range.
+
+        Columns: ``name, label, storage, measure, value_labels, missing_codes,
+        n_valid, n_declared_missing, n_system_missing, min, max, top_categories``.
+        """
+        from cimstats.io.codebook import codebook
+
+        return codebook(self)
+
+
+def _is_string(col: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(col) or pd.api.types.is_object_dtype(col) and \
+        col.dropna().map(lambda v: isinstance(v, str)).all() and col.notna().any()
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
