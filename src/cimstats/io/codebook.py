@@ -81,7 +81,8 @@ def _top(col: pd.Series, m) -> str:
     parts = []
     for code, n in counts.iloc[:_TOP].items():
         text = m.value_labels.get(code, None) if m.value_labels else None
-        parts.append(f"{text if text is not None else _code_text(code)} ({int(n)})")
+        shown = text if text is not None else (_code_text(code) if code != "" else '""')
+        parts.append(f"{shown} ({int(n)})")
     if len(counts) > _TOP:
         parts.append(f"... {len(counts) - _TOP} more")
     return "; ".join(parts)

@@ -295,14 +295,17 @@ def _pyreadstat_read(path: Path, fmt: str, *, encoding, columns, convert_dates, 
     except OverflowError:
         raise SurveyReadError(
             f"'{path.name}' holds a date or time outside the range Python can represent (year 1-9999); "
-            "read it with `convert_dates=False` to get the stored numbers, then fix the value."
+            "read it with `convert_dates=False` (`cimstats inspect --dates-as-numbers`) to get the stored numbers, "
+            "then fix the value."
         ) from None
     except Exception as exc:  # pyreadstat raises plain Exception subclasses
         raise _readstat_error(exc, path, fmt, encoding, columns) from None
-    if columns is not None:
-        absent = [c for c in columns if c not in rmeta.column_names]
-        if absent:  # pragma: no cover - pyreadstat already raises; kept as a guard
-            raise SurveyReadError(f"`columns` names {absent}, which are not variables of '{path.name}'.")
+    if columns is not None and not metadataonly:
+        absent = [c for c in columns if c not in raw.columns]
+        if absent:
+            raise SurveyReadError(f"`columns` names {absent}, which are not variables of '{path.name}'; "
+                                  "check the names with `cimstats inspect`.")
+        raw = raw[list(columns)]
     names = list(rmeta.column_names)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
