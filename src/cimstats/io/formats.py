@@ -80,7 +80,7 @@ def sniff_format(head: bytes) -> str | None:
     if head.startswith(_SAS7BDAT_MAGIC):
         return "sas7bdat"
     if head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD") or head.startswith(
-        b"HEADER RECORD*******LIBV8 HEADER RECORD"
+        b"HEADER RECORD*******LIBV8"
     ):
         return "xpt"
     if head.startswith(b"PAR1"):

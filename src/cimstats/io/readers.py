@@ -475,10 +475,8 @@ def _restore_codes_from_labels(raw: pd.DataFrame, name: str, value_labels: dict,
                 new_labels[code] = text
         else:
             new_labels[k] = lab
-    new_codes = [mapping[c][0] if c in mapping else c for c in codes]
-    for k in mapping:
-        if mapping[k][0] not in new_codes:
-            new_codes.append(mapping[k][0])
+    # letters were given in ascending code order, so letter order restores the code order
+    new_codes = [mapping[k][0] for k in sorted(mapping)] + [c for c in codes if c not in mapping]
     return new_labels, list(dict.fromkeys(new_codes))
 
 

@@ -37,6 +37,30 @@ _STATA_RESERVED = {"_all", "_b", "byte", "_coef", "_cons", "double", "float", "i
                    "_N", "_pi", "_pred", "_rc", "_skip", "strL", "using", "with"}
 
 
+#: longest variable label / value label each format holds (bytes for SPSS, characters for Stata)
+_LABEL_LIMITS = {"sav": (256, 120), "zsav": (256, 120), "por": (255, 60), "dta": (80, 32000), "xpt": (256, 0)}
+
+
+def _check_label_lengths(survey: Survey, fmt: str) -> None:
+    if fmt not in _LABEL_LIMITS:
+        return
+    var_limit, val_limit = _LABEL_LIMITS[fmt]
+    size = (lambda t: len(t.encode("utf-8"))) if fmt in ("sav", "zsav", "por") else len
+    unit = "bytes" if fmt in ("sav", "zsav", "por") else "characters"
+    for name, m in survey.meta.items():
+        if m.label and size(m.label) > var_limit:
+            raise SurveyWriteError(
+                f"The label of variable '{name}' is {size(m.label)} {unit} long, but a {FORMAT_NAMES[fmt]} file "
+                f"holds at most {var_limit}; shorten it (keep the full text in a codebook) before writing."
+            )
+        for code, text in m.value_labels.items():
+            if val_limit and size(str(text)) > val_limit:
+                raise SurveyWriteError(
+                    f"The value label of {code!r} in '{name}' is {size(str(text))} {unit} long, but a "
+                    f"{FORMAT_NAMES[fmt]} file holds at most {val_limit}; shorten it before writing."
+                )
+
+
 def _check_names(survey: Survey, fmt: str) -> None:
     for name in survey.variables:
         if fmt == "dta":
@@ -160,6 +184,7 @@ def write_survey(
     if missing_map:
         survey = _remap_codes(survey, dict(missing_map))
     _check_names(survey, fmt)
+    _check_label_lengths(survey, fmt)
     label = file_label if file_label is not None else (survey.source.file_label or "")
     writer = {"sav": _write_sav, "zsav": _write_sav, "dta": _write_dta, "por": _write_por_xpt,
               "xpt": _write_por_xpt, "csv": _write_csv, "parquet": _write_parquet}[fmt]
