@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import CimstatsWarning, SurveyWriteError
-from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS
+from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _SPSS_FORMAT = re.compile(r"^(F|COMMA|DOT|DOLLAR|PCT|E|N)\d+(\.\d+)?$")
@@ -213,7 +213,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def _fail(path: Path, fmt: str, exc: Exception) -> SurveyWriteError:
     return SurveyWriteError(
-        f"Writing '{path.name}' as {FORMAT_NAMES[fmt]} failed ({str(exc).rstrip('.')}); nothing was written, "
+        f"Writing '{path.name}' as {FORMAT_NAMES[fmt]} failed ({short_reason(exc)}); nothing was written, "
         "so fix the variable it names and write again."
     )
 
