@@ -198,7 +198,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     The temporary file is removed if ``write`` fails, so ``path`` is either the
     complete new file or what it was before.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
