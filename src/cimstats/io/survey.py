@@ -277,7 +277,7 @@ class Survey:
         ``data`` and are recorded in ``missing``.
         """
         meta = dict(meta or {})
-        data = raw.copy()
+        data = raw.copy(deep=False)  # changed columns are replaced, never written into: ``raw`` stays as it was
         record = {}
         for c, m in meta.items():
             if c not in data.columns or not m.has_missing_declarations:
@@ -287,6 +287,12 @@ class Survey:
             if mask.any():
                 rec = _code_record(col, mask)
                 record[c] = rec
+                if m.storage == "numeric" and pd.api.types.is_numeric_dtype(col) \
+                        and not pd.api.types.is_bool_dtype(col):
+                    values = col.to_numpy(dtype=float, na_value=np.nan, copy=True)
+                    values[mask.to_numpy()] = np.nan
+                    data[c] = pd.Series(values, index=col.index, name=c)
+                    continue
                 kept = col.where(~mask)
                 if m.storage == "string" or (m.storage == "numeric" and _is_string(kept)):
                     data[c] = col.where(~mask, None)
@@ -438,17 +444,19 @@ def _is_string(col: pd.Series) -> bool:
 
 def _code_record(col: pd.Series, mask: pd.Series) -> pd.Series:
     """Object Series holding the code of each masked cell (whole numbers as int) and None elsewhere."""
-    rec = np.full(len(col), None, dtype=object)
+    rec = np.empty(len(col), dtype=object)  # all None
     m = mask.to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         vals = col.to_numpy(dtype=float, na_value=np.nan)[m]
         with np.errstate(invalid="ignore"):
             whole = np.isfinite(vals) & (vals == np.round(vals)) & (np.abs(vals) < 2.0**53)
-        codes = np.empty(len(vals), dtype=object)
-        codes[:] = vals.tolist()
-        if whole.any():
-            codes[whole] = vals[whole].astype(np.int64).tolist()
-        rec[m] = codes
+        if whole.all():
+            rec[m] = vals.astype(np.int64).astype(object)
+        else:
+            codes = vals.astype(object)
+            if whole.any():
+                codes[whole] = vals[whole].astype(np.int64).astype(object)
+            rec[m] = codes
     else:
         picked = col.astype(object).to_numpy()[m]
         codes = np.empty(len(picked), dtype=object)
