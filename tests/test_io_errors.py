@@ -191,13 +191,22 @@ def test_errors_are_cimstats_errors_and_os_errors(tmp_path):
     (["empty.dta"], ["empty.dta", "empty"]),
     (["wrong.sav"], ["wrong.sav", "Stata"]),
 ])
-def test_cli_prints_one_sentence_without_traceback(cli, tmp_path, sample_dta, args, words):
+def test_cli_prints_one_sentence(tmp_path, sample_dta, args, words, capsys, monkeypatch):
+    from cimstats.cli.main import main
+
     (tmp_path / "empty.dta").touch()
     shutil.copy(sample_dta, tmp_path / "wrong.sav")
-    out = cli("inspect", *args, cwd=tmp_path)
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr
-    assert out.stderr.startswith("cimstats: error: ")
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cimstats: error: ") and err.count("\n") == 1
     for w in words:
-        assert w in out.stderr
-    assert out.stderr.count("\n") == 1
+        assert w in err
+
+
+def test_cli_error_has_no_traceback(cli, tmp_path):
+    (tmp_path / "truncated.sav").write_bytes(b"$FL2@(#) SPSS DATA FILE" + b"\x00" * 40)
+    out = cli("inspect", "truncated.sav", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert out.stderr.startswith("cimstats: error: ") and "truncated.sav" in out.stderr

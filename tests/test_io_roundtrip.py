@@ -88,7 +88,7 @@ def labelled_surveys(draw):
 
 
 @pytest.mark.parametrize("fmt", ["sav", "zsav", "dta", "parquet", "csv"])
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(s=labelled_surveys())
 def test_generated_labelled_surveys_round_trip(fmt, s, tmp_path):
     path = tmp_path / f"gen.{fmt}"
@@ -101,7 +101,7 @@ def test_generated_labelled_surveys_round_trip(fmt, s, tmp_path):
     assert_same_survey(back, read_survey(path2), measures=fmt != "dta")
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(s=labelled_surveys())
 def test_generated_sav_to_dta_to_sav_is_lossless(s, tmp_path):
     _quiet_write(s, tmp_path / "a.sav")
