@@ -210,3 +210,19 @@ def test_cli_error_has_no_traceback(cli, tmp_path):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and out.stdout == ""
     assert out.stderr.startswith("cimstats: error: ") and "truncated.sav" in out.stderr
+
+
+@pytest.mark.parametrize("ext", ["dta", "sav"])
+def test_duplicate_names_in_labelled_files(tmp_path, ext):
+    """A file whose second variable carries the first one's name (patched bytes) is refused, not renamed."""
+    import pyreadstat
+
+    df = pd.DataFrame({"xq1": [1.0, 2.0], "xq2": [3.0, 4.0]})
+    good = tmp_path / f"good.{ext}"
+    (pyreadstat.write_dta if ext == "dta" else pyreadstat.write_sav)(df, str(good))
+    data = good.read_bytes().replace(b"xq2", b"xq1").replace(b"XQ2", b"XQ1")
+    bad = tmp_path / f"dup.{ext}"
+    bad.write_bytes(data)
+    with pytest.raises(SurveyReadError) as e:
+        read_survey(bad)
+    _check(e, f"dup.{ext}", "duplicate variable names")

@@ -14,6 +14,7 @@ import csv
 import datetime as _dt
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -292,7 +293,9 @@ def _pyreadstat_read(path: Path, fmt: str, *, encoding, columns, convert_dates, 
     if columns is not None:
         kw["usecols"] = columns
     try:
-        raw, rmeta = func(str(path), **kw)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw, rmeta = func(str(path), **kw)
     except OverflowError:
         raise SurveyReadError(
             f"'{path.name}' holds a date or time outside the range Python can represent (year 1-9999); "
@@ -307,8 +310,17 @@ def _pyreadstat_read(path: Path, fmt: str, *, encoding, columns, convert_dates, 
             raise SurveyReadError(f"`columns` names {absent}, which are not variables of '{path.name}'; "
                                   "check the names with `cimstats inspect`.")
         raw = raw[list(columns)]
+    renamed = [str(w.message) for w in caught if "duplicated" in str(w.message)]
+    for w in caught:
+        if "duplicated" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     names = list(rmeta.column_names)
-    dup = sorted({n for n in names if names.count(n) > 1})
+    # SPSS names are case-insensitive: "Q1" and "q1" are the same variable there
+    key = (lambda n: n.lower()) if fmt in ("sav", "zsav", "por") else (lambda n: n)
+    keys = [key(n) for n in names]
+    dup = sorted({n for n in names if keys.count(key(n)) > 1})
+    if renamed and not dup:
+        dup = sorted({re.search(r"column '([^']*)'", m).group(1) for m in renamed if re.search(r"column '([^']*)'", m)})
     if dup:
         raise SurveyReadError(
             f"'{path.name}' has duplicate variable names {dup}; rename them in the software that wrote the file "
