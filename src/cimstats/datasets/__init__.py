@@ -35,7 +35,9 @@ from __future__ import annotations
 from cimstats.datasets._countries import COUNTRY_SPECS
 from cimstats.datasets._design import COUNTRIES, COUNTRY_NAMES, TIE_TYPES, WORK_TYPES
 from cimstats.datasets._study import DEFAULT_SEED, DemoStudy, demo_study
+from cimstats.datasets._qualitative import coded_excerpts, theme_codebook
 from cimstats.datasets._truth import planted_truth
+from cimstats.datasets._write import STEPS, DemoFiles, DemoOutputError, write_demo_files
 
 
 def raw_surveys(seed: int = DEFAULT_SEED) -> dict:
@@ -83,6 +85,7 @@ def render_schema() -> str:
 
 
 __all__ = [
-    "COUNTRIES", "COUNTRY_NAMES", "COUNTRY_SPECS", "DEFAULT_SEED", "DemoStudy", "TIE_TYPES", "WORK_TYPES",
-    "demo_study", "planted_truth", "raw_surveys", "raw_variable_map", "render_schema",
+    "COUNTRIES", "COUNTRY_NAMES", "COUNTRY_SPECS", "DEFAULT_SEED", "DemoFiles", "DemoOutputError", "DemoStudy",
+    "STEPS", "TIE_TYPES", "WORK_TYPES", "coded_excerpts", "demo_study", "planted_truth", "raw_surveys",
+    "raw_variable_map", "render_schema", "theme_codebook", "write_demo_files",
 ]

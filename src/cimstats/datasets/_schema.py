@@ -176,6 +176,9 @@ def render_schema() -> str:
              "of collective efficacy, links to quantitative constructs) and invented interview excerpts "
              "linked to participant ids (`CC-NNNN` ids are also surveyed; `CC-Qnn` ids were interviewed only).")
     L.append("- `coded_excerpts.csv`: one row per coded excerpt: `excerpt_id, participant_id, country, surveyed, "
-             "theme, code, mechanism, excerpt`.")
-    L.append("- `planted_truth.json`: `planted_truth()`; `summary.txt` and `summary.md`: counts per country.\n")
+             "theme, theme_name, code, code_name, mechanism, element, excerpt, invented`.")
+    L.append("- `planted_truth.json`: `{seed, parameters: planted_truth(), realised: per-country counts}`; "
+             "`summary.txt` and `summary.md`: counts per country and the file list.")
+    L.append("- Output layout of `cimstats demo --out DIR`: `raw/` (country files), `qualitative/` (themes.yaml, "
+             "coded_excerpts.csv), `truth/planted_truth.json`, `SCHEMA.md`, `summary.txt`, `summary.md`.\n")
     return "\n".join(L)

@@ -128,6 +128,8 @@ class DemoStudy:
                             if c.maps[0].target == "wave"]
                 order = np.lexsort([df[c].to_numpy() for c in reversed(wave_col + sort)])
                 df = df.iloc[order].reset_index(drop=True)
+                if spec.format == "dta":  # Stata files carry no measure levels
+                    meta = {k: m.with_(measure=None) for k, m in meta.items()}
                 label = (f"{spec.name}: {'patients' if kind == 'patients' else 'named network members'}"
                          + ("" if wave is None else (", baseline" if wave == 0 else ", 12-month follow-up"))
                          + " (synthetic demo data)")
