@@ -393,42 +393,43 @@ def _encode(col: RawColumn, target: pd.DataFrame, latent: pd.DataFrame) -> np.nd
 
 
 def raw_frame(spec: CountrySpec, kind: str, target: pd.DataFrame, latent: pd.DataFrame,
-              reasons: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The raw table of one country file kind, with missing codes in place, plus its metadata.
+              reasons: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """One country file kind as (analysis values, missing-code record, metadata).
 
-    ``target``, ``latent`` and ``reasons`` are row-aligned (same length and order).
+    ``target``, ``latent`` and ``reasons`` are row-aligned (same length and
+    order). The analysis values hold missing cells as missing; the record
+    holds the team's missing code of each declared-missing cell (``None``
+    elsewhere), as :class:`cimstats.io.Survey` keeps them.
     """
     from cimstats.io import VariableMeta
 
     cols = spec.patient if kind == "patients" else spec.alter
-    out = {}
-    meta = {}
+    data, record, meta = {}, {}, {}
+    n = len(target)
     for col in cols:
         values = _encode(col, target, latent)
         tgt = col.maps[0].target
-        obj = col.storage == "string" or any(str(c).startswith(".") for c in col.missing.values())
-        arr = np.array(values, dtype=object) if obj else np.array(values, dtype=float)
+        string = col.storage == "string"
+        arr = np.array(values, dtype=object) if string else np.array(values, dtype=float)
         if tgt in reasons.columns:
             r = reasons[tgt].to_numpy()
-            for reason, code in col.missing.items():
-                sel = r == reason
-                if sel.any():
-                    arr[sel] = code
-        if obj and col.storage != "string":
-            # numeric column holding Stata extended-missing letters: plain floats elsewhere
-            arr = np.array([v if isinstance(v, str) else (np.nan if pd.isna(v) else float(v)) for v in arr],
-                           dtype=object)
-        out[col.name] = arr
-        codes = tuple(sorted(set(col.missing.values()), key=str)) if col.missing_range is None else ()
+            gone = pd.notna(r)
+            if gone.any():
+                arr[gone] = None if string else np.nan
+                codes = np.full(n, None, dtype=object)
+                for reason, code in col.missing.items():
+                    codes[r == reason] = code
+                if pd.notna(codes).any():  # reasons without a declared code stay blank (system-missing)
+                    record[col.name] = codes
+        data[col.name] = arr
+        declared = tuple(sorted(set(col.missing.values()), key=str)) if col.missing_range is None else ()
         meta[col.name] = VariableMeta(
             col.name, label=col.label, value_labels=dict(col.value_labels), measure=col.measure,
-            missing_codes=codes, missing_ranges=col.missing_range or (), storage=col.storage,
+            missing_codes=declared, missing_ranges=col.missing_range or (), storage=col.storage,
         )
-    df = pd.DataFrame(out)
-    for c in cols:
-        if c.storage == "string":
-            df[c.name] = df[c.name].astype(object)
-    return df, meta
+    df = pd.DataFrame(data)
+    miss = pd.DataFrame(record, index=df.index, dtype=object)
+    return df, miss, meta
 
 
 def variable_map() -> pd.DataFrame:
