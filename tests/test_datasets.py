@@ -104,7 +104,7 @@ def test_demo_study_hands_out_copies(study):
     assert demo_study(SEED).patients.loc[0, "age"] != -1
 
 
-@pytest.mark.parametrize("bad", ["1", 1.5, None, True])
+@pytest.mark.parametrize("bad", ["1", 1.5, None, True, -3])
 def test_seed_must_be_a_whole_number(bad):
     with pytest.raises(CimstatsError, match="`seed`"):
         demo_study(bad)

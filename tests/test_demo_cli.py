@@ -122,5 +122,3 @@ def test_cli_demo(cli, tmp_path):
     assert again.returncode == 2
     err = again.stderr.strip().splitlines()
     assert len(err) == 1 and "not empty" in err[0] and "Traceback" not in again.stderr
-    helped = cli("demo", "--help")
-    assert helped.returncode == 0 and "--seed" in helped.stdout

@@ -168,6 +168,11 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
         quantities, missing-value reasons, and :meth:`DemoStudy.raw_surveys`
         for the country files.
 
+    Raises
+    ------
+    DemoSeedError
+        When ``seed`` is not a non-negative whole number.
+
     Notes
     -----
     Design: England, the Netherlands, Norway, Spain, Greece and Bulgaria; three
@@ -186,13 +191,10 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
     >>> sorted(study.patients["country"].unique())
     ['BG', 'EN', 'ES', 'GR', 'NL', 'NO']
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        from cimstats.errors import CimstatsError
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        from cimstats.datasets._errors import DemoSeedError
 
-        class _SeedError(CimstatsError, TypeError):
-            pass
-
-        raise _SeedError(f"`seed` is {seed!r}; expected a whole number such as 1 or 20140601.")
+        raise DemoSeedError(f"`seed` is {seed!r}; expected a non-negative whole number such as 1 or 20140601.")
     g = _cached(int(seed))
     return DemoStudy(int(seed), *(g[k].copy() for k in (
         "patients", "alters", "latent", "patient_missing_reasons", "alter_missing_reasons")))
