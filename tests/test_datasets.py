@@ -334,3 +334,23 @@ def test_schema_document_is_current():
     text = path.read_text(encoding="utf-8")
     for name in PATIENT_COLUMNS[:12] + ALTER_COLUMNS:
         assert f"`{name}`" in text or f"| {name} |" in text or name in text
+
+
+# ------------------------------------------------------------------------- national deprivation indices
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from cimstats.datasets._generate import _deprivation_index, deprivation_quintile  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-3.5, 3.5, allow_nan=False), min_size=2, max_size=40),
+       st.sampled_from(list(COUNTRIES)))
+def test_national_quintile_never_rises_with_deprivation(z, country):
+    z = np.sort(np.asarray(z))
+    q = deprivation_quintile(country, _deprivation_index(country, z))
+    assert set(np.unique(q)) <= {1, 2, 3, 4, 5}
+    assert (np.diff(q) <= 0).all()  # more deprived neighbourhood -> same or lower (more deprived) quintile
+    # the extremes land in the extreme quintiles
+    assert deprivation_quintile(country, _deprivation_index(country, np.array([3.0])))[0] == 1
+    assert deprivation_quintile(country, _deprivation_index(country, np.array([-3.0])))[0] == 5

@@ -21,7 +21,6 @@ Mapping rules (raw value ``x`` -> target value):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,7 @@ import pandas as pd
 from cimstats.datasets import _design as D
 from cimstats.datasets._education import EDUCATION
 from cimstats.datasets._generate import (
-    CE, DEPRIVATION_INDEX, EQ5D, HEIQ, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
+    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
 )
 from cimstats.datasets._lang import LANG
 
@@ -264,7 +263,6 @@ _TIES_STD = {1: "partner", 2: "family", 3: "friend", 4: "weak_tie", 5: "group", 
 
 
 def _specs() -> dict[str, CountrySpec]:
-    heiq_pos = (_num("heiq", 15), list(HEIQ_QUESTIONNAIRE_ORDER))
     heiq_pos = ([f"heiq{i:02d}" for i in range(1, 16)], list(HEIQ_QUESTIONNAIRE_ORDER))
     S = {}
     S["EN"] = _build(
