@@ -116,7 +116,7 @@ def _scale_labels(lo: int, hi: int, anchors: tuple, reversed_: bool) -> dict:
         target = {lo: anchors[0], hi: anchors[-1]}
     if not reversed_:
         return target
-    return {lo + hi - t: lab for t, lab in target.items()}
+    return dict(sorted((lo + hi - t, lab) for t, lab in target.items()))
 
 
 def _items(cc, names, targets, lo, hi, anchors, *, reversed_=False, missing=None, missing_range=None,
