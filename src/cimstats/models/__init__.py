@@ -1,0 +1,33 @@
+"""Statistical models: each verb is loaded on first use.
+
+Examples
+--------
+>>> from cimstats import models
+>>> callable(models.mediation)
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# public name -> module that defines it (loaded lazily on first access)
+_EXPORTS: dict[str, str] = {
+    "mediation": "cimstats.models.mediation",
+    "MediationResult": "cimstats.models.mediation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'cimstats.models' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
