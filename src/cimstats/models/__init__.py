@@ -13,8 +13,10 @@ import importlib
 
 # public name -> module that defines it (loaded lazily on first access)
 _EXPORTS: dict[str, str] = {
-    "mediation": "cimstats.models.mediation",
-    "MediationResult": "cimstats.models.mediation",
+    # the verb lives in a module of the same-named subpackage: map it to the defining module,
+    # because once the subpackage is imported the package attribute `mediation` is the subpackage
+    "mediation": "cimstats.models.mediation.fit",
+    "MediationResult": "cimstats.models.mediation.results",
 }
 
 __all__ = sorted(_EXPORTS)

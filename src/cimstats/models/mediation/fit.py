@@ -473,7 +473,7 @@ def _check_options(df, x, ms, y, covs, w, mod_paths, cluster, strata, within_bet
         raise ModelSpecificationError(f"`ci=` is {ci!r}; expected one of 'percentile', 'bc', 'bca'.")
     if not (isinstance(level, float) and 0 < level < 1):
         raise ModelSpecificationError(f"`level=` is {level!r}; a confidence level strictly between 0 and 1 "
-                                      f"(e.g. 0.95) was expected.")
+                                      f"(such as 0.95) was expected.")
     if resample_index is None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
         raise ModelSpecificationError(f"`n_boot=` is {n_boot!r}; at least 2 resamples (in practice 5000) "
                                       f"are needed.")
