@@ -208,6 +208,10 @@ def test_sensitivity_closed_form_and_planted_confounding():
     assert lo < rt < hi
 
 
+def xb_hat(v, cl):
+    return pd.Series(v).groupby(cl).transform("mean").to_numpy()
+
+
 def test_multilevel_planted_within_and_between_effects():
     rng = np.random.default_rng(5)
     J, nj = 150, 12
@@ -227,6 +231,14 @@ def test_multilevel_planted_within_and_between_effects():
     assert t.loc["a_within", "estimate"] == pytest.approx(
         sm.OLS(m, pd.get_dummies(cl).astype(float).assign(x=x)).fit().params["x"], rel=1e-8)  # = fixed effects
     assert res.n_clusters == J
+    # with clusters, path standard errors are cluster-robust (CR1), as statsmodels' cluster covariance
+    p = res.paths()
+    out = p.loc[p["role"] == "outcome"]
+    X = sm.add_constant(np.column_stack([x - xb_hat(x, cl), xb_hat(x, cl), m - mbar, mbar]))
+    fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": cl})
+    assert np.allclose(out["estimate"], fit.params, rtol=1e-9)
+    assert np.allclose(out["std_error"], fit.bse, rtol=1e-9)
+    assert (out["df"] == J - 1).all() and (out["se_type"] == "cluster-robust").all()
     assert res.glance().loc[0, "resampling"] == "clusters"
 
 

@@ -1,9 +1,13 @@
 """Statistical models: each verb is loaded on first use.
 
+Use the verbs from the top level (``cimstats.mediation``): a verb that shares
+its name with a subpackage (``mediation/``) is shadowed by that subpackage on
+``cimstats.models`` once the subpackage has been imported.
+
 Examples
 --------
->>> from cimstats import models
->>> callable(models.mediation)
+>>> import cimstats
+>>> callable(cimstats.mediation)
 True
 """
 

@@ -116,7 +116,8 @@ def mediation(
         moderator_value, estimate, std_error (bootstrap SD), statistic, df,
         p_value (t test for single coefficients, first-order delta/Sobel z test
         for products), ci_lower, ci_upper (bootstrap), ci_method, delta_se;
-        ``paths()`` the regression coefficients with OLS standard errors;
+        ``paths()`` the regression coefficients with OLS standard errors
+        (cluster-robust with ``cluster=``, also used for the delta-method tests);
         ``sensitivity()`` the ACME as a function of rho.
 
     Raises
@@ -265,7 +266,16 @@ def mediation(
         resid = yv - Xd @ beta
         dfree = n - Xd.shape[1]
         s2 = resid @ resid / dfree
-        V = s2 * np.linalg.inv(Xd.T @ Xd)
+        XtX_inv = np.linalg.inv(Xd.T @ Xd)
+        if cluster:
+            # cluster-robust (CR1) covariance, df = clusters - 1 (as Stata's vce(cluster))
+            scores = np.zeros((n_units, Xd.shape[1]))
+            np.add.at(scores, unit_of_row, Xd * resid[:, None])
+            factor = n_units / (n_units - 1) * (n - 1) / dfree
+            V = factor * XtX_inv @ (scores.T @ scores) @ XtX_inv
+            dfree = n_units - 1
+        else:
+            V = s2 * XtX_inv
         se = np.sqrt(np.diag(V))
         r2 = 1 - resid @ resid / np.sum((yv - yv.mean()) ** 2)
         eq_df[(eq.role, eq.outcome)] = dfree
@@ -277,7 +287,7 @@ def mediation(
                 "estimate": beta[i], "std_error": se[i], "statistic": tval, "df": float(dfree),
                 "p_value": 2 * stats.t.sf(abs(tval), dfree),
                 "ci_lower": beta[i] - tq * se[i], "ci_upper": beta[i] + tq * se[i],
-                "r_squared": r2, "sigma": np.sqrt(s2),
+                "r_squared": r2, "sigma": np.sqrt(s2), "se_type": "cluster-robust" if cluster else "OLS",
             })
             if i:
                 theta_hat[kpos[(eq.role, eq.outcome, term)]] = beta[i]

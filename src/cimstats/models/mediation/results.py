@@ -72,9 +72,13 @@ class MediationResult:
     def paths(self) -> pd.DataFrame:
         """Coefficients of every regression with OLS standard errors and t-based intervals.
 
+        With ``cluster=`` the standard errors are cluster-robust (CR1) with
+        clusters - 1 degrees of freedom.
+
         Columns: equation (outcome), role (mediator, outcome, total), term, label
         (a, b, c', d21, a_xw ... for coefficients that enter effects), estimate,
-        std_error, statistic, df, p_value, ci_lower, ci_upper, r_squared, sigma.
+        std_error, statistic, df, p_value, ci_lower, ci_upper, r_squared, sigma,
+        se_type.
         """
         return self.path_table.copy()
 
