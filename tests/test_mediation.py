@@ -307,6 +307,7 @@ def test_indirect_scales_with_outcome_units(scale, shift):
     (dict(x="x", m=["m1", "m2"], y="y", moderator="w", serial=True), r"`serial=True` cannot"),
     (dict(x="x", m="m1", y="y", level=95.0), r"`level=` is 95.0"),
     (dict(x="x", m="m1", y="y", strata="few"), r"`strata=` 'few' has a level with 1"),
+    (dict(x="x", m="m1", y="y", resample_index=np.zeros((5, 59), int)), r"`resample_index=` has shape"),
 ])
 def test_errors_name_the_argument(kwargs, pattern):
     df = make_data(n=60, seed=1).assign(txt="a", const=1.0)

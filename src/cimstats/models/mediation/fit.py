@@ -320,6 +320,10 @@ def mediation(
 
     if resample_index is not None:
         idx = np.asarray(resample_index)
+        if idx.ndim != 2 or idx.shape[1] != n or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n:
+            raise ModelSpecificationError(
+                f"`resample_index=` has shape {idx.shape} and dtype {idx.dtype}; an integer matrix of "
+                f"resamples x {n} complete rows with positions 0 to {n - 1} was expected.")
         blocks = (K.index_to_counts(idx[i:i + K.BLOCK], n) for i in range(0, idx.shape[0], K.BLOCK))
         n_boot = idx.shape[0]
         resampling = "rows (given index)"

@@ -168,7 +168,10 @@ def draw_counts(
     done = 0
     while done < n_boot:
         b = min(block, n_boot - done)
-        picks = [g[rng.integers(0, len(g), size=(b, len(g)), dtype=dtype)] for g in groups]
+        if len(groups) == 1:  # positions are the units themselves: no gather needed
+            picks = [rng.integers(0, n_units, size=(b, n_units), dtype=dtype)]
+        else:
+            picks = [g[rng.integers(0, len(g), size=(b, len(g)), dtype=dtype)] for g in groups]
         idx = picks[0] if len(picks) == 1 else np.concatenate(picks, axis=1)
         counts = np.empty((b, n_units))
         for i in range(b):  # one small bincount per resample stays in cache
