@@ -66,6 +66,16 @@ def effects_by_lstsq(d: pd.DataFrame, case: str, wvals=()):
         out["index_of_moderated_mediation"] = a3 * b1
         for v in wvals:
             out[f"conditional_indirect[w={v:.4g}]"] = (a1 + a3 * v) * b1
+    elif case == "parallel_second_stage":
+        a1 = ols(m1, x, z)[1]
+        a2 = ols(m2, x, z)[1]
+        coef = ols(y, x, m1, m2, w, m1 * w, m2 * w, z)
+        b1, b2, b13, b23 = coef[2], coef[3], coef[5], coef[6]
+        out["index_of_moderated_mediation[m1]"] = a1 * b13
+        out["index_of_moderated_mediation[m2]"] = a2 * b23
+        for v in wvals:
+            out[f"conditional_indirect[m1 | w={v:.4g}]"] = a1 * (b1 + b13 * v)
+            out[f"conditional_indirect[m2 | w={v:.4g}]"] = a2 * (b2 + b23 * v)
     elif case == "both_stages":
         a1, _, a3 = ols(m1, x, w, x * w, z)[1:4]
         cp, b1, _, cxw, b3 = ols(y, x, m1, w, x * w, m1 * w, z)[1:6]
@@ -88,6 +98,8 @@ CASES = {
     "serial": dict(m=["m1", "m2"], covariates=["z"], serial=True),
     "first_stage": dict(m="m1", covariates=["z"], moderator="w", moderated_paths=("a",)),
     "both_stages": dict(m="m1", covariates=["z"], moderator="w", moderated_paths=("a", "b", "direct")),
+    "parallel_second_stage": dict(m=["m1", "m2"], covariates=["z"], moderator="w", moderated_paths=("b",),
+                                  moderator_values=[1.5, 4.0]),
 }
 
 
@@ -317,3 +329,18 @@ def test_errors_name_the_argument(kwargs, pattern):
         cimstats.mediation(df, n_boot=10, seed=1, **kwargs)
     msg = str(info.value)
     assert msg.count(". ") == 0 and msg.endswith(".")  # one sentence
+
+
+def test_singular_resamples_are_set_aside_and_counted():
+    df = make_data(n=40, seed=2)
+    df["rare"] = 0.0
+    df.loc[[0, 1], "rare"] = 1.0  # absent from about 13% of resamples -> singular design there
+    with pytest.warns(CimstatsWarning, match="singular design"):
+        res = cimstats.mediation(df, x="x", m="m1", y="y", covariates=["rare"], n_boot=300, seed=3)
+    failed = res.n_boot_failed
+    assert 10 < failed < 100
+    draws = res.bootstrap_draws()
+    assert int(draws["indirect"].isna().sum()) == failed
+    t = res.tidy().set_index("term")
+    assert np.isfinite(t.loc["indirect", ["std_error", "ci_lower", "ci_upper"]].astype(float)).all()
+    assert res.glance().loc[0, "n_boot_failed"] == failed
