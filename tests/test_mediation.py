@@ -123,27 +123,32 @@ def test_bootstrap_equals_lstsq_on_the_same_resamples(case):
             assert draws.loc[b, k] == pytest.approx(v, rel=1e-8, abs=1e-10), (b, k)
 
 
-def test_cluster_bootstrap_within_strata_equals_lstsq():
+@pytest.mark.parametrize("case", ["within_between", "first_stage"])
+def test_cluster_bootstrap_within_strata_equals_lstsq(case):
     df = make_data(n=300, seed=4, clusters=40)
     B, seed = 30, 5
+    kw = (dict(within_between=True) if case == "within_between"
+          else dict(moderator="w", moderator_values=[2.0, 4.0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CimstatsWarning)
         res = cimstats.mediation(df, x="x", m="m1", y="y", covariates=["z"], cluster="cl", strata="st",
-                                 within_between=True, n_boot=B, seed=seed)
+                                 n_boot=B, seed=seed, **kw)
     unit, levels = pd.factorize(df["cl"], sort=True)
     st_of_unit = np.asarray(levels) % 3
     counts = np.vstack(list(K.draw_counts(B, unit, len(levels), st_of_unit, seed)))
     draws = res.bootstrap_draws()
     est = res.tidy().set_index("term")["estimate"]
-    for k, v in effects_by_lstsq(df, "within_between").items():
+    wvals = res.moderator_values
+    for k, v in effects_by_lstsq(df, case, wvals).items():
         assert est[k] == pytest.approx(v, rel=1e-10), k
+    cl_counts = np.bincount(unit, minlength=len(levels))
+    n_per_stratum = pd.Series(st_of_unit).value_counts().sort_index().to_numpy()
     for b in range(B):
         # a resampled cluster keeps its rows together; every stratum keeps its number of clusters
-        cl_counts = np.bincount(unit, minlength=len(levels))
         rows = np.repeat(np.arange(len(df)), counts[b].astype(int))
         per_stratum = pd.Series(counts[b] / cl_counts[unit], index=df.index).groupby(df["st"]).sum()
-        assert np.allclose(per_stratum.to_numpy(), (pd.Series(st_of_unit).value_counts().sort_index()).to_numpy())
-        ref = effects_by_lstsq(df.iloc[rows], "within_between")
+        assert np.allclose(per_stratum.to_numpy(), n_per_stratum)
+        ref = effects_by_lstsq(df.iloc[rows], case, wvals)
         for k, v in ref.items():
             assert draws.loc[b, k] == pytest.approx(v, rel=1e-8, abs=1e-10), (b, k)
     assert res.glance().loc[0, "resampling"] == "clusters within strata"
