@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     "anova": "cimstats.models",
     "sem": "cimstats.models",
     "invariance": "cimstats.models",
-    "mediation": "cimstats.models",
+    "mediation": "cimstats.models.mediation.fit",
     # mechanisms, integrate, pipeline
     "test_mechanisms": "cimstats.mechanisms",
     "read_qdpx": "cimstats.integrate",

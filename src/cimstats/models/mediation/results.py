@@ -1,0 +1,191 @@
+"""The frozen result of :func:`cimstats.mediation`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_TIDY = ["term", "effect", "path", "level", "moderator_value", "estimate", "std_error", "statistic", "df",
+         "p_value", "ci_lower", "ci_upper", "ci_method", "delta_se"]
+
+
+@dataclass(frozen=True)
+class MediationResult:
+    """Effects, path coefficients and bootstrap draws of one mediation analysis.
+
+    Attributes
+    ----------
+    spec : Spec
+        Roles, equations and effect definitions (see ``cimstats.models.mediation.spec``).
+    nobs, n_dropped : int
+        Rows used, and rows set aside for a missing value in a model column.
+    dropped : DataFrame
+        Missing values by column (column, n_missing, reason); a row can miss several.
+    n_boot, n_boot_failed, seed, ci, level, resampling, n_clusters
+        How the bootstrap was run (``seed`` repeats it exactly).
+    moderator_values, moderator_values_rule
+        Values of the moderator used for conditional effects and how they were chosen.
+
+    Methods
+    -------
+    tidy(), paths(), glance(), summary(), sensitivity(), bootstrap_draws()
+    """
+
+    spec: Any
+    path_table: pd.DataFrame
+    effects: pd.DataFrame
+    boot: pd.DataFrame
+    boot_params: pd.DataFrame
+    sensitivity_table: pd.DataFrame | None
+    sensitivity_info: dict
+    nobs: int
+    n_dropped: int
+    dropped: pd.DataFrame
+    n_boot: int
+    n_boot_failed: int
+    seed: int | None
+    ci: str
+    level: float
+    resampling: str
+    n_clusters: int | None
+    cluster: str | None
+    strata: str | None
+    moderator_values: tuple
+    moderator_values_rule: str
+
+    # ------------------------------------------------------------------ tables
+    def tidy(self) -> pd.DataFrame:
+        """One row per effect.
+
+        Columns: term, effect (path, indirect, total_indirect, direct, total,
+        conditional_indirect, conditional_direct, index_of_moderated_mediation),
+        path, level (within/between for multilevel models), moderator_value,
+        estimate, std_error (bootstrap SD), statistic (t for a single coefficient,
+        first-order delta-method z, i.e. Sobel, for products), df, p_value,
+        ci_lower, ci_upper (bootstrap interval), ci_method, delta_se.
+        """
+        return self.effects[_TIDY].copy()
+
+    def paths(self) -> pd.DataFrame:
+        """Coefficients of every regression with OLS standard errors and t-based intervals.
+
+        With ``cluster=`` the standard errors are cluster-robust (CR1) with
+        clusters - 1 degrees of freedom.
+
+        Columns: equation (outcome), role (mediator, outcome, total), term, label
+        (a, b, c', d21, a_xw ... for coefficients that enter effects), estimate,
+        std_error, statistic, df, p_value, ci_lower, ci_upper, r_squared, sigma,
+        se_type.
+        """
+        return self.path_table.copy()
+
+    def glance(self) -> pd.DataFrame:
+        """One row describing the analysis: n used, n dropped (with reasons), bootstrap settings."""
+        reasons = "; ".join(f"{r.reason}: {r.n_missing}" for r in self.dropped.itertuples()) or ""
+        row = {
+            "nobs": self.nobs, "n_dropped": self.n_dropped, "dropped_reasons": reasons,
+            "n_boot": self.n_boot, "n_boot_failed": self.n_boot_failed, "seed": self.seed,
+            "ci_method": self.ci, "level": self.level, "resampling": self.resampling,
+            "n_clusters": self.n_clusters, "moderator_values_rule": self.moderator_values_rule,
+        }
+        if self.sensitivity_info:
+            row["rho_at_zero_acme"] = self.sensitivity_info["rho_at_zero_acme"]
+        return pd.DataFrame([row])
+
+    def sensitivity(self) -> pd.DataFrame:
+        """ACME as a function of the mediator-outcome error correlation rho.
+
+        Columns: rho, acme, ci_lower, ci_upper (bootstrap percentile interval of
+        ACME(rho) over the same resamples). ``attrs`` holds rho_at_zero_acme (the
+        rho at which the ACME is zero, with its bootstrap interval
+        rho_at_zero_ci), r2_star_product_at_zero (the product of the shares of
+        residual variance of M and Y that an unmeasured confounder must explain)
+        and r2_tilde_product_at_zero (the same as shares of total variance).
+
+        Raises
+        ------
+        ModelSpecificationError
+            The analysis is not a single-mediator model without moderation or
+            within/between split, where the sensitivity analysis is defined.
+        """
+        if self.sensitivity_table is None:
+            from cimstats.errors import ModelSpecificationError
+
+            raise ModelSpecificationError(
+                "`sensitivity()` is defined for one mediator without `moderator=` or `within_between=`, "
+                "and with `sensitivity=True`; refit such a model to obtain it.")
+        out = self.sensitivity_table.copy()
+        out.attrs.update(self.sensitivity_info)
+        return out
+
+    def bootstrap_draws(self, params: bool = False) -> pd.DataFrame:
+        """The bootstrap distribution: one row per resample, one column per effect
+        (or per coefficient with ``params=True``); set-aside resamples are NaN."""
+        return (self.boot_params if params else self.boot).copy()
+
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """Bootstrap intervals of the effects (at another ``level`` from the same draws: percentile)."""
+        if level is None or level == self.level:
+            return self.effects.set_index("term")[["ci_lower", "ci_upper"]].copy()
+        from cimstats.models.mediation.kernel import percentile_interval
+
+        lo, hi = percentile_interval(self.boot.to_numpy(), level)
+        return pd.DataFrame({"ci_lower": lo, "ci_upper": hi}, index=self.boot.columns)
+
+    @property
+    def params(self) -> pd.Series:
+        return self.effects.set_index("term")["estimate"].copy()
+
+    @property
+    def std_errors(self) -> pd.Series:
+        return self.effects.set_index("term")["std_error"].copy()
+
+    # ------------------------------------------------------------------ text
+    def summary(self) -> str:
+        """Plain-text report: model, sample, paths, effects and (if computed) sensitivity."""
+        s = self.spec
+        kind = "serial" if s.serial and len(s.mediators) > 1 else "parallel" if len(s.mediators) > 1 else "single"
+        lines = [f"Mediation analysis ({kind} mediator{'s' if len(s.mediators) > 1 else ''}"
+                 + (", multilevel 1-1-1 within/between" if s.within_between else "")
+                 + (f", moderated by {s.moderator} on {', '.join(s.moderated_paths)}" if s.moderator else "") + ")",
+                 f"  X: {s.x}   M: {', '.join(s.mediators)}   Y: {s.y}"
+                 + (f"   covariates: {', '.join(s.covariates)}" if s.covariates else ""),
+                 f"  n used: {self.nobs}   n dropped: {self.n_dropped}"
+                 + (f" ({self.glance().loc[0, 'dropped_reasons']})" if self.n_dropped else ""),
+                 f"  bootstrap: {self.n_boot} resamples of {self.resampling}"
+                 + (f" ({self.n_clusters} clusters)" if self.n_clusters else "")
+                 + f", seed {self.seed}, {self.ci} {self.level:.0%} intervals"
+                 + (f", {self.n_boot_failed} set aside" if self.n_boot_failed else "")]
+        if s.moderator:
+            vals = ", ".join(f"{v:.4g}" for v in self.moderator_values)
+            lines.append(f"  moderator values ({self.moderator_values_rule}): {vals}")
+        lines.append("")
+        lines.append("Regressions (OLS):")
+        p = self.path_table
+        for eq, grp in p.groupby(["role", "equation"], sort=False):
+            lines.append(f"  {eq[1]}" + (" (total-effect model)" if eq[0] == "total" else "")
+                         + f"   R2 = {grp['r_squared'].iloc[0]:.3f}")
+            for r in grp.itertuples():
+                lines.append(f"    {r.term:<28} {r.label:<10} {r.estimate:>10.4f} {r.std_error:>9.4f} "
+                             f"{r.p_value:>8.4f}")
+        lines.append("")
+        lines.append(f"Effects (estimate, bootstrap SE, {self.ci} {self.level:.0%} CI):")
+        for r in self.effects.itertuples():
+            lines.append(f"  {r.term:<40} {r.estimate:>10.4f} {r.std_error:>9.4f}  "
+                         f"[{r.ci_lower:.4f}, {r.ci_upper:.4f}]")
+        if self.sensitivity_info:
+            si = self.sensitivity_info
+            lines.append("")
+            lines.append(f"Sensitivity: ACME = 0 at rho = {si['rho_at_zero_acme']:.3f} "
+                         f"(R2*_M R2*_Y = {si['r2_star_product_at_zero']:.3f}, "
+                         f"R2~_M R2~_Y = {si['r2_tilde_product_at_zero']:.3f})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + self.summary().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
