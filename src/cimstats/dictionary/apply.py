@@ -382,6 +382,11 @@ def _items(rule: Rule, cols: list[SourceColumn], n: int) -> Applied:
     r[~enough] = FEW
     r[~enough & allsys] = SYS
     r[~enough & ~allsys & (nvalid == 0) & anydecl] = SRC
+    few = int((r == FEW).sum())
+    if few:
+        ap.problems.append(("H212", f"{few} row(s) have fewer than {rule.params['min_valid']} valid items of "
+                                    f"{len(cols)}, so their {rule.name} is missing",
+                            "This follows the rule's min_valid; lower it only if the instrument's scoring allows."))
     return ap
 
 

@@ -82,7 +82,7 @@ def quantile_codes(values: np.ndarray, groups: np.ndarray | None, n: int, higher
         first = frame.dropna(subset=["k"]).drop_duplicates(["g", "u"])
         codes = _codes(first["k"].to_numpy(), first["g"].to_numpy(), n)
         lut = pd.Series(codes, index=pd.MultiIndex.from_arrays([first["g"], first["u"]]))
-        out = lut.reindex(pd.MultiIndex.from_arrays([g, u])).to_numpy(dtype=float)
+        out = lut.reindex(pd.MultiIndex.from_arrays([g, u])).to_numpy(dtype=float, copy=True)
         out[np.isnan(key)] = np.nan
         return out
     return _codes(key, g, n)

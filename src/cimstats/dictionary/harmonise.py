@@ -486,7 +486,7 @@ def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list)
     cols = _source_columns(s, dict.fromkeys(needed))
     ap = apply_rule(rule, cols, n, target_min=t.min, target_max=t.max, target_unit=t.unit, target_is_text=t.is_text)
     for code, msg, remedy in ap.problems:
-        sev = "warning" if code in ("H209",) else "error"
+        sev = "warning" if code in ("H209",) else "info" if code == "H212" else "error"
         issues.add(code, f"{t.name} x {sid}: {msg}.", severity=sev, column="arguments", remedy=remedy, **where)
     rec = _finalise(t, ap, sid, issues, where)
     reason = ap.reason

@@ -153,6 +153,8 @@ class Dictionary:
         tables = {}
         for t, f in frames.items():
             df = pd.DataFrame(f)
+            if len(df.columns) == 0:
+                df = pd.DataFrame(columns=list(COLUMNS[t][0]))
             tables[t] = _normalise(df, f"{label}:{t}", t, report)
         return _build(tables, None if root is None else Path(root), report)
 
