@@ -219,4 +219,4 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
     try:
         atomic_write(p, write)
     except OSError as exc:
-        raise SurveyWriteError(f"Writing the codebook '{p.name}' failed ({exc}); nothing was written.") from None
+        raise SurveyWriteError(f"Writing the codebook '{p.name}' failed ({exc.strerror or exc}); nothing was written.") from None

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 #: extension -> format name
@@ -80,7 +81,7 @@ def sniff_format(head: bytes) -> str | None:
     if head.startswith(_SAS7BDAT_MAGIC):
         return "sas7bdat"
     if head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD") or head.startswith(
-        b"HEADER RECORD*******LIBV8 HEADER RECORD"
+        b"HEADER RECORD*******LIBV8"
     ):
         return "xpt"
     if head.startswith(b"PAR1"):
@@ -105,3 +106,16 @@ def compatible(claimed: str, found: str | None) -> bool:
     if claimed == "por":
         return found in ("text", "por")
     return False
+
+
+def short_reason(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of an underlying error, without its full stop, for use inside ours.
+
+    Examples
+    --------
+    >>> short_reason(ValueError("Magic bytes not found. Either corrupt or not parquet."))
+    'Magic bytes not found'
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = re.split(r"(?<=[.!?])\s", text)[0].rstrip(".!? ")
+    return first if len(first) <= limit else first[: limit - 3] + "..."

@@ -22,6 +22,7 @@ import pandas as pd
 
 from cimstats.errors import MetadataError, SurveyReadError
 from cimstats.io.formats import (
+    short_reason,
     FORMAT_NAMES,
     READ_FORMATS,
     compatible,
@@ -323,7 +324,7 @@ def _readstat_error(exc: Exception, path: Path, fmt: str, encoding, columns) -> 
     if "does not exist" in low:
         return SurveyReadError(f"Survey file '{path}' does not exist; check the path and the current folder.")
     if "usecols" in low or ("column" in low and "not found" in low) or "not present" in low:
-        return SurveyReadError(f"`columns` names a variable that '{path.name}' does not have ({msg}); "
+        return SurveyReadError(f"`columns` names a variable that '{path.name}' does not have ({short_reason(exc)}); "
                                "check the names with `cimstats inspect`.")
     if "character set" in low or "encoding" in low or "convert string" in low or "iconv" in low:
         hint = f"the encoding '{encoding}' does not fit it" if encoding else "its declared encoding is unknown"
@@ -338,9 +339,9 @@ def _readstat_error(exc: Exception, path: Path, fmt: str, encoding, columns) -> 
         )
     if "invalid" in low or "unsupported" in low or "parse" in low:
         return SurveyReadError(
-            f"'{path.name}' is not a valid {kind} file ({msg}); export it again or pass the right `format=`."
+            f"'{path.name}' is not a valid {kind} file ({short_reason(exc)}); export it again or pass the right `format=`."
         )
-    return SurveyReadError(f"'{path.name}' could not be read as a {kind} file ({msg}); check that it is complete.")
+    return SurveyReadError(f"'{path.name}' could not be read as a {kind} file ({short_reason(exc)}); check that it is complete.")
 
 
 def _plain_code(v: Any) -> Any:
@@ -475,10 +476,8 @@ def _restore_codes_from_labels(raw: pd.DataFrame, name: str, value_labels: dict,
                 new_labels[code] = text
         else:
             new_labels[k] = lab
-    new_codes = [mapping[c][0] if c in mapping else c for c in codes]
-    for k in mapping:
-        if mapping[k][0] not in new_codes:
-            new_codes.append(mapping[k][0])
+    # letters were given in ascending code order, so letter order restores the code order
+    new_codes = [mapping[k][0] for k in sorted(mapping)] + [c for c in codes if c not in mapping]
     return new_labels, list(dict.fromkeys(new_codes))
 
 
@@ -542,9 +541,9 @@ def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_of
             f"'{path.name}' is not valid {encoding or 'UTF-8'} text; pass the right `encoding=` (e.g. 'cp1252')."
         ) from None
     except ValueError as exc:
-        raise SurveyReadError(f"'{path.name}' could not be read as CSV ({exc}); check `columns=` and the file.") from None
+        raise SurveyReadError(f"'{path.name}' could not be read as CSV ({short_reason(exc)}); check `columns=` and the file.") from None
     except pd.errors.ParserError as exc:
-        raise SurveyReadError(f"'{path.name}' is not well-formed CSV ({exc}); check its delimiters and quotes.") from None
+        raise SurveyReadError(f"'{path.name}' is not well-formed CSV ({short_reason(exc)}); check its delimiters and quotes.") from None
     if columns is not None:
         df = df[list(columns)]
     meta = {n: m for n, m in meta.items() if n in df.columns}
@@ -658,7 +657,7 @@ def _read_parquet(path: Path, columns, user_missing, extra_missing, row_offset, 
         raise
     except Exception as exc:
         raise SurveyReadError(
-            f"'{path.name}' is not a readable Parquet file ({type(exc).__name__}: {exc}); it may be truncated, "
+            f"'{path.name}' is not a readable Parquet file ({short_reason(exc)}); it may be truncated, "
             "so write or copy it again."
         ) from None
     df = table.to_pandas()
@@ -675,7 +674,7 @@ def _iter_parquet(path: Path, chunksize: int, columns, user_missing, extra_missi
         pf = pq.ParquetFile(path)
     except Exception as exc:
         raise SurveyReadError(
-            f"'{path.name}' is not a readable Parquet file ({type(exc).__name__}: {exc}); write or copy it again."
+            f"'{path.name}' is not a readable Parquet file ({short_reason(exc)}); write or copy it again."
         ) from None
     meta, extra = _parquet_meta(pf.schema_arrow, path)
     offset = 0

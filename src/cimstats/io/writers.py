@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import CimstatsWarning, SurveyWriteError
-from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS
+from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _SPSS_FORMAT = re.compile(r"^(F|COMMA|DOT|DOLLAR|PCT|E|N)\d+(\.\d+)?$")
@@ -35,6 +35,30 @@ _COMPANION = "__missing__{}"
 _STATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _STATA_RESERVED = {"_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long", "_n",
                    "_N", "_pi", "_pred", "_rc", "_skip", "strL", "using", "with"}
+
+
+#: longest variable label / value label each format holds (bytes for SPSS, characters for Stata)
+_LABEL_LIMITS = {"sav": (256, 120), "zsav": (256, 120), "por": (255, 60), "dta": (80, 32000), "xpt": (256, 0)}
+
+
+def _check_label_lengths(survey: Survey, fmt: str) -> None:
+    if fmt not in _LABEL_LIMITS:
+        return
+    var_limit, val_limit = _LABEL_LIMITS[fmt]
+    size = (lambda t: len(t.encode("utf-8"))) if fmt in ("sav", "zsav", "por") else len
+    unit = "bytes" if fmt in ("sav", "zsav", "por") else "characters"
+    for name, m in survey.meta.items():
+        if m.label and size(m.label) > var_limit:
+            raise SurveyWriteError(
+                f"The label of variable '{name}' is {size(m.label)} {unit} long, but a {FORMAT_NAMES[fmt]} file "
+                f"holds at most {var_limit}; shorten it (keep the full text in a codebook) before writing."
+            )
+        for code, text in m.value_labels.items():
+            if val_limit and size(str(text)) > val_limit:
+                raise SurveyWriteError(
+                    f"The value label of {code!r} in '{name}' is {size(str(text))} {unit} long, but a "
+                    f"{FORMAT_NAMES[fmt]} file holds at most {val_limit}; shorten it before writing."
+                )
 
 
 def _check_names(survey: Survey, fmt: str) -> None:
@@ -160,6 +184,7 @@ def write_survey(
     if missing_map:
         survey = _remap_codes(survey, dict(missing_map))
     _check_names(survey, fmt)
+    _check_label_lengths(survey, fmt)
     label = file_label if file_label is not None else (survey.source.file_label or "")
     writer = {"sav": _write_sav, "zsav": _write_sav, "dta": _write_dta, "por": _write_por_xpt,
               "xpt": _write_por_xpt, "csv": _write_csv, "parquet": _write_parquet}[fmt]
@@ -173,7 +198,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     The temporary file is removed if ``write`` fails, so ``path`` is either the
     complete new file or what it was before.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
@@ -188,7 +213,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def _fail(path: Path, fmt: str, exc: Exception) -> SurveyWriteError:
     return SurveyWriteError(
-        f"Writing '{path.name}' as {FORMAT_NAMES[fmt]} failed ({str(exc).rstrip('.')}); nothing was written, "
+        f"Writing '{path.name}' as {FORMAT_NAMES[fmt]} failed ({short_reason(exc)}); nothing was written, "
         "so fix the variable it names and write again."
     )
 
