@@ -136,21 +136,24 @@ class HarmonisationReport:
 
 @dataclass(frozen=True)
 class HarmonisationResult:
-    """The harmonised, stacked survey and its report. Unpacks as ``survey, report``.
+    """The harmonised, stacked survey(s) and the report. Unpacks as ``survey, report``.
 
     Attributes
     ----------
-    survey : Survey
-        One row per source row of every study (rows in = rows out), columns
-        ``study, country, wave`` then the target variables in dictionary
-        order, with labels and categories from the dictionary.
+    surveys : dict of str to Survey
+        One stacked survey per output table (the key is ``""`` when the
+        dictionary has one table; e.g. ``"patients"`` and ``"alters"``
+        otherwise). Each has one row per source row of each of its studies
+        (rows in = rows out), columns ``study, country, wave`` then the target
+        variables in dictionary order, with labels and categories from the
+        dictionary.
     report : HarmonisationReport
     dictionary : Dictionary
     rows : dict of str to int
         Rows per study (equal in input and output).
     """
 
-    survey: Survey
+    surveys: dict
     report: HarmonisationReport
     dictionary: Dictionary
     rows: dict
@@ -158,12 +161,27 @@ class HarmonisationResult:
     _inputs: dict = field(repr=False, default_factory=dict)
     _offsets: dict = field(repr=False, default_factory=dict)
 
+    @property
+    def survey(self) -> Survey:
+        """The harmonised survey when the dictionary has one output table."""
+        if len(self.surveys) == 1:
+            return next(iter(self.surveys.values()))
+        raise HarmonisationError(f"The dictionary defines {len(self.surveys)} tables ({', '.join(self.surveys)}); "
+                                 "use `result.surveys[name]` or `result[name]`.")
+
+    def __getitem__(self, table: str) -> Survey:
+        try:
+            return self.surveys[table]
+        except KeyError:
+            raise HarmonisationError(f"No harmonised table '{table}'; available: {', '.join(map(repr, self.surveys))}.") from None
+
     def __iter__(self):
-        return iter((self.survey, self.report))
+        """``survey, report`` (``surveys`` dict instead of one survey when there are several tables)."""
+        return iter((self.survey if len(self.surveys) == 1 else self.surveys, self.report))
 
     @property
     def nobs(self) -> int:
-        return len(self.survey)
+        return sum(len(s) for s in self.surveys.values())
 
     def tidy(self) -> pd.DataFrame:
         """The per study x target report table."""
@@ -187,7 +205,7 @@ class HarmonisationResult:
         """Every harmonised cell that is missing for a reason other than an empty source cell.
 
         Columns: ``study, row`` (0-based row within the study), ``output_row``
-        (row in ``survey``), ``target, reason, source, source_value`` (the
+        (row in its table's survey), ``table, target, reason, source, source_value`` (the
         value or declared missing code the source cell held).
         """
         frames = []
@@ -206,9 +224,10 @@ class HarmonisationResult:
                     vals[has] = rec[has]
                 sv = vals
             frames.append(pd.DataFrame({"study": sid, "row": pos, "output_row": pos + self._offsets[sid], "target": tname,
+                                        "table": self.dictionary.table_of(sid),
                                         "reason": np.asarray(REASON_ORDER, dtype=object)[why - 1],
                                         "source": ", ".join(sources), "source_value": sv}))
-        cols = ["study", "row", "output_row", "target", "reason", "source", "source_value"]
+        cols = ["study", "row", "output_row", "table", "target", "reason", "source", "source_value"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
@@ -377,19 +396,35 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     d = dictionary if isinstance(dictionary, Dictionary) else read_dictionary(dictionary, strict=False)
     issues = Report(list(d.report.issues))
     inputs = _collect_inputs(studies, d, data_dir, issues)
-    targets = list(d.targets.values())
     rows_meta: list[dict] = []
     unmapped_rows: list[dict] = []
     audit: dict = {}
-    frames: list[pd.DataFrame] = []
-    missing_frames: list[pd.DataFrame] = []
     rows: dict[str, int] = {}
     offsets: dict[str, int] = {}
+    surveys: dict[str, Survey] = {}
+    for tb, tmap in d.tables.items():
+        members = {sid: s for sid, s in inputs.items() if s is not None and d.table_of(sid) == tb}
+        surveys[tb] = _stack(d, tb, tmap, members, issues, rows_meta, unmapped_rows, audit, rows, offsets)
+    table = pd.DataFrame(rows_meta, columns=["table"] + REPORT_COLUMNS)
+    if len(d.tables) <= 1:
+        table = table.drop(columns="table")
+    unm = pd.DataFrame(unmapped_rows, columns=["study", "target", "source", "value", "label", "n", "reason"])
+    report = HarmonisationReport(table, unm, issues)
+    result = HarmonisationResult(surveys, report, d, rows, audit, {k: v for k, v in inputs.items() if v is not None}, offsets)
+    if strict and issues.has_errors:
+        raise HarmonisationError(f"Harmonisation found {len(issues.errors)} error(s); the report lists each with its code, "
+                                 "file, row and remedy (run without strict to inspect the result).", report=issues)
+    return result
+
+
+def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, rows_meta, unmapped_rows, audit,
+           rows, offsets) -> Survey:
+    """Harmonise the studies of one output table and stack them."""
+    targets = list(tmap.values())
+    frames: list[pd.DataFrame] = []
+    missing_frames: list[pd.DataFrame] = []
     offset = 0
-    design_targets = [c for c in DESIGN_COLUMNS if c in d.targets]
-    for sid, s in inputs.items():
-        if s is None:
-            continue
+    for sid, s in members.items():
         n = len(s)
         rows[sid] = n
         offsets[sid] = offset
@@ -398,7 +433,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         cols: dict[str, Any] = {"study": np.full(n, sid, dtype=object)}
         records: dict[str, np.ndarray] = {}
         for dc in ("country", "wave"):
-            if dc not in d.targets or (dc, sid) not in d.rules:
+            if dc not in tmap or (dc, sid) not in d.rules:
                 val = info.get(dc, "")
                 if dc == "wave":
                     cols[dc] = np.full(n, float(val) if val not in ("", None) else np.nan)
@@ -411,6 +446,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
             if m is None and t.name in ("country", "wave"):
                 continue  # filled from the studies table above
             vals, reason, rec, row = _one(t, m, s, sid, issues, unmapped_rows)
+            row["table"] = tb
             cols[t.name] = vals
             if rec is not None:
                 records[t.name] = rec
@@ -421,7 +457,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         order = ["study", "country", "wave"] + [t.name for t in targets if t.name not in DESIGN_COLUMNS]
         df = pd.DataFrame({c: cols[c] for c in order if c in cols})
         for c in df.columns:
-            t = d.targets.get(c)
+            t = tmap.get(c)
             if (t is not None and t.is_text) or (c in ("study", "country") and t is None):
                 df[c] = pd.Series(cols[c], dtype="str")
         frames.append(df)
@@ -432,27 +468,20 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         missing = missing.astype(object).where(pd.notna(missing), None) if len(missing.columns) else pd.DataFrame(index=data.index)
         missing.index = data.index
     else:
-        data = pd.DataFrame(columns=["study"])
+        data = pd.DataFrame({"study": pd.Series([], dtype="str")})
         missing = None
     meta = {"study": VariableMeta("study", label="Study", storage="string", measure="nominal")}
-    if "country" in data.columns and "country" not in d.targets:
+    if "country" in data.columns and "country" not in tmap:
         meta["country"] = VariableMeta("country", label="Country", storage="string", measure="nominal")
-    if "wave" in data.columns and "wave" not in d.targets:
+    if "wave" in data.columns and "wave" not in tmap:
         meta["wave"] = VariableMeta("wave", label="Wave", measure="ordinal")
     for t in targets:
         if t.name in data.columns:
             meta[t.name] = _target_meta(t)
-    _check_ids(d, data, issues)
-    survey = Survey(data, meta, missing, SourceInfo(path=None, format=None, file_label="Harmonised data",
-                                                    notes=tuple(f"{sid}: {n} rows" for sid, n in rows.items())))
-    table = pd.DataFrame(rows_meta, columns=REPORT_COLUMNS)
-    unm = pd.DataFrame(unmapped_rows, columns=["study", "target", "source", "value", "label", "n", "reason"])
-    report = HarmonisationReport(table, unm, issues)
-    result = HarmonisationResult(survey, report, d, rows, audit, {k: v for k, v in inputs.items() if v is not None}, offsets)
-    if strict and issues.has_errors:
-        raise HarmonisationError(f"Harmonisation found {len(issues.errors)} error(s); the report lists each with its code, "
-                                 "file, row and remedy (run without strict to inspect the result).", report=issues)
-    return result
+    _check_ids(d, members, data, issues)
+    return Survey(data, meta, missing, SourceInfo(path=None, format=None,
+                                                  file_label=f"Harmonised {tb} data" if tb else "Harmonised data",
+                                                  notes=tuple(f"{sid}: {len(s)} rows" for sid, s in members.items())))
 
 
 def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list):
@@ -601,8 +630,8 @@ def _check_label_coverage(t: Target, rule, col: SourceColumn, sid: str, issues: 
                    remedy="Add them to the recode (to NA if they mean missing) so future data cannot fall through.", **where)
 
 
-def _check_ids(d: Dictionary, data: pd.DataFrame, issues: Report) -> None:
-    id_targets = {k[0] for k, m in d.rules.items() if m.rule is not None and m.rule.name == "id"}
+def _check_ids(d: Dictionary, members: dict, data: pd.DataFrame, issues: Report) -> None:
+    id_targets = {k[0] for k, m in d.rules.items() if m.rule is not None and m.rule.name == "id" and k[1] in members}
     for name in id_targets:
         if name not in data.columns:
             continue

@@ -46,9 +46,9 @@ from cimstats.errors import DictionaryError, Report
 
 TABLES = ("studies", "variables", "categories", "mappings")
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # required, optional
-    "studies": (("study",), ("file", "format", "country", "wave", "language", "id_variable", "description")),
-    "variables": (("name", "type"), ("label", "unit", "min", "max", "required", "construct", "description")),
-    "categories": (("variable", "code", "label"), ("order", "is_missing")),
+    "studies": (("study",), ("file", "format", "table", "country", "wave", "language", "id_variable", "description")),
+    "variables": (("name", "type"), ("table", "label", "unit", "min", "max", "required", "construct", "description")),
+    "categories": (("variable", "code", "label"), ("table", "order", "is_missing")),
     "mappings": (("target", "study", "rule"), ("source", "arguments", "status", "comment")),
 }
 TYPES = ("categorical", "ordinal", "integer", "decimal", "string")
@@ -75,6 +75,7 @@ class Target:
     construct: str | None = None
     description: str | None = None
     categories: tuple = ()  # (code, label, is_missing) in order
+    table: str = ""
 
     @property
     def is_text(self) -> bool:
@@ -114,8 +115,9 @@ class Dictionary:
         Folder the tables came from (file paths in ``studies`` are relative to it).
     studies, variables, categories, mappings : pandas.DataFrame
         The tables as written (text cells), plus ``_file`` and ``_row`` columns.
-    targets : dict of str to Target
-        Parsed target variables, in table order.
+    tables : dict of str to dict of str to Target
+        Parsed target variables per output table (``""`` when the dictionary
+        has one table), in the order of the variables table.
     rules : dict of (target, study) to Mapping_
         Parsed mappings.
     report : Report
@@ -127,9 +129,20 @@ class Dictionary:
     variables: pd.DataFrame
     categories: pd.DataFrame
     mappings: pd.DataFrame
-    targets: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
     rules: dict = field(default_factory=dict)
     report: Report = field(default_factory=Report)
+
+    @property
+    def targets(self) -> dict:
+        """Target variables by name (one table), or by ``(table, name)`` when there are several tables."""
+        if len(self.tables) <= 1:
+            return dict(next(iter(self.tables.values()), {}))
+        return {(tb, n): t for tb, ts in self.tables.items() for n, t in ts.items()}
+
+    def table_of(self, sid: str) -> str:
+        """The output table a study belongs to."""
+        return self.study(sid).get("table", "") or ""
 
     @property
     def study_ids(self) -> list[str]:
@@ -349,11 +362,19 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
         if r["wave"]:
             _num(report, "studies", r, "wave", r["wave"])
     _dups(report, st, ("study",), "studies", "study")
+    study_table = {r["study"]: r["table"] for _, r in st.iterrows() if r["study"]}
+    table_names = list(dict.fromkeys(study_table.values())) or [""]
     # variables
-    targets: dict[str, Target] = {}
+    tables: dict[str, dict[str, Target]] = {tb: {} for tb in table_names}
     for _, r in va.iterrows():
         if not _empty(report, "variables", r, ("name", "type")):
             continue
+        tb = r["table"]
+        if tb not in tables:
+            report.add("D017", f"variables row {r['_row']} puts '{r['name']}' in table '{tb}', which no study belongs to.",
+                       file=r["_file"], row=int(r["_row"]), column="table",
+                       remedy=f"Use a table named in the studies table ({', '.join(repr(t) for t in tables)}) or add studies for it.")
+            tables[tb] = {}
         typ = _TYPE_ALIASES.get(r["type"].lower(), r["type"].lower())
         if typ not in TYPES:
             close = difflib.get_close_matches(typ, TYPES, n=1)
@@ -365,19 +386,20 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
         if lo is not None and hi is not None and lo > hi:
             report.add("D011", f"variables row {r['_row']} gives '{r['name']}' min {r['min']} greater than max {r['max']}.",
                        file=r["_file"], row=int(r["_row"]), column="min", remedy="Swap min and max.")
-        if r["name"] not in targets:
-            targets[r["name"]] = Target(r["name"], typ, r["label"] or None, r["unit"] or None, lo, hi,
-                                        _yesno(report, "variables", r, "required"), r["construct"] or None,
-                                        r["description"] or None)
-    _dups(report, va, ("name",), "variables", "variable")
+        if r["name"] not in tables[tb]:
+            tables[tb][r["name"]] = Target(r["name"], typ, r["label"] or None, r["unit"] or None, lo, hi,
+                                           _yesno(report, "variables", r, "required"), r["construct"] or None,
+                                           r["description"] or None, table=tb)
+    _dups(report, va, ("table", "name"), "variables", "variable")
+    all_names = sorted({n for ts in tables.values() for n in ts})
     # categories
-    cats: dict[str, list] = {}
+    cats: dict[tuple, list] = {}
     for _, r in ca.iterrows():
         if not _empty(report, "categories", r, ("variable", "code", "label")):
             continue
-        t = targets.get(r["variable"])
-        if t is None:
-            close = difflib.get_close_matches(r["variable"], list(targets), n=1)
+        owners = [ts[r["variable"]] for tb, ts in tables.items() if r["variable"] in ts and (not r["table"] or tb == r["table"])]
+        if not owners:
+            close = difflib.get_close_matches(r["variable"], all_names, n=1)
             report.add("D009", f"categories row {r['_row']} is for '{r['variable']}', which is not in the variables table.",
                        file=r["_file"], row=int(r["_row"]), column="variable",
                        remedy=(f"Did you mean '{close[0]}'? " if close else "") + "Add the variable or correct the name.")
@@ -387,26 +409,29 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
             continue
         miss = _yesno(report, "categories", r, "is_missing")
         order = _num(report, "categories", r, "order", r["order"])
-        if not t.has_categories:
-            report.add("D016", f"categories row {r['_row']} gives a code for '{t.name}', whose type '{t.type}' has no categories.",
-                       severity="warning", file=r["_file"], row=int(r["_row"]), column="variable",
-                       remedy="Change the variable's type to categorical or ordinal, or delete the category rows.")
-        if not miss and ((t.min is not None and code < t.min) or (t.max is not None and code > t.max)):
-            report.add("D012", f"categories row {r['_row']} gives '{t.name}' code {r['code']}, outside its valid range "
-                               f"{_fmt(t.min)}-{_fmt(t.max)}.", file=r["_file"], row=int(r["_row"]), column="code",
-                       remedy="Correct the code, widen the range in the variables table, or mark it is_missing=yes.")
-        cats.setdefault(t.name, []).append((order if order is not None else len(cats.get(t.name, [])) + 1e6, code, r["label"], miss))
-    _dups(report, ca, ("variable", "code"), "categories", "code of a variable")
-    for name, t in list(targets.items()):
-        lst = sorted(cats.get(name, []), key=lambda x: (x[0], x[1]))
-        targets[name] = Target(**{**t.__dict__, "categories": tuple((c, lab, m) for _, c, lab, m in lst)})
-        if t.has_categories and not lst:
-            row = va.loc[va["name"] == name].iloc[0]
-            report.add("D010", f"variables row {row['_row']} declares '{name}' {t.type} but the categories table has no codes for it.",
-                       file=row["_file"], row=int(row["_row"]), column="type",
-                       remedy="Add its codes to the categories table, or make it integer/decimal.")
+        for t in owners:
+            if not t.has_categories:
+                report.add("D016", f"categories row {r['_row']} gives a code for '{t.name}', whose type '{t.type}' has no categories.",
+                           severity="warning", file=r["_file"], row=int(r["_row"]), column="variable",
+                           remedy="Change the variable's type to categorical or ordinal, or delete the category rows.")
+            if not miss and ((t.min is not None and code < t.min) or (t.max is not None and code > t.max)):
+                report.add("D012", f"categories row {r['_row']} gives '{t.name}' code {r['code']}, outside its valid range "
+                                   f"{_fmt(t.min)}-{_fmt(t.max)}.", file=r["_file"], row=int(r["_row"]), column="code",
+                           remedy="Correct the code, widen the range in the variables table, or mark it is_missing=yes.")
+            key = (t.table, t.name)
+            cats.setdefault(key, []).append((order if order is not None else len(cats.get(key, [])) + 1e6, code, r["label"], miss))
+    _dups(report, ca, ("table", "variable", "code"), "categories", "code of a variable")
+    for tb, ts in tables.items():
+        for name, t in list(ts.items()):
+            lst = sorted(cats.get((tb, name), []), key=lambda x: (x[0], x[1]))
+            ts[name] = Target(**{**t.__dict__, "categories": tuple((c, lab, m) for _, c, lab, m in lst)})
+            if t.has_categories and not lst:
+                row = va.loc[(va["name"] == name) & (va["table"] == tb)].iloc[0]
+                report.add("D010", f"variables row {row['_row']} declares '{name}' {t.type} but the categories table has no codes for it.",
+                           file=row["_file"], row=int(row["_row"]), column="type",
+                           remedy="Add its codes to the categories table, or make it integer/decimal.")
     # mappings
-    study_ids = set(st["study"]) - {""}
+    study_ids = set(study_table)
     rules: dict = {}
     for _, r in ma.iterrows():
         if not _empty(report, "mappings", r, ("target", "study")):
@@ -416,11 +441,18 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
             close = difflib.get_close_matches(r["study"], sorted(study_ids), n=1)
             report.add("D008", f"mappings row {r['_row']} is for study '{r['study']}', which is not in the studies table.",
                        column="study", remedy=(f"Did you mean '{close[0]}'? " if close else "") + "Add the study or correct the id.", **where)
-        t = targets.get(r["target"])
-        if t is None and r["target"] not in DESIGN_COLUMNS:
-            close = difflib.get_close_matches(r["target"], list(targets), n=1)
-            report.add("D009", f"mappings row {r['_row']} maps target '{r['target']}', which is not in the variables table.",
-                       column="target", remedy=(f"Did you mean '{close[0]}'? " if close else "") + "Add it to variables or correct the name.", **where)
+        tb = study_table.get(r["study"], "")
+        t = tables.get(tb, {}).get(r["target"])
+        if t is None and r["target"] not in DESIGN_COLUMNS and r["study"] in study_ids:
+            elsewhere = [x for x, ts in tables.items() if r["target"] in ts]
+            if elsewhere:
+                report.add("D017", f"mappings row {r['_row']} maps '{r['target']}' (table '{elsewhere[0]}') for study "
+                                   f"'{r['study']}' (table '{tb}').", column="target",
+                           remedy="Map each study only to targets of its own table.", **where)
+            else:
+                close = difflib.get_close_matches(r["target"], all_names, n=1)
+                report.add("D009", f"mappings row {r['_row']} maps target '{r['target']}', which is not in the variables table.",
+                           column="target", remedy=(f"Did you mean '{close[0]}'? " if close else "") + "Add it to variables or correct the name.", **where)
         status = r["status"].lower() or "complete"
         if status not in STATUSES:
             report.add("D006", f"mappings row {r['_row']} has status '{r['status']}'.", column="status",
@@ -447,15 +479,15 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
         if key not in rules:
             rules[key] = Mapping_(r["target"], r["study"], rule, status, r["comment"] or None, r["_file"], int(r["_row"]))
     _dups(report, ma, ("target", "study"), "mappings", "target x study (two rules for one target)")
-    # coverage: every target in every study
-    for name, t in targets.items():
-        for sid in st["study"]:
-            if sid and (name, sid) not in rules and name not in DESIGN_COLUMNS:
-                row = va.loc[va["name"] == name].iloc[0]
-                report.add("D013", f"target '{name}' has no mapping for study '{sid}'.",
-                           severity="error" if t.required else "warning", file="mappings", column="target",
-                           remedy=f"Add a mappings row for {name} x {sid} (rule impossible if the study cannot provide it).")
-    return Dictionary(root, st, va, ca, ma, targets, rules, report)
+    # coverage: every target of a table in every study of that table
+    for tb, ts in tables.items():
+        for name, t in ts.items():
+            for sid, stb in study_table.items():
+                if stb == tb and (name, sid) not in rules and name not in DESIGN_COLUMNS:
+                    report.add("D013", f"target '{name}' has no mapping for study '{sid}'.",
+                               severity="error" if t.required else "warning", file="mappings", column="target",
+                               remedy=f"Add a mappings row for {name} x {sid} (rule impossible if the study cannot provide it).")
+    return Dictionary(root, st, va, ca, ma, tables, rules, report)
 
 
 def _fmt(v):
