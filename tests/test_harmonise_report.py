@@ -28,7 +28,7 @@ def two_studies(overrides=None):
         m.update(overrides.get((m["target"], m["study"]), {}))
     return Dictionary.from_frames(
         studies=[{"study": "EN", "country": "EN", "wave": 0}, {"study": "NL", "country": "NL", "wave": 0}],
-        variables=[{"name": "patient_id", "type": "string", "required": "yes"},
+        variables=[{"name": "patient_id", "type": "string", "required": "yes", "key": "yes"},
                    {"name": "sex", "type": "categorical", "label": "Sex"},
                    {"name": "semcd_1", "type": "integer", "min": 1, "max": 10, "label": "SEMCD item 1"}],
         categories=[{"variable": "sex", "code": 1, "label": "male"}, {"variable": "sex", "code": 2, "label": "female"},

@@ -147,6 +147,8 @@ def apply_rule(rule: Rule, cols: dict[str, SourceColumn], n: int, *, target_min=
         ap.values = np.where(ok, x, np.nan)
         return ap
     if name == "id":
+        if "template" in rule.params:
+            return _id_template(rule, [cols[x] for x in rule.sources])
         return _id(rule, col)
     if name == "recode":
         return _recode(rule, col, target_is_text)
@@ -221,6 +223,42 @@ def _id(rule: Rule, col: SourceColumn) -> Applied:
             s = s.str.zfill(width)
         out[ok] = (prefix + s).to_numpy(dtype=object)
     return Applied(out, reason)
+
+
+def _id_text(col: SourceColumn, ok: np.ndarray, reason: np.ndarray, width: int) -> pd.Series:
+    """Identifier text of one source (whole numbers without decimals), zero-padded to ``width``."""
+    v = col.values
+    if v.dtype.kind in "fiub":
+        x = v.astype(float)
+        frac = ok & (x != np.floor(x))
+        reason[frac] = TYP
+        ok &= ~frac
+        txt = pd.Series(np.where(ok, x, 0)).astype("int64").astype(str)
+    else:
+        txt = pd.Series(v, dtype=object).map(lambda t: t.strip() if isinstance(t, str) else "")
+    return txt.str.zfill(width) if width else txt
+
+
+def _id_template(rule: Rule, cols: list[SourceColumn]) -> Applied:
+    n = len(cols[0].values)
+    reason = np.zeros(n, dtype=np.int8)
+    for c in cols:  # any missing part makes the identifier missing (declared missing wins)
+        r = _base_reason(c)
+        reason = np.where((reason == 0) & (r != 0), r, reason).astype(np.int8)
+    ok = reason == 0
+    pieces = {}
+    out = pd.Series([""] * n, dtype=object)
+    for part in rule.params["template"]:
+        if isinstance(part, str):
+            out = out + part
+        else:
+            k, w = part
+            if (k, w) not in pieces:
+                pieces[(k, w)] = _id_text(cols[k], ok, reason, w)
+            out = out + pieces[(k, w)]
+    res = out.to_numpy(dtype=object)
+    res[~ok] = None
+    return Applied(res, reason)
 
 
 def _recode(rule: Rule, col: SourceColumn, target_is_text: bool) -> Applied:

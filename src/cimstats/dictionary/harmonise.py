@@ -478,7 +478,7 @@ def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, ro
     for t in targets:
         if t.name in data.columns:
             meta[t.name] = _target_meta(t)
-    _check_ids(d, members, data, issues)
+    _check_ids(tmap, data, issues)
     return Survey(data, meta, missing, SourceInfo(path=None, format=None,
                                                   file_label=f"Harmonised {tb} data" if tb else "Harmonised data",
                                                   notes=tuple(f"{sid}: {len(s)} rows" for sid, s in members.items())))
@@ -630,16 +630,14 @@ def _check_label_coverage(t: Target, rule, col: SourceColumn, sid: str, issues: 
                    remedy="Add them to the recode (to NA if they mean missing) so future data cannot fall through.", **where)
 
 
-def _check_ids(d: Dictionary, members: dict, data: pd.DataFrame, issues: Report) -> None:
-    id_targets = {k[0] for k, m in d.rules.items() if m.rule is not None and m.rule.name == "id" and k[1] in members}
-    for name in id_targets:
-        if name not in data.columns:
-            continue
-        keys = [name] + (["wave"] if "wave" in data.columns else [])
-        sub = data.loc[data[name].notna(), keys]
-        dup = sub.duplicated(keep=False)
-        if dup.any():
-            ex = sub.loc[dup, name].astype(str).unique()[:5]
-            issues.add("H211", f"identifier '{name}' repeats within {' x '.join(keys)} for {int(dup.sum())} row(s) "
-                               f"(e.g. {', '.join(ex)}).", column=name,
-                       remedy="Check the id rule's prefix (studies must not share ids) and duplicated source rows.")
+def _check_ids(tmap: dict, data: pd.DataFrame, issues: Report) -> None:
+    """The key targets of a table (``key=yes`` in variables) must identify each row once."""
+    keys = [t.name for t in tmap.values() if t.key and t.name in data.columns]
+    if not keys or data.empty:
+        return
+    sub = data[keys]
+    dup = sub.duplicated(keep=False) & sub.notna().all(axis=1)
+    if dup.any():
+        ex = sub.loc[dup].astype(str).agg(" / ".join, axis=1).unique()[:5]
+        issues.add("H211", f"key {' x '.join(keys)} repeats for {int(dup.sum())} row(s) (e.g. {', '.join(ex)}).",
+                   column=keys[0], remedy="Check the id rules (each study needs its own prefix) and duplicated source rows.")

@@ -37,7 +37,9 @@ rule            sources    arguments
 ``mean``        >= 1       ``min_valid=4``
 ``case_when``   >= 1       ``when age < 18 then 1; when sex == 'Female' then 2;
                            else 3``
-``id``          1          ``prefix=EN-; width=4``
+``id``          >= 1       ``prefix=EN-; width=4`` (one source), or
+                           ``template=EN-{1:4}-A{2:2}``: text with fields
+                           ``{k}`` / ``{k:w}`` = source k, zero-padded to w
 ``constant``    0          ``value=EN``
 ``impossible``  0          none: the study cannot provide the target
 ==============  =========  ======================================================
@@ -77,13 +79,13 @@ _KEYS: dict[str, dict[str, bool]] = {
                  "version": False, "vintage": False},
     "sum": {"min_valid": False, "prorate": False},
     "mean": {"min_valid": False},
-    "id": {"prefix": False, "width": False},
+    "id": {"prefix": False, "width": False, "template": False},
     "constant": {"value": True},
     "impossible": {},
 }
 _N_SOURCES = {"direct": (1, 1), "recode": (1, 1), "reverse": (1, 1), "rescale": (1, 1), "convert": (1, 1),
               "cut": (1, 1), "quantile": (1, None), "sum": (1, None), "mean": (1, None),
-              "case_when": (1, None), "id": (1, 1), "constant": (0, 0), "impossible": (0, 0)}
+              "case_when": (1, None), "id": (1, None), "constant": (0, 0), "impossible": (0, 0)}
 NUMERIC_RULES = {"reverse", "rescale", "convert", "cut", "quantile", "sum", "mean"}
 
 DIRECTIONS = ("higher_more_deprived", "lower_more_deprived")
@@ -384,6 +386,15 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
         if rname == "sum":
             p["prorate"] = _bool("prorate", kv["prorate"]) if "prorate" in kv else False
     elif rname == "id":
+        if "template" in kv:
+            if "prefix" in kv or "width" in kv:
+                raise RuleSyntaxError("R102", "rule 'id' takes either 'template' or 'prefix'/'width', not both",
+                                      "Write the prefix into the template, e.g. 'template=EN-{1:4}'.")
+            p["template"] = parse_template(str(parse_scalar(kv["template"])), len(sources))
+            return Rule(rname, sources, p, text=args)
+        if len(sources) > 1:
+            raise RuleSyntaxError("R103", "rule 'id' with several sources needs 'template'",
+                                  "Write e.g. 'template=EN-{1:4}-A{2:2}' (source 1 padded to 4 digits, source 2 to 2).")
         p["prefix"] = str(parse_scalar(kv["prefix"])) if "prefix" in kv else ""
         if "width" in kv:
             w = _number("width", kv["width"])
@@ -395,6 +406,38 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
     elif rname == "constant":
         p["value"] = parse_scalar(kv["value"])
     return Rule(rname, sources, p, text=args)
+
+
+_FIELD = re.compile(r"\{(\d+)(?::(\d+))?\}")
+
+
+def parse_template(text: str, n_sources: int) -> tuple:
+    """Split an id template into literal text and ``(source index, width)`` fields.
+
+    Examples
+    --------
+    >>> parse_template("EN-{1:4}-A{2:2}", 2)
+    ('EN-', (0, 4), '-A', (1, 2))
+    """
+    parts: list = []
+    pos = 0
+    for m in _FIELD.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos:m.start()])
+        k = int(m.group(1))
+        if not 1 <= k <= n_sources:
+            raise RuleSyntaxError("R102", f"template field {m.group(0)} refers to source {k}, but the rule has {n_sources} source(s)",
+                                  "Number the sources from 1 in the order of the 'source' column.")
+        parts.append((k - 1, int(m.group(2) or 0)))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    if any(isinstance(x, str) and ("{" in x or "}" in x) for x in parts):
+        raise RuleSyntaxError("R102", f"template '{text}' has braces that are not fields {{k}} or {{k:width}}",
+                              "Write fields as {1} or {1:4}.")
+    if not any(isinstance(x, tuple) for x in parts):
+        raise RuleSyntaxError("R102", f"template '{text}' has no source field", "Include at least one field such as {1:4}.")
+    return tuple(parts)
 
 
 def _check_conversion(f: str, t: str) -> None:

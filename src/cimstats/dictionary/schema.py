@@ -47,7 +47,7 @@ from cimstats.errors import DictionaryError, Report
 TABLES = ("studies", "variables", "categories", "mappings")
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # required, optional
     "studies": (("study",), ("file", "format", "table", "country", "wave", "language", "id_variable", "description")),
-    "variables": (("name", "type"), ("table", "label", "unit", "min", "max", "required", "construct", "description")),
+    "variables": (("name", "type"), ("table", "label", "unit", "min", "max", "required", "key", "construct", "description")),
     "categories": (("variable", "code", "label"), ("table", "order", "is_missing")),
     "mappings": (("target", "study", "rule"), ("source", "arguments", "status", "comment")),
 }
@@ -76,6 +76,7 @@ class Target:
     description: str | None = None
     categories: tuple = ()  # (code, label, is_missing) in order
     table: str = ""
+    key: bool = False
 
     @property
     def is_text(self) -> bool:
@@ -149,8 +150,13 @@ class Dictionary:
         return [s for s in self.studies["study"].tolist() if s]
 
     def study(self, sid: str) -> dict:
-        row = self.studies.loc[self.studies["study"] == sid]
-        return {} if row.empty else {k: v for k, v in row.iloc[0].items() if not k.startswith("_")}
+        """The studies-table row of one study as a dict (empty when unknown)."""
+        cache = self.__dict__.get("_study_cache")
+        if cache is None:
+            cache = {r["study"]: {k: v for k, v in r.items() if not k.startswith("_")}
+                     for r in self.studies.to_dict("records") if r["study"]}
+            object.__setattr__(self, "_study_cache", cache)
+        return cache.get(sid, {})
 
     def check(self) -> Report:
         """The problems found (same as ``report``)."""
@@ -287,6 +293,9 @@ def check_dictionary(folder: str | Path, *, data_dir: str | Path | None = None) 
 
 
 def _check_files(d: Dictionary, report: Report, data_dir) -> None:
+    # without a data folder, look only when some study file sits beside the dictionary (else data live elsewhere)
+    if data_dir is None and not any(resolve_study_file(d, f) for f in d.studies["file"] if f):
+        return
     for _, r in d.studies.iterrows():
         if not r["file"]:
             continue
@@ -389,7 +398,8 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
         if r["name"] not in tables[tb]:
             tables[tb][r["name"]] = Target(r["name"], typ, r["label"] or None, r["unit"] or None, lo, hi,
                                            _yesno(report, "variables", r, "required"), r["construct"] or None,
-                                           r["description"] or None, table=tb)
+                                           r["description"] or None, table=tb,
+                                           key=_yesno(report, "variables", r, "key"))
     _dups(report, va, ("table", "name"), "variables", "variable")
     all_names = sorted({n for ts in tables.values() for n in ts})
     # categories
