@@ -96,8 +96,11 @@ def test_d001_d014_d015(tmp_path):
     folder = write(tmp_path / "d", {k: v for k, v in BASE.items() if k != "categories"})
     assert "D001" in [i.code for i in check_dictionary(folder)]
     folder = write(tmp_path / "e", BASE)
-    rep = check_dictionary(folder)
-    assert {i.code for i in rep if i.code == "D014"} == {"D014"}  # en.csv and nl.csv are absent
+    assert "D014" not in [i.code for i in check_dictionary(folder)]  # no data beside it: data live elsewhere
+    (folder / "en.csv").write_text("sex\n1\n")
+    rep = check_dictionary(folder)  # en.csv is there, so nl.csv is looked for too
+    assert [i.row for i in rep if i.code == "D014"] == [3]
+    assert [i.code for i in check_dictionary(folder, data_dir=tmp_path)].count("D014") == 1
     (folder / "variables.csv").write_bytes(b"\xff\xfe\x00bad")
     assert "D015" in [i.code for i in check_dictionary(folder)]
 
