@@ -22,7 +22,9 @@ def register(subparsers) -> None:
                     "file and write one stacked, labelled data file plus a report of every target x study.")
     p.add_argument("--dictionary", required=True, metavar="DIR", help="folder with the dictionary tables")
     p.add_argument("--data-dir", metavar="DIR", help="folder where the study files are looked for first")
-    p.add_argument("--out", required=True, metavar="FILE", help="output data file (.parquet, .sav, .zsav, .dta, .csv)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output data file (.parquet, .sav, .zsav, .dta, .csv); with several tables in the dictionary, "
+                        "one file per table named FILE-stem_TABLE.ext")
     p.add_argument("--report", metavar="FILE",
                    help="report file (.xlsx, .html or .csv; default: OUT's name with _report.xlsx)")
     p.add_argument("--strict", action="store_true", help="write nothing and exit 2 when the report has any error")
@@ -46,27 +48,34 @@ def run(args) -> int:
         print(exc.report.summary(), file=sys.stderr)
         print(f"cimstats: {len(exc.report.errors)} error(s) in strict mode; nothing was written.", file=sys.stderr)
         return 2
+    targets = {tb: (out if len(res.surveys) == 1 else out.with_name(f"{out.stem}_{tb}{out.suffix}"))
+               for tb in res.surveys}
     tmps: list[Path] = []
     try:
-        data_tmp = _tmp_beside(out)
-        tmps.append(data_tmp)
-        write_survey(res.survey, data_tmp, format=_fmt(out))
+        staged = []
+        for tb, final in targets.items():
+            tmp = _tmp_beside(final)
+            tmps.append(tmp)
+            write_survey(res.surveys[tb], tmp, format=_fmt(final))
+            staged.append((tmp, final))
         rep_tmp = _tmp_beside(report_path)
         tmps.append(rep_tmp)
         extra = _write_report(res.report, rep_tmp, report_path)
         tmps.extend(extra)
-        os.replace(data_tmp, out)
-        os.replace(rep_tmp, report_path)
-        for e in extra:
-            os.replace(e, e.with_name(e.name.replace(rep_tmp.stem, report_path.stem)))
+        staged.append((rep_tmp, report_path))
+        staged.extend((e, e.with_name(e.name.replace(rep_tmp.stem, report_path.stem))) for e in extra)
+        for tmp, final in staged:  # everything is complete: now put each file in place
+            os.replace(tmp, final)
     finally:
         for t in tmps:
             if t.exists():
                 t.unlink()
     rep = res.report
     if not args.quiet:
-        print(f"Wrote {out} ({len(res.survey)} rows x {res.survey.shape[1]} variables from {len(res.rows)} studies) "
-              f"and the report {report_path}.")
+        for tb, final in targets.items():
+            s = res.surveys[tb]
+            print(f"Wrote {final} ({s.shape[0]} rows x {s.shape[1]} variables).")
+        print(f"Wrote the report {report_path} ({len(res.rows)} studies).")
     if len(rep.issues) or not args.quiet:
         print(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
     return 1 if rep.has_errors else 0

@@ -53,7 +53,12 @@ class SourceColumn:
             na = na | _blank(self.values)
         if self.record is None:
             return na, np.zeros(len(na), dtype=bool)
-        dm = pd.notna(self.record) if self.record.dtype == object else ~np.isnan(self.record)
+        # a declared missing cell is missing in the data and has a code in the record: look only there
+        dm = np.zeros(len(na), dtype=bool)
+        pos = np.flatnonzero(_isna(self.values)) if not self.is_text else np.flatnonzero(na)
+        if len(pos):
+            rec = self.record[pos]
+            dm[pos] = pd.notna(rec) if rec.dtype == object else ~np.isnan(rec)
         return na & ~dm, dm
 
 
@@ -110,7 +115,7 @@ def _numeric_base(col: SourceColumn, rule: Rule) -> tuple[np.ndarray, np.ndarray
     x, bad, texts = numeric(col)
     reason = _base_reason(col)
     reason[bad] = TYP
-    ap = Applied(np.full(len(x), np.nan), reason, Counter(texts))
+    ap = Applied(np.empty(0), reason, Counter(texts))  # values set by the caller
     if bad.any():
         ex = ", ".join(repr(k) for k, _ in texts.most_common(3))
         ap.problems.append(("H205", f"source '{col.name}' has {int(bad.sum())} value(s) that are not numbers (e.g. {ex}) "

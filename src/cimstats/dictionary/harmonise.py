@@ -419,65 +419,67 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
 
 def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, rows_meta, unmapped_rows, audit,
            rows, offsets) -> Survey:
-    """Harmonise the studies of one output table and stack them."""
-    targets = list(tmap.values())
-    frames: list[pd.DataFrame] = []
-    missing_frames: list[pd.DataFrame] = []
+    """Harmonise the studies of one output table and stack them.
+
+    Numeric targets are written straight into one preallocated block (one
+    column per target), so stacking costs no extra copy of the data.
+    """
+    targets = [t for t in tmap.values() if t.name != "study"]
+    order = ["study", "country", "wave"] + [t.name for t in targets if t.name not in DESIGN_COLUMNS]
+    text_cols = {"study"} | {t.name for t in targets if t.is_text} | ({"country"} if "country" not in tmap else set())
+    num_cols = [c for c in order if c not in text_cols]
+    pos = {c: j for j, c in enumerate(num_cols)}
+    total = sum(len(s) for s in members.values())
+    block = np.empty((len(num_cols), total))  # every cell is written below
+    texts: dict[str, list] = {c: [] for c in order if c in text_cols}
+    records: dict[str, np.ndarray] = {}
     offset = 0
     for sid, s in members.items():
         n = len(s)
         rows[sid] = n
         offsets[sid] = offset
-        offset += n
+        sl = slice(offset, offset + n)
         info = d.study(sid)
-        cols: dict[str, Any] = {"study": np.full(n, sid, dtype=object)}
-        records: dict[str, np.ndarray] = {}
+        texts["study"].append(np.full(n, sid, dtype=object))
         for dc in ("country", "wave"):
             if dc not in tmap or (dc, sid) not in d.rules:
                 val = info.get(dc, "")
                 if dc == "wave":
-                    cols[dc] = np.full(n, float(val) if val not in ("", None) else np.nan)
+                    block[pos["wave"], sl] = float(val) if val not in ("", None) else np.nan
                 else:
-                    cols[dc] = np.full(n, val if val else None, dtype=object)
+                    texts["country"].append(np.full(n, val if val else None, dtype=object))
         for t in targets:
-            if t.name == "study":
-                continue
             m = d.rules.get((t.name, sid))
             if m is None and t.name in ("country", "wave"):
                 continue  # filled from the studies table above
             vals, reason, rec, row = _one(t, m, s, sid, issues, unmapped_rows)
             row["table"] = tb
-            cols[t.name] = vals
+            if t.name in pos:
+                block[pos[t.name], sl] = vals
+            else:
+                texts[t.name].append(np.asarray(vals, dtype=object))
             if rec is not None:
-                records[t.name] = rec
+                if t.name not in records:
+                    records[t.name] = np.full(total, None, dtype=object)
+                records[t.name][sl] = rec
             rows_meta.append(row)
             lost = np.flatnonzero((reason != 0) & (reason != REASON_CODE["system_missing"])
                                   & (reason != REASON_CODE["impossible"]) & (reason != _NOMAP))
             audit[(sid, t.name)] = (lost, reason[lost], tuple(m.rule.sources) if m and m.rule else ())
-        order = ["study", "country", "wave"] + [t.name for t in targets if t.name not in DESIGN_COLUMNS]
-        df = pd.DataFrame({c: cols[c] for c in order if c in cols})
-        for c in df.columns:
-            t = tmap.get(c)
-            if (t is not None and t.is_text) or (c in ("study", "country") and t is None):
-                df[c] = pd.Series(cols[c], dtype="str")
-        frames.append(df)
-        missing_frames.append(pd.DataFrame(records, index=range(n)))
-    if frames:
-        data = pd.concat(frames, ignore_index=True)
-        missing = pd.concat(missing_frames, ignore_index=True)
-        missing = missing.astype(object).where(pd.notna(missing), None) if len(missing.columns) else pd.DataFrame(index=data.index)
-        missing.index = data.index
-    else:
-        data = pd.DataFrame({"study": pd.Series([], dtype="str")})
-        missing = None
+        offset += n
+    data = pd.DataFrame(block.T, columns=num_cols, copy=False)
+    for c in order:
+        if c in texts:
+            arr = np.concatenate(texts[c]) if texts[c] else np.full(total, None, dtype=object)
+            data.insert(order.index(c), c, pd.Series(arr, dtype="str"))
+    missing = pd.DataFrame(records, index=data.index) if records else None
     meta = {"study": VariableMeta("study", label="Study", storage="string", measure="nominal")}
-    if "country" in data.columns and "country" not in tmap:
+    if "country" not in tmap:
         meta["country"] = VariableMeta("country", label="Country", storage="string", measure="nominal")
-    if "wave" in data.columns and "wave" not in tmap:
+    if "wave" not in tmap:
         meta["wave"] = VariableMeta("wave", label="Wave", measure="ordinal")
     for t in targets:
-        if t.name in data.columns:
-            meta[t.name] = _target_meta(t)
+        meta[t.name] = _target_meta(t)
     _check_ids(tmap, data, issues)
     return Survey(data, meta, missing, SourceInfo(path=None, format=None,
                                                   file_label=f"Harmonised {tb} data" if tb else "Harmonised data",
