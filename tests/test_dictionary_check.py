@@ -168,3 +168,70 @@ def test_expression_error_position():
     with pytest.raises(ExpressionError) as e:
         parse_case_when("when age >> 3 then 1")
     assert e.value.position == 10
+
+
+# -- several output tables --------------------------------------------------------------------
+def two_tables():
+    return {
+        "studies": [{"study": "P", "table": "patients"}, {"study": "A", "table": "alters"}],
+        "variables": [{"table": "patients", "name": "patient_id", "type": "string", "key": "yes"},
+                      {"table": "alters", "name": "patient_id", "type": "string"},
+                      {"table": "alters", "name": "alter_id", "type": "string", "key": "yes"},
+                      {"table": "patients", "name": "wave", "type": "ordinal"},
+                      {"table": "alters", "name": "wave", "type": "ordinal"}],
+        "categories": [{"variable": "wave", "code": 0, "label": "baseline"}, {"variable": "wave", "code": 1, "label": "follow-up"}],
+        "mappings": [{"target": "patient_id", "study": "P", "rule": "id", "source": "id", "arguments": "prefix=X-"},
+                     {"target": "patient_id", "study": "A", "rule": "id", "source": "id", "arguments": "prefix=X-"},
+                     {"target": "alter_id", "study": "A", "rule": "id", "source": "id, k", "arguments": "template=X-{1}-A{2:2}"},
+                     {"target": "wave", "study": "P", "rule": "constant", "arguments": "value=0"},
+                     {"target": "wave", "study": "A", "rule": "direct", "source": "w"}],
+    }
+
+
+def test_tables_share_names_and_categories():
+    from cimstats.dictionary import harmonise
+
+    d = Dictionary.from_frames(**two_tables())
+    assert not d.report.issues, d.report.summary()
+    assert set(d.tables) == {"patients", "alters"} and d.tables["alters"]["wave"].valid_codes == {0.0, 1.0}
+    res = harmonise({"P": pd.DataFrame({"id": [1, 2]}), "A": pd.DataFrame({"id": [1, 1, 2], "k": [1, 2, 1], "w": [0, 1, 0]})}, d)
+    assert res["alters"].data["alter_id"].tolist() == ["X-1-A01", "X-1-A02", "X-2-A01"]
+    assert res["patients"].data["wave"].tolist() == [0.0, 0.0]
+    surveys, report = res
+    assert set(surveys) == {"patients", "alters"} and "table" in report.table.columns
+    with pytest.raises(Exception, match="2 tables"):
+        res.survey
+
+
+def test_d017_table_mismatch():
+    t = two_tables()
+    t["mappings"].append({"target": "alter_id", "study": "P", "rule": "direct", "source": "x"})
+    t["variables"].append({"table": "carers", "name": "c", "type": "integer"})
+    d = Dictionary.from_frames(**t)
+    assert [i.code for i in d.report if i.code == "D017"] == ["D017", "D017"]
+
+
+def test_cli_dictionary_check_and_draft(tmp_path, cli):
+    from cimstats.io import Survey, VariableMeta, write_survey
+
+    folder = write(tmp_path / "d", BASE)
+    r = cli("dictionary", "check", str(folder))
+    assert r.returncode == 0, r.stderr
+    bad = write(tmp_path / "bad", CASES["R101"]())
+    r = cli("dictionary", "check", str(bad), "--csv", str(tmp_path / "problems.csv"))
+    assert r.returncode == 1 and "R101" in r.stderr
+    assert "R101" in pd.read_csv(tmp_path / "problems.csv")["code"].tolist()
+    s = Survey.from_raw(pd.DataFrame({"sex": [1.0, 2.0, 9.0], "age": [40.0, 50.5, 60.0]}),
+                        {"sex": VariableMeta("sex", label="Sex", value_labels={1: "Male", 2: "Female", 9: "Refused"}, missing_codes=(9,))})
+    write_survey(s, tmp_path / "en.sav")
+    write_survey(Survey(pd.DataFrame({"sex": [1.0]})), tmp_path / "nl.sav")
+    r = cli("dictionary", "draft", str(tmp_path / "en.sav"), str(tmp_path / "nl.sav"), "--out", str(tmp_path / "draft"))
+    assert r.returncode == 0, r.stderr
+    cats = pd.read_csv(tmp_path / "draft" / "categories.csv")
+    assert cats[["code", "is_missing"]].values.tolist() == [[1, "no"], [2, "no"], [9, "yes"]]
+    maps = pd.read_csv(tmp_path / "draft" / "mappings.csv")
+    assert maps.set_index(["target", "study"]).loc[("age", "nl"), "rule"] == "impossible"
+    assert "differ" in maps.set_index(["target", "study"]).loc[("sex", "nl"), "comment"]
+    assert not [i for i in check_dictionary(tmp_path / "draft") if i.severity == "error"]
+    r = cli("dictionary", "draft", str(tmp_path / "en.sav"), "--out", str(tmp_path / "draft"))
+    assert r.returncode == 2 and "already has" in r.stderr
