@@ -30,7 +30,7 @@ def two_studies(overrides=None):
         studies=[{"study": "EN", "country": "EN", "wave": 0}, {"study": "NL", "country": "NL", "wave": 0}],
         variables=[{"name": "patient_id", "type": "string", "required": "yes", "key": "yes"},
                    {"name": "sex", "type": "categorical", "label": "Sex"},
-                   {"name": "semcd_1", "type": "integer", "min": 1, "max": 10, "label": "SEMCD item 1"}],
+                   {"name": "semcd_1", "type": "decimal", "min": 1, "max": 10, "label": "SEMCD item 1"}],
         categories=[{"variable": "sex", "code": 1, "label": "male"}, {"variable": "sex", "code": 2, "label": "female"},
                     {"variable": "sex", "code": 9, "label": "not stated", "is_missing": "yes"}],
         mappings=mappings)
@@ -71,6 +71,7 @@ def test_clean_two_study_harmonisation():
     ("H210", dict(data="extra")),
     ("H211", dict(dictionary=two_studies({("patient_id", "NL"): {"arguments": "prefix=EN-; width=3"}}))),
     ("H212", dict(dictionary=None, items=True)),
+    ("H214", dict(dictionary=two_studies({("semcd_1", "NL"): {"arguments": "from=1:5; to=1:10"}}), integer=True)),
     ("H213", dict(dictionary=two_studies({("sex", "EN"): {"rule": "case_when", "arguments": "when sex == 1 then 1"}}))),
 ])
 def test_each_harmonisation_code(code, kwargs):
@@ -88,6 +89,9 @@ def test_each_harmonisation_code(code, kwargs):
         dat["EN"] = Survey.from_raw(en, labels)
     elif dat == "extra":
         dat = {**data(), "XX": pd.DataFrame({"a": [1]})}
+    if kwargs.get("integer"):
+        dd = Dictionary.from_frames(studies=dd.studies, variables=dd.variables.assign(
+            type=lambda f: f["type"].where(f["name"] != "semcd_1", "integer")), categories=dd.categories, mappings=dd.mappings)
     if kwargs.get("items"):
         dd = two_studies({("semcd_1", "EN"): {"rule": "mean", "source": "q1, pid", "arguments": "min_valid=2"}})
     res = harmonise(dat, dd)

@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "H211": "identifiers are not unique",
     "H212": "too few valid items for a sum or mean",
     "H213": "no case_when condition matched",
+    "H214": "harmonised values of an integer target are not whole numbers",
 }
 
 #: reasons a harmonised cell is missing; every missing cell has exactly one

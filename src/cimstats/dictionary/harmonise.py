@@ -596,6 +596,17 @@ def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.nda
             reason[notcat] = _UNM
             v = np.where(notcat, np.nan, v)
             ok &= ~notcat
+    if t.type == "integer":
+        frac = ok & (v != np.floor(v))
+        if frac.any():
+            ex = np.unique(v[frac])[:5]
+            issues.add("H214", f"{t.name} x {sid}: {int(frac.sum())} harmonised value(s) are not whole numbers "
+                               f"(e.g. {', '.join(_show(float(x)) for x in ex)}) but the target is integer; they were set missing.",
+                       column="target", remedy="Declare the target decimal, or round/band the values with the rule (cut, recode).",
+                       **where)
+            reason[frac] = REASON_CODE["type_mismatch"]
+            v = np.where(frac, np.nan, v)
+            ok &= ~frac
     lo = -np.inf if t.min is None else t.min
     hi = np.inf if t.max is None else t.max
     if t.min is not None or t.max is not None:
