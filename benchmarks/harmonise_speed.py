@@ -48,11 +48,11 @@ def make_study(n: int, n_vars: int, seed: int) -> tuple[pd.DataFrame, dict, dict
             x = rng.integers(1, 5, n).astype(float)
             labels[name] = {1: "a", 2: "b", 3: "c", 4: "d"}
         elif kind == "hba1c":
-            x = np.round(rng.normal(7.5, 1.2, n), 1)
+            x = np.round(np.clip(rng.normal(7.5, 1.2, n), 4.0, 14.0), 1)
             x[rng.random(n) < 0.05] = -9
             missing[name] = [-9]
         else:  # measure in pounds
-            x = np.round(rng.normal(180, 30, n), 1)
+            x = np.round(np.clip(rng.normal(180, 30, n), 90.0, 400.0), 1)
         cols[name] = x
     return pd.DataFrame(cols), labels, missing
 

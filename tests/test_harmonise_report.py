@@ -189,3 +189,23 @@ def test_declared_missing_code_mapped_explicitly_keeps_its_record():
     res = harmonise({"A": s}, d)
     assert res.survey.raw()["y"].tolist() == [1.0, -8.0]
     assert res.report.table.iloc[0]["n_declared_missing"] == 1
+
+
+def test_study_files_are_read_relative_to_the_dictionary_folder(tmp_path):
+    d = two_studies()
+    folder = tmp_path / "dict"
+    folder.mkdir()
+    for name in ("studies", "variables", "categories", "mappings"):
+        df = getattr(d, name).drop(columns=["_file", "_row"])
+        if name == "studies":
+            df["file"] = ["data/en.sav", "nl.csv"]
+        df.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "data").mkdir()
+    write_survey(data()["EN"], folder / "data" / "en.sav")
+    res = harmonise(None, folder)
+    codes_ = {i.code for i in res.report.issues}
+    assert "H201" in codes_  # nl.csv is missing: reported, the other study still harmonised
+    assert res.rows == {"EN": 4}
+    assert res.survey.data["patient_id"].tolist() == ["EN-001", "EN-002", "EN-003", "EN-004"]
+    with pytest.raises(HarmonisationError):
+        harmonise(None, folder, strict=True)

@@ -357,7 +357,10 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     Returns
     -------
     HarmonisationResult
-        ``survey, report = harmonise(...)`` unpacks it.
+        ``survey, report = harmonise(...)`` unpacks it. When the dictionary
+        declares several output tables (``table`` column, e.g. patients and
+        alters), ``result.surveys`` holds one stacked survey per table and
+        ``result["patients"]`` picks one.
 
     Raises
     ------
