@@ -79,9 +79,23 @@ def _isna(a: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(a), dtype=bool)
 
 
+def counts(a: np.ndarray) -> Counter:
+    """Counts of the distinct values of ``a`` (computed in C)."""
+    if not len(a):
+        return Counter()
+    vc = pd.Series(a, dtype=object if a.dtype == object else a.dtype).value_counts(dropna=False, sort=False)
+    return Counter({_plain(k): int(v) for k, v in vc.items()})
+
+
+def per_unique(a: np.ndarray, fn, *, na=None, dtype=object) -> np.ndarray:
+    """Apply ``fn`` once per distinct value of ``a`` (hashing in C), not once per row; ``na`` for missing cells."""
+    codes, uniq = pd.factorize(pd.Series(a, dtype=object), use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniq] + [na], dtype=dtype)
+    return mapped[codes]  # code -1 (missing) picks the trailing ``na``
+
+
 def _blank(a: np.ndarray) -> np.ndarray:
-    s = pd.Series(a, dtype=object)
-    return s.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    return per_unique(a, lambda v: isinstance(v, str) and not v.strip(), na=False, dtype=bool)
 
 
 def _plain(v: Any) -> Any:
@@ -97,10 +111,18 @@ def numeric(col: SourceColumn) -> tuple[np.ndarray, np.ndarray, Counter]:
     v = col.values
     if v.dtype.kind in "fiub":
         return v.astype(float, copy=False), np.zeros(len(v), dtype=bool), Counter()
-    s = pd.Series(v, dtype=object)
-    num = pd.to_numeric(s.map(lambda x: x.strip() if isinstance(x, str) else x), errors="coerce").to_numpy(dtype=float)
+    num = per_unique(v, _to_float, na=np.nan, dtype=float)
     bad = np.isnan(num) & ~_isna(v) & ~_blank(v)
-    return num, bad, Counter(s[bad].tolist())
+    return num, bad, counts(v[bad])
+
+
+def _to_float(x) -> float:
+    if isinstance(x, str):
+        x = x.strip()
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _base_reason(col: SourceColumn) -> np.ndarray:
@@ -179,7 +201,7 @@ def apply_rule(rule: Rule, cols: dict[str, SourceColumn], n: int, *, target_min=
         out = ok & ~inside
         reason[out] = OOR
         if out.any():
-            for k, c in Counter(x[out].tolist()).most_common(20):
+            for k, c in counts(x[out]).most_common(20):
                 ap.unmapped[_plain(k)] += c
             ap.problems.append(("H206", f"{int(out.sum())} value(s) of '{col.name}' fall outside the bands "
                                         f"{rule.params['breaks'][0]} to {rule.params['breaks'][-1]}",
@@ -201,7 +223,7 @@ def _text(col: SourceColumn) -> Applied:
     if v.dtype.kind == "f":
         out = np.array([None if np.isnan(t) else (str(int(t)) if float(t).is_integer() else repr(float(t))) for t in v], dtype=object)
     else:
-        out = pd.Series(v, dtype=object).where(reason == 0, None).map(lambda t: t if t is None or isinstance(t, str) else str(t)).to_numpy()
+        out = per_unique(v, lambda t: t if isinstance(t, str) else str(t))
     out[reason != 0] = None
     return Applied(out, reason)
 
@@ -240,7 +262,7 @@ def _id_text(col: SourceColumn, ok: np.ndarray, reason: np.ndarray, width: int) 
         ok &= ~frac
         txt = pd.Series(np.where(ok, x, 0)).astype("int64").astype(str)
     else:
-        txt = pd.Series(v, dtype=object).map(lambda t: t.strip() if isinstance(t, str) else "")
+        txt = pd.Series(per_unique(v, lambda t: t.strip() if isinstance(t, str) else str(t), na=""), dtype=object)
     return txt.str.zfill(width) if width else txt
 
 
@@ -302,19 +324,26 @@ def _recode(rule: Rule, col: SourceColumn, target_is_text: bool) -> Applied:
             value_map[key.value] = tgt
     present = reason == 0
     if text_source:
-        s = pd.Series(col.values, dtype=object)
-        keys = s.map(lambda t: t.strip() if isinstance(t, str) else t)
-        num = pd.to_numeric(keys, errors="coerce").to_numpy(dtype=float)
-        lk = keys.map(lambda t: t if t in value_map else (norm_label(t) if isinstance(t, str) else t))
-        hit = lk.map(lambda t: t in value_map).to_numpy(dtype=bool) & present
-        codes = lk.to_numpy(dtype=object)
+        def lookup(t):
+            k = t.strip() if isinstance(t, str) else t
+            if k in value_map:
+                return (True, value_map[k])
+            if isinstance(k, str) and norm_label(k) in value_map:
+                return (True, value_map[norm_label(k)])
+            f = _to_float(k)
+            if not np.isnan(f) and f in value_map:
+                return (True, value_map[f])
+            return (False, None)
+
+        codes, uniq = pd.factorize(pd.Series(col.values, dtype=object), use_na_sentinel=True)
+        looked = [lookup(u) for u in uniq]  # once per distinct text, not per row
+        flags = np.array([f for f, _ in looked] + [False], dtype=bool)
+        targets = np.empty(len(looked) + 1, dtype=object)
+        targets[:] = [t for _, t in looked] + [None]
+        hit = flags[codes] & present
         res = np.full(n, None, dtype=object)
-        res[hit] = [value_map[c] for c in codes[hit]]
-        # numbers written as text may match numeric keys
-        numhit = ~hit & present & ~np.isnan(num) & pd.Series(num).isin([k for k in value_map if isinstance(k, float)]).to_numpy()
-        res[numhit] = [value_map[c] for c in num[numhit]]
-        hit |= numhit
-        xnum = num
+        res[hit] = targets[codes[hit]]
+        xnum = np.array([_to_float(u) for u in uniq] + [np.nan], dtype=float)[codes]
     else:
         x = col.values.astype(float, copy=False)
         num_keys = [k for k in value_map if isinstance(k, (int, float)) and not isinstance(k, bool)]
@@ -338,17 +367,19 @@ def _recode(rule: Rule, col: SourceColumn, target_is_text: bool) -> Applied:
         hit |= rest
     if rest.any() and else_target is _NOTSET:
         reason[rest] = UNM
-        for k, c in Counter(col.values[rest].tolist()).items():
+        for k, c in counts(col.values[rest]).items():
             ap.unmapped[_plain(k)] += c
     # declared missing codes of the source, matched explicitly
     decl = reason == SRC
     if decl.any() and col.record is not None:
-        rec = pd.Series(col.record[decl], dtype=object)
-        keys = rec.map(lambda t: float(t) if isinstance(t, (int, float, np.number)) and not isinstance(t, bool) else t)
-        m = keys.map(lambda t: t in value_map).to_numpy(dtype=bool)
+        def as_key(t):
+            return float(t) if isinstance(t, (int, float, np.number)) and not isinstance(t, bool) else t
+
+        rec = col.record[decl]
+        m = per_unique(rec, lambda t: as_key(t) in value_map, na=False, dtype=bool)
         if m.any():
             pos = np.flatnonzero(decl)[m]
-            res[pos] = [value_map[t] for t in keys[m]]
+            res[pos] = per_unique(rec[m], lambda t: value_map[as_key(t)])
             reason[pos] = 0
             hit[pos] = True
     sysm = reason == SYS
@@ -361,7 +392,7 @@ def _recode(rule: Rule, col: SourceColumn, target_is_text: bool) -> Applied:
     good = hit & ~tomiss
     if target_is_text:
         out = np.full(n, None, dtype=object)
-        out[good] = [str(_plain(v)) for v in res[good]]
+        out[good] = per_unique(res[good], lambda v: str(_plain(v)))
     else:
         out = np.full(n, np.nan)
         try:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.dictionary.apply import Applied, SourceColumn, apply_rule, norm_label
+from cimstats.dictionary.apply import counts as _counts
 from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER
 from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
 from cimstats.errors import HarmonisationError, Report
@@ -591,7 +592,7 @@ def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.nda
             ok &= ~isdecl
         notcat = ok & ~np.isin(v, codes)
         if notcat.any():
-            cnt = Counter(v[notcat].tolist())
+            cnt = _counts(v[notcat])
             ap.unmapped.update({(int(k) if float(k).is_integer() else k): c for k, c in cnt.items()})
             issues.add("H207", f"{t.name} x {sid}: {int(notcat.sum())} harmonised value(s) are not categories of the target: "
                                f"{_fmt_codes(cnt)}.", column="arguments",
