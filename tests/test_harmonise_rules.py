@@ -127,8 +127,11 @@ def test_cut_right_and_left_closed_with_out_of_band():
 def test_quantile_within_group_and_direction(direction, expected):
     res = run({"imd": list(range(1, 11)), "wave": [0] * 5 + [1] * 5}, {},
               [{"name": "q", "type": "ordinal"}],
-              [{"target": "q", "rule": "quantile", "source": "imd", "arguments": f"n=5; direction={direction}; by=wave"}],
+              [{"target": "q", "rule": "quantile", "source": "imd",
+                "arguments": f"n=5; direction={direction}; by=wave; index=IMD; version=2019; vintage=LSOA 2011"}],
               categories=cats("q", [1, 2, 3, 4, 5]))
+    assert f"q in S: 5 quantiles of IMD 2019 (LSOA 2011), {direction.replace('_', ' ')}, 1 = most deprived" \
+        in res.survey.source.notes
     got = col(res, "q")
     exp = expected[:5] + (expected[:5] if direction == "higher_more_deprived" else expected[:5])
     # within each wave the five areas fill quintiles 1..5 with 1 = most deprived
@@ -206,3 +209,13 @@ def test_design_columns_and_stacking_two_studies():
     assert res.rows == {"A": 2, "B": 1}
     survey, report = res
     assert survey is res.survey and report.all_complete
+
+
+def test_quantile_ranks_each_area_once_with_per():
+    # five areas; area 5 (most deprived) has four respondents, who must not push others down
+    res = run({"idx": [1, 2, 3, 4, 5, 5, 5, 5], "area": ["a", "b", "c", "d", "e", "e", "e", "e"]}, {},
+              [{"name": "q", "type": "ordinal"}],
+              [{"target": "q", "rule": "quantile", "source": "idx",
+                "arguments": "n=5; direction=higher_more_deprived; per=area"}],
+              categories=cats("q", [1, 2, 3, 4, 5]))
+    assert col(res, "q") == [5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0]

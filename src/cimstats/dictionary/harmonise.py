@@ -485,9 +485,19 @@ def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, ro
     for t in targets:
         meta[t.name] = _target_meta(t)
     _check_ids(tmap, data, issues)
+    notes = [f"{sid}: {len(s)} rows" for sid, s in members.items()]
+    for sid in members:  # deprivation quantiles keep the index's name, version, vintage and direction
+        for t in targets:
+            m = d.rules.get((t.name, sid))
+            if m is not None and m.rule is not None and m.rule.name == "quantile":
+                p = m.rule.params
+                idx = " ".join(str(x) for x in (p.get("index"), p.get("version")) if x) or m.rule.sources[0]
+                notes.append(f"{t.name} in {sid}: {p['n']} quantiles of {idx}"
+                             + (f" ({p['vintage']})" if p.get("vintage") else "")
+                             + f", {p['direction'].replace('_', ' ')}, 1 = most deprived")
     return Survey(data, meta, missing, SourceInfo(path=None, format=None,
                                                   file_label=f"Harmonised {tb} data" if tb else "Harmonised data",
-                                                  notes=tuple(f"{sid}: {len(s)} rows" for sid, s in members.items())))
+                                                  notes=tuple(notes)))
 
 
 def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list):
