@@ -36,6 +36,8 @@ _LABELLED = ("sav", "zsav", "por", "dta", "sas7bdat", "xpt")
 _USER_MISSING_FORMATS = ("sav", "zsav", "dta", "sas7bdat")
 _ENCODING_FORMATS = ("sav", "zsav", "dta", "sas7bdat", "xpt", "csv")
 #: Stata value labels that carry an SPSS code cimstats converted on writing
+#: Stata value label that only declares an extended missing value (it had no label of its own)
+DECLARED_ONLY = "[declared missing]"
 _CODE_IN_LABEL = re.compile(r"^(?P<label>.*?)\s*\[code (?P<code>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\]$")
 
 
@@ -430,6 +432,13 @@ def _survey_from_readstat(raw: pd.DataFrame, rm, path: Path, fmt: str, encoding,
             raw[name] = obj if letters.any() else num
             col = raw[name]
         if tagged and storage == "numeric" and value_labels:
+            # a labelled extended missing value is declared even when no cell holds it
+            ext_labelled = [k for k in value_labels if isinstance(k, str) and k.startswith(".")]
+            codes = [c for c in codes if not (isinstance(c, str) and c.startswith("."))] + sorted(
+                {c for c in codes if isinstance(c, str) and c.startswith(".")} | set(ext_labelled))
+            for k in ext_labelled:
+                if value_labels[k] == DECLARED_ONLY:  # declared, no label of its own
+                    del value_labels[k]
             # restore SPSS codes that write_survey kept in Stata labels ("Refused [code 99]")
             restored = _restore_codes_from_labels(raw, name, value_labels, codes)
             if restored is not None:

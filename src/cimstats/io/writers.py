@@ -28,6 +28,7 @@ import pandas as pd
 
 from cimstats.errors import CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
+from cimstats.io.readers import DECLARED_ONLY
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _SPSS_FORMAT = re.compile(r"^(F|COMMA|DOT|DOLLAR|PCT|E|N)\d+(\.\d+)?$")
@@ -135,7 +136,8 @@ def write_survey(
       of a numeric variable becomes an extended missing value, assigned in
       ascending code order (the smallest code gets the first free letter), and
       its value label becomes ``"<label> [code <code>]"`` (``"[code 99]"`` when
-      it had none). :func:`read_survey` reads such labels back as the original
+      it had none). A declared extended missing value without a label is
+      labelled ``"[declared missing]"`` so that its declaration survives. :func:`read_survey` reads such labels back as the original
       code and label, so ``.sav -> .dta -> read`` is lossless. At most 26 codes
       fit per variable. SPSS missing *ranges* cannot be declared; with
       ``expand_ranges=True`` the codes that occur in a range are written as
@@ -437,6 +439,9 @@ def _write_dta(survey: Survey, path: Path, fmt: str, label: str, *, expand_range
         for code, let in letter.items():
             text = m.value_labels.get(code)
             labels[let[1]] = f"{text} [code {_fmt_code(code)}]" if text else f"[code {_fmt_code(code)}]"
+        for code in ext:  # a declared extended missing value without a label still needs a trace in the file
+            if code[1].lower() not in labels:
+                labels[code[1].lower()] = DECLARED_ONLY
         if ext or letter:
             user_missing[name] = sorted({c[1].lower() for c in ext} | {v[1] for v in letter.values()})
             if rec is not None and rec.notna().any():
