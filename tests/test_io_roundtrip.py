@@ -294,3 +294,15 @@ def test_spss_codes_stay_visible_in_parquet_for_other_tools(tmp_path):
 def test_dataframe_writes_without_metadata(tmp_path):
     write_survey(pd.DataFrame({"a": [1, 2]}), tmp_path / "x.sav")
     assert _cells(read_survey(tmp_path / "x.sav").data["a"]) == [1, 2]
+
+
+def test_format_must_match_a_survey_extension(tmp_path):
+    s = Survey(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(SurveyWriteError, match=r"`format`='dta' does not match.*'x.dta'"):
+        write_survey(s, tmp_path / "x.sav", format="dta")
+    write_survey(s, tmp_path / "x.sav", format="zsav")
+    assert read_survey(tmp_path / "x.sav").source.format == "zsav"
+    write_survey(s, tmp_path / "x.backup", format="dta")
+    assert read_survey(tmp_path / "x.backup").source.format == "dta"
+    with pytest.raises(SurveyWriteError, match="does not exist"):
+        write_survey(s, tmp_path / "nowhere" / "x.sav")

@@ -262,6 +262,8 @@ def _check_path(path: str | os.PathLike, format: str | None) -> tuple[Path, str]
             f"'{p.name}' has the extension of a {FORMAT_NAMES[fmt]} file but holds a {FORMAT_NAMES[found]} file; "
             f"rename it to '{p.stem}.{found}' or pass `format='{found}'`."
         )
+    if fmt in ("sav", "zsav") and found in ("sav", "zsav"):
+        fmt = found  # the bytes tell compressed from plain
     return p, fmt
 
 

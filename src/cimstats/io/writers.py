@@ -181,6 +181,12 @@ def write_survey(
             f"Cannot tell which format to write '{p.name}' in (format {format or p.suffix or 'none'!r}); "
             f"use an extension or `format=` among {', '.join(WRITE_FORMATS)}."
         )
+    implied = EXTENSIONS.get(p.suffix.lower())
+    if format and implied and implied != fmt and {implied, fmt} != {"sav", "zsav"}:
+        raise SurveyWriteError(
+            f"`format`='{format}' does not match the extension of '{p.name}' ({FORMAT_NAMES[implied]}); "
+            f"name the file '{p.stem}.{fmt}' so that readers recognise it."
+        )
     if not p.parent.exists():
         raise SurveyWriteError(f"The folder of '{p}' does not exist; create it first.")
     if missing_map:
