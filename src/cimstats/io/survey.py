@@ -430,7 +430,8 @@ class Survey:
         """One row per variable: name, label, type, value labels, missing codes, counts, range.
 
         Columns: ``name, label, storage, measure, value_labels, missing_codes,
-        n_valid, n_declared_missing, n_system_missing, min, max, top_categories``.
+        n_valid, n_declared_missing, n_system_missing, min, max, top_categories,
+        missing_code_counts`` (see :func:`cimstats.io.codebook.codebook`).
         """
         from cimstats.io.codebook import codebook
 
