@@ -36,10 +36,10 @@ _TOP = 5
 
 def _code_text(v: Any) -> str:
     if isinstance(v, float):
+        if np.isinf(v) or abs(v) >= 1e300:  # SPSS "LOWEST THRU x" / "x THRU HIGHEST"
+            return "highest" if v > 0 else "lowest"
         if v.is_integer():
             return str(int(v))
-        if np.isinf(v):
-            return "highest" if v > 0 else "lowest"
         return f"{v:g}"
     if isinstance(v, np.generic):
         return _code_text(v.item())
