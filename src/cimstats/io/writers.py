@@ -453,8 +453,9 @@ def _write_dta(survey: Survey, path: Path, fmt: str, label: str, *, expand_range
             if rec is not None and rec.notna().any():
                 col = data[name].astype(object)
                 mask = rec.notna()
-                col[mask] = rec[mask].map(lambda v: letter[_num_or_str(v)][1] if not isinstance(v, str)
-                                          else v[1].lower())
+                to_letter = {code: let[1] for code, let in letter.items()}
+                to_letter.update({c: c[1].lower() for c in ext})
+                col[mask] = rec[mask].map(to_letter)
                 data[name] = col
         if labels:
             value_labels[name] = labels
