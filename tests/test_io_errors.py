@@ -191,13 +191,38 @@ def test_errors_are_cimstats_errors_and_os_errors(tmp_path):
     (["empty.dta"], ["empty.dta", "empty"]),
     (["wrong.sav"], ["wrong.sav", "Stata"]),
 ])
-def test_cli_prints_one_sentence_without_traceback(cli, tmp_path, sample_dta, args, words):
+def test_cli_prints_one_sentence(tmp_path, sample_dta, args, words, capsys, monkeypatch):
+    from cimstats.cli.main import main
+
     (tmp_path / "empty.dta").touch()
     shutil.copy(sample_dta, tmp_path / "wrong.sav")
-    out = cli("inspect", *args, cwd=tmp_path)
-    assert out.returncode == 2
-    assert "Traceback" not in out.stderr
-    assert out.stderr.startswith("cimstats: error: ")
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cimstats: error: ") and err.count("\n") == 1
     for w in words:
-        assert w in out.stderr
-    assert out.stderr.count("\n") == 1
+        assert w in err
+
+
+def test_cli_error_has_no_traceback(cli, tmp_path):
+    (tmp_path / "truncated.sav").write_bytes(b"$FL2@(#) SPSS DATA FILE" + b"\x00" * 40)
+    out = cli("inspect", "truncated.sav", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert out.stderr.startswith("cimstats: error: ") and "truncated.sav" in out.stderr
+
+
+@pytest.mark.parametrize("ext", ["dta", "sav"])
+def test_duplicate_names_in_labelled_files(tmp_path, ext):
+    """A file whose second variable carries the first one's name (patched bytes) is refused, not renamed."""
+    import pyreadstat
+
+    df = pd.DataFrame({"xq1": [1.0, 2.0], "xq2": [3.0, 4.0]})
+    good = tmp_path / f"good.{ext}"
+    (pyreadstat.write_dta if ext == "dta" else pyreadstat.write_sav)(df, str(good))
+    data = good.read_bytes().replace(b"xq2", b"xq1").replace(b"XQ2", b"XQ1")
+    bad = tmp_path / f"dup.{ext}"
+    bad.write_bytes(data)
+    with pytest.raises(SurveyReadError) as e:
+        read_survey(bad)
+    _check(e, f"dup.{ext}", "duplicate variable names")

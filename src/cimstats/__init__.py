@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "VariableMeta": "cimstats.io",
     "read_survey": "cimstats.io",
     "write_survey": "cimstats.io",
+    "iter_survey": "cimstats.io",
     # harmonise
     "harmonise": "cimstats.dictionary",
     "read_dictionary": "cimstats.dictionary",
