@@ -24,8 +24,8 @@ Examples
 --------
 >>> from cimstats.datasets import demo_study, planted_truth
 >>> study = demo_study(seed=1)
->>> study.summary().set_index("country").loc["ALL", "patients_w0"]
-np.int64(1700)
+>>> int(study.summary().set_index("country").loc["ALL", "patients_w0"])
+1700
 >>> planted_truth()["mediation"]["b"]
 0.3
 """
@@ -35,9 +35,10 @@ from __future__ import annotations
 from cimstats.datasets._countries import COUNTRY_SPECS
 from cimstats.datasets._design import COUNTRIES, COUNTRY_NAMES, TIE_TYPES, WORK_TYPES
 from cimstats.datasets._study import DEFAULT_SEED, DemoStudy, demo_study
+from cimstats.datasets._errors import DemoOutputError, DemoSeedError
 from cimstats.datasets._qualitative import coded_excerpts, theme_codebook
 from cimstats.datasets._truth import planted_truth
-from cimstats.datasets._write import STEPS, DemoFiles, DemoOutputError, write_demo_files
+from cimstats.datasets._write import STEPS, DemoFiles, write_demo_files
 
 
 def raw_surveys(seed: int = DEFAULT_SEED) -> dict:
@@ -85,7 +86,8 @@ def render_schema() -> str:
 
 
 __all__ = [
-    "COUNTRIES", "COUNTRY_NAMES", "COUNTRY_SPECS", "DEFAULT_SEED", "DemoFiles", "DemoOutputError", "DemoStudy",
+    "COUNTRIES", "COUNTRY_NAMES", "COUNTRY_SPECS", "DEFAULT_SEED", "DemoFiles", "DemoOutputError",
+    "DemoSeedError", "DemoStudy",
     "STEPS", "TIE_TYPES", "WORK_TYPES", "coded_excerpts", "demo_study", "planted_truth", "raw_surveys",
     "raw_variable_map", "render_schema", "theme_codebook", "write_demo_files",
 ]

@@ -21,7 +21,6 @@ Mapping rules (raw value ``x`` -> target value):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,7 @@ import pandas as pd
 from cimstats.datasets import _design as D
 from cimstats.datasets._education import EDUCATION
 from cimstats.datasets._generate import (
-    CE, DEPRIVATION_INDEX, EQ5D, HEIQ, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
+    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
 )
 from cimstats.datasets._lang import LANG
 
@@ -117,7 +116,7 @@ def _scale_labels(lo: int, hi: int, anchors: tuple, reversed_: bool) -> dict:
         target = {lo: anchors[0], hi: anchors[-1]}
     if not reversed_:
         return target
-    return {lo + hi - t: lab for t, lab in target.items()}
+    return dict(sorted((lo + hi - t, lab) for t, lab in target.items()))
 
 
 def _items(cc, names, targets, lo, hi, anchors, *, reversed_=False, missing=None, missing_range=None,
@@ -264,7 +263,6 @@ _TIES_STD = {1: "partner", 2: "family", 3: "friend", 4: "weak_tie", 5: "group", 
 
 
 def _specs() -> dict[str, CountrySpec]:
-    heiq_pos = (_num("heiq", 15), list(HEIQ_QUESTIONNAIRE_ORDER))
     heiq_pos = ([f"heiq{i:02d}" for i in range(1, 16)], list(HEIQ_QUESTIONNAIRE_ORDER))
     S = {}
     S["EN"] = _build(
@@ -393,42 +391,43 @@ def _encode(col: RawColumn, target: pd.DataFrame, latent: pd.DataFrame) -> np.nd
 
 
 def raw_frame(spec: CountrySpec, kind: str, target: pd.DataFrame, latent: pd.DataFrame,
-              reasons: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The raw table of one country file kind, with missing codes in place, plus its metadata.
+              reasons: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """One country file kind as (analysis values, missing-code record, metadata).
 
-    ``target``, ``latent`` and ``reasons`` are row-aligned (same length and order).
+    ``target``, ``latent`` and ``reasons`` are row-aligned (same length and
+    order). The analysis values hold missing cells as missing; the record
+    holds the team's missing code of each declared-missing cell (``None``
+    elsewhere), as :class:`cimstats.io.Survey` keeps them.
     """
     from cimstats.io import VariableMeta
 
     cols = spec.patient if kind == "patients" else spec.alter
-    out = {}
-    meta = {}
+    data, record, meta = {}, {}, {}
+    n = len(target)
     for col in cols:
         values = _encode(col, target, latent)
         tgt = col.maps[0].target
-        obj = col.storage == "string" or any(str(c).startswith(".") for c in col.missing.values())
-        arr = np.array(values, dtype=object) if obj else np.array(values, dtype=float)
+        string = col.storage == "string"
+        arr = np.array(values, dtype=object) if string else np.array(values, dtype=float)
         if tgt in reasons.columns:
             r = reasons[tgt].to_numpy()
-            for reason, code in col.missing.items():
-                sel = r == reason
-                if sel.any():
-                    arr[sel] = code
-        if obj and col.storage != "string":
-            # numeric column holding Stata extended-missing letters: plain floats elsewhere
-            arr = np.array([v if isinstance(v, str) else (np.nan if pd.isna(v) else float(v)) for v in arr],
-                           dtype=object)
-        out[col.name] = arr
-        codes = tuple(sorted(set(col.missing.values()), key=str)) if col.missing_range is None else ()
+            gone = pd.notna(r)
+            if gone.any():
+                arr[gone] = None if string else np.nan
+                codes = np.full(n, None, dtype=object)
+                for reason, code in col.missing.items():
+                    codes[r == reason] = code
+                if pd.notna(codes).any():  # reasons without a declared code stay blank (system-missing)
+                    record[col.name] = codes
+        data[col.name] = arr
+        declared = tuple(sorted(set(col.missing.values()), key=str)) if col.missing_range is None else ()
         meta[col.name] = VariableMeta(
             col.name, label=col.label, value_labels=dict(col.value_labels), measure=col.measure,
-            missing_codes=codes, missing_ranges=col.missing_range or (), storage=col.storage,
+            missing_codes=declared, missing_ranges=col.missing_range or (), storage=col.storage,
         )
-    df = pd.DataFrame(out)
-    for c in cols:
-        if c.storage == "string":
-            df[c.name] = df[c.name].astype(object)
-    return df, meta
+    df = pd.DataFrame(data)
+    miss = pd.DataFrame(record, index=df.index, dtype=object)
+    return df, miss, meta
 
 
 def variable_map() -> pd.DataFrame:

@@ -6,7 +6,6 @@ and the generator read the same numbers.
 
 from __future__ import annotations
 
-import math
 
 #: country codes in the order files are written
 COUNTRIES: tuple[str, ...] = ("EN", "NL", "NO", "ES", "GR", "BG")

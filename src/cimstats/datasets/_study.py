@@ -119,8 +119,8 @@ class DemoStudy:
                     sel = (tgt["patient_id"].str[:2] == cc).to_numpy()
                 if wave is not None:
                     sel = sel & (tgt["wave"] == wave).to_numpy()
-                df, meta = raw_frame(spec, kind, tgt[sel].reset_index(drop=True),
-                                     lat[sel].reset_index(drop=True), rsn[sel].reset_index(drop=True))
+                df, miss, meta = raw_frame(spec, kind, tgt[sel].reset_index(drop=True),
+                                           lat[sel].reset_index(drop=True), rsn[sel].reset_index(drop=True))
                 sort = [spec.alter[0].name if kind == "alters" else spec.patient[0].name]
                 if kind == "alters":
                     sort.append(spec.alter[1].name)
@@ -128,13 +128,14 @@ class DemoStudy:
                             if c.maps[0].target == "wave"]
                 order = np.lexsort([df[c].to_numpy() for c in reversed(wave_col + sort)])
                 df = df.iloc[order].reset_index(drop=True)
+                miss = miss.iloc[order].reset_index(drop=True)
                 if spec.format == "dta":  # Stata files carry no measure levels
                     meta = {k: m.with_(measure=None) for k, m in meta.items()}
                 label = (f"{spec.name}: {'patients' if kind == 'patients' else 'named network members'}"
                          + ("" if wave is None else (", baseline" if wave == 0 else ", 12-month follow-up"))
                          + " (synthetic demo data)")
-                out[fname] = Survey.from_raw(df, meta, SourceInfo(path=fname, format=spec.format,
-                                                                  encoding="utf-8", file_label=label))
+                out[fname] = Survey(df, meta, miss, SourceInfo(path=fname, format=spec.format,
+                                                               encoding="utf-8", file_label=label))
         return out
 
 
@@ -167,6 +168,11 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
         quantities, missing-value reasons, and :meth:`DemoStudy.raw_surveys`
         for the country files.
 
+    Raises
+    ------
+    DemoSeedError
+        When ``seed`` is not a non-negative whole number.
+
     Notes
     -----
     Design: England, the Netherlands, Norway, Spain, Greece and Bulgaria; three
@@ -185,13 +191,10 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
     >>> sorted(study.patients["country"].unique())
     ['BG', 'EN', 'ES', 'GR', 'NL', 'NO']
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        from cimstats.errors import CimstatsError
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        from cimstats.datasets._errors import DemoSeedError
 
-        class _SeedError(CimstatsError, TypeError):
-            pass
-
-        raise _SeedError(f"`seed` is {seed!r}; expected a whole number such as 1 or 20140601.")
+        raise DemoSeedError(f"`seed` is {seed!r}; expected a non-negative whole number such as 1 or 20140601.")
     g = _cached(int(seed))
     return DemoStudy(int(seed), *(g[k].copy() for k in (
         "patients", "alters", "latent", "patient_missing_reasons", "alter_missing_reasons")))

@@ -20,11 +20,7 @@ import pandas as pd
 from cimstats.datasets import _design as D
 from cimstats.datasets._countries import COUNTRY_SPECS
 from cimstats.datasets._study import DEFAULT_SEED, DemoStudy, demo_study
-from cimstats.errors import CimstatsError
-
-
-class DemoOutputError(CimstatsError, OSError):
-    """The demo output folder cannot be written."""
+from cimstats.datasets._errors import DemoOutputError
 
 
 @dataclass(frozen=True)
