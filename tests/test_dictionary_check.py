@@ -69,6 +69,7 @@ CASES = {
     "D011": lambda: mutate("variables", 1, min="110", max="18"),
     "D012": lambda: mutate("categories", None, variable="sex", code="7", label="other"),
     "D013": lambda: {**BASE, "mappings": BASE["mappings"][1:]},
+    "D018": lambda: mutate("variables", 0, label="x" * 81),
     "D016": lambda: mutate("categories", None, variable="age", code="20", label="twenty"),
     "R101": lambda: mutate("mappings", 0, rule="recod"),
     "R102": lambda: mutate("mappings", 1, arguments="1=1; 2"),

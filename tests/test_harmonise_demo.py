@@ -105,6 +105,11 @@ def test_cli_harmonise_writes_data_and_report(tmp_path, demo, cli):
     back = read_survey(tmp_path / "harmonised_patients.sav")
     assert len(back) == len(demo[0].patients)
     assert pd.read_excel(tmp_path / "harmonised_report.xlsx", sheet_name="summary")["status"].eq("complete").all()
+    r = cli("harmonise", "--dictionary", str(DICT), "--data-dir", str(rawdir), "--out", str(tmp_path / "h.dta"),
+            "--report", str(tmp_path / "h.html"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert read_survey(tmp_path / "h_alters.dta").data["alter_id"].str.match(r"^[A-Z]{2}-\d{4}-A\d{2}$").all()
+    assert "<table>" in (tmp_path / "h.html").read_text(encoding="utf-8")
     # strict mode with a broken mapping: nothing written, exit 2
     bad = tmp_path / "bad"
     bad.mkdir()

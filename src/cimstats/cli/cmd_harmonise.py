@@ -64,7 +64,9 @@ def run(args) -> int:
         tmps.extend(extra)
         staged.append((rep_tmp, report_path))
         staged.extend((e, e.with_name(e.name.replace(rep_tmp.stem, report_path.stem))) for e in extra)
+        mode = 0o666 & ~_umask()
         for tmp, final in staged:  # everything is complete: now put each file in place
+            os.chmod(tmp, mode)  # temporary files are private; outputs get the usual permissions
             os.replace(tmp, final)
     finally:
         for t in tmps:
@@ -79,6 +81,12 @@ def run(args) -> int:
     if len(rep.issues) or not args.quiet:
         print(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
     return 1 if rep.has_errors else 0
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _fmt(path: Path) -> str:

@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
     "D014": "study data file not found",
     "D015": "table could not be read",
     "D016": "categories given for a target whose type has no categories",
+    "D018": "variable label longer than 80 characters (the Stata limit)",
     "D017": "table mismatch: a variable's table has no studies, or a mapping pairs a study with another table's target",
     # rules (no data needed)
     "R101": "unknown rule name",

@@ -391,6 +391,10 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                        row=int(r["_row"]), column="type",
                        remedy=(f"Did you mean '{close[0]}'? " if close else "") + f"Use one of {', '.join(TYPES)}.")
             typ = "decimal"
+        if len(r["label"]) > 80:
+            report.add("D018", f"variables row {r['_row']} gives '{r['name']}' a label of {len(r['label'])} characters; "
+                               "Stata files hold at most 80.", severity="warning", file=r["_file"], row=int(r["_row"]),
+                       column="label", remedy="Shorten the label (keep the full text in 'description') to write .dta files.")
         lo, hi = _num(report, "variables", r, "min", r["min"]), _num(report, "variables", r, "max", r["max"])
         if lo is not None and hi is not None and lo > hi:
             report.add("D011", f"variables row {r['_row']} gives '{r['name']}' min {r['min']} greater than max {r['max']}.",
