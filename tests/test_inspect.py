@@ -70,6 +70,12 @@ def test_codebook_columns_and_counts():
     assert row["n_declared_missing"] == int(s.missing["myord"].notna().sum())
     assert row["n_valid"] + row["n_declared_missing"] + row["n_system_missing"] == len(s)
     assert row["top_categories"].startswith("low (")
+    plain, _ = pyreadstat.read_sav(str(LABELLED / "pyreadstat" / "basic_sample_missing.sav"))
+    kept, _ = pyreadstat.read_sav(str(LABELLED / "pyreadstat" / "basic_sample_missing.sav"), user_missing=True)
+    for var in ("mynum", "myord", "mylabl"):
+        codes = kept.loc[plain[var].isna() & kept[var].notna(), var].value_counts().sort_index()
+        expected = "; ".join(f"{_code(float(k))} ({n})" for k, n in codes.items())
+        assert cb.set_index("name").loc[var, "missing_code_counts"] == expected
     num = cb.set_index("name").loc["mynum"]
     assert num["missing_codes"] == "-1; 2000 to 3000"
     assert num["min"] == s.data["mynum"].min() and num["max"] == s.data["mynum"].max()

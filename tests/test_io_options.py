@@ -77,3 +77,20 @@ def test_vectorised_mask_agrees_with_the_cell_rule(values, codes, rng):
     # nothing becomes missing without a record, and raw() gives the input back
     assert (s.data["x"].isna() & col.notna()).sum() == (s.missing["x"].notna().sum() if "x" in s.missing else 0)
     np.testing.assert_array_equal(s.raw()["x"].to_numpy(dtype=float), col.to_numpy(dtype=float))
+
+
+@pytest.mark.parametrize("fmt", ["sav", "parquet", "csv"])
+def test_open_ended_spss_range_round_trips(tmp_path, fmt):
+    import pyreadstat
+
+    src = tmp_path / "lo.sav"
+    pyreadstat.write_sav(pd.DataFrame({"x": [1.0, -5.0, 7.0]}), str(src),
+                         missing_ranges={"x": [{"lo": float("-inf"), "hi": -1.0}]})
+    s = read_survey(src)
+    assert s.variable("x").missing_ranges == ((float("-inf"), -1),)
+    assert s.missing["x"].tolist() == [None, -5, None]
+    assert s.codebook().loc[0, "missing_codes"] == "lowest to -1"
+    write_survey(s, tmp_path / f"back.{fmt}")
+    back = read_survey(tmp_path / f"back.{fmt}")
+    assert back.variable("x").missing_ranges == s.variable("x").missing_ranges
+    assert back.missing["x"].tolist() == [None, -5, None]

@@ -113,6 +113,29 @@ def test_generated_sav_to_dta_to_sav_is_lossless(s, tmp_path):
     assert_same_survey(b, read_survey(tmp_path / "c.sav"), measures=False)
 
 
+@st.composite
+def stata_surveys(draw):
+    """Numeric variables with Stata extended missing values (.a-.z) and labels on some of them."""
+    n = draw(st.integers(1, 25))
+    tags = tuple(sorted(draw(st.lists(st.sampled_from([".a", ".b", ".d", ".r", ".z"]), min_size=1, max_size=3,
+                                      unique=True))))
+    cells = [draw(st.one_of(st.integers(-3, 3), st.sampled_from(tags), st.none())) for _ in range(n)]
+    raw = pd.DataFrame({"x": pd.Series(cells, dtype=object)})
+    labelled = draw(st.lists(st.sampled_from([-3, 0, 1, 2, *tags]), unique=True, max_size=5))
+    meta = {"x": VariableMeta("x", label=draw(st.none() | LABEL_TEXT),
+                              value_labels={c: draw(LABEL_TEXT) for c in labelled}, missing_codes=tags)}
+    return Survey.from_raw(raw, meta)
+
+
+@pytest.mark.parametrize("fmt", ["dta", "parquet", "csv"])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(s=stata_surveys())
+def test_generated_extended_missing_round_trip(fmt, s, tmp_path):
+    path = tmp_path / f"gen.{fmt}"
+    write_survey(s, path)
+    assert_same_survey(s, read_survey(path))
+
+
 # -- shared real files -------------------------------------------------------------------------
 SAV_FILES = ["basic_sample_missing.sav", "missing_data_missing_test.sav", "basic_sample.sav",
              "multiple_response_simple_alltypes.sav", "missing_data_missing_char.sav"]
@@ -271,3 +294,15 @@ def test_spss_codes_stay_visible_in_parquet_for_other_tools(tmp_path):
 def test_dataframe_writes_without_metadata(tmp_path):
     write_survey(pd.DataFrame({"a": [1, 2]}), tmp_path / "x.sav")
     assert _cells(read_survey(tmp_path / "x.sav").data["a"]) == [1, 2]
+
+
+def test_format_must_match_a_survey_extension(tmp_path):
+    s = Survey(pd.DataFrame({"x": [1.0]}))
+    with pytest.raises(SurveyWriteError, match=r"`format`='dta' does not match.*'x.dta'"):
+        write_survey(s, tmp_path / "x.sav", format="dta")
+    write_survey(s, tmp_path / "x.sav", format="zsav")
+    assert read_survey(tmp_path / "x.sav").source.format == "zsav"
+    write_survey(s, tmp_path / "x.backup", format="dta")
+    assert read_survey(tmp_path / "x.backup").source.format == "dta"
+    with pytest.raises(SurveyWriteError, match="does not exist"):
+        write_survey(s, tmp_path / "nowhere" / "x.sav")

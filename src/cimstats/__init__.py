@@ -29,6 +29,9 @@ _EXPORTS: dict[str, str] = {
     "harmonise": "cimstats.dictionary",
     "read_dictionary": "cimstats.dictionary",
     "HarmonisationReport": "cimstats.dictionary",
+    "HarmonisationResult": "cimstats.dictionary",
+    "check_dictionary": "cimstats.dictionary",
+    "deprivation": "cimstats.dictionary",
     # measures
     "score_scale": "cimstats.measures",
     "scales": "cimstats.measures",

@@ -29,16 +29,17 @@ from cimstats.errors import CimstatsError, SurveyWriteError
 COLUMNS = [
     "name", "label", "storage", "measure", "value_labels", "missing_codes",
     "n_valid", "n_declared_missing", "n_system_missing", "min", "max", "top_categories",
+    "missing_code_counts",
 ]
 _TOP = 5
 
 
 def _code_text(v: Any) -> str:
     if isinstance(v, float):
+        if np.isinf(v) or abs(v) >= 1e300:  # SPSS "LOWEST THRU x" / "x THRU HIGHEST"
+            return "highest" if v > 0 else "lowest"
         if v.is_integer():
             return str(int(v))
-        if np.isinf(v):
-            return "highest" if v > 0 else "lowest"
         return f"{v:g}"
     if isinstance(v, np.generic):
         return _code_text(v.item())
@@ -88,6 +89,17 @@ def _top(col: pd.Series, m) -> str:
     return "; ".join(parts)
 
 
+def _code_counts(rec: pd.Series) -> str:
+    """How many cells held each declared missing code, in code order: ``"-9 (4); 99 (2)"``."""
+    counts = rec.dropna().value_counts()
+    keys = list(counts.index)
+    try:
+        keys.sort(key=lambda k: (isinstance(k, str), k))
+    except TypeError:
+        pass
+    return "; ".join(f"{_code_text(k)} ({int(counts[k])})" for k in keys)
+
+
 def codebook(survey, *, variables: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per variable: labels, missing codes, counts and range.
 
@@ -108,7 +120,8 @@ def codebook(survey, *, variables: Iterable[str] | None = None) -> pd.DataFrame:
         ``n_valid`` (cells with a value), ``n_declared_missing`` (cells holding
         a declared missing code), ``n_system_missing`` (empty cells);
         ``min``/``max`` (numbers and dates); ``top_categories`` (the five most
-        frequent values of labelled or text variables, with counts).
+        frequent values of labelled or text variables, with counts);
+        ``missing_code_counts`` (cells per declared missing code, ``"-9 (4); 99 (2)"``).
     """
     from cimstats.io.survey import Survey
 
@@ -135,6 +148,7 @@ def codebook(survey, *, variables: Iterable[str] | None = None) -> pd.DataFrame:
             "min": _extreme(col, m.storage, "min"),
             "max": _extreme(col, m.storage, "max"),
             "top_categories": _top(col, m),
+            "missing_code_counts": _code_counts(miss[name]) if n_decl else "",
         })
     out = pd.DataFrame(rows, columns=COLUMNS)
     for c in ("min", "max"):
@@ -157,6 +171,8 @@ def format_codebook(cb: pd.DataFrame, *, title: str | None = None) -> str:
             lines.append(f"    missing codes: {r['missing_codes']}")
         counts = (f"    n valid {r['n_valid']}, declared missing {r['n_declared_missing']}, "
                   f"system missing {r['n_system_missing']}")
+        if r.get("missing_code_counts"):
+            counts += f" (codes: {r['missing_code_counts']})"
         if r["min"] is not None and not (isinstance(r["min"], float) and np.isnan(r["min"])):
             counts += f"; min {_code_text(r['min'])}, max {_code_text(r['max'])}"
         lines.append(counts)

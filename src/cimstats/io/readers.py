@@ -14,6 +14,7 @@ import csv
 import datetime as _dt
 import os
 import re
+import string
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -36,6 +37,8 @@ _LABELLED = ("sav", "zsav", "por", "dta", "sas7bdat", "xpt")
 _USER_MISSING_FORMATS = ("sav", "zsav", "dta", "sas7bdat")
 _ENCODING_FORMATS = ("sav", "zsav", "dta", "sas7bdat", "xpt", "csv")
 #: Stata value labels that carry an SPSS code cimstats converted on writing
+#: Stata value label that only declares an extended missing value (it had no label of its own)
+DECLARED_ONLY = "[declared missing]"
 _CODE_IN_LABEL = re.compile(r"^(?P<label>.*?)\s*\[code (?P<code>-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\]$")
 
 
@@ -260,6 +263,8 @@ def _check_path(path: str | os.PathLike, format: str | None) -> tuple[Path, str]
             f"'{p.name}' has the extension of a {FORMAT_NAMES[fmt]} file but holds a {FORMAT_NAMES[found]} file; "
             f"rename it to '{p.stem}.{found}' or pass `format='{found}'`."
         )
+    if fmt in ("sav", "zsav") and found in ("sav", "zsav"):
+        fmt = found  # the bytes tell compressed from plain
     return p, fmt
 
 
@@ -419,17 +424,18 @@ def _survey_from_readstat(raw: pd.DataFrame, rm, path: Path, fmt: str, encoding,
             value_labels[_plain_code(k)] = v
         if tagged and storage == "numeric" and (col.dtype == object or pd.api.types.is_string_dtype(col)):
             # extended missing values arrive as their letter: record them as ".a"
-            obj = col.astype(object)
-            num = pd.to_numeric(obj.where(~obj.map(type).eq(str)), errors="coerce")
-            letters = obj.notna() & num.isna()
-            if letters.any():
-                found = obj[letters].astype(str)
-                tags = prefix + found
-                codes.extend(sorted(set(tags) - set(codes)))
-                obj = obj.where(~letters, tags)
-            raw[name] = obj if letters.any() else num
+            decoded, found = split_tagged(col)
+            codes.extend(t for t in found if t not in codes)
+            raw[name] = decoded
             col = raw[name]
         if tagged and storage == "numeric" and value_labels:
+            # a labelled extended missing value is declared even when no cell holds it
+            ext_labelled = [k for k in value_labels if isinstance(k, str) and k.startswith(".")]
+            codes = [c for c in codes if not (isinstance(c, str) and c.startswith("."))] + sorted(
+                {c for c in codes if isinstance(c, str) and c.startswith(".")} | set(ext_labelled))
+            for k in ext_labelled:
+                if value_labels[k] == DECLARED_ONLY:  # declared, no label of its own
+                    del value_labels[k]
             # restore SPSS codes that write_survey kept in Stata labels ("Refused [code 99]")
             restored = _restore_codes_from_labels(raw, name, value_labels, codes)
             if restored is not None:
@@ -465,6 +471,41 @@ def _survey_from_readstat(raw: pd.DataFrame, rm, path: Path, fmt: str, encoding,
     return _apply_missing(raw, meta, source, user_missing)
 
 
+_TAG_LETTERS = list(string.ascii_lowercase + string.ascii_uppercase + "_")
+
+
+def split_tagged(col: pd.Series, *, dotted: bool = False) -> tuple[pd.Series, list[str]]:
+    """Numbers and extended missing values of one column, without per-cell Python.
+
+    ``col`` holds numbers and Stata/SAS extended missing values written as
+    their letter (``"a"``, as pyreadstat gives them) or, with ``dotted=True``,
+    as ``".a"`` (as CSV holds them). Returns a float column when there are no
+    such values, else an object column with numbers and ``".a"`` codes; and the
+    codes found, sorted.
+
+    Examples
+    --------
+    >>> values, found = split_tagged(pd.Series([1.0, "a", None, "z"], dtype=object))
+    >>> values.tolist(), found
+    ([1.0, '.a', nan, '.z'], ['.a', '.z'])
+    """
+    keys = ["." + t for t in _TAG_LETTERS] if dotted else _TAG_LETTERS
+    obj = col.astype(object)
+    is_tag = obj.isin(keys).to_numpy(dtype=bool)
+    arr = obj.to_numpy(dtype=object, copy=True)
+    if not is_tag.any():
+        return pd.Series(pd.to_numeric(obj, errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+                         index=col.index, name=col.name), []
+    arr[is_tag] = np.nan
+    numbers = pd.to_numeric(pd.Series(arr, index=col.index), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    out = numbers.astype(object)
+    tags = obj[is_tag]
+    if not dotted:
+        tags = tags.map({t: "." + t for t in _TAG_LETTERS})
+    out[is_tag] = tags.to_numpy(dtype=object)
+    return pd.Series(out, index=col.index, name=col.name), sorted(pd.unique(tags.to_numpy(dtype=object)))
+
+
 def _restore_codes_from_labels(raw: pd.DataFrame, name: str, value_labels: dict, codes: list):
     mapping = {}
     for k, lab in value_labels.items():
@@ -479,7 +520,9 @@ def _restore_codes_from_labels(raw: pd.DataFrame, name: str, value_labels: dict,
     hit = col.isin(list(to_code))
     if hit.any():
         col = col.where(~hit, col.map(to_code))
-        raw[name] = col if col.map(type).eq(str).any() else pd.to_numeric(col)
+        has_text = pd.api.types.infer_dtype(col, skipna=True) not in ("integer", "floating", "mixed-integer-float",
+                                                                       "empty")
+        raw[name] = col if has_text else pd.to_numeric(col)
     new_labels = {}
     for k, lab in value_labels.items():
         if k in mapping:
@@ -568,8 +611,7 @@ def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_of
                                    df[n].notna().any() else "numeric")
         elif m.storage == "numeric" and not pd.api.types.is_numeric_dtype(df[n]):
             # Stata extended missing codes (".a") share the column with numbers
-            df[n] = df[n].astype(object).map(lambda v: v if isinstance(v, str) and v.startswith(".") else
-                                             pd.to_numeric(v, errors="coerce"))
+            df[n], _ = split_tagged(df[n], dotted=True)
     if extra_missing:
         for n, codes in extra_missing.items():
             if n not in meta:
@@ -615,12 +657,13 @@ def _parquet_table_to_survey(df: pd.DataFrame, meta, extra, path: Path, columns,
         if comp in df.columns:
             if var in df.columns:
                 codes = df[comp].astype(object)
-                mask = codes.notna()
+                mask = codes.notna().to_numpy()
                 if mask.any():
-                    decoded = codes[mask].map(_decode_code)
-                    col = df[var].astype(object)
-                    col[mask] = decoded
-                    df[var] = col
+                    present = codes[mask]
+                    lookup = {u: _decode_code(u) for u in pd.unique(present.to_numpy(dtype=object))}
+                    col = df[var].to_numpy(dtype=object, copy=True)
+                    col[mask] = present.map(lookup).to_numpy(dtype=object)
+                    df[var] = pd.Series(col, index=df.index, name=var)
             df = df.drop(columns=[comp])
     if columns is not None:
         absent = [c for c in columns if c not in df.columns]

@@ -145,9 +145,66 @@ def declared_missing_mask(col: pd.Series, meta: "VariableMeta") -> pd.Series:
     >>> declared_missing_mask(pd.Series([1, 99, -3, None, ".a"], dtype=object), m).tolist()
     [False, True, True, False, True]
     """
-    mask = np.zeros(len(col), dtype=bool)
-    if not meta.has_missing_declarations or len(col) == 0:
-        return pd.Series(mask, index=col.index)
+    mask, _ = _declared_cells(col, meta)
+    return pd.Series(mask, index=col.index)
+
+
+def _declared_cells(col: pd.Series, meta: "VariableMeta") -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, codes)``: which cells hold a declared missing code, and that code (object array).
+
+    A cell matching a discrete code records the code as declared (``99``, not
+    ``99.0``); a cell inside a range records its own value (whole numbers as int).
+    """
+    n = len(col)
+    mask = np.zeros(n, dtype=bool)
+    codes = np.empty(n, dtype=object)  # all None
+    if not meta.has_missing_declarations or n == 0:
+        return mask, codes
+    numeric_dtype = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+    num_ranges = [(lo, hi) for lo, hi in meta.missing_ranges if not (isinstance(lo, str) or isinstance(hi, str))]
+    text_ranges = [(lo, hi) for lo, hi in meta.missing_ranges if isinstance(lo, str) and isinstance(hi, str)]
+    values = None
+    if numeric_dtype:
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+    elif num_ranges:
+        obj = col.astype(object)
+        numbers = obj.where(obj.map(type).isin((int, float, np.int64, np.float64)))
+        values = pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if values is not None:
+        for lo, hi in num_ranges:
+            with np.errstate(invalid="ignore"):
+                hit = (values >= lo) & (values <= hi)
+            if hit.any():
+                mask |= hit
+                vals = values[hit]
+                whole = (vals == np.round(vals)) & (np.abs(vals) < 2.0**53)
+                got = vals.astype(object)
+                if whole.any():
+                    got[whole] = vals[whole].astype(np.int64).astype(object)
+                codes[hit] = got
+    if text_ranges:
+        obj = col.astype(object)
+        is_text = obj.map(type).eq(str)
+        txt = obj.where(is_text)
+        for lo, hi in text_ranges:
+            hit = (is_text & (txt >= lo) & (txt <= hi)).to_numpy(dtype=bool)
+            mask |= hit
+            codes[hit] = obj.to_numpy()[hit]
+    for code in meta.missing_codes:
+        plain = _plain(code)
+        if numeric_dtype:
+            if isinstance(code, str):
+                continue
+            hit = values == float(code)
+        else:
+            hit = col.isin([code]).to_numpy(dtype=bool)
+            if isinstance(code, str):
+                pass  # text codes only match text cells (1 != "1")
+        if hit.any():
+            mask |= hit
+            codes[hit] = plain
+    return mask, codes
+
     num_codes = [c for c in meta.missing_codes if not isinstance(c, str)]
     txt_codes = [c for c in meta.missing_codes if isinstance(c, str)]
     numeric_dtype = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
@@ -283,10 +340,10 @@ class Survey:
             if c not in data.columns or not m.has_missing_declarations:
                 continue
             col = data[c]
-            mask = declared_missing_mask(col, m)
-            if mask.any():
-                rec = _code_record(col, mask)
-                record[c] = rec
+            mask_arr, codes = _declared_cells(col, m)
+            if mask_arr.any():
+                mask = pd.Series(mask_arr, index=col.index)
+                record[c] = pd.Series(codes, index=col.index, dtype=object)
                 if m.storage == "numeric" and pd.api.types.is_numeric_dtype(col) \
                         and not pd.api.types.is_bool_dtype(col):
                     values = col.to_numpy(dtype=float, na_value=np.nan, copy=True)
@@ -355,25 +412,24 @@ class Survey:
 
     def raw(self) -> pd.DataFrame:
         """Values with the declared missing codes put back (what a file holds)."""
-        out = self._data.copy()
+        out = self._data.copy(deep=False)  # changed columns are replaced, ``data`` is never written into
         for c in self._missing.columns:
             rec = self._missing[c]
-            mask = rec.notna()
+            mask = rec.notna().to_numpy()
             if not mask.any():
                 continue
             m = self._meta[c]
-            if m.storage == "string" or _is_string(out[c]):
-                out[c] = out[c].astype(object)
-                out.loc[mask, c] = rec[mask]
+            codes = rec.to_numpy(dtype=object)[mask]
+            kind = pd.api.types.infer_dtype(codes, skipna=True)
+            if m.storage == "string" or _is_string(out[c]) or kind not in (
+                    "integer", "floating", "mixed-integer-float", "decimal"):
+                # text codes, or Stata extended missing (".a") beside numbers: an object column
+                col = out[c].to_numpy(dtype=object, copy=True)
+                col[mask] = codes
             else:
-                codes = rec[mask]
-                numeric = codes.map(lambda v: not isinstance(v, str))
-                if numeric.all():
-                    out[c] = out[c].astype(float)
-                    out.loc[mask, c] = codes.astype(float)
-                else:  # Stata extended missing (".a") stay as their letters in an object column
-                    out[c] = out[c].astype(object)
-                    out.loc[mask, c] = codes
+                col = out[c].to_numpy(dtype=float, na_value=np.nan, copy=True)
+                col[mask] = codes.astype(float)
+            out[c] = pd.Series(col, index=out.index, name=c)
         return out
 
     def labelled(self, name: str) -> pd.Series:
@@ -430,7 +486,8 @@ class Survey:
         """One row per variable: name, label, type, value labels, missing codes, counts, range.
 
         Columns: ``name, label, storage, measure, value_labels, missing_codes,
-        n_valid, n_declared_missing, n_system_missing, min, max, top_categories``.
+        n_valid, n_declared_missing, n_system_missing, min, max, top_categories,
+        missing_code_counts`` (see :func:`cimstats.io.codebook.codebook`).
         """
         from cimstats.io.codebook import codebook
 
@@ -438,31 +495,9 @@ class Survey:
 
 
 def _is_string(col: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(col) or pd.api.types.is_object_dtype(col) and \
-        col.dropna().map(lambda v: isinstance(v, str)).all() and col.notna().any()
-
-
-def _code_record(col: pd.Series, mask: pd.Series) -> pd.Series:
-    """Object Series holding the code of each masked cell (whole numbers as int) and None elsewhere."""
-    rec = np.empty(len(col), dtype=object)  # all None
-    m = mask.to_numpy(dtype=bool)
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        vals = col.to_numpy(dtype=float, na_value=np.nan)[m]
-        with np.errstate(invalid="ignore"):
-            whole = np.isfinite(vals) & (vals == np.round(vals)) & (np.abs(vals) < 2.0**53)
-        if whole.all():
-            rec[m] = vals.astype(np.int64).astype(object)
-        else:
-            codes = vals.astype(object)
-            if whole.any():
-                codes[whole] = vals[whole].astype(np.int64).astype(object)
-            rec[m] = codes
-    else:
-        picked = col.astype(object).to_numpy()[m]
-        codes = np.empty(len(picked), dtype=object)
-        codes[:] = [_plain(v) for v in picked]
-        rec[m] = codes
-    return pd.Series(rec, index=col.index, dtype=object)
+    if pd.api.types.is_object_dtype(col):
+        return pd.api.types.infer_dtype(col, skipna=True) == "string"  # all text, at least one value
+    return pd.api.types.is_string_dtype(col)
 
 
 def _plain(v: Any) -> Any:

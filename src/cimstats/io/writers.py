@@ -28,6 +28,7 @@ import pandas as pd
 
 from cimstats.errors import CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
+from cimstats.io.readers import DECLARED_ONLY
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _SPSS_FORMAT = re.compile(r"^(F|COMMA|DOT|DOLLAR|PCT|E|N)\d+(\.\d+)?$")
@@ -135,7 +136,8 @@ def write_survey(
       of a numeric variable becomes an extended missing value, assigned in
       ascending code order (the smallest code gets the first free letter), and
       its value label becomes ``"<label> [code <code>]"`` (``"[code 99]"`` when
-      it had none). :func:`read_survey` reads such labels back as the original
+      it had none). A declared extended missing value without a label is
+      labelled ``"[declared missing]"`` so that its declaration survives. :func:`read_survey` reads such labels back as the original
       code and label, so ``.sav -> .dta -> read`` is lossless. At most 26 codes
       fit per variable. SPSS missing *ranges* cannot be declared; with
       ``expand_ranges=True`` the codes that occur in a range are written as
@@ -178,6 +180,12 @@ def write_survey(
         raise SurveyWriteError(
             f"Cannot tell which format to write '{p.name}' in (format {format or p.suffix or 'none'!r}); "
             f"use an extension or `format=` among {', '.join(WRITE_FORMATS)}."
+        )
+    implied = EXTENSIONS.get(p.suffix.lower())
+    if format and implied and implied != fmt and {implied, fmt} != {"sav", "zsav"}:
+        raise SurveyWriteError(
+            f"`format`='{format}' does not match the extension of '{p.name}' ({FORMAT_NAMES[implied]}); "
+            f"name the file '{p.stem}.{fmt}' so that readers recognise it."
         )
     if not p.parent.exists():
         raise SurveyWriteError(f"The folder of '{p}' does not exist; create it first.")
@@ -437,13 +445,17 @@ def _write_dta(survey: Survey, path: Path, fmt: str, label: str, *, expand_range
         for code, let in letter.items():
             text = m.value_labels.get(code)
             labels[let[1]] = f"{text} [code {_fmt_code(code)}]" if text else f"[code {_fmt_code(code)}]"
+        for code in ext:  # a declared extended missing value without a label still needs a trace in the file
+            if code[1].lower() not in labels:
+                labels[code[1].lower()] = DECLARED_ONLY
         if ext or letter:
             user_missing[name] = sorted({c[1].lower() for c in ext} | {v[1] for v in letter.values()})
             if rec is not None and rec.notna().any():
                 col = data[name].astype(object)
                 mask = rec.notna()
-                col[mask] = rec[mask].map(lambda v: letter[_num_or_str(v)][1] if not isinstance(v, str)
-                                          else v[1].lower())
+                to_letter = {code: let[1] for code, let in letter.items()}
+                to_letter.update({c: c[1].lower() for c in ext})
+                col[mask] = rec[mask].map(to_letter)
                 data[name] = col
         if labels:
             value_labels[name] = labels

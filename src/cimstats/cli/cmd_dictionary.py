@@ -1,0 +1,44 @@
+"""``cimstats dictionary check DIR`` and ``cimstats dictionary draft FILE... --out DIR``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("dictionary", help="check or draft a data dictionary",
+                              description="Check a data dictionary without reading data, or draft one from source files.")
+    sub = p.add_subparsers(dest="dictionary_command", metavar="ACTION")
+    c = sub.add_parser("check", help="check every table and rule of a dictionary folder (no data read)")
+    c.add_argument("folder", metavar="DIR")
+    c.add_argument("--data-dir", metavar="DIR", help="also look for the study files here")
+    c.add_argument("--csv", metavar="FILE", help="write the problems as CSV (code, severity, file, row, column, message, remedy)")
+    c.set_defaults(func=check)
+    d = sub.add_parser("draft", help="draft variables, categories and mappings tables from source files' metadata")
+    d.add_argument("files", nargs="+", metavar="FILE")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder to write the drafted CSV tables into")
+    d.add_argument("--study-ids", metavar="IDS", help="comma-separated study ids, one per file (default: file names)")
+    d.add_argument("--overwrite", action="store_true", help="replace tables already in DIR")
+    d.set_defaults(func=draft)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def check(args) -> int:
+    from cimstats.dictionary import check_dictionary
+
+    rep = check_dictionary(args.folder, data_dir=args.data_dir)
+    if args.csv:
+        rep.to_frame().to_csv(args.csv, index=False)
+    print(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
+    return 1 if rep.has_errors else 0
+
+
+def draft(args) -> int:
+    from cimstats.dictionary.draft import draft_dictionary, write_draft
+
+    ids = [s.strip() for s in args.study_ids.split(",")] if args.study_ids else None
+    tables = draft_dictionary(args.files, study_ids=ids)
+    paths = write_draft(tables, args.out, overwrite=args.overwrite)
+    print(f"Drafted {len(tables['variables'])} variables, {len(tables['categories'])} categories and "
+          f"{len(tables['mappings'])} mappings into {', '.join(str(p) for p in paths)}; review them before use.")
+    return 0

@@ -1,0 +1,670 @@
+"""Harmonise several studies against a data dictionary, losslessly.
+
+:func:`harmonise` applies each target x study rule of a
+:class:`~cimstats.dictionary.schema.Dictionary` to each study and stacks the
+results into one :class:`~cimstats.io.Survey`. Every harmonised cell is
+either a value or missing for exactly one recorded reason
+(:data:`~cimstats.dictionary.codes.MISSING_REASONS`), so for each target and
+study ``n_valid + sum(n_<reason>) == n_rows``; every source value that did
+not become a harmonised value can be listed with :meth:`HarmonisationResult.audit`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cimstats.dictionary.apply import Applied, SourceColumn, apply_rule, norm_label
+from cimstats.dictionary.apply import counts as _counts
+from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER
+from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
+from cimstats.errors import HarmonisationError, Report
+from cimstats.io.survey import SourceInfo, Survey, VariableMeta
+
+REPORT_COLUMNS = (["study", "target", "rule", "source", "declared_status", "status", "n_rows", "n_valid"]
+                  + [f"n_{r}" for r in REASON_ORDER] + ["unmapped_codes", "comment"])
+_DECL = REASON_CODE["declared_missing"]
+_UNM = REASON_CODE["unmapped"]
+_OOR = REASON_CODE["out_of_range"]
+_NOMAP = REASON_CODE["no_mapping"]
+_PROBLEM_REASONS = ("unmapped", "type_mismatch", "out_of_range", "no_match")
+
+
+@dataclass(frozen=True)
+class HarmonisationReport:
+    """What happened to every target in every study.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per study x target with columns ``study, target, rule,
+        source, declared_status, status, n_rows, n_valid``, one ``n_<reason>``
+        per missing reason (``n_system_missing, n_source_missing,
+        n_recoded_missing, n_declared_missing, n_unmapped, n_type_mismatch,
+        n_out_of_range, n_too_few_items, n_no_match, n_impossible,
+        n_no_mapping``), ``unmapped_codes`` and ``comment``. ``status`` is
+        ``complete`` (rule applied, every source value accounted for without
+        problems), ``partial`` (some values unmapped, out of range, of the wrong
+        type or unmatched), ``impossible``, ``undetermined`` (no rule) or
+        ``failed`` (the rule could not run, e.g. a missing source variable).
+    unmapped : pandas.DataFrame
+        One row per study x target x value not covered: ``study, target,
+        source, value, label, n, reason``.
+    issues : Report
+        Every problem (stable codes ``D``/``R``/``H``) with file, row, column, remedy.
+    """
+
+    table: pd.DataFrame
+    unmapped: pd.DataFrame
+    issues: Report
+
+    @property
+    def all_complete(self) -> bool:
+        """True when every target x study is complete and there are no errors."""
+        return bool((self.table["status"] == "complete").all()) and not self.issues.has_errors
+
+    @property
+    def has_errors(self) -> bool:
+        return self.issues.has_errors
+
+    def summary(self) -> str:
+        counts = self.table["status"].value_counts().to_dict()
+        head = (f"Harmonisation of {self.table['study'].nunique()} studies x {self.table['target'].nunique()} targets: "
+                + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".")
+        return head + "\n" + self.issues.summary()
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        return {"summary": self.table, "unmapped": self.unmapped, "issues": self.issues.to_frame()}
+
+    def to_csv(self, path: str | Path) -> list[Path]:
+        """Write ``PATH`` (summary) plus ``PATH-stem_unmapped.csv`` and ``_issues.csv``; returns the paths."""
+        p = Path(path)
+        out = []
+        for name, df in self.to_frames().items():
+            q = p if name == "summary" else p.with_name(f"{p.stem}_{name}{p.suffix or '.csv'}")
+            df.to_csv(q, index=False)
+            out.append(q)
+        return out
+
+    def to_excel(self, path: str | Path) -> Path:
+        """Write one workbook with sheets ``summary``, ``unmapped`` and ``issues``."""
+        with pd.ExcelWriter(path, engine="openpyxl") as xw:
+            for name, df in self.to_frames().items():
+                df.to_excel(xw, sheet_name=name, index=False)
+        return Path(path)
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """A self-contained HTML page (every cell escaped); written to ``path`` when given."""
+        parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Harmonisation report</title>",
+                 "<style>body{font-family:sans-serif}table{border-collapse:collapse;font-size:12px}"
+                 "td,th{border:1px solid #ccc;padding:2px 6px}.partial,.failed{background:#fde2e2}"
+                 ".complete{background:#e6f4ea}</style></head><body>",
+                 f"<h1>Harmonisation report</h1><p>{html.escape(self.summary().splitlines()[0])}</p>"]
+        for name, df in self.to_frames().items():
+            parts.append(f"<h2>{html.escape(name)}</h2>")
+            if df.empty:
+                parts.append("<p>None.</p>")
+                continue
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns) + "</tr>")
+            for _, r in df.iterrows():
+                cls = f" class='{html.escape(str(r['status']))}'" if "status" in df.columns else ""
+                parts.append(f"<tr{cls}>" + "".join(
+                    f"<td>{'' if pd.isna(v) else html.escape(str(v))}</td>" for v in r.tolist()) + "</tr>")
+            parts.append("</table>")
+        parts.append("</body></html>")
+        text = "\n".join(parts)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def write(self, path: str | Path):
+        """Write by extension: ``.csv``, ``.xlsx`` or ``.html``."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".xlsx":
+            return self.to_excel(path)
+        if suffix in (".html", ".htm"):
+            self.to_html(path)
+            return Path(path)
+        return self.to_csv(path)
+
+
+@dataclass(frozen=True)
+class HarmonisationResult:
+    """The harmonised, stacked survey(s) and the report. Unpacks as ``survey, report``.
+
+    Attributes
+    ----------
+    surveys : dict of str to Survey
+        One stacked survey per output table (the key is ``""`` when the
+        dictionary has one table; e.g. ``"patients"`` and ``"alters"``
+        otherwise). Each has one row per source row of each of its studies
+        (rows in = rows out), columns ``study, country, wave`` then the target
+        variables in dictionary order, with labels and categories from the
+        dictionary.
+    report : HarmonisationReport
+    dictionary : Dictionary
+    rows : dict of str to int
+        Rows per study (equal in input and output).
+    """
+
+    surveys: dict
+    report: HarmonisationReport
+    dictionary: Dictionary
+    rows: dict
+    _audit: dict = field(repr=False, default_factory=dict)
+    _inputs: dict = field(repr=False, default_factory=dict)
+    _offsets: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def survey(self) -> Survey:
+        """The harmonised survey when the dictionary has one output table."""
+        if len(self.surveys) == 1:
+            return next(iter(self.surveys.values()))
+        raise HarmonisationError(f"The dictionary defines {len(self.surveys)} tables ({', '.join(self.surveys)}); "
+                                 "use `result.surveys[name]` or `result[name]`.")
+
+    def __getitem__(self, table: str) -> Survey:
+        try:
+            return self.surveys[table]
+        except KeyError:
+            raise HarmonisationError(f"No harmonised table '{table}'; available: {', '.join(map(repr, self.surveys))}.") from None
+
+    def __iter__(self):
+        """``survey, report`` (``surveys`` dict instead of one survey when there are several tables)."""
+        return iter((self.survey if len(self.surveys) == 1 else self.surveys, self.report))
+
+    @property
+    def nobs(self) -> int:
+        return sum(len(s) for s in self.surveys.values())
+
+    def tidy(self) -> pd.DataFrame:
+        """The per study x target report table."""
+        return self.report.table.copy()
+
+    def glance(self) -> pd.DataFrame:
+        """One row: studies, rows, targets, status counts, errors and warnings."""
+        t = self.report.table
+        st = t["status"].value_counts()
+        return pd.DataFrame([{
+            "n_studies": len(self.rows), "n_rows": self.nobs, "n_targets": t["target"].nunique(),
+            **{f"n_{s}": int(st.get(s, 0)) for s in ("complete", "partial", "impossible", "undetermined", "failed")},
+            "n_errors": len(self.report.issues.errors),
+            "n_warnings": sum(1 for i in self.report.issues if i.severity == "warning"),
+            "all_complete": self.report.all_complete}])
+
+    def summary(self) -> str:
+        return self.report.summary()
+
+    def audit(self, target: str | None = None) -> pd.DataFrame:
+        """Every harmonised cell that is missing for a reason other than an empty source cell.
+
+        Columns: ``study, row`` (0-based row within the study), ``output_row``
+        (row in its table's survey), ``table, target, reason, source, source_value`` (the
+        value or declared missing code the source cell held).
+        """
+        frames = []
+        for (sid, tname), (pos, why, sources) in self._audit.items():
+            if target is not None and tname != target:
+                continue
+            if not len(pos):
+                continue
+            sv: Any = None
+            if len(sources) == 1 and sid in self._inputs and sources[0] in self._inputs[sid].variables:
+                s = self._inputs[sid]
+                vals = s.data[sources[0]].to_numpy()[pos].astype(object)
+                if sources[0] in s.missing.columns:
+                    rec = s.missing[sources[0]].to_numpy()[pos]
+                    has = pd.notna(rec)
+                    vals[has] = rec[has]
+                sv = vals
+            frames.append(pd.DataFrame({"study": sid, "row": pos, "output_row": pos + self._offsets[sid], "target": tname,
+                                        "table": self.dictionary.table_of(sid),
+                                        "reason": np.asarray(REASON_ORDER, dtype=object)[why - 1],
+                                        "source": ", ".join(sources), "source_value": sv}))
+        cols = ["study", "row", "output_row", "table", "target", "reason", "source", "source_value"]
+        return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+# -- inputs -------------------------------------------------------------------------
+def _read(path: Path, fmt: str | None) -> Survey:
+    from cimstats import io as _io
+
+    reader = getattr(_io, "read_survey", None)
+    if reader is None:
+        raise RuntimeError("cimstats.io.read_survey is not available")
+    return reader(path, **({"format": fmt} if fmt else {}))
+
+
+def _collect_inputs(studies, d: Dictionary, data_dir, issues: Report) -> dict[str, Survey | None]:
+    ids = d.study_ids
+    given: dict[str, Any] = {}
+    if studies is None:
+        given = {sid: None for sid in ids}
+    elif isinstance(studies, (Survey, pd.DataFrame)):
+        if len(ids) != 1:
+            raise HarmonisationError(f"`studies` is one table but the dictionary lists {len(ids)} studies; pass a dict "
+                                     "{study id: Survey or path}.")
+        given = {ids[0]: studies}
+    elif isinstance(studies, Mapping):
+        given = dict(studies)
+    elif isinstance(studies, (list, tuple)):
+        byfile = {Path(str(d.study(s).get("file", ""))).name: s for s in ids}
+        for i, s in enumerate(studies):
+            path = Path(str(s)) if isinstance(s, (str, Path)) else Path(s.source.path) if isinstance(s, Survey) and s.source.path else None
+            if path is not None and path.name in byfile:
+                given[byfile[path.name]] = s
+            elif len(studies) == len(ids):
+                given[ids[i]] = s
+            else:
+                raise HarmonisationError(f"`studies` item {i} cannot be matched to a study of the dictionary; pass a dict "
+                                         "{study id: Survey or path}.")
+    else:
+        raise HarmonisationError(f"`studies` is a {type(studies).__name__}; expected a dict of study id to Survey or path, "
+                                 "a list, or None to read the files named in the studies table.")
+    out: dict[str, Survey | None] = {}
+    for sid in given:
+        if sid not in ids:
+            issues.add("H210", f"`studies` has data for '{sid}', which is not in the dictionary's studies table.",
+                       column="study", remedy="Add the study to studies.csv or remove it from `studies`.")
+    for sid in ids:
+        if sid not in given:
+            issues.add("H210", f"study '{sid}' is in the dictionary but no data were given for it.", severity="warning",
+                       column="study", remedy="Pass its data or path, or remove it from studies.csv.")
+            continue
+        obj = given[sid]
+        info = d.study(sid)
+        if isinstance(obj, pd.DataFrame):
+            obj = Survey(obj)
+        if obj is None or isinstance(obj, (str, Path)):
+            fname = str(obj) if obj is not None else info.get("file", "")
+            path = resolve_study_file(d, fname, data_dir) if fname else None
+            if path is None:
+                issues.add("H201", f"study '{sid}' file '{fname}' was not found.", file="studies", column="file",
+                           remedy="Correct the path in studies.csv (relative to the dictionary folder) or give `data_dir`.")
+                out[sid] = None
+                continue
+            try:
+                obj = _read(path, info.get("format") or None)
+            except Exception as exc:  # noqa: BLE001 - reported with the study
+                issues.add("H201", f"study '{sid}' file '{path.name}' could not be read ({exc}).", file=str(path.name),
+                           remedy="Check the file and its format column.")
+                out[sid] = None
+                continue
+        if not isinstance(obj, Survey):
+            raise HarmonisationError(f"`studies['{sid}']` is a {type(obj).__name__}; expected a Survey, DataFrame or path.")
+        out[sid] = obj
+    return out
+
+
+def _source_columns(s: Survey, names) -> dict[str, SourceColumn]:
+    out = {}
+    miss = s.missing
+    for n in names:
+        rec = miss[n].to_numpy(dtype=object) if n in miss.columns else None
+        vals = s.data[n]
+        arr = vals.to_numpy(dtype=object, na_value=None) if not pd.api.types.is_numeric_dtype(vals) else \
+            vals.to_numpy(dtype=float, na_value=np.nan) if not pd.api.types.is_bool_dtype(vals) else vals.to_numpy(dtype=float)
+        out[n] = SourceColumn(n, arr, s.variable(n), rec)
+    return out
+
+
+def _target_meta(t: Target) -> VariableMeta:
+    measure = {"categorical": "nominal", "ordinal": "ordinal", "string": "nominal"}.get(t.type, "scale")
+    labels = {(int(c) if float(c).is_integer() else c): lab for c, lab, _ in t.categories}
+    miss = tuple(int(c) if float(c).is_integer() else c for c in t.missing_codes)
+    return VariableMeta(t.name, label=t.label, value_labels=labels if not t.is_text else {}, measure=measure,
+                        missing_codes=miss, storage="string" if t.is_text else "numeric")
+
+
+def _fmt_codes(counter: Counter, labels: Mapping | None = None, k: int = 10) -> str:
+    items = counter.most_common(k)
+    txt = "; ".join(f"{_show(v)}{' ' + repr(labels[v]) if labels and v in labels else ''} (n={c})" for v, c in items)
+    return txt + (f"; ... {len(counter) - k} more" if len(counter) > k else "")
+
+
+def _show(v):
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+# -- the verb -------------------------------------------------------------------------
+def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict: bool = False) -> HarmonisationResult:
+    """Harmonise studies to the target schema of a data dictionary and stack them.
+
+    Parameters
+    ----------
+    studies : dict, list, Survey or None
+        The study data: a dict ``{study id: Survey | DataFrame | path}``, a
+        list (matched to the studies table by file name, else by order), or
+        ``None`` to read the files named in the dictionary's ``studies`` table
+        (relative to ``data_dir`` or the dictionary folder).
+    dictionary : Dictionary or path
+        A :class:`Dictionary` or the folder holding its tables.
+    data_dir : path, optional
+        Folder where study files are looked for first.
+    strict : bool
+        Raise :class:`~cimstats.errors.HarmonisationError` carrying the report
+        when any error is found (dictionary or data). Otherwise the result is
+        returned with every problem in its report.
+
+    Returns
+    -------
+    HarmonisationResult
+        ``survey, report = harmonise(...)`` unpacks it. When the dictionary
+        declares several output tables (``table`` column, e.g. patients and
+        alters), ``result.surveys`` holds one stacked survey per table and
+        ``result["patients"]`` picks one.
+
+    Raises
+    ------
+    DictionaryError
+        The dictionary folder cannot be read (strict=True only for its errors).
+    HarmonisationError
+        ``strict=True`` and the report has errors.
+
+    Notes
+    -----
+    Rows in equal rows out per study. Each cell is a value or missing for one
+    reason; per target x study ``n_valid + sum(n_<reason>) == n_rows``. Values
+    outside the target's valid range and codes that are not target categories
+    become missing with reasons ``out_of_range`` and ``unmapped`` and are listed in
+    the report (and, cell by cell, by :meth:`HarmonisationResult.audit`).
+    Comparable R tools: ``Rmonize::harmo_process`` and
+    ``retroharmonize::crosswalk``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cimstats.io import Survey, VariableMeta
+    >>> from cimstats.dictionary import Dictionary
+    >>> d = Dictionary.from_frames(
+    ...     studies=[{"study": "A", "country": "EN", "wave": 0}, {"study": "B", "country": "NL", "wave": 0}],
+    ...     variables=[{"name": "sex", "type": "categorical", "label": "Sex", "required": "yes"}],
+    ...     categories=[{"variable": "sex", "code": 1, "label": "male"}, {"variable": "sex", "code": 2, "label": "female"}],
+    ...     mappings=[{"target": "sex", "study": "A", "rule": "direct", "source": "sex"},
+    ...               {"target": "sex", "study": "B", "rule": "recode", "source": "geslacht", "arguments": "'man'=1; 'vrouw'=2"}])
+    >>> a = Survey(pd.DataFrame({"sex": [1, 2, 2]}))
+    >>> b = Survey(pd.DataFrame({"geslacht": ["vrouw", "man"]}))
+    >>> survey, report = harmonise({"A": a, "B": b}, d)
+    >>> survey.data["sex"].tolist(), report.all_complete
+    ([1.0, 2.0, 2.0, 2.0, 1.0], True)
+    """
+    d = dictionary if isinstance(dictionary, Dictionary) else read_dictionary(dictionary, strict=False)
+    issues = Report(list(d.report.issues))
+    inputs = _collect_inputs(studies, d, data_dir, issues)
+    rows_meta: list[dict] = []
+    unmapped_rows: list[dict] = []
+    audit: dict = {}
+    rows: dict[str, int] = {}
+    offsets: dict[str, int] = {}
+    surveys: dict[str, Survey] = {}
+    for tb, tmap in d.tables.items():
+        members = {sid: s for sid, s in inputs.items() if s is not None and d.table_of(sid) == tb}
+        surveys[tb] = _stack(d, tb, tmap, members, issues, rows_meta, unmapped_rows, audit, rows, offsets)
+    table = pd.DataFrame(rows_meta, columns=["table"] + REPORT_COLUMNS)
+    if len(d.tables) <= 1:
+        table = table.drop(columns="table")
+    unm = pd.DataFrame(unmapped_rows, columns=["study", "target", "source", "value", "label", "n", "reason"])
+    report = HarmonisationReport(table, unm, issues)
+    result = HarmonisationResult(surveys, report, d, rows, audit, {k: v for k, v in inputs.items() if v is not None}, offsets)
+    if strict and issues.has_errors:
+        raise HarmonisationError(f"Harmonisation found {len(issues.errors)} error(s); the report lists each with its code, "
+                                 "file, row and remedy (run without strict to inspect the result).", report=issues)
+    return result
+
+
+def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, rows_meta, unmapped_rows, audit,
+           rows, offsets) -> Survey:
+    """Harmonise the studies of one output table and stack them.
+
+    Numeric targets are written straight into one preallocated block (one
+    column per target), so stacking costs no extra copy of the data.
+    """
+    targets = [t for t in tmap.values() if t.name != "study"]
+    order = ["study", "country", "wave"] + [t.name for t in targets if t.name not in DESIGN_COLUMNS]
+    text_cols = {"study"} | {t.name for t in targets if t.is_text} | ({"country"} if "country" not in tmap else set())
+    num_cols = [c for c in order if c not in text_cols]
+    pos = {c: j for j, c in enumerate(num_cols)}
+    total = sum(len(s) for s in members.values())
+    block = np.empty((len(num_cols), total))  # every cell is written below
+    texts: dict[str, list] = {c: [] for c in order if c in text_cols}
+    records: dict[str, np.ndarray] = {}
+    offset = 0
+    for sid, s in members.items():
+        n = len(s)
+        rows[sid] = n
+        offsets[sid] = offset
+        sl = slice(offset, offset + n)
+        info = d.study(sid)
+        texts["study"].append(np.full(n, sid, dtype=object))
+        for dc in ("country", "wave"):
+            if dc not in tmap or (dc, sid) not in d.rules:
+                val = info.get(dc, "")
+                if dc == "wave":
+                    block[pos["wave"], sl] = float(val) if val not in ("", None) else np.nan
+                else:
+                    texts["country"].append(np.full(n, val if val else None, dtype=object))
+        for t in targets:
+            m = d.rules.get((t.name, sid))
+            if m is None and t.name in ("country", "wave"):
+                continue  # filled from the studies table above
+            vals, reason, rec, row = _one(t, m, s, sid, issues, unmapped_rows)
+            row["table"] = tb
+            if t.name in pos:
+                block[pos[t.name], sl] = vals
+            else:
+                texts[t.name].append(np.asarray(vals, dtype=object))
+            if rec is not None:
+                if t.name not in records:
+                    records[t.name] = np.full(total, None, dtype=object)
+                records[t.name][sl] = rec
+            rows_meta.append(row)
+            lost = np.flatnonzero((reason != 0) & (reason != REASON_CODE["system_missing"])
+                                  & (reason != REASON_CODE["impossible"]) & (reason != _NOMAP))
+            audit[(sid, t.name)] = (lost, reason[lost], tuple(m.rule.sources) if m and m.rule else ())
+        offset += n
+    data = pd.DataFrame(block.T, columns=num_cols, copy=False)
+    for c in order:
+        if c in texts:
+            arr = np.concatenate(texts[c]) if texts[c] else np.full(total, None, dtype=object)
+            data.insert(order.index(c), c, pd.Series(arr, dtype="str"))
+    missing = pd.DataFrame(records, index=data.index) if records else None
+    meta = {"study": VariableMeta("study", label="Study", storage="string", measure="nominal")}
+    if "country" not in tmap:
+        meta["country"] = VariableMeta("country", label="Country", storage="string", measure="nominal")
+    if "wave" not in tmap:
+        meta["wave"] = VariableMeta("wave", label="Wave", measure="ordinal")
+    for t in targets:
+        meta[t.name] = _target_meta(t)
+    _check_ids(tmap, data, issues)
+    notes = [f"{sid}: {len(s)} rows" for sid, s in members.items()]
+    for sid in members:  # deprivation quantiles keep the index's name, version, vintage and direction
+        for t in targets:
+            m = d.rules.get((t.name, sid))
+            if m is not None and m.rule is not None and m.rule.name == "quantile":
+                p = m.rule.params
+                idx = " ".join(str(x) for x in (p.get("index"), p.get("version")) if x) or m.rule.sources[0]
+                notes.append(f"{t.name} in {sid}: {p['n']} quantiles of {idx}"
+                             + (f" ({p['vintage']})" if p.get("vintage") else "")
+                             + f", {p['direction'].replace('_', ' ')}, 1 = most deprived")
+    return Survey(data, meta, missing, SourceInfo(path=None, format=None,
+                                                  file_label=f"Harmonised {tb} data" if tb else "Harmonised data",
+                                                  notes=tuple(notes)))
+
+
+def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list):
+    n = len(s)
+    row: dict[str, Any] = {"study": sid, "target": t.name, "rule": "", "source": "", "n_rows": n,
+                           "declared_status": m.status if m else "", "comment": m.comment if m else None}
+    where = dict(file=m.file, row=m.row) if m else dict(file="mappings")
+
+    def empty(reason_name: str, status: str):
+        vals = np.full(n, None, dtype=object) if t.is_text else np.full(n, np.nan)
+        reason = np.full(n, REASON_CODE[reason_name], dtype=np.int8)
+        _fill_counts(row, reason, vals)
+        row.update(status=status, unmapped_codes="")
+        return vals, reason, None, row
+
+    if m is None or m.rule is None:
+        return empty("no_mapping", "undetermined" if (m is None or m.status == "undetermined") else "failed")
+    rule = m.rule
+    row["rule"] = rule.name + (f": {rule.text}" if rule.text else "")
+    row["source"] = ", ".join(rule.sources)
+    needed = list(rule.sources) + (list(rule.params.get("by", ())) + ([rule.params["per"]] if rule.params.get("per") else [])
+                                   if rule.name == "quantile" else [])
+    absent = [v for v in dict.fromkeys(needed) if v not in s.data.columns]
+    if absent:
+        for v in absent:
+            close = difflib.get_close_matches(v, s.variables, n=1)
+            issues.add("H202", f"mapping {t.name} x {sid} uses source variable '{v}', which study '{sid}' does not have.",
+                       column="source", remedy=(f"Did you mean '{close[0]}'? " if close else "")
+                       + "Correct the source name in mappings.csv.", **where)
+        return empty("no_mapping", "failed")
+    cols = _source_columns(s, dict.fromkeys(needed))
+    ap = apply_rule(rule, cols, n, target_min=t.min, target_max=t.max, target_unit=t.unit, target_is_text=t.is_text)
+    for code, msg, remedy in ap.problems:
+        sev = "warning" if code in ("H209",) else "info" if code == "H212" else "error"
+        issues.add(code, f"{t.name} x {sid}: {msg}.", severity=sev, column="arguments", remedy=remedy, **where)
+    rec = _finalise(t, ap, sid, issues, where)
+    reason = ap.reason
+    # unmapped values
+    src_labels = cols[rule.sources[0]].meta.value_labels if len(rule.sources) == 1 else {}
+    if ap.unmapped:
+        kind = "type_mismatch" if (reason == REASON_CODE["type_mismatch"]).any() and not (reason == _UNM).any() else "unmapped"
+        for v, c in ap.unmapped.most_common():
+            unmapped_rows.append({"study": sid, "target": t.name, "source": row["source"], "value": _show(v),
+                                  "label": src_labels.get(v, src_labels.get(float(v), "")) if isinstance(v, (int, float)) else "",
+                                  "n": c, "reason": kind})
+        if rule.name in ("recode", "direct"):
+            issues.add("H203", f"{t.name} x {sid}: source codes not covered by the rule: {_fmt_codes(ap.unmapped, src_labels)}.",
+                       column="arguments", remedy="Add them to the recode (or map them to NA on purpose).", **where)
+    if rule.name == "recode" and src_labels:
+        _check_label_coverage(t, rule, cols[rule.sources[0]], sid, issues, where)
+    if rule.name == "direct" and t.has_categories and src_labels:
+        extra = [c for c in src_labels if float(c) not in {float(x) for x, _, _ in t.categories}
+                 and not cols[rule.sources[0]].meta.is_declared_missing(c)] if all(
+            isinstance(c, (int, float)) for c in src_labels) else []
+        if extra:
+            issues.add("H209", f"{t.name} x {sid}: source '{rule.sources[0]}' labels code(s) "
+                               f"{', '.join(f'{_show(c)} {src_labels[c]!r}' for c in extra[:6])}, which are not categories of the target.",
+                       severity="warning", column="source", remedy="Use a recode rule that maps them, or declare them missing in the source.",
+                       **where)
+    _fill_counts(row, reason, ap.values)
+    problem = any(row[f"n_{r}"] for r in _PROBLEM_REASONS) or any(
+        i.severity == "error" and i.row == m.row and i.file == m.file and i.message.startswith(f"{t.name} x {sid}") for i in issues)
+    row["status"] = "impossible" if rule.name == "impossible" else "partial" if problem else "complete"
+    row["unmapped_codes"] = _fmt_codes(ap.unmapped, src_labels) if ap.unmapped else ""
+    if t.required and rule.name != "impossible":
+        nmiss = int((reason != 0).sum())
+        if nmiss:
+            issues.add("H208", f"required target '{t.name}' has {nmiss} missing value(s) in study '{sid}'.",
+                       column="target", remedy="Fix the source values or the rule; required targets must be complete.", **where)
+    elif t.required:
+        issues.add("H208", f"required target '{t.name}' is impossible in study '{sid}'.", column="rule",
+                   remedy="A required target must be provided by every study; make it not required or map it.", **where)
+    return ap.values, reason, rec, row
+
+
+def _fill_counts(row: dict, reason: np.ndarray, vals) -> None:
+    counts = np.bincount(reason.astype(np.int64), minlength=len(REASON_ORDER) + 1)
+    row["n_valid"] = int(counts[0])
+    for i, r in enumerate(REASON_ORDER):
+        row[f"n_{r}"] = int(counts[i + 1])
+
+
+def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.ndarray | None:
+    """Apply the target's categories and range; returns the declared-missing record (or None)."""
+    if t.is_text:
+        v = ap.values
+        ap.values = np.asarray(v, dtype=object)
+        return None
+    v = np.asarray(ap.values, dtype=float)
+    reason = ap.reason
+    ok = reason == 0
+    rec = None
+    if t.has_categories:
+        codes = np.asarray([c for c, _, _ in t.categories], dtype=float)
+        mcodes = np.asarray(t.missing_codes, dtype=float)
+        isdecl = ok & np.isin(v, mcodes)
+        if isdecl.any():
+            rec = np.full(len(v), None, dtype=object)
+            rec[isdecl] = [int(x) if float(x).is_integer() else x for x in v[isdecl]]
+            reason[isdecl] = _DECL
+            v = np.where(isdecl, np.nan, v)
+            ok &= ~isdecl
+        notcat = ok & ~np.isin(v, codes)
+        if notcat.any():
+            cnt = _counts(v[notcat])
+            ap.unmapped.update({(int(k) if float(k).is_integer() else k): c for k, c in cnt.items()})
+            issues.add("H207", f"{t.name} x {sid}: {int(notcat.sum())} harmonised value(s) are not categories of the target: "
+                               f"{_fmt_codes(cnt)}.", column="arguments",
+                       remedy="Map them with a recode rule (or add them to the categories table).", **where)
+            reason[notcat] = _UNM
+            v = np.where(notcat, np.nan, v)
+            ok &= ~notcat
+    if t.type == "integer":
+        frac = ok & (v != np.floor(v))
+        if frac.any():
+            ex = np.unique(v[frac])[:5]
+            issues.add("H214", f"{t.name} x {sid}: {int(frac.sum())} harmonised value(s) are not whole numbers "
+                               f"(e.g. {', '.join(_show(float(x)) for x in ex)}) but the target is integer; they were set missing.",
+                       column="target", remedy="Declare the target decimal, or round/band the values with the rule (cut, recode).",
+                       **where)
+            reason[frac] = REASON_CODE["type_mismatch"]
+            v = np.where(frac, np.nan, v)
+            ok &= ~frac
+    lo = -np.inf if t.min is None else t.min
+    hi = np.inf if t.max is None else t.max
+    if t.min is not None or t.max is not None:
+        out = ok & ((v < lo) | (v > hi))
+        if out.any():
+            ex = np.unique(v[out])[:5]
+            issues.add("H206", f"{t.name} x {sid}: {int(out.sum())} value(s) outside the valid range {_show(t.min)}-{_show(t.max)} "
+                               f"(e.g. {', '.join(_show(float(x)) for x in ex)}) were set missing.", column="target",
+                       remedy="Check the rule (units, direction) or the source values; widen min/max if they are valid.", **where)
+            reason[out] = _OOR
+            v = np.where(out, np.nan, v)
+    ap.values = v
+    ap.reason = reason
+    return rec
+
+
+def _check_label_coverage(t: Target, rule, col: SourceColumn, sid: str, issues: Report, where) -> None:
+    keys = {k.value for k, _ in rule.pairs if k.kind == "value"}
+    if any(k.kind == "else" for k, _ in rule.pairs):
+        return
+    labels_by_norm = {norm_label(k.value) for k, _ in rule.pairs if k.kind == "label"}
+    ranges = [(k.value, k.high) for k, _ in rule.pairs if k.kind == "range"]
+    missing = []
+    for code, lab in col.meta.value_labels.items():
+        if col.meta.is_declared_missing(code):
+            continue
+        c = float(code) if isinstance(code, (int, float)) else code
+        if c in keys or norm_label(lab) in labels_by_norm or (isinstance(c, float) and any(lo <= c <= hi for lo, hi in ranges)):
+            continue
+        missing.append(f"{_show(c)} {lab!r}")
+    if missing:
+        issues.add("H209", f"{t.name} x {sid}: source '{col.name}' has labelled code(s) {', '.join(missing[:6])} that the recode does not cover.",
+                   severity="warning", column="arguments",
+                   remedy="Add them to the recode (to NA if they mean missing) so future data cannot fall through.", **where)
+
+
+def _check_ids(tmap: dict, data: pd.DataFrame, issues: Report) -> None:
+    """The key targets of a table (``key=yes`` in variables) must identify each row once."""
+    keys = [t.name for t in tmap.values() if t.key and t.name in data.columns]
+    if not keys or data.empty:
+        return
+    sub = data[keys]
+    dup = sub.duplicated(keep=False) & sub.notna().all(axis=1)
+    if dup.any():
+        ex = sub.loc[dup].astype(str).agg(" / ".join, axis=1).unique()[:5]
+        issues.add("H211", f"key {' x '.join(keys)} repeats for {int(dup.sum())} row(s) (e.g. {', '.join(ex)}).",
+                   column=keys[0], remedy="Check the id rules (each study needs its own prefix) and duplicated source rows.")
