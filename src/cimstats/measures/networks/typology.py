@@ -1,0 +1,153 @@
+"""Network typology: k-means on standardised size and composition features.
+
+Egos without alters form their own type (0, "no network members"): their
+composition is undefined, so they are not clustered. The remaining egos are
+clustered with k-means (k-means++ starts, several restarts, fixed seed) on
+z-standardised features; the number of types is the k with the largest mean
+silhouette width (Rousseeuw 1987) over ``k_range``. Types are numbered 1..k in
+increasing order of mean network size, so labels do not depend on the
+optimiser's arbitrary cluster order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cimstats.errors import NetworkDataError
+from cimstats.measures.networks.core import EgoNetworks
+from cimstats.measures.networks.measures import composition, size
+
+
+@dataclass(frozen=True)
+class Typology:
+    """Result of :func:`typology`.
+
+    Attributes
+    ----------
+    labels : DataFrame
+        Key columns and ``network_type`` (0 = no network members, 1..k by mean size).
+    centres : DataFrame
+        One row per type: ``n`` and the mean of each feature in original units.
+    criterion : DataFrame
+        ``k, silhouette, inertia`` for every k tried.
+    k : int
+        Number of types chosen (largest silhouette), excluding type 0.
+    features : tuple of str
+    seed : int
+    n_dropped : dict
+        Egos not clustered and why.
+    """
+
+    labels: pd.DataFrame
+    centres: pd.DataFrame
+    criterion: pd.DataFrame
+    k: int
+    features: tuple[str, ...]
+    seed: int
+    n_dropped: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"Network typology: {self.k} types chosen by the largest mean silhouette "
+                 f"(k tried: {', '.join(map(str, self.criterion['k']))}; seed {self.seed})"]
+        lines.append(self.centres.round(3).to_string())
+        return "\n".join(lines)
+
+
+def typology(net_or_features, *, features: Sequence[str] | None = None, k: int | None = None,
+             k_range: Sequence[int] = range(2, 9), seed: int = 0, n_init: int = 10,
+             silhouette_sample: int = 5000) -> Typology:
+    """Classify egos into network types by k-means on standardised features.
+
+    Parameters
+    ----------
+    net_or_features : EgoNetworks or DataFrame
+        Networks (features are computed: ``size`` and ``p_<type>`` for each tie
+        type), or a ready ego-level table containing ``features`` and ``size``.
+    features : sequence of str, optional
+        Feature columns (default ``size`` plus every ``p_<type>`` column).
+    k : int, optional
+        Fix the number of types instead of choosing it.
+    k_range : sequence of int
+        Candidate numbers of types for the silhouette criterion.
+    seed : int
+        Seed of k-means starts and of the silhouette subsample (reproducible).
+    n_init : int
+        k-means restarts per k.
+    silhouette_sample : int
+        Egos sampled (with ``seed``) to compute the silhouette when there are more.
+
+    Returns
+    -------
+    Typology
+
+    Raises
+    ------
+    NetworkDataError
+        When features are missing, or there are fewer egos with alters than types.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    if isinstance(net_or_features, EgoNetworks):
+        net = net_or_features
+        comp = composition(net)
+        table = pd.concat([size(net), comp.iloc[:, len(net.keys):]], axis=1)
+        keys = list(net.keys)
+    elif isinstance(net_or_features, pd.DataFrame):
+        table = net_or_features.reset_index(drop=True)
+        keys = [c for c in table.columns if c not in (features or []) and not c.startswith(("p_", "n_"))
+                and c != "size"]
+    else:
+        raise NetworkDataError(f"`typology` takes EgoNetworks or an ego-level DataFrame, not "
+                               f"{type(net_or_features).__name__}.")
+    if features is None:
+        features = ["size"] + [c for c in table.columns if c.startswith("p_")]
+    features = list(features)
+    missing = [f for f in features + ["size"] if f not in table.columns]
+    if missing:
+        raise NetworkDataError(f"`features=` needs column(s) {', '.join(map(repr, missing))}, which the table "
+                               "lacks; compute them with networks.ego_measures().")
+    X = table[features].to_numpy(dtype=float, na_value=np.nan)
+    empty = table["size"].to_numpy(dtype=float) == 0
+    incomplete = np.isnan(X).any(axis=1) & ~empty
+    use = ~empty & ~incomplete
+    Xu = X[use]
+    mu, sd = Xu.mean(axis=0), Xu.std(axis=0, ddof=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    Z = (Xu - mu) / sd
+    ks = [k] if k is not None else [int(x) for x in k_range]
+    if not ks or min(ks) < 1 or max(ks) >= len(Z):
+        raise NetworkDataError(f"Cannot form {max(ks) if ks else 0} types from {len(Z)} egos with alters; "
+                               "use fewer types (k= or k_range=).")
+    rng = np.random.default_rng(seed)
+    samp = rng.choice(len(Z), size=min(silhouette_sample, len(Z)), replace=False)
+    rows, fits = [], {}
+    for kk in ks:
+        km = KMeans(n_clusters=kk, n_init=n_init, random_state=seed).fit(Z)
+        fits[kk] = km
+        sil = silhouette_score(Z[samp], km.labels_[samp]) if kk > 1 and len(set(km.labels_[samp])) > 1 \
+            else np.nan
+        rows.append({"k": kk, "silhouette": float(sil), "inertia": float(km.inertia_)})
+    crit = pd.DataFrame(rows)
+    chosen = int(k) if k is not None else int(crit.loc[crit["silhouette"].idxmax(), "k"])
+    lab = fits[chosen].labels_
+    # renumber by increasing mean size (then by the other features) for stable labels
+    order = pd.DataFrame(Xu).groupby(lab).mean().sort_values(list(range(Xu.shape[1]))).index
+    remap = {old: new + 1 for new, old in enumerate(order)}
+    types = np.zeros(len(table), dtype=int)
+    types[use] = [remap[x] for x in lab]
+    types_series = pd.Series(types, dtype="Int64")
+    types_series[incomplete] = pd.NA
+    labels = table[keys].copy() if keys else pd.DataFrame(index=table.index)
+    labels["network_type"] = types_series.to_numpy()
+    cen = pd.DataFrame(X, columns=features)
+    cen["network_type"] = types_series.to_numpy()
+    centres = cen.dropna(subset=["network_type"]).groupby("network_type")[features].mean()
+    centres.insert(0, "n", cen.groupby("network_type").size())
+    return Typology(labels=labels, centres=centres, criterion=crit, k=chosen, features=tuple(features),
+                    seed=seed, n_dropped={"no alters (type 0)": int(empty.sum()),
+                                          "missing feature values": int(incomplete.sum())})
