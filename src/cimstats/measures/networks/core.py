@@ -307,7 +307,9 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
     if len(set(tie_types)) != len(tie_types):
         raise NetworkDataError("`tie_types=` lists a type twice; list each tie type once.")
     tt = alters[cols.tie_type]
-    type_code = pd.Categorical(tt.astype("object").where(tt.notna(), None), categories=list(tie_types)).codes
+    tt_codes, tt_uniques = pd.factorize(tt, use_na_sentinel=True)
+    to_type = pd.Index(list(tie_types)).get_indexer(pd.Index(tt_uniques).astype(object)).astype(np.int64)
+    type_code = np.where(tt_codes >= 0, to_type[np.maximum(tt_codes, 0)] if len(to_type) else -1, -1)
     type_code = np.asarray(type_code, dtype=np.int64)
     unknown = (type_code < 0) & tt.notna().to_numpy()
     if unknown.any():
