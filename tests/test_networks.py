@@ -312,7 +312,7 @@ alter_rows = st.lists(st.tuples(st.integers(0, 5), st.sampled_from(networks.TIE_
                                 st.integers(0, 1), st.integers(0, 1), st.integers(0, 1)), max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(alter_rows, st.randoms(use_true_random=False))
 def test_property_measures_invariant_to_alter_row_order(rows, rnd):
     egos = pd.DataFrame({"patient_id": [f"E{i}" for i in range(6)]})

@@ -85,7 +85,7 @@ def test_errors():
         reliability.alpha(const)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.floats(0.3, 0.9))
 def test_property_alpha_invariant_to_row_and_item_order(seed, load):
     rng = np.random.default_rng(seed)

@@ -311,7 +311,7 @@ def test_unknown_instrument_id_lists_shipped_ones():
 responses = st.lists(st.one_of(st.none(), st.integers(1, 10)), min_size=6, max_size=6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(responses, min_size=1, max_size=20))
 def test_property_semcd_missing_rule(rows):
     d = pd.DataFrame([[NA if v is None else v for v in r] for r in rows],
@@ -326,7 +326,7 @@ def test_property_semcd_missing_rule(rows):
     assert w.loc[ok, "semcd"].between(1, 10).all()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=12, max_size=12),
                 min_size=1, max_size=15))
 def test_property_isel_reverse_keys_and_complete_case_rule(rows):

@@ -288,7 +288,8 @@ def alpha(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
     std_r = R.sum(axis=0) / np.sqrt(Vt)
     RC = R.copy()
     np.fill_diagonal(RC, 1 - 1 / np.diag(np.linalg.pinv(R)))
-    r_cor = RC.sum(axis=0) / np.sqrt(RC.sum())
+    with np.errstate(invalid="ignore"):  # NaN, as in psych, when the items correlate negatively
+        r_cor = RC.sum(axis=0) / np.sqrt(RC.sum())
     r_drop = np.empty(k)
     for i in range(k):
         keep = [j for j in range(k) if j != i]

@@ -95,6 +95,7 @@ class EgoNetworks:
     keys: tuple[str, ...]
     ties: np.ndarray | None = None
     report: Report = field(default_factory=Report)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_egos(self) -> int:
@@ -110,30 +111,51 @@ class EgoNetworks:
 
     def per_ego(self, weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Vectorised sum over each ego's alters (count when ``weights`` is None)."""
-        pos = self.ego_pos if mask is None else self.ego_pos[mask]
-        w = None if weights is None else (weights if mask is None else weights[mask])
-        return np.bincount(pos, weights=w, minlength=self.n_egos).astype(float)
+        if weights is None and mask is None:
+            if "size" not in self._cache:
+                self._cache["size"] = np.bincount(self.ego_pos, minlength=self.n_egos).astype(float)
+            return self._cache["size"]
+        if mask is not None:
+            w = mask.astype(float) if weights is None else np.where(mask, weights, 0.0)
+        else:
+            w = weights
+        return np.bincount(self.ego_pos, weights=w, minlength=self.n_egos)
+
+    def _ego_type_code(self) -> np.ndarray:
+        if "ego_type" not in self._cache:
+            self._cache["ego_type"] = self.ego_pos * len(self.tie_types) + self.type_code
+        return self._cache["ego_type"]
 
     def per_ego_type(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Counts per ego x tie type, shape (n_egos, n_types)."""
         k = len(self.tie_types)
-        code = self.ego_pos * k + self.type_code
-        if mask is not None:
-            code = code[mask]
-        return np.bincount(code, minlength=self.n_egos * k).reshape(self.n_egos, k).astype(float)
+        if mask is None and "type_counts" in self._cache:
+            return self._cache["type_counts"]
+        w = None if mask is None else mask.astype(float)
+        out = np.bincount(self._ego_type_code(), weights=w, minlength=self.n_egos * k)
+        out = out.reshape(self.n_egos, k).astype(float)
+        if mask is None:
+            self._cache["type_counts"] = out
+        return out
 
-    def support_matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Kinds, 0/1 provision matrix (n_alters, n_kinds) with NaN where unknown, and known mask."""
-        kinds = list(self.columns.support())
-        if not kinds:
-            return [], np.zeros((self.n_alters, 0)), np.zeros((self.n_alters, 0), bool)
-        M = np.column_stack([pd.to_numeric(self.alters[self.columns.support()[k]], errors="coerce")
-                             .to_numpy(dtype=float, na_value=np.nan) for k in kinds])
-        return kinds, M, ~np.isnan(M)
+    def support_matrix(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+        """Kinds, per kind the 0/1 provision values (NaN where unknown), and per kind the known mask."""
+        if "support" not in self._cache:
+            kinds = list(self.columns.support())
+            vals = [_as_float(self.alters[self.columns.support()[k]]) for k in kinds]
+            self._cache["support"] = (kinds, vals, [~np.isnan(v) for v in vals])
+        return self._cache["support"]
 
     def __repr__(self) -> str:
         t = f", {0 if self.ties is None else len(self.ties)} alter-alter ties" if self.ties is not None else ""
         return f"<EgoNetworks: {self.n_egos} egos, {self.n_alters} alters{t}>"
+
+
+def _as_float(s: pd.Series) -> np.ndarray:
+    """Numeric values of a column as float (NaN for missing or non-numeric)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return s.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _codes(*series: pd.Series) -> list[np.ndarray]:
@@ -289,15 +311,21 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
                 remedy="Add these egos to the ego table or remove their alters.")
 
     # --- alter ids unique within ego (x wave)
-    (alter_code,) = _codes(alters[cols.alter])
+    av = alters[cols.alter]
+    if pd.api.types.is_integer_dtype(av.dtype) and not av.isna().any():
+        raw = av.to_numpy(dtype=np.int64)
+        alter_code = raw - (raw.min() if len(raw) else 0)
+    else:
+        (alter_code,) = _codes(av)
     if (alter_code < 0).any():
         m = alter_code < 0
         rep.add("N102", f"`alters` has {int(m.sum())} row(s) without an alter id (rows {_rows(m, alters.index)}).",
                 remedy="Give every alter an id (persistent across waves).")
     n_alter_codes = int(alter_code.max()) + 1 if len(alter_code) else 1
-    pair = np.where((ego_pos >= 0) & (alter_code >= 0), ego_pos.astype(np.int64) * n_alter_codes + alter_code, -1)
-    dup = pd.Series(pair).duplicated(keep=False).to_numpy() & (pair >= 0)
-    if dup.any():
+    pair = np.where((ego_pos >= 0) & (alter_code >= 0), ego_pos * n_alter_codes + alter_code, -1)
+    srt = np.sort(pair)
+    if ((srt[1:] == srt[:-1]) & (srt[1:] >= 0)).any():
+        dup = pd.Series(pair).duplicated(keep=False).to_numpy() & (pair >= 0)
         rep.add("N102", f"{int(dup.sum())} alter row(s) repeat an alter id within the same ego"
                 f"{' and wave' if use_wave else ''} (rows {_rows(dup, alters.index)}).",
                 remedy="Keep one row per alter per ego (and wave), or give distinct alters distinct ids.")
@@ -326,14 +354,17 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
 
     # --- support work 0/1
     for kind, c in cols.support().items():
-        v = pd.to_numeric(alters[c], errors="coerce")
-        badv = (v.notna() & ~v.isin([0, 1])) | (v.isna() & alters[c].notna())
+        v = _as_float(alters[c])
+        nan = np.isnan(v)
+        badv = (~nan & (v != 0) & (v != 1))
+        if nan.any():
+            badv |= nan & alters[c].notna().to_numpy()
         if badv.any():
             vals = sorted(map(str, pd.unique(alters.loc[badv, c])))[:6]
             rep.add("N105", f"column '{c}' ({kind} work) has value(s) {', '.join(vals)} in {int(badv.sum())} "
-                    f"row(s) (rows {_rows(badv.to_numpy(), alters.index)}); expected 0 or 1.", column=c,
+                    f"row(s) (rows {_rows(badv, alters.index)}); expected 0 or 1.", column=c,
                     remedy="Recode support work to 0 (no) / 1 (yes).")
-        nmiss = int(v.isna().sum() - badv.sum())
+        nmiss = int(nan.sum() - (badv & nan).sum())
         if nmiss > 0:
             rep.add("N106", f"column '{c}' ({kind} work) is missing for {nmiss} alter(s); they count as "
                     f"unknown, and shares of {kind} work use alters with a known value.", severity="warning",

@@ -15,14 +15,12 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import NetworkDataError
-from cimstats.measures.networks.core import EgoNetworks
+from cimstats.measures.networks.core import EgoNetworks, _as_float
 
 
 def _frame(net: EgoNetworks, cols: dict) -> pd.DataFrame:
-    out = net.key_frame()
-    for k, v in cols.items():
-        out[k] = v
-    return out
+    keys = net.key_frame()
+    return pd.concat([keys, pd.DataFrame(cols, index=keys.index)], axis=1)
 
 
 def _div(a, b):
@@ -32,13 +30,20 @@ def _div(a, b):
         return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
 
 
-def _type_mask(net: EgoNetworks, types: Sequence[str], argname: str) -> np.ndarray:
+def _type_index(net: EgoNetworks, types: Sequence[str], argname: str) -> list[int]:
+    if isinstance(types, str):
+        types = [types]
     unknown = [t for t in types if t not in net.tie_types]
     if unknown:
         raise NetworkDataError(f"`{argname}=` names {', '.join(map(repr, unknown))}, not tie types of these "
                                f"data; expected some of {', '.join(net.tie_types)}.")
-    codes = [net.tie_types.index(t) for t in types]
-    return np.isin(net.type_code, codes)
+    return [net.tie_types.index(t) for t in types]
+
+
+def _count_types(net: EgoNetworks, types: Sequence[str], argname: str) -> np.ndarray:
+    """Alters of the given tie types per ego (from the cached ego x type count matrix)."""
+    idx = _type_index(net, types, argname)
+    return net.per_ego_type()[:, idx].sum(axis=1)
 
 
 def size(net: EgoNetworks, *, exclude: Sequence[str] = ()) -> pd.DataFrame:
@@ -66,8 +71,10 @@ def size(net: EgoNetworks, *, exclude: Sequence[str] = ()) -> pd.DataFrame:
     >>> networks.size(net, exclude=["pet"])["size"].tolist()
     [1.0, 0.0]
     """
-    mask = ~_type_mask(net, exclude, "exclude") if exclude else None
-    return _frame(net, {"size": net.per_ego(mask=mask)})
+    n = net.per_ego()
+    if exclude:
+        n = n - _count_types(net, exclude, "exclude")
+    return _frame(net, {"size": n})
 
 
 def composition(net: EgoNetworks) -> pd.DataFrame:
@@ -136,8 +143,8 @@ def ei_index(net: EgoNetworks, *, internal: Sequence[str] = ("partner", "family"
     if both:
         raise NetworkDataError(f"Tie type(s) {', '.join(sorted(both))} are both internal and external in "
                                "`ei_index`; put each type in one group.")
-    i = net.per_ego(mask=_type_mask(net, internal, "internal"))
-    e = net.per_ego(mask=_type_mask(net, external, "external"))
+    i = _count_types(net, internal, "internal")
+    e = _count_types(net, external, "external")
     return _frame(net, {"n_internal": i, "n_external": e, "ei_index": _div(e - i, e + i)})
 
 
@@ -149,7 +156,7 @@ def weak_tie_share(net: EgoNetworks, *, weak: Sequence[str] = ("weak_tie",)) -> 
     DataFrame
         Key columns, ``n_weak`` and ``weak_tie_share`` = n_weak / size (NaN when size is 0).
     """
-    n = net.per_ego(mask=_type_mask(net, weak, "weak"))
+    n = _count_types(net, weak, "weak")
     return _frame(net, {"n_weak": n, "weak_tie_share": _div(n, net.per_ego())})
 
 
@@ -162,7 +169,7 @@ def group_ties(net: EgoNetworks, *, types: Sequence[str] = ("group",)) -> pd.Dat
         Key columns, ``n_group_ties``, ``any_group_tie`` (0/1) and
         ``group_tie_share`` (NaN when size is 0).
     """
-    n = net.per_ego(mask=_type_mask(net, types, "types"))
+    n = _count_types(net, types, "types")
     return _frame(net, {"n_group_ties": n, "any_group_tie": (n > 0).astype(float),
                         "group_tie_share": _div(n, net.per_ego())})
 
@@ -180,15 +187,15 @@ def circles(net: EgoNetworks) -> pd.DataFrame:
     cols = {}
     c = net.columns
     if c.circle:
-        v = pd.to_numeric(net.alters[c.circle], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        for level in sorted(int(x) for x in np.unique(v[~np.isnan(v)])):
+        v = _as_float(net.alters[c.circle])
+        for level in sorted(int(x) for x in pd.unique(v[~np.isnan(v)])):
             cols[f"n_circle_{level}"] = net.per_ego(mask=v == level)
     if c.contact:
-        v = pd.to_numeric(net.alters[c.contact], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        v = _as_float(net.alters[c.contact])
         ok = ~np.isnan(v)
         cols["mean_contact_freq"] = _div(net.per_ego(weights=np.where(ok, v, 0.0)), net.per_ego(mask=ok))
     if c.coresident:
-        v = pd.to_numeric(net.alters[c.coresident], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        v = _as_float(net.alters[c.coresident])
         cols["n_coresident"] = net.per_ego(mask=v == 1)
     return _frame(net, cols)
 
@@ -207,25 +214,27 @@ def support_work(net: EgoNetworks) -> pd.DataFrame:
     Also ``n_providers`` (alters doing any support work), ``n_multiplex`` (alters
     doing two or more kinds) and ``mean_roles`` (kinds per alter; NaN when size is 0).
     """
-    kinds, M, known = net.support_matrix()
+    kinds, vals, known = net.support_matrix()
     if not kinds:
         raise NetworkDataError("`support_work` needs support-work columns; none of illness_work, "
                                "everyday_work, emotional_work is present (name them with `columns=`).")
     cols = {}
-    for j, kind in enumerate(kinds):
-        does = M[:, j] == 1
-        n = net.per_ego(mask=does)
-        cols[f"n_{kind}"] = n
-        cols[f"p_{kind}"] = _div(n, net.per_ego(mask=known[:, j]))
+    size_ = net.per_ego()
+    roles = np.zeros(net.n_alters)
+    for kind, v, kn in zip(kinds, vals, known):
+        does = v == 1
+        roles += does
         by_type = net.per_ego_type(mask=does)
+        n = by_type.sum(axis=1)
+        cols[f"n_{kind}"] = n
+        cols[f"p_{kind}"] = _div(n, size_ if kn.all() else net.per_ego(mask=kn))
         for t_i, t in enumerate(net.tie_types):
             cols[f"n_{kind}_{t}"] = by_type[:, t_i]
         for t_i, t in enumerate(net.tie_types):
             cols[f"share_{kind}_{t}"] = _div(by_type[:, t_i], n)
-    roles = np.where(M == 1, 1.0, 0.0).sum(axis=1)
     cols["n_providers"] = net.per_ego(mask=roles >= 1)
     cols["n_multiplex"] = net.per_ego(mask=roles >= 2)
-    cols["mean_roles"] = _div(net.per_ego(weights=roles), net.per_ego())
+    cols["mean_roles"] = _div(net.per_ego(weights=roles), size_)
     return _frame(net, cols)
 
 
@@ -326,8 +335,8 @@ def alter_table(net: EgoNetworks, *, ego_columns: Sequence[str] | None = None) -
         if c in out.columns:
             continue
         out[c] = net.egos[c].to_numpy()[net.ego_pos]
-    kinds, M, _ = net.support_matrix()
+    kinds, vals, _ = net.support_matrix()
     if kinds:
-        out["n_roles"] = np.where(M == 1, 1, 0).sum(axis=1)
+        out["n_roles"] = sum((v == 1).astype(int) for v in vals)
     out["ego_size"] = net.per_ego()[net.ego_pos]
     return out

@@ -91,6 +91,7 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
     """
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
 
     if isinstance(net_or_features, EgoNetworks):
         net = net_or_features
@@ -126,12 +127,15 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
     rng = np.random.default_rng(seed)
     samp = rng.choice(len(Z), size=min(silhouette_sample, len(Z)), replace=False)
     rows, fits = [], {}
-    for kk in ks:
-        km = KMeans(n_clusters=kk, n_init=n_init, random_state=seed).fit(Z)
-        fits[kk] = km
-        sil = silhouette_score(Z[samp], km.labels_[samp]) if kk > 1 and len(set(km.labels_[samp])) > 1 \
-            else np.nan
-        rows.append({"k": kk, "silhouette": float(sil), "inertia": float(km.inertia_)})
+    # one thread: results do not depend on the machine's core count, and small problems
+    # are much faster without thread start-up costs
+    with threadpool_limits(1):
+        for kk in ks:
+            km = KMeans(n_clusters=kk, n_init=n_init, random_state=seed).fit(Z)
+            fits[kk] = km
+            sil = silhouette_score(Z[samp], km.labels_[samp]) if kk > 1 and len(set(km.labels_[samp])) > 1 \
+                else np.nan
+            rows.append({"k": kk, "silhouette": float(sil), "inertia": float(km.inertia_)})
     crit = pd.DataFrame(rows)
     chosen = int(k) if k is not None else int(crit.loc[crit["silhouette"].idxmax(), "k"])
     lab = fits[chosen].labels_

@@ -41,7 +41,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -229,13 +230,21 @@ def load_instrument(instrument: "str | Path | Mapping | Instrument") -> Instrume
         text = path.read_text(encoding="utf-8")
         source = path.name
     else:
-        res = _instrument_dir() / f"{text_path}.yaml"
-        if not res.is_file():
-            known = sorted(p.name[:-5] for p in _instrument_dir().iterdir() if p.name.endswith(".yaml"))
-            raise ScaleError(f"`instrument='{text_path}'` is not a shipped instrument; expected one of "
-                             f"{', '.join(known)} or the path of a YAML instrument file.")
-        text = res.read_text(encoding="utf-8")
-        source = f"{text_path}.yaml"
+        return _load_shipped(text_path)
+    return _parse(text, source)
+
+
+@lru_cache(maxsize=64)
+def _load_shipped(name: str) -> Instrument:
+    res = _instrument_dir() / f"{name}.yaml"
+    if not res.is_file():
+        known = sorted(p.name[:-5] for p in _instrument_dir().iterdir() if p.name.endswith(".yaml"))
+        raise ScaleError(f"`instrument='{name}'` is not a shipped instrument; expected one of "
+                         f"{', '.join(known)} or the path of a YAML instrument file.")
+    return _parse(res.read_text(encoding="utf-8"), f"{name}.yaml")
+
+
+def _parse(text: str, source: str) -> Instrument:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
