@@ -330,3 +330,16 @@ def test_property_measures_invariant_to_alter_row_order(rows, rnd):
     counts = [c for c in w1.columns if c.startswith("n_") or c == "size"]
     assert not w1[counts].isna().any().any()
     assert (w1["size"] == alters.groupby("patient_id").size().reindex(egos["patient_id"]).fillna(0).to_numpy()).all()
+
+
+def test_cli_networks(cli, tmp_path):
+    ALTERS.to_csv(tmp_path / "alters.csv", index=False)
+    EGOS.to_csv(tmp_path / "egos.csv", index=False)
+    TIES.to_csv(tmp_path / "ties.csv", index=False)
+    r = cli("networks", str(tmp_path / "alters.csv"), "--egos", str(tmp_path / "egos.csv"), "--ties",
+            str(tmp_path / "ties.csv"), "--no-wave", "--out", str(tmp_path / "wide.csv"),
+            "--long", str(tmp_path / "long.csv"))
+    assert r.returncode == 0, r.stderr
+    wide = pd.read_csv(tmp_path / "wide.csv")
+    assert wide["size"].tolist() == [3, 2, 0, 1] and "constraint" in wide
+    assert len(pd.read_csv(tmp_path / "long.csv")) == len(ALTERS)

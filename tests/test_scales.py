@@ -341,3 +341,47 @@ def test_property_isel_reverse_keys_and_complete_case_rule(rows):
     assert np.allclose(s.loc[complete, "isel_total"], keyed[complete].sum(axis=1))
     # reversing a reverse-keyed item's response lowers the score by the same amount it raises it
     assert s["isel_total"].dropna().between(0, 36).all()
+
+
+def test_scores_subset_needs_only_their_items():
+    ins = load_instrument("heiq")
+    cols = [i for i in ins.item_ids if i.startswith(("heiq_smi_", "heiq_hda_", "heiq_hsn_"))]
+    d = pd.DataFrame([{c: 3.0 for c in cols}])
+    with pytest.raises(ScaleError, match="scores="):
+        score_scale(d, "heiq")
+    r = score_scale(d, "heiq", scores=["self_monitoring_insight", "health_directed_activity",
+                                       "health_service_navigation"])
+    assert r.scores.columns.tolist() == ["health_directed_activity", "self_monitoring_insight",
+                                         "health_service_navigation"]
+    assert (r.scores.iloc[0] == 3).all()
+    # a combined score pulls in its components
+    s = frame("sampson_ce", [[5, 4, 4, 1, 2, 3, 3, 4, 5, 2]])
+    assert score_scale(s, "sampson_ce", scores="collective_efficacy").scores.shape[1] == 3
+    with pytest.raises(ScaleError, match="not a score"):
+        score_scale(s, "sampson_ce", scores=["cohesion"])
+
+
+def test_demo_schema_collective_efficacy_scale():
+    d = frame("ce_personal8", [[1, 2, 3, 4, 5, 4, 3, 2], [1, NA, NA, 4, 5, 4, 3, 2], [1, NA, NA, NA, 5, 4, 3, 2]])
+    w = score_scale(d, "ce_personal8").wide()
+    assert w["ce"].iloc[0] == pytest.approx(24 / 8)
+    assert w["ce"].iloc[1] == pytest.approx(19 / 6)
+    assert np.isnan(w["ce"].iloc[2])
+
+
+def test_cli_score(cli, tmp_path):
+    d = frame("semcd6", [[8, 6, 7, 9, 5, 7], [2, NA, NA, NA, 3, 4]])
+    d.insert(0, "patient_id", ["EN-0001", "EN-0002"])
+    d = d.rename(columns={"semcd_1": "Q1"})
+    src = tmp_path / "items.csv"
+    d.to_csv(src, index=False)
+    out = tmp_path / "scores.csv"
+    r = cli("score", str(src), "--instrument", "semcd6", "--map", "semcd_1=Q1", "--keep", "patient_id",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    got = pd.read_csv(out)
+    assert got.columns.tolist() == ["patient_id", "semcd", "semcd_n_valid", "semcd_status"]
+    assert got["semcd_status"].tolist() == ["complete", "missing"]
+    r = cli("score", str(src), "--instrument", "semcd6")
+    assert r.returncode == 2 and "items=" in r.stderr and "Traceback" not in r.stderr
+    assert "semcd6" in cli("score", "--list").stdout

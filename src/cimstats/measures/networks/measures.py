@@ -188,8 +188,8 @@ def circles(net: EgoNetworks) -> pd.DataFrame:
     c = net.columns
     if c.circle:
         v = _as_float(net.alters[c.circle])
-        for level in sorted(int(x) for x in pd.unique(v[~np.isnan(v)])):
-            cols[f"n_circle_{level}"] = net.per_ego(mask=v == level)
+        for level in sorted(pd.unique(v[~np.isnan(v)])):
+            cols[f"n_circle_{level:g}"] = net.per_ego(mask=v == level)
     if c.contact:
         v = _as_float(net.alters[c.contact])
         ok = ~np.isnan(v)

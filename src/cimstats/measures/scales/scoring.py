@@ -9,7 +9,7 @@ wraps everything in a frozen :class:`ScaleScores` result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -207,8 +207,8 @@ class ScaleScores:
 
 
 def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
-                min_valid: Mapping[str, int] | None = None, value_set: Any = None,
-                out_of_range: str = "error") -> ScaleScores:
+                scores: Sequence[str] | None = None, min_valid: Mapping[str, int] | None = None,
+                value_set: Any = None, out_of_range: str = "error") -> ScaleScores:
     """Score an instrument's scales from item responses.
 
     Parameters
@@ -221,6 +221,9 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
     items : mapping, optional
         Instrument item id -> column of ``data``; items not mapped are looked
         up under their own id.
+    scores : sequence of str, optional
+        Compute only these scores (e.g. three of the eight heiQ scales); only their
+        items need to be in ``data``. Scores they combine are included automatically.
     min_valid : mapping, optional
         Score id -> fewest valid items, overriding the instrument's rule
         (the override is written into ``rule``).
@@ -287,14 +290,28 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
         if isinstance(mv, bool) or not isinstance(mv, (int, np.integer)) or not 1 <= mv <= n:
             raise ScaleError(f"`min_valid['{sid}']` is {mv!r}; expected a whole number from 1 to {n}.")
     colmap = {i: items.get(i, i) for i in ins.item_ids}
-    # only items used by some score must be present
-    used = {i for s in ins.scores for i in s.items}
+    if scores is not None:
+        scores = [scores] if isinstance(scores, str) else list(scores)
+        bad = [x for x in scores if x not in ins.score_ids]
+        if bad:
+            raise ScaleError(f"`scores=` names {', '.join(map(repr, bad))}, not a score of '{ins.id}'; its "
+                             f"scores are {', '.join(ins.score_ids)}.")
+        wanted = set(scores)
+        for sc in reversed(ins.scores):  # add components of combined scores
+            if sc.id in wanted:
+                wanted.update(sc.scores)
+        rules = [sc for sc in ins.scores if sc.id in wanted]
+    else:
+        rules = list(ins.scores)
+    # only items used by a requested score must be present
+    used = {i for s in rules for i in s.items}
     absent = [f"'{colmap[i]}'" + (f" (item {i})" if colmap[i] != i else "")
               for i in ins.item_ids if i in used and colmap[i] not in data.columns]
     rep = Report()
     if absent:
         raise ScaleError(f"`data` has no column {', '.join(absent[:6])}{' ...' if len(absent) > 6 else ''} "
-                         f"needed by '{ins.id}'; map your column names with `items={{item: column}}`.")
+                         f"needed by '{ins.id}'; map your column names with `items={{item: column}}`, or "
+                         "score only some scales with `scores=[...]`.")
 
     # numeric item matrix with range checks
     n = len(data)
@@ -338,14 +355,14 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
         raise ScaleError(f"Item responses for '{ins.id}' are out of range: {first.message} "
                          f"({len(rep.errors)} item(s) affected; see `.report`)", report=rep)
 
-    scores = {}
+    out_scores: dict[str, np.ndarray] = {}
     detail = []
     idx = data.index
-    for sc in ins.scores:
+    for sc in rules:
         mv = int(min_valid.get(sc.id, sc.min_valid))
         rule = sc.rule + (f" [min_valid overridden to {mv}]" if sc.id in min_valid else "")
         if sc.scores:
-            M = np.column_stack([scores[s] for s in sc.scores]).astype(float)
+            M = np.column_stack([out_scores[s] for s in sc.scores]).astype(float)
             score, nv = score_items(M, method="mean", min_valid=len(sc.scores))
         else:
             M = np.column_stack([X[i] for i in sc.items])
@@ -374,10 +391,10 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
         else:
             is_missing = np.isnan(score.astype(float))
         status = np.where(is_missing, "missing", np.where(nv < k, "prorated", "complete"))
-        scores[sc.id] = score
+        out_scores[sc.id] = score
         detail.append(pd.DataFrame({"row": idx, "score": sc.id, "n_items": k, "n_valid": nv.astype(int),
                                     "status": status, "rule": rule}))
-    score_df = pd.DataFrame({k: (v if v.dtype == object else v.astype(float)) for k, v in scores.items()},
+    score_df = pd.DataFrame({k: (v if v.dtype == object else v.astype(float)) for k, v in out_scores.items()},
                             index=idx)
     detail_df = pd.concat(detail, ignore_index=True) if detail else pd.DataFrame(
         columns=["row", "score", "n_items", "n_valid", "status", "rule"])
