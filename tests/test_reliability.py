@@ -97,3 +97,23 @@ def test_property_alpha_invariant_to_row_and_item_order(seed, load):
     # alpha of items scaled by positive constants: standardized alpha unchanged
     s = reliability.alpha(x * np.array([1, 2, 3, 4])).total["std_alpha"]
     assert s == pytest.approx(reliability.alpha(x).total["std_alpha"], abs=1e-12)
+
+
+def test_scale_reliability_applies_instrument_reverse_keys():
+    ins = cimstats.scales.load_instrument("isel12")
+    rng = np.random.default_rng(5)
+    f = rng.normal(size=300)
+    d = pd.DataFrame({i: np.clip(np.round(1.5 + f + rng.normal(size=300)), 0, 3) for i in ins.item_ids})
+    for i in ins.reverse:  # negatively worded items answered the other way round
+        d[i] = 3 - d[i]
+    tab = reliability.scale_reliability(d, "isel12").set_index("score")
+    assert tab.index.tolist() == ["isel_total", "isel_appraisal", "isel_belonging", "isel_tangible"]
+    keyed = d.copy()
+    for i in ins.reverse:
+        keyed[i] = 3 - keyed[i]
+    assert tab.loc["isel_total", "raw_alpha"] == pytest.approx(reliability.alpha(keyed).alpha, abs=1e-12)
+    assert tab.loc["isel_total", "raw_alpha"] > 0.8 and tab["omega_total"].notna().all()
+    bad = d.copy()
+    bad.loc[0, "isel_1"] = 7
+    with pytest.raises(ScaleError, match="isel_1"):
+        reliability.scale_reliability(bad, "isel12")

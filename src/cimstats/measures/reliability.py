@@ -20,7 +20,7 @@ from scipy import optimize, stats
 
 from cimstats.errors import EstimationError, ScaleError
 
-__all__ = ["alpha", "omega", "AlphaResult", "OmegaResult", "alpha_from_cov", "one_factor_ml"]
+__all__ = ["alpha", "omega", "scale_reliability", "AlphaResult", "OmegaResult", "alpha_from_cov", "one_factor_ml"]
 
 
 def alpha_from_cov(C: np.ndarray) -> dict:
@@ -406,3 +406,78 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
     return OmegaResult(items=tuple(names), omega_total=float(om), omega_observed=float(s**2 / R.sum()),
                        loadings=pd.DataFrame({"loading": lam, "uniqueness": uniq}, index=names),
                        optimizer=info, nobs=x.shape[0])
+
+
+def scale_reliability(data, instrument, *, items=None, scores: Sequence[str] | None = None) -> pd.DataFrame:
+    """Alpha, its Feldt interval, standardized alpha and omega for each (sub)scale of an instrument.
+
+    Reverse-keyed items are reversed with their declared range (``min + max - x``)
+    before the analysis, so the table describes the scores as ``score_scale``
+    computes them.
+
+    Parameters
+    ----------
+    data : DataFrame or Survey
+    instrument : str, path or Instrument
+        See :func:`cimstats.score_scale`.
+    items : mapping, optional
+        Instrument item id -> column of ``data``.
+    scores : sequence of str, optional
+        Scores to describe (default: every score computed from two or more items).
+
+    Returns
+    -------
+    DataFrame
+        One row per score: ``score, n_items, nobs, n_complete, raw_alpha, ci_lower,
+        ci_upper, std_alpha, omega_total`` (omega needs three or more items).
+
+    Raises
+    ------
+    ScaleError
+        Columns absent, or responses outside an item's declared range.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from cimstats import reliability
+    >>> rng = np.random.default_rng(3)
+    >>> f = rng.normal(size=200)
+    >>> d = pd.DataFrame({f"semcd_{j}": np.clip(np.round(5.5 + 2 * f + rng.normal(size=200)), 1, 10)
+    ...                   for j in range(1, 7)})
+    >>> reliability.scale_reliability(d, "semcd6")[["score", "n_items", "nobs"]]
+       score  n_items  nobs
+    0  semcd        6   200
+    """
+    from cimstats.measures.scales import load_instrument, score_scale
+
+    ins = load_instrument(instrument)
+    wanted = [s for s in ins.scores if s.items and len(s.items) >= 2 and (scores is None or s.id in scores)]
+    if scores is not None:
+        bad = [s for s in scores if s not in ins.score_ids]
+        if bad:
+            raise ScaleError(f"`scores=` names {', '.join(map(repr, bad))}, not a score of '{ins.id}'.")
+    # checks columns and ranges exactly as scoring does (raises on problems)
+    score_scale(data, ins, items=items, scores=[s.id for s in wanted])
+    if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
+        data = data.data
+    colmap = {i: (items or {}).get(i, i) for i in ins.item_ids}
+    rows = []
+    for sc in wanted:
+        keyed = pd.DataFrame({i: pd.to_numeric(data[colmap[i]], errors="coerce") for i in sc.items})
+        for i in sc.items:
+            if i in ins.reverse:
+                it = ins.item(i)
+                keyed[i] = it.min + it.max - keyed[i]
+        a = alpha(keyed)
+        om = np.nan
+        if len(sc.items) >= 3:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                om = omega(keyed).omega_total
+        rows.append({"score": sc.id, "n_items": len(sc.items), "nobs": a.nobs, "n_complete": a.n_complete,
+                     "raw_alpha": a.alpha, "ci_lower": a.ci["lower"], "ci_upper": a.ci["upper"],
+                     "std_alpha": a.total["std_alpha"], "omega_total": om})
+    return pd.DataFrame(rows, columns=["score", "n_items", "nobs", "n_complete", "raw_alpha", "ci_lower",
+                                       "ci_upper", "std_alpha", "omega_total"])

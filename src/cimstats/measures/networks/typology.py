@@ -50,9 +50,18 @@ class Typology:
     seed: int
     n_dropped: dict = field(default_factory=dict)
 
+    @property
+    def at_boundary(self) -> bool:
+        """True when the chosen k is the largest (or smallest) k tried: widen ``k_range`` to check."""
+        ks = self.criterion["k"]
+        return len(ks) > 1 and self.k in (ks.min(), ks.max())
+
     def summary(self) -> str:
         lines = [f"Network typology: {self.k} types chosen by the largest mean silhouette "
                  f"(k tried: {', '.join(map(str, self.criterion['k']))}; seed {self.seed})"]
+        if self.at_boundary:
+            lines.append("  note: the chosen k is at the edge of the range tried; widen k_range to see "
+                         "whether the silhouette keeps rising.")
         lines.append(self.centres.round(3).to_string())
         return "\n".join(lines)
 
@@ -88,6 +97,19 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
     ------
     NetworkDataError
         When features are missing, or there are fewer egos with alters than types.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cimstats import networks
+    >>> rows = [(f"E{i}", f"E{i}-{j}", "family" if i % 2 else "friend")
+    ...         for i in range(40) for j in range(2 + 4 * (i % 2))]
+    >>> alters = pd.DataFrame(rows, columns=["patient_id", "alter_id", "tie_type"])
+    >>> egos = pd.DataFrame({"patient_id": [f"E{i}" for i in range(41)]})
+    >>> ty = networks.typology(networks.ego_networks(alters, egos=egos, columns={"wave": None}),
+    ...                        k_range=range(2, 5), seed=1)
+    >>> ty.k, ty.labels["network_type"].value_counts().sort_index().tolist()
+    (2, [1, 20, 20])
     """
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -121,9 +143,12 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
     sd = np.where(sd > 0, sd, 1.0)
     Z = (Xu - mu) / sd
     ks = [k] if k is not None else [int(x) for x in k_range]
-    if not ks or min(ks) < 1 or max(ks) >= len(Z):
-        raise NetworkDataError(f"Cannot form {max(ks) if ks else 0} types from {len(Z)} egos with alters; "
-                               "use fewer types (k= or k_range=).")
+    n_distinct = len(np.unique(np.round(Z, 12), axis=0)) if len(Z) else 0
+    if k is None:
+        ks = [x for x in ks if x <= n_distinct]  # more types than distinct profiles cannot be formed
+    if not ks or min(ks) < 1 or max(ks) > min(n_distinct, max(len(Z) - 1, 0)):
+        raise NetworkDataError(f"Cannot form {max(ks) if ks else 'the requested'} types from {len(Z)} egos with "
+                               f"alters ({n_distinct} distinct feature profiles); use fewer types (k= or k_range=).")
     rng = np.random.default_rng(seed)
     samp = rng.choice(len(Z), size=min(silhouette_sample, len(Z)), replace=False)
     rows, fits = [], {}

@@ -147,6 +147,10 @@ class ScaleScores:
         """Number of persons without a score, per score."""
         return {c: int(self.scores[c].isna().sum()) for c in self.scores.columns}
 
+    def _numeric_scores(self) -> list[str]:
+        """Score columns that are numbers (not the EQ-5D profile strings)."""
+        return [c for c in self.scores.columns if pd.api.types.is_numeric_dtype(self.scores[c].dtype)]
+
     def wide(self) -> pd.DataFrame:
         """Scores with ``<score>_n_valid`` and ``<score>_status`` columns, one row per person."""
         out = {}
@@ -158,7 +162,7 @@ class ScaleScores:
         return pd.DataFrame(out, index=self.scores.index)
 
     def tidy(self) -> pd.DataFrame:
-        """One row per score: mean with its standard error and 95% t interval.
+        """One row per numeric score: mean with its standard error and 95% t interval.
 
         Columns ``term, estimate, std_error, statistic, df, p_value, ci_lower,
         ci_upper, n, n_missing, n_prorated``; ``statistic`` and ``p_value`` are
@@ -167,8 +171,8 @@ class ScaleScores:
         from scipy import stats
 
         rows = []
-        for sid in self.scores.columns:
-            s = pd.to_numeric(self.scores[sid], errors="coerce").dropna()
+        for sid in self._numeric_scores():
+            s = self.scores[sid].dropna()
             n = len(s)
             d = self.detail[self.detail["score"] == sid]
             est = s.mean() if n else np.nan
@@ -195,7 +199,7 @@ class ScaleScores:
         lines = [f"{self.instrument.name}: {self.nobs} persons"]
         t = self.tidy()
         for _, r in t.iterrows():
-            s = pd.to_numeric(self.scores[r["term"]], errors="coerce")
+            s = self.scores[r["term"]]
             lines.append(f"  {r['term']:<32} n={r['n']:<6} mean={r['estimate']:.3f} sd={s.std():.3f} "
                          f"prorated={r['n_prorated']} missing={r['n_missing']}")
         if len(self.report):
