@@ -159,7 +159,15 @@ def _as_float(s: pd.Series) -> np.ndarray:
 
 
 def _codes(*series: pd.Series) -> list[np.ndarray]:
-    """Factorize several series jointly; returns integer codes (-1 for missing) per series."""
+    """Factorize several series jointly; returns integer codes (-1 for missing) per series.
+
+    Integer columns without missing values are used as they are (shifted to start
+    at 0), which avoids hashing millions of values.
+    """
+    if all(pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any() for s in series):
+        arrs = [s.to_numpy(dtype=np.int64) for s in series]
+        lo = min((int(a.min()) for a in arrs if len(a)), default=0)
+        return [a - lo for a in arrs]
     allv = pd.concat([s.reset_index(drop=True) for s in series], ignore_index=True)
     codes, _ = pd.factorize(allv, use_na_sentinel=True)
     out, start = [], 0
@@ -311,12 +319,7 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
                 remedy="Add these egos to the ego table or remove their alters.")
 
     # --- alter ids unique within ego (x wave)
-    av = alters[cols.alter]
-    if pd.api.types.is_integer_dtype(av.dtype) and not av.isna().any():
-        raw = av.to_numpy(dtype=np.int64)
-        alter_code = raw - (raw.min() if len(raw) else 0)
-    else:
-        (alter_code,) = _codes(av)
+    (alter_code,) = _codes(alters[cols.alter])
     if (alter_code < 0).any():
         m = alter_code < 0
         rep.add("N102", f"`alters` has {int(m.sum())} row(s) without an alter id (rows {_rows(m, alters.index)}).",
@@ -380,9 +383,8 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
                                    f"{', wave' if use_wave else ''} and the two alter ids of each tie "
                                    "(name them with columns={'alter_a': ..., 'alter_b': ...}).")
         ties = ties.reset_index(drop=True)
-        per3 = [_codes(egos[k], alters[k], ties[k]) for k in keys]
-        e3, a3, t3 = _combine(per3)
-        t_ego = _lookup(e3, t3)
+        e2, t2 = _combine([_codes(egos[k], ties[k]) for k in keys])
+        t_ego = _lookup(e2, t2)
         ac = _codes(alters[cols.alter], ties[cols.alter_a], ties[cols.alter_b])
         na = int(max(c.max() if len(c) else -1 for c in ac)) + 1
         a_pair = np.where((ego_pos >= 0) & (ac[0] >= 0), ego_pos.astype(np.int64) * na + ac[0], -1)
@@ -399,7 +401,9 @@ def ego_networks(alters: pd.DataFrame, *, egos: pd.DataFrame, ties: pd.DataFrame
                     f"(rows {_rows(self_t, ties.index)}).", remedy="Remove self-ties.")
         ok = ~bad_t & ~self_t
         lo, hi = np.minimum(pa[ok], pb[ok]), np.maximum(pa[ok], pb[ok])
-        pairs = np.unique(np.column_stack([lo, hi]), axis=0) if ok.any() else np.zeros((0, 2), np.int64)
+        keyv = np.sort(lo.astype(np.int64) * max(len(alters), 1) + hi)  # one int64 per pair
+        keyv = keyv[np.r_[True, keyv[1:] != keyv[:-1]]] if len(keyv) else keyv
+        pairs = np.column_stack([keyv // max(len(alters), 1), keyv % max(len(alters), 1)])
         n_dup = int(ok.sum()) - len(pairs)
         if n_dup:
             rep.add("N113", f"{n_dup} alter-alter tie(s) repeat a pair already listed (in either order) and "
