@@ -58,6 +58,7 @@ def test_blau_and_iqv(net):
     assert h["blau"].iloc[3] == 0 and np.isnan(h["blau"].iloc[2])
     K = len(networks.TIE_TYPES)
     assert h["iqv"].iloc[0] == pytest.approx((2 / 3) / (1 - 1 / K))
+    assert col(h, "n_tie_types") == [3, 2, 0, 1]
 
 
 def test_ei_index(net):
@@ -250,6 +251,7 @@ def test_change_between_waves():
     # retained partner: illness 1->0 dropped, everyday 0->1 gained, emotional 1->1 same
     assert e.loc["A", ["illness_dropped", "everyday_gained", "roles_gained", "roles_dropped"]].tolist() == [1, 1, 1, 1]
     assert e.loc["A", "role_change_index"] == pytest.approx(2 / 3)
+    assert e.loc["A", "any_role_gained"] == 1 and e.loc["B", "any_role_gained"] == 0
     assert e.loc["B", ["n_retained", "n_added", "n_lost"]].tolist() == [0, 1, 0]
     assert np.isnan(e.loc["B", "role_change_index"])
     assert "C" not in e.index and ch.n_dropped["ego at the first wave only"] == 1
@@ -258,6 +260,7 @@ def test_change_between_waves():
     assert a.loc[("A", 2), "status"] == "lost" and a.loc[("A", 4), "status"] == "added"
     assert np.isnan(a.loc[("A", 4), "illness_change"])
     assert ch.glance()["n_egos"].iloc[0] == 2
+    assert "wave 0 to 1" in ch.summary()
 
 
 def test_change_errors():
@@ -303,6 +306,7 @@ def test_typology_recovers_planted_types_and_is_reproducible():
     assert ty.labels.equals(ty2.labels) and ty.criterion.equals(ty2.criterion)
     assert ty.n_dropped["no alters (type 0)"] == 1
     assert "silhouette" in ty.summary()
+    assert ty.glance()["k"].iloc[0] == 3
     fixed = networks.typology(net, k=4, seed=1)
     assert fixed.k == 4 and len(fixed.criterion) == 1
 

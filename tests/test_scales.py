@@ -385,3 +385,15 @@ def test_cli_score(cli, tmp_path):
     r = cli("score", str(src), "--instrument", "semcd6")
     assert r.returncode == 2 and "items=" in r.stderr and "Traceback" not in r.stderr
     assert "semcd6" in cli("score", "--list").stdout
+
+
+def test_join_and_duplicate_item_mapping():
+    d = frame("lsns6", [[1, 2, 3, 4, 5, 0]])
+    d.insert(0, "patient_id", ["EN-0001"])
+    r = score_scale(d, "lsns6")
+    j = r.join(d)
+    assert j["lsns_total"].iloc[0] == 15 and j["patient_id"].iloc[0] == "EN-0001"
+    with pytest.raises(ScaleError, match="already has"):
+        r.join(j)
+    with pytest.raises(ScaleError, match="its own column"):
+        score_scale(d, "lsns6", items={"lsns_1": "lsns_2", "lsns_2": "lsns_2"})

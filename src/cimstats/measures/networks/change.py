@@ -44,6 +44,13 @@ class NetworkChange:
     waves: tuple
     n_dropped: dict = field(default_factory=dict)
 
+    def summary(self) -> str:
+        g = self.glance().iloc[0]
+        return (f"Network change from wave {self.waves[0]} to {self.waves[1]}: {int(g['n_egos'])} egos; per ego "
+                f"{g['mean_retained']:.2f} alters retained, {g['mean_added']:.2f} added, {g['mean_lost']:.2f} lost; "
+                f"mean role-change index {g['mean_role_change_index']:.3f}; egos left out: "
+                + ", ".join(f"{k} {v}" for k, v in self.n_dropped.items()))
+
     def glance(self) -> pd.DataFrame:
         e = self.egos
         return pd.DataFrame([{"wave_from": self.waves[0], "wave_to": self.waves[1], "n_egos": len(e),
@@ -162,6 +169,7 @@ def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
             res[f"{k}_dropped"] = per(d)
         res["roles_gained"] = g_all
         res["roles_dropped"] = d_all
+        res["any_role_gained"] = (g_all > 0).astype(float)
         slots = n_ret * max(len(kinds), 1)
         res["role_change_index"] = np.where(slots > 0, (g_all + d_all) / np.where(slots > 0, slots, 1), np.nan)
     return NetworkChange(egos=res, alters=out, waves=(w0, w1), n_dropped=n_only)

@@ -102,9 +102,11 @@ def heterogeneity(net: EgoNetworks) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Key columns, ``blau`` = 1 - sum_k p_k^2 and ``iqv`` = blau / (1 - 1/K),
-        with K the number of tie types (``net.tie_types``). Both are 0 for a
-        network of one type and NaN for egos without alters.
+        Key columns, ``n_tie_types`` (number of distinct tie types named: role
+        diversity, 0 for egos without alters), ``blau`` = 1 - sum_k p_k^2 and
+        ``iqv`` = blau / (1 - 1/K), with K the number of tie types
+        (``net.tie_types``). Blau and IQV are 0 for a network of one type and NaN
+        for egos without alters.
 
     Notes
     -----
@@ -115,7 +117,8 @@ def heterogeneity(net: EgoNetworks) -> pd.DataFrame:
     p = counts / np.where(sz > 0, sz, 1.0)[:, None]
     blau = np.where(sz > 0, 1 - (p**2).sum(axis=1), np.nan)
     K = len(net.tie_types)
-    return _frame(net, {"blau": blau, "iqv": blau / (1 - 1 / K)})
+    return _frame(net, {"n_tie_types": (counts > 0).sum(axis=1).astype(float), "blau": blau,
+                        "iqv": blau / (1 - 1 / K)})
 
 
 def ei_index(net: EgoNetworks, *, internal: Sequence[str] = ("partner", "family"),

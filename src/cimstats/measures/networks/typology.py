@@ -56,6 +56,12 @@ class Typology:
         ks = self.criterion["k"]
         return len(ks) > 1 and self.k in (ks.min(), ks.max())
 
+    def glance(self) -> pd.DataFrame:
+        """One row: number of types, silhouette of the chosen k, seed, egos per reason not clustered."""
+        sil = self.criterion.set_index("k")["silhouette"].get(self.k, np.nan)
+        return pd.DataFrame([{"k": self.k, "silhouette": sil, "seed": self.seed, "at_boundary": self.at_boundary,
+                              "n_egos": len(self.labels), **{f"n_dropped: {r}": n for r, n in self.n_dropped.items()}}])
+
     def summary(self) -> str:
         lines = [f"Network typology: {self.k} types chosen by the largest mean silhouette "
                  f"(k tried: {', '.join(map(str, self.criterion['k']))}; seed {self.seed})"]

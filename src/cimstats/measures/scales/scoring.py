@@ -161,6 +161,16 @@ class ScaleScores:
             out[f"{sid}_status"] = pd.Series(d["status"].to_numpy(), index=self.scores.index)
         return pd.DataFrame(out, index=self.scores.index)
 
+    def join(self, data: pd.DataFrame) -> pd.DataFrame:
+        """``data`` with the score columns of :meth:`wide` added (rows matched by index)."""
+        if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
+            data = data.data
+        clash = [c for c in self.wide().columns if c in data.columns]
+        if clash:
+            raise ScaleError(f"`data` already has column(s) {', '.join(clash[:5])}; drop or rename them "
+                             "before joining the scores.")
+        return data.join(self.wide())
+
     def tidy(self) -> pd.DataFrame:
         """One row per numeric score: mean with its standard error and 95% t interval.
 
@@ -294,6 +304,12 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
         if isinstance(mv, bool) or not isinstance(mv, (int, np.integer)) or not 1 <= mv <= n:
             raise ScaleError(f"`min_valid['{sid}']` is {mv!r}; expected a whole number from 1 to {n}.")
     colmap = {i: items.get(i, i) for i in ins.item_ids}
+    seen_cols: dict[str, str] = {}
+    for i, c in items.items():
+        if c in seen_cols:
+            raise ScaleError(f"`items=` maps both '{seen_cols[c]}' and '{i}' to column '{c}'; map each item "
+                             "to its own column.")
+        seen_cols[c] = i
     if scores is not None:
         scores = [scores] if isinstance(scores, str) else list(scores)
         bad = [x for x in scores if x not in ins.score_ids]
