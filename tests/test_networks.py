@@ -307,6 +307,10 @@ def test_typology_recovers_planted_types_and_is_reproducible():
     assert ty.n_dropped["no alters (type 0)"] == 1
     assert "silhouette" in ty.summary()
     assert ty.glance()["k"].iloc[0] == 3
+    wide = networks.ego_measures(net)
+    from_table = networks.typology(wide, seed=11, k_range=range(2, 6))
+    assert from_table.labels.columns.tolist() == ["patient_id", "network_type"]
+    assert from_table.labels["network_type"].tolist() == ty.labels["network_type"].tolist()
     fixed = networks.typology(net, k=4, seed=1)
     assert fixed.k == 4 and len(fixed.criterion) == 1
 
@@ -347,3 +351,22 @@ def test_cli_networks(cli, tmp_path):
     wide = pd.read_csv(tmp_path / "wide.csv")
     assert wide["size"].tolist() == [3, 2, 0, 1] and "constraint" in wide
     assert len(pd.read_csv(tmp_path / "long.csv")) == len(ALTERS)
+
+
+def test_large_integer_and_string_alter_ids_give_same_measures(net):
+    big = ALTERS.assign(alter_id=ALTERS["alter_id"] * 10**15)
+    ties = TIES.assign(alter_a=TIES["alter_a"] * 10**15, alter_b=TIES["alter_b"] * 10**15)
+    net_big = networks.ego_networks(big, egos=EGOS, ties=ties, columns=NOWAVE)
+    pd.testing.assert_frame_equal(networks.ego_measures(net_big), networks.ego_measures(net))
+    strs = ALTERS.assign(alter_id="X" + ALTERS["alter_id"].astype(str))
+    ties_s = TIES.assign(alter_a="X" + TIES["alter_a"].astype(str), alter_b="X" + TIES["alter_b"].astype(str))
+    net_s = networks.ego_networks(strs, egos=EGOS, ties=ties_s, columns=NOWAVE)
+    pd.testing.assert_frame_equal(networks.ego_measures(net_s), networks.ego_measures(net))
+
+
+def test_ties_per_wave():
+    egos, alters = two_waves()
+    ties = pd.DataFrame({"patient_id": ["A", "A"], "wave": [0, 1], "alter_a": [1, 1], "alter_b": [2, 4]})
+    s = networks.structure(networks.ego_networks(alters, egos=egos, ties=ties))
+    assert col(s, "n_alter_ties") == [1, 1, 0, 0, 0]
+    assert s["density"].iloc[0] == pytest.approx(1 / 3) and s["density"].iloc[1] == 1

@@ -167,7 +167,9 @@ def _codes(*series: pd.Series) -> list[np.ndarray]:
     if all(pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any() for s in series):
         arrs = [s.to_numpy(dtype=np.int64) for s in series]
         lo = min((int(a.min()) for a in arrs if len(a)), default=0)
-        return [a - lo for a in arrs]
+        hi = max((int(a.max()) for a in arrs if len(a)), default=0)
+        if hi - lo < 2**31:  # small span: safe to combine with other codes without overflow
+            return [a - lo for a in arrs]
     allv = pd.concat([s.reset_index(drop=True) for s in series], ignore_index=True)
     codes, _ = pd.factorize(allv, use_na_sentinel=True)
     out, start = [], 0

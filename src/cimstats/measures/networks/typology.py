@@ -74,7 +74,7 @@ class Typology:
 
 def typology(net_or_features, *, features: Sequence[str] | None = None, k: int | None = None,
              k_range: Sequence[int] = range(2, 9), seed: int = 0, n_init: int = 10,
-             silhouette_sample: int = 5000) -> Typology:
+             silhouette_sample: int = 5000, id_columns: Sequence[str] | None = None) -> Typology:
     """Classify egos into network types by k-means on standardised features.
 
     Parameters
@@ -94,6 +94,9 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
         k-means restarts per k.
     silhouette_sample : int
         Egos sampled (with ``seed``) to compute the silhouette when there are more.
+    id_columns : sequence of str, optional
+        For a DataFrame input: columns copied to ``labels`` (default: those of
+        ``patient_id`` and ``wave`` present).
 
     Returns
     -------
@@ -128,8 +131,12 @@ def typology(net_or_features, *, features: Sequence[str] | None = None, k: int |
         keys = list(net.keys)
     elif isinstance(net_or_features, pd.DataFrame):
         table = net_or_features.reset_index(drop=True)
-        keys = [c for c in table.columns if c not in (features or []) and not c.startswith(("p_", "n_"))
-                and c != "size"]
+        keys = list(id_columns) if id_columns is not None else \
+            [c for c in ("patient_id", "wave") if c in table.columns]
+        absent = [c for c in keys if c not in table.columns]
+        if absent:
+            raise NetworkDataError(f"`id_columns=` lists {', '.join(map(repr, absent))}, not columns of the "
+                                   "table.")
     else:
         raise NetworkDataError(f"`typology` takes EgoNetworks or an ego-level DataFrame, not "
                                f"{type(net_or_features).__name__}.")
