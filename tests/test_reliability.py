@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,8 @@ from hypothesis import strategies as st
 import cimstats
 from cimstats.errors import ScaleError
 from cimstats.measures import reliability
-from conftest import REFERENCE
 
+REFERENCE = Path(__file__).resolve().parent / "reference"
 REF = json.loads((REFERENCE / "measures.json").read_text())
 ITEMS = pd.read_csv(REFERENCE / "measures_items.csv")
 TOL = 1e-6

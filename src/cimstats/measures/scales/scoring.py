@@ -372,8 +372,9 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
         X[iid] = v
     if rep.has_errors and out_of_range == "error":
         first = rep.errors[0]
-        raise ScaleError(f"Item responses for '{ins.id}' are out of range: {first.message} "
-                         f"({len(rep.errors)} item(s) affected; see `.report`)", report=rep)
+        raise ScaleError(f"Item responses for '{ins.id}' are out of range ({len(rep.errors)} item(s) affected, "
+                         f"all listed in `.report`): {first.message.rstrip('.')}; recode them, or pass "
+                         "out_of_range='report' to set them aside as missing.", report=rep)
 
     out_scores: dict[str, np.ndarray] = {}
     detail = []
