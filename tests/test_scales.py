@@ -240,11 +240,17 @@ def test_min_valid_override_is_recorded():
         score_scale(d, "lsns6", min_valid={"lsns_total": 9})
 
 
-def test_survey_object_accepted():
-    class FakeSurvey:
-        data = frame("lsns6", [[1, 2, 3, 4, 5, 0]])
+def test_survey_declared_missing_codes_are_missing_not_out_of_range():
+    from cimstats.io import Survey, VariableMeta
 
-    assert score_scale(FakeSurvey(), "lsns6").scores["lsns_total"].iloc[0] == 15
+    raw = frame("semcd6", [[8, 6, 7, 9, 5, 99], [2, 99, 99, 99, 3, 4]])
+    meta = {c: VariableMeta(c, missing_codes=(99,)) for c in raw.columns}
+    survey = Survey.from_raw(raw, meta=meta)
+    w = score_scale(survey, "semcd6").wide()
+    assert w["semcd"].iloc[0] == pytest.approx((8 + 6 + 7 + 9 + 5) / 5)
+    assert w["semcd_status"].tolist() == ["prorated", "missing"]
+    with pytest.raises(ScaleError, match="99"):  # the raw codes would be out of range
+        score_scale(raw, "semcd6")
 
 
 def test_result_tidy_glance_summary():

@@ -31,7 +31,8 @@ complete5 <- q5[complete.cases(q5), ]
 cases <- list(
   complete_q1_q5 = alpha_case(complete5),
   pairwise_q1_q5 = alpha_case(q5),
-  pairwise_q1_q6_keyed = alpha_case(q6, keys = c("q6"))
+  pairwise_q1_q6_keyed = alpha_case(q6, keys = c("q6")),
+  complete_q1_q2 = alpha_case(items[complete.cases(items[, c("q1", "q2")]), c("q1", "q2")])
 )
 
 # one-factor ML model (stats::factanal) on the complete cases -> omega total
