@@ -370,3 +370,13 @@ def test_ties_per_wave():
     s = networks.structure(networks.ego_networks(alters, egos=egos, ties=ties))
     assert col(s, "n_alter_ties") == [1, 1, 0, 0, 0]
     assert s["density"].iloc[0] == pytest.approx(1 / 3) and s["density"].iloc[1] == 1
+
+
+def test_measure_catalogue_covers_every_wide_column(net):
+    cat = networks.measure_catalogue(expand=True)
+    wide = networks.ego_measures(net, join=False)
+    measure_cols = [c for c in wide.columns if c != "patient_id"]
+    assert set(measure_cols) <= set(cat["column"])
+    zero_rows = cat[cat["without_alters"] == "0"]["column"]
+    egoC = wide[wide["patient_id"] == "C"]
+    assert (egoC[[c for c in zero_rows if c in wide]] == 0).all().all()

@@ -10,6 +10,7 @@ positions, no loop per ego):
 - :func:`structure` (density, effective size, efficiency, constraint; needs ties);
 - :func:`change` between waves (added, lost, retained; roles gained and dropped);
 - :func:`typology` (k-means types, number chosen by silhouette, seeded);
+- :func:`measure_catalogue` (definition of every column, and its value without alters);
 - :func:`ego_measures` (wide, one row per ego: join to the survey) and
   :func:`alter_table` (long, one row per alter: multilevel models).
 
@@ -28,6 +29,7 @@ Examples
 2          C   0.0       0.0       NaN
 """
 
+from cimstats.measures.networks.catalogue import measure_catalogue
 from cimstats.measures.networks.change import NetworkChange, change
 from cimstats.measures.networks.core import (
     SUPPORT,
@@ -53,4 +55,4 @@ from cimstats.measures.networks.typology import Typology, typology
 
 __all__ = ["EgoNetworks", "NetworkChange", "NetworkColumns", "SUPPORT", "TIE_TYPES", "Typology",
            "alter_table", "change", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
-           "group_ties", "heterogeneity", "size", "structure", "support_work", "typology", "weak_tie_share"]
+           "group_ties", "heterogeneity", "measure_catalogue", "size", "structure", "support_work", "typology", "weak_tie_share"]
