@@ -230,7 +230,7 @@ def two_waves():
         "alter_id": [1, 2, 3, 1, 4, 7],
         "tie_type": ["partner", "friend", "family", "partner", "group", "friend"],
         "illness_work": [1, 1, 0, 0, 0, 1], "everyday_work": [0, 0, 1, 1, 0, 0],
-        "emotional_work": [1, 0, 0, 1, 1, 0]})
+        "emotional_work": [1, 0, 0, 1, 1, 0], "circle": [2, 1, 1, 1, 3, 2]})
     return egos, alters
 
 
@@ -252,6 +252,7 @@ def test_change_between_waves():
     assert e.loc["A", ["illness_dropped", "everyday_gained", "roles_gained", "roles_dropped"]].tolist() == [1, 1, 1, 1]
     assert e.loc["A", "role_change_index"] == pytest.approx(2 / 3)
     assert e.loc["A", "any_role_gained"] == 1 and e.loc["B", "any_role_gained"] == 0
+    assert e.loc["A", ["n_moved_inward", "n_moved_outward"]].tolist() == [1, 0]  # partner: circle 2 -> 1
     assert e.loc["B", ["n_retained", "n_added", "n_lost"]].tolist() == [0, 1, 0]
     assert np.isnan(e.loc["B", "role_change_index"])
     assert "C" not in e.index and ch.n_dropped["ego at the first wave only"] == 1
@@ -259,6 +260,7 @@ def test_change_between_waves():
     assert a.loc[("A", 1), "status"] == "retained" and a.loc[("A", 1), "illness_change"] == -1
     assert a.loc[("A", 2), "status"] == "lost" and a.loc[("A", 4), "status"] == "added"
     assert np.isnan(a.loc[("A", 4), "illness_change"])
+    assert a.loc[("A", 1), "circle_change"] == -1
     assert ch.glance()["n_egos"].iloc[0] == 2
     assert "wave 0 to 1" in ch.summary()
 

@@ -34,7 +34,8 @@ class NetworkChange:
         One row per ego x alter named at either wave: ``status`` (retained / added /
         lost), tie type at each wave, and for retained alters ``<kind>_from``,
         ``<kind>_to`` and ``<kind>_change`` (+1 gained, -1 dropped, 0 same; NaN when
-        either value is unknown).
+        either value is unknown), and ``circle_from, circle_to, circle_change``
+        (negative = moved inward) when a circle column exists.
     n_dropped : dict
         Egos left out and why (present at one wave only).
     """
@@ -110,7 +111,7 @@ def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
 
     kinds = list(c.support())
     a = net.alters
-    base_cols = [c.ego, c.alter, c.tie_type] + [c.support()[k] for k in kinds]
+    base_cols = [c.ego, c.alter, c.tie_type] + [c.support()[k] for k in kinds] + ([c.circle] if c.circle else [])
     aw = a[wcol].to_numpy()
     A0 = a.loc[aw == w0, base_cols]
     A1 = a.loc[aw == w1, base_cols]
@@ -123,6 +124,12 @@ def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
                         "tie_type_from": m[f"{c.tie_type}_from"].to_numpy(),
                         "tie_type_to": m[f"{c.tie_type}_to"].to_numpy()})
     retained = status == "retained"
+    if c.circle:
+        cf = pd.to_numeric(m[f"{c.circle}_from"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        ct = pd.to_numeric(m[f"{c.circle}_to"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out["circle_from"] = cf
+        out["circle_to"] = ct
+        out["circle_change"] = np.where(retained, ct - cf, np.nan)  # negative = moved inward
     gained_tot = np.zeros(len(m))
     dropped_tot = np.zeros(len(m))
     per_kind = {}
@@ -170,6 +177,10 @@ def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
         res["roles_gained"] = g_all
         res["roles_dropped"] = d_all
         res["any_role_gained"] = (g_all > 0).astype(float)
+        if c.circle:
+            chg_c = np.where(retained, ct - cf, np.nan)
+            res["n_moved_inward"] = per(chg_c < 0)
+            res["n_moved_outward"] = per(chg_c > 0)
         slots = n_ret * max(len(kinds), 1)
         res["role_change_index"] = np.where(slots > 0, (g_all + d_all) / np.where(slots > 0, slots, 1), np.nan)
     return NetworkChange(egos=res, alters=out, waves=(w0, w1), n_dropped=n_only)
