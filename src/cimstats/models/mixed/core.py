@@ -1,0 +1,281 @@
+"""Penalised least-squares core of linear mixed models (numbers only).
+
+The model is ``y = X beta + Z b + e`` with ``b = Lambda_theta u``,
+``u ~ N(0, sigma^2 I)`` and ``e ~ N(0, sigma^2 I)``. Following Bates, Maechler,
+Bolker and Walker (2015), for a given relative covariance factor ``theta`` the
+penalised least-squares problem is solved through the Cholesky factor of
+
+    A = Lambda' Z'Z Lambda + I,
+
+and the profiled deviance (sigma and beta profiled out) is
+
+    ML:   d(theta) = log|A| + n (1 + log(2 pi r2 / n))
+    REML: d(theta) = log|A| + log|RX'RX| + (n - p)(1 + log(2 pi r2 / (n - p)))
+
+with ``RX'RX = X'X - X'Z Lambda A^{-1} Lambda' Z'X`` and the penalised residual
+sum of squares ``r2``. Everything is computed from the cross-products
+``Z'Z, Z'X, X'X, Z'y, X'y, y'y``, formed once, so an evaluation costs nothing
+that grows with the number of observations.
+
+:class:`CrossProducts` holds those blocks and can be rebuilt with observation
+weights (``weights=``), which is what penalised iteratively reweighted least
+squares for generalised models needs; :meth:`PLSCore.solve` returns beta and the
+spherical random effects ``u`` for any theta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .linalg import TermShape, factor_system
+
+__all__ = ["CrossProducts", "PLSCore", "theta_layout"]
+
+_LOG2PI = float(np.log(2 * np.pi))
+
+
+def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of theta's lower-triangular entries (column-major, as lme4)."""
+    rows, cols = [], []
+    for c in range(k):
+        for r in range(c, k):
+            rows.append(r)
+            cols.append(c)
+    return np.array(rows), np.array(cols)
+
+
+def _term_sparse(Z: np.ndarray, codes: np.ndarray, G: int) -> sp.csr_matrix:
+    n, k = Z.shape
+    rows = np.repeat(np.arange(n), k)
+    cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
+    return sp.csr_matrix((Z.ravel(), (rows, cols)), shape=(n, G * k))
+
+
+@dataclass
+class CrossProducts:
+    """The cross-product blocks of one (weighted) design.
+
+    ``head`` holds Z0'Z0 of the first term as (G0, k0, k0) blocks, ``ZtZ_rh`` and
+    ``ZtZ_rr`` the sparse blocks coupling the other terms, ``ZtXy`` = Z'[X y]
+    (q x (p+1)) and ``XyXy`` = [X y]'[X y].
+    """
+
+    shapes: list
+    head: np.ndarray
+    ZtZ_rh: sp.csr_matrix | None
+    ZtZ_rr: sp.csr_matrix | None
+    ZtXy: np.ndarray
+    XyXy: np.ndarray
+    n: int
+    p: int
+
+    @classmethod
+    def build(cls, X: np.ndarray, y: np.ndarray, Zs: list, codes: list, nlevels: list,
+              weights: np.ndarray | None = None) -> "CrossProducts":
+        """Form the blocks once from the design (terms already in model order)."""
+        n, p = X.shape
+        Xy = np.column_stack([X, y])
+        sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        if sw is not None:
+            Xy = Xy * sw[:, None]
+            Zs = [Z * sw[:, None] for Z in Zs]
+        shapes = [TermShape(Z.shape[1], G) for Z, G in zip(Zs, nlevels)]
+        # first term: block-diagonal, by bincount
+        Z0, c0, G0 = Zs[0], codes[0], nlevels[0]
+        k0 = Z0.shape[1]
+        head = np.empty((G0, k0, k0))
+        for a in range(k0):
+            for b in range(a, k0):
+                v = np.bincount(c0, weights=Z0[:, a] * Z0[:, b], minlength=G0)
+                head[:, a, b] = v
+                head[:, b, a] = v
+        ZtXy0 = np.empty((G0, k0, p + 1))
+        for a in range(k0):
+            for j in range(p + 1):
+                ZtXy0[:, a, j] = np.bincount(c0, weights=Z0[:, a] * Xy[:, j], minlength=G0)
+        parts = [ZtXy0.reshape(G0 * k0, p + 1)]
+        ZtZ_rh = ZtZ_rr = None
+        if len(Zs) > 1:
+            Z0s = _term_sparse(Z0, c0, G0)
+            Zr = sp.hstack([_term_sparse(Z, c, G) for Z, c, G in zip(Zs[1:], codes[1:], nlevels[1:])]).tocsr()
+            ZrT = Zr.T.tocsr()
+            ZtZ_rh = (ZrT @ Z0s).tocsr()
+            ZtZ_rr = (ZrT @ Zr).tocsr()
+            parts.append(np.asarray(ZrT @ Xy))
+        return cls(shapes=shapes, head=head, ZtZ_rh=ZtZ_rh, ZtZ_rr=ZtZ_rr,
+                   ZtXy=np.vstack(parts), XyXy=Xy.T @ Xy, n=n, p=p)
+
+
+class PLSCore:
+    """Profiled (RE)ML criterion and PLS solutions for a fixed set of cross-products."""
+
+    def __init__(self, cp: CrossProducts):
+        self.cp = cp
+        self.shapes = cp.shapes
+        self.layouts = [theta_layout(s.k) for s in self.shapes]
+        self.ntheta = int(sum(len(r) for r, _ in self.layouts))
+        lower = []
+        for (r, c) in self.layouts:
+            lower.extend(np.where(r == c, 0.0, -np.inf))
+        self.lower = np.array(lower)
+        self.offsets = np.cumsum([0] + [s.q for s in self.shapes])
+        # sparsity pattern of Lambda for terms 2.. (rows, cols, theta index)
+        if len(self.shapes) > 1:
+            rows, cols, tix = [], [], []
+            t0 = len(self.layouts[0][0])
+            off = 0
+            for s, (r, c) in zip(self.shapes[1:], self.layouts[1:]):
+                base = off + np.arange(s.G) * s.k
+                rows.append((base[:, None] + r[None, :]).ravel())
+                cols.append((base[:, None] + c[None, :]).ravel())
+                tix.append(np.tile(t0 + np.arange(len(r)), s.G))
+                t0 += len(r)
+                off += s.q
+            self._lam_rows = np.concatenate(rows)
+            self._lam_cols = np.concatenate(cols)
+            self._lam_tix = np.concatenate(tix)
+            self._qr = off
+            # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
+            self.dense_rest = off <= 400 and off * self.shapes[0].q <= 4_000_000
+            if self.dense_rest:
+                self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
+                self._ZtZ_rr = cp.ZtZ_rr.toarray()
+
+    def theta_start(self) -> np.ndarray:
+        """lme4's starting value: identity relative covariance factors."""
+        return np.concatenate([(r == c).astype(float) for r, c in self.layouts])
+
+    def T_blocks(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Relative covariance factor (k x k, lower triangular) per term."""
+        out, i = [], 0
+        for s, (r, c) in zip(self.shapes, self.layouts):
+            T = np.zeros((s.k, s.k))
+            T[r, c] = theta[i: i + len(r)]
+            out.append(T)
+            i += len(r)
+        return out
+
+    def _lambda_rest(self, theta):
+        return sp.csr_matrix((theta[self._lam_tix], (self._lam_rows, self._lam_cols)),
+                             shape=(self._qr, self._qr))
+
+    def factor(self, theta: np.ndarray):
+        """Factor A(theta); returns (factor, Lambda'Z'[X y], T blocks)."""
+        theta = np.asarray(theta, dtype=float)
+        cp = self.cp
+        Ts = self.T_blocks(theta)
+        T0 = Ts[0]
+        G0, k0 = self.shapes[0].G, self.shapes[0].k
+        if k0 == 1:
+            head = cp.head * (T0[0, 0] ** 2) + 1.0
+        else:
+            head = np.matmul(np.matmul(T0.T[None], cp.head), T0[None]) + np.eye(k0)[None]
+        A21 = A22 = None
+        if len(self.shapes) > 1 and self.dense_rest:
+            rest_T = Ts[1:]
+            W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
+            A21 = self.lambda_t_times(rest_T, np.ascontiguousarray(W.T), terms=slice(1, None))
+            B = self.lambda_t_times(rest_T, self._ZtZ_rr, terms=slice(1, None))
+            A22 = self.lambda_t_times(rest_T, np.ascontiguousarray(B.T), terms=slice(1, None))
+            A22[np.diag_indices_from(A22)] += 1.0
+        elif len(self.shapes) > 1:
+            Lr = self._lambda_rest(theta)
+            LrT = Lr.T.tocsr()
+            if k0 == 1:
+                A21 = (LrT @ cp.ZtZ_rh) * T0[0, 0]
+            else:
+                L0 = sp.kron(sp.identity(G0, format="csr"), sp.csr_matrix(T0), format="csr")
+                A21 = LrT @ cp.ZtZ_rh @ L0
+            A22 = LrT @ cp.ZtZ_rr @ Lr + sp.identity(self._qr, format="csr")
+        fac = factor_system(head, A21, A22, self.shapes)
+        M = self.lambda_t_times(Ts, cp.ZtXy)
+        return fac, M, Ts
+
+    def lambda_t_times(self, Ts, B: np.ndarray, terms: slice = slice(None)) -> np.ndarray:
+        """Lambda' B for a q x m array B (or the rows of a subset of terms)."""
+        out = np.empty_like(B)
+        m = B.shape[1]
+        shapes = self.shapes[terms]
+        offs = np.cumsum([0] + [s.q for s in shapes])
+        for s, T, a, b in zip(shapes, Ts, offs[:-1], offs[1:]):
+            blk = B[a:b].reshape(s.G, s.k, m)
+            out[a:b] = np.matmul(T.T[None], blk).reshape(s.q, m) if s.k > 1 else blk.reshape(s.q, m) * T[0, 0]
+        return out
+
+    def lambda_times(self, Ts, U: np.ndarray) -> np.ndarray:
+        """Lambda U for a q-vector (or q x m array) U."""
+        U2 = U.reshape(len(U), -1)
+        out = np.empty_like(U2)
+        m = U2.shape[1]
+        for s, T, a, b in zip(self.shapes, Ts, self.offsets[:-1], self.offsets[1:]):
+            blk = U2[a:b].reshape(s.G, s.k, m)
+            out[a:b] = np.matmul(T[None], blk).reshape(s.q, m)
+        return out.reshape(U.shape)
+
+    def evaluate(self, theta: np.ndarray, reml: bool) -> dict:
+        """Everything the profiled criterion needs at ``theta``.
+
+        Returns a dict with ``deviance`` (ML deviance or REML criterion),
+        ``ldL2`` (log|A|), ``ldRX2`` (log|RX'RX|), ``pwrss`` (r2), ``beta``,
+        ``RXtRX`` and the factor objects (``fac``, ``M``, ``Ts``).
+        """
+        cp = self.cp
+        p, n = cp.p, cp.n
+        fac, M, Ts = self.factor(theta)
+        Q = fac.quad(M)
+        Ryy = cp.XyXy - Q
+        RXtRX = Ryy[:p, :p]
+        try:
+            R = np.linalg.cholesky(RXtRX)
+        except np.linalg.LinAlgError:
+            return {"deviance": np.inf}
+        cb = np.linalg.solve(R, Ryy[:p, p])
+        beta = np.linalg.solve(R.T, cb)
+        pwrss = float(Ryy[p, p] - cb @ cb)
+        if not pwrss > 0:
+            return {"deviance": np.inf}
+        ldL2 = fac.logdet
+        ldRX2 = 2.0 * float(np.log(np.diag(R)).sum())
+        if reml:
+            nmp = n - p
+            dev = ldL2 + ldRX2 + nmp * (1.0 + _LOG2PI + np.log(pwrss / nmp))
+        else:
+            dev = ldL2 + n * (1.0 + _LOG2PI + np.log(pwrss / n))
+        return {"deviance": float(dev), "ldL2": ldL2, "ldRX2": ldRX2, "pwrss": pwrss,
+                "beta": beta, "RXtRX": RXtRX, "fac": fac, "M": M, "Ts": Ts}
+
+    def deviance(self, theta: np.ndarray, reml: bool) -> float:
+        try:
+            return self.evaluate(theta, reml)["deviance"]
+        except np.linalg.LinAlgError:
+            return np.inf
+
+    def deviance_varpar(self, varpar: np.ndarray, reml: bool) -> float:
+        """Deviance at (theta, sigma) without profiling sigma (lmerTest's parameterisation)."""
+        theta, sigma = varpar[:-1], varpar[-1]
+        ev = self.evaluate(theta, reml)
+        n, p = self.cp.n, self.cp.p
+        s2 = sigma ** 2
+        dev = ev["ldL2"] + ev["pwrss"] / s2 + n * np.log(2 * np.pi * s2)
+        if reml:
+            dev += ev["ldRX2"] - p * np.log(2 * np.pi * s2)
+        return float(dev)
+
+    def vcov_varpar(self, varpar: np.ndarray, reml: bool) -> np.ndarray:
+        """sigma^2 (RX'RX)^{-1} at (theta, sigma)."""
+        ev = self.evaluate(varpar[:-1], reml)
+        return varpar[-1] ** 2 * np.linalg.inv(ev["RXtRX"])
+
+    def solve(self, theta: np.ndarray, beta: np.ndarray | None = None, reml: bool = True):
+        """Conditional modes: returns (beta, u, b per term as (G, k) arrays, factor)."""
+        ev = self.evaluate(theta, reml)
+        p = self.cp.p
+        beta = ev["beta"] if beta is None else beta
+        fac, M, Ts = ev["fac"], ev["M"], ev["Ts"]
+        u = fac.solve((M[:, p] - M[:, :p] @ beta)[:, None])[:, 0]
+        b = self.lambda_times(Ts, u)
+        bs = [b[a:c].reshape(s.G, s.k) for s, a, c in zip(self.shapes, self.offsets[:-1], self.offsets[1:])]
+        return beta, u, bs, ev

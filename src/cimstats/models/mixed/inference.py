@@ -1,0 +1,155 @@
+"""Inference for linear mixed models: Satterthwaite df, likelihood-ratio tests,
+parametric-bootstrap intervals for variance components (numbers in, numbers out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ...errors import ModelSpecificationError
+from .core import CrossProducts, PLSCore
+from .optimize import minimize_theta, richardson_hessian, richardson_jacobian
+
+__all__ = ["satterthwaite", "anova", "bootstrap_varcomp"]
+
+
+def satterthwaite(core: PLSCore, theta: np.ndarray, sigma: float, reml: bool, contrasts: np.ndarray):
+    """Satterthwaite denominator df for the rows of ``contrasts`` (as lmerTest).
+
+    The asymptotic covariance of the variance parameters ``varpar = (theta, sigma)``
+    is ``A = 2 H^{-1}`` with H the Hessian of the (RE)ML deviance in that
+    parameterisation; for a contrast ``l``, with ``V = Cov(beta)(varpar)`` and
+    ``g = d(l'Vl)/d varpar``, ``df = 2 (l'Vl)^2 / (g' A g)``. Derivatives are
+    central differences with Richardson extrapolation.
+
+    Returns (df array, A, Jacobian of vec V).
+    """
+    varpar = np.concatenate([np.asarray(theta, dtype=float), [float(sigma)]])
+    H = richardson_hessian(lambda vp: core.deviance_varpar(vp, reml), varpar)
+    try:
+        A = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        A = 2.0 * np.linalg.pinv(H)
+    p = core.cp.p
+    J = richardson_jacobian(lambda vp: core.vcov_varpar(vp, reml).ravel(), varpar)
+    V = core.vcov_varpar(varpar, reml)
+    L = np.atleast_2d(contrasts)
+    out = np.empty(L.shape[0])
+    for i, l in enumerate(L):
+        var = float(l @ V @ l)
+        g = np.array([l @ J[:, k].reshape(p, p) @ l for k in range(J.shape[1])])
+        denom = float(g @ A @ g)
+        out[i] = 2.0 * var ** 2 / denom if denom > 0 else np.inf
+    return out, A, J
+
+
+def _ml_fit(model):
+    """(loglik, deviance, npar) of a model fitted or refitted by maximum likelihood."""
+    if not model.reml:
+        return model.loglik, -2 * model.loglik, model.npar
+    core = model._core
+    theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
+    return -dev / 2.0, dev, model.npar
+
+
+def anova(*models, refit: bool = True) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested linear mixed models (as ``anova(m0, m1)`` in lme4).
+
+    Parameters
+    ----------
+    *models : LmmResult
+        Two or more models fitted to the same rows, ordered or not (they are
+        sorted by number of parameters).
+    refit : bool, default True
+        Refit REML fits by maximum likelihood first (needed when the fixed
+        effects differ), as lme4 does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: model (formula), npar, aic, bic, loglik, deviance,
+        chisq, df, p_value (the last three compare each model with the previous
+        row; empty on the first row).
+
+    Raises
+    ------
+    ModelSpecificationError
+        Fewer than two models, or models fitted to different numbers of rows.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, cimstats
+    >>> rng = np.random.default_rng(2)
+    >>> g = np.repeat(np.arange(20), 10); x = rng.normal(size=200)
+    >>> y = 1 + 0.3 * x + rng.normal(0, 1, 20)[g] + rng.normal(size=200)
+    >>> df = pd.DataFrame({"y": y, "x": x, "g": g})
+    >>> m0 = cimstats.lmm("y ~ 1 + (1 | g)", df); m1 = cimstats.lmm("y ~ x + (1 | g)", df)
+    >>> cimstats.anova(m0, m1)["df"].tolist()[1]
+    1.0
+    """
+    if len(models) < 2:
+        raise ModelSpecificationError(f"`anova` received {len(models)} model(s); expected two or more nested models.")
+    n = {m.nobs for m in models}
+    if len(n) > 1:
+        raise ModelSpecificationError(
+            f"The models were fitted to different numbers of rows ({sorted(n)}); likelihood-ratio tests need "
+            f"the same rows, so drop rows with missing values in any model's variables before fitting."
+        )
+    models = sorted(models, key=lambda m: m.npar)
+    use_ml = refit and any(m.reml for m in models)
+    rows = []
+    for m in models:
+        if use_ml:
+            ll, dev, k = _ml_fit(m)
+        else:
+            ll, dev, k = m.loglik, -2 * m.loglik, m.npar
+        rows.append({"model": m.formula, "npar": k, "aic": -2 * ll + 2 * k,
+                     "bic": -2 * ll + np.log(m.nobs) * k, "loglik": ll, "deviance": dev})
+    out = pd.DataFrame(rows)
+    chisq = [np.nan] + [max(0.0, out.deviance[i - 1] - out.deviance[i]) for i in range(1, len(out))]
+    dfs = [np.nan] + [float(out.npar[i] - out.npar[i - 1]) for i in range(1, len(out))]
+    out["chisq"] = chisq
+    out["df"] = dfs
+    out["p_value"] = [np.nan] + [float(stats.chi2.sf(c, d)) if d > 0 else np.nan
+                                 for c, d in zip(chisq[1:], dfs[1:])]
+    return out
+
+
+def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None) -> pd.DataFrame:
+    """Parametric-bootstrap percentile intervals for the standard deviations and
+    correlations of the random effects and the residual (the rows of ``varcorr()``).
+
+    Responses are simulated from the fitted model and the model is refitted to
+    each; only the response cross-products change, so each refit is cheap.
+    """
+    rng = np.random.default_rng(seed)
+    core: PLSCore = model._core
+    frame = model._frame
+    blocks = model._blocks
+    X, n = frame.X, frame.nobs
+    mu = X @ model._beta
+    Ts = core.T_blocks(model.theta)
+    sims = []
+    for _ in range(int(nsim)):
+        y = mu.copy()
+        for b, T in zip(blocks, Ts):
+            u = rng.standard_normal((b.nlevels, b.k)) @ T.T * model.sigma
+            y += np.einsum("ij,ij->i", b.Z, u[b.codes])
+        y += rng.normal(0.0, model.sigma, n)
+        cp = CrossProducts.build(X, y, [b.Z for b in blocks], [b.codes for b in blocks],
+                                 [b.nlevels for b in blocks])
+        c2 = PLSCore(cp)
+        th, _, _ = minimize_theta(lambda t: c2.deviance(t, model.reml), model.theta, c2.lower)
+        ev = c2.evaluate(th, model.reml)
+        s2 = ev["pwrss"] / (n - X.shape[1] if model.reml else n)
+        sims.append(model._sdcor_vector(th, np.sqrt(s2)))
+    sims = np.array(sims)
+    a = (1 - level) / 2
+    vc = model.varcorr()
+    out = vc[["group", "term1", "term2"]].copy()
+    out["estimate"] = vc["sdcor"].to_numpy()
+    out["ci_lower"] = np.quantile(sims, a, axis=0)
+    out["ci_upper"] = np.quantile(sims, 1 - a, axis=0)
+    out["method"] = f"parametric bootstrap ({int(nsim)} simulations, percentile)"
+    return out
