@@ -36,6 +36,10 @@ __all__ = ["CrossProducts", "PLSCore", "theta_layout"]
 
 _LOG2PI = float(np.log(2 * np.pi))
 
+#: Remainders (random effects after the first term) up to this size are handled
+#: with dense arrays, which avoids sparse-matrix overhead in small models.
+DENSE_REST_MAX = 400
+
 
 def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of theta's lower-triangular entries (column-major, as lme4)."""
@@ -139,7 +143,7 @@ class PLSCore:
             self._lam_tix = np.concatenate(tix)
             self._qr = off
             # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
-            self.dense_rest = off <= 400 and off * self.shapes[0].q <= 4_000_000
+            self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= 4_000_000
             if self.dense_rest:
                 self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
                 self._ZtZ_rr = cp.ZtZ_rr.toarray()

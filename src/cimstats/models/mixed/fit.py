@@ -22,12 +22,18 @@ _SINGULAR_TOL = 1e-4  # as lme4's isSingular()
 def _blas_single_thread():
     """Limit BLAS to one thread: the per-evaluation matrices are small and
     multi-threaded BLAS only adds synchronisation cost (and contends with other work)."""
+    global _CONTROLLER
     try:
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=1, user_api="blas")
+        if _CONTROLLER is None:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER = ThreadpoolController()  # scanning loaded libraries is slow: do it once
+        return _CONTROLLER.limit(limits=1, user_api="blas")
     except Exception:  # pragma: no cover - threadpoolctl missing
         import contextlib
         return contextlib.nullcontext()
+
+
+_CONTROLLER = None
 
 
 def _as_frame(data) -> pd.DataFrame:

@@ -48,8 +48,10 @@ def _ml_fit(model):
     """(loglik, deviance, npar) of a model fitted or refitted by maximum likelihood."""
     if not model.reml:
         return model.loglik, -2 * model.loglik, model.npar
+    from .fit import _blas_single_thread
     core = model._core
-    theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
+    with _blas_single_thread():
+        theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
     return -dev / 2.0, dev, model.npar
 
 
@@ -131,6 +133,26 @@ def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None)
     mu = X @ model._beta
     Ts = core.T_blocks(model.theta)
     sims = []
+    from .fit import _blas_single_thread
+    limiter = _blas_single_thread()
+    limiter.__enter__()
+    try:
+        sims = _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim)
+    finally:
+        limiter.__exit__(None, None, None)
+    sims = np.array(sims)
+    a = (1 - level) / 2
+    vc = model.varcorr()
+    out = vc[["group", "term1", "term2"]].copy()
+    out["estimate"] = vc["sdcor"].to_numpy()
+    out["ci_lower"] = np.quantile(sims, a, axis=0)
+    out["ci_upper"] = np.quantile(sims, 1 - a, axis=0)
+    out["method"] = f"parametric bootstrap ({int(nsim)} simulations, percentile)"
+    return out
+
+
+def _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim):
+    sims = []
     for _ in range(int(nsim)):
         y = mu.copy()
         for b, T in zip(blocks, Ts):
@@ -144,12 +166,4 @@ def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None)
         ev = c2.evaluate(th, model.reml)
         s2 = ev["pwrss"] / (n - X.shape[1] if model.reml else n)
         sims.append(model._sdcor_vector(th, np.sqrt(s2)))
-    sims = np.array(sims)
-    a = (1 - level) / 2
-    vc = model.varcorr()
-    out = vc[["group", "term1", "term2"]].copy()
-    out["estimate"] = vc["sdcor"].to_numpy()
-    out["ci_lower"] = np.quantile(sims, a, axis=0)
-    out["ci_upper"] = np.quantile(sims, 1 - a, axis=0)
-    out["method"] = f"parametric bootstrap ({int(nsim)} simulations, percentile)"
-    return out
+    return sims
