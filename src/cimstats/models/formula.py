@@ -827,18 +827,29 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
         remap = np.cumsum(keep) - 1
         codes = np.where(uniq[codes] < 0, -1, remap[codes])
         uniq = uniq[keep]
-    # decode combined keys back to per-variable values
-    keys = []
+    # decode combined keys back to per-variable level labels (vectorised)
     sizes = [len(u) for u in uniques_per]
-    for key in uniq.tolist():
-        parts = []
-        for size in reversed(sizes):
-            parts.append(key % size)
-            key //= size
-        parts = list(reversed(parts))
-        vals = tuple(u[i] for u, i in zip(uniques_per, parts))
-        keys.append(vals[0] if len(vals) == 1 else vals)
-    return codes, tuple(keys)
+    idx = []
+    rest = uniq.copy()
+    for size in reversed(sizes):
+        idx.append(rest % size)
+        rest = rest // size
+    idx = list(reversed(idx))
+    labels = None
+    for u, i in zip(uniques_per, idx):
+        lab = _labels_of(u)[i]
+        labels = lab if labels is None else np.char.add(np.char.add(labels, ":"), lab)
+    return codes, tuple(labels.tolist())
+
+
+def _labels_of(values: list) -> np.ndarray:
+    """Text labels of level values (whole-number floats written without '.0')."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return arr.astype(str)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64).astype(str)
+    return np.asarray([_level_label(v) for v in np.asarray(values, dtype=object).tolist()], dtype=str)
 
 
 def _row_labels(ev: _Evaluator, rt: RandomTerm) -> list:
@@ -962,8 +973,7 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             raise ModelSpecificationError(
                 f"The random-effect term {rt.source} has non-finite values; check its variables."
             )
-        blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes,
-                                  tuple(_level_label(k) for k in levels)))
+        blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, levels))
     if X.shape[1] == 0:
         raise ModelSpecificationError(
             f"The formula {spec.text!r} has no fixed effects; expected at least an intercept, so remove '- 1' or '0 +'."
