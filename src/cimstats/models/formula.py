@@ -50,6 +50,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -678,15 +679,16 @@ class RandomBlock:
     """Columns and grouping of one random-effect term on the used rows.
 
     ``Z`` is the n x k matrix of the term's columns (``term_names``),
-    ``codes`` maps each row to a level in ``levels`` (0-based), ``group`` is the
-    grouping label as lme4 prints it.
+    ``codes`` maps each row to a level (0-based), ``levels`` are the level
+    labels (``'a:A'`` for interactions), ``group`` is the grouping label as lme4
+    prints it.
     """
 
     group: str
     term_names: tuple[str, ...]
     Z: np.ndarray
     codes: np.ndarray
-    levels: tuple
+    level_parts: tuple = field(repr=False)  # ((uniques, index into uniques), ...) per grouping column
 
     @property
     def k(self) -> int:
@@ -694,7 +696,15 @@ class RandomBlock:
 
     @property
     def nlevels(self) -> int:
-        return len(self.levels)
+        return len(self.level_parts[0][1])
+
+    @cached_property
+    def levels(self) -> tuple:
+        labels = None
+        for u, i in self.level_parts:
+            lab = _labels_of(u)[i]
+            labels = lab if labels is None else np.char.add(np.char.add(labels, ":"), lab)
+        return tuple(labels.tolist())
 
 
 @dataclass(frozen=True)
@@ -814,11 +824,13 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
     for g in rt.group_vars:
         c, u = pd.factorize(ev.column(g), sort=True)
         c = c.astype(np.int64)
-        uniques_per.append(list(u))
+        uniques_per.append(np.asarray(u))
         if combined is None:
             combined = c
         else:
             combined = np.where((combined < 0) | (c < 0), -1, combined * len(u) + c)
+    if len(uniques_per) == 1:
+        return combined, ((uniques_per[0], np.arange(len(uniques_per[0]))),)
     codes, uniq = pd.factorize(combined, sort=True)
     codes = codes.astype(np.int64)
     uniq = np.asarray(uniq, dtype=np.int64)
@@ -827,7 +839,7 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
         remap = np.cumsum(keep) - 1
         codes = np.where(uniq[codes] < 0, -1, remap[codes])
         uniq = uniq[keep]
-    # decode combined keys back to per-variable level labels (vectorised)
+    # decode combined keys into an index per grouping column
     sizes = [len(u) for u in uniques_per]
     idx = []
     rest = uniq.copy()
@@ -835,11 +847,7 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
         idx.append(rest % size)
         rest = rest // size
     idx = list(reversed(idx))
-    labels = None
-    for u, i in zip(uniques_per, idx):
-        lab = _labels_of(u)[i]
-        labels = lab if labels is None else np.char.add(np.char.add(labels, ":"), lab)
-    return codes, tuple(labels.tolist())
+    return codes, tuple(zip(uniques_per, idx))
 
 
 def _labels_of(values: list) -> np.ndarray:
@@ -958,22 +966,23 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     for rt in spec.random:
         Z, rplan = _model_matrix(ev, spec, rt.terms, rt.intercept, infos)
         infos[("__random_cols__", rt.source, rt.group)] = rplan
-        codes, levels = _group_codes(ev, rt)
-        if len(levels) < min_levels:
+        codes, parts = _group_codes(ev, rt)
+        nlev = len(parts[0][1])
+        if nlev < min_levels:
             raise ModelSpecificationError(
-                f"The grouping factor {rt.group!r} in {rt.source} has {len(levels)} level(s) in the rows used; "
+                f"The grouping factor {rt.group!r} in {rt.source} has {nlev} level(s) in the rows used; "
                 f"expected at least {min_levels}, so remove that random effect or check the data."
             )
-        if len(levels) >= len(y):
+        if nlev >= len(y):
             raise ModelSpecificationError(
-                f"The grouping factor {rt.group!r} in {rt.source} has {len(levels)} levels for {len(y)} "
+                f"The grouping factor {rt.group!r} in {rt.source} has {nlev} levels for {len(y)} "
                 f"observations; a random effect needs fewer levels than observations, so remove it."
             )
         if not np.isfinite(Z).all():
             raise ModelSpecificationError(
                 f"The random-effect term {rt.source} has non-finite values; check its variables."
             )
-        blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, levels))
+        blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, parts))
     if X.shape[1] == 0:
         raise ModelSpecificationError(
             f"The formula {spec.text!r} has no fixed effects; expected at least an intercept, so remove '- 1' or '0 +'."

@@ -113,6 +113,23 @@ class CrossProducts:
                    ZtXy=np.vstack(parts), XyXy=Xy.T @ Xy, n=n, p=p)
 
 
+class _DiagFactor:
+    """Factor of a diagonal system matrix (single scalar random effect)."""
+
+    def __init__(self, d):
+        self.d = d
+        self.logdet = float(np.log(d).sum())
+
+    def quad(self, M):
+        return M.T @ (M / self.d[:, None])
+
+    def solve(self, B):
+        return B / self.d.reshape(-1, *([1] * (B.ndim - 1)))
+
+    def inv_diag_blocks(self):
+        return [(1.0 / self.d)[:, None, None]]
+
+
 class PLSCore:
     """Profiled (RE)ML criterion and PLS solutions for a fixed set of cross-products."""
 
@@ -126,6 +143,11 @@ class PLSCore:
             lower.extend(np.where(r == c, 0.0, -np.inf))
         self.lower = np.array(lower)
         self.offsets = np.cumsum([0] + [s.q for s in self.shapes])
+        self._outer = None
+        self._plan: dict = {}
+        if len(self.shapes) == 1 and self.shapes[0].k == 1 and (cp.p + 1) ** 2 <= 64:
+            Z = cp.ZtXy
+            self._outer = np.ascontiguousarray((Z[:, :, None] * Z[:, None, :]).reshape(len(Z), -1))
         # sparsity pattern of Lambda for terms 2.. (rows, cols, theta index)
         if len(self.shapes) > 1:
             rows, cols, tix = [], [], []
@@ -142,6 +164,21 @@ class PLSCore:
             self._lam_cols = np.concatenate(cols)
             self._lam_tix = np.concatenate(tix)
             self._qr = off
+            self._scalar_rest = all(sh.k == 1 for sh in self.shapes[1:])
+            if self._scalar_rest:
+                # identity added on the diagonal: make sure every diagonal entry is stored
+                c = cp.ZtZ_rr.tocoo()
+                diag = np.arange(off)
+                rr = sp.csr_matrix((np.concatenate([c.data, np.zeros(off)]),
+                                    (np.concatenate([c.row, diag]), np.concatenate([c.col, diag]))),
+                                   shape=(off, off))
+                rr.sum_duplicates()
+                rr.sort_indices()
+                cp.ZtZ_rr = rr
+                cp.ZtZ_rh = cp.ZtZ_rh.tocsr()
+                self._rh_rows = np.repeat(np.arange(off), np.diff(cp.ZtZ_rh.indptr))
+                self._rr_rows = np.repeat(np.arange(off), np.diff(rr.indptr))
+                self._rr_diag = np.flatnonzero(self._rr_rows == rr.indices)
             # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
             self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= 4_000_000
             if self.dense_rest:
@@ -185,6 +222,19 @@ class PLSCore:
             B = self.lambda_t_times(rest_T, self._ZtZ_rr, terms=slice(1, None))
             A22 = self.lambda_t_times(rest_T, np.ascontiguousarray(B.T), terms=slice(1, None))
             A22[np.diag_indices_from(A22)] += 1.0
+        elif len(self.shapes) > 1 and self._scalar_rest:
+            # all remaining terms scalar: Lambda_r is diagonal, so scale the stored values
+            lam = theta[self._lam_tix]
+            rh, rr = cp.ZtZ_rh, cp.ZtZ_rr
+            s0 = T0[0, 0] if k0 == 1 else None
+            if k0 == 1:
+                A21 = sp.csr_matrix((rh.data * lam[self._rh_rows] * s0, rh.indices, rh.indptr), shape=rh.shape)
+            else:
+                L0 = sp.kron(sp.identity(G0, format="csr"), sp.csr_matrix(T0), format="csr")
+                A21 = sp.csr_matrix((rh.data * lam[self._rh_rows], rh.indices, rh.indptr), shape=rh.shape) @ L0
+            vals = rr.data * lam[self._rr_rows] * lam[rr.indices]
+            vals[self._rr_diag] += 1.0
+            A22 = sp.csr_matrix((vals, rr.indices, rr.indptr), shape=rr.shape)
         elif len(self.shapes) > 1:
             Lr = self._lambda_rest(theta)
             LrT = Lr.T.tocsr()
@@ -194,7 +244,7 @@ class PLSCore:
                 L0 = sp.kron(sp.identity(G0, format="csr"), sp.csr_matrix(T0), format="csr")
                 A21 = LrT @ cp.ZtZ_rh @ L0
             A22 = LrT @ cp.ZtZ_rr @ Lr + sp.identity(self._qr, format="csr")
-        fac = factor_system(head, A21, A22, self.shapes)
+        fac = factor_system(head, A21, A22, self.shapes, self._plan)
         M = self.lambda_t_times(Ts, cp.ZtXy)
         return fac, M, Ts
 
@@ -228,8 +278,21 @@ class PLSCore:
         """
         cp = self.cp
         p, n = cp.p, cp.n
-        fac, M, Ts = self.factor(theta)
-        Q = fac.quad(M)
+        if len(self.shapes) == 1 and self.shapes[0].k == 1:
+            # one scalar random effect: A is diagonal, everything is elementwise
+            t = float(theta[0])
+            d = cp.head[:, 0, 0] * (t * t) + 1.0
+            if self._outer is not None:  # sum_g (t^2 / d_g) z_g z_g' as one matrix-vector product
+                M = None  # formed on demand by solve()
+                Q = ((t * t) * (self._outer.T @ (1.0 / d))).reshape(p + 1, p + 1)
+            else:
+                M = cp.ZtXy * t
+                Q = M.T @ (M / d[:, None])
+            fac = _DiagFactor(d)
+            Ts = [np.array([[t]])]
+        else:
+            fac, M, Ts = self.factor(theta)
+            Q = fac.quad(M)
         Ryy = cp.XyXy - Q
         RXtRX = Ryy[:p, :p]
         try:
@@ -279,6 +342,8 @@ class PLSCore:
         p = self.cp.p
         beta = ev["beta"] if beta is None else beta
         fac, M, Ts = ev["fac"], ev["M"], ev["Ts"]
+        if M is None:
+            M = self.lambda_t_times(Ts, self.cp.ZtXy)
         u = fac.solve((M[:, p] - M[:, :p] @ beta)[:, None])[:, 0]
         b = self.lambda_times(Ts, u)
         bs = [b[a:c].reshape(s.G, s.k) for s, a, c in zip(self.shapes, self.offsets[:-1], self.offsets[1:])]

@@ -88,7 +88,7 @@ def _split_terms(diag_blocks_of, shapes):
 class _HeadNode:
     """Batched elimination of the first (block-diagonal) term."""
 
-    def __init__(self, blocks: np.ndarray, A21, A22, shapes):
+    def __init__(self, blocks: np.ndarray, A21, A22, shapes, plan=None):
         self.shape = shapes[0]
         self.L11 = chol_batch(blocks)
         self.L11inv = _tri_inv_batch(self.L11)
@@ -109,7 +109,7 @@ class _HeadNode:
         elif len(shapes) > 1:
             self.L21 = (A21 @ _blockdiag(np.ascontiguousarray(self.L11inv.transpose(0, 2, 1)))).tocsr()
             S = (A22 - self.L21 @ self.L21.T).tocsr()
-            self.rest = factor_sparse(S, shapes[1:])
+            self.rest = factor_sparse(S, shapes[1:], plan)
         else:
             self.L21 = None
             self.rest = None
@@ -244,21 +244,33 @@ def _extract_blocks(S, shape: TermShape) -> np.ndarray:
     return blocks
 
 
-def factor_sparse(S, shapes) -> object:
-    """Factor a sparse SPD matrix whose rows are grouped by ``shapes``."""
+def factor_sparse(S, shapes, plan: dict | None = None) -> object:
+    """Factor a sparse SPD matrix whose rows are grouped by ``shapes``.
+
+    ``plan`` (a dict kept by the caller across evaluations) remembers, per
+    depth, whether the leading term was block-diagonal, so the pattern check
+    runs once per model rather than once per evaluation.
+    """
     S = S.tocsr()
     r = S.shape[0]
-    if len(shapes) > 1 and _head_is_blockdiag(S, shapes[0]):
+    depth = len(shapes)
+    if plan is not None and depth in plan:
+        blockdiag = plan[depth]
+    else:
+        blockdiag = _head_is_blockdiag(S, shapes[0])
+        if plan is not None:
+            plan[depth] = blockdiag
+    if blockdiag:
         q0 = shapes[0].q
-        return _HeadNode(_extract_blocks(S, shapes[0]), S[q0:, :q0], S[q0:, q0:], shapes)
-    if len(shapes) == 1 and _head_is_blockdiag(S, shapes[0]):
-        return _HeadNode(_extract_blocks(S, shapes[0]), None, None, shapes)
+        if len(shapes) > 1:
+            return _HeadNode(_extract_blocks(S, shapes[0]), S[q0:, :q0], S[q0:, q0:], shapes, plan)
+        return _HeadNode(_extract_blocks(S, shapes[0]), None, None, shapes, plan)
     if r <= DENSE_MAX:
         return _DenseNode(S, shapes)
     return _LUNode(S, shapes)
 
 
-def factor_system(head_blocks: np.ndarray, A21, A22, shapes) -> object:
+def factor_system(head_blocks: np.ndarray, A21, A22, shapes, plan: dict | None = None) -> object:
     """Factor ``A`` given the first term's diagonal blocks and the other parts.
 
     Parameters
@@ -269,4 +281,4 @@ def factor_system(head_blocks: np.ndarray, A21, A22, shapes) -> object:
         The lower-left and lower-right parts of A (None when there is one term).
     shapes : list of TermShape
     """
-    return _HeadNode(head_blocks, A21, A22, list(shapes))
+    return _HeadNode(head_blocks, A21, A22, list(shapes), plan)
