@@ -140,3 +140,14 @@ def test_likelihood_ratio_test_refits_with_ml(name):
     assert abs(out.chisq[1] - a["chisq"]) < TOL_LOGLIK
     assert out.df[1] == a["df"]
     assert rel(out.p_value[1], a["p_value"]) < 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(REF["term_tests"]))
+def test_joint_f_tests_match_lmertest_contest(name):
+    r = REF["term_tests"][name]
+    m = cimstats.lmm(r["formula"], pd.read_csv(DATA / r["data"]).dropna())
+    row = m.term_tests().set_index("term").loc[r["term"]]
+    assert row.numdf == r["numdf"]
+    assert rel(row.statistic, r["statistic"]) < TOL_FIXEF
+    assert rel(row.df, r["dendf"]) < TOL_DF
+    assert rel(row.p_value, r["p_value"]) < TOL_DF

@@ -137,6 +137,20 @@ cases$exam_centred <- describe(m_c, files$exam,
 m_g <- lmerTest::lmer(normexam ~ lrt_gmc * sex + (1 | school), data = exam, control = tight)
 cases$exam_grandmean <- describe(m_g, files$exam, "normexam ~ gmc(standLRT) * sex + (1 | school)", TRUE)
 
+# ---- joint F-tests of multi-column terms (lmerTest::contest, Satterthwaite) ----
+term_test <- function(formula, data, prefix) {
+  m <- lmerTest::lmer(as.formula(formula), data = data, control = tight)
+  nm <- names(fixef(m))
+  L <- diag(length(nm))[startsWith(nm, prefix), , drop = FALSE]
+  r <- contest(m, L, joint = TRUE)
+  list(formula = formula, term = prefix, statistic = r[["F value"]],
+       numdf = r[["NumDF"]], dendf = r[["DenDF"]], p_value = r[["Pr(>F)"]])
+}
+fterms <- list(
+  alters3_tie_type = c(data = files$alters, term_test(cases$alters3$formula, alters, "tie_type")),
+  exam_schgend = c(data = files$exam, term_test(cases$exam_crosslevel$formula, exam, "schgend"))
+)
+
 # ---- likelihood-ratio tests (anova refits REML fits with ML) -------------------
 lrt <- function(f0, f1, data) {
   m0 <- lme4::lmer(as.formula(f0), data = data, control = tight)
@@ -160,7 +174,7 @@ ref <- list(
                   lmerTest = as.character(packageVersion("lmerTest")),
                   Matrix = as.character(packageVersion("Matrix")),
                   mlmRev = as.character(packageVersion("mlmRev"))),
-  cases = cases, anova = anovas
+  cases = cases, anova = anovas, term_tests = fterms
 )
 writeLines(toJSON(ref, auto_unbox = TRUE, digits = NA, na = "null", pretty = TRUE),
            file.path(out_dir, "lmm.json"))

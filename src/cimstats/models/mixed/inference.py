@@ -11,7 +11,7 @@ from ...errors import ModelSpecificationError
 from .core import CrossProducts, PLSCore
 from .optimize import minimize_theta, richardson_hessian, richardson_jacobian
 
-__all__ = ["satterthwaite", "anova", "bootstrap_varcomp"]
+__all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp"]
 
 
 def satterthwaite(core: PLSCore, theta: np.ndarray, sigma: float, reml: bool, contrasts: np.ndarray):
@@ -42,6 +42,45 @@ def satterthwaite(core: PLSCore, theta: np.ndarray, sigma: float, reml: bool, co
         denom = float(g @ A @ g)
         out[i] = 2.0 * var ** 2 / denom if denom > 0 else np.inf
     return out, A, J
+
+
+def contest_f(core: PLSCore, theta, sigma, reml: bool, beta: np.ndarray, L: np.ndarray, _cache=None):
+    """Joint F-test of ``L beta = 0`` with Satterthwaite denominator df (lmerTest's contestMD).
+
+    ``L V L'`` is diagonalised; each eigen-direction m gets its own Satterthwaite
+    df ``nu_m``; the F statistic's denominator df is ``2E / (E - q)`` with
+    ``E = sum nu_m / (nu_m - 2)`` (or 2 when any ``nu_m <= 2``).
+
+    Returns (F, numerator df, denominator df, p-value).
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    q = L.shape[0]
+    if _cache is None:
+        _, A, J = satterthwaite(core, theta, sigma, reml, L)
+    else:
+        A, J = _cache
+    p = core.cp.p
+    varpar = np.concatenate([np.asarray(theta, dtype=float), [float(sigma)]])
+    V = core.vcov_varpar(varpar, reml)
+    VL = L @ V @ L.T
+    d, P = np.linalg.eigh(VL)
+    order = np.argsort(d)[::-1]
+    d, P = d[order], P[:, order]
+    PtL = P.T @ L
+    t2 = (PtL @ beta) ** 2 / d
+    F = float(t2.sum() / q)
+    nu = np.empty(q)
+    for m in range(q):
+        g = np.array([PtL[m] @ J[:, k].reshape(p, p) @ PtL[m] for k in range(J.shape[1])])
+        nu[m] = 2 * d[m] ** 2 / float(g @ A @ g)
+    if q == 1 or np.all(np.abs(nu - nu[0]) < 1e-8):
+        ddf = float(nu[0])
+    elif np.any(nu <= 2):
+        ddf = 2.0
+    else:
+        E = float(np.sum(nu / (nu - 2)))
+        ddf = 2 * E / (E - q)
+    return F, q, ddf, float(stats.f.sf(F, q, ddf))
 
 
 def _ml_fit(model):

@@ -334,6 +334,42 @@ class LmmResult:
         return pd.DataFrame(rows)
 
     # ------------------------------------------------------------- inference
+    def term_tests(self) -> pd.DataFrame:
+        """Joint F-test of each fixed-effect term (all its columns at once).
+
+        A factor with several categories is tested as a whole (does ``tie_type``
+        matter?). Denominator df by Satterthwaite's method as lmerTest's
+        ``contest(m, L, joint = TRUE)``; for terms not contained in an
+        interaction this equals lmerTest's type III ``anova(m)``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            term, statistic (F), numdf, df (denominator), p_value.
+        """
+        from .fit import _blas_single_thread
+        from .inference import contest_f, satterthwaite
+        terms: dict[str, list[int]] = {}
+        for j, (name, recipe) in enumerate(self._frame._columns):
+            if not recipe:
+                continue  # intercept
+            terms.setdefault(":".join(v for v, _ in recipe), []).append(j)
+        p = len(self._beta)
+        rows = []
+        with _blas_single_thread():
+            _, A, J = satterthwaite(self._core, self.theta, self.sigma, self.reml, np.eye(p))
+            for term, cols in terms.items():
+                L = np.eye(p)[cols]
+                if self.df_method == "asymptotic":
+                    b = L @ self._beta
+                    F = float(b @ np.linalg.solve(L @ self._vcov @ L.T, b) / len(cols))
+                    rows.append((term, F, len(cols), np.inf, float(stats.chi2.sf(F * len(cols), len(cols)))))
+                else:
+                    F, q, ddf, pv = contest_f(self._core, self.theta, self.sigma, self.reml, self._beta, L,
+                                              _cache=(A, J))
+                    rows.append((term, F, q, ddf, pv))
+        return pd.DataFrame(rows, columns=["term", "statistic", "numdf", "df", "p_value"])
+
     def varcomp_ci(self, *, nsim: int = 500, level: float = 0.95, seed=None) -> pd.DataFrame:
         """Parametric-bootstrap intervals for the rows of :meth:`varcorr` (sd and correlation scale)."""
         from .inference import bootstrap_varcomp
