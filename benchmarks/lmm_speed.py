@@ -150,6 +150,16 @@ print(time.perf_counter() - t, m.llf)
     return float(t), float(ll)
 
 
+def peak_memory(formula, df):
+    """Peak memory traced while fitting, relative to the size of the model's columns."""
+    import tracemalloc
+    tracemalloc.start()
+    cimstats.lmm(formula, df, df_method="asymptotic")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, int(df.memory_usage(deep=True, index=False).sum())
+
+
 def ratio(other, ours):
     return f"{other / ours:.1f}x" if other else "n/a"
 
@@ -173,6 +183,9 @@ def main(argv=None):
     if r_t:
         print(f"    lme4 {r_t:.3f} s -> cimstats is {ratio(r_t, ours)} faster (target >= 1x); "
               f"logLik diff {m.loglik - r_ll:.2e}")
+    peak, size = peak_memory(f, df)
+    print(f"    peak memory while fitting {peak / 2**20:.1f} MiB = {peak / size:.2f}x the data "
+          f"({size / 2**20:.1f} MiB; target <= 2x)")
     if not args.skip_statsmodels:
         sm_t, sm_ll = time_statsmodels(df, args.statsmodels_cap)
         if sm_t:

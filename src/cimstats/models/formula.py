@@ -943,7 +943,7 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
         by_col[spec.response] = by_col.get(spec.response, 0) + int(
             (~np.isfinite(y_all) & ~data[_columns_of(ynode)].isna().any(axis=1).to_numpy()).sum())
     keep = ~miss
-    sub = data.loc[keep]
+    sub = data if keep.all() else data.loc[keep]
     infos: dict = {}
     ev = _Evaluator(sub, spec.text)
     ev._fit_rows = None
@@ -982,6 +982,9 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             raise ModelSpecificationError(
                 f"The random-effect term {rt.source} has non-finite values; check its variables."
             )
+        codes = codes.astype(np.int32) if nlev < 2**31 - 1 else codes
+        if rplan == (("(Intercept)", ()),):
+            Z = np.broadcast_to(np.ones((1, 1)), (len(y), 1))  # intercept only: no memory per row
         blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, parts))
     if X.shape[1] == 0:
         raise ModelSpecificationError(

@@ -53,6 +53,9 @@ def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _term_sparse(Z: np.ndarray, codes: np.ndarray, G: int) -> sp.csr_matrix:
     n, k = Z.shape
+    if k == 1:  # one entry per row: build the CSR arrays directly
+        return sp.csr_matrix((np.ascontiguousarray(Z[:, 0], dtype=float), codes, np.arange(n + 1)),
+                             shape=(n, G))
     rows = np.repeat(np.arange(n), k)
     cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
     return sp.csr_matrix((Z.ravel(), (rows, cols)), shape=(n, G * k))
@@ -81,36 +84,68 @@ class CrossProducts:
               weights: np.ndarray | None = None) -> "CrossProducts":
         """Form the blocks once from the design (terms already in model order)."""
         n, p = X.shape
-        Xy = np.column_stack([X, y])
-        sw = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
-        if sw is not None:
-            Xy = Xy * sw[:, None]
+        y = np.asarray(y, dtype=float)
+        if weights is not None:
+            sw = np.sqrt(np.asarray(weights, dtype=float))
+            X = X * sw[:, None]
+            y = y * sw
             Zs = [Z * sw[:, None] for Z in Zs]
+        cols = [X[:, j] for j in range(p)] + [y]  # views: no stacked copy of the data
         shapes = [TermShape(Z.shape[1], G) for Z, G in zip(Zs, nlevels)]
         # first term: block-diagonal, by bincount
         Z0, c0, G0 = Zs[0], codes[0], nlevels[0]
         k0 = Z0.shape[1]
+        ones0 = k0 == 1 and Z0.strides[0] == 0  # intercept-only term (broadcast column of ones)
         head = np.empty((G0, k0, k0))
         for a in range(k0):
             for b in range(a, k0):
-                v = np.bincount(c0, weights=Z0[:, a] * Z0[:, b], minlength=G0)
+                v = (np.bincount(c0, minlength=G0).astype(float) if ones0 else
+                     np.bincount(c0, weights=Z0[:, a] * Z0[:, b], minlength=G0))
                 head[:, a, b] = v
                 head[:, b, a] = v
         ZtXy0 = np.empty((G0, k0, p + 1))
         for a in range(k0):
             for j in range(p + 1):
-                ZtXy0[:, a, j] = np.bincount(c0, weights=Z0[:, a] * Xy[:, j], minlength=G0)
+                w = cols[j] if ones0 else Z0[:, a] * cols[j]
+                ZtXy0[:, a, j] = np.bincount(c0, weights=w, minlength=G0)
         parts = [ZtXy0.reshape(G0 * k0, p + 1)]
         ZtZ_rh = ZtZ_rr = None
-        if len(Zs) > 1:
+        if len(Zs) > 1 and all(Z.shape[1] == 1 and Z.strides[0] == 0 for Z in Zs):
+            # intercept-only terms: Z'Z blocks are counts of level pairs, Z'[X y] sums by level
+            offs = np.cumsum([0] + list(nlevels[1:]))
+            qr = int(offs[-1])
+
+            def pair_counts(ca, cb, nb, shape, oa, ob):
+                key = ca.astype(np.int64) * nb + cb
+                u, cnt = np.unique(key, return_counts=True)
+                return (u // nb + oa, u % nb + ob, cnt.astype(float))
+
+            rh = [pair_counts(c, c0, G0, None, o, 0) for c, o in zip(codes[1:], offs[:-1])]
+            ZtZ_rh = sp.csr_matrix((np.concatenate([t[2] for t in rh]),
+                                    (np.concatenate([t[0] for t in rh]), np.concatenate([t[1] for t in rh]))),
+                                   shape=(qr, G0))
+            rr = []
+            for i, (ci, oi) in enumerate(zip(codes[1:], offs[:-1])):
+                for j, (cj, oj) in enumerate(zip(codes[1:], offs[:-1])):
+                    rr.append(pair_counts(ci, cj, nlevels[1 + j], None, oi, oj))
+            ZtZ_rr = sp.csr_matrix((np.concatenate([t[2] for t in rr]),
+                                    (np.concatenate([t[0] for t in rr]), np.concatenate([t[1] for t in rr]))),
+                                   shape=(qr, qr))
+            parts.append(np.vstack([np.column_stack([np.bincount(c, weights=col, minlength=G) for col in cols])
+                                    for c, G in zip(codes[1:], nlevels[1:])]))
+        elif len(Zs) > 1:
             Z0s = _term_sparse(Z0, c0, G0)
             Zr = sp.hstack([_term_sparse(Z, c, G) for Z, c, G in zip(Zs[1:], codes[1:], nlevels[1:])]).tocsr()
             ZrT = Zr.T.tocsr()
             ZtZ_rh = (ZrT @ Z0s).tocsr()
             ZtZ_rr = (ZrT @ Zr).tocsr()
-            parts.append(np.asarray(ZrT @ Xy))
+            parts.append(np.column_stack([ZrT @ c for c in cols]))
+        XyXy = np.empty((p + 1, p + 1))
+        XyXy[:p, :p] = X.T @ X
+        XyXy[:p, p] = XyXy[p, :p] = X.T @ y
+        XyXy[p, p] = y @ y
         return cls(shapes=shapes, head=head, ZtZ_rh=ZtZ_rh, ZtZ_rr=ZtZ_rr,
-                   ZtXy=np.vstack(parts), XyXy=Xy.T @ Xy, n=n, p=p)
+                   ZtXy=np.vstack(parts), XyXy=XyXy, n=n, p=p)
 
 
 class _DiagFactor:

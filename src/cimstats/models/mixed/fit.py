@@ -55,11 +55,13 @@ def _check_rank(X: np.ndarray, names) -> None:
             f"The model has {p} fixed-effect columns but only {n} usable rows; expected more rows than "
             f"fixed effects, so simplify the fixed part or check the missing values."
         )
-    scale = np.sqrt((X ** 2).sum(axis=0))
+    # pivoted QR of the scaled cross-product matrix (p x p): no n x p temporaries
+    XtX = X.T @ X
+    scale = np.sqrt(np.diag(XtX))
     scale[scale == 0] = 1.0
-    _, R, piv = sla.qr(X / scale, mode="economic", pivoting=True)
+    _, R, piv = sla.qr(XtX / np.outer(scale, scale), mode="economic", pivoting=True)
     d = np.abs(np.diag(R))
-    rank = int((d > 1e-7 * d[0]).sum()) if len(d) else 0
+    rank = int((d > 1e-11 * d[0]).sum()) if len(d) and d[0] > 0 else 0
     if rank < p:
         bad = [names[i] for i in sorted(piv[rank:])]
         raise ModelSpecificationError(
