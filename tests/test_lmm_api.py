@@ -175,3 +175,54 @@ def test_row_order_and_outcome_shift_invariance(seed, shift):
     np.testing.assert_allclose(m2.params.iloc[1:], m.params.iloc[1:], rtol=1e-4, atol=1e-6)
     assert m2.params.iloc[0] == pytest.approx(m.params.iloc[0] + shift, abs=1e-4)
     assert m2.loglik == pytest.approx(m.loglik, abs=1e-5)
+
+
+def test_missing_rows_warn_and_show_in_summary(alters):
+    with pytest.warns(cimstats.errors.MissingDataWarning, match="contact_freq: 25"):
+        m = cimstats.lmm("support ~ contact_freq + (1 | practice/ego)", alters)
+    assert "25 dropped (contact_freq: 25 missing)" in str(m.summary())
+
+
+def test_centring_helpers_carry_over_to_new_data():
+    exam = pd.read_csv(DATA / "exam.csv")
+    m = cimstats.lmm("normexam ~ cwc(standLRT, school) * clustermean(standLRT, school) + (1 | school)", exam)
+    np.testing.assert_allclose(m.predict(exam.head(20)), m.fitted()[:20], rtol=1e-10)
+    new = exam.head(5).assign(school=-1)  # unseen school: centred on its own mean, no random effect
+    cm = new.standLRT.mean()
+    b = m.params.to_numpy()
+    x = new.standLRT.to_numpy()
+    expected = b[0] + b[1] * (x - cm) + b[2] * cm + b[3] * (x - cm) * cm
+    np.testing.assert_allclose(m.predict(new), expected, rtol=1e-10)
+
+
+def test_term_tests_asymptotic_and_satterthwaite(alters):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = cimstats.lmm("support ~ contact_freq + tie_type + (1 | practice/ego)", alters)
+        ma = cimstats.lmm("support ~ contact_freq + tie_type + (1 | practice/ego)", alters, df_method="asymptotic")
+    t = m.term_tests().set_index("term")
+    ta = ma.term_tests().set_index("term")
+    assert t.loc["tie_type", "numdf"] == 2 and np.isinf(ta.loc["tie_type", "df"])
+    assert t.loc["tie_type", "statistic"] == pytest.approx(ta.loc["tie_type", "statistic"])
+    # a one-column term: F equals t squared, df equal
+    row = m.tidy().set_index("term").loc["contact_freq"]
+    assert t.loc["contact_freq", "statistic"] == pytest.approx(row.statistic ** 2, rel=1e-8)
+    assert t.loc["contact_freq", "df"] == pytest.approx(row.df, rel=1e-6)
+
+
+def test_weighted_cross_products_equal_scaled_rows():
+    """The core accepts observation weights (used by generalised models)."""
+    from cimstats.models.mixed.core import CrossProducts
+    rng = np.random.default_rng(0)
+    n, G = 50, 5
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    Z = np.column_stack([np.ones(n), rng.normal(size=n)])
+    c = rng.integers(0, G, n)
+    w = rng.uniform(0.5, 2, n)
+    a = CrossProducts.build(X, y, [Z], [c], [G], weights=w)
+    sw = np.sqrt(w)[:, None]
+    b = CrossProducts.build(X * sw, y * sw[:, 0], [Z * sw], [c], [G])
+    np.testing.assert_allclose(a.head, b.head)
+    np.testing.assert_allclose(a.ZtXy, b.ZtXy)
+    np.testing.assert_allclose(a.XyXy, b.XyXy)
