@@ -165,6 +165,18 @@ class _DiagFactor:
         return [(1.0 / self.d)[:, None, None]]
 
 
+class _PooledDiag(_DiagFactor):
+    """Diagonal factor whose log-determinant was computed from pooled entries."""
+
+    def __init__(self, logdet, head, t):
+        self.logdet = logdet
+        self._head, self._t = head, t
+
+    @property
+    def d(self):
+        return self._head * (self._t * self._t) + 1.0
+
+
 class PLSCore:
     """Profiled (RE)ML criterion and PLS solutions for a fixed set of cross-products."""
 
@@ -179,10 +191,18 @@ class PLSCore:
         self.lower = np.array(lower)
         self.offsets = np.cumsum([0] + [s.q for s in self.shapes])
         self._outer = None
+        self._pooled = None
         self._plan: dict = {}
         if len(self.shapes) == 1 and self.shapes[0].k == 1 and (cp.p + 1) ** 2 <= 64:
             Z = cp.ZtXy
             self._outer = np.ascontiguousarray((Z[:, :, None] * Z[:, None, :]).reshape(len(Z), -1))
+            # levels sharing the same diagonal entry (e.g. the same cluster size for a random
+            # intercept) can be pooled: each evaluation then costs O(number of distinct entries)
+            hv = cp.head[:, 0, 0]
+            uniq, inv, counts = np.unique(hv, return_inverse=True, return_counts=True)
+            if len(uniq) <= max(16, len(hv) // 8):
+                pool = sp.csr_matrix((np.ones(len(hv)), (inv, np.arange(len(hv)))), shape=(len(uniq), len(hv)))
+                self._pooled = (uniq, counts.astype(float), np.asarray(pool @ self._outer))
         # sparsity pattern of Lambda for terms 2.. (rows, cols, theta index)
         if len(self.shapes) > 1:
             rows, cols, tix = [], [], []
@@ -316,15 +336,27 @@ class PLSCore:
         if len(self.shapes) == 1 and self.shapes[0].k == 1:
             # one scalar random effect: A is diagonal, everything is elementwise
             t = float(theta[0])
-            d = cp.head[:, 0, 0] * (t * t) + 1.0
-            if self._outer is not None:  # sum_g (t^2 / d_g) z_g z_g' as one matrix-vector product
+            if self._pooled is not None:
+                uniq, counts, agg = self._pooled
+                du = uniq * (t * t) + 1.0
+                M = None
+                Q = ((t * t) * (agg.T @ (1.0 / du))).reshape(p + 1, p + 1)
+                fac = _PooledDiag(float(counts @ np.log(du)), cp.head[:, 0, 0], t)
+                Ts = [np.array([[t]])]
+                d = None
+            else:
+                d = cp.head[:, 0, 0] * (t * t) + 1.0
+            if d is None:
+                pass
+            elif self._outer is not None:  # sum_g (t^2 / d_g) z_g z_g' as one matrix-vector product
                 M = None  # formed on demand by solve()
                 Q = ((t * t) * (self._outer.T @ (1.0 / d))).reshape(p + 1, p + 1)
             else:
                 M = cp.ZtXy * t
                 Q = M.T @ (M / d[:, None])
-            fac = _DiagFactor(d)
-            Ts = [np.array([[t]])]
+            if d is not None:
+                fac = _DiagFactor(d)
+                Ts = [np.array([[t]])]
         else:
             fac, M, Ts = self.factor(theta)
             Q = fac.quad(M)
