@@ -158,7 +158,7 @@ def test_anova_needs_same_rows(sleep):
 
 def test_bootstrap_intervals_bracket_estimates(sleep):
     m = cimstats.lmm("Reaction ~ Days + (1 | Subject)", sleep)
-    ci = m.varcomp_ci(nsim=40, seed=1)
+    ci = m.varcomp_ci(method="bootstrap", nsim=40, seed=1)
     assert list(ci.columns[:3]) == ["group", "term1", "term2"]
     assert (ci.ci_lower <= ci.estimate).all() and (ci.estimate <= ci.ci_upper).all()
 

@@ -151,3 +151,13 @@ def test_joint_f_tests_match_lmertest_contest(name):
     assert rel(row.statistic, r["statistic"]) < TOL_FIXEF
     assert rel(row.df, r["dendf"]) < TOL_DF
     assert rel(row.p_value, r["p_value"]) < TOL_DF
+
+
+@pytest.mark.parametrize("name", sorted(REF["profile_ci"]))
+def test_profile_intervals_match_lme4_confint(name):
+    r = REF["profile_ci"][name]
+    m = cimstats.lmm(r["formula"], pd.read_csv(DATA / r["data"]), reml=r["reml"])
+    ci = m.varcomp_ci(method="profile")
+    # lme4 interpolates its profile with splines: agreement to 1e-3 relative
+    assert rel(ci.ci_lower, r["ci_lower"]).max() < 1e-3
+    assert rel(ci.ci_upper, r["ci_upper"]).max() < 1e-3

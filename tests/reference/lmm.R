@@ -151,6 +151,20 @@ fterms <- list(
   exam_schgend = c(data = files$exam, term_test(cases$exam_crosslevel$formula, exam, "schgend"))
 )
 
+# ---- profile-likelihood intervals for the standard deviations (lme4::confint) --------
+prof_ci <- function(formula, data, reml = TRUE) {
+  m <- lme4::lmer(as.formula(formula), data = data, REML = reml, control = tight)
+  ci <- confint(m, method = "profile", oldNames = FALSE, level = 0.95)
+  sds <- grepl("^sd_|^sigma$", rownames(ci))
+  list(formula = formula, reml = reml, parameter = rownames(ci)[sds],
+       ci_lower = unname(ci[sds, 1]), ci_upper = unname(ci[sds, 2]))
+}
+profiles <- list(
+  dyestuff = c(data = files$dyestuff, prof_ci("Yield ~ 1 + (1 | Batch)", dye)),
+  penicillin = c(data = files$penicillin, prof_ci("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)),
+  sleepstudy_ml = c(data = files$sleepstudy, prof_ci("Reaction ~ Days + (1 | Subject)", sleep, FALSE))
+)
+
 # ---- likelihood-ratio tests (anova refits REML fits with ML) -------------------
 lrt <- function(f0, f1, data) {
   m0 <- lme4::lmer(as.formula(f0), data = data, control = tight)
@@ -174,7 +188,8 @@ ref <- list(
                   lmerTest = as.character(packageVersion("lmerTest")),
                   Matrix = as.character(packageVersion("Matrix")),
                   mlmRev = as.character(packageVersion("mlmRev"))),
-  cases = cases, anova = anovas, term_tests = fterms
+  cases = cases, anova = anovas, term_tests = fterms,
+  profile_ci = profiles
 )
 writeLines(toJSON(ref, auto_unbox = TRUE, digits = NA, na = "null", pretty = TRUE),
            file.path(out_dir, "lmm.json"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from ...errors import ModelSpecificationError
 from .core import CrossProducts, PLSCore
 from .optimize import minimize_theta, richardson_hessian, richardson_jacobian
 
-__all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp"]
+__all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp", "profile_varcomp"]
 
 
 def satterthwaite(core: PLSCore, theta: np.ndarray, sigma: float, reml: bool, contrasts: np.ndarray):
@@ -206,3 +206,86 @@ def _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim):
         s2 = ev["pwrss"] / (n - X.shape[1] if model.reml else n)
         sims.append(model._sdcor_vector(th, np.sqrt(s2)))
     return sims
+
+
+def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
+    """Profile-likelihood intervals for the random-effect and residual standard deviations.
+
+    For each standard deviation psi the (RE)ML deviance is minimised over all
+    other variance parameters with psi held fixed; the interval is where that
+    profile deviance is within ``chi2_1(level)`` of the minimum. As lme4's
+    ``confint(m, method = "profile")``, the ML deviance is profiled (REML fits
+    are refitted by ML first); ``estimate`` is the fitted model's own value.
+    Models whose random-effect terms are all scalar (intercepts, uncorrelated
+    slopes) are supported.
+
+    Returns
+    -------
+    pandas.DataFrame
+        group, term1, term2, estimate, ci_lower, ci_upper, method.
+    """
+    core: PLSCore = model._core
+    if any(s.k > 1 for s in core.shapes):
+        raise ModelSpecificationError(
+            f"Profile intervals are available when every random-effect term is scalar; {model.formula!r} has "
+            f"correlated terms, so use method='bootstrap'."
+        )
+    from .fit import _blas_single_thread
+    reml = False  # as lme4: the profile is of the ML deviance, REML fits are refitted by ML first
+    if model.reml:
+        with _blas_single_thread():
+            theta, _, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
+        sigma = float(np.sqrt(core.evaluate(theta, False)["pwrss"] / core.cp.n))
+    else:
+        theta = np.asarray(model.theta, dtype=float)
+        sigma = float(model.sigma)
+    m = len(theta)
+    crit = float(stats.chi2.ppf(level, 1))
+    dmin = core.deviance_varpar(np.r_[theta, sigma], reml)
+
+    def profile(j, psi, start):
+        if j == m:  # residual sd fixed
+            f = lambda th: core.deviance_varpar(np.r_[th, psi], reml)  # noqa: E731
+            res = optimize.minimize(f, start[:m], method="L-BFGS-B", bounds=[(0, None)] * m,
+                                    options={"ftol": 1e-14, "gtol": 1e-9})
+            return res.fun, np.r_[res.x, psi]
+
+        def f(x):
+            sig = np.exp(x[-1])
+            th = np.insert(x[:-1], j, psi / sig)
+            return core.deviance_varpar(np.r_[th, sig], reml)
+        x0 = np.r_[np.delete(start[:m], j), np.log(start[m])]
+        bounds = [(0, None)] * (m - 1) + [(None, None)]
+        res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-14, "gtol": 1e-9})
+        sig = np.exp(res.x[-1])
+        return res.fun, np.r_[np.insert(res.x[:-1], j, psi / sig), sig]
+
+    rows = []
+    labels = model._group_labels()
+    fitted_sd = np.r_[model.sigma * np.asarray(model.theta), model.sigma]
+    with _blas_single_thread():
+        for j in range(m + 1):
+            est = sigma if j == m else sigma * theta[j]
+            start = np.r_[theta, sigma]
+            g = lambda psi: profile(j, psi, start)[0] - dmin - crit  # noqa: E731
+            # lower limit
+            lo = 0.0
+            if est > 0:
+                small = est * 1e-3
+                if g(small) > 0:
+                    lo = optimize.brentq(g, small, est, xtol=1e-10 * max(est, 1), rtol=1e-12)
+            # upper limit: expand until the profile deviance passes the critical value
+            hi_b = max(est, 1e-8) * 1.5
+            for _ in range(60):
+                if g(hi_b) > 0:
+                    break
+                hi_b *= 1.5
+            hi = optimize.brentq(g, max(est, 1e-12), hi_b, xtol=1e-10 * max(est, 1), rtol=1e-12)
+            if j == m:
+                rows.append(("Residual", "", "", fitted_sd[j], lo, hi))
+            else:
+                b = model._blocks[j]
+                rows.append((labels[j], b.term_names[0], "", fitted_sd[j], lo, hi))
+    out = pd.DataFrame(rows, columns=["group", "term1", "term2", "estimate", "ci_lower", "ci_upper"])
+    out["method"] = f"profile likelihood, ML deviance ({level:.0%})"
+    return out

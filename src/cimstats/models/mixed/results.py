@@ -370,10 +370,30 @@ class LmmResult:
                     rows.append((term, F, q, ddf, pv))
         return pd.DataFrame(rows, columns=["term", "statistic", "numdf", "df", "p_value"])
 
-    def varcomp_ci(self, *, nsim: int = 500, level: float = 0.95, seed=None) -> pd.DataFrame:
-        """Parametric-bootstrap intervals for the rows of :meth:`varcorr` (sd and correlation scale)."""
-        from .inference import bootstrap_varcomp
-        return bootstrap_varcomp(self, nsim=nsim, level=level, seed=seed)
+    def varcomp_ci(self, *, method: str = "profile", level: float = 0.95, nsim: int = 500,
+                   seed=None) -> pd.DataFrame:
+        """Confidence intervals for the standard deviations (and correlations) of the random effects.
+
+        Parameters
+        ----------
+        method : {"profile", "bootstrap"}
+            Profile likelihood (as lme4's ``confint(m, method = "profile")``;
+            scalar random-effect terms) or parametric bootstrap (percentile
+            intervals from ``nsim`` simulated refits; any model).
+        level : float
+        nsim, seed : bootstrap settings.
+
+        Returns
+        -------
+        pandas.DataFrame
+            group, term1, term2, estimate, ci_lower, ci_upper, method.
+        """
+        from .inference import bootstrap_varcomp, profile_varcomp
+        if method == "profile":
+            return profile_varcomp(self, level=level)
+        if method == "bootstrap":
+            return bootstrap_varcomp(self, nsim=nsim, level=level, seed=seed)
+        raise ModelSpecificationError(f"`method` is {method!r}; expected 'profile' or 'bootstrap'.")
 
     # ---------------------------------------------------------------- output
     def summary(self) -> "MixedSummary":
