@@ -247,7 +247,7 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
         if j == m:  # residual sd fixed
             f = lambda th: core.deviance_varpar(np.r_[th, psi], reml)  # noqa: E731
             res = optimize.minimize(f, start[:m], method="L-BFGS-B", bounds=[(0, None)] * m,
-                                    options={"ftol": 1e-14, "gtol": 1e-9})
+                                    options={"ftol": 1e-13, "gtol": 1e-7})
             return res.fun, np.r_[res.x, psi]
 
         def f(x):
@@ -256,7 +256,7 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
             return core.deviance_varpar(np.r_[th, sig], reml)
         x0 = np.r_[np.delete(start[:m], j), np.log(start[m])]
         bounds = [(0, None)] * (m - 1) + [(None, None)]
-        res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-14, "gtol": 1e-9})
+        res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7})
         sig = np.exp(res.x[-1])
         return res.fun, np.r_[np.insert(res.x[:-1], j, psi / sig), sig]
 
@@ -266,21 +266,27 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
     with _blas_single_thread():
         for j in range(m + 1):
             est = sigma if j == m else sigma * theta[j]
-            start = np.r_[theta, sigma]
-            g = lambda psi: profile(j, psi, start)[0] - dmin - crit  # noqa: E731
+            seen: dict[float, np.ndarray] = {est: np.r_[theta, sigma]}
+
+            def g(psi):
+                # warm start from the nearest profiled point
+                near = min(seen, key=lambda v: abs(v - psi))
+                val, x = profile(j, psi, seen[near])
+                seen[psi] = x
+                return val - dmin - crit
             # lower limit
             lo = 0.0
             if est > 0:
                 small = est * 1e-3
                 if g(small) > 0:
-                    lo = optimize.brentq(g, small, est, xtol=1e-10 * max(est, 1), rtol=1e-12)
+                    lo = optimize.brentq(g, small, est, xtol=1e-7 * est, rtol=1e-9)
             # upper limit: expand until the profile deviance passes the critical value
             hi_b = max(est, 1e-8) * 1.5
             for _ in range(60):
                 if g(hi_b) > 0:
                     break
                 hi_b *= 1.5
-            hi = optimize.brentq(g, max(est, 1e-12), hi_b, xtol=1e-10 * max(est, 1), rtol=1e-12)
+            hi = optimize.brentq(g, max(est, 1e-12), hi_b, xtol=1e-7 * max(est, 1e-8), rtol=1e-9)
             if j == m:
                 rows.append(("Residual", "", "", fitted_sd[j], lo, hi))
             else:
