@@ -131,7 +131,7 @@ def test_singular_fit_is_a_structured_warning():
     assert m.singular and m.glance().loc[0, "singular"]
 
 
-@pytest.mark.parametrize("name", ["penicillin", "pastes", "alters3", "sleepstudy_uncorrelated"])
+@pytest.mark.parametrize("name", ["penicillin", "pastes", "alters3", "sleepstudy_uncorrelated", "alters3_slopes"])
 def test_factorisation_paths_agree(monkeypatch, name):
     """Dense, recursive-block and sparse-LU factorisations give the same fit."""
     ref = json.loads((REFERENCE / "lmm.json").read_text())["cases"][name]

@@ -126,6 +126,8 @@ cases <- list(
                              exam, files$exam, TRUE),
   alters3 = fit_case("support ~ contact_freq + coresident + tie_type + ego_age + (1 | practice/ego)",
                      alters, files$alters, TRUE),
+  alters3_slopes = fit_case("support ~ contact_freq + coresident + (1 | ego) + (contact_freq | practice)",
+                            alters, files$alters, TRUE),
   alters3_ml = fit_case("support ~ contact_freq + coresident + tie_type + ego_age + (1 | practice/ego)",
                         alters, files$alters, FALSE)
 )
