@@ -943,6 +943,12 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
         by_col[spec.response] = by_col.get(spec.response, 0) + int(
             (~np.isfinite(y_all) & ~data[_columns_of(ynode)].isna().any(axis=1).to_numpy()).sum())
     keep = ~miss
+    if not keep.any():
+        detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
+        raise ModelSpecificationError(
+            f"Every row of `data` has a missing value in a model variable ({detail}); expected complete rows, "
+            f"so check the column names and missing-value codes."
+        )
     sub = data if keep.all() else data.loc[keep]
     infos: dict = {}
     ev = _Evaluator(sub, spec.text)
