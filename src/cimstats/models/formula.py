@@ -798,6 +798,12 @@ def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, inf
         columns_plan = tuple(plan)
     M = np.empty((n, len(columns_plan)), dtype=float)
     for j, (_, recipe) in enumerate(columns_plan):
+        if not recipe:
+            M[:, j] = 1.0
+            continue
+        if len(recipe) == 1 and recipe[0][1] is None:
+            M[:, j] = values[recipe[0][0]]
+            continue
         col = np.ones(n)
         for v, level in recipe:
             vals = values[v]
@@ -827,6 +833,9 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
         uniques_per.append(np.asarray(u))
         if combined is None:
             combined = c
+        elif (combined >= 0).all() and (c >= 0).all():
+            combined *= len(u)
+            combined += c
         else:
             combined = np.where((combined < 0) | (c < 0), -1, combined * len(u) + c)
     if len(uniques_per) == 1:
@@ -967,7 +976,7 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
         infos = {}
         ev = _Evaluator(sub, spec.text)
         X, plan = _model_matrix(ev, spec, spec.fixed_terms, spec.intercept, infos)
-    y = y_all[keep]
+    y = y_all if keep.all() else y_all[keep]
     blocks = []
     for rt in spec.random:
         Z, rplan = _model_matrix(ev, spec, rt.terms, rt.intercept, infos)
