@@ -829,7 +829,7 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
     uniques_per = []
     for g in rt.group_vars:
         c, u = pd.factorize(ev.column(g), sort=True)
-        c = c.astype(np.int64)
+        c = c.astype(np.int64, copy=False)
         uniques_per.append(np.asarray(u))
         if combined is None:
             combined = c
@@ -947,10 +947,15 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             by_col[c] = int(m.sum())
         miss |= m
     # derived values can be missing too (log of a negative number, ...)
-    miss |= ~np.isfinite(y_all)
-    if (~np.isfinite(y_all) & ~data[_columns_of(ynode)].isna().any(axis=1).to_numpy()).any():
-        by_col[spec.response] = by_col.get(spec.response, 0) + int(
-            (~np.isfinite(y_all) & ~data[_columns_of(ynode)].isna().any(axis=1).to_numpy()).sum())
+    nonfinite = ~np.isfinite(y_all)
+    if nonfinite.any():
+        raw_na = np.zeros(len(data), dtype=bool)
+        for c in _columns_of(ynode):
+            raw_na |= data[c].isna().to_numpy()
+        extra = int((nonfinite & ~raw_na).sum())  # e.g. log(0): not missing in the data itself
+        if extra:
+            by_col[spec.response] = by_col.get(spec.response, 0) + extra
+        miss |= nonfinite
     keep = ~miss
     if not keep.any():
         detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
