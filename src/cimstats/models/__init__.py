@@ -1,4 +1,4 @@
-"""Statistical models: each verb is loaded on first use.
+"""Statistical models (mixed models, structural equation models, mediation); each verb is loaded on first use.
 
 Use the verbs from the top level (``cimstats.mediation``): a verb that shares
 its name with a subpackage (``mediation/``) is shadowed by that subpackage on
@@ -17,6 +17,9 @@ import importlib
 
 # public name -> module that defines it (loaded lazily on first access)
 _EXPORTS: dict[str, str] = {
+    "lmm": "cimstats.models.mixed",
+    "anova": "cimstats.models.mixed",
+    "LmmResult": "cimstats.models.mixed",
     # the verb lives in a module of the same-named subpackage: map it to the defining module,
     # because once the subpackage is imported the package attribute `mediation` is the subpackage
     "mediation": "cimstats.models.mediation.fit",

@@ -1,0 +1,1017 @@
+"""lme4-style model formulas: parsing, expansion and design matrices.
+
+This module is shared by the mixed-model verbs (``lmm`` now, ``glmm`` and
+``gee`` later). It has three layers:
+
+1. :func:`parse_formula` turns text such as
+   ``"y ~ x * sex + I(age^2) + (x | practice/ego)"`` into a :class:`FormulaSpec`
+   (response, fixed-effect terms, random-effect terms) without looking at data.
+2. :func:`build_design` evaluates a spec on a data frame: it drops rows with
+   missing values in the columns the model uses (and counts them per column),
+   codes categorical variables with treatment contrasts, and returns a
+   :class:`ModelFrame` holding the response, the fixed-effect matrix ``X`` and
+   one :class:`RandomBlock` per random-effect term.
+3. :meth:`ModelFrame.new_fixed_matrix` / :meth:`ModelFrame.new_random_blocks`
+   rebuild the same columns on new data (for predictions), reusing the levels
+   and centring constants learnt on the fitted data.
+
+Grammar (as in R / lme4)
+------------------------
+``+`` adds terms, ``-`` removes them (``- 1`` or ``0 +`` removes the
+intercept), ``a:b`` is the interaction, ``a*b`` is ``a + b + a:b``, ``a/b`` is
+``a + a:b``, ``(a + b)^2`` all terms up to order 2. ``(lhs | g)`` is a random
+effect with correlated terms, ``(lhs || g)`` one with independent terms,
+``(1 | a/b)`` nested random intercepts ``(1 | a) + (1 | a:b)``, ``(1 | a:b)``
+an intercept per observed combination of ``a`` and ``b``.
+
+Functions on the fixed side: ``I(expr)`` (arithmetic with ``+ - * / ^``),
+``log``, ``exp``, ``sqrt``, ``abs``, ``C(x)`` / ``factor(x)`` (treat as
+categorical), and the centring helpers used for cross-level interactions:
+``gmc(x)`` (grand-mean centred), ``cwc(x, g)`` (centred within the clusters of
+``g``) and ``clustermean(x, g)`` (the mean of ``x`` in each cluster of ``g``).
+Centring constants are computed on the rows used in the fit.
+
+Categorical variables are coded with treatment contrasts; the reference is the
+first category in code order (the categories of a pandas ``Categorical``, else
+the sorted distinct values), as R does for factors.
+
+Examples
+--------
+>>> from cimstats.models.formula import parse_formula
+>>> spec = parse_formula("Reaction ~ Days + (Days | Subject)")
+>>> spec.response, [t.label for t in spec.fixed_terms], spec.random[0].group
+('Reaction', ['Days'], 'Subject')
+>>> [r.group for r in parse_formula("y ~ 1 + (1 | practice/ego)").random]
+['practice', 'ego:practice']
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelSpecificationError
+
+__all__ = [
+    "FormulaSpec",
+    "FixedTerm",
+    "RandomTerm",
+    "ModelFrame",
+    "RandomBlock",
+    "parse_formula",
+    "build_design",
+]
+
+# ---------------------------------------------------------------------------
+# tokenizer and parser (Pratt parser over R's formula operators)
+# ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_.][A-Za-z0-9_.]*)"
+    r"|`(?P<quoted>[^`]+)`"
+    r"|(?P<str>\"[^\"]*\"|'[^']*')"
+    r"|(?P<op>\|\||%in%|\*\*|[~+\-*/:^|(),]))"
+)
+
+# binding powers (higher binds tighter), following R's operator precedence
+_BINARY = {"~": 5, "|": 10, "||": 10, "+": 20, "-": 20, "*": 30, "/": 30,
+           "%in%": 35, ":": 40, "^": 50, "**": 50}
+_RIGHT_ASSOC = {"^", "**"}
+
+
+@dataclass(frozen=True)
+class _Node:
+    kind: str  # "name", "num", "str", "call", "binop", "neg", "paren"
+    value: object = None
+    args: tuple = ()
+
+    def text(self) -> str:
+        """Deparse the node (R-like spelling, used for term labels)."""
+        if self.kind == "name":
+            return str(self.value)
+        if self.kind == "num":
+            v = self.value
+            return str(int(v)) if float(v).is_integer() else repr(v)
+        if self.kind == "str":
+            return repr(self.value)
+        if self.kind == "call":
+            return f"{self.value}({', '.join(a.text() for a in self.args)})"
+        if self.kind == "neg":
+            return f"-{self.args[0].text()}"
+        if self.kind == "paren":
+            return f"({self.args[0].text()})"
+        op = self.value
+        sep = op if op in (":", "^") else f" {op} "
+        return f"{self.args[0].text()}{sep}{self.args[1].text()}"
+
+
+def _tokenize(text: str) -> list[tuple[str, object]]:
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ModelSpecificationError(
+                f"The formula {text!r} has an unexpected character {text[pos:].strip()[:1]!r} at position "
+                f"{pos}; expected names, numbers and the operators ~ + - * / : ^ | || ( ), so check the spelling."
+            )
+        pos = m.end()
+        if m.group("num") is not None:
+            tokens.append(("num", float(m.group("num"))))
+        elif m.group("name") is not None:
+            tokens.append(("name", m.group("name")))
+        elif m.group("quoted") is not None:
+            tokens.append(("name", m.group("quoted")))
+        elif m.group("str") is not None:
+            tokens.append(("str", m.group("str")[1:-1]))
+        elif m.group("op") is not None:
+            tokens.append(("op", m.group("op")))
+        else:  # trailing whitespace
+            break
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    def _fail(self, what: str) -> ModelSpecificationError:
+        return ModelSpecificationError(
+            f"The formula {self.text!r} could not be read: {what}; write it as in R, "
+            f"e.g. 'y ~ x + (1 | group)'."
+        )
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else (None, None)
+
+    def take(self):
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def parse(self) -> _Node:
+        node = self.expr(0)
+        if self.i != len(self.tokens):
+            raise self._fail(f"unexpected {self.peek()[1]!r} after {node.text()!r}")
+        return node
+
+    def expr(self, min_bp: int) -> _Node:
+        left = self.prefix()
+        while True:
+            kind, val = self.peek()
+            if kind != "op" or val not in _BINARY:
+                break
+            bp = _BINARY[val]
+            if bp < min_bp or (bp == min_bp and val not in _RIGHT_ASSOC):
+                break
+            self.take()
+            right = self.expr(bp if val in _RIGHT_ASSOC else bp + 1)
+            left = _Node("binop", "^" if val == "**" else val, (left, right))
+        return left
+
+    def prefix(self) -> _Node:
+        kind, val = self.take()
+        if kind is None:
+            raise self._fail("it ends too early")
+        if kind == "num":
+            return _Node("num", val)
+        if kind == "str":
+            return _Node("str", val)
+        if kind == "name":
+            if self.peek() == ("op", "("):
+                self.take()
+                args = []
+                if self.peek() != ("op", ")"):
+                    while True:
+                        # allow keyword-style arguments by skipping 'name ='
+                        args.append(self.expr(6))
+                        if self.peek() == ("op", ","):
+                            self.take()
+                            continue
+                        break
+                if self.take() != ("op", ")"):
+                    raise self._fail(f"the call {val}(...) is not closed with ')'")
+                return _Node("call", val, tuple(args))
+            return _Node("name", val)
+        if kind == "op" and val == "(":
+            inner = self.expr(0)
+            if self.take() != ("op", ")"):
+                raise self._fail("a '(' is not closed")
+            return _Node("paren", None, (inner,))
+        if kind == "op" and val == "-":
+            return _Node("neg", None, (self.expr(45),))
+        if kind == "op" and val == "+":
+            return self.expr(45)
+        if kind == "op" and val == "~":
+            return _Node("binop", "~", (None, self.expr(6)))
+        raise self._fail(f"unexpected {val!r}")
+
+
+# ---------------------------------------------------------------------------
+# specification objects
+# ---------------------------------------------------------------------------
+
+_CATEGORICAL_CALLS = {"C", "factor", "as.factor"}
+_NUMERIC_CALLS = {"I", "log", "log2", "log10", "exp", "sqrt", "abs", "as.numeric"}
+_CENTRING_CALLS = {"gmc", "cwc", "clustermean"}
+_UNSUPPORTED_HINT = {
+    "poly": "write the powers explicitly with I(x^2)",
+    "ns": "compute the spline basis beforehand and add its columns",
+    "bs": "compute the spline basis beforehand and add its columns",
+    "offset": "offsets are not used in linear mixed models; subtract the offset from the response",
+    "scale": "use gmc(x) for grand-mean centring or standardise the column beforehand",
+}
+
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """One fixed-effect term: an interaction of one or more variables.
+
+    ``variables`` holds the deparsed variable expressions (``'x'``,
+    ``'I(x^2)'``, ``'cwc(x, g)'``); a main effect has one.
+    """
+
+    variables: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return ":".join(self.variables)
+
+    @property
+    def order(self) -> int:
+        return len(self.variables)
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect term ``(lhs | group)`` after expansion.
+
+    ``terms`` are the fixed-style terms on the left of the bar, ``intercept``
+    whether a random intercept is included, ``group`` the grouping factor label
+    (``'ego:practice'`` for the inner level of ``practice/ego``) and
+    ``group_vars`` the data columns that define it.
+    """
+
+    terms: tuple[FixedTerm, ...]
+    intercept: bool
+    group: str
+    group_vars: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class FormulaSpec:
+    """A parsed formula: response, fixed terms, intercept flag, random terms."""
+
+    text: str
+    response: str
+    fixed_terms: tuple[FixedTerm, ...]
+    intercept: bool
+    random: tuple[RandomTerm, ...]
+    nodes: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def variables(self) -> list[str]:
+        """All data columns the model uses (response, predictors, groups)."""
+        cols: list[str] = []
+        for expr in [self.response] + [v for t in self.fixed_terms for v in t.variables] + [
+            v for r in self.random for t in r.terms for v in t.variables
+        ]:
+            for c in _columns_of(self.nodes[expr]):
+                if c not in cols:
+                    cols.append(c)
+        for r in self.random:
+            for g in r.group_vars:
+                if g not in cols:
+                    cols.append(g)
+        return cols
+
+
+def _columns_of(node: _Node) -> list[str]:
+    if node is None:
+        return []
+    if node.kind == "name":
+        return [str(node.value)]
+    out: list[str] = []
+    for a in node.args:
+        if isinstance(a, _Node):
+            for c in _columns_of(a):
+                if c not in out:
+                    out.append(c)
+    return out
+
+
+class _Expander:
+    """Turns a right-hand-side node into terms (R's terms() algebra)."""
+
+    def __init__(self, text: str, nodes: dict):
+        self.text = text
+        self.nodes = nodes
+
+    def fail(self, term: str, why: str) -> ModelSpecificationError:
+        return ModelSpecificationError(
+            f"The term {term!r} in formula {self.text!r} cannot be represented: {why}."
+        )
+
+    def variable(self, node: _Node) -> str:
+        if node.kind == "paren":
+            return self.variable(node.args[0])
+        label = node.text()
+        if node.kind == "call":
+            fn = str(node.value)
+            if fn not in _CATEGORICAL_CALLS | _NUMERIC_CALLS | _CENTRING_CALLS:
+                hint = _UNSUPPORTED_HINT.get(fn, "supported functions are I(), log(), exp(), sqrt(), abs(), "
+                                                  "C()/factor(), gmc(), cwc() and clustermean()")
+                raise self.fail(label, f"the function {fn}() is not supported ({hint})")
+            if fn in ("cwc", "clustermean") and len(node.args) != 2:
+                raise self.fail(label, f"{fn}() needs two arguments, the variable and the cluster column")
+            if fn not in ("cwc", "clustermean") and len(node.args) != 1:
+                raise self.fail(label, f"{fn}() takes one argument")
+        elif node.kind not in ("name",):
+            raise self.fail(label, "expected a column name or a function call here")
+        self.nodes[label] = node
+        return label
+
+    def terms(self, node: _Node) -> tuple[list[tuple[str, ...]], bool | None, list]:
+        """Return (terms, intercept flag or None if unspecified, random parts)."""
+        randoms: list = []
+        terms, icpt = self._terms(node, randoms)
+        return terms, icpt, randoms
+
+    def _terms(self, node: _Node, randoms: list):
+        if node.kind == "num":
+            if node.value == 1:
+                return [], True
+            if node.value == 0:
+                return [], False
+            raise self.fail(node.text(), "only 0 and 1 may stand alone (intercept switches)")
+        if node.kind == "paren":
+            inner = node.args[0]
+            if inner.kind == "binop" and inner.value in ("|", "||"):
+                randoms.append(inner)
+                return [], None
+            return self._terms(inner, randoms)
+        if node.kind in ("name", "call"):
+            return [(self.variable(node),)], None
+        if node.kind == "neg":
+            terms, icpt = self._terms(node.args[0], randoms)
+            if terms:
+                raise self.fail(node.text(), "a leading minus can only remove the intercept (- 1)")
+            return [], (False if icpt else icpt)
+        if node.kind == "binop":
+            op, (a, b) = node.value, node.args
+            if op in ("|", "||"):
+                raise self.fail(node.text(), "a random-effect term must be wrapped in parentheses, "
+                                             "e.g. (1 | group)")
+            if op == "+":
+                ta, ia = self._terms(a, randoms)
+                tb, ib = self._terms(b, randoms)
+                return _union(ta, tb), (ib if ib is not None else ia)
+            if op == "-":
+                ta, ia = self._terms(a, randoms)
+                tb, ib = self._terms(b, [])
+                if ib is True:
+                    ia = False
+                elif ib is False:
+                    ia = True
+                keys = {frozenset(t) for t in tb}
+                return [t for t in ta if frozenset(t) not in keys], ia
+            if op in (":", "*", "/", "%in%", "^"):
+                ta, _ = self._terms(a, randoms)
+                if op == "^":
+                    if b.kind != "num" or not float(b.value).is_integer() or b.value < 1:
+                        raise self.fail(node.text(), "the power of a term group must be a whole number")
+                    out = list(ta)
+                    for _ in range(int(b.value) - 1):
+                        out = _union(out, _interact(out, ta))
+                    return out, None
+                tb, _ = self._terms(b, randoms)
+                if op == ":":
+                    return _interact(ta, tb), None
+                if op == "*":
+                    return _union(_union(ta, tb), _interact(ta, tb)), None
+                if op == "%in%":
+                    return _interact(ta, tb), None
+                # a / b  =  a + (all variables of a):b
+                allvars = tuple(dict.fromkeys(v for t in ta for v in t))
+                return _union(ta, _interact([allvars], tb)), None
+        raise self.fail(node.text(), "it is not a term R's formula language defines")
+
+
+def _union(a, b):
+    out = list(a)
+    keys = {frozenset(t) for t in out}
+    for t in b:
+        if frozenset(t) not in keys:
+            out.append(t)
+            keys.add(frozenset(t))
+    return out
+
+
+def _interact(a, b):
+    out = []
+    for ta in a:
+        for tb in b:
+            t = tuple(dict.fromkeys(ta + tb))
+            out = _union(out, [t])
+    return out
+
+
+def _group_factors(exp: _Expander, node: _Node, source: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Grouping side of a bar: 'g', 'a:b', 'a/b' (-> a, b:a as lme4 names it)."""
+    if node.kind == "paren":
+        return _group_factors(exp, node.args[0], source)
+    if node.kind == "name":
+        return [(str(node.value), (str(node.value),))]
+    if node.kind == "binop" and node.value == ":":
+        parts: list[str] = []
+        for side in node.args:
+            for label, cols in _group_factors(exp, side, source):
+                if len(cols) != 1 and ":" not in label:
+                    raise exp.fail(source, "nesting '/' cannot be used inside ':'")
+                parts.extend(cols)
+        return [(":".join(parts), tuple(parts))]
+    if node.kind == "binop" and node.value == "/":
+        outer = _group_factors(exp, node.args[0], source)
+        inner = _group_factors(exp, node.args[1], source)
+        top_label, top_cols = outer[-1]
+        out = list(outer)
+        for label, cols in inner:
+            out.append((":".join(list(cols) + list(top_cols)) if len(cols) == 1 else
+                        label + ":" + ":".join(top_cols), tuple(cols) + tuple(top_cols)))
+        return out
+    raise exp.fail(source, f"the grouping factor {node.text()!r} must be a column name, "
+                           "an interaction a:b or a nesting a/b")
+
+
+def parse_formula(formula: str) -> FormulaSpec:
+    """Parse an lme4-style formula into a :class:`FormulaSpec`.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"support ~ contact_freq * gmc(age) + (1 | practice/ego)"``.
+
+    Returns
+    -------
+    FormulaSpec
+
+    Raises
+    ------
+    ModelSpecificationError
+        When the text is not a formula or uses a term that cannot be represented
+        (the message names the term).
+
+    Examples
+    --------
+    >>> s = parse_formula("y ~ a*b + (x || g)")
+    >>> [t.label for t in s.fixed_terms]
+    ['a', 'b', 'a:b']
+    >>> [(r.group, r.intercept, [t.label for t in r.terms]) for r in s.random]
+    [('g', True, []), ('g', False, ['x'])]
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ModelSpecificationError(
+            f"`formula` is {formula!r}, which has no '~'; expected a formula such as "
+            f"'y ~ x + (1 | group)' with the outcome on the left."
+        )
+    root = _Parser(formula).parse()
+    if root.kind != "binop" or root.value != "~" or root.args[0] is None:
+        raise ModelSpecificationError(
+            f"`formula` {formula!r} has no outcome on the left of '~'; write it as 'outcome ~ predictors'."
+        )
+    nodes: dict = {}
+    exp = _Expander(formula, nodes)
+    lhs = root.args[0]
+    if lhs.kind not in ("name", "call"):
+        raise exp.fail(lhs.text(), "the outcome must be one column or a function of one column")
+    response = exp.variable(lhs) if lhs.kind == "call" else lhs.text()
+    nodes[response] = lhs
+    terms, icpt, random_nodes = exp.terms(root.args[1])
+    fixed = tuple(FixedTerm(t) for t in sorted(terms, key=len))  # R orders terms by degree
+    randoms: list[RandomTerm] = []
+    for rn in random_nodes:
+        source = f"({rn.text()})"
+        rterms, ricpt, inner_random = exp.terms(rn.args[0])
+        if inner_random:
+            raise exp.fail(source, "random-effect terms cannot be nested inside each other")
+        ricpt = True if ricpt is None else ricpt
+        rterms = sorted(rterms, key=len)
+        if not rterms and not ricpt:
+            raise exp.fail(source, "it has neither an intercept nor a variable on the left of the bar")
+        for label, cols in _group_factors(exp, rn.args[1], source):
+            if rn.value == "||":
+                if ricpt:
+                    randoms.append(RandomTerm((), True, label, cols, source))
+                for t in rterms:
+                    randoms.append(RandomTerm((FixedTerm(t),), False, label, cols, source))
+            else:
+                randoms.append(RandomTerm(tuple(FixedTerm(t) for t in rterms), ricpt, label, cols, source))
+    return FormulaSpec(
+        text=formula, response=response, fixed_terms=fixed,
+        intercept=True if icpt is None else icpt, random=tuple(randoms), nodes=nodes,
+    )
+
+
+# ---------------------------------------------------------------------------
+# evaluation on data
+# ---------------------------------------------------------------------------
+
+_SAFE_FUNCS = {
+    "log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp,
+    "sqrt": np.sqrt, "abs": np.abs,
+}
+
+
+@dataclass
+class _VarInfo:
+    """How one variable expression was evaluated (kept for new data)."""
+
+    label: str
+    categorical: bool
+    levels: tuple = ()
+    grand_mean: float | None = None
+    cluster_means: dict | None = None
+
+
+def _is_categorical_series(s: pd.Series) -> bool:
+    return (isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == bool
+            or pd.api.types.is_string_dtype(s.dtype) or s.dtype == object)
+
+
+def _category_levels(s: pd.Series) -> tuple:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        present = set(s.dropna().unique())
+        return tuple(c for c in s.cat.categories if c in present)
+    vals = s.dropna().unique()
+    try:
+        return tuple(sorted(vals))
+    except TypeError:
+        return tuple(sorted(vals, key=str))
+
+
+class _Evaluator:
+    def __init__(self, data: pd.DataFrame, formula: str, infos: dict | None = None):
+        self.data = data
+        self.formula = formula
+        self.infos = infos  # fitted infos when evaluating new data
+
+    def column(self, name: str) -> pd.Series:
+        if name not in self.data.columns:
+            cols = ", ".join(map(str, list(self.data.columns)[:12]))
+            raise ModelSpecificationError(
+                f"The formula {self.formula!r} uses {name!r}, which is not a column of `data`; "
+                f"available: {cols}{' ...' if self.data.shape[1] > 12 else ''}."
+            )
+        return self.data[name]
+
+    def numeric(self, node: _Node, label: str) -> np.ndarray:
+        if node.kind == "num":
+            return np.full(len(self.data), float(node.value))
+        if node.kind == "name":
+            s = self.column(str(node.value))
+            if _is_categorical_series(s):
+                raise ModelSpecificationError(
+                    f"The term {label!r} does arithmetic on the categorical column {node.value!r}; "
+                    f"expected a numeric column, so convert it first or use it as a factor."
+                )
+            return s.to_numpy(dtype=float, na_value=np.nan)
+        if node.kind == "paren":
+            return self.numeric(node.args[0], label)
+        if node.kind == "neg":
+            return -self.numeric(node.args[0], label)
+        if node.kind == "call" and str(node.value) in _SAFE_FUNCS and len(node.args) == 1:
+            with np.errstate(all="ignore"):
+                return _SAFE_FUNCS[str(node.value)](self.numeric(node.args[0], label))
+        if node.kind == "call" and str(node.value) in ("I", "as.numeric") and len(node.args) == 1:
+            return self.numeric(node.args[0], label)
+        if node.kind == "binop" and node.value in ("+", "-", "*", "/", "^"):
+            a = self.numeric(node.args[0], label)
+            b = self.numeric(node.args[1], label)
+            with np.errstate(all="ignore"):
+                return {"+": np.add, "-": np.subtract, "*": np.multiply,
+                        "/": np.divide, "^": np.power}[node.value](a, b)
+        raise ModelSpecificationError(
+            f"The term {label!r} contains {node.text()!r}, which cannot be evaluated; "
+            f"inside I() use numbers, numeric columns, + - * / ^ and log/exp/sqrt/abs."
+        )
+
+    def raw_columns(self, node: _Node) -> list[str]:
+        return _columns_of(node)
+
+    def variable(self, label: str, node: _Node, fit_mask: np.ndarray | None = None):
+        """Evaluate one variable: returns (values, info). Categorical -> codes."""
+        info = self.infos.get(label) if self.infos is not None else None
+        if node.kind == "call" and str(node.value) in _CATEGORICAL_CALLS:
+            inner = node.args[0]
+            if inner.kind == "name":
+                s = self.column(str(inner.value))
+            else:
+                s = pd.Series(self.numeric(inner, label), index=self.data.index)
+            return self._categorical(label, s, info)
+        if node.kind == "name":
+            s = self.column(str(node.value))
+            if _is_categorical_series(s):
+                return self._categorical(label, s, info)
+            return s.to_numpy(dtype=float, na_value=np.nan), info or _VarInfo(label, False)
+        if node.kind == "call" and str(node.value) in _CENTRING_CALLS:
+            return self._centring(label, node, info)
+        return self.numeric(node, label), info or _VarInfo(label, False)
+
+    def _categorical(self, label, s: pd.Series, info):
+        if info is None:
+            levels = _category_levels(s)
+            info = _VarInfo(label, True, levels)
+        values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
+        codes = pd.Index(list(info.levels), dtype=object).get_indexer(values.astype(object)).astype(np.int64)
+        na = s.isna().to_numpy()
+        codes[na] = -1
+        unseen_mask = (codes == -1) & ~na
+        if unseen_mask.any():
+            unseen = sorted({str(v) for v in s[unseen_mask].tolist()})[:5]
+            raise ModelSpecificationError(
+                f"The column for {label!r} has categories {unseen} that were not in the fitted data; "
+                f"expected one of {list(map(str, info.levels))[:10]}, so recode or drop those rows."
+            )
+        return codes, info
+
+    def _centring(self, label, node: _Node, info):
+        fn = str(node.value)
+        x = self.numeric(node.args[0], label)
+        if fn == "gmc":
+            if info is None:
+                info = _VarInfo(label, False, grand_mean=float(np.nanmean(x)) if self._fit_rows is None
+                                else float(np.mean(x[self._fit_rows])))
+            return x - info.grand_mean, info
+        gnode = node.args[1]
+        if gnode.kind != "name":
+            raise ModelSpecificationError(
+                f"The term {label!r} needs a column name as its cluster argument; found {gnode.text()!r}."
+            )
+        g = self.column(str(gnode.value))
+        if info is None:
+            rows = self._fit_rows if self._fit_rows is not None else ~np.isnan(x)
+            frame = pd.DataFrame({"g": g.to_numpy()[rows], "x": x[rows]})
+            means = frame.groupby("g", sort=False)["x"].mean()
+            info = _VarInfo(label, False, cluster_means=dict(zip(means.index.tolist(), means.to_numpy())))
+        keys = g.tolist()
+        cm = np.array([info.cluster_means.get(k, np.nan) for k in keys], dtype=float)
+        if self.infos is not None:  # new data: unseen clusters use their own mean
+            unseen = np.isnan(cm) & ~np.isnan(x)
+            if unseen.any():
+                frame = pd.DataFrame({"g": np.asarray(keys, dtype=object)[unseen], "x": x[unseen]})
+                own = frame.groupby("g", sort=False)["x"].transform("mean").to_numpy()
+                cm[unseen] = own
+        return (x - cm if fn == "cwc" else cm), info
+
+    _fit_rows: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """Columns and grouping of one random-effect term on the used rows.
+
+    ``Z`` is the n x k matrix of the term's columns (``term_names``),
+    ``codes`` maps each row to a level (0-based), ``levels`` are the level
+    labels (``'a:A'`` for interactions), ``group`` is the grouping label as lme4
+    prints it.
+    """
+
+    group: str
+    term_names: tuple[str, ...]
+    Z: np.ndarray
+    codes: np.ndarray
+    level_parts: tuple = field(repr=False)  # ((uniques, index into uniques), ...) per grouping column
+
+    @property
+    def k(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.level_parts[0][1])
+
+    @cached_property
+    def levels(self) -> tuple:
+        labels = None
+        for u, i in self.level_parts:
+            lab = _labels_of(u)[i]
+            labels = lab if labels is None else np.char.add(np.char.add(labels, ":"), lab)
+        return tuple(labels.tolist())
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """The model evaluated on data: response, fixed and random designs.
+
+    ``n_dropped`` is the number of rows set aside for missing values and
+    ``dropped_by_column`` how many rows each used column made unusable (a row
+    missing in two columns counts for both columns but once in the total).
+    """
+
+    spec: FormulaSpec
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    random: tuple[RandomBlock, ...]
+    rows: np.ndarray  # index labels of the used rows
+    n_dropped: int
+    dropped_by_column: dict
+    _infos: dict = field(default_factory=dict, repr=False)
+    _columns: tuple = field(default=(), repr=False)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    def new_fixed_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Fixed-effect columns on new data, coded as in the fit."""
+        ev = _Evaluator(newdata, self.spec.text, self._infos)
+        X, _ = _model_matrix(ev, self.spec, self.spec.fixed_terms, self.spec.intercept,
+                             self._infos, self._columns)
+        return X
+
+    def new_random_blocks(self, newdata: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(Z, codes) per random term on new data; code -1 marks an unseen level."""
+        ev = _Evaluator(newdata, self.spec.text, self._infos)
+        out = []
+        for rt, blk in zip(_ordered_random(self.spec), self.random):
+            Z, _ = _model_matrix(ev, self.spec, rt.terms, rt.intercept, self._infos,
+                                 self._infos.get(("__random_cols__", rt.source, rt.group)))
+            codes = _group_codes(ev, rt, known=blk.levels)
+            out.append((Z, codes))
+        return out
+
+
+def _ordered_random(spec: FormulaSpec):
+    return spec.random
+
+
+def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, infos: dict,
+                  columns_plan=None):
+    """Build a model matrix for ``terms``; returns (matrix, plan).
+
+    The plan lists, per output column, its name and how to compute it
+    (term index, per-variable level or None), so new data get the same columns.
+    """
+    n = len(ev.data)
+    values: dict[str, np.ndarray] = {}
+    for t in terms:
+        for v in t.variables:
+            if v not in values:
+                vals, info = ev.variable(v, spec.nodes[v])
+                values[v] = vals
+                infos.setdefault(v, info)
+    if columns_plan is None:
+        plan = []
+        if intercept:
+            plan.append(("(Intercept)", ()))
+        present = {frozenset(t.variables) for t in terms}
+        for t in terms:
+            parts = []
+            for v in t.variables:
+                info = infos[v]
+                if info.categorical:
+                    margin = frozenset(x for x in t.variables if x != v)
+                    contrast = (not margin and intercept) or (margin and margin in present)
+                    lv = info.levels[1:] if contrast else info.levels
+                    if contrast and len(info.levels) < 2:
+                        raise ModelSpecificationError(
+                            f"The factor {v!r} has a single category ({info.levels[0]!r}) in the rows used; "
+                            f"expected at least two, so drop it from the formula."
+                        )
+                    parts.append([(v, i + (1 if contrast else 0), f"{v}{lvl}") for i, lvl in enumerate(lv)])
+                else:
+                    parts.append([(v, None, v)])
+            # R: first factor varies fastest
+            combos = itertools.product(*reversed(parts))
+            for combo in combos:
+                combo = tuple(reversed(combo))
+                plan.append((":".join(c[2] for c in combo), tuple((c[0], c[1]) for c in combo)))
+        columns_plan = tuple(plan)
+    M = np.empty((n, len(columns_plan)), dtype=float)
+    for j, (_, recipe) in enumerate(columns_plan):
+        if not recipe:
+            M[:, j] = 1.0
+            continue
+        if len(recipe) == 1 and recipe[0][1] is None:
+            M[:, j] = values[recipe[0][0]]
+            continue
+        col = np.ones(n)
+        for v, level in recipe:
+            vals = values[v]
+            if level is None:
+                col = col * vals
+            else:
+                col = col * np.where(vals < 0, np.nan, (vals == level).astype(float))
+        M[:, j] = col
+    return M, columns_plan
+
+
+def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
+    """Integer codes of the grouping factor (sorted levels); -1 for missing.
+
+    With ``known`` (the fitted level labels) returns codes into those labels,
+    -1 for levels not seen in the fit.
+    """
+    if known is not None:
+        labels = _row_labels(ev, rt)
+        codes = pd.Index(list(known), dtype=object).get_indexer(pd.Index(labels, dtype=object))
+        return codes.astype(np.int64)
+    combined = None
+    uniques_per = []
+    for g in rt.group_vars:
+        c, u = pd.factorize(ev.column(g), sort=True)
+        c = c.astype(np.int64, copy=False)
+        uniques_per.append(np.asarray(u))
+        if combined is None:
+            combined = c
+        elif (combined >= 0).all() and (c >= 0).all():
+            combined *= len(u)
+            combined += c
+        else:
+            combined = np.where((combined < 0) | (c < 0), -1, combined * len(u) + c)
+    if len(uniques_per) == 1:
+        return combined, ((uniques_per[0], np.arange(len(uniques_per[0]))),)
+    codes, uniq = pd.factorize(combined, sort=True)
+    codes = codes.astype(np.int64)
+    uniq = np.asarray(uniq, dtype=np.int64)
+    keep = uniq >= 0
+    if not keep.all():  # factorize keeps -1 as a value: remap it to missing
+        remap = np.cumsum(keep) - 1
+        codes = np.where(uniq[codes] < 0, -1, remap[codes])
+        uniq = uniq[keep]
+    # decode combined keys into an index per grouping column
+    sizes = [len(u) for u in uniques_per]
+    idx = []
+    rest = uniq.copy()
+    for size in reversed(sizes):
+        idx.append(rest % size)
+        rest = rest // size
+    idx = list(reversed(idx))
+    return codes, tuple(zip(uniques_per, idx))
+
+
+def _labels_of(values: list) -> np.ndarray:
+    """Text labels of level values (whole-number floats written without '.0')."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub":
+        return arr.astype(str)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64).astype(str)
+    return np.asarray([_level_label(v) for v in np.asarray(values, dtype=object).tolist()], dtype=str)
+
+
+def _row_labels(ev: _Evaluator, rt: RandomTerm) -> list:
+    cols = [ev.column(g).astype(object).tolist() for g in rt.group_vars]
+    out = []
+    for vals in zip(*cols):
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in vals):
+            out.append(None)
+        else:
+            out.append(_level_label(vals[0] if len(vals) == 1 else tuple(vals)))
+    return out
+
+
+def _level_label(key) -> str:
+    if isinstance(key, tuple):
+        return ":".join(_level_label(k) for k in key)
+    if isinstance(key, float) and key.is_integer():
+        return str(int(key))
+    return str(key)
+
+
+def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) -> ModelFrame:
+    """Evaluate ``spec`` on ``data`` (rows with missing used values are dropped).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+    data : pandas.DataFrame
+    min_levels : int
+        Smallest number of levels a grouping factor may have.
+
+    Returns
+    -------
+    ModelFrame
+
+    Raises
+    ------
+    ModelSpecificationError
+        For unknown columns, a non-numeric response, a grouping factor with
+        fewer than ``min_levels`` levels, or as many levels as observations.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1., 2, 3, None, 5, 6], "x": [0., 1, 0, 1, 0, 1],
+    ...                    "g": list("aabbcc")})
+    >>> mf = build_design(parse_formula("y ~ x + (1 | g)"), df)
+    >>> mf.nobs, mf.n_dropped, mf.dropped_by_column
+    (5, 1, {'y': 1})
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ModelSpecificationError(
+            f"`data` is a {type(data).__name__}; expected a pandas DataFrame with one row per observation."
+        )
+    used = spec.variables()
+    for c in used:
+        if c not in data.columns:
+            _Evaluator(data, spec.text).column(c)  # raises the informative error
+    # response
+    ev0 = _Evaluator(data, spec.text)
+    ynode = spec.nodes[spec.response]
+    if ynode.kind == "name":
+        ys = data[str(ynode.value)]
+        if _is_categorical_series(ys):
+            raise ModelSpecificationError(
+                f"The outcome {spec.response!r} has non-numeric values (dtype {ys.dtype}); a linear mixed model "
+                f"needs a numeric outcome, so convert it or use glmm() for a binary outcome."
+            )
+        y_all = ys.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        y_all = ev0.numeric(ynode, spec.response)
+    # missingness per raw column
+    miss = np.zeros(len(data), dtype=bool)
+    by_col: dict[str, int] = {}
+    for c in used:
+        m = data[c].isna().to_numpy()
+        if m.any():
+            by_col[c] = int(m.sum())
+        miss |= m
+    # derived values can be missing too (log of a negative number, ...)
+    nonfinite = ~np.isfinite(y_all)
+    if nonfinite.any():
+        raw_na = np.zeros(len(data), dtype=bool)
+        for c in _columns_of(ynode):
+            raw_na |= data[c].isna().to_numpy()
+        extra = int((nonfinite & ~raw_na).sum())  # e.g. log(0): not missing in the data itself
+        if extra:
+            by_col[spec.response] = by_col.get(spec.response, 0) + extra
+        miss |= nonfinite
+    keep = ~miss
+    if not keep.any():
+        detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
+        raise ModelSpecificationError(
+            f"Every row of `data` has a missing value in a model variable ({detail}); expected complete rows, "
+            f"so check the column names and missing-value codes."
+        )
+    sub = data if keep.all() else data.loc[keep]
+    infos: dict = {}
+    ev = _Evaluator(sub, spec.text)
+    ev._fit_rows = None
+    X, plan = _model_matrix(ev, spec, spec.fixed_terms, spec.intercept, infos)
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        # non-finite derived values (e.g. log(0)): drop and count them under the term
+        for j, (name, _) in enumerate(plan):
+            nb = int((~np.isfinite(X[:, j])).sum())
+            if nb:
+                by_col[name] = by_col.get(name, 0) + nb
+        keep_idx = np.flatnonzero(keep)
+        keep[keep_idx[bad]] = False
+        sub = data.loc[keep]
+        infos = {}
+        ev = _Evaluator(sub, spec.text)
+        X, plan = _model_matrix(ev, spec, spec.fixed_terms, spec.intercept, infos)
+    y = y_all if keep.all() else y_all[keep]
+    blocks = []
+    for rt in spec.random:
+        Z, rplan = _model_matrix(ev, spec, rt.terms, rt.intercept, infos)
+        infos[("__random_cols__", rt.source, rt.group)] = rplan
+        codes, parts = _group_codes(ev, rt)
+        nlev = len(parts[0][1])
+        if nlev < min_levels:
+            raise ModelSpecificationError(
+                f"The grouping factor {rt.group!r} in {rt.source} has {nlev} level(s) in the rows used; "
+                f"expected at least {min_levels}, so remove that random effect or check the data."
+            )
+        if nlev >= len(y):
+            raise ModelSpecificationError(
+                f"The grouping factor {rt.group!r} in {rt.source} has {nlev} levels for {len(y)} "
+                f"observations; a random effect needs fewer levels than observations, so remove it."
+            )
+        if not np.isfinite(Z).all():
+            raise ModelSpecificationError(
+                f"The random-effect term {rt.source} has non-finite values; check its variables."
+            )
+        codes = codes.astype(np.int32) if nlev < 2**31 - 1 else codes
+        if rplan == (("(Intercept)", ()),):
+            Z = np.broadcast_to(np.ones((1, 1)), (len(y), 1))  # intercept only: no memory per row
+        blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, parts))
+    if X.shape[1] == 0:
+        raise ModelSpecificationError(
+            f"The formula {spec.text!r} has no fixed effects; expected at least an intercept, so remove '- 1' or '0 +'."
+        )
+    return ModelFrame(
+        spec=spec, y=y, X=X, fixed_names=tuple(p[0] for p in plan), random=tuple(blocks),
+        rows=data.index.to_numpy()[keep], n_dropped=int((~keep).sum()),
+        dropped_by_column=by_col, _infos=infos, _columns=plan,
+    )

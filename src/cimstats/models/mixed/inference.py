@@ -1,0 +1,297 @@
+"""Inference for linear mixed models: Satterthwaite df, likelihood-ratio tests,
+parametric-bootstrap intervals for variance components (numbers in, numbers out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ...errors import ModelSpecificationError
+from .core import CrossProducts, PLSCore
+from .optimize import minimize_theta, richardson_hessian, richardson_jacobian
+
+__all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp", "profile_varcomp"]
+
+
+def satterthwaite(core: PLSCore, theta: np.ndarray, sigma: float, reml: bool, contrasts: np.ndarray):
+    """Satterthwaite denominator df for the rows of ``contrasts`` (as lmerTest).
+
+    The asymptotic covariance of the variance parameters ``varpar = (theta, sigma)``
+    is ``A = 2 H^{-1}`` with H the Hessian of the (RE)ML deviance in that
+    parameterisation; for a contrast ``l``, with ``V = Cov(beta)(varpar)`` and
+    ``g = d(l'Vl)/d varpar``, ``df = 2 (l'Vl)^2 / (g' A g)``. Derivatives are
+    central differences with Richardson extrapolation.
+
+    Returns (df array, A, Jacobian of vec V).
+    """
+    varpar = np.concatenate([np.asarray(theta, dtype=float), [float(sigma)]])
+    H = richardson_hessian(lambda vp: core.deviance_varpar(vp, reml), varpar)
+    try:
+        A = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        A = 2.0 * np.linalg.pinv(H)
+    p = core.cp.p
+    J = richardson_jacobian(lambda vp: core.vcov_varpar(vp, reml).ravel(), varpar)
+    V = core.vcov_varpar(varpar, reml)
+    L = np.atleast_2d(contrasts)
+    out = np.empty(L.shape[0])
+    for i, l in enumerate(L):
+        var = float(l @ V @ l)
+        g = np.array([l @ J[:, k].reshape(p, p) @ l for k in range(J.shape[1])])
+        denom = float(g @ A @ g)
+        out[i] = 2.0 * var ** 2 / denom if denom > 0 else np.inf
+    return out, A, J
+
+
+def contest_f(core: PLSCore, theta, sigma, reml: bool, beta: np.ndarray, L: np.ndarray, _cache=None):
+    """Joint F-test of ``L beta = 0`` with Satterthwaite denominator df (lmerTest's contestMD).
+
+    ``L V L'`` is diagonalised; each eigen-direction m gets its own Satterthwaite
+    df ``nu_m``; the F statistic's denominator df is ``2E / (E - q)`` with
+    ``E = sum nu_m / (nu_m - 2)`` (or 2 when any ``nu_m <= 2``).
+
+    Returns (F, numerator df, denominator df, p-value).
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    q = L.shape[0]
+    if _cache is None:
+        _, A, J = satterthwaite(core, theta, sigma, reml, L)
+    else:
+        A, J = _cache
+    p = core.cp.p
+    varpar = np.concatenate([np.asarray(theta, dtype=float), [float(sigma)]])
+    V = core.vcov_varpar(varpar, reml)
+    VL = L @ V @ L.T
+    d, P = np.linalg.eigh(VL)
+    order = np.argsort(d)[::-1]
+    d, P = d[order], P[:, order]
+    PtL = P.T @ L
+    t2 = (PtL @ beta) ** 2 / d
+    F = float(t2.sum() / q)
+    nu = np.empty(q)
+    for m in range(q):
+        g = np.array([PtL[m] @ J[:, k].reshape(p, p) @ PtL[m] for k in range(J.shape[1])])
+        nu[m] = 2 * d[m] ** 2 / float(g @ A @ g)
+    if q == 1 or np.all(np.abs(nu - nu[0]) < 1e-8):
+        ddf = float(nu[0])
+    elif np.any(nu <= 2):
+        ddf = 2.0
+    else:
+        E = float(np.sum(nu / (nu - 2)))
+        ddf = 2 * E / (E - q)
+    return F, q, ddf, float(stats.f.sf(F, q, ddf))
+
+
+def _ml_fit(model):
+    """(loglik, deviance, npar) of a model fitted or refitted by maximum likelihood."""
+    if not model.reml:
+        return model.loglik, -2 * model.loglik, model.npar
+    from .fit import _blas_single_thread
+    core = model._core
+    with _blas_single_thread():
+        theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
+    return -dev / 2.0, dev, model.npar
+
+
+def anova(*models, refit: bool = True) -> pd.DataFrame:
+    """Likelihood-ratio tests between nested linear mixed models (as ``anova(m0, m1)`` in lme4).
+
+    Parameters
+    ----------
+    *models : LmmResult
+        Two or more models fitted to the same rows, ordered or not (they are
+        sorted by number of parameters).
+    refit : bool, default True
+        Refit REML fits by maximum likelihood first (needed when the fixed
+        effects differ), as lme4 does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model: model (formula), npar, aic, bic, loglik, deviance,
+        chisq, df, p_value (the last three compare each model with the previous
+        row; empty on the first row).
+
+    Raises
+    ------
+    ModelSpecificationError
+        Fewer than two models, or models fitted to different numbers of rows.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, cimstats
+    >>> rng = np.random.default_rng(2)
+    >>> g = np.repeat(np.arange(20), 10); x = rng.normal(size=200)
+    >>> y = 1 + 0.3 * x + rng.normal(0, 1, 20)[g] + rng.normal(size=200)
+    >>> df = pd.DataFrame({"y": y, "x": x, "g": g})
+    >>> m0 = cimstats.lmm("y ~ 1 + (1 | g)", df); m1 = cimstats.lmm("y ~ x + (1 | g)", df)
+    >>> cimstats.anova(m0, m1)["df"].tolist()[1]
+    1.0
+    """
+    if len(models) < 2:
+        raise ModelSpecificationError(f"`anova` received {len(models)} model(s); expected two or more nested models.")
+    n = {m.nobs for m in models}
+    if len(n) > 1:
+        raise ModelSpecificationError(
+            f"The models were fitted to different numbers of rows ({sorted(n)}); likelihood-ratio tests need "
+            f"the same rows, so drop rows with missing values in any model's variables before fitting."
+        )
+    models = sorted(models, key=lambda m: m.npar)
+    use_ml = refit and any(m.reml for m in models)
+    rows = []
+    for m in models:
+        if use_ml:
+            ll, dev, k = _ml_fit(m)
+        else:
+            ll, dev, k = m.loglik, -2 * m.loglik, m.npar
+        rows.append({"model": m.formula, "npar": k, "aic": -2 * ll + 2 * k,
+                     "bic": -2 * ll + np.log(m.nobs) * k, "loglik": ll, "deviance": dev})
+    out = pd.DataFrame(rows)
+    chisq = [np.nan] + [max(0.0, out.deviance[i - 1] - out.deviance[i]) for i in range(1, len(out))]
+    dfs = [np.nan] + [float(out.npar[i] - out.npar[i - 1]) for i in range(1, len(out))]
+    out["chisq"] = chisq
+    out["df"] = dfs
+    out["p_value"] = [np.nan] + [float(stats.chi2.sf(c, d)) if d > 0 else np.nan
+                                 for c, d in zip(chisq[1:], dfs[1:])]
+    return out
+
+
+def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None) -> pd.DataFrame:
+    """Parametric-bootstrap percentile intervals for the standard deviations and
+    correlations of the random effects and the residual (the rows of ``varcorr()``).
+
+    Responses are simulated from the fitted model and the model is refitted to
+    each; only the response cross-products change, so each refit is cheap.
+    """
+    rng = np.random.default_rng(seed)
+    core: PLSCore = model._core
+    frame = model._frame
+    blocks = model._blocks
+    X, n = frame.X, frame.nobs
+    mu = X @ model._beta
+    Ts = core.T_blocks(model.theta)
+    sims = []
+    from .fit import _blas_single_thread
+    limiter = _blas_single_thread()
+    limiter.__enter__()
+    try:
+        sims = _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim)
+    finally:
+        limiter.__exit__(None, None, None)
+    sims = np.array(sims)
+    a = (1 - level) / 2
+    vc = model.varcorr()
+    out = vc[["group", "term1", "term2"]].copy()
+    out["estimate"] = vc["sdcor"].to_numpy()
+    out["ci_lower"] = np.quantile(sims, a, axis=0)
+    out["ci_upper"] = np.quantile(sims, 1 - a, axis=0)
+    out["method"] = f"parametric bootstrap ({int(nsim)} simulations, percentile)"
+    return out
+
+
+def _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim):
+    sims = []
+    for _ in range(int(nsim)):
+        y = mu.copy()
+        for b, T in zip(blocks, Ts):
+            u = rng.standard_normal((b.nlevels, b.k)) @ T.T * model.sigma
+            y += np.einsum("ij,ij->i", b.Z, u[b.codes])
+        y += rng.normal(0.0, model.sigma, n)
+        cp = CrossProducts.build(X, y, [b.Z for b in blocks], [b.codes for b in blocks],
+                                 [b.nlevels for b in blocks])
+        c2 = PLSCore(cp)
+        th, _, _ = minimize_theta(lambda t: c2.deviance(t, model.reml), model.theta, c2.lower)
+        ev = c2.evaluate(th, model.reml)
+        s2 = ev["pwrss"] / (n - X.shape[1] if model.reml else n)
+        sims.append(model._sdcor_vector(th, np.sqrt(s2)))
+    return sims
+
+
+def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
+    """Profile-likelihood intervals for the random-effect and residual standard deviations.
+
+    For each standard deviation psi the (RE)ML deviance is minimised over all
+    other variance parameters with psi held fixed; the interval is where that
+    profile deviance is within ``chi2_1(level)`` of the minimum. As lme4's
+    ``confint(m, method = "profile")``, the ML deviance is profiled (REML fits
+    are refitted by ML first); ``estimate`` is the fitted model's own value.
+    Models whose random-effect terms are all scalar (intercepts, uncorrelated
+    slopes) are supported.
+
+    Returns
+    -------
+    pandas.DataFrame
+        group, term1, term2, estimate, ci_lower, ci_upper, method.
+    """
+    core: PLSCore = model._core
+    if any(s.k > 1 for s in core.shapes):
+        raise ModelSpecificationError(
+            f"Profile intervals are available when every random-effect term is scalar; {model.formula!r} has "
+            f"correlated terms, so use method='bootstrap'."
+        )
+    from .fit import _blas_single_thread
+    reml = False  # as lme4: the profile is of the ML deviance, REML fits are refitted by ML first
+    if model.reml:
+        with _blas_single_thread():
+            theta, _, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
+        sigma = float(np.sqrt(core.evaluate(theta, False)["pwrss"] / core.cp.n))
+    else:
+        theta = np.asarray(model.theta, dtype=float)
+        sigma = float(model.sigma)
+    m = len(theta)
+    crit = float(stats.chi2.ppf(level, 1))
+    dmin = core.deviance_varpar(np.r_[theta, sigma], reml)
+
+    def profile(j, psi, start):
+        if j == m:  # residual sd fixed
+            f = lambda th: core.deviance_varpar(np.r_[th, psi], reml)  # noqa: E731
+            res = optimize.minimize(f, start[:m], method="L-BFGS-B", bounds=[(0, None)] * m,
+                                    options={"ftol": 1e-13, "gtol": 1e-7})
+            return res.fun, np.r_[res.x, psi]
+
+        def f(x):
+            sig = np.exp(x[-1])
+            th = np.insert(x[:-1], j, psi / sig)
+            return core.deviance_varpar(np.r_[th, sig], reml)
+        x0 = np.r_[np.delete(start[:m], j), np.log(start[m])]
+        bounds = [(0, None)] * (m - 1) + [(None, None)]
+        res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7})
+        sig = np.exp(res.x[-1])
+        return res.fun, np.r_[np.insert(res.x[:-1], j, psi / sig), sig]
+
+    rows = []
+    labels = model._group_labels()
+    fitted_sd = np.r_[model.sigma * np.asarray(model.theta), model.sigma]
+    with _blas_single_thread():
+        for j in range(m + 1):
+            est = sigma if j == m else sigma * theta[j]
+            seen: dict[float, np.ndarray] = {est: np.r_[theta, sigma]}
+
+            def g(psi):
+                # warm start from the nearest profiled point
+                near = min(seen, key=lambda v: abs(v - psi))
+                val, x = profile(j, psi, seen[near])
+                seen[psi] = x
+                return val - dmin - crit
+            # lower limit
+            lo = 0.0
+            if est > 0:
+                small = est * 1e-3
+                if g(small) > 0:
+                    lo = optimize.brentq(g, small, est, xtol=1e-7 * est, rtol=1e-9)
+            # upper limit: expand until the profile deviance passes the critical value
+            hi_b = max(est, 1e-8) * 1.5
+            for _ in range(60):
+                if g(hi_b) > 0:
+                    break
+                hi_b *= 1.5
+            hi = optimize.brentq(g, max(est, 1e-12), hi_b, xtol=1e-7 * max(est, 1e-8), rtol=1e-9)
+            if j == m:
+                rows.append(("Residual", "", "", fitted_sd[j], lo, hi))
+            else:
+                b = model._blocks[j]
+                rows.append((labels[j], b.term_names[0], "", fitted_sd[j], lo, hi))
+    out = pd.DataFrame(rows, columns=["group", "term1", "term2", "estimate", "ci_lower", "ci_upper"])
+    out["method"] = f"profile likelihood, ML deviance ({level:.0%})"
+    return out
