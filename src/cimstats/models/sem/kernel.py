@@ -1,0 +1,416 @@
+"""Numeric kernel of the SEM core: arrays in, numbers out.
+
+The model of each group is written in reticular action (RAM) form over the
+vector of all variables (observed first, then latent)::
+
+    eta   = alpha + B eta + zeta,   Cov(zeta) = Psi
+    Sigma = F (I - B)^-1 Psi (I - B)^-T F',   mu = F (I - B)^-1 alpha
+
+where ``F`` selects the observed variables. Loadings and regressions live in
+``B``, all (residual) variances and covariances in ``Psi`` and intercepts in
+``alpha``. This is equivalent to lavaan's LISREL matrices (Lambda = B[ov, lv],
+Theta = Psi[ov, ov], Psi_lisrel = Psi[lv, lv], Beta = B[lv, lv]).
+
+The objective is ``F_ML = sum_g (n_g / N) F_g`` with
+``F_g = log|Sigma| + tr(S Sigma^-1) - log|S| - p + (ybar - mu)' Sigma^-1 (ybar - mu)``
+for complete data (so that the likelihood-ratio chi-square is ``N F_ML``) and
+``-2 loglik / N`` (up to a constant) for full-information ML with missing data.
+Gradients are analytic: for any objective with matrix derivative
+``G = dF/dSigma`` and ``g = dF/dmu``,
+``dF/dB_ij = 2 [(FA)' G (FC)]_ij + [(FA)' g]_i [A alpha]_j``,
+``dF/dPsi_ij = 2 [(FA)' G (FA)]_ij`` (off-diagonal), and ``dF/dalpha = (FA)' g``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg as sla
+
+LOG2PI = np.log(2.0 * np.pi)
+
+
+class GroupKernel:
+    """Matrix layout and sample statistics of one group."""
+
+    def __init__(self, rows, ov: list[str], lv: list[str], nfree: int, meanstructure: bool):
+        self.ov = list(ov)
+        self.lv = list(lv)
+        self.p = len(ov)
+        self.m = len(ov) + len(lv)
+        self.meanstructure = meanstructure
+        pos = {v: i for i, v in enumerate(self.ov + self.lv)}
+        self.pos = pos
+        m = self.m
+        self.B0 = np.zeros((m, m))
+        self.P0 = np.zeros((m, m))
+        self.a0 = np.zeros(m)
+        cells = []  # (kind, i, j, free index 0-based)
+        for r in rows:
+            op, lhs, rhs, free, val = r["op"], r["lhs"], r["rhs"], int(r["free"]) - 1, r["value"]
+            if op == "=~":
+                kind, i, j = "B", pos[rhs], pos[lhs]
+            elif op == "~":
+                kind, i, j = "B", pos[lhs], pos[rhs]
+            elif op == "~~":
+                kind, i, j = "P", pos[lhs], pos[rhs]
+            elif op == "~1":
+                kind, i, j = "a", pos[lhs], 0
+            else:
+                continue
+            if free < 0:
+                if kind == "B":
+                    self.B0[i, j] = val
+                elif kind == "P":
+                    self.P0[i, j] = self.P0[j, i] = val
+                else:
+                    self.a0[i] = val
+            else:
+                cells.append((kind, i, j, free))
+        self.nfree = nfree
+        kinds = np.array([c[0] for c in cells], dtype=object)
+        self.cells = cells
+        ci = np.array([c[1] for c in cells], dtype=int)
+        cj = np.array([c[2] for c in cells], dtype=int)
+        cf = np.array([c[3] for c in cells], dtype=int)
+        self.bB = kinds == "B"
+        self.bP = kinds == "P"
+        self.ba = kinds == "a"
+        self.B_i, self.B_j, self.B_f = ci[self.bB], cj[self.bB], cf[self.bB]
+        self.P_i, self.P_j, self.P_f = ci[self.bP], cj[self.bP], cf[self.bP]
+        self.a_i, self.a_f = ci[self.ba], cf[self.ba]
+        self.P_off = self.P_i != self.P_j
+        # incidence of cells -> free parameters (for Delta)
+        ncell = len(cells)
+        self.inc = np.zeros((nfree, ncell))
+        if ncell:
+            self.inc[cf, np.arange(ncell)] = 1.0
+        self.cell_order = np.concatenate([np.where(self.bB)[0], np.where(self.bP)[0], np.where(self.ba)[0]])
+        # sample statistics (filled by set_data)
+        self.n = 0
+        self.S = None
+        self.ybar = None
+        self.logdetS = 0.0
+        self.patterns = None  # FIML
+        self.Y = None
+
+    # ---------------------------------------------------------------
+    def matrices(self, x):
+        B = self.B0.copy()
+        P = self.P0.copy()
+        a = self.a0.copy()
+        if x.dtype.kind == "c":
+            B = B.astype(complex)
+            P = P.astype(complex)
+            a = a.astype(complex)
+        B[self.B_i, self.B_j] = x[self.B_f]
+        P[self.P_i, self.P_j] = x[self.P_f]
+        P[self.P_j, self.P_i] = x[self.P_f]
+        a[self.a_i] = x[self.a_f]
+        return B, P, a
+
+    def implied(self, x):
+        """Return Sigma, mu and the intermediate A = (I-B)^-1, C = A Psi A'."""
+        B, P, a = self.matrices(x)
+        A = np.linalg.inv(np.eye(self.m) - B)
+        C = A @ P @ A.T
+        p = self.p
+        Sigma = C[:p, :p]
+        Aa = A @ a
+        mu = Aa[:p]
+        return Sigma, mu, A, C, Aa
+
+    def chain(self, G, gmu, A, C, Aa):
+        """Gradient wrt free parameters given dF/dSigma (G, symmetric) and dF/dmu (gmu)."""
+        p = self.p
+        FA = A[:p, :]
+        FC = C[:p, :]
+        grad = np.zeros(self.nfree)
+        GFA = G @ FA
+        if self.B_i.size:
+            M = 2.0 * (FA.T @ G @ FC)
+            vals = M[self.B_i, self.B_j]
+            if gmu is not None:
+                v = FA.T @ gmu
+                vals = vals + v[self.B_i] * Aa[self.B_j]
+            np.add.at(grad, self.B_f, vals)
+        if self.P_i.size:
+            M = FA.T @ GFA
+            vals = M[self.P_i, self.P_j] * np.where(self.P_off, 2.0, 1.0)
+            np.add.at(grad, self.P_f, vals)
+        if self.a_i.size and gmu is not None:
+            v = FA.T @ gmu
+            np.add.at(grad, self.a_f, v[self.a_i])
+        return grad
+
+    def delta(self, A, C, Aa):
+        """Derivatives of Sigma (nfree, p, p) and mu (nfree, p) wrt the free parameters."""
+        p = self.p
+        FA = A[:p, :]
+        FC = C[:p, :]
+        parts_S = []
+        parts_m = []
+        if self.B_i.size:
+            g = FA[:, self.B_i].T  # (nb, p)
+            h = FC[:, self.B_j].T
+            dS = g[:, :, None] * h[:, None, :]
+            parts_S.append(dS + dS.transpose(0, 2, 1))
+            parts_m.append(g * Aa[self.B_j][:, None])
+        if self.P_i.size:
+            gi = FA[:, self.P_i].T
+            gj = FA[:, self.P_j].T
+            dS = gi[:, :, None] * gj[:, None, :]
+            dS = np.where(self.P_off[:, None, None], dS + dS.transpose(0, 2, 1), dS)
+            parts_S.append(dS)
+            parts_m.append(np.zeros((self.P_i.size, p)))
+        if self.a_i.size:
+            parts_S.append(np.zeros((self.a_i.size, p, p)))
+            parts_m.append(FA[:, self.a_i].T)
+        ncell = len(self.cells)
+        if ncell == 0:
+            return np.zeros((self.nfree, p, p)), np.zeros((self.nfree, p))
+        dS_cells = np.concatenate(parts_S)
+        dm_cells = np.concatenate(parts_m)
+        inc = self.inc[:, self.cell_order]
+        DS = (inc @ dS_cells.reshape(ncell, -1)).reshape(self.nfree, p, p)
+        Dm = inc @ dm_cells
+        return DS, Dm
+
+    # ---------------------------------------------------------------
+    def set_complete(self, Y: np.ndarray):
+        self.Y = Y
+        self.n = Y.shape[0]
+        self.ybar = Y.mean(axis=0)
+        R = Y - self.ybar
+        self.S = (R.T @ R) / self.n
+        sign, logdet = np.linalg.slogdet(self.S)
+        self.logdetS = logdet if sign > 0 else np.nan
+        self.patterns = None
+
+    def set_missing(self, Y: np.ndarray):
+        """Group rows by missing-data pattern (rows with no observed value must be removed before)."""
+        self.Y = Y
+        self.n = Y.shape[0]
+        obs = ~np.isnan(Y)
+        keys, inv = np.unique(obs, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        pats = []
+        for k in range(keys.shape[0]):
+            rows = np.where(inv == k)[0]
+            o = np.where(keys[k])[0]
+            Yp = Y[np.ix_(rows, o)]
+            yb = Yp.mean(axis=0)
+            R = Yp - yb
+            pats.append(dict(rows=rows, obs=o, n=len(rows), ybar=yb, S=(R.T @ R) / len(rows)))
+        # batch patterns with the same number of observed variables
+        batches = {}
+        for pt in pats:
+            batches.setdefault(len(pt["obs"]), []).append(pt)
+        self.batches = []
+        for k, lst in batches.items():
+            self.batches.append(dict(
+                obs=np.array([pt["obs"] for pt in lst]),
+                n=np.array([pt["n"] for pt in lst], dtype=float),
+                ybar=np.array([pt["ybar"] for pt in lst]),
+                S=np.array([pt["S"] for pt in lst]),
+            ))
+        self.patterns = pats
+        self.case_pattern = inv
+        self.obs_mask = obs
+        # pairwise-available statistics (start values, fixed.x)
+        self.ybar = np.nanmean(Y, axis=0)
+        self.S = _pairwise_cov(Y)
+        self.logdetS = np.nan
+
+
+def _pairwise_cov(Y):
+    p = Y.shape[1]
+    S = np.empty((p, p))
+    for i in range(p):
+        for j in range(i, p):
+            ok = ~np.isnan(Y[:, i]) & ~np.isnan(Y[:, j])
+            a = Y[ok, i] - Y[ok, i].mean()
+            b = Y[ok, j] - Y[ok, j].mean()
+            S[i, j] = S[j, i] = (a @ b) / max(ok.sum(), 1)
+    return S
+
+
+def chol_inv_logdet(S):
+    """Inverse and log-determinant of a positive-definite matrix (None if not PD)."""
+    try:
+        c, low = sla.cho_factor(S, lower=True, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None, None
+    inv = sla.cho_solve((c, low), np.eye(S.shape[0]), check_finite=False)
+    return inv, 2.0 * np.sum(np.log(np.diag(c)))
+
+
+def batch_inv_logdet(S):
+    """Batched inverse and log-determinant; None when any matrix is not PD."""
+    try:
+        L = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        return None, None
+    logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    Linv = np.linalg.inv(L)
+    inv = np.swapaxes(Linv, -1, -2) @ Linv
+    return inv, logdet
+
+
+# -------------------------------------------------------------------------
+# objectives
+# -------------------------------------------------------------------------
+
+def group_fml(gk: GroupKernel, x, want_grad=True):
+    """Complete-data ML discrepancy F_g and (optionally) its gradient."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    Sinv, logdet = chol_inv_logdet(Sigma)
+    if Sinv is None:
+        return np.inf, None
+    p = gk.p
+    f = logdet + np.sum(gk.S * Sinv) - gk.logdetS - p
+    d = None
+    if gk.meanstructure:
+        d = gk.ybar - mu
+        Sd = Sinv @ d
+        f += d @ Sd
+    if not want_grad:
+        return f, None
+    W = gk.S.copy()
+    if d is not None:
+        W += np.outer(d, d)
+    G = Sinv - Sinv @ W @ Sinv
+    gmu = -2.0 * Sd if d is not None else None
+    return f, gk.chain(G, gmu, A, C, Aa)
+
+
+def group_fiml(gk: GroupKernel, x, want_grad=True):
+    """-2 loglik / n_g for incomplete data (without the constant) and gradient."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    p = gk.p
+    f = 0.0
+    G = np.zeros((p, p))
+    gmu = np.zeros(p)
+    n = gk.n
+    for bt in gk.batches:
+        o = bt["obs"]  # (nb, k)
+        So = Sigma[o[:, :, None], o[:, None, :]]
+        inv, logdet = batch_inv_logdet(So)
+        if inv is None:
+            return np.inf, None
+        d = bt["ybar"] - mu[o]  # (nb, k)
+        W = bt["S"] + d[:, :, None] * d[:, None, :]
+        w = bt["n"] / n
+        f += np.sum(w * (logdet + np.einsum("bij,bji->b", inv, W) + o.shape[1] * LOG2PI))
+        if want_grad:
+            IW = inv @ W
+            Gb = inv - IW @ inv
+            Gb *= w[:, None, None]
+            np.add.at(G, (o[:, :, None], o[:, None, :]), Gb)
+            v = np.einsum("bij,bj->bi", inv, d) * w[:, None]
+            np.add.at(gmu, o, -2.0 * v)
+    if not want_grad:
+        return f, None
+    return f, gk.chain(G, gmu, A, C, Aa)
+
+
+def group_expected_info(gk: GroupKernel, x):
+    """Expected (Fisher) information per observation of a complete-data group (structured)."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    Sinv, _ = chol_inv_logdet(Sigma)
+    if Sinv is None:
+        return None
+    DS, Dm = gk.delta(A, C, Aa)
+    X = np.matmul(Sinv, DS)
+    q = DS.shape[0]
+    I = 0.5 * (X.reshape(q, -1) @ X.transpose(0, 2, 1).reshape(q, -1).T)
+    if gk.meanstructure:
+        I += Dm @ Sinv @ Dm.T
+    return I
+
+
+def group_casewise_scores(gk: GroupKernel, x):
+    """Casewise derivatives of the log-likelihood wrt the free parameters (n, q)."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    DS, Dm = gk.delta(A, C, Aa)
+    Y = gk.Y
+    if gk.patterns is None:
+        Sinv, _ = chol_inv_logdet(Sigma)
+        mu_use = mu if gk.meanstructure else gk.ybar
+        E = Y - mu_use
+        V = E @ Sinv
+        sc = -0.5 * np.einsum("kl,alk->a", Sinv, DS)[None, :] + 0.5 * np.einsum("ik,akl,il->ia", V, DS, V)
+        if gk.meanstructure:
+            sc += V @ Dm.T
+        return sc
+    q = DS.shape[0]
+    sc = np.zeros((Y.shape[0], q))
+    for pt in gk.patterns:
+        o = pt["obs"]
+        So = Sigma[np.ix_(o, o)]
+        Sinv, _ = chol_inv_logdet(So)
+        rows = pt["rows"]
+        E = Y[np.ix_(rows, o)] - mu[o]
+        V = E @ Sinv
+        DSo = DS[:, o][:, :, o]
+        sc[rows] = (-0.5 * np.einsum("kl,alk->a", Sinv, DSo)[None, :]
+                    + 0.5 * np.einsum("ik,akl,il->ia", V, DSo, V) + V @ Dm[:, o].T)
+    return sc
+
+
+def group_loglik(gk: GroupKernel, Sigma, mu):
+    """Log-likelihood of the group's data under (Sigma, mu)."""
+    if gk.patterns is None:
+        Sinv, logdet = chol_inv_logdet(Sigma)
+        if Sinv is None:
+            return -np.inf
+        d = gk.ybar - (mu if mu is not None else gk.ybar)
+        return -0.5 * gk.n * (gk.p * LOG2PI + logdet + np.sum(gk.S * Sinv) + d @ Sinv @ d)
+    ll = 0.0
+    for pt in gk.patterns:
+        o = pt["obs"]
+        Sinv, logdet = chol_inv_logdet(Sigma[np.ix_(o, o)])
+        if Sinv is None:
+            return -np.inf
+        d = pt["ybar"] - mu[o]
+        ll += -0.5 * pt["n"] * (len(o) * LOG2PI + logdet + np.sum(pt["S"] * Sinv) + d @ Sinv @ d)
+    return ll
+
+
+def em_saturated(gk: GroupKernel, tol=1e-11, maxit=5000):
+    """Saturated (unrestricted) mean and covariance under missing data by EM."""
+    Y = gk.Y
+    n, p = Y.shape
+    mu = np.nan_to_num(gk.ybar.copy())
+    S = gk.S.copy()
+    S = S + np.eye(p) * 1e-8 if np.linalg.eigvalsh(S).min() <= 0 else S
+    ll_old = -np.inf
+    for it in range(maxit):
+        T1 = np.zeros(p)
+        T2 = np.zeros((p, p))
+        for pt in gk.patterns:
+            o = pt["obs"]
+            mis = np.setdiff1d(np.arange(p), o)
+            rows = pt["rows"]
+            Yo = Y[np.ix_(rows, o)]
+            k = len(rows)
+            if mis.size == 0:
+                T1 += Yo.sum(axis=0)
+                T2 += Yo.T @ Yo
+                continue
+            Soo_inv = np.linalg.inv(S[np.ix_(o, o)])
+            Bm = S[np.ix_(mis, o)] @ Soo_inv  # regression of missing on observed
+            Ym = mu[mis] + (Yo - mu[o]) @ Bm.T
+            cond = S[np.ix_(mis, mis)] - Bm @ S[np.ix_(o, mis)]
+            Yfull = np.empty((k, p))
+            Yfull[:, o] = Yo
+            Yfull[:, mis] = Ym
+            T1 += Yfull.sum(axis=0)
+            T2 += Yfull.T @ Yfull
+            T2[np.ix_(mis, mis)] += k * cond
+        mu = T1 / n
+        S = T2 / n - np.outer(mu, mu)
+        ll = group_loglik(gk, S, mu)
+        if abs(ll - ll_old) < tol * (1 + abs(ll)):
+            break
+        ll_old = ll
+    return S, mu, ll
