@@ -138,7 +138,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         labels = ("1",)
     ngroups = len(labels)
     if meanstructure is None:
-        meanstructure = ngroups > 1 or missing == "fiml"
+        meanstructure = ngroups > 1 or missing == "fiml" or cluster is not None
     if missing == "fiml":
         meanstructure = True
     tab, cons, roles = build_partable(
@@ -169,7 +169,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             tmpk.set_missing(Y)
         else:
             tmpk.set_complete(Y)
-        for _, r in rows.iterrows():
+        for rid, r in zip(rows.index, rows.to_dict("records")):
             val = r["ustart"]
             if r["exo"] == 1:
                 i = ov.index(r["lhs"])
@@ -177,7 +177,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                     val = tmpk.ybar[i]
                 else:
                     val = tmpk.S[i, ov.index(r["rhs"])]
-                tab.at[r.name, "ustart"] = val
+                tab.at[rid, "ustart"] = val
             recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
         gk = GroupKernel(recs, ov, lv, nfree, meanstructure)
         if missing == "fiml":
@@ -295,7 +295,8 @@ def start_values(prep: Prepared) -> np.ndarray:
     nfree = prep.problem.nfree
     x = np.full(nfree, np.nan)
     lv = set(prep.lv)
-    for _, r in tab.iterrows():
+    records = tab.to_dict("records")
+    for r in records:
         f = r["free"]
         if f == 0 or not np.isnan(x[f - 1]):
             continue
@@ -327,7 +328,7 @@ def start_values(prep: Prepared) -> np.ndarray:
             else:
                 x[f - 1] = gk.ybar[prep.ov.index(r["lhs"])]
     # user start values on any shared row win
-    for _, r in tab.iterrows():
+    for r in records:
         if r["free"] > 0 and not np.isnan(r["start"]):
             x[r["free"] - 1] = r["start"]
     return np.nan_to_num(x)
@@ -349,7 +350,7 @@ def estimate_free(prep: Prepared, z0=None):
 
 def _safe_start(prep, x0):
     x = x0.copy()
-    for _, r in prep.table.iterrows():
+    for r in prep.table.to_dict("records"):
         if r["free"] > 0 and r["op"] == "~~" and r["lhs"] == r["rhs"]:
             x[r["free"] - 1] = max(x[r["free"] - 1], 0.1)
         if r["free"] > 0 and r["op"] in ("~",) :

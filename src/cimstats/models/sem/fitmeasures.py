@@ -40,6 +40,9 @@ def _ncx2_cdf(x, df, ncp):
 def rmsea_block(X2: float, df: float, N: float, G: int, suffix: str = "") -> dict:
     """RMSEA with 90% confidence interval and test of close fit (p-close)."""
     out = {}
+    if not np.isfinite(X2):
+        return {f"rmsea{suffix}": math.nan, f"rmsea.ci.lower{suffix}": math.nan,
+                f"rmsea.ci.upper{suffix}": math.nan, f"rmsea.pvalue{suffix}": math.nan}
     if df <= 0:
         return {f"rmsea{suffix}": 0.0 if df == 0 else math.nan, f"rmsea.ci.lower{suffix}": 0.0,
                 f"rmsea.ci.upper{suffix}": 0.0, f"rmsea.pvalue{suffix}": math.nan}
@@ -141,7 +144,7 @@ def fit_measures(*, X2, df, X2b, dfb, N, G, npar, logl, logl_h1, fmin, srmr_part
     out["srmr_bentler_nomean"] = srmr_b_nm
     if scaled is not None:
         c, cb = scaled["c"], scaled["cb"]
-        Xs = X2 / c if c > 0 else math.nan
+        Xs = X2 / c if c > 0 else (X2 if df == 0 else math.nan)
         Xbs = X2b / cb if cb > 0 else math.nan
         out["chisq.scaled"] = Xs
         out["df.scaled"] = float(df)
@@ -164,7 +167,8 @@ def fit_measures(*, X2, df, X2b, dfb, N, G, npar, logl, logl_h1, fmin, srmr_part
                 if False else 1.0 - ((X2 - c * df) * dfb) / ((X2b - cb * dfb) * df)
         sc = rmsea_block(Xs, df, N, G, ".scaled")
         out.update(sc)
-        if df > 0:
-            out["rmsea.robust"] = math.sqrt(max(0.0, (X2 - c * df) / (N * df))) * math.sqrt(G) / math.sqrt(c) \
-                if False else math.sqrt(max(0.0, (X2 / c - df) / (N * df))) * math.sqrt(G) * math.sqrt(c)
+        if df > 0 and np.isfinite(c):
+            out["rmsea.robust"] = math.sqrt(max(0.0, (X2 / c - df) / (N * df))) * math.sqrt(G) * math.sqrt(c)
+        else:
+            out["rmsea.robust"] = 0.0 if df == 0 else math.nan
     return out

@@ -144,6 +144,15 @@ def assemble_fit(prep, z, h1, *, scaled=None):
             srmr_parts.append(srmr_group(h["S"], Sigma, h["ybar"], mu))
         else:
             srmr_parts.append(srmr_group(h["S"], Sigma))
+    if px and not pr.missing:
+        # lavaan reports the likelihood conditional on fixed covariates
+        ix = [prep.ov.index(v) for v in prep.roles["ov_x"]]
+        for gk in pr.groups:
+            Sxx = gk.S[np.ix_(ix, ix)]
+            llx = -0.5 * gk.n * (px * LOG2PI + np.linalg.slogdet(Sxx)[1] + px)
+            ll0 -= llx
+            ll1 -= llx
+            llb -= llx
     npar = pr.nz
     df = nstat - npar
     # baseline: variances (and means) of the non-fixed-x variables are free
@@ -207,46 +216,72 @@ def h1_scores(Y, Sigma, mu, meanstructure):
     return M
 
 
+def _meat(sc, cl, n):
+    if cl is None:
+        return sc.T @ sc / n
+    codes, inv = np.unique(cl, return_inverse=True)
+    Gc = len(codes)
+    sums = np.zeros((Gc, sc.shape[1]))
+    np.add.at(sums, inv.ravel(), sc)
+    return (Gc / (Gc - 1.0)) * sums.T @ sums / n
+
+
+def _h1_keep(prep, p, ms):
+    """Indices of the (mean, vech) h1 moments that are not fixed-x moments."""
+    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    iu = _vech_idx(p)
+    nm = p if ms else 0
+    keep = [j for j in range(nm) if j not in ov_x]
+    keep += [nm + k for k in range(len(iu[0])) if not (iu[0][k] in ov_x and iu[1][k] in ov_x)]
+    return np.array(keep, dtype=int)
+
+
+def h1_trace(prep):
+    """sum_g w_g tr(A1_g^-1 B1_g) of the saturated model at the sample moments."""
+    pr = prep.problem
+    tr = 0.0
+    for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
+        ms = gk.meanstructure
+        k = _h1_keep(prep, gk.p, ms)
+        A1 = h1_information_observed(gk.S, gk.ybar, gk.S, gk.ybar, ms)[np.ix_(k, k)]
+        B1 = _meat(h1_scores(gk.Y, gk.S, gk.ybar, ms)[:, k], prep.clusters[gi], gk.n)
+        tr += w * np.sum(B1 * np.linalg.inv(A1).T)
+    return tr
+
+
 def yuan_bentler_mplus(prep, z, vc_extras, df):
-    """Scaling factor c of the Yuan-Bentler (Mplus) test for complete data ML."""
+    """Scaling factor c of the Yuan-Bentler (Mplus) test for complete data ML.
+
+    ``c = [tr(A1^-1 B1) - tr(B1 Delta A^-1 Delta')] / df`` with the saturated
+    information A1 and first-order B1 at the sample moments for the first
+    trace, and B1 at the model-implied moments for the second (lavaan 0.6).
+    """
     pr = prep.problem
     x = pr.x_of(z)
     Ainv = vc_extras["Ainv"]
-    tr_h1 = 0.0
+    tr_h1 = h1_trace(prep)
     tr_h0 = 0.0
     for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
         Sigma, mu, A_, C_, Aa = gk.implied(x)
         ms = gk.meanstructure
         mu_use = mu if ms else gk.ybar
-        A1 = h1_information_observed(Sigma, mu_use, gk.S, gk.ybar, ms)
-        sc = h1_scores(gk.Y, Sigma, mu_use, ms)
-        cl = prep.clusters[gi]
-        if cl is None:
-            B1 = sc.T @ sc / gk.n
-        else:
-            codes, inv = np.unique(cl, return_inverse=True)
-            Gc = len(codes)
-            sums = np.zeros((Gc, sc.shape[1]))
-            np.add.at(sums, inv.ravel(), sc)
-            B1 = (Gc / (Gc - 1.0)) * sums.T @ sums / gk.n
+        k = _h1_keep(prep, gk.p, ms)
+        B1 = _meat(h1_scores(gk.Y, Sigma, mu_use, ms)[:, k], prep.clusters[gi], gk.n)
         DS, Dm = gk.delta(A_, C_, Aa)
         iu = _vech_idx(gk.p)
         Dv = DS[:, iu[0], iu[1]].T  # (nvech, nfree)
         Delta = np.vstack([Dm.T, Dv]) if ms else Dv
-        Delta = Delta @ pr.K
-        tr_h1 += w * np.sum(B1 * np.linalg.inv(A1).T)
+        Delta = (Delta @ pr.K)[k]
         tr_h0 += w * np.sum(B1 * (Delta @ Ainv @ Delta.T))
     return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1
 
 
 def baseline_scaling(prep, h1):
-    """Scaling factor of the baseline (independence) model under MLR, complete data."""
+    """(tr_h1, tr_h0) for the baseline (independence) model under MLR, complete data."""
     pr = prep.problem
     ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
-    tr_h1 = 0.0
     tr_h0 = 0.0
-    df = 0
-    for gi, (w, gk, h) in enumerate(zip(pr.w, pr.groups, h1)):
+    for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
         p = gk.p
         ms = gk.meanstructure
         Sb = np.diag(np.diag(gk.S))
@@ -254,21 +289,11 @@ def baseline_scaling(prep, h1):
             Sb[np.ix_(ov_x, ov_x)] = gk.S[np.ix_(ov_x, ov_x)]
         mu = gk.ybar
         A1 = h1_information_observed(Sb, mu, gk.S, gk.ybar, ms)
-        sc = h1_scores(gk.Y, Sb, mu, ms)
-        cl = prep.clusters[gi]
-        if cl is None:
-            B1 = sc.T @ sc / gk.n
-        else:
-            codes, inv = np.unique(cl, return_inverse=True)
-            Gc = len(codes)
-            sums = np.zeros((Gc, sc.shape[1]))
-            np.add.at(sums, inv.ravel(), sc)
-            B1 = (Gc / (Gc - 1.0)) * sums.T @ sums / gk.n
+        B1 = _meat(h1_scores(gk.Y, Sb, mu, ms), prep.clusters[gi], gk.n)
         iu = _vech_idx(p)
         nv = len(iu[0])
-        # Delta of the baseline: free means (if ms) and variances (and fixed-x block)
-        cols = []
         nm = p if ms else 0
+        cols = []
         for j in range(p):
             if ms and j not in ov_x:
                 c = np.zeros(nm + nv)
@@ -276,18 +301,18 @@ def baseline_scaling(prep, h1):
                 cols.append(c)
         for k in range(nv):
             i, j = iu[0][k], iu[1][k]
-            if (i == j and i not in ov_x):
+            if i == j and i not in ov_x:
                 c = np.zeros(nm + nv)
                 c[nm + k] = 1.0
                 cols.append(c)
         D = np.array(cols).T
+        k = _h1_keep(prep, p, ms)
+        A1 = A1[np.ix_(k, k)]
+        B1 = B1[np.ix_(k, k)]
+        D = D[k]
         Ab = D.T @ A1 @ D
-        tr_h1 += w * np.sum(B1 * np.linalg.inv(A1).T)
-        tr_h0 += w * np.sum(B1 * (D @ np.linalg.inv(Ab * 1.0) @ D.T)) if False else 0.0
-        tr_h0_g = np.sum(B1 * (D @ np.linalg.inv(Ab) @ D.T))
-        tr_h0 += w * tr_h0_g
-        df += D.shape[1]
-    return tr_h1, tr_h0
+        tr_h0 += w * np.sum(B1 * (D @ np.linalg.inv(Ab) @ D.T))
+    return h1_trace(prep), tr_h0
 
 
 # ---------------------------------------------------------------------------
@@ -298,66 +323,57 @@ def standardize_fn(prep, kind: str):
     """Return f(x) -> standardized values of every table row (+ defined parameters)."""
     tab = prep.table
     pr = prep.problem
-    lv = set(prep.lv)
+    lvset = set(prep.lv)
     ops = tab["op"].to_numpy()
     lhs = tab["lhs"].to_numpy()
     rhs = tab["rhs"].to_numpy()
-    grp = tab["group"].to_numpy() - 1
-    free = tab["free"].to_numpy()
-    ust = tab["ustart"].to_numpy()
+    grp = tab["group"].to_numpy().astype(int) - 1
+    free = tab["free"].to_numpy().astype(int)
+    ust = np.nan_to_num(tab["ustart"].to_numpy(dtype=float))
     defined = prep.constraints.defined
     labels = tab["label"].to_numpy()
     plabels = tab["plabel"].to_numpy()
+    pos = pr.groups[0].pos
+    pl = np.array([pos[v] for v in lhs])
+    prr = np.array([pos.get(v, 0) for v in rhs])
+    is_load = ops == "=~"
+    is_reg = ops == "~"
+    is_var = (ops == "~~") & (lhs == rhs)
+    is_cov = (ops == "~~") & (lhs != rhs)
+    is_int = ops == "~1"
+    lv_l = np.array([v in lvset for v in lhs])
+    lv_r = np.array([v in lvset for v in rhs])
+    fidx = np.maximum(free - 1, 0)
+    has_free = free > 0
 
     def f(x):
-        vals = []
-        pos_cache = []
+        sds = []
+        pds = []
         for gk in pr.groups:
             B, P, a = gk.matrices(x)
             A = np.linalg.inv(np.eye(gk.m) - B)
             C = A @ P @ A.T
-            sd = np.sqrt(np.diag(C))
-            pos_cache.append((gk.pos, sd, np.diag(P)))
-        out = np.empty(len(tab), dtype=x.dtype if x.dtype.kind == "c" else float)
-        for r in range(len(tab)):
-            pos, sd, pdiag = pos_cache[grp[r]]
-            est = x[free[r] - 1] if free[r] > 0 else ust[r]
-            op = ops[r]
-            l, rr = lhs[r], rhs[r]
-            if kind == "std.all":
-                sl = sd[pos[l]]
-                if op == "=~":
-                    out[r] = est * sl / sd[pos[rr]]
-                elif op == "~":
-                    out[r] = est * sd[pos[rr]] / sl
-                elif op == "~~":
-                    if l == rr:
-                        out[r] = est / sl ** 2
-                    else:
-                        out[r] = est / np.sqrt(pdiag[pos[l]] * pdiag[pos[rr]])
-                else:
-                    out[r] = est / sl
-            else:  # std.lv: only latent variables rescaled
-                def s(v):
-                    return sd[pos[v]] if v in lv else 1.0
-                if op == "=~":
-                    out[r] = est * s(l)
-                elif op == "~":
-                    out[r] = est * s(rr) / s(l)
-                elif op == "~~":
-                    if l == rr:
-                        out[r] = est / s(l) ** 2
-                    elif l in lv and rr in lv:
-                        out[r] = est / np.sqrt(pdiag[pos[l]] * pdiag[pos[rr]])
-                    elif l in lv or rr in lv:
-                        out[r] = est / (s(l) * s(rr))
-                    else:
-                        out[r] = est
-                else:
-                    out[r] = est / s(l)
+            sds.append(np.sqrt(np.diag(C)))
+            pds.append(np.diag(P))
+        sd = np.array(sds)
+        pdg = np.array(pds)
+        est = np.where(has_free, x[fidx], ust)
+        sl = sd[grp, pl]
+        sr = sd[grp, prr]
+        if kind == "std.lv":
+            sl = np.where(lv_l, sl, 1.0)
+            sr = np.where(lv_r, sr, 1.0)
+        one = np.ones_like(sl)
+        cov_den = np.sqrt(pdg[grp, pl] * pdg[grp, prr])
+        if kind == "std.lv":
+            both = lv_l & lv_r
+            cov_den = np.where(both, cov_den, sl * sr)
+        den = np.where(is_load, sr / sl, np.where(is_reg, sl / sr, np.where(
+            is_var, sl * sl, np.where(is_cov, cov_den, np.where(is_int, sl, one)))))
+        out = est / den
         if defined:
             env = {}
-            for r in range(len(tab)):
+            for r in range(len(out)):
                 if labels[r] and labels[r] not in env:
                     env[labels[r]] = out[r]
                 env[plabels[r]] = out[r]
@@ -389,7 +405,7 @@ def modification_indices(prep, x, vcov_kind="expected"):
     for gi, gk in enumerate(pr.groups):
         existing = set()
         gt = tab.loc[tab["group"] == gi + 1]
-        for _, r in gt.iterrows():
+        for r in gt.to_dict("records"):
             existing.add((r["lhs"], r["op"], r["rhs"]))
             if r["op"] == "~~":
                 existing.add((r["rhs"], r["op"], r["lhs"]))
@@ -408,7 +424,7 @@ def modification_indices(prep, x, vcov_kind="expected"):
         # extended kernel: current free parameters + candidate cells
         q = pr.nfree
         recs = []
-        for _, r in gt.iterrows():
+        for r in gt.to_dict("records"):
             val = r["ustart"]
             recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
         for k, (l, op, rr) in enumerate(cands):

@@ -237,11 +237,11 @@ def _pairwise_cov(Y):
 def chol_inv_logdet(S):
     """Inverse and log-determinant of a positive-definite matrix (None if not PD)."""
     try:
-        c, low = sla.cho_factor(S, lower=True, check_finite=False)
-    except (np.linalg.LinAlgError, ValueError):
+        L = np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
         return None, None
-    inv = sla.cho_solve((c, low), np.eye(S.shape[0]), check_finite=False)
-    return inv, 2.0 * np.sum(np.log(np.diag(c)))
+    Linv = np.linalg.inv(L)
+    return Linv.T @ Linv, 2.0 * np.sum(np.log(np.diag(L)))
 
 
 def batch_inv_logdet(S):

@@ -251,11 +251,12 @@ def build_partable(
         pt = p.replace(" ", "")
         partial.add(pt)
     type_of = _param_type(tab, roles)
+    records = tab.to_dict("records")
     first_group_row = {}
-    for i, r in tab.iterrows():
+    for i, r in enumerate(records):
         if r["group"] == 1:
             first_group_row[(r["lhs"], r["op"], r["rhs"])] = i
-    for i, r in tab.iterrows():
+    for i, r in enumerate(records):
         if not r["free"]:
             continue
         lab = r["label"]
@@ -270,14 +271,15 @@ def build_partable(
         if r["group"] > 1 and type_of[i] in group_equal:
             name = f"{r['lhs']}{r['op']}{r['rhs']}"
             j = first_group_row.get((r["lhs"], r["op"], r["rhs"]))
-            if name not in partial and j is not None and tab.at[j, "free"] and not tab.at[j, "label"]:
+            if name not in partial and j is not None and records[j]["free"] and not records[j]["label"]:
                 free_idx[i] = free_idx[j]
-                tab.at[i, "label"] = tab.at[j, "plabel"]
-                tab.at[j, "label"] = tab.at[j, "plabel"]
+                records[i]["label"] = records[j]["plabel"]
+                records[j]["label"] = records[j]["plabel"]
                 continue
         free_idx[i] = nxt
         nxt += 1
     tab["free"] = free_idx
+    tab["label"] = [r["label"] for r in records]
 
     # labels on fixed parameters are allowed (they name a constant)
     constraints = Constraints()
@@ -351,7 +353,7 @@ def build_partable(
 def _param_type(tab: pd.DataFrame, roles: dict) -> list[str]:
     lv = set(roles["lv"])
     out = []
-    for _, r in tab.iterrows():
+    for r in tab.to_dict("records"):
         op = r["op"]
         if op == "=~":
             out.append("loadings")
