@@ -167,3 +167,48 @@ def test_modification_indices(case):
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "mi_ref", "mi"]]
     bad = ~_close(m["epc"], m["epc_ref"], rtol=1e-3, atol=1e-5)
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "epc_ref", "epc"]]
+
+
+@pytest.fixture(scope="module", params=["ML", "MLR"])
+def invariance_case(request):
+    from cimstats.models.sem import invariance
+
+    c = REF["cases"]["hs_ml"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = invariance(_data("holzinger"), c["model"], group="school", estimator=request.param)
+    return request.param, res
+
+
+def test_invariance_table(invariance_case):
+    est, res = invariance_case
+    ref = pd.DataFrame(REF["invariance"][est]["lrt"])
+    t = res.table
+    assert t["model"].tolist() == ["configural", "metric", "scalar", "strict"]
+    for mine, theirs in (("df", "Df"), ("aic", "AIC"), ("bic", "BIC"), ("chisq", "Chisq"),
+                         ("chisq_diff", "Chisq.diff"), ("df_diff", "Df.diff"), ("p_diff", "Pr..Chisq.")):
+        r = ref[theirs].to_numpy(dtype=float)
+        ok = ~np.isnan(r)
+        assert np.all(_close(t[mine].to_numpy(dtype=float)[ok], r[ok], atol=1e-8)), (mine, t[mine], r)
+    if "RMSEA" in ref:
+        r = ref["RMSEA"].to_numpy(dtype=float)
+        ok = ~np.isnan(r)
+        assert np.all(_close(t["rmsea_diff"].to_numpy(dtype=float)[ok], r[ok]))
+
+
+def test_invariance_fits(invariance_case):
+    est, res = invariance_case
+    for step, fit in res.fits.items():
+        ref_fit = REF["invariance"][est]["fits"][step]
+        fm = fit.fit_measures()
+        keys = ["chisq", "df", "cfi", "tli", "rmsea", "srmr", "logl"]
+        if est == "MLR":
+            keys += ["chisq.scaled", "chisq.scaling.factor", "cfi.robust", "rmsea.robust"]
+        for k in keys:
+            assert _close(fm[k], ref_fit[k], atol=1e-7), (step, k, fm[k], ref_fit[k])
+        ref = pd.DataFrame(REF["invariance"][est]["partables"][step])
+        ref = ref[ref["op"].isin(["=~", "~~", "~1"])]
+        ref["rhs"] = ref["rhs"].fillna("")
+        m = ref.merge(fit.tidy(), on=["lhs", "op", "rhs", "group"], how="left")
+        assert np.all(_close(m["estimate"], m["est"])), step
+        assert np.all(_close(m["std_error"], m["se"].fillna(0))), step

@@ -163,11 +163,12 @@ def fit_measures(*, X2, df, X2b, dfb, N, G, npar, logl, logl_h1, fmin, srmr_part
         t2 = max(X2 - c * df, X2b - cb * dfb, 0.0)
         out["cfi.robust"] = 1.0 if t2 == 0 else 1.0 - t1 / t2
         if df > 0 and dfb > 0:
-            out["tli.robust"] = ((X2b / (dfb * cb)) - (X2 / (df * c))) / ((X2b / (dfb * cb)) - 1.0 / 1.0) \
-                if False else 1.0 - ((X2 - c * df) * dfb) / ((X2b - cb * dfb) * df)
+            out["tli.robust"] = 1.0 - ((X2 - c * df) * dfb) / ((X2b - cb * dfb) * df)
+        else:
+            out["tli.robust"] = 1.0
         sc = rmsea_block(Xs, df, N, G, ".scaled")
         out.update(sc)
-        if df > 0 and np.isfinite(c):
+        if df > 0 and np.isfinite(c) and c > 0:
             out["rmsea.robust"] = math.sqrt(max(0.0, (X2 / c - df) / (N * df))) * math.sqrt(G) * math.sqrt(c)
         else:
             out["rmsea.robust"] = 0.0 if df == 0 else math.nan

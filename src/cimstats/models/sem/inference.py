@@ -237,7 +237,7 @@ def _h1_keep(prep, p, ms):
 
 
 def h1_trace(prep):
-    """sum_g w_g tr(A1_g^-1 B1_g) of the saturated model at the sample moments."""
+    """sum_g tr(A1_g^-1 B1_g) of the saturated model at the sample moments."""
     pr = prep.problem
     tr = 0.0
     for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
@@ -245,7 +245,7 @@ def h1_trace(prep):
         k = _h1_keep(prep, gk.p, ms)
         A1 = h1_information_observed(gk.S, gk.ybar, gk.S, gk.ybar, ms)[np.ix_(k, k)]
         B1 = _meat(h1_scores(gk.Y, gk.S, gk.ybar, ms)[:, k], prep.clusters[gi], gk.n)
-        tr += w * np.sum(B1 * np.linalg.inv(A1).T)
+        tr += np.sum(B1 * np.linalg.inv(A1).T)  # h1 moments of each group count fully
     return tr
 
 
@@ -311,7 +311,7 @@ def baseline_scaling(prep, h1):
         B1 = B1[np.ix_(k, k)]
         D = D[k]
         Ab = D.T @ A1 @ D
-        tr_h0 += w * np.sum(B1 * (D @ np.linalg.inv(Ab) @ D.T))
+        tr_h0 += np.sum(B1 * (D @ np.linalg.inv(Ab) @ D.T))  # baseline parameters are group-specific
     return h1_trace(prep), tr_h0
 
 
