@@ -100,7 +100,7 @@ class SEMProblem:
         return [group_casewise_scores(gk, x) @ self.K for gk in self.groups]
 
     # optimiser ----------------------------------------------------------------
-    def fit(self, z0, *, maxit=500, tol=1e-9, switch=1e-2):
+    def fit(self, z0, *, maxit=500, tol=1e-9, switch=1e-2, Hinv0=None):
         z = np.asarray(z0, dtype=float).copy()
         f, g = self.fz(z)
         trace = FitTrace(start=z.copy(), iterations=0, converged=False, method="fisher-scoring",
@@ -110,7 +110,7 @@ class SEMProblem:
         if self.bounds:
             return self._fallback(z, trace)
         I = None
-        Hinv = None  # quasi-Newton inverse Hessian once close (BFGS started from the Fisher metric)
+        Hinv = None if Hinv0 is None else Hinv0.copy()  # BFGS metric once close (started from Fisher)
         for it in range(1, maxit + 1):
             if Hinv is None:
                 I = self.info_z(z)
@@ -126,6 +126,10 @@ class SEMProblem:
                 M = Hinv
             step = -M @ g
             slope = g @ step
+            if -slope < 1e-15 * max(1.0, abs(f)) and it > 1:
+                # Newton decrement: the predicted decrease is negligible
+                trace["converged"] = True
+                break
             if slope >= 0:
                 M = np.linalg.inv(2.0 * self.info_z(z))
                 Hinv = None

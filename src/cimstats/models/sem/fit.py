@@ -178,7 +178,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                 else:
                     val = tmpk.S[i, ov.index(r["rhs"])]
                 tab.at[rid, "ustart"] = val
-            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
+            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val, exo=r["exo"]))
         gk = GroupKernel(recs, ov, lv, nfree, meanstructure)
         if missing == "fiml":
             gk.set_missing(Y)
@@ -230,14 +230,22 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     return prep
 
 
+_ENV_CACHE: dict = {}
+
+
 def label_env(tab: pd.DataFrame, x, defined: dict | None = None):
     """Map labels (and plabels) to values given the free-parameter vector x."""
     env = {}
-    free = tab["free"].to_numpy()
-    ustart = tab["ustart"].to_numpy()
-    labels = tab["label"].to_numpy()
-    plabels = tab["plabel"].to_numpy()
-    for i in range(len(tab)):
+    key = id(tab)
+    cached = _ENV_CACHE.get(key)
+    if cached is None or cached[0] is not tab:
+        cached = (tab, tab["free"].to_numpy(), tab["ustart"].to_numpy(dtype=float),
+                  tab["label"].to_numpy(), tab["plabel"].to_numpy())
+        if len(_ENV_CACHE) > 64:
+            _ENV_CACHE.clear()
+        _ENV_CACHE[key] = cached
+    _, free, ustart, labels, plabels = cached
+    for i in range(len(free)):
         v = x[free[i] - 1] if free[i] > 0 else ustart[i]
         if labels[i] and labels[i] not in env:
             env[labels[i]] = v

@@ -45,7 +45,13 @@ class GroupKernel:
         self.P0 = np.zeros((m, m))
         self.a0 = np.zeros(m)
         cells = []  # (kind, i, j, free index 0-based)
+        self.exo_cells = []  # fixed-x moments: (kind, i, j) refreshed from the sample
         for r in rows:
+            if r.get("exo", 0) == 1:
+                if r["op"] == "~1":
+                    self.exo_cells.append(("a", pos[r["lhs"]], 0))
+                else:
+                    self.exo_cells.append(("P", pos[r["lhs"]], pos[r["rhs"]]))
             op, lhs, rhs, free, val = r["op"], r["lhs"], r["rhs"], int(r["free"]) - 1, r["value"]
             if op == "=~":
                 kind, i, j = "B", pos[rhs], pos[lhs]
@@ -79,6 +85,8 @@ class GroupKernel:
         self.P_i, self.P_j, self.P_f = ci[self.bP], cj[self.bP], cf[self.bP]
         self.a_i, self.a_f = ci[self.ba], cf[self.ba]
         self.P_off = self.P_i != self.P_j
+        self.P_w = np.where(self.P_off, 2.0, 1.0)
+        self.eye_m = np.eye(self.m)
         # incidence of cells -> free parameters (for Delta)
         ncell = len(cells)
         self.inc = np.zeros((nfree, ncell))
@@ -111,7 +119,7 @@ class GroupKernel:
     def implied(self, x):
         """Return Sigma, mu and the intermediate A = (I-B)^-1, C = A Psi A'."""
         B, P, a = self.matrices(x)
-        A = np.linalg.inv(np.eye(self.m) - B)
+        A = np.linalg.inv(self.eye_m - B)
         C = A @ P @ A.T
         p = self.p
         Sigma = C[:p, :p]
@@ -123,23 +131,23 @@ class GroupKernel:
         """Gradient wrt free parameters given dF/dSigma (G, symmetric) and dF/dmu (gmu)."""
         p = self.p
         FA = A[:p, :]
-        FC = C[:p, :]
-        grad = np.zeros(self.nfree)
+        FCt = C[:p, :]
+        q = self.nfree
+        grad = np.zeros(q)
         GFA = G @ FA
+        v = FA.T @ gmu if gmu is not None else None
         if self.B_i.size:
-            M = 2.0 * (FA.T @ G @ FC)
+            M = 2.0 * (GFA.T @ FCt)
             vals = M[self.B_i, self.B_j]
-            if gmu is not None:
-                v = FA.T @ gmu
+            if v is not None:
                 vals = vals + v[self.B_i] * Aa[self.B_j]
-            np.add.at(grad, self.B_f, vals)
+            grad += np.bincount(self.B_f, weights=vals, minlength=q)
         if self.P_i.size:
             M = FA.T @ GFA
-            vals = M[self.P_i, self.P_j] * np.where(self.P_off, 2.0, 1.0)
-            np.add.at(grad, self.P_f, vals)
-        if self.a_i.size and gmu is not None:
-            v = FA.T @ gmu
-            np.add.at(grad, self.a_f, v[self.a_i])
+            vals = M[self.P_i, self.P_j] * self.P_w
+            grad += np.bincount(self.P_f, weights=vals, minlength=q)
+        if self.a_i.size and v is not None:
+            grad += np.bincount(self.a_f, weights=v[self.a_i], minlength=q)
         return grad
 
     def delta(self, A, C, Aa):
@@ -185,6 +193,27 @@ class GroupKernel:
         sign, logdet = np.linalg.slogdet(self.S)
         self.logdetS = logdet if sign > 0 else np.nan
         self.patterns = None
+
+    def set_weights(self, Y: np.ndarray, counts: np.ndarray) -> bool:
+        """Sample statistics of a resample given how often each row was drawn."""
+        n = counts.sum()
+        self.n = n
+        self.ybar = counts @ Y / n
+        R = Y - self.ybar
+        self.S = (R.T * counts) @ R / n
+        sign, logdet = np.linalg.slogdet(self.S)
+        self.logdetS = logdet
+        self.Y = None
+        self.refresh_exo()
+        return bool(sign > 0)
+
+    def refresh_exo(self):
+        """Set fixed-x variances, covariances and means to the current sample values."""
+        for kind, i, j in self.exo_cells:
+            if kind == "a":
+                self.a0[i] = self.ybar[i]
+            else:
+                self.P0[i, j] = self.P0[j, i] = self.S[i, j]
 
     def set_missing(self, Y: np.ndarray):
         """Group rows by missing-data pattern (rows with no observed value must be removed before)."""
@@ -234,14 +263,34 @@ def _pairwise_cov(Y):
     return S
 
 
+from scipy.linalg import lapack as _lapack
+
+_dpotrf = _lapack.dpotrf
+_dpotri = _lapack.dpotri
+_TRIU: dict = {}
+
+
 def chol_inv_logdet(S):
     """Inverse and log-determinant of a positive-definite matrix (None if not PD)."""
-    try:
-        L = np.linalg.cholesky(S)
-    except np.linalg.LinAlgError:
+    if S.dtype.kind == "c" or not np.all(np.isfinite(S)):
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            return None, None
+        Linv = np.linalg.inv(L)
+        return Linv.T @ Linv, 2.0 * np.sum(np.log(np.diag(L)))
+    c, info = _dpotrf(S, lower=1, clean=0)
+    if info != 0:
         return None, None
-    Linv = np.linalg.inv(L)
-    return Linv.T @ Linv, 2.0 * np.sum(np.log(np.diag(L)))
+    logdet = 2.0 * np.sum(np.log(np.diagonal(c)))
+    inv, info = _dpotri(c, lower=1)
+    if info != 0:
+        return None, None
+    iu = _TRIU.get(S.shape[0])
+    if iu is None:
+        iu = _TRIU[S.shape[0]] = np.triu_indices(S.shape[0], 1)
+    inv[iu] = inv.T[iu]
+    return inv, logdet
 
 
 def batch_inv_logdet(S):
