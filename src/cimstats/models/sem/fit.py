@@ -483,6 +483,12 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             ConvergenceWarning, stacklevel=3,
         )
     x = pr.x_of(z)
+    nstat = sum(g.p * (g.p + 1) // 2 + (g.p if g.meanstructure else 0) for g in pr.groups)
+    if pr.nz > nstat:
+        raise ModelSpecificationError(
+            f"`model` is not identified: it has {pr.nz} free parameters but the data give only {nstat} "
+            "variances, covariances and means; fix parameters, add indicators or equality constraints."
+        )
     # identification: the information must be non-singular
     Iexp = pr.info_z(z) if not pr.missing else pr.hessian_z(z)
     if Iexp is None:
