@@ -62,10 +62,11 @@ def cluster_meat(prep, scores_by_group):
     return B / pr.N
 
 
-def vcov_free(prep, z, *, information_kind: str, se: str):
+def vcov_free(prep, z, *, information_kind: str, se: str, A=None):
     """Covariance matrix of the free parameters (x-space) and the pieces used."""
     pr = prep.problem
-    A = information(prep, z, information_kind)
+    if A is None:
+        A = information(prep, z, information_kind)
     if A is None:
         return None, {}
     Ainv = _inv(A)

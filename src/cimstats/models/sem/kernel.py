@@ -236,8 +236,10 @@ class GroupKernel:
             batches.setdefault(len(pt["obs"]), []).append(pt)
         self.batches = []
         for k, lst in batches.items():
+            obs_arr = np.array([pt["obs"] for pt in lst])
             self.batches.append(dict(
-                obs=np.array([pt["obs"] for pt in lst]),
+                flat=(obs_arr[:, :, None] * Y.shape[1] + obs_arr[:, None, :]).ravel(),
+                obs=obs_arr,
                 n=np.array([pt["n"] for pt in lst], dtype=float),
                 ybar=np.array([pt["ybar"] for pt in lst]),
                 S=np.array([pt["S"] for pt in lst]),
@@ -354,9 +356,9 @@ def group_fiml(gk: GroupKernel, x, want_grad=True):
             IW = inv @ W
             Gb = inv - IW @ inv
             Gb *= w[:, None, None]
-            np.add.at(G, (o[:, :, None], o[:, None, :]), Gb)
+            G += np.bincount(bt["flat"], weights=Gb.ravel(), minlength=p * p).reshape(p, p)
             v = np.einsum("bij,bj->bi", inv, d) * w[:, None]
-            np.add.at(gmu, o, -2.0 * v)
+            gmu -= 2.0 * np.bincount(o.ravel(), weights=v.ravel(), minlength=p)
     if not want_grad:
         return f, None
     return f, gk.chain(G, gmu, A, C, Aa)
@@ -414,52 +416,52 @@ def group_loglik(gk: GroupKernel, Sigma, mu):
             return -np.inf
         d = gk.ybar - (mu if mu is not None else gk.ybar)
         return -0.5 * gk.n * (gk.p * LOG2PI + logdet + np.sum(gk.S * Sinv) + d @ Sinv @ d)
-    ll = 0.0
-    for pt in gk.patterns:
-        o = pt["obs"]
-        Sinv, logdet = chol_inv_logdet(Sigma[np.ix_(o, o)])
-        if Sinv is None:
-            return -np.inf
-        d = pt["ybar"] - mu[o]
-        ll += -0.5 * pt["n"] * (len(o) * LOG2PI + logdet + np.sum(pt["S"] * Sinv) + d @ Sinv @ d)
-    return ll
+    f = _fiml_value(gk, Sigma, mu)
+    return -0.5 * gk.n * f if np.isfinite(f) else -np.inf
 
 
-def em_saturated(gk: GroupKernel, tol=1e-11, maxit=5000):
-    """Saturated (unrestricted) mean and covariance under missing data by EM."""
-    Y = gk.Y
-    n, p = Y.shape
-    mu = np.nan_to_num(gk.ybar.copy())
-    S = gk.S.copy()
-    S = S + np.eye(p) * 1e-8 if np.linalg.eigvalsh(S).min() <= 0 else S
-    ll_old = -np.inf
-    for it in range(maxit):
-        T1 = np.zeros(p)
-        T2 = np.zeros((p, p))
-        for pt in gk.patterns:
-            o = pt["obs"]
-            mis = np.setdiff1d(np.arange(p), o)
-            rows = pt["rows"]
-            Yo = Y[np.ix_(rows, o)]
-            k = len(rows)
-            if mis.size == 0:
-                T1 += Yo.sum(axis=0)
-                T2 += Yo.T @ Yo
-                continue
-            Soo_inv = np.linalg.inv(S[np.ix_(o, o)])
-            Bm = S[np.ix_(mis, o)] @ Soo_inv  # regression of missing on observed
-            Ym = mu[mis] + (Yo - mu[o]) @ Bm.T
-            cond = S[np.ix_(mis, mis)] - Bm @ S[np.ix_(o, mis)]
-            Yfull = np.empty((k, p))
-            Yfull[:, o] = Yo
-            Yfull[:, mis] = Ym
-            T1 += Yfull.sum(axis=0)
-            T2 += Yfull.T @ Yfull
-            T2[np.ix_(mis, mis)] += k * cond
-        mu = T1 / n
-        S = T2 / n - np.outer(mu, mu)
-        ll = group_loglik(gk, S, mu)
-        if abs(ll - ll_old) < tol * (1 + abs(ll)):
-            break
-        ll_old = ll
-    return S, mu, ll
+def _fiml_value(gk, Sigma, mu):
+    f = 0.0
+    for bt in gk.batches:
+        o = bt["obs"]
+        So = Sigma[o[:, :, None], o[:, None, :]]
+        inv, logdet = batch_inv_logdet(So)
+        if inv is None:
+            return np.inf
+        d = bt["ybar"] - mu[o]
+        W = bt["S"] + d[:, :, None] * d[:, None, :]
+        f += np.sum(bt["n"] / gk.n * (logdet + np.einsum("bij,bji->b", inv, W) + o.shape[1] * LOG2PI))
+    return f
+
+
+def em_saturated(gk: GroupKernel, tol=1e-10):
+    """Saturated (unrestricted) mean and covariance under missing data (ML).
+
+    Maximised directly over (mu, Sigma) with the same full-information
+    objective and Fisher scoring as the structured model.
+    """
+    from .estimation import SEMProblem
+
+    p = gk.p
+    recs = []
+    k = 1
+    for i in range(p):
+        for j in range(i, p):
+            recs.append(dict(op="~~", lhs=gk.ov[i], rhs=gk.ov[j], free=k, value=0.0))
+            k += 1
+    for i in range(p):
+        recs.append(dict(op="~1", lhs=gk.ov[i], rhs="", free=k, value=0.0))
+        k += 1
+    sk = GroupKernel(recs, gk.ov, [], k - 1, True)
+    sk.Y, sk.n, sk.patterns, sk.batches = gk.Y, gk.n, gk.patterns, gk.batches
+    sk.ybar, sk.S = gk.ybar, gk.S
+    S0 = gk.S.copy()
+    ev = np.linalg.eigvalsh(S0)
+    if ev.min() <= 1e-8 * ev.max():
+        S0 = S0 + np.eye(p) * (1e-3 * ev.max())
+    iu = np.triu_indices(p)
+    z0 = np.concatenate([S0[iu], np.nan_to_num(gk.ybar)])
+    pr = SEMProblem([sk], k - 1, missing=True)
+    z, tr = pr.fit(z0, tol=tol)
+    Sigma, mu, *_ = sk.implied(z)
+    return Sigma, mu, group_loglik(gk, Sigma, mu)
