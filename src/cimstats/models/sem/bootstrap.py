@@ -249,14 +249,15 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
         tab = prep.table
         free = tab["free"].to_numpy()
         ust = tab["ustart"].to_numpy(dtype=float)
-        raw = np.where(free > 0, xx[np.maximum(free - 1, 0)], ust.astype(xx.dtype))
+        raw = np.where(free > 0, xx[..., np.maximum(free - 1, 0)], ust.astype(xx.dtype))
         if defined_names:
             env = label_env(tab, xx, prep.constraints.defined)
-            raw = np.concatenate([raw, np.array([env[n] for n in defined_names], dtype=xx.dtype)])
+            dv = np.stack([np.broadcast_to(env[n], raw.shape[:-1]) for n in defined_names], axis=-1)
+            raw = np.concatenate([raw, dv.astype(xx.dtype)], axis=-1)
         return raw
 
-    est_raw, J_raw = complex_jacobian(raw_fn, x_hat)
-    est_std, J_std = complex_jacobian(std_fn, x_hat)
+    est_raw, J_raw = complex_jacobian(raw_fn, x_hat, batched=True)
+    est_std, J_std = complex_jacobian(std_fn, x_hat, batched=True)
     seeds = np.random.SeedSequence(seed).spawn(n_boot)
     seeds = [int(s.generate_state(1)[0]) for s in seeds]
     n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))

@@ -158,18 +158,21 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             )
         group_rows.append(gsub.index.to_numpy())
         clusters.append(None if cluster is None else gsub[cluster].to_numpy())
-        rows = tab.loc[tab["group"] == gi + 1]
-        groups.append((Y, rows))
+        groups.append((Y, None))
     lv = roles["lv"]
     kernels = []
-    for gi, (Y, rows) in enumerate(groups):
+    records = tab.to_dict("records")
+    ustart = tab["ustart"].to_numpy(dtype=float).copy()
+    for gi, (Y, _) in enumerate(groups):
         recs = []
         tmpk = GroupKernel([], ov, lv, nfree, meanstructure)
         if missing == "fiml":
             tmpk.set_missing(Y)
         else:
             tmpk.set_complete(Y)
-        for rid, r in zip(rows.index, rows.to_dict("records")):
+        for rid, r in enumerate(records):
+            if r["group"] != gi + 1:
+                continue
             val = r["ustart"]
             if r["exo"] == 1:
                 i = ov.index(r["lhs"])
@@ -177,13 +180,14 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                     val = tmpk.ybar[i]
                 else:
                     val = tmpk.S[i, ov.index(r["rhs"])]
-                tab.at[rid, "ustart"] = val
+                ustart[rid] = val
             recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val, exo=r["exo"]))
         gk = GroupKernel(recs, ov, lv, nfree, meanstructure)
+        gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS = tmpk.Y, tmpk.n, tmpk.S, tmpk.ybar, tmpk.logdetS
+        gk.patterns = tmpk.patterns
         if missing == "fiml":
-            gk.set_missing(Y)
+            gk.batches, gk.case_pattern, gk.obs_mask = tmpk.batches, tmpk.case_pattern, tmpk.obs_mask
         else:
-            gk.set_complete(Y)
             if not np.isfinite(gk.logdetS) or np.linalg.eigvalsh(gk.S).min() <= 1e-12 * np.trace(gk.S):
                 lab = labels[gi]
                 raise ModelSpecificationError(
@@ -193,6 +197,9 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                     "remove redundant variables from `model`."
                 )
         kernels.append(gk)
+    tab["ustart"] = ustart
+    for r, u in zip(records, ustart):
+        r["ustart"] = u
     # linear constraints -> re-parameterisation
     K = None
     x_base = None
@@ -226,6 +233,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.group_equal = tuple(group_equal)
     prep.group_partial = tuple(group_partial)
     prep.n_input = len(df)
+    prep.records = records
     prep.dropped = dropped
     return prep
 
@@ -246,7 +254,7 @@ def label_env(tab: pd.DataFrame, x, defined: dict | None = None):
         _ENV_CACHE[key] = cached
     _, free, ustart, labels, plabels = cached
     for i in range(len(free)):
-        v = x[free[i] - 1] if free[i] > 0 else ustart[i]
+        v = x[..., free[i] - 1] if free[i] > 0 else ustart[i]
         if labels[i] and labels[i] not in env:
             env[labels[i]] = v
         env[plabels[i]] = v
@@ -256,9 +264,17 @@ def label_env(tab: pd.DataFrame, x, defined: dict | None = None):
     return env
 
 
-def complex_jacobian(fun, x, h=1e-20):
-    """Jacobian of a real-analytic vector function by complex-step differentiation."""
+def complex_jacobian(fun, x, h=1e-20, batched=False):
+    """Jacobian of a real-analytic vector function by complex-step differentiation.
+
+    With ``batched=True`` ``fun`` evaluates a batch of parameter vectors (rows) at once.
+    """
     x = np.asarray(x, dtype=float)
+    if batched and x.size:
+        X = np.repeat(x[None].astype(complex), x.size, axis=0)
+        X[np.arange(x.size), np.arange(x.size)] += 1j * h
+        F = np.asarray(fun(X))
+        return np.real(F[0]), (np.imag(F) / h).T
     f0 = np.asarray(fun(x.astype(complex)))
     J = np.zeros((f0.size, x.size))
     for i in range(x.size):
@@ -303,7 +319,7 @@ def start_values(prep: Prepared) -> np.ndarray:
     nfree = prep.problem.nfree
     x = np.full(nfree, np.nan)
     lv = set(prep.lv)
-    records = tab.to_dict("records")
+    records = prep.records
     for r in records:
         f = r["free"]
         if f == 0 or not np.isnan(x[f - 1]):
@@ -358,7 +374,7 @@ def estimate_free(prep: Prepared, z0=None):
 
 def _safe_start(prep, x0):
     x = x0.copy()
-    for r in prep.table.to_dict("records"):
+    for r in prep.records:
         if r["free"] > 0 and r["op"] == "~~" and r["lhs"] == r["rhs"]:
             x[r["free"] - 1] = max(x[r["free"] - 1], 0.1)
         if r["free"] > 0 and r["op"] in ("~",) :

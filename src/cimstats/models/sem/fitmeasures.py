@@ -31,10 +31,13 @@ from scipy import optimize, stats
 __all__ = ["rmsea_block", "cfi_tli", "srmr_group", "fit_measures"]
 
 
+from scipy import special
+
+
 def _ncx2_cdf(x, df, ncp):
     if ncp <= 0:
-        return stats.chi2.cdf(x, df)
-    return stats.ncx2.cdf(x, df, ncp)
+        return float(special.chdtr(df, x))
+    return float(special.chndtr(x, df, ncp))
 
 
 def rmsea_block(X2: float, df: float, N: float, G: int, suffix: str = "") -> dict:
@@ -57,13 +60,17 @@ def rmsea_block(X2: float, df: float, N: float, G: int, suffix: str = "") -> dic
     if lower(0.0) < 0:
         lo = 0.0
     else:
-        lam = optimize.brentq(lower, 0.0, X2, xtol=1e-12, rtol=1e-12)
+        lam = float(special.chndtrinc(X2, df, 0.95))
+        if not np.isfinite(lam):
+            lam = optimize.brentq(lower, 0.0, X2, xtol=1e-12, rtol=1e-12)
         lo = math.sqrt(lam / (N * df)) * math.sqrt(G)
     n_rmsea = max(N, X2 * 4)
     if upper(n_rmsea) > 0 or upper(0.0) < 0:
         hi = 0.0
     else:
-        lam = optimize.brentq(upper, 0.0, n_rmsea, xtol=1e-12, rtol=1e-12)
+        lam = float(special.chndtrinc(X2, df, 0.05))
+        if not np.isfinite(lam):
+            lam = optimize.brentq(upper, 0.0, n_rmsea, xtol=1e-12, rtol=1e-12)
         hi = math.sqrt(lam / (N * df)) * math.sqrt(G)
     out[f"rmsea.ci.lower{suffix}"] = lo
     out[f"rmsea.ci.upper{suffix}"] = hi
@@ -114,10 +121,10 @@ def fit_measures(*, X2, df, X2b, dfb, N, G, npar, logl, logl_h1, fmin, srmr_part
     out["fmin"] = fmin
     out["chisq"] = X2
     out["df"] = float(df)
-    out["pvalue"] = float(stats.chi2.sf(X2, df)) if df > 0 else math.nan
+    out["pvalue"] = float(special.chdtrc(df, X2)) if df > 0 else math.nan
     out["baseline.chisq"] = X2b
     out["baseline.df"] = float(dfb)
-    out["baseline.pvalue"] = float(stats.chi2.sf(X2b, dfb)) if dfb > 0 else math.nan
+    out["baseline.pvalue"] = float(special.chdtrc(dfb, X2b)) if dfb > 0 else math.nan
     cfi, tli = cfi_tli(X2, df, X2b, dfb)
     out["cfi"] = cfi
     out["tli"] = tli

@@ -321,7 +321,12 @@ def baseline_scaling(prep, h1):
 # ---------------------------------------------------------------------------
 
 def standardize_fn(prep, kind: str):
-    """Return f(x) -> standardized values of every table row (+ defined parameters)."""
+    """Return f(x) -> standardized values of every table row (+ defined parameters).
+
+    ``kind`` is ``"std.lv"``, ``"std.all"`` or ``"both"`` (std.lv values then
+    std.all values). ``x`` may be one parameter vector or a batch (rows), real
+    or complex (for complex-step derivatives).
+    """
     tab = prep.table
     pr = prep.problem
     lvset = set(prep.lv)
@@ -344,46 +349,60 @@ def standardize_fn(prep, kind: str):
     is_int = ops == "~1"
     lv_l = np.array([v in lvset for v in lhs])
     lv_r = np.array([v in lvset for v in rhs])
+    both_lv = lv_l & lv_r
     fidx = np.maximum(free - 1, 0)
     has_free = free > 0
+    first_label = {}
+    for r in range(len(tab)):
+        if labels[r] and labels[r] not in first_label:
+            first_label[labels[r]] = r
 
-    def f(x):
-        sds = []
-        pds = []
-        for gk in pr.groups:
-            B, P, a = gk.matrices(x)
-            A = np.linalg.inv(np.eye(gk.m) - B)
-            C = A @ P @ A.T
-            sds.append(np.sqrt(np.diag(C)))
-            pds.append(np.diag(P))
-        sd = np.array(sds)
-        pdg = np.array(pds)
-        est = np.where(has_free, x[fidx], ust)
-        sl = sd[grp, pl]
-        sr = sd[grp, prr]
-        if kind == "std.lv":
+    def _one(est, sd, pdg, std_lv):
+        sl = sd[..., grp, pl]
+        sr = sd[..., grp, prr]
+        if std_lv:
             sl = np.where(lv_l, sl, 1.0)
             sr = np.where(lv_r, sr, 1.0)
-        one = np.ones_like(sl)
-        cov_den = np.sqrt(pdg[grp, pl] * pdg[grp, prr])
-        if kind == "std.lv":
-            both = lv_l & lv_r
-            cov_den = np.where(both, cov_den, sl * sr)
+        cov_den = np.sqrt(pdg[..., grp, pl] * pdg[..., grp, prr])
+        if std_lv:
+            cov_den = np.where(both_lv, cov_den, sl * sr)
         den = np.where(is_load, sr / sl, np.where(is_reg, sl / sr, np.where(
-            is_var, sl * sl, np.where(is_cov, cov_den, np.where(is_int, sl, one)))))
+            is_var, sl * sl, np.where(is_cov, cov_den, np.where(is_int, sl, 1.0)))))
         out = est / den
         if defined:
-            env = {}
-            for r in range(len(out)):
-                if labels[r] and labels[r] not in env:
-                    env[labels[r]] = out[r]
-                env[plabels[r]] = out[r]
+            env = {lab: out[..., r] for lab, r in first_label.items()}
+            for r in range(out.shape[-1]):
+                env.setdefault(plabels[r], out[..., r])
             dvals = []
             for name, expr in defined.items():
                 env[name] = expr.evaluate(env)
-                dvals.append(env[name])
-            out = np.concatenate([out, np.array(dvals, dtype=out.dtype)])
+                dvals.append(np.broadcast_to(env[name], out.shape[:-1]))
+            out = np.concatenate([out, np.stack(dvals, axis=-1)], axis=-1)
         return out
+
+    def f(x):
+        X = np.atleast_2d(x)
+        k = X.shape[0]
+        sds = []
+        pds = []
+        for gk in pr.groups:
+            B = np.repeat(gk.B0[None], k, axis=0).astype(X.dtype)
+            P = np.repeat(gk.P0[None], k, axis=0).astype(X.dtype)
+            B[:, gk.B_i, gk.B_j] = X[:, gk.B_f]
+            P[:, gk.P_i, gk.P_j] = X[:, gk.P_f]
+            P[:, gk.P_j, gk.P_i] = X[:, gk.P_f]
+            A = np.linalg.inv(gk.eye_m - B)
+            C = A @ P @ np.swapaxes(A, 1, 2)
+            sds.append(np.sqrt(np.diagonal(C, axis1=1, axis2=2)))
+            pds.append(np.diagonal(P, axis1=1, axis2=2))
+        sd = np.stack(sds, axis=1)  # (k, G, m)
+        pdg = np.stack(pds, axis=1)
+        est = np.where(has_free, X[:, fidx], ust)
+        if kind == "both":
+            out = np.concatenate([_one(est, sd, pdg, True), _one(est, sd, pdg, False)], axis=-1)
+        else:
+            out = _one(est, sd, pdg, kind == "std.lv")
+        return out[0] if np.ndim(x) == 1 else out
 
     return f
 

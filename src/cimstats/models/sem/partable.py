@@ -232,30 +232,23 @@ def build_partable(
                 lv_free = g > 0 and ("intercepts" in group_equal) and "means" not in group_equal
                 add_default(v, "~1", "", free=lv_free, ustart=(math.nan if lv_free else 0.0))
 
-    tab = pd.DataFrame(rows)
-    # sort as lavaan does: by group, keeping syntax order first then defaults
-    tab = tab.sort_values(["group", "user"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    # order as lavaan: by group, then operator, user rows before defaults (stable)
     order = {"=~": 0, "~": 1, "~~": 2, "~1": 3}
-    tab["_o"] = tab["op"].map(order)
-    tab = tab.sort_values(["group", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
-    tab.insert(0, "id", np.arange(1, len(tab) + 1))
-    tab["plabel"] = [f".p{i}." for i in tab["id"]]
-    tab["label"] = tab["label"].astype(object)
+    records = sorted(rows, key=lambda r: (r["group"], order[r["op"]], -r["user"]))
+    for k, r in enumerate(records, start=1):
+        r["id"] = k
+        r["plabel"] = f".p{k}."
 
     # free indices: shared labels -> shared index
-    free_idx = np.zeros(len(tab), dtype=int)
     label_to_idx: dict[str, int] = {}
     nxt = 1
-    partial = set()
-    for p in group_partial:
-        pt = p.replace(" ", "")
-        partial.add(pt)
-    type_of = _param_type(tab, roles)
-    records = tab.to_dict("records")
+    partial = set(p.replace(" ", "") for p in group_partial)
+    type_of = _param_type(records, roles)
     first_group_row = {}
     for i, r in enumerate(records):
         if r["group"] == 1:
             first_group_row[(r["lhs"], r["op"], r["rhs"])] = i
+    free_idx = [0] * len(records)
     for i, r in enumerate(records):
         if not r["free"]:
             continue
@@ -278,12 +271,12 @@ def build_partable(
                 continue
         free_idx[i] = nxt
         nxt += 1
-    tab["free"] = free_idx
-    tab["label"] = [r["label"] for r in records]
+    for r, f in zip(records, free_idx):
+        r["free"] = f
 
     # labels on fixed parameters are allowed (they name a constant)
     constraints = Constraints()
-    all_labels = set(l for l in tab["label"] if l)
+    all_labels = set(r["label"] for r in records if r["label"])
     # defined parameters
     for s in other:
         if s.op == ":=":
@@ -318,7 +311,9 @@ def build_partable(
                 a, b = label_to_idx[lt[1]], label_to_idx[rt[1]]
                 if a != b:
                     keep, drop = min(a, b), max(a, b)
-                    tab.loc[tab["free"] == drop, "free"] = keep
+                    for r in records:
+                        if r["free"] == drop:
+                            r["free"] = keep
                     for k2, v2 in list(label_to_idx.items()):
                         if v2 == drop:
                             label_to_idx[k2] = keep
@@ -343,17 +338,21 @@ def build_partable(
                 hi = min(hi, val)
             constraints.bounds[key_] = (lo, hi)
     # renumber free indices contiguously
-    used = sorted(set(tab["free"]) - {0})
+    used = sorted(set(r["free"] for r in records) - {0})
     remap = {old: new for new, old in enumerate(used, start=1)}
-    tab["free"] = tab["free"].map(lambda v: remap.get(v, 0)).astype(int)
+    for r in records:
+        r["free"] = remap.get(r["free"], 0)
+    cols = ["id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "start", "label", "plabel", "exo", "line"]
+    tab = pd.DataFrame({c: [r[c] for r in records] for c in cols})
+    tab["label"] = tab["label"].astype(object)
     constraints.bounds = {remap[k] - 1: v for k, v in constraints.bounds.items()}
     return tab, constraints, roles
 
 
-def _param_type(tab: pd.DataFrame, roles: dict) -> list[str]:
+def _param_type(records: list, roles: dict) -> list[str]:
     lv = set(roles["lv"])
     out = []
-    for r in tab.to_dict("records"):
+    for r in records:
         op = r["op"]
         if op == "=~":
             out.append("loadings")

@@ -72,9 +72,9 @@ class SEMResult:
 
             def dfun(xx):
                 env = label_env(prep.table, xx, defined)
-                return np.array([env[n] for n in names])
+                return np.stack([np.broadcast_to(env[n], np.shape(xx)[:-1]) for n in names], axis=-1)
 
-            dv, J = complex_jacobian(dfun, x)
+            dv, J = complex_jacobian(dfun, x, batched=True)
             dse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
             for k, n in enumerate(names):
                 rows_def.append(dict(lhs=n, op=":=", rhs=defined[n].text, group=0, label=n, free=0,
@@ -86,11 +86,14 @@ class SEMResult:
             d = pd.DataFrame(rows_def)
             d["id"] = np.arange(len(tab) + 1, len(tab) + 1 + len(d))
             tab = pd.concat([tab, d], ignore_index=True)
-        for kind, col in (("std.lv", "std_lv"), ("std.all", "std_all")):
-            fn = standardize_fn(prep, kind)
-            sv, J = complex_jacobian(fn, x)
-            tab[col] = sv
-            tab[col + "_se"] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
+        fn = standardize_fn(prep, "both")
+        sv, J = complex_jacobian(fn, x, batched=True)
+        sse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
+        half = sv.size // 2
+        tab["std_lv"] = sv[:half]
+        tab["std_lv_se"] = sse[:half]
+        tab["std_all"] = sv[half:]
+        tab["std_all_se"] = sse[half:]
         # constraints rows
         for (l, op, r) in prep.constraints.eq_rows:
             tab = pd.concat([tab, pd.DataFrame([dict(id=len(tab) + 1, lhs=l, op=op, rhs=r, group=0,
