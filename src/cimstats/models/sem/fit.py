@@ -131,9 +131,12 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             + "; ".join(f"{k}: {v}" for k, v in dropped.items()) + ".",
             MissingDataWarning, stacklevel=3,
         )
-    sub = df.loc[keep]
+    Yall = Yall[keep]
+    gcol = df[group].to_numpy()[keep] if group is not None else None
+    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
+    idx_all = df.index.to_numpy()[keep]
     if group is not None:
-        labels = tuple(pd.unique(sub[group]))
+        labels = tuple(pd.unique(pd.Series(gcol)))
     else:
         labels = ("1",)
     ngroups = len(labels)
@@ -145,23 +148,23 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         statements, ngroups=ngroups, std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x,
         group_equal=tuple(group_equal), group_partial=tuple(group_partial), orthogonal=orthogonal,
     )
-    nfree = int(tab["free"].max()) if len(tab) else 0
+    records = roles.pop("records")
+    nfree = max((r["free"] for r in records), default=0)
     groups = []
     group_rows = []
     clusters = []
     for gi, lab in enumerate(labels):
-        gsub = sub if group is None else sub.loc[sub[group] == lab]
-        Y = gsub[ov].to_numpy(dtype=float)
+        sel = slice(None) if group is None else (gcol == lab)
+        Y = Yall[sel]
         if Y.shape[0] < 2:
             raise ModelSpecificationError(
                 f"Group '{lab}' of `group=` has {Y.shape[0]} usable row(s); at least 2 are needed."
             )
-        group_rows.append(gsub.index.to_numpy())
-        clusters.append(None if cluster is None else gsub[cluster].to_numpy())
+        group_rows.append(idx_all[sel])
+        clusters.append(None if cluster is None else ccol[sel])
         groups.append((Y, None))
     lv = roles["lv"]
     kernels = []
-    records = tab.to_dict("records")
     ustart = tab["ustart"].to_numpy(dtype=float).copy()
     for gi, (Y, _) in enumerate(groups):
         recs = []

@@ -346,6 +346,7 @@ def build_partable(
     tab = pd.DataFrame({c: [r[c] for r in records] for c in cols})
     tab["label"] = tab["label"].astype(object)
     constraints.bounds = {remap[k] - 1: v for k, v in constraints.bounds.items()}
+    roles["records"] = records
     return tab, constraints, roles
 
 

@@ -61,60 +61,66 @@ class SEMResult:
         from .fit import complex_jacobian, label_env
         from .inference import standardize_fn
 
-        tab = prep.table.copy()
-        free = tab["free"].to_numpy()
-        est = np.where(free > 0, x[np.maximum(free - 1, 0)], tab["ustart"].to_numpy(dtype=float))
+        base = prep.table
+        cols = {c: base[c].to_numpy() for c in base.columns}
+        free = cols["free"].astype(int)
+        est = np.where(free > 0, x[np.maximum(free - 1, 0)], cols["ustart"].astype(float))
         se = np.where(free > 0, np.sqrt(np.maximum(np.diag(V)[np.maximum(free - 1, 0)], 0)), 0.0)
         defined = prep.constraints.defined
-        rows_def = []
-        if defined:
-            names = list(defined)
-
+        names = list(defined)
+        nd = len(names)
+        if nd:
             def dfun(xx):
                 env = label_env(prep.table, xx, defined)
                 return np.stack([np.broadcast_to(env[n], np.shape(xx)[:-1]) for n in names], axis=-1)
 
             dv, J = complex_jacobian(dfun, x, batched=True)
             dse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
-            for k, n in enumerate(names):
-                rows_def.append(dict(lhs=n, op=":=", rhs=defined[n].text, group=0, label=n, free=0,
-                                     user=1, ustart=np.nan, plabel="", exo=0, estimate=dv[k],
-                                     std_error=dse[k]))
-        tab["estimate"] = est
-        tab["std_error"] = se
-        if rows_def:
-            d = pd.DataFrame(rows_def)
-            d["id"] = np.arange(len(tab) + 1, len(tab) + 1 + len(d))
-            tab = pd.concat([tab, d], ignore_index=True)
+        else:
+            dv = dse = np.zeros(0)
         fn = standardize_fn(prep, "both")
         sv, J = complex_jacobian(fn, x, batched=True)
         sse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
         half = sv.size // 2
-        tab["std_lv"] = sv[:half]
-        tab["std_lv_se"] = sse[:half]
-        tab["std_all"] = sv[half:]
-        tab["std_all_se"] = sse[half:]
-        # constraints rows
-        for (l, op, r) in prep.constraints.eq_rows:
-            tab = pd.concat([tab, pd.DataFrame([dict(id=len(tab) + 1, lhs=l, op=op, rhs=r, group=0,
-                                                     label="", free=0, user=1, ustart=np.nan, plabel="",
-                                                     exo=0, estimate=np.nan, std_error=np.nan)])],
-                            ignore_index=True)
-        is_param = tab["op"].isin(["=~", "~", "~~", "~1", ":="]).to_numpy()
-        has_se = ((tab["free"] > 0) | (tab["op"] == ":=")).to_numpy()
-        estv = tab["estimate"].to_numpy(dtype=float)
-        sev = tab["std_error"].to_numpy(dtype=float)
+        cons = prep.constraints.eq_rows
+        nc = len(cons)
+        nrow = len(free)
+        ntot = nrow + nd + nc
+
+        def ext(arr, dvals, cvals, dtype=None):
+            out = np.concatenate([np.asarray(arr), np.asarray(dvals), np.asarray(cvals)])
+            return out.astype(dtype) if dtype is not None else out
+
+        tab = {
+            "id": np.arange(1, ntot + 1),
+            "lhs": ext(cols["lhs"].astype(object), names, [c[0] for c in cons], object),
+            "op": ext(cols["op"].astype(object), [":="] * nd, [c[1] for c in cons], object),
+            "rhs": ext(cols["rhs"].astype(object), [defined[n].text for n in names], [c[2] for c in cons], object),
+            "user": ext(cols["user"], np.ones(nd), np.ones(nc), int),
+            "group": ext(cols["group"], np.zeros(nd), np.zeros(nc), int),
+            "free": ext(free, np.zeros(nd), np.zeros(nc), int),
+            "ustart": ext(cols["ustart"].astype(float), np.full(nd, np.nan), np.full(nc, np.nan), float),
+            "label": ext(cols["label"].astype(object), names, [""] * nc, object),
+            "plabel": ext(cols["plabel"].astype(object), [""] * nd, [""] * nc, object),
+            "exo": ext(cols["exo"], np.zeros(nd), np.zeros(nc), int),
+            "estimate": ext(est, dv, np.full(nc, np.nan), float),
+            "std_error": ext(se, dse, np.full(nc, np.nan), float),
+            "std_lv": ext(sv[:half], [], np.full(nc, np.nan), float),
+            "std_lv_se": ext(sse[:half], [], np.full(nc, np.nan), float),
+            "std_all": ext(sv[half:], [], np.full(nc, np.nan), float),
+            "std_all_se": ext(sse[half:], [], np.full(nc, np.nan), float),
+        }
+        is_param = np.concatenate([np.ones(nrow + nd, bool), np.zeros(nc, bool)])
+        has_se = np.concatenate([free > 0, np.ones(nd, bool), np.zeros(nc, bool)])
+        estv = tab["estimate"]
+        sev = tab["std_error"]
         zst, p = _pvals(estv, sev)
-        zst = np.where(has_se, zst, np.nan)
-        p = np.where(has_se, p, np.nan)
         q = stats.norm.ppf(0.975)
-        tab["statistic"] = zst
-        tab["p_value"] = p
+        tab["statistic"] = np.where(has_se, zst, np.nan)
+        tab["p_value"] = np.where(has_se, p, np.nan)
         tab["ci_lower"] = np.where(has_se, estv - q * sev, np.where(is_param, estv, np.nan))
         tab["ci_upper"] = np.where(has_se, estv + q * sev, np.where(is_param, estv, np.nan))
-        tab["group"] = tab["group"].astype(int)
-        tab["label"] = tab["label"].fillna("").astype(str)
-        tab["rhs"] = tab["rhs"].fillna("").astype(str)
+        tab = pd.DataFrame(tab)
         obj = cls(spec=spec, table=tab, nobs=int(prep.problem.N), n_dropped=int(sum(prep.dropped.values())),
                   dropped=MappingProxyType(dict(prep.dropped)), optimizer=MappingProxyType(dict(trace)),
                   _fit=MappingProxyType(dict(fm)), _vcov=V, _prep=prep, _z=z, _h1=h1)
@@ -124,13 +130,18 @@ class SEMResult:
     def _check_admissible(self):
         prep = self._prep
         t = self.table
-        neg = t[(t["op"] == "~~") & (t["lhs"] == t["rhs"]) & (t["estimate"] < 0)]
+        op = t["op"].to_numpy()
+        lhs = t["lhs"].to_numpy()
+        rhs = t["rhs"].to_numpy()
+        est = t["estimate"].to_numpy(dtype=float)
+        neg = np.where((op == "~~") & (lhs == rhs) & (est < 0))[0]
         if len(neg):
-            r = neg.iloc[0]
+            i = neg[0]
+            g = int(t["group"].to_numpy()[i])
             warnings.warn(
-                f"The solution is inadmissible: the variance of '{r['lhs']}'"
-                + (f" in group {r['group']}" if len(self.spec.group_labels) > 1 else "")
-                + f" is negative ({r['estimate']:.4g}); check for an over-extracted factor or fix it at a small value.",
+                f"The solution is inadmissible: the variance of '{lhs[i]}'"
+                + (f" in group {g}" if len(self.spec.group_labels) > 1 else "")
+                + f" is negative ({est[i]:.4g}); check for an over-extracted factor or fix it at a small value.",
                 InadmissibleSolutionWarning, stacklevel=4,
             )
             return
