@@ -530,11 +530,19 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
     scaled = None
     fm0 = inf.assemble_fit(prep, z, h1)
     if robust:
-        c, _ = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"]) if not pr.missing else (math.nan, None)
-        trh1, trh0 = inf.baseline_scaling(prep, h1) if not pr.missing else (math.nan, math.nan)
-        cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
+        if pr.missing:
+            c, cb = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
+        else:
+            c, _ = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
+            trh1, trh0 = inf.baseline_scaling(prep, h1)
+            cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
         scaled = {"c": c, "cb": cb}
     fm = inf.assemble_fit(prep, z, h1, scaled=scaled) if scaled else fm0
+    if scaled and pr.missing:
+        # lavaan's robust CFI/TLI/RMSEA for incomplete data (Savalei 2018) differ from the
+        # complete-data formulas; they are not reported rather than reported wrongly
+        for k in ("cfi.robust", "tli.robust", "rmsea.robust"):
+            fm[k] = math.nan
     spec = Spec(model=prep.model, estimator=prep.estimator, missing=prep.missing, group=prep.group,
                 group_labels=tuple(str(l) for l in prep.labels), cluster=prep.cluster,
                 std_lv=prep.std_lv, meanstructure=prep.meanstructure, fixed_x=prep.fixed_x,

@@ -98,7 +98,7 @@ def h1_stats(prep):
             S, ybar = gk.S, gk.ybar
             ll1 = group_loglik(gk, S, ybar)
         else:
-            S, ybar, ll1 = em_saturated(gk)
+            S, ybar, ll1, sat_pr, sat_z = em_saturated(gk, return_problem=True)
         # baseline: independent variables (covariances among fixed-x covariates kept)
         if gk.patterns is None:
             Sb = np.diag(np.diag(S))
@@ -115,7 +115,10 @@ def h1_stats(prep):
                 var_b[j] = yj.var()
             Sb = np.diag(var_b)
             llb = group_loglik(gk, Sb, mu_b)
-        out.append(dict(S=S, ybar=ybar, ll1=ll1, llb=llb))
+        h = dict(S=S, ybar=ybar, ll1=ll1, llb=llb)
+        if gk.patterns is not None:
+            h.update(sat_problem=sat_pr, sat_z=sat_z, base_S=Sb, base_mu=mu_b)
+        out.append(h)
     return out
 
 
@@ -275,6 +278,44 @@ def yuan_bentler_mplus(prep, z, vc_extras, df):
         Delta = (Delta @ pr.K)[k]
         tr_h0 += w * np.sum(B1 * (Delta @ Ainv @ Delta.T))
     return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1
+
+
+def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
+    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML."""
+    from .kernel import missing_h1_scores
+
+    pr = prep.problem
+    x = pr.x_of(z)
+    Ainv = vc_extras["Ainv"]
+    tr_h1 = 0.0
+    tr_h0 = 0.0
+    tr_b0 = 0.0
+    for gi, (w, gk, h) in enumerate(zip(pr.w, pr.groups, h1)):
+        p = gk.p
+        iu = _vech_idx(p)
+        nv = len(iu[0])
+        sp, sz = h["sat_problem"], h["sat_z"]
+        A1 = sp.hessian_z(sz)
+        B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"]), prep.clusters[gi], gk.n)
+        tr_h1 += np.sum(B1 * np.linalg.inv(A1).T)
+        Sigma, mu, A_, C_, Aa = gk.implied(x)
+        B1s = _meat(missing_h1_scores(gk, Sigma, mu), prep.clusters[gi], gk.n)
+        DS, Dm = gk.delta(A_, C_, Aa)
+        Delta = np.vstack([DS[:, iu[0], iu[1]].T, Dm.T]) @ pr.K
+        tr_h0 += w * np.sum(B1s * (Delta @ Ainv @ Delta.T))
+        # baseline: free variances and means
+        Sb, mb = h["base_S"], h["base_mu"]
+        zb = np.concatenate([Sb[iu], mb])
+        Hb = sp.hessian_z(zb)
+        cols = [k for k in range(nv) if iu[0][k] == iu[1][k]] + [nv + j for j in range(p)]
+        D = np.zeros((nv + p, len(cols)))
+        D[cols, np.arange(len(cols))] = 1.0
+        Ab = D.T @ Hb @ D
+        B1b = _meat(missing_h1_scores(gk, Sb, mb), prep.clusters[gi], gk.n)
+        tr_b0 += np.sum(B1b * (D @ np.linalg.inv(Ab) @ D.T))
+    c = (tr_h1 - tr_h0) / df if df > 0 else math.nan
+    cb = (tr_h1 - tr_b0) / dfb if dfb > 0 else math.nan
+    return c, cb
 
 
 def baseline_scaling(prep, h1):

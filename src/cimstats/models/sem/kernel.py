@@ -434,7 +434,7 @@ def _fiml_value(gk, Sigma, mu):
     return f
 
 
-def em_saturated(gk: GroupKernel, tol=1e-10):
+def em_saturated(gk: GroupKernel, tol=1e-10, return_problem=False):
     """Saturated (unrestricted) mean and covariance under missing data (ML).
 
     Maximised directly over (mu, Sigma) with the same full-information
@@ -464,4 +464,27 @@ def em_saturated(gk: GroupKernel, tol=1e-10):
     pr = SEMProblem([sk], k - 1, missing=True)
     z, tr = pr.fit(z0, tol=tol)
     Sigma, mu, *_ = sk.implied(z)
+    if return_problem:
+        return Sigma, mu, group_loglik(gk, Sigma, mu), pr, z
     return Sigma, mu, group_loglik(gk, Sigma, mu)
+
+
+def missing_h1_scores(gk: GroupKernel, Sigma, mu):
+    """Casewise scores of the saturated model under missing data, in (vech Sigma, mu) order."""
+    Y = gk.Y
+    n, p = Y.shape
+    iu = np.triu_indices(p)
+    dbl = np.where(iu[0] == iu[1], 1.0, 2.0)
+    out = np.zeros((n, len(iu[0]) + p))
+    for pt in gk.patterns:
+        o = pt["obs"]
+        rows = pt["rows"]
+        Sinv_o, _ = chol_inv_logdet(Sigma[np.ix_(o, o)])
+        Sinv = np.zeros((p, p))
+        Sinv[np.ix_(o, o)] = Sinv_o
+        E = np.zeros((len(rows), p))
+        E[:, o] = Y[np.ix_(rows, o)] - mu[o]
+        V = E @ Sinv
+        out[rows, : len(iu[0])] = 0.5 * (V[:, iu[0]] * V[:, iu[1]] - Sinv[iu][None, :]) * dbl
+        out[rows, len(iu[0]):] = V
+    return out
