@@ -509,7 +509,7 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             "variances, covariances and means; fix parameters, add indicators or equality constraints."
         )
     # identification: the information must be non-singular
-    Iexp = pr.info_z(z) if information == "expected" or not (pr.missing or robust) else pr.hessian_z(z)
+    Iexp = pr.info_z(z) if (information == "expected" and not pr.missing) else pr.hessian_z(z)
     if Iexp is None:
         raise EstimationError(
             "The model-implied covariance matrix is not positive definite at the solution; "
@@ -524,8 +524,7 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             f"'{rows['lhs']} {rows['op']} {rows['rhs']}'; fix a loading or variance per latent "
             "variable, add indicators or equality constraints."
         )
-    V, extras = inf.vcov_free(prep, z, information_kind=information, se=se,
-                              A=Iexp if information == "observed" else None)
+    V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
     h1 = inf.h1_stats(prep)
     scaled = None
     fm0 = inf.assemble_fit(prep, z, h1)

@@ -164,7 +164,6 @@ def assemble_fit(prep, z, h1, *, scaled=None):
     dfb = nstat - G * ((p - px) + ((p - px) if pr.groups[0].meanstructure else 0))
     X2 = max(2.0 * (ll1 - ll0), 0.0)
     X2b = max(2.0 * (ll1 - llb), 0.0)
-    f, _ = pr.fz(z, want_grad=False)
     fmin = X2 / (2 * N)
     fm = fit_measures(X2=X2, df=df, X2b=X2b, dfb=dfb, N=N, G=G, npar=npar, logl=ll0, logl_h1=ll1,
                       fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled)
