@@ -214,3 +214,14 @@ def test_cluster_bootstrap_within_strata(mediation):
     t = bs.table.set_index("term")
     assert bs.cluster == "practice"
     assert t.loc["ab:=a*b", "boot_se"] == pytest.approx(fit.tidy().set_index("term").loc["ab:=a*b", "std_error"], rel=0.3)
+
+
+def test_summary_formats_and_glance(hs):
+    fit = sem(hs, "vis_ual =~ x1 + x2 + x3")
+    assert "chisq" in fit.summary()
+    assert r"vis\_ual=\textasciitilde{}x1" in fit.summary("latex")
+    assert "<table" in fit.summary("html")
+    g = fit.glance()
+    assert g.loc[0, "nobs"] == 301 and g.loc[0, "df"] == 0
+    with pytest.raises(ValueError):
+        fit.summary("pdf")

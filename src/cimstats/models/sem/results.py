@@ -334,20 +334,41 @@ class SEMResult:
 
         return bootstrap(self, n_boot=n_boot, **kw)
 
-    def summary(self) -> str:
-        """Plain-text summary: fit, then the parameter table."""
+    def summary(self, format: str = "text") -> str:
+        """Fit statistics then the parameter table, as ``"text"``, ``"html"`` or ``"latex"``."""
         f = self._fit
-        lines = [f"SEM fitted by {self.spec.estimator} ({'FIML' if self.spec.missing == 'fiml' else 'complete cases'})",
-                 f"  n used = {self.nobs}, n dropped = {self.n_dropped}",
-                 f"  chisq = {f['chisq']:.3f}, df = {f['df']:.0f}, p = {f['pvalue']:.4g}",
-                 f"  CFI = {f['cfi']:.3f}, TLI = {f['tli']:.3f}, RMSEA = {f['rmsea']:.3f} "
-                 f"[{f['rmsea.ci.lower']:.3f}, {f['rmsea.ci.upper']:.3f}], SRMR = {f['srmr']:.3f}"]
+        head = [f"SEM fitted by {self.spec.estimator} ({'FIML' if self.spec.missing == 'fiml' else 'complete cases'})",
+                f"n used = {self.nobs}, n dropped = {self.n_dropped}",
+                f"chisq = {f['chisq']:.3f}, df = {f['df']:.0f}, p = {f['pvalue']:.4g}",
+                f"CFI = {f['cfi']:.3f}, TLI = {f['tli']:.3f}, RMSEA = {f['rmsea']:.3f} "
+                f"[{f['rmsea.ci.lower']:.3f}, {f['rmsea.ci.upper']:.3f}], SRMR = {f['srmr']:.3f}"]
         if "chisq.scaled" in f:
-            lines.append(f"  scaled chisq = {f['chisq.scaled']:.3f} (scaling factor {f['chisq.scaling.factor']:.3f})")
+            head.append(f"scaled chisq = {f['chisq.scaled']:.3f} (scaling factor {f['chisq.scaling.factor']:.3f})")
         t = self.tidy()
         cols = ["term", "group", "estimate", "std_error", "p_value", "std_all"]
-        lines.append(t[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        return "\n".join(lines)
+        t = t[cols]
+        if format == "text":
+            return "\n".join(head + [t.to_string(index=False, float_format=lambda v: f"{v:.3f}")])
+        if format == "html":
+            import html as _html
+
+            lines = "".join(f"<p>{_html.escape(h)}</p>" for h in head)
+            return lines + t.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+        if format == "latex":
+            table = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                     "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+            def esc(v):
+                return "".join(table.get(ch, ch) for ch in str(v))
+
+            rows = [" & ".join(esc(c) for c in cols) + r" \\"]
+            for r in t.itertuples(index=False):
+                rows.append(" & ".join(esc(v) if isinstance(v, str) else f"{v:.3f}" if isinstance(v, float)
+                                       else esc(v) for v in r) + r" \\")
+            body = "\n".join(rows)
+            return ("\n".join(esc(h) + r" \\" for h in head) + "\n"
+                    + "\\begin{tabular}{lrrrrr}\n\\hline\n" + body + "\n\\hline\n\\end{tabular}")
+        raise ValueError("`format` must be 'text', 'html' or 'latex'.")
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda v: f"{v:.3f}")
