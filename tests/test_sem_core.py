@@ -225,3 +225,28 @@ def test_summary_formats_and_glance(hs):
     assert g.loc[0, "nobs"] == 301 and g.loc[0, "df"] == 0
     with pytest.raises(ValueError):
         fit.summary("pdf")
+
+
+@pytest.mark.parametrize("equal, extra_df", [
+    (("lv.variances",), 3), (("lv.covariances",), 3), (("residuals",), 9),
+    (("loadings", "lv.variances", "lv.covariances"), 12),
+])
+def test_group_equal_types_add_constraints(hs, equal, extra_df):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        free = sem(hs, HS, group="school")
+        eq = sem(hs, HS, group="school", group_equal=equal)
+    assert eq.fit_measures()["df"] - free.fit_measures()["df"] == extra_df
+    assert eq.fit_measures()["chisq"] >= free.fit_measures()["chisq"] - 1e-8
+
+
+def test_group_specific_fixed_values(hs):
+    fit = sem(hs, "visual =~ x1 + c(1, NA)*x2 + x3\ntextual =~ x4 + x5 + x6", group="school")
+    t = fit.tidy().set_index(["term", "group"])
+    assert t.loc[("visual=~x2", 1), "estimate"] == 1.0 and t.loc[("visual=~x2", 1), "std_error"] == 0
+    assert t.loc[("visual=~x2", 2), "std_error"] > 0
+
+
+def test_wrong_number_of_group_values(hs):
+    with pytest.raises(ModelSpecificationError, match="line 1.*one value per group"):
+        sem(hs, "visual =~ x1 + c(a, b, c)*x2 + x3", group="school")
