@@ -17,6 +17,9 @@ import importlib
 
 # public name -> module that defines it (loaded lazily on first access)
 _EXPORTS: dict[str, str] = {
+    "sem": "cimstats.models.sem.fit",
+    "invariance": "cimstats.models.sem.invariance",
+    "SEMResult": "cimstats.models.sem.results",
     "lmm": "cimstats.models.mixed",
     "anova": "cimstats.models.mixed",
     "LmmResult": "cimstats.models.mixed",

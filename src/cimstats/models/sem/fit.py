@@ -1,0 +1,550 @@
+"""Fit a structural equation model: the public verb :func:`sem`.
+
+The flow is syntax -> parameter table -> group kernels (arrays) -> Fisher
+scoring -> information / sandwich -> fit measures -> standardized and defined
+parameters -> :class:`~.results.SEMResult` (frozen).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import linalg as sla
+from scipy import stats
+
+from cimstats.errors import (
+    ConvergenceWarning, EstimationError, InadmissibleSolutionWarning, MissingDataWarning,
+    ModelSpecificationError,
+)
+
+from .estimation import SEMProblem
+from .fitmeasures import fit_measures, srmr_group
+from .kernel import GroupKernel, chol_inv_logdet, em_saturated, group_loglik
+from .partable import build_partable
+from .syntax import parse_model
+
+__all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian"]
+
+ESTIMATORS = ("ML", "MLR")
+MISSING = ("listwise", "fiml")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The options of one fit (kept on the result)."""
+
+    model: str
+    estimator: str
+    missing: str
+    group: str | None
+    group_labels: tuple
+    cluster: str | None
+    std_lv: bool
+    meanstructure: bool
+    fixed_x: bool
+    group_equal: tuple
+    group_partial: tuple
+    information: str
+    se: str
+    test: str
+
+
+def _as_frame(data) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    inner = getattr(data, "data", None)
+    if isinstance(inner, pd.DataFrame):
+        return inner
+    raise ModelSpecificationError(
+        f"`data` must be a pandas DataFrame or a cimstats Survey, found {type(data).__name__}; "
+        "pass the analysis data as a DataFrame."
+    )
+
+
+class Prepared:
+    """Everything needed to (re)estimate a model on data: picklable for bootstrap workers."""
+
+
+def prepare(data, model, *, group=None, estimator="ML", missing="listwise", cluster=None,
+            std_lv=False, meanstructure=None, fixed_x=True, group_equal=(), group_partial=(),
+            orthogonal=False) -> Prepared:
+    """Parse, build the parameter table, select the data and build the numeric problem."""
+    df = _as_frame(data)
+    estimator = str(estimator).upper()
+    if estimator not in ESTIMATORS:
+        raise ModelSpecificationError(
+            f"`estimator` is '{estimator}'; expected one of {', '.join(ESTIMATORS)}."
+        )
+    missing = {"ml": "fiml", "fiml": "fiml", "listwise": "listwise", "direct": "fiml"}.get(str(missing).lower())
+    if missing is None:
+        raise ModelSpecificationError("`missing` must be 'listwise' or 'fiml'; use missing='fiml' for FIML.")
+    if isinstance(group_equal, str):
+        group_equal = (group_equal,)
+    if isinstance(group_partial, str):
+        group_partial = (group_partial,)
+    statements = parse_model(model)
+    from .partable import classify_variables
+    roles = classify_variables(statements)
+    ov = roles["ov"]
+    absent = [v for v in ov if v not in df.columns]
+    if absent:
+        avail = ", ".join(map(str, list(df.columns)[:12]))
+        raise ModelSpecificationError(
+            f"`model` names {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not "
+            f"a column of `data` and not a latent variable (no '=~' defines it); available columns: {avail}."
+        )
+    for v in ov:
+        if not pd.api.types.is_numeric_dtype(df[v]):
+            raise ModelSpecificationError(
+                f"Column '{v}' of `data` is {df[v].dtype}, not numeric; recode it to numbers before fitting."
+            )
+    for name, arg in (("group", group), ("cluster", cluster)):
+        if arg is not None and arg not in df.columns:
+            raise ModelSpecificationError(f"`{name}=` is '{arg}', which is not a column of `data`.")
+    dropped: dict[str, int] = {}
+    keep = np.ones(len(df), dtype=bool)
+    for name, arg in (("group", group), ("cluster", cluster)):
+        if arg is not None:
+            bad = df[arg].isna().to_numpy()
+            if bad.any():
+                dropped[f"missing {name} ('{arg}')"] = int(bad[keep].sum())
+                keep &= ~bad
+    Yall = df[ov].to_numpy(dtype=float)
+    miss = np.isnan(Yall)
+    if missing == "listwise":
+        bad = miss.any(axis=1) & keep
+        if bad.any():
+            dropped["missing value in a model variable (listwise deletion)"] = int(bad.sum())
+            keep &= ~bad
+    else:
+        bad = miss.all(axis=1) & keep
+        if bad.any():
+            dropped["no observed model variable"] = int(bad.sum())
+            keep &= ~bad
+    if dropped:
+        warnings.warn(
+            f"{sum(dropped.values())} of {len(df)} rows were set aside: "
+            + "; ".join(f"{k}: {v}" for k, v in dropped.items()) + ".",
+            MissingDataWarning, stacklevel=3,
+        )
+    Yall = Yall[keep]
+    gcol = df[group].to_numpy()[keep] if group is not None else None
+    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
+    idx_all = df.index.to_numpy()[keep]
+    if group is not None:
+        labels = tuple(pd.unique(pd.Series(gcol)))
+    else:
+        labels = ("1",)
+    ngroups = len(labels)
+    if meanstructure is None:
+        meanstructure = ngroups > 1 or missing == "fiml" or cluster is not None
+    if missing == "fiml":
+        meanstructure = True
+    tab, cons, roles = build_partable(
+        statements, ngroups=ngroups, std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x,
+        group_equal=tuple(group_equal), group_partial=tuple(group_partial), orthogonal=orthogonal,
+    )
+    records = roles.pop("records")
+    nfree = max((r["free"] for r in records), default=0)
+    groups = []
+    group_rows = []
+    clusters = []
+    for gi, lab in enumerate(labels):
+        sel = slice(None) if group is None else (gcol == lab)
+        Y = Yall[sel]
+        if Y.shape[0] < 2:
+            raise ModelSpecificationError(
+                f"Group '{lab}' of `group=` has {Y.shape[0]} usable row(s); at least 2 are needed."
+            )
+        group_rows.append(idx_all[sel])
+        clusters.append(None if cluster is None else ccol[sel])
+        groups.append((Y, None))
+    lv = roles["lv"]
+    kernels = []
+    ustart = tab["ustart"].to_numpy(dtype=float).copy()
+    for gi, (Y, _) in enumerate(groups):
+        recs = []
+        tmpk = GroupKernel([], ov, lv, nfree, meanstructure)
+        if missing == "fiml":
+            tmpk.set_missing(Y)
+        else:
+            tmpk.set_complete(Y)
+        for rid, r in enumerate(records):
+            if r["group"] != gi + 1:
+                continue
+            val = r["ustart"]
+            if r["exo"] == 1:
+                i = ov.index(r["lhs"])
+                if r["op"] == "~1":
+                    val = tmpk.ybar[i]
+                else:
+                    val = tmpk.S[i, ov.index(r["rhs"])]
+                ustart[rid] = val
+            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val, exo=r["exo"]))
+        gk = GroupKernel(recs, ov, lv, nfree, meanstructure)
+        gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS = tmpk.Y, tmpk.n, tmpk.S, tmpk.ybar, tmpk.logdetS
+        gk.patterns = tmpk.patterns
+        if missing == "fiml":
+            gk.batches, gk.case_pattern, gk.obs_mask = tmpk.batches, tmpk.case_pattern, tmpk.obs_mask
+        else:
+            if not np.isfinite(gk.logdetS) or np.linalg.eigvalsh(gk.S).min() <= 1e-12 * np.trace(gk.S):
+                lab = labels[gi]
+                raise ModelSpecificationError(
+                    f"The sample covariance matrix of {', '.join(ov)}"
+                    + (f" in group '{lab}'" if ngroups > 1 else "")
+                    + " is not positive definite (a variable is constant or a linear combination of others); "
+                    "remove redundant variables from `model`."
+                )
+        kernels.append(gk)
+    tab["ustart"] = ustart
+    for r, u in zip(records, ustart):
+        r["ustart"] = u
+    # linear constraints -> re-parameterisation
+    K = None
+    x_base = None
+    if cons.linear:
+        K, x_base = _linear_constraints(tab, cons, nfree)
+    if cons.bounds and cons.linear:
+        raise ModelSpecificationError(
+            "`model` combines bounds (a > 0) with non-simple equality constraints; "
+            "use label sharing for equalities or drop the bounds."
+        )
+    problem = SEMProblem(kernels, nfree, missing=(missing == "fiml"), K=K, x_base=x_base,
+                         bounds=cons.bounds)
+    prep = Prepared()
+    prep.model = model
+    prep.table = tab
+    prep.constraints = cons
+    prep.roles = roles
+    prep.problem = problem
+    prep.ov = ov
+    prep.lv = lv
+    prep.labels = labels
+    prep.group = group
+    prep.cluster = cluster
+    prep.clusters = clusters
+    prep.group_rows = group_rows
+    prep.estimator = estimator
+    prep.missing = missing
+    prep.meanstructure = meanstructure
+    prep.std_lv = std_lv
+    prep.fixed_x = fixed_x
+    prep.group_equal = tuple(group_equal)
+    prep.group_partial = tuple(group_partial)
+    prep.n_input = len(df)
+    prep.records = records
+    prep.dropped = dropped
+    return prep
+
+
+_ENV_CACHE: dict = {}
+
+
+def label_env(tab: pd.DataFrame, x, defined: dict | None = None):
+    """Map labels (and plabels) to values given the free-parameter vector x."""
+    env = {}
+    key = id(tab)
+    cached = _ENV_CACHE.get(key)
+    if cached is None or cached[0] is not tab:
+        cached = (tab, tab["free"].to_numpy(), tab["ustart"].to_numpy(dtype=float),
+                  tab["label"].to_numpy(), tab["plabel"].to_numpy())
+        if len(_ENV_CACHE) > 64:
+            _ENV_CACHE.clear()
+        _ENV_CACHE[key] = cached
+    _, free, ustart, labels, plabels = cached
+    for i in range(len(free)):
+        v = x[..., free[i] - 1] if free[i] > 0 else ustart[i]
+        if labels[i] and labels[i] not in env:
+            env[labels[i]] = v
+        env[plabels[i]] = v
+    if defined:
+        for name, expr in defined.items():
+            env[name] = expr.evaluate(env)
+    return env
+
+
+def complex_jacobian(fun, x, h=1e-20, batched=False):
+    """Jacobian of a real-analytic vector function by complex-step differentiation.
+
+    With ``batched=True`` ``fun`` evaluates a batch of parameter vectors (rows) at once.
+    """
+    x = np.asarray(x, dtype=float)
+    if batched and x.size:
+        X = np.repeat(x[None].astype(complex), x.size, axis=0)
+        X[np.arange(x.size), np.arange(x.size)] += 1j * h
+        F = np.asarray(fun(X))
+        return np.real(F[0]), (np.imag(F) / h).T
+    f0 = np.asarray(fun(x.astype(complex)))
+    J = np.zeros((f0.size, x.size))
+    for i in range(x.size):
+        xc = x.astype(complex)
+        xc[i] += 1j * h
+        J[:, i] = np.imag(np.asarray(fun(xc))).ravel() / h
+    return np.real(f0).ravel(), J
+
+
+def _linear_constraints(tab, cons, nfree):
+    defined = cons.defined
+
+    def h(x):
+        env = label_env(tab, x, defined)
+        return np.array([s.expr_lhs.evaluate(env) - s.expr.evaluate(env) for s, _ in cons.linear])
+
+    x1 = np.linspace(0.3, 0.9, nfree)
+    x2 = np.linspace(1.1, -0.4, nfree)
+    f1, J1 = complex_jacobian(h, x1)
+    _, J2 = complex_jacobian(h, x2)
+    if not np.allclose(J1, J2, atol=1e-10):
+        bad = [cons.linear[i][0] for i in range(J1.shape[0]) if not np.allclose(J1[i], J2[i], atol=1e-10)]
+        s = bad[0]
+        raise ModelSpecificationError(
+            f"Model syntax line {s.line} ('{s.text.strip()}'): non-linear equality constraints are not "
+            "supported; rewrite it as a linear constraint or a shared label."
+        )
+    R = J1
+    h0 = f1 - R @ x1
+    K = sla.null_space(R)
+    x_base = -np.linalg.pinv(R) @ h0
+    if np.linalg.matrix_rank(R) < R.shape[0]:
+        raise ModelSpecificationError(
+            "`model` has redundant or contradictory equality constraints (== lines); remove the duplicates."
+        )
+    return K, x_base
+
+
+def start_values(prep: Prepared) -> np.ndarray:
+    """Starting values as in lavaan's 'simple' rule, overridden by start() modifiers."""
+    tab = prep.table
+    nfree = prep.problem.nfree
+    x = np.full(nfree, np.nan)
+    lv = set(prep.lv)
+    records = prep.records
+    for r in records:
+        f = r["free"]
+        if f == 0 or not np.isnan(x[f - 1]):
+            continue
+        gk = prep.problem.groups[r["group"] - 1]
+        if not np.isnan(r["start"]):
+            x[f - 1] = r["start"]
+            continue
+        op = r["op"]
+        if op == "=~":
+            if prep.std_lv:
+                i = prep.ov.index(r["rhs"]) if r["rhs"] in prep.ov else None
+                x[f - 1] = math.sqrt(0.5 * gk.S[i, i]) if i is not None else 1.0
+            else:
+                x[f - 1] = 1.0
+        elif op == "~":
+            x[f - 1] = 0.0
+        elif op == "~~":
+            if r["lhs"] == r["rhs"]:
+                if r["lhs"] in lv:
+                    x[f - 1] = 0.05
+                else:
+                    i = prep.ov.index(r["lhs"])
+                    x[f - 1] = 0.5 * gk.S[i, i]
+            else:
+                x[f - 1] = 0.0
+        elif op == "~1":
+            if r["lhs"] in lv:
+                x[f - 1] = 0.0
+            else:
+                x[f - 1] = gk.ybar[prep.ov.index(r["lhs"])]
+    # user start values on any shared row win
+    for r in records:
+        if r["free"] > 0 and not np.isnan(r["start"]):
+            x[r["free"] - 1] = r["start"]
+    return np.nan_to_num(x)
+
+
+def estimate_free(prep: Prepared, z0=None):
+    """Estimate the free parameters; returns (z, trace)."""
+    pr = prep.problem
+    if z0 is None:
+        x0 = start_values(prep)
+        z0 = pr.z_of(x0)
+        f0, _ = pr.fz(z0)
+        if not np.isfinite(f0):
+            # start from a safer point: all latent variances larger
+            x0 = _safe_start(prep, x0)
+            z0 = pr.z_of(x0)
+    return pr.fit(z0)
+
+
+def _safe_start(prep, x0):
+    x = x0.copy()
+    for r in prep.records:
+        if r["free"] > 0 and r["op"] == "~~" and r["lhs"] == r["rhs"]:
+            x[r["free"] - 1] = max(x[r["free"] - 1], 0.1)
+        if r["free"] > 0 and r["op"] in ("~",) :
+            x[r["free"] - 1] = 0.0
+    return x
+
+
+# ---------------------------------------------------------------------------
+# the public verb
+# ---------------------------------------------------------------------------
+
+def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
+        missing: str = "listwise", cluster: str | None = None, std_lv: bool = False,
+        meanstructure: bool | None = None, fixed_x: bool = True, group_equal=(),
+        group_partial=(), orthogonal: bool = False, information: str | None = None,
+        se: str | None = None, engine: str = "cimstats"):
+    """Fit a structural equation model written in lavaan syntax.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or Survey
+        One row per respondent; model variables must be numeric columns.
+    model : str
+        lavaan model syntax (``=~``, ``~``, ``~~``, ``~ 1``, labels, fixed and
+        start values, ``c()`` per group, ``:=``, ``==``, ``<``, ``>``).
+    group : str, optional
+        Column defining groups for a multigroup model (groups in order of
+        appearance, as lavaan).
+    estimator : {"ML", "MLR"}
+        ``"MLR"``: ML estimates with Huber-White (sandwich) standard errors and
+        the Yuan-Bentler scaled chi-square (lavaan's ``"yuan.bentler.mplus"``).
+    missing : {"listwise", "fiml"}
+        ``"fiml"``: full-information ML using every observed value (rows with
+        no observed model variable are set aside and counted).
+    cluster : str, optional
+        Column of cluster identifiers (e.g. practice) for cluster-robust
+        standard errors and test (implies the sandwich; use with ``"MLR"``).
+    std_lv : bool
+        Identify latent variables by fixing their variances to 1 instead of
+        fixing the first loading.
+    meanstructure : bool, optional
+        Model means and intercepts (default: with groups or FIML).
+    fixed_x : bool
+        Treat exogenous observed covariates as fixed (lavaan's default).
+    group_equal : sequence of str
+        Parameter types held equal across groups: ``loadings``, ``intercepts``,
+        ``means``, ``residuals``, ``residual.covariances``, ``lv.variances``,
+        ``lv.covariances``, ``regressions``.
+    group_partial : sequence of str
+        Parameters freed from ``group_equal``, e.g. ``"visual =~ x2"``, ``"x7 ~ 1"``.
+    information : {"expected", "observed"}, optional
+        Information matrix for standard errors (default as lavaan: expected for
+        complete-data ML, observed for FIML and MLR).
+    se : {"standard", "robust.huber.white"}, optional
+    engine : {"cimstats", "semopy"}
+        ``"semopy"`` fits with semopy (single-group, complete data) and
+        normalises its output into the same table.
+
+    Returns
+    -------
+    SEMResult
+        Frozen result: ``tidy()`` (columns ``term, lhs, op, rhs, label, group,
+        estimate, std_error, statistic, df, p_value, ci_lower, ci_upper,
+        std_lv, std_all``), ``fit_measures()``, ``glance()``,
+        ``standardized_solution()``, ``modification_indices()``,
+        ``r_squared()``, ``implied()``, ``residuals()``, ``bootstrap()``.
+
+    Raises
+    ------
+    ModelSpecificationError
+        Syntax errors (naming the line), variables absent from ``data``,
+        non-numeric columns, non-positive-definite data, unidentified models.
+    EstimationError
+        When the optimiser cannot find a solution.
+
+    Notes
+    -----
+    ML minimises ``F = sum_g n_g/N [log|Sigma_g| + tr(S_g Sigma_g^-1) - log|S_g| - p
+    + (ybar_g - mu_g)' Sigma_g^-1 (ybar_g - mu_g)]`` by Fisher scoring with analytic
+    derivatives; the chi-square is ``N F``.
+
+    Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> f = rng.normal(size=500)
+    >>> d = pd.DataFrame({f"y{i}": 0.8 * f + rng.normal(scale=0.6, size=500) for i in range(1, 4)})
+    >>> fit = sem(d, "efficacy =~ y1 + y2 + y3")
+    >>> fit.fit_measures()["df"]
+    0.0
+    >>> round(float(fit.tidy().query("op == '=~'")["std_all"].iloc[0]), 1)
+    0.8
+    """
+    if engine == "semopy":
+        from .semopy_adapter import fit_semopy
+        return fit_semopy(data, model)
+    if engine != "cimstats":
+        raise ModelSpecificationError(f"`engine` is '{engine}'; expected 'cimstats' or 'semopy'.")
+    prep = prepare(data, model, group=group, estimator=estimator, missing=missing, cluster=cluster,
+                   std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x,
+                   group_equal=group_equal, group_partial=group_partial, orthogonal=orthogonal)
+    return fit_prepared(prep, information=information, se=se)
+
+
+def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_only=False):
+    from . import inference as inf
+    from .results import SEMResult
+
+    pr = prep.problem
+    robust = prep.estimator == "MLR" or prep.cluster is not None
+    if information is None:
+        information = "observed" if (pr.missing or robust) else "expected"
+    if se is None:
+        se = "robust.huber.white" if robust else "standard"
+    z, trace = estimate_free(prep, z0)
+    if not trace.get("converged", False):
+        warnings.warn(
+            f"The optimiser stopped after {trace.get('iterations')} iterations without converging "
+            f"(largest gradient {trace.get('grad_norm', float('nan')):.2g}); check the model and start values.",
+            ConvergenceWarning, stacklevel=3,
+        )
+    x = pr.x_of(z)
+    nstat = sum(g.p * (g.p + 1) // 2 + (g.p if g.meanstructure else 0) for g in pr.groups)
+    if pr.nz > nstat:
+        raise ModelSpecificationError(
+            f"`model` is not identified: it has {pr.nz} free parameters but the data give only {nstat} "
+            "variances, covariances and means; fix parameters, add indicators or equality constraints."
+        )
+    # identification: the information must be non-singular
+    Iexp = pr.info_z(z) if (information == "expected" and not pr.missing) else pr.hessian_z(z)
+    if Iexp is None:
+        raise EstimationError(
+            "The model-implied covariance matrix is not positive definite at the solution; "
+            "simplify the model or give start values."
+        )
+    ev, evec = np.linalg.eigh(Iexp)
+    if ev[0] < 1e-9 * max(ev[-1], 1e-300):
+        j = int(np.argmax(np.abs(pr.K @ evec[:, 0])))
+        rows = prep.table.loc[prep.table["free"] == j + 1].iloc[0]
+        raise ModelSpecificationError(
+            f"`model` is not identified: the information matrix is singular, involving "
+            f"'{rows['lhs']} {rows['op']} {rows['rhs']}'; fix a loading or variance per latent "
+            "variable, add indicators or equality constraints."
+        )
+    V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
+    h1 = inf.h1_stats(prep)
+    scaled = None
+    fm0 = inf.assemble_fit(prep, z, h1)
+    if robust:
+        if pr.missing:
+            c, cb = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
+        else:
+            c, _ = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
+            trh1, trh0 = inf.baseline_scaling(prep, h1)
+            cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
+        scaled = {"c": c, "cb": cb}
+    fm = inf.assemble_fit(prep, z, h1, scaled=scaled) if scaled else fm0
+    if scaled and pr.missing:
+        # lavaan's robust CFI/TLI/RMSEA for incomplete data (Savalei 2018) differ from the
+        # complete-data formulas; they are not reported rather than reported wrongly
+        for k in ("cfi.robust", "tli.robust", "rmsea.robust"):
+            fm[k] = math.nan
+    spec = Spec(model=prep.model, estimator=prep.estimator, missing=prep.missing, group=prep.group,
+                group_labels=tuple(str(l) for l in prep.labels), cluster=prep.cluster,
+                std_lv=prep.std_lv, meanstructure=prep.meanstructure, fixed_x=prep.fixed_x,
+                group_equal=prep.group_equal, group_partial=prep.group_partial,
+                information=information, se=se, test="yuan.bentler.mplus" if robust else "standard")
+    return SEMResult._build(spec, prep, z, x, V, fm, trace, h1)

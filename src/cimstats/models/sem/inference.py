@@ -1,0 +1,523 @@
+"""Inference after estimation: covariance of estimates, tests, fit measures,
+standardized and defined parameters, modification indices, R-squared.
+
+Conventions follow lavaan 0.6:
+
+* complete-data ML: expected information (structured), ``vcov = (N I)^-1``;
+* FIML and MLR: observed information (Hessian);
+* MLR: Huber-White sandwich ``A^-1 B A^-1 / N`` with ``B`` the mean outer
+  product of casewise scores (cluster sums with ``cluster=``, times
+  ``G / (G - 1)``) and the Yuan-Bentler (Mplus) scaled test with
+  ``c = [tr(A1^-1 B1) - tr(B1 Delta A^-1 Delta')] / df``;
+* standardized estimates (``std_lv``, ``std_all``) with delta-method
+  standard errors, (residual) covariances scaled by the residual variances;
+* defined parameters (``:=``) with delta-method standard errors; their
+  standardized values are the expression evaluated on standardized
+  parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .fitmeasures import fit_measures, srmr_group
+from .kernel import LOG2PI, chol_inv_logdet, em_saturated, group_loglik
+
+__all__ = ["vcov_free", "h1_stats", "assemble_fit", "standardize_fn", "modification_indices"]
+
+
+def _inv(A):
+    try:
+        return np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(A)
+
+
+def information(prep, z, kind: str):
+    pr = prep.problem
+    if kind == "expected" and not pr.missing:
+        return pr.info_z(z)
+    return pr.hessian_z(z)
+
+
+def cluster_meat(prep, scores_by_group):
+    """B = (1/N) sum of outer products of casewise (or cluster-summed) scores."""
+    pr = prep.problem
+    q = scores_by_group[0].shape[1]
+    B = np.zeros((q, q))
+    for gi, sc in enumerate(scores_by_group):
+        cl = prep.clusters[gi]
+        if cl is None:
+            B += sc.T @ sc
+        else:
+            codes, inv = np.unique(cl, return_inverse=True)
+            G = len(codes)
+            sums = np.zeros((G, q))
+            np.add.at(sums, inv.ravel(), sc)
+            B += (G / (G - 1.0)) * (sums.T @ sums)
+    return B / pr.N
+
+
+def vcov_free(prep, z, *, information_kind: str, se: str, A=None):
+    """Covariance matrix of the free parameters (x-space) and the pieces used."""
+    pr = prep.problem
+    if A is None:
+        A = information(prep, z, information_kind)
+    if A is None:
+        return None, {}
+    Ainv = _inv(A)
+    extras = {"A": A, "Ainv": Ainv}
+    if se == "robust.huber.white":
+        sc = pr.scores_z(z)
+        B = cluster_meat(prep, sc)
+        Vz = Ainv @ B @ Ainv / pr.N
+        extras["B"] = B
+        extras["scores"] = sc
+    else:
+        Vz = Ainv / pr.N
+    K = pr.K
+    return K @ Vz @ K.T, extras
+
+
+# ---------------------------------------------------------------------------
+# saturated (h1) and baseline statistics
+# ---------------------------------------------------------------------------
+
+def h1_stats(prep):
+    """Per group: (S, ybar, loglik_h1, loglik_baseline, baseline free params count)."""
+    pr = prep.problem
+    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    out = []
+    for gk in pr.groups:
+        p = gk.p
+        if gk.patterns is None:
+            S, ybar = gk.S, gk.ybar
+            ll1 = group_loglik(gk, S, ybar)
+        else:
+            S, ybar, ll1, sat_pr, sat_z = em_saturated(gk, return_problem=True)
+        # baseline: independent variables (covariances among fixed-x covariates kept)
+        if gk.patterns is None:
+            Sb = np.diag(np.diag(S))
+            if ov_x:
+                Sb[np.ix_(ov_x, ov_x)] = S[np.ix_(ov_x, ov_x)]
+            llb = group_loglik(gk, Sb, ybar)
+        else:
+            mu_b = np.zeros(p)
+            var_b = np.zeros(p)
+            for j in range(p):
+                yj = gk.Y[:, j]
+                yj = yj[~np.isnan(yj)]
+                mu_b[j] = yj.mean()
+                var_b[j] = yj.var()
+            Sb = np.diag(var_b)
+            llb = group_loglik(gk, Sb, mu_b)
+        h = dict(S=S, ybar=ybar, ll1=ll1, llb=llb)
+        if gk.patterns is not None:
+            h.update(sat_problem=sat_pr, sat_z=sat_z, base_S=Sb, base_mu=mu_b)
+        out.append(h)
+    return out
+
+
+def assemble_fit(prep, z, h1, *, scaled=None):
+    pr = prep.problem
+    x = pr.x_of(z)
+    G = len(pr.groups)
+    N = pr.N
+    ll0 = 0.0
+    ll1 = 0.0
+    llb = 0.0
+    srmr_parts = []
+    nstat = 0
+    px = len(prep.roles["ov_x"]) if prep.fixed_x else 0
+    for gk, h in zip(pr.groups, h1):
+        Sigma, mu, *_ = gk.implied(x)
+        if gk.patterns is None:
+            ll0 += group_loglik(gk, Sigma, mu if gk.meanstructure else None)
+        else:
+            ll0 += group_loglik(gk, Sigma, mu)
+        ll1 += h["ll1"]
+        llb += h["llb"]
+        p = gk.p
+        nstat += p * (p + 1) // 2 - px * (px + 1) // 2
+        if gk.meanstructure:
+            nstat += p - px
+            srmr_parts.append(srmr_group(h["S"], Sigma, h["ybar"], mu))
+        else:
+            srmr_parts.append(srmr_group(h["S"], Sigma))
+    if px and not pr.missing:
+        # lavaan reports the likelihood conditional on fixed covariates
+        ix = [prep.ov.index(v) for v in prep.roles["ov_x"]]
+        for gk in pr.groups:
+            Sxx = gk.S[np.ix_(ix, ix)]
+            llx = -0.5 * gk.n * (px * LOG2PI + np.linalg.slogdet(Sxx)[1] + px)
+            ll0 -= llx
+            ll1 -= llx
+            llb -= llx
+    npar = pr.nz
+    df = nstat - npar
+    # baseline: variances (and means) of the non-fixed-x variables are free
+    p = pr.groups[0].p
+    dfb = nstat - G * ((p - px) + ((p - px) if pr.groups[0].meanstructure else 0))
+    X2 = max(2.0 * (ll1 - ll0), 0.0)
+    X2b = max(2.0 * (ll1 - llb), 0.0)
+    fmin = X2 / (2 * N)
+    fm = fit_measures(X2=X2, df=df, X2b=X2b, dfb=dfb, N=N, G=G, npar=npar, logl=ll0, logl_h1=ll1,
+                      fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled)
+    return fm
+
+
+# ---------------------------------------------------------------------------
+# h1 information for the Yuan-Bentler scaled test (complete data)
+# ---------------------------------------------------------------------------
+
+def _vech_idx(p):
+    return np.triu_indices(p)
+
+
+def h1_information_observed(Sigma, mu, S, ybar, meanstructure):
+    """Observed information of the saturated model at (Sigma, mu), per observation,
+    in the (mu, vech Sigma) parameterisation."""
+    p = Sigma.shape[0]
+    Sinv = np.linalg.inv(Sigma)
+    d = ybar - mu
+    W = S + np.outer(d, d)
+    iu = _vech_idx(p)
+    nv = len(iu[0])
+    # derivative matrices of Sigma wrt vech elements
+    E = np.zeros((nv, p, p))
+    E[np.arange(nv), iu[0], iu[1]] = 1.0
+    E[np.arange(nv), iu[1], iu[0]] = 1.0
+    X = np.matmul(Sinv, E)  # Sinv dS
+    # -d2 l / dsigma_a dsigma_b = -0.5 tr(X_a X_b) + tr(X_a X_b Sinv W)
+    XX = np.einsum("aij,bjk->abik", X, X)
+    H22 = -0.5 * np.einsum("abii->ab", XX) + np.einsum("abij,ji->ab", XX, Sinv @ W)
+    if not meanstructure:
+        return H22
+    v = Sinv @ d
+    H11 = Sinv
+    H12 = np.einsum("aij,j->ia", X, v)  # d2/dmu dsigma = Sinv dS Sinv d
+    top = np.hstack([H11, H12])
+    bot = np.hstack([H12.T, H22])
+    return np.vstack([top, bot])
+
+
+def h1_scores(Y, Sigma, mu, meanstructure):
+    p = Sigma.shape[0]
+    Sinv = np.linalg.inv(Sigma)
+    E = Y - mu
+    V = E @ Sinv
+    iu = _vech_idx(p)
+    # d l_i / d sigma_kl (vech, symmetric) = 0.5*(2 - delta_kl) * (V V' - Sinv)_kl
+    M = 0.5 * (V[:, iu[0]] * V[:, iu[1]] - Sinv[iu][None, :])
+    M = M * np.where(iu[0] == iu[1], 1.0, 2.0)[None, :]
+    if meanstructure:
+        return np.hstack([V, M])
+    return M
+
+
+def _meat(sc, cl, n):
+    if cl is None:
+        return sc.T @ sc / n
+    codes, inv = np.unique(cl, return_inverse=True)
+    Gc = len(codes)
+    sums = np.zeros((Gc, sc.shape[1]))
+    np.add.at(sums, inv.ravel(), sc)
+    return (Gc / (Gc - 1.0)) * sums.T @ sums / n
+
+
+def _h1_keep(prep, p, ms):
+    """Indices of the (mean, vech) h1 moments that are not fixed-x moments."""
+    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    iu = _vech_idx(p)
+    nm = p if ms else 0
+    keep = [j for j in range(nm) if j not in ov_x]
+    keep += [nm + k for k in range(len(iu[0])) if not (iu[0][k] in ov_x and iu[1][k] in ov_x)]
+    return np.array(keep, dtype=int)
+
+
+def h1_trace(prep):
+    """sum_g tr(A1_g^-1 B1_g) of the saturated model at the sample moments."""
+    pr = prep.problem
+    tr = 0.0
+    for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
+        ms = gk.meanstructure
+        k = _h1_keep(prep, gk.p, ms)
+        A1 = h1_information_observed(gk.S, gk.ybar, gk.S, gk.ybar, ms)[np.ix_(k, k)]
+        B1 = _meat(h1_scores(gk.Y, gk.S, gk.ybar, ms)[:, k], prep.clusters[gi], gk.n)
+        tr += np.sum(B1 * np.linalg.inv(A1).T)  # h1 moments of each group count fully
+    return tr
+
+
+def yuan_bentler_mplus(prep, z, vc_extras, df):
+    """Scaling factor c of the Yuan-Bentler (Mplus) test for complete data ML.
+
+    ``c = [tr(A1^-1 B1) - tr(B1 Delta A^-1 Delta')] / df`` with the saturated
+    information A1 and first-order B1 at the sample moments for the first
+    trace, and B1 at the model-implied moments for the second (lavaan 0.6).
+    """
+    pr = prep.problem
+    x = pr.x_of(z)
+    Ainv = vc_extras["Ainv"]
+    tr_h1 = h1_trace(prep)
+    tr_h0 = 0.0
+    for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
+        Sigma, mu, A_, C_, Aa = gk.implied(x)
+        ms = gk.meanstructure
+        mu_use = mu if ms else gk.ybar
+        k = _h1_keep(prep, gk.p, ms)
+        B1 = _meat(h1_scores(gk.Y, Sigma, mu_use, ms)[:, k], prep.clusters[gi], gk.n)
+        DS, Dm = gk.delta(A_, C_, Aa)
+        iu = _vech_idx(gk.p)
+        Dv = DS[:, iu[0], iu[1]].T  # (nvech, nfree)
+        Delta = np.vstack([Dm.T, Dv]) if ms else Dv
+        Delta = (Delta @ pr.K)[k]
+        tr_h0 += w * np.sum(B1 * (Delta @ Ainv @ Delta.T))
+    return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1
+
+
+def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
+    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML."""
+    from .kernel import missing_h1_scores
+
+    pr = prep.problem
+    x = pr.x_of(z)
+    Ainv = vc_extras["Ainv"]
+    tr_h1 = 0.0
+    tr_h0 = 0.0
+    tr_b0 = 0.0
+    for gi, (w, gk, h) in enumerate(zip(pr.w, pr.groups, h1)):
+        p = gk.p
+        iu = _vech_idx(p)
+        nv = len(iu[0])
+        sp, sz = h["sat_problem"], h["sat_z"]
+        A1 = sp.hessian_z(sz)
+        B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"]), prep.clusters[gi], gk.n)
+        tr_h1 += np.sum(B1 * np.linalg.inv(A1).T)
+        Sigma, mu, A_, C_, Aa = gk.implied(x)
+        B1s = _meat(missing_h1_scores(gk, Sigma, mu), prep.clusters[gi], gk.n)
+        DS, Dm = gk.delta(A_, C_, Aa)
+        Delta = np.vstack([DS[:, iu[0], iu[1]].T, Dm.T]) @ pr.K
+        tr_h0 += w * np.sum(B1s * (Delta @ Ainv @ Delta.T))
+        # baseline: free variances and means
+        Sb, mb = h["base_S"], h["base_mu"]
+        zb = np.concatenate([Sb[iu], mb])
+        Hb = sp.hessian_z(zb)
+        cols = [k for k in range(nv) if iu[0][k] == iu[1][k]] + [nv + j for j in range(p)]
+        D = np.zeros((nv + p, len(cols)))
+        D[cols, np.arange(len(cols))] = 1.0
+        Ab = D.T @ Hb @ D
+        B1b = _meat(missing_h1_scores(gk, Sb, mb), prep.clusters[gi], gk.n)
+        tr_b0 += np.sum(B1b * (D @ np.linalg.inv(Ab) @ D.T))
+    c = (tr_h1 - tr_h0) / df if df > 0 else math.nan
+    cb = (tr_h1 - tr_b0) / dfb if dfb > 0 else math.nan
+    return c, cb
+
+
+def baseline_scaling(prep, h1):
+    """(tr_h1, tr_h0) for the baseline (independence) model under MLR, complete data."""
+    pr = prep.problem
+    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    tr_h0 = 0.0
+    for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
+        p = gk.p
+        ms = gk.meanstructure
+        Sb = np.diag(np.diag(gk.S))
+        if ov_x:
+            Sb[np.ix_(ov_x, ov_x)] = gk.S[np.ix_(ov_x, ov_x)]
+        mu = gk.ybar
+        A1 = h1_information_observed(Sb, mu, gk.S, gk.ybar, ms)
+        B1 = _meat(h1_scores(gk.Y, Sb, mu, ms), prep.clusters[gi], gk.n)
+        iu = _vech_idx(p)
+        nv = len(iu[0])
+        nm = p if ms else 0
+        cols = []
+        for j in range(p):
+            if ms and j not in ov_x:
+                c = np.zeros(nm + nv)
+                c[j] = 1.0
+                cols.append(c)
+        for k in range(nv):
+            i, j = iu[0][k], iu[1][k]
+            if i == j and i not in ov_x:
+                c = np.zeros(nm + nv)
+                c[nm + k] = 1.0
+                cols.append(c)
+        D = np.array(cols).T
+        k = _h1_keep(prep, p, ms)
+        A1 = A1[np.ix_(k, k)]
+        B1 = B1[np.ix_(k, k)]
+        D = D[k]
+        Ab = D.T @ A1 @ D
+        tr_h0 += np.sum(B1 * (D @ np.linalg.inv(Ab) @ D.T))  # baseline parameters are group-specific
+    return h1_trace(prep), tr_h0
+
+
+# ---------------------------------------------------------------------------
+# standardization
+# ---------------------------------------------------------------------------
+
+def standardize_fn(prep, kind: str):
+    """Return f(x) -> standardized values of every table row (+ defined parameters).
+
+    ``kind`` is ``"std.lv"``, ``"std.all"`` or ``"both"`` (std.lv values then
+    std.all values). ``x`` may be one parameter vector or a batch (rows), real
+    or complex (for complex-step derivatives).
+    """
+    tab = prep.table
+    pr = prep.problem
+    lvset = set(prep.lv)
+    ops = tab["op"].to_numpy()
+    lhs = tab["lhs"].to_numpy()
+    rhs = tab["rhs"].to_numpy()
+    grp = tab["group"].to_numpy().astype(int) - 1
+    free = tab["free"].to_numpy().astype(int)
+    ust = np.nan_to_num(tab["ustart"].to_numpy(dtype=float))
+    defined = prep.constraints.defined
+    labels = tab["label"].to_numpy()
+    plabels = tab["plabel"].to_numpy()
+    pos = pr.groups[0].pos
+    pl = np.array([pos[v] for v in lhs])
+    prr = np.array([pos.get(v, 0) for v in rhs])
+    is_load = ops == "=~"
+    is_reg = ops == "~"
+    is_var = (ops == "~~") & (lhs == rhs)
+    is_cov = (ops == "~~") & (lhs != rhs)
+    is_int = ops == "~1"
+    lv_l = np.array([v in lvset for v in lhs])
+    lv_r = np.array([v in lvset for v in rhs])
+    both_lv = lv_l & lv_r
+    fidx = np.maximum(free - 1, 0)
+    has_free = free > 0
+    first_label = {}
+    for r in range(len(tab)):
+        if labels[r] and labels[r] not in first_label:
+            first_label[labels[r]] = r
+
+    def _one(est, sd, pdg, std_lv):
+        sl = sd[..., grp, pl]
+        sr = sd[..., grp, prr]
+        if std_lv:
+            sl = np.where(lv_l, sl, 1.0)
+            sr = np.where(lv_r, sr, 1.0)
+        cov_den = np.sqrt(pdg[..., grp, pl] * pdg[..., grp, prr])
+        if std_lv:
+            cov_den = np.where(both_lv, cov_den, sl * sr)
+        den = np.where(is_load, sr / sl, np.where(is_reg, sl / sr, np.where(
+            is_var, sl * sl, np.where(is_cov, cov_den, np.where(is_int, sl, 1.0)))))
+        out = est / den
+        if defined:
+            env = {lab: out[..., r] for lab, r in first_label.items()}
+            for r in range(out.shape[-1]):
+                env.setdefault(plabels[r], out[..., r])
+            dvals = []
+            for name, expr in defined.items():
+                env[name] = expr.evaluate(env)
+                dvals.append(np.broadcast_to(env[name], out.shape[:-1]))
+            out = np.concatenate([out, np.stack(dvals, axis=-1)], axis=-1)
+        return out
+
+    def f(x):
+        X = np.atleast_2d(x)
+        k = X.shape[0]
+        sds = []
+        pds = []
+        for gk in pr.groups:
+            B = np.repeat(gk.B0[None], k, axis=0).astype(X.dtype)
+            P = np.repeat(gk.P0[None], k, axis=0).astype(X.dtype)
+            B[:, gk.B_i, gk.B_j] = X[:, gk.B_f]
+            P[:, gk.P_i, gk.P_j] = X[:, gk.P_f]
+            P[:, gk.P_j, gk.P_i] = X[:, gk.P_f]
+            A = np.linalg.inv(gk.eye_m - B)
+            C = A @ P @ np.swapaxes(A, 1, 2)
+            sds.append(np.sqrt(np.diagonal(C, axis1=1, axis2=2)))
+            pds.append(np.diagonal(P, axis1=1, axis2=2))
+        sd = np.stack(sds, axis=1)  # (k, G, m)
+        pdg = np.stack(pds, axis=1)
+        est = np.where(has_free, X[:, fidx], ust)
+        if kind == "both":
+            out = np.concatenate([_one(est, sd, pdg, True), _one(est, sd, pdg, False)], axis=-1)
+        else:
+            out = _one(est, sd, pdg, kind == "std.lv")
+        return out[0] if np.ndim(x) == 1 else out
+
+    return f
+
+
+# ---------------------------------------------------------------------------
+# modification indices
+# ---------------------------------------------------------------------------
+
+def modification_indices(prep, x, vcov_kind="expected"):
+    """Score tests for fixed-to-zero parameters (loadings, residual covariances, latent regressions)."""
+    from .kernel import GroupKernel, group_expected_info, group_fml
+
+    pr = prep.problem
+    tab = prep.table
+    if pr.missing:
+        return pd.DataFrame(columns=["lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all"])
+    roles = prep.roles
+    indicators = [v for v in prep.ov if v in roles["indicators"]]
+    rows_out = []
+    for gi, gk in enumerate(pr.groups):
+        existing = set()
+        gt = tab.loc[tab["group"] == gi + 1]
+        for r in gt.to_dict("records"):
+            existing.add((r["lhs"], r["op"], r["rhs"]))
+            if r["op"] == "~~":
+                existing.add((r["rhs"], r["op"], r["lhs"]))
+        cands = []
+        for f in prep.lv:
+            for v in indicators:
+                if (f, "=~", v) not in existing:
+                    cands.append((f, "=~", v))
+        ovs = [v for v in prep.ov if v not in roles["ov_x"]]
+        for i in range(len(ovs)):
+            for j in range(i + 1, len(ovs)):
+                if (ovs[i], "~~", ovs[j]) not in existing:
+                    cands.append((ovs[i], "~~", ovs[j]))
+        if not cands:
+            continue
+        # extended kernel: current free parameters + candidate cells
+        q = pr.nfree
+        recs = []
+        for r in gt.to_dict("records"):
+            val = r["ustart"]
+            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
+        for k, (l, op, rr) in enumerate(cands):
+            recs.append(dict(op=op, lhs=l, rhs=rr, free=q + k + 1, value=0.0))
+        ek = GroupKernel(recs, prep.ov, prep.lv, q + len(cands), gk.meanstructure)
+        ek.Y, ek.n, ek.S, ek.ybar, ek.logdetS, ek.patterns = gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS, None
+        xe = np.concatenate([x, np.zeros(len(cands))])
+        _, grad = group_fml(ek, xe)
+        I = group_expected_info(ek, xe)
+        # full-model information over all groups for the free part
+        I11 = pr.info_x(x)
+        Kz = pr.K
+        I11z = Kz.T @ I11 @ Kz
+        w = pr.w[gi]
+        I12 = w * (Kz.T @ I[:q, q:])
+        I22 = w * I[q:, q:]
+        V = np.diag(I22) - np.einsum("ia,ij,ja->a", I12, np.linalg.inv(I11z), I12)
+        d = w * grad[q:]  # derivative of the total F
+        score = -0.5 * d
+        mi = pr.N * score ** 2 / V
+        epc = score / V
+        # standardized epc
+        Sigma, mu, A, C, Aa = gk.implied(x)
+        sd = np.sqrt(np.diag(C))
+        for k, (l, op, rr) in enumerate(cands):
+            pl, prr = gk.pos[l], gk.pos[rr]
+            if op == "=~":
+                sepc_lv = epc[k] * sd[pl]
+                sepc_all = epc[k] * sd[pl] / sd[prr]
+            else:
+                B, P, a = gk.matrices(x)
+                sepc_lv = epc[k]
+                sepc_all = epc[k] / math.sqrt(P[pl, pl] * P[prr, prr])
+            rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=epc[k],
+                                 **{"sepc.lv": sepc_lv, "sepc.all": sepc_all}))
+    return pd.DataFrame(rows_out)

@@ -1,0 +1,167 @@
+# Reference numbers for cimstats' SEM core, computed with lavaan and semTools.
+#
+# Run from the repository root:  Rscript tests/reference/sem.R
+# Writes tests/reference/sem.json and the data sets it uses as
+# tests/reference/data/sem_*.csv (so the Python tests need no R).
+suppressPackageStartupMessages({
+  library(lavaan)
+  library(semTools)
+  library(jsonlite)
+})
+
+out_dir <- file.path("tests", "reference")
+dat_dir <- file.path(out_dir, "data")
+dir.create(dat_dir, showWarnings = FALSE, recursive = TRUE)
+
+write_data <- function(df, name) {
+  write.csv(df, file.path(dat_dir, paste0("sem_", name, ".csv")), row.names = FALSE, na = "")
+}
+
+hs <- HolzingerSwineford1939
+hs$school <- as.character(hs$school)
+write_data(hs[, c("id", "sex", "ageyr", "agemo", "school", "grade", paste0("x", 1:9))], "holzinger")
+pd <- PoliticalDemocracy
+write_data(pd, "politicaldemocracy")
+
+# 12% MCAR missingness, cell by cell, on the nine indicators
+set.seed(20231)
+hs_miss <- hs[, c("id", "school", paste0("x", 1:9))]
+for (v in paste0("x", 1:9)) hs_miss[[v]][runif(nrow(hs_miss)) < 0.12] <- NA
+write_data(hs_miss, "holzinger_mcar")
+
+# a mediation data set with clusters (25 practices of 8 patients)
+set.seed(7)
+n <- 200
+cl <- rep(seq_len(25), each = 8)
+u <- rnorm(25, sd = 0.5)[cl]
+x <- rnorm(n) + u
+m <- 0.5 * x + rnorm(n) + 0.3 * u
+y <- 0.4 * m + 0.2 * x + rnorm(n) + 0.3 * u
+med <- data.frame(practice = cl, x = x, m = m, y = y)
+write_data(med, "mediation")
+
+hs_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9"
+
+pd_model <- "ind60 =~ x1 + x2 + x3
+dem60 =~ y1 + y2 + y3 + y4
+dem65 =~ y5 + y6 + y7 + y8
+dem60 ~ ind60
+dem65 ~ ind60 + dem60
+y1 ~~ y5
+y2 ~~ y4 + y6
+y3 ~~ y7
+y4 ~~ y8
+y6 ~~ y8"
+
+med_model <- "m ~ a*x
+y ~ b*m + c*x
+indirect := a*b
+total := c + a*b
+prop := a*b / (c + a*b)"
+
+eq_model <- "visual =~ x1 + a*x2 + b*x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9
+a == b
+x1 ~~ start(0.5)*x1"
+
+df_of <- function(x) {
+  x <- as.data.frame(x)
+  for (nm in names(x)) if (is.factor(x[[nm]])) x[[nm]] <- as.character(x[[nm]])
+  x
+}
+
+mat_list <- function(m) {
+  if (is.list(m) && !is.matrix(m)) return(lapply(m, mat_list))
+  m <- unclass(m)
+  list(names = rownames(m), values = unname(as.matrix(m)))
+}
+
+describe <- function(fit, with_mi = TRUE) {
+  res <- list(
+    partable = df_of(parameterEstimates(fit, standardized = TRUE, remove.nonfree = FALSE,
+                                        remove.system.eq = FALSE, remove.eq = FALSE,
+                                        remove.ineq = FALSE, remove.def = FALSE)),
+    std = df_of(standardizedSolution(fit, type = "std.all")),
+    std_lv = df_of(standardizedSolution(fit, type = "std.lv")),
+    fit = as.list(fitMeasures(fit)),
+    r2 = as.list(unlist(lavInspect(fit, "r2"))),
+    implied = mat_list(lapply(if (lavInspect(fit, "ngroups") > 1) fitted(fit) else list(fitted(fit)),
+                              function(z) z$cov)),
+    residual = mat_list(lapply(if (lavInspect(fit, "ngroups") > 1) resid(fit, type = "raw") else list(resid(fit, type = "raw")),
+                               function(z) z$cov)),
+    options = lavInspect(fit, "options")[c("estimator", "information", "se", "test", "missing")],
+    npar = lavInspect(fit, "npar"),
+    nobs = lavInspect(fit, "nobs")
+  )
+  if (with_mi) res$mi <- df_of(modindices(fit, sort. = FALSE))
+  res
+}
+
+cases <- list()
+fit <- cfa(hs_model, data = hs)
+cases$hs_ml <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "ML")), describe(fit))
+fit <- cfa(hs_model, data = hs, std.lv = TRUE)
+cases$hs_ml_stdlv <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "ML", std_lv = TRUE)), describe(fit, FALSE))
+fit <- cfa(hs_model, data = hs, meanstructure = TRUE)
+cases$hs_ml_means <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "ML", meanstructure = TRUE)), describe(fit, FALSE))
+fit <- cfa(hs_model, data = hs, estimator = "MLR")
+cases$hs_mlr <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "MLR")), describe(fit, FALSE))
+fit <- cfa(hs_model, data = hs_miss, missing = "fiml")
+cases$hs_fiml <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "ML", missing = "fiml")), describe(fit, FALSE))
+fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = "MLR")
+cases$hs_fiml_mlr <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "MLR", missing = "fiml")), describe(fit, FALSE))
+fit <- sem(pd_model, data = pd)
+cases$poldem <- c(list(model = pd_model, data = "politicaldemocracy", call = list(estimator = "ML")), describe(fit))
+fit <- sem(med_model, data = med)
+cases$mediation <- c(list(model = med_model, data = "mediation", call = list(estimator = "ML")), describe(fit, FALSE))
+fit <- sem(med_model, data = med, estimator = "MLR", cluster = "practice")
+cases$mediation_cluster <- c(list(model = med_model, data = "mediation", call = list(estimator = "MLR", cluster = "practice")), describe(fit, FALSE))
+fit <- cfa(eq_model, data = hs)
+cases$hs_eq <- c(list(model = eq_model, data = "holzinger", call = list(estimator = "ML")), describe(fit, FALSE))
+
+# multigroup and invariance by school
+inv <- list()
+for (est in c("ML", "MLR")) {
+  fits <- list(
+    configural = cfa(hs_model, data = hs, group = "school", estimator = est),
+    metric = cfa(hs_model, data = hs, group = "school", estimator = est, group.equal = "loadings"),
+    scalar = cfa(hs_model, data = hs, group = "school", estimator = est, group.equal = c("loadings", "intercepts")),
+    strict = cfa(hs_model, data = hs, group = "school", estimator = est,
+                 group.equal = c("loadings", "intercepts", "residuals"))
+  )
+  lrt <- lavTestLRT(fits$configural, fits$metric, fits$scalar, fits$strict)
+  lrt <- data.frame(model = rownames(lrt), as.data.frame(lrt), check.names = TRUE)
+  inv[[est]] <- list(
+    lrt = lrt,
+    fits = lapply(fits, function(f) as.list(fitMeasures(f))),
+    partables = lapply(fits, function(f) df_of(parameterEstimates(f, standardized = TRUE)))
+  )
+}
+fit <- cfa(hs_model, data = hs, group = "school", group.equal = c("loadings", "intercepts"),
+           group.partial = c("visual =~ x2", "x7 ~ 1"))
+cases$hs_partial <- c(list(model = hs_model, data = "holzinger",
+                           call = list(estimator = "ML", group = "school",
+                                       group_equal = c("loadings", "intercepts"),
+                                       group_partial = c("visual =~ x2", "x7 ~ 1"))),
+                      describe(fit, FALSE))
+gl_model <- "visual =~ x1 + c(v2a, v2b)*x2 + c(v3, v3)*x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9"
+fit <- cfa(gl_model, data = hs, group = "school")
+cases$hs_grouplabels <- c(list(model = gl_model, data = "holzinger",
+                               call = list(estimator = "ML", group = "school")), describe(fit, FALSE))
+
+res <- list(
+  versions = list(R = R.version.string,
+                  lavaan = as.character(packageVersion("lavaan")),
+                  semTools = as.character(packageVersion("semTools")),
+                  jsonlite = as.character(packageVersion("jsonlite"))),
+  cases = cases,
+  invariance = inv
+)
+write_json(res, file.path(out_dir, "sem.json"), digits = NA, auto_unbox = TRUE, na = "null",
+           pretty = FALSE)
+cat("wrote", file.path(out_dir, "sem.json"), "\n")
