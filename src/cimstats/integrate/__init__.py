@@ -1,0 +1,1 @@
+from cimstats.integrate.qdpx import QDAProject, read_qdpx
