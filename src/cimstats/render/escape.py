@@ -92,13 +92,15 @@ def escape_latex(text: str) -> str:
     return out.replace("\n", r"\newline{}")
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=&:\"'^$])")
+# inline Markdown syntax (cells and the paragraphs cimstats writes never start a block with user text)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]!|<>~&$])")
 
 
 def escape_markdown(text: str) -> str:
     """Escape text for a cell of a Markdown (GFM) pipe table.
 
-    Every ASCII punctuation character that Markdown may interpret is
+    Every ASCII punctuation character that inline Markdown (and common
+    extensions: strikethrough, math, attributes) may interpret is
     backslash-escaped, pipes cannot close the cell, and line breaks become
     ``<br>`` (the only line break a pipe-table cell can hold).
     """

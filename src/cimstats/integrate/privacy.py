@@ -1,0 +1,270 @@
+"""Privacy for published tables: small-cell suppression, quote pseudonymisation and truncation.
+
+Small cells
+-----------
+:func:`suppress_small_counts` hides counts from 1 to ``threshold - 1``
+(primary suppression) and then, so the hidden values cannot be recovered by
+subtraction from shown totals, hides further cells (secondary, or
+complementary, suppression): every row and column of the table, taken with
+its total, must hide either no cell or at least two. The smallest remaining
+count in the line is hidden next, repeatedly, until that holds.
+
+Quotes
+------
+:func:`pseudonymise` replaces listed names and identifiers by pseudonyms
+(whole words, case-insensitively, longest first); :func:`truncate_quote`
+shortens a quote at a word boundary and marks the cut with an ellipsis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["suppress_small_counts", "Suppression", "pseudonymise", "truncate_quote", "IDENTIFIER_PATTERNS"]
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Which cells of a count table are hidden and why.
+
+    Attributes
+    ----------
+    counts : numpy.ndarray
+        The counts (rows x columns), without totals.
+    primary : numpy.ndarray of bool
+        Cells hidden because 0 < count < threshold (or 0 when zeros are suppressed).
+    secondary : numpy.ndarray of bool
+        Cells hidden so primary cells cannot be recovered from totals.
+    row_total_hidden, col_total_hidden : numpy.ndarray of bool
+        Totals hidden (only when a line has no other cell left to hide).
+    grand_total_hidden : bool
+    threshold : int
+    """
+
+    counts: np.ndarray
+    primary: np.ndarray
+    secondary: np.ndarray
+    row_total_hidden: np.ndarray
+    col_total_hidden: np.ndarray
+    grand_total_hidden: bool
+    threshold: int
+
+    @property
+    def hidden(self) -> np.ndarray:
+        """Cells hidden for either reason."""
+        return self.primary | self.secondary
+
+    @property
+    def n_primary(self) -> int:
+        return int(self.primary.sum())
+
+    @property
+    def n_secondary(self) -> int:
+        return int(self.secondary.sum() + self.row_total_hidden.sum() + self.col_total_hidden.sum()
+                   + int(self.grand_total_hidden))
+
+    def footnote(self) -> str:
+        """Footnote text describing the suppression applied."""
+        text = (f"Counts from 1 to {self.threshold - 1} are suppressed to protect participants' "
+                f"confidentiality (shown as <{self.threshold}).")
+        if self.n_secondary:
+            text += (f" {self.n_secondary} further value(s) are suppressed (shown as x) so that suppressed "
+                     "counts cannot be derived from totals.")
+        return text
+
+
+def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", suppress_zeros: bool = False) -> Suppression:
+    """Decide which cells of a count table to hide.
+
+    Parameters
+    ----------
+    counts : array-like of int, shape (rows, columns)
+        Cell counts (without totals).
+    threshold : int
+        Counts below this (and above zero) are hidden; default 5.
+    totals : {"both", "rows", "columns", "none"}
+        Which totals the published table shows; secondary suppression
+        protects against subtraction along those lines.
+    suppress_zeros : bool
+        Also hide zero counts (some disclosure policies treat a zero as
+        disclosive); default False.
+
+    Returns
+    -------
+    Suppression
+
+    Examples
+    --------
+    >>> s = suppress_small_counts([[12, 3, 20], [15, 18, 25]], threshold=5)
+    >>> s.primary.astype(int).tolist()
+    [[0, 1, 0], [0, 0, 0]]
+    >>> s.secondary.astype(int).tolist()   # row 1, then columns 2 and 1, each need a second hidden cell
+    [[1, 0, 0], [1, 1, 0]]
+    """
+    c = np.asarray(counts)
+    if c.ndim == 1:
+        c = c[None, :]
+    if c.ndim != 2:
+        from cimstats.errors import RenderError
+
+        raise RenderError(f"`counts` must be a 2-D table of counts; got {c.ndim} dimensions.")
+    c = c.astype(float)
+    if threshold < 1:
+        from cimstats.errors import RenderError
+
+        raise RenderError(f"`threshold={threshold}` must be at least 1.")
+    primary = (c > 0) & (c < threshold)
+    if suppress_zeros:
+        primary |= c == 0
+    hidden = primary.copy()
+    R, C = c.shape
+    row_tot_hidden = np.zeros(R, bool)
+    col_tot_hidden = np.zeros(C, bool)
+    grand_hidden = False
+    use_rows = totals in ("both", "rows")
+    use_cols = totals in ("both", "columns")
+    if totals not in ("both", "rows", "columns", "none"):
+        from cimstats.errors import RenderError
+
+        raise RenderError(f"`totals={totals!r}` is not known; expected 'both', 'rows', 'columns' or 'none'.")
+
+    def hide_one(cells: list[tuple[int, int]]) -> bool:
+        cand = [(c[i, j], i, j) for i, j in cells if not hidden[i, j]]
+        # prefer non-zero cells: hiding a structural zero protects nothing
+        nz = [x for x in cand if x[0] > 0]
+        pick = min(nz or cand, default=None)
+        if pick is None:
+            return False
+        hidden[pick[1], pick[2]] = True
+        return True
+
+    changed = True
+    guard = 0
+    while changed and guard < 10 * (R + 1) * (C + 1):
+        changed = False
+        guard += 1
+        if use_rows:
+            for i in range(R):
+                k = int(hidden[i].sum())
+                if k == 1:
+                    if hide_one([(i, j) for j in range(C)]):
+                        changed = True
+                    elif not row_tot_hidden[i]:
+                        row_tot_hidden[i] = True
+                        changed = True
+        if use_cols:
+            for j in range(C):
+                k = int(hidden[:, j].sum())
+                if k == 1:
+                    if hide_one([(i, j) for i in range(R)]):
+                        changed = True
+                    elif not col_tot_hidden[j]:
+                        col_tot_hidden[j] = True
+                        changed = True
+    # totals line: a single hidden row total (or column total) is recoverable from the grand total
+    if use_rows and use_cols:
+        if row_tot_hidden.sum() == 1 or col_tot_hidden.sum() == 1:
+            grand_hidden = True
+    secondary = hidden & ~primary
+    return Suppression(c.astype(int) if np.all(np.isfinite(c)) else c, primary, secondary,
+                       row_tot_hidden, col_tot_hidden, grand_hidden, threshold)
+
+
+#: optional patterns for common direct identifiers (pass to ``pseudonymise(patterns=...)``)
+IDENTIFIER_PATTERNS: dict[str, str] = {
+    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "phone": r"(?<!\w)\+?\d[\d ()-]{7,}\d(?!\w)",
+    "postcode_uk": r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b",
+}
+
+
+def pseudonymise(text: str, names: Mapping[str, str] | Iterable[str] = (), *, patterns: Mapping[str, str] | None = None,
+                 placeholder: str = "[name]") -> str:
+    """Replace participants' names and listed identifiers in a quote.
+
+    Parameters
+    ----------
+    text : str
+        The quote.
+    names : mapping or iterable of str
+        Names or identifiers to hide: a mapping ``real -> pseudonym`` or a
+        list (each replaced by ``placeholder``). Matching is whole-word,
+        case-insensitive and Unicode-aware; longer names win over shorter
+        ones they contain ("Anna Kovács" before "Anna").
+    patterns : mapping, optional
+        ``label -> regular expression`` for further identifiers (see
+        :data:`IDENTIFIER_PATTERNS`); each match becomes ``[label]``.
+    placeholder : str
+        Replacement for names given as a list.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> pseudonymise("Anna said Anna Kovács helps, mail anna@x.org", {"Anna Kovács": "P12", "Anna": "P7"},
+    ...              patterns={"email": IDENTIFIER_PATTERNS["email"]})
+    'P7 said P12 helps, mail [email]'
+    """
+    if text is None:
+        return text
+    mapping = dict(names) if isinstance(names, Mapping) else {n: placeholder for n in names}
+    mapping = {k: v for k, v in mapping.items() if k and str(k).strip()}
+    out = str(text)
+    # identifiers by pattern first, so a name inside an e-mail address goes with the address
+    for label, pat in (patterns or {}).items():
+        out = re.sub(pat, f"[{label}]", out)
+    if mapping:
+        keys = sorted(mapping, key=len, reverse=True)
+        lookup = {k.casefold(): mapping[k] for k in keys}
+        rx = re.compile(r"(?<!\w)(" + "|".join(re.escape(k) for k in keys) + r")(?!\w)", re.IGNORECASE)
+        out = rx.sub(lambda m: lookup.get(m.group(0).casefold(), placeholder), out)
+    return out
+
+
+def truncate_quote(text: str, *, max_chars: int | None = 200, max_words: int | None = None, ellipsis: str = "\u2026") -> str:
+    """Shorten a quote at a word boundary, marking the cut with an ellipsis.
+
+    The result, ellipsis included, is at most ``max_chars`` characters and
+    ``max_words`` words; a quote that fits is returned unchanged (trimmed).
+    Trailing punctuation before the cut is dropped so the ellipsis reads
+    cleanly. A single word longer than the limit is cut inside the word.
+
+    Examples
+    --------
+    >>> truncate_quote("We go to the group because the nurse asked us to come along.", max_chars=30)
+    'We go to the group because…'
+    >>> truncate_quote("Short.", max_chars=30)
+    'Short.'
+    """
+    if text is None:
+        return text
+    t = " ".join(str(text).split())
+    words = t.split(" ") if t else []
+    cut = False
+    if max_words is not None and len(words) > max_words:
+        words = words[:max_words]
+        cut = True
+    t2 = " ".join(words)
+    if max_chars is not None and len(t2) + (len(ellipsis) if cut else 0) > max_chars:
+        budget = max(max_chars - len(ellipsis), 1)
+        kept: list[str] = []
+        size = 0
+        for w in words:
+            add = len(w) + (1 if kept else 0)
+            if size + add > budget:
+                break
+            kept.append(w)
+            size += add
+        if not kept:
+            kept = [words[0][:budget]] if words else []
+        t2 = " ".join(kept)
+        cut = True
+    if cut:
+        t2 = t2.rstrip(" ,;:.-\u2013\u2014") + ellipsis
+    return t2
