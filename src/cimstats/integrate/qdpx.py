@@ -265,6 +265,8 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
 
     if positions not in ("auto", "codepoint", "utf16"):
         raise QDAImportError(f"`positions={positions!r}` is not known; expected 'auto', 'codepoint' or 'utf16'.")
+    if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+        raise QDAImportError(f"`path` must be a file path to a .qdpx file; got {type(path).__name__}.")
     p = Path(path)
     if not p.exists():
         raise QDAImportError(f"The QDA project file '{p}' does not exist; check the path.")
