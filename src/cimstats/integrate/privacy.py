@@ -7,7 +7,10 @@ Small cells
 subtraction from shown totals, hides further cells (secondary, or
 complementary, suppression): every row and column of the table, taken with
 its total, must hide either no cell or at least two. The smallest remaining
-count in the line is hidden next, repeatedly, until that holds.
+non-zero count in the line is hidden next (or, when only zeros remain, the
+line's total), repeatedly, until that holds. This is the usual
+line-by-line heuristic of statistical offices; it does not solve the full
+linear-programming problem of interval disclosure.
 
 Quotes
 ------
@@ -134,9 +137,10 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
 
     def hide_one(cells: list[tuple[int, int]]) -> bool:
         cand = [(c[i, j], i, j) for i, j in cells if not hidden[i, j]]
-        # prefer non-zero cells: hiding a structural zero protects nothing
+        # only non-zero cells: a hidden zero next to one small count still lets the total
+        # bound it tightly, so when only zeros remain the line's total is hidden instead
         nz = [x for x in cand if x[0] > 0]
-        pick = min(nz or cand, default=None)
+        pick = min(nz, default=None)
         if pick is None:
             return False
         hidden[pick[1], pick[2]] = True
