@@ -167,9 +167,10 @@ def to_latex(
     and ``\\multirow``. Every text is escaped.
 
     Required packages: ``booktabs``, ``multirow``, ``longtable`` (long
-    tables), ``pdflscape`` (landscape), ``threeparttable`` is not needed:
-    notes are set below the table. ``standalone=True`` returns a complete
-    document that compiles with pdfLaTeX, XeLaTeX or LuaLaTeX.
+    tables), ``pdflscape`` (landscape), ``array``; notes are set below the
+    table. ``standalone=True`` returns a complete document; with pdfLaTeX it
+    maps common Greek letters and relation signs, while text in other
+    scripts (or emoji) needs XeLaTeX or LuaLaTeX with a suitable font.
 
     Examples
     --------
@@ -185,20 +186,32 @@ def to_latex(
     ncols = spec.n_columns
 
     # column alignment: right for columns whose data cells are all numeric
-    align = []
+    align: list[str] = []
+    wrap_cols: list[int] = []
     for j in range(ncols):
         data = [grid[i][j] for i in range(nh, len(grid)) if grid[i][j] is not None and spec.body[i - nh].role == "data"]
-        if data and all(c.numeric for c in data):
+        if data and all(c.numeric and "\n" not in c.text for c in data):
             align.append("r")
-        elif data and any(c.kind == "quote" or len(c.text) > 40 for c in data):
-            width = 0.9 / ncols * 2
-            align.append(f"p{{{width:.2f}\\linewidth}}")
+        elif data and any(c.kind == "quote" or len(c.text) > 40 or "\n" in c.text for c in data):
+            align.append("p")
+            wrap_cols.append(j)
         else:
             align.append("l")
+    # paragraph columns share the width left by the others (or follow `column_widths`)
+    if wrap_cols:
+        if spec.column_widths:
+            total = sum(spec.column_widths)
+            widths = {j: 0.95 * spec.column_widths[j] / total for j in wrap_cols}
+        else:
+            share = max((0.95 - 0.12 * (ncols - len(wrap_cols))) / len(wrap_cols), 0.12)
+            widths = {j: share for j in wrap_cols}
+        for j in wrap_cols:
+            align[j] = f"p{{{widths[j]:.2f}\\linewidth}}"
     colspec = "".join(align)
 
-    def cell_tex(c: Cell, head: bool = False) -> str:
-        t = escape_latex(c.text)
+    def cell_tex(c: Cell, head: bool = False, j: int = 0) -> str:
+        text = c.text if (j in wrap_cols and c.colspan == 1) else " ".join(c.text.splitlines())
+        t = escape_latex(text)
         if c.bold:
             t = f"\\textbf{{{t}}}"
         if c.italic or c.kind == "quote":
@@ -206,9 +219,12 @@ def to_latex(
         if c.footnotes:
             t += f"\\textsuperscript{{{escape_latex(_markers(c))}}}"
         if c.rowspan > 1:
-            t = f"\\multirow[t]{{{c.rowspan}}}{{*}}{{{t}}}"
+            width = "=" if (j in wrap_cols and c.colspan == 1 and not head) else "*"
+            t = f"\\multirow[t]{{{c.rowspan}}}{{{width}}}{{{t}}}"
         if c.colspan > 1 or head:
             a = "c" if c.colspan > 1 else ("r" if c.numeric else "l")
+            if c.colspan == 1 and j in wrap_cols:
+                a = align[j]
             t = f"\\multicolumn{{{c.colspan}}}{{{a}}}{{{t}}}"
         return t
 
@@ -225,7 +241,7 @@ def to_latex(
                 parts.append(f"\\multicolumn{{{span}}}{{l}}{{}}" if span > 1 else "")
                 j += span
                 continue
-            parts.append(cell_tex(c, head))
+            parts.append(cell_tex(c, head, j))
             j += c.colspan
         return " & ".join(parts) + r" \\"
 
@@ -255,7 +271,7 @@ def to_latex(
             if k > 0:
                 body_lines.append(r"\addlinespace")
             c = row.cells[0]
-            body_lines.append(f"\\multicolumn{{{ncols}}}{{l}}{{{cell_tex(Cell(c.text, bold=c.bold, italic=c.italic, footnotes=c.footnotes))}}} \\\\")
+            body_lines.append(f"\\multicolumn{{{ncols}}}{{l}}{{{cell_tex(Cell(c.text, bold=c.bold, italic=c.italic, footnotes=c.footnotes), False, -1)}}} \\\\")
             continue
         if row.role == "total":
             body_lines.append(r"\midrule")
@@ -313,8 +329,13 @@ def to_latex(
         L = [r"\begin{landscape}"] + L + [r"\end{landscape}"]
     tex = "\n".join(L) + "\n"
     if standalone:
+        greek = {"03B1": "alpha", "03B2": "beta", "03B3": "gamma", "03B4": "delta", "03B5": "epsilon",
+                 "03B7": "eta", "03BA": "kappa", "03BB": "lambda", "03BC": "mu", "03C1": "rho", "03C3": "sigma",
+                 "03C4": "tau", "03C7": "chi", "03C9": "omega", "2265": "geq", "2264": "leq", "00D7": "times"}
+        declares = "".join(f"\\DeclareUnicodeCharacter{{{k}}}{{\\ensuremath{{\\{v}}}}}" for k, v in greek.items())
         tex = (
-            "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+            "\\documentclass{article}\n\\usepackage{iftex}\n"
+            "\\ifPDFTeX\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}" + declares + "\\fi\n"
             "\\usepackage{booktabs,multirow,longtable,pdflscape,array,textcomp}\n"
             "\\begin{document}\n" + tex + "\\end{document}\n"
         )
