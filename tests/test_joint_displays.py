@@ -331,3 +331,22 @@ def test_display_errors(mechanisms, codebook, excerpts, cases):
         joint_display(kind="case_oriented", excerpts=excerpts, cases=cases, profile=["height"])
     assert set(DISPLAY_KINDS) == {"side_by_side", "statistics_by_theme", "themes_by_group", "convergence",
                                   "case_oriented"}
+
+
+def test_cli_builds_a_display(cli, mechanisms, tmp_path):
+    import docx
+
+    m = mechanisms.assign(theme_ids=["T1", "T1;T1a", "T3;T3b", "", "T2"])
+    m.to_csv(tmp_path / "mech.csv", index=False)
+    (tmp_path / "themes.yaml").write_text(
+        "themes:\n  - id: T1\n    name: Finding the right people\n    direction: supports\n"
+        "  - id: T2\n    name: Renegotiating who helps\n    direction: contradicts\n", encoding="utf-8")
+    r = cli("joint", "--kind", "convergence", "--mechanisms", str(tmp_path / "mech.csv"), "--codebook",
+            str(tmp_path / "themes.yaml"), "--style", "apa", "--out", str(tmp_path / "c.docx"),
+            "--out", str(tmp_path / "c.html"))
+    assert r.returncode == 0, r.stderr
+    d = docx.Document(str(tmp_path / "c.docx"))
+    assert d.tables[0].cell(1, 0).text == "Finding the right people"
+    assert (tmp_path / "c.html").exists()
+    bad = cli("joint", "--kind", "convergence", "--out", str(tmp_path / "x.md"))
+    assert bad.returncode == 2 and "needs the mechanism table" in bad.stderr

@@ -255,3 +255,18 @@ def test_bad_arguments(tmp_path):
         read_qdpx(p, positions="bytes")
     with pytest.raises(QDAImportError, match="schema"):
         read_qdpx(p, validate=True)
+
+
+def test_cli_exports_tables(cli, tmp_path):
+    src = need(QDPX / NVIVO)
+    r = cli("qdpx", str(src), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "152 codes" in r.stdout and "303 codings" in r.stdout
+    import pandas as pd
+
+    codes = pd.read_csv(tmp_path / "out" / "codes.csv")
+    assert len(codes) == 152
+    tmpl = pd.read_csv(tmp_path / "out" / "mapping_template.csv")
+    assert list(tmpl.columns) == ["code", "code_path", "code_name", "n_codings", "theme_id"]
+    bad = cli("qdpx", str(tmp_path / "none.qdpx"))
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
