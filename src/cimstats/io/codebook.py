@@ -1,0 +1,222 @@
+"""The codebook of a survey: one row per variable, as a table, text, CSV, Excel or HTML.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from cimstats.io import Survey, VariableMeta
+>>> s = Survey.from_raw(pd.DataFrame({"sex": [1, 2, 2, 9, None]}),
+...     {"sex": VariableMeta("sex", label="Sex", value_labels={1: "Male", 2: "Female", 9: "Refused"},
+...                          missing_codes=(9,), measure="nominal")})
+>>> cb = codebook(s)
+>>> cb.loc[0, ["n_valid", "n_declared_missing", "n_system_missing"]].tolist()
+[3, 1, 1]
+>>> cb.loc[0, "value_labels"], cb.loc[0, "missing_codes"], cb.loc[0, "top_categories"]
+('1 = Male; 2 = Female; 9 = Refused', '9', 'Female (2); Male (1)')
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from cimstats.errors import CimstatsError, SurveyWriteError
+
+COLUMNS = [
+    "name", "label", "storage", "measure", "value_labels", "missing_codes",
+    "n_valid", "n_declared_missing", "n_system_missing", "min", "max", "top_categories",
+]
+_TOP = 5
+
+
+def _code_text(v: Any) -> str:
+    if isinstance(v, float):
+        if v.is_integer():
+            return str(int(v))
+        if np.isinf(v):
+            return "highest" if v > 0 else "lowest"
+        return f"{v:g}"
+    if isinstance(v, np.generic):
+        return _code_text(v.item())
+    return str(v)
+
+
+def _missing_text(m) -> str:
+    parts = [_code_text(c) for c in m.missing_codes]
+    parts += [f"{_code_text(lo)} to {_code_text(hi)}" for lo, hi in m.missing_ranges]
+    return "; ".join(parts)
+
+
+def _extreme(col: pd.Series, storage: str, which: str) -> Any:
+    values = col.dropna()
+    if values.empty or storage == "string":
+        return None
+    try:
+        v = values.min() if which == "min" else values.max()
+    except TypeError:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, pd.Timestamp):
+        v = v.isoformat()
+    elif hasattr(v, "isoformat"):
+        v = v.isoformat()
+    return v
+
+
+def _top(col: pd.Series, m) -> str:
+    values = col.dropna()
+    if values.empty:
+        return ""
+    if m.storage != "string" and not m.value_labels:
+        return ""
+    counts = values.value_counts(sort=True)
+    counts = counts.iloc[np.lexsort((np.arange(len(counts)), -counts.to_numpy()))]  # stable: ties keep first seen
+    parts = []
+    for code, n in counts.iloc[:_TOP].items():
+        text = m.value_labels.get(code, None) if m.value_labels else None
+        shown = text if text is not None else (_code_text(code) if code != "" else '""')
+        parts.append(f"{shown} ({int(n)})")
+    if len(counts) > _TOP:
+        parts.append(f"... {len(counts) - _TOP} more")
+    return "; ".join(parts)
+
+
+def codebook(survey, *, variables: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per variable: labels, missing codes, counts and range.
+
+    Parameters
+    ----------
+    survey : Survey
+        The survey to describe.
+    variables : iterable of str, optional
+        Describe only these variables (in this order).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``name`` and ``label``; ``storage`` (numeric, string, date,
+        datetime, time); ``measure`` (nominal, ordinal, scale or empty);
+        ``value_labels`` (``"1 = Male; 2 = Female"``, in code order);
+        ``missing_codes`` (declared codes and ranges, ``"-9 to -1; 99"``);
+        ``n_valid`` (cells with a value), ``n_declared_missing`` (cells holding
+        a declared missing code), ``n_system_missing`` (empty cells);
+        ``min``/``max`` (numbers and dates); ``top_categories`` (the five most
+        frequent values of labelled or text variables, with counts).
+    """
+    from cimstats.io.survey import Survey
+
+    if not isinstance(survey, Survey):
+        raise CimstatsError(f"`survey` is a {type(survey).__name__}; expected a cimstats Survey (use read_survey).")
+    names = list(variables) if variables is not None else survey.variables
+    rows = []
+    data, miss = survey.data, survey.missing
+    for name in names:
+        m = survey.variable(name)
+        col = data[name]
+        na = col.isna()
+        n_decl = int(miss[name].notna().sum()) if name in miss.columns else 0
+        rows.append({
+            "name": name,
+            "label": m.label or "",
+            "storage": m.storage,
+            "measure": m.measure or "",
+            "value_labels": "; ".join(f"{_code_text(k)} = {v}" for k, v in m.value_labels.items()),
+            "missing_codes": _missing_text(m),
+            "n_valid": int((~na).sum()),
+            "n_declared_missing": n_decl,
+            "n_system_missing": int(na.sum()) - n_decl,
+            "min": _extreme(col, m.storage, "min"),
+            "max": _extreme(col, m.storage, "max"),
+            "top_categories": _top(col, m),
+        })
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("min", "max"):
+        out[c] = out[c].astype(object)
+    return out
+
+
+def format_codebook(cb: pd.DataFrame, *, title: str | None = None) -> str:
+    """The codebook as readable text, one block per variable (what ``cimstats inspect`` prints)."""
+    lines = [title] if title else []
+    for _, r in cb.iterrows():
+        head = f"{r['name']}"
+        if r["label"]:
+            head += f'  "{r["label"]}"'
+        kind = r["storage"] + (f", {r['measure']}" if r["measure"] else "")
+        lines.append(f"{head}  [{kind}]")
+        if r["value_labels"]:
+            lines.append(f"    value labels:  {r['value_labels']}")
+        if r["missing_codes"]:
+            lines.append(f"    missing codes: {r['missing_codes']}")
+        counts = (f"    n valid {r['n_valid']}, declared missing {r['n_declared_missing']}, "
+                  f"system missing {r['n_system_missing']}")
+        if r["min"] is not None and not (isinstance(r["min"], float) and np.isnan(r["min"])):
+            counts += f"; min {_code_text(r['min'])}, max {_code_text(r['max'])}"
+        lines.append(counts)
+        if r["top_categories"]:
+            lines.append(f"    most frequent: {r['top_categories']}")
+    return "\n".join(lines)
+
+
+def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | None = None,
+                   title: str | None = None) -> None:
+    """Write a codebook to CSV, Excel (.xlsx) or HTML; the file appears only when complete.
+
+    Parameters
+    ----------
+    cb : pandas.DataFrame
+        A table from :func:`codebook` (or ``Survey.codebook()``).
+    path : str or path-like
+        Target file; ``.csv``, ``.xlsx`` or ``.html``/``.htm``.
+    format : {"csv", "xlsx", "html"}, optional
+        Overrides the extension.
+    title : str, optional
+        Heading for HTML and the sheet name for Excel.
+
+    Examples
+    --------
+    >>> import tempfile, os, pandas as pd
+    >>> from cimstats.io import Survey
+    >>> path = os.path.join(tempfile.mkdtemp(), "codebook.csv")
+    >>> write_codebook(Survey(pd.DataFrame({"age": [50, 61]})).codebook(), path)
+    >>> pd.read_csv(path)["max"].tolist()
+    [61]
+    """
+    from cimstats.io.writers import atomic_write
+
+    p = Path(path)
+    fmt = (format or p.suffix.lstrip(".")).lower()
+    fmt = {"htm": "html", "xls": "xlsx"}.get(fmt, fmt)
+    if fmt not in ("csv", "xlsx", "html"):
+        raise SurveyWriteError(
+            f"Cannot write a codebook as '{format or p.suffix or p.name}'; use a .csv, .xlsx or .html file name."
+        )
+    if not p.parent.exists():
+        raise SurveyWriteError(f"The folder of '{p}' does not exist; create it first.")
+
+    def write(tmp: str) -> None:
+        if fmt == "csv":
+            cb.to_csv(tmp, index=False, encoding="utf-8")
+        elif fmt == "xlsx":
+            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+                cb.to_excel(xl, index=False, sheet_name=(title or "codebook")[:31])
+        else:
+            body = cb.to_html(index=False, escape=True, na_rep="", border=0, classes="cimstats-codebook")
+            heading = html.escape(title or "Codebook")
+            Path(tmp).write_text(
+                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                f"<title>{heading}</title></head><body><h1>{heading}</h1>\n{body}\n</body></html>\n",
+                encoding="utf-8",
+            )
+
+    try:
+        atomic_write(p, write)
+    except OSError as exc:
+        raise SurveyWriteError(f"Writing the codebook '{p.name}' failed ({exc.strerror or exc}); nothing was written.") from None
