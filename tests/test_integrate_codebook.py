@@ -30,7 +30,8 @@ mechanisms:
   collective_efficacy:
     name: Collective efficacy
     definition: A shared perception and capacity to act through shared effort.
-    elements:
+    elements: [timing, trust]
+    themes:
       - id: CE-timing
         name: Timing of engagement
         direction: mixed
@@ -75,7 +76,7 @@ def cb(tmp_path):
 def test_yaml_codebook_tables(cb):
     th = cb.themes.set_index("theme_id")
     assert th.index.tolist() == ["T1", "T1a", "CE-timing", "CE-trust"]
-    assert th.loc["T1", "direction"] == "supports" and th.loc["T1a", "direction"] == "none"
+    assert th.loc["T1", "direction"] == "supports" and pd.isna(th.loc["T1a", "direction"])  # not stated
     assert th.loc["T1a", "parent_id"] == "T1" and th.loc["T1a", "level"] == 1
     assert th.loc["T1a", "mechanism"] == "navigation"  # inherited from the parent
     assert th.loc["CE-trust", "mechanism"] == "collective_efficacy"
@@ -90,6 +91,8 @@ def test_yaml_codebook_tables(cb):
     assert cb.themes_for_hypothesis("H3") == ["CE-trust"]
     assert cb.themes_for_hypothesis("H1") == ["T1"]
     assert "4 themes" in cb.summary()
+    assert cb.elements[["element_id", "mechanism_id"]].values.tolist() == [["timing", "collective_efficacy"],
+                                                                            ["trust", "collective_efficacy"]]
     assert cb.theme("T1")["name"] == "Finding the right people"
     with pytest.raises(CodebookError, match="not in codebook"):
         cb.theme("T9")

@@ -170,7 +170,12 @@ def test_side_by_side(mechanisms, codebook, tmp_path):
     assert mi.loc[("H3", "T3"), "meta_inference"] == "discordance"     # supported x contradicts
     assert mi.loc[("H3", "T3b"), "meta_inference"] == "confirmation"
     assert mi.loc[("H5", "T2"), "decided_by"] == "A. Reviewer"
+    # H4 lists no theme: it is linked to the theme of its mechanism; not testable -> silence
     h4 = jd.meta_inferences.loc[jd.meta_inferences["hypothesis_id"] == "H4"]
+    assert h4[["theme_id", "link", "meta_inference"]].values.tolist() == [["T3", "shared mechanism", "silence"]]
+    assert any("same mechanism" in n for n in jd.table.notes)
+    off = joint_display(mechanisms, kind="side_by_side", codebook=codebook, link_by_mechanism=False)
+    h4 = off.meta_inferences.loc[off.meta_inferences["hypothesis_id"] == "H4"]
     assert h4["theme_id"].isna().all() and (h4["meta_inference"] == "silence").all()
     # one row per hypothesis-theme pairing; mechanism and hypothesis cells merged over their rows
     t = jd.table

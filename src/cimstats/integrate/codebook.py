@@ -76,9 +76,11 @@ _DIRECTION_SYNONYMS = {
 }
 THEME_COLUMNS = ["theme_id", "name", "kind", "parent_id", "level", "mechanism", "definition", "direction",
                  "hypothesis_ids", "constructs"]
-EXEMPLAR_COLUMNS = ["excerpt_id", "theme_id", "text", "source", "case_id"]
+EXEMPLAR_COLUMNS = ["excerpt_id", "theme_id", "text", "source", "case_id", "code", "mechanism", "element"]
 LINK_COLUMNS = ["theme_id", "target_type", "target_id"]
-MECHANISM_COLUMNS = ["mechanism_id", "name", "definition"]
+MECHANISM_COLUMNS = ["mechanism_id", "name", "definition", "expectation"]
+ELEMENT_COLUMNS = ["element_id", "mechanism_id", "name", "definition"]
+CONSTRUCT_COLUMNS = ["construct_id", "name", "table", "variables", "measure"]
 
 
 class CodebookError(QDAImportError):
@@ -97,12 +99,21 @@ class Codebook:
         definition, direction`` (one of ``DIRECTIONS``), ``hypothesis_ids``
         and ``constructs`` (``;``-separated strings).
     exemplars : pandas.DataFrame
-        ``excerpt_id, theme_id, text, source, case_id``.
+        ``excerpt_id, theme_id, text, source, case_id, code, mechanism,
+        element``.
     links : pandas.DataFrame
         Long table ``theme_id, target_type`` (``hypothesis`` or
         ``construct``), ``target_id``.
     mechanisms : pandas.DataFrame
-        ``mechanism_id, name, definition``.
+        ``mechanism_id, name, definition, expectation``.
+    elements : pandas.DataFrame
+        Elements of a mechanism (e.g. of collective efficacy):
+        ``element_id, mechanism_id, name, definition``.
+    constructs : pandas.DataFrame
+        Quantitative constructs themes link to: ``construct_id, name, table,
+        variables, measure``.
+    participants : pandas.DataFrame
+        Interviewed participants (``case_id`` and any listed attributes).
     name : str
     source : str
         Where the codebook was read from.
@@ -114,6 +125,26 @@ class Codebook:
     mechanisms: Any
     name: str = ""
     source: str = ""
+    elements: Any = None
+    constructs: Any = None
+    participants: Any = None
+
+    def __post_init__(self):
+        import pandas as pd
+
+        if self.elements is None:
+            object.__setattr__(self, "elements", pd.DataFrame(columns=ELEMENT_COLUMNS))
+        if self.constructs is None:
+            object.__setattr__(self, "constructs", pd.DataFrame(columns=CONSTRUCT_COLUMNS))
+        if self.participants is None:
+            object.__setattr__(self, "participants", pd.DataFrame(columns=["case_id"]))
+
+    def excerpts(self):
+        """The codebook's excerpts as a coded-excerpt table (see :func:`cimstats.integrate.read_excerpts`)."""
+        from cimstats.integrate.excerpts import read_excerpts
+
+        ex = self.exemplars.rename(columns={"code": "code"})
+        return read_excerpts(ex[["excerpt_id", "case_id", "theme_id", "text", "source", "code", "mechanism", "element"]])
 
     def theme(self, theme_id: str) -> dict:
         """One theme's row as a dict."""
@@ -160,9 +191,9 @@ def _as_list(v) -> list[str]:
     return [str(x).strip() for x in v if x is not None and str(x).strip()]
 
 
-def _direction(v, where: str, report: Report) -> str:
+def _direction(v, where: str, report: Report) -> str | None:
     if v is None or (isinstance(v, float) and v != v):
-        return "none"
+        return None  # not stated (joint displays may apply a default)
     key = str(v).strip().lower()
     if key in _DIRECTION_SYNONYMS:
         return _DIRECTION_SYNONYMS[key]
@@ -186,7 +217,7 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
     ...     "hypotheses": ["H3"], "subthemes": [{"id": "T1a", "name": "Timing"}],
     ...     "exemplars": [{"text": "We trusted the nurse.", "participant": "EN-0003"}]}]})
     >>> cb.themes[["theme_id", "parent_id", "level", "direction"]].fillna("-").values.tolist()
-    [['T1', '-', 0, 'supports'], ['T1a', 'T1', 1, 'none']]
+    [['T1', '-', 0, 'supports'], ['T1a', 'T1', 1, '-']]
     >>> cb.themes_for_hypothesis("H3")
     ['T1']
     """
@@ -200,6 +231,9 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
     exemplars: list[dict] = []
     links: list[dict] = []
     mechs: list[dict] = []
+    elements: list[dict] = []
+    element_refs: list[tuple[str, str]] = []
+    mech_theme_ids: list[tuple[str, str]] = []
 
     raw_mechs = _pick(data, "mechanisms", default=[])
     if isinstance(raw_mechs, dict):
@@ -210,14 +244,25 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
         m = _norm_keys(m)
         mid = _pick(m, "id", "mechanism_id", "name")
         mechs.append({"mechanism_id": str(mid), "name": str(_pick(m, "name", "label", default=mid)),
-                      "definition": _pick(m, "definition", "description")})
-        # mechanisms may carry their own themes/elements
-        for key in ("themes", "elements", "subthemes", "children"):
+                      "definition": _pick(m, "definition", "description"),
+                      "expectation": _pick(m, "quantitative_expectation", "expectation", "hypothesis")})
+        # mechanisms may carry their own themes (as entries, or as ids of themes listed elsewhere)
+        for key in ("themes", "subthemes", "children"):
             for t in m.get(key) or []:
                 if isinstance(t, dict):
                     t = dict(t)
                     t.setdefault("mechanism", mid)
                     data.setdefault("_extra_themes", []).append(t)
+                else:
+                    mech_theme_ids.append((str(mid), str(t)))
+        for e in m.get("elements") or []:
+            if isinstance(e, dict):
+                e = _norm_keys(e)
+                elements.append({"element_id": str(_pick(e, "id", "name")), "mechanism_id": str(mid),
+                                 "name": str(_pick(e, "name", "label", "id")),
+                                 "definition": _pick(e, "definition", "description")})
+            else:
+                element_refs.append((str(mid), str(e)))
 
     def add_theme(t: dict, parent: dict | None, level: int, idx: str):
         if isinstance(t, str):
@@ -232,7 +277,8 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
         tid = str(tid)
         parent_id = parent["theme_id"] if parent else _pick(t, "parent", "parent_id")
         kind = _pick(t, "kind", "type", default=("theme" if level == 0 and parent_id is None else "subtheme"))
-        mech = _pick(t, "mechanism", "mechanism_id", default=(parent["mechanism"] if parent else None))
+        mech_list = _as_list(_pick(t, "mechanisms", "mechanism", "mechanism_id"))
+        mech = ";".join(mech_list) if mech_list else (parent["mechanism"] if parent else None)
         hyps = _as_list(_pick(t, "hypotheses", "hypothesis_ids", "hypothesis", "links"))
         cons = _as_list(_pick(t, "constructs", "construct", "variables"))
         row = {
@@ -255,14 +301,8 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
             if not text:
                 report.add("C004", f"Exemplar {k + 1} of {where} has no text.", remedy="Add `text:`.")
                 continue
-            exemplars.append({
-                "excerpt_id": str(_pick(e, "id", "excerpt_id", default=f"{tid}-{k + 1}")),
-                "theme_id": tid, "text": str(text),
-                "source": _pick(e, "source", "document", "interview"),
-                "case_id": None if _pick(e, "case_id", "participant", "participant_id", "case") is None
-                else str(_pick(e, "case_id", "participant", "participant_id", "case")),
-            })
-        for key in ("subthemes", "children", "elements", "themes"):
+            exemplars.append(_exemplar(e, tid, text, f"{tid}-{k + 1}"))
+        for key in ("subthemes", "children", "codes", "elements", "themes"):
             for k, sub in enumerate(t.get(key) or []):
                 add_theme(sub, row, level + 1, f"{idx}.{k + 1}")
 
@@ -273,26 +313,82 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
         raw_themes = [dict(v or {}, id=k) if isinstance(v, dict) else {"id": k, "name": v} for k, v in raw_themes.items()]
     for k, t in enumerate((raw_themes or []) + data.get("_extra_themes", [])):
         add_theme(t, None, 0, str(k + 1))
-    for k, e in enumerate(_pick(data, "exemplars", "quotes", default=[]) or []):
+    top_ex = list(_pick(data, "exemplars", "quotes", default=[]) or []) + list(_pick(data, "excerpts", default=[]) or [])
+    for k, e in enumerate(top_ex):
         e = _norm_keys(e)
         tid = _pick(e, "theme_id", "theme")
         text = _pick(e, "text", "quote", "excerpt")
         if tid is None or not text:
-            report.add("C004", f"Top-level exemplar {k + 1} needs `theme_id` and `text`.")
+            report.add("C004", f"Top-level excerpt {k + 1} needs `theme_id` (or `theme`) and `text`.")
             continue
-        exemplars.append({"excerpt_id": str(_pick(e, "id", "excerpt_id", default=f"{tid}-x{k + 1}")),
-                          "theme_id": str(tid), "text": str(text), "source": _pick(e, "source"),
-                          "case_id": None if _pick(e, "case_id", "participant") is None else str(_pick(e, "case_id", "participant"))})
+        exemplars.append(_exemplar(e, str(tid), text, f"{tid}-x{k + 1}"))
+    # elements of a mechanism listed at top level, e.g. `collective_efficacy_elements:` or `elements:`
+    mech_ids = [m["mechanism_id"] for m in mechs]
+    for key, val in data.items():
+        if key == "elements" or key.endswith("_elements"):
+            owner = key[: -len("_elements")] if key.endswith("_elements") else None
+            for e in val or []:
+                e = _norm_keys(e) if isinstance(e, dict) else {"id": e}
+                eid = str(_pick(e, "id", "name"))
+                m_owner = _pick(e, "mechanism", default=owner)
+                if m_owner is None:
+                    m_owner = next((m for m, x in element_refs if x == eid), None)
+                elements.append({"element_id": eid, "mechanism_id": None if m_owner is None else str(m_owner),
+                                 "name": str(_pick(e, "name", "label", default=eid)),
+                                 "definition": _pick(e, "definition", "description")})
+    known_el = {e["element_id"] for e in elements}
+    for m, e in element_refs:
+        if e not in known_el:
+            elements.append({"element_id": e, "mechanism_id": m, "name": e, "definition": None})
+    constructs = []
+    raw_c = _pick(data, "constructs", default={}) or {}
+    if isinstance(raw_c, dict):
+        raw_c = [dict(v or {}, id=k) if isinstance(v, dict) else {"id": k, "name": v} for k, v in raw_c.items()]
+    for c in raw_c:
+        c = _norm_keys(c) if isinstance(c, dict) else {"id": c}
+        constructs.append({"construct_id": str(_pick(c, "id", "name")), "name": _pick(c, "name", "label"),
+                           "table": _pick(c, "table"), "variables": ";".join(_as_list(_pick(c, "variables"))),
+                           "measure": _pick(c, "measure", "definition", "description")})
+    participants = []
+    for pt in _pick(data, "participants", "cases", default=[]) or []:
+        pt = _norm_keys(pt) if isinstance(pt, dict) else {"id": pt}
+        row = {"case_id": str(_pick(pt, "id", "case_id", "participant_id"))}
+        row.update({k: v for k, v in pt.items() if k not in ("id", "case_id", "participant_id")})
+        participants.append(row)
+    # themes named by a mechanism take that mechanism
+    by_id = {t["theme_id"]: t for t in themes}
+    for m, tid in mech_theme_ids:
+        t = by_id.get(tid)
+        if t is None:
+            report.add("C008", f"Mechanism {m!r} lists theme {tid!r}, which is not a theme.")
+            continue
+        have = _as_list(t["mechanism"])
+        if m not in have:
+            t["mechanism"] = ";".join(have + [m])
     for lk in _pick(data, "links", default=[]) or []:
         lk = _norm_keys(lk)
         links.append({"theme_id": str(_pick(lk, "theme_id", "theme")),
                       "target_type": str(_pick(lk, "target_type", "type", default="hypothesis")),
                       "target_id": str(_pick(lk, "target_id", "target", "hypothesis_id"))})
-    return _finish(themes, exemplars, links, mechs, name=str(_pick(data, "name", "title", default="")),
-                   source=source, report=report)
+    return _finish(themes, exemplars, links, mechs, name=str(_pick(data, "name", "title", "id", default="")),
+                   source=source, report=report, elements=elements, constructs=constructs, participants=participants)
 
 
-def _finish(themes, exemplars, links, mechs, *, name, source, report) -> Codebook:
+def _exemplar(e: dict, tid: str, text, default_id: str) -> dict:
+    case = _pick(e, "case_id", "participant", "participant_id", "case")
+    return {
+        "excerpt_id": str(_pick(e, "id", "excerpt_id", default=default_id)),
+        "theme_id": tid, "text": str(text),
+        "source": _pick(e, "source", "document", "interview"),
+        "case_id": None if case is None else str(case),
+        "code": _pick(e, "code", "subtheme"),
+        "mechanism": _pick(e, "mechanism"),
+        "element": _pick(e, "element"),
+    }
+
+
+def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(), constructs=(),
+            participants=()) -> Codebook:
     import pandas as pd
 
     seen: set[str] = set()
@@ -317,9 +413,10 @@ def _finish(themes, exemplars, links, mechs, *, name, source, report) -> Codeboo
             report.add("C006", f"Exemplar {e['excerpt_id']!r} belongs to theme {e['theme_id']!r}, which is not a theme.")
     mech_ids = {m["mechanism_id"] for m in mechs}
     for t in themes:
-        if mechs and t["mechanism"] is not None and t["mechanism"] not in mech_ids:
-            report.add("C007", f"Theme {t['theme_id']!r} names mechanism {t['mechanism']!r}, which is not listed under `mechanisms`.",
-                       severity="warning")
+        for m in _as_list(t["mechanism"]):
+            if mechs and m not in mech_ids:
+                report.add("C007", f"Theme {t['theme_id']!r} names mechanism {m!r}, which is not listed under `mechanisms`.",
+                           severity="warning")
     if report.has_errors:
         raise CodebookError(
             f"Codebook {source or name!r} has {len(report.errors)} problem(s); see `.report` "
@@ -332,6 +429,9 @@ def _finish(themes, exemplars, links, mechs, *, name, source, report) -> Codeboo
         links=pd.DataFrame(links, columns=LINK_COLUMNS).drop_duplicates(ignore_index=True),
         mechanisms=pd.DataFrame(mechs, columns=MECHANISM_COLUMNS),
         name=name, source=source,
+        elements=pd.DataFrame(list(elements), columns=ELEMENT_COLUMNS),
+        constructs=pd.DataFrame(list(constructs), columns=CONSTRUCT_COLUMNS),
+        participants=pd.DataFrame(list(participants)) if participants else pd.DataFrame(columns=["case_id"]),
     )
 
 

@@ -302,28 +302,64 @@ def _result_text(r, fmt: NumberFormat) -> str:
     return text
 
 
-def _links(results, codebook: Codebook | None) -> "Any":
+def _norm_mech(x) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(x).strip().lower()).strip("_")
+
+
+def _same_mechanism(a, b, codebook) -> bool:
+    """Whether two mechanism labels (ids or names, e.g. 'navigation' and 'Network navigation') agree."""
+
+    def aliases(x) -> set[str]:
+        n = _norm_mech(x)
+        out = {n} if n else set()
+        if n and codebook is not None and not codebook.mechanisms.empty:
+            for mid, mname in zip(codebook.mechanisms["mechanism_id"], codebook.mechanisms["name"]):
+                ids = {_norm_mech(mid), _norm_mech(mname)}
+                if n in ids:
+                    out |= ids
+        return out
+
+    A, B = aliases(a), aliases(b)
+    return bool(A & B) or any(x.endswith("_" + y) or y.endswith("_" + x) for x in A for y in B)
+
+
+def _links(results, codebook: Codebook | None, link_by_mechanism: bool = True) -> "Any":
+    """Hypothesis-theme links with where each came from (``mechanism table``, ``codebook`` or ``shared mechanism``)."""
     import pandas as pd
 
     rows = []
     for r in results.itertuples(index=False):
         for t in _split_ids(r.theme_ids):
-            rows.append((r.hypothesis_id, t))
+            rows.append((r.hypothesis_id, t, "mechanism table"))
     if codebook is not None:
         lk = codebook.links
         for r in lk.loc[lk["target_type"] == "hypothesis"].itertuples(index=False):
             if r.target_id in set(results["hypothesis_id"]):
-                rows.append((r.target_id, r.theme_id))
-    out = pd.DataFrame(rows, columns=["hypothesis_id", "theme_id"]).drop_duplicates(ignore_index=True)
-    return out
+                rows.append((r.target_id, r.theme_id, "codebook"))
+    if link_by_mechanism and codebook is not None:
+        linked = {h for h, _, _ in rows}
+        top = codebook.themes.loc[codebook.themes["level"] == 0]
+        for r in results.itertuples(index=False):
+            if r.hypothesis_id in linked:
+                continue
+            for tid, mechs in zip(top["theme_id"], top["mechanism"]):
+                if any(_same_mechanism(r.mechanism, m, codebook) for m in _split_ids(mechs)):
+                    rows.append((r.hypothesis_id, tid, "shared mechanism"))
+    out = pd.DataFrame(rows, columns=["hypothesis_id", "theme_id", "link"])
+    return out.drop_duplicates(subset=["hypothesis_id", "theme_id"], ignore_index=True)
+
+
+def _direction_of(info: dict, default: str) -> str:
+    d = info.get("direction")
+    return default if _missing(d) or d is None else str(d)
 
 
 def _theme_info(codebook: Codebook | None, theme_id: str) -> dict:
     if codebook is None:
-        return {"theme_id": theme_id, "name": theme_id, "definition": None, "direction": "none", "mechanism": None}
+        return {"theme_id": theme_id, "name": theme_id, "definition": None, "direction": None, "mechanism": None}
     hit = codebook.themes.loc[codebook.themes["theme_id"] == theme_id]
     if hit.empty:
-        return {"theme_id": theme_id, "name": theme_id, "definition": None, "direction": "none", "mechanism": None}
+        return {"theme_id": theme_id, "name": theme_id, "definition": None, "direction": None, "mechanism": None}
     return hit.iloc[0].to_dict()
 
 
@@ -377,6 +413,8 @@ def joint_display(
     title: str | None = None,
     number: str | int | None = None,
     orientation: str | None = None,
+    link_by_mechanism: bool = True,
+    default_direction: str = "none",
 ) -> JointDisplay:
     """Build a joint display of quantitative results and qualitative themes.
 
@@ -438,6 +476,17 @@ def joint_display(
         Exemplar quotes per cell (default 1).
     title, number, orientation :
         Table title, number and page orientation (defaults by kind).
+    link_by_mechanism : bool
+        Link a hypothesis whose ``theme_ids`` are empty (and that the
+        codebook does not name) to the top-level themes serving the same
+        mechanism (matching ids or names, e.g. ``navigation`` and ``Network
+        navigation``); default True. The source of every link is kept in
+        ``meta_inferences.link``.
+    default_direction : str
+        Direction assumed for themes whose codebook states none
+        (``supports``, ``contradicts``, ``mixed`` or ``none``, the default,
+        which makes the rules suggest silence). Stating directions in the
+        codebook is better; the assumption is written in the table notes.
 
     Returns
     -------
@@ -480,8 +529,12 @@ def joint_display(
         from cimstats.integrate.excerpts import read_excerpts
 
         excerpts = read_excerpts(excerpts)
+    if default_direction not in ("supports", "contradicts", "mixed", "none"):
+        raise CodebookError(f"`default_direction={default_direction!r}` is not known; expected supports, "
+                            "contradicts, mixed or none.")
     common = dict(codebook=codebook, excerpts=excerpts, fmt=fmt, quote=quote, k_quotes=quotes_per_cell,
-                  title=title, number=number, orientation=orientation, opts=opts)
+                  title=title, number=number, orientation=orientation, opts=opts, lbm=link_by_mechanism,
+                  ddir=default_direction)
     if k in ("side_by_side", "statistics_by_theme", "convergence"):
         if results is None:
             raise CodebookError(f"`kind={k!r}` needs the mechanism table as the first argument `results`.")
@@ -521,25 +574,37 @@ _MI_NOTE = ("Meta-inferences: confirmation (strands agree), expansion (one stran
             "name the person who decided.")
 
 
-def _pairs(res, codebook):
+def _pairs(res, codebook, lbm=True, ddir="none"):
     import pandas as pd
 
-    links = _links(res, codebook)
+    links = _links(res, codebook, lbm)
     rows = []
     for r in res.itertuples(index=False):
-        ts = links.loc[links["hypothesis_id"] == r.hypothesis_id, "theme_id"].tolist()
-        for t in ts or [None]:
+        sub = links.loc[links["hypothesis_id"] == r.hypothesis_id]
+        pairs = list(zip(sub["theme_id"], sub["link"])) or [(None, None)]
+        for t, how in pairs:
             info = _theme_info(codebook, t) if t else {"direction": "none"}
-            rows.append({"hypothesis_id": r.hypothesis_id, "theme_id": t, "verdict": r.verdict,
-                         "theme_direction": info.get("direction") or "none"})
-    return pd.DataFrame(rows, columns=["hypothesis_id", "theme_id", "verdict", "theme_direction"])
+            rows.append({"hypothesis_id": r.hypothesis_id, "theme_id": t, "link": how, "verdict": r.verdict,
+                         "theme_direction": _direction_of(info, ddir) if t else "none",
+                         "direction_stated": (not _missing(info.get("direction"))) if t else False})
+    return pd.DataFrame(rows, columns=["hypothesis_id", "theme_id", "link", "verdict", "theme_direction",
+                                       "direction_stated"])
+
+
+def _assumption_notes(pairs, ddir, lbm) -> list[str]:
+    notes = []
+    if ddir != "none" and (pairs["theme_id"].notna() & ~pairs["direction_stated"].astype(bool)).any():
+        notes.append(f"Themes whose direction the codebook does not state were taken to be '{ddir}'.")
+    if lbm and (pairs["link"] == "shared mechanism").any():
+        notes.append("Hypotheses without listed themes are linked to the themes of the same mechanism.")
+    return notes
 
 
 # ---------------------------------------------------------------- side by side
-def _side_by_side(res, *, rules, overrides, codebook, excerpts, fmt, quote, k_quotes, title, number, orientation, opts):
+def _side_by_side(res, *, rules, overrides, codebook, excerpts, fmt, quote, k_quotes, title, number, orientation, opts, lbm=True, ddir="none"):
     import pandas as pd
 
-    pairs = _pairs(res, codebook)
+    pairs = _pairs(res, codebook, lbm, ddir)
     mi = suggest_meta_inferences(pairs, rules=rules, overrides=overrides)
     res = res.assign(_order=range(len(res)))
     mech_order = list(dict.fromkeys(res["mechanism"]))
@@ -584,7 +649,7 @@ def _side_by_side(res, *, rules, overrides, codebook, excerpts, fmt, quote, k_qu
         (Cell("Hypothesis"), Cell("Result"), Cell("Theme"), Cell("Finding and exemplar quote")),
     )
     notes = ["Result: estimate [95% CI]; p-value; model and number of observations. Quotes are pseudonymised "
-             "and may be shortened (…).", _MI_NOTE]
+             "and may be shortened (…).", _MI_NOTE] + _assumption_notes(pairs, ddir, lbm)
     table = _finish_spec("Joint display of mechanism tests and qualitative themes", title=title, number=number,
                          orientation=orientation, default_orientation="landscape", header=header, body=tuple(body),
                          notes=tuple(notes), column_widths=(1.2, 2, 2, 1.4, 3.5, 1.4))
@@ -592,10 +657,10 @@ def _side_by_side(res, *, rules, overrides, codebook, excerpts, fmt, quote, k_qu
 
 
 # -------------------------------------------------------- statistics by theme
-def _statistics_by_theme(res, *, themes, codebook, excerpts, fmt, quote, k_quotes, title, number, orientation, opts):
+def _statistics_by_theme(res, *, themes, codebook, excerpts, fmt, quote, k_quotes, title, number, orientation, opts, lbm=True, ddir="none"):
     import pandas as pd
 
-    links = _links(res, codebook)
+    links = _links(res, codebook, lbm)
     order = list(themes) if themes is not None else (
         codebook.themes["theme_id"].tolist() if codebook is not None else list(dict.fromkeys(links["theme_id"])))
     header = ((Cell("Hypothesis"), Cell("Mechanism"), Cell("Estimate [95% CI]", kind="ci"), Cell("p", kind="p_value"),
@@ -607,7 +672,8 @@ def _statistics_by_theme(res, *, themes, codebook, excerpts, fmt, quote, k_quote
         hs = links.loc[links["theme_id"] == t, "hypothesis_id"].tolist()
         if not hs and codebook is not None and info.get("level", 0) > 0:
             continue  # sub-themes without links are not listed
-        dir_txt = "" if info.get("direction") in (None, "none") else f" (stated direction: {info['direction']})"
+        d = info.get("direction")
+        dir_txt = "" if _missing(d) or d == "none" else f" (stated direction: {d})"
         body.append(Row.group(f"{info['name']}{dir_txt}", 7))
         if not hs:
             body.append(Row((Cell("No linked hypothesis", italic=True, colspan=7),)))
@@ -643,12 +709,12 @@ def _statistics_by_theme(res, *, themes, codebook, excerpts, fmt, quote, k_quote
 
 # ------------------------------------------------------------- convergence
 def _convergence(res, *, themes, rules, overrides, codebook, excerpts, fmt, quote, k_quotes, title, number,
-                 orientation, opts):
+                 orientation, opts, lbm=True, ddir="none"):
     import pandas as pd
 
-    pairs = _pairs(res, codebook)
+    pairs = _pairs(res, codebook, lbm, ddir)
     mi = suggest_meta_inferences(pairs, rules=rules, overrides=overrides)
-    links = _links(res, codebook)
+    links = _links(res, codebook, lbm)
     if themes is not None:
         order = list(themes)
     elif codebook is not None:
@@ -673,8 +739,10 @@ def _convergence(res, *, themes, rules, overrides, codebook, excerpts, fmt, quot
             by = ", ".join(dict.fromkeys(m["decided_by"]))
         counts[conv] += 1
         finding = "" if _missing(info.get("definition")) else str(info["definition"])
-        direction = info.get("direction") or "none"
-        qual = (finding + ("\n" if finding else "") + f"Stated direction: {direction}")
+        stated = not _missing(info.get("direction"))
+        direction = _direction_of(info, ddir)
+        qual = finding + ("\n" if finding else "") + (f"Stated direction: {direction}" if stated
+                                                      else f"Direction not stated (taken as {direction})")
         body.append(Row((Cell(str(info["name"])), Cell(qual), Cell(quant), Cell(conv.capitalize(), bold=True),
                          Cell(f"{mis} ({by.replace('rule:', 'rule ')})"))))
         spec_rows.append({"theme_id": t, "theme": info["name"], "direction": direction, "hypotheses": quant,
@@ -685,7 +753,7 @@ def _convergence(res, *, themes, rules, overrides, codebook, excerpts, fmt, quot
                         role="total" if c == "agreement" else "data"))
     notes = ["Convergence coding follows the triangulation protocol: agreement, partial agreement, silence "
              "(one strand says nothing) and dissonance; a theme linked to several hypotheses is coded partial "
-             "agreement when their codes differ (silence aside).", _MI_NOTE]
+             "agreement when their codes differ (silence aside).", _MI_NOTE] + _assumption_notes(pairs, ddir, lbm)
     table = _finish_spec("Convergence coding matrix", title=title, number=number, orientation=orientation,
                          default_orientation="landscape", header=header, body=tuple(body), notes=tuple(notes))
     return JointDisplay("convergence", pd.DataFrame(spec_rows), table, meta_inferences=mi, summary_counts=counts,
@@ -694,7 +762,7 @@ def _convergence(res, *, themes, rules, overrides, codebook, excerpts, fmt, quot
 
 # -------------------------------------------------------- themes by group
 def _themes_by_group(cases, *, id, group_by, group_labels, group_title, themes, threshold, codebook, excerpts, fmt,
-                     quote, k_quotes, title, number, orientation, opts):
+                     quote, k_quotes, title, number, orientation, opts, lbm=True, ddir="none"):
     import numpy as np
     import pandas as pd
 
@@ -808,7 +876,7 @@ def _themes_by_group(cases, *, id, group_by, group_labels, group_title, themes, 
 
 # ------------------------------------------------------------- case oriented
 def _case_oriented(cases, *, id, profile, themes, codebook, excerpts, fmt, quote, k_quotes, title, number,
-                   orientation, opts):
+                   orientation, opts, lbm=True, ddir="none"):
     import pandas as pd
 
     if profile is None:
