@@ -355,3 +355,39 @@ def test_cli_builds_a_display(cli, mechanisms, tmp_path):
     assert (tmp_path / "c.html").exists()
     bad = cli("joint", "--kind", "convergence", "--out", str(tmp_path / "x.md"))
     assert bad.returncode == 2 and "needs the mechanism table" in bad.stderr
+
+
+def test_all_kinds_compile_and_convert(mechanisms, codebook, excerpts, cases, tmp_path):
+    """Each display kind compiles with pdfLaTeX and converts from .docx to PDF with LibreOffice, when installed."""
+    import shutil
+    import subprocess
+
+    from cimstats.render import to_docx, to_latex
+
+    displays = [
+        joint_display(mechanisms, kind="side_by_side", codebook=codebook, number=1),
+        joint_display(mechanisms, kind="statistics_by_theme", codebook=codebook, number=2),
+        joint_display(kind="themes_by_group", codebook=codebook, excerpts=excerpts, cases=cases,
+                      group_by="deprivation_q", number=3),
+        joint_display(mechanisms, kind="convergence", codebook=codebook, number=4),
+        joint_display(kind="case_oriented", codebook=codebook, excerpts=excerpts, cases=cases,
+                      profile={"network_size": "Network size"}, number=5),
+    ]
+    assert [d.kind for d in displays] == list(DISPLAY_KINDS)
+    pdflatex = shutil.which("pdflatex")
+    soffice = shutil.which("libreoffice") or shutil.which("soffice")
+    if pdflatex is None and soffice is None:
+        pytest.skip("neither pdfLaTeX nor LibreOffice is installed")
+    if pdflatex is not None:
+        body = "\n\\clearpage\n".join(to_latex(d.table) for d in displays)
+        tex = to_latex(displays[0].table, standalone=True)
+        tex = tex[: tex.index("\\begin{document}") + len("\\begin{document}\n")] + body + "\\end{document}\n"
+        (tmp_path / "all.tex").write_text(tex, encoding="utf-8")
+        r = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout[-3000:]
+    if soffice is not None:
+        to_docx([d.table for d in displays], tmp_path / "all.docx")
+        r = subprocess.run([soffice, "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path),
+                            str(tmp_path / "all.docx")], capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0 and (tmp_path / "all.pdf").stat().st_size > 2000, r.stderr

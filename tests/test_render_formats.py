@@ -315,7 +315,7 @@ def test_latex_structure():
     assert "\\multicolumn{2}{c}{\\textbf{Estimate}}" not in tex  # header cells are not forced bold
     assert "\\multicolumn{2}{c}{Estimate}" in tex
     assert "\\cmidrule(lr){2-3}" in tex
-    assert "\\multirow[t]{2}{*}{Weak ties}" in tex
+    assert "\nWeak ties & 0.21" in tex and "\n & =SUM(A1:A3)" in tex  # row-merged cell set in its first row
     assert "\\multicolumn{4}{l}{\\textbf{Network navigation}}" in tex
     assert "\\caption{Mechanism tests \\& themes Estimates from the demo study.}\\label{tab:mech}" in tex
     assert "50\\% of \\textless{}cases\\textgreater{}." in tex

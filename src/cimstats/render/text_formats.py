@@ -163,11 +163,12 @@ def to_latex(
     Short tables use ``table`` + ``tabular``; long tables (more than
     ``long_threshold`` body rows, or ``long=True``) use ``longtable`` with the
     header repeated on every page. Landscape tables sit in a ``landscape``
-    environment (package ``pdflscape``). Merged cells use ``\\multicolumn``
-    and ``\\multirow``. Every text is escaped.
+    environment (package ``pdflscape``). Cells merged over columns use
+    ``\\multicolumn``; cells merged over rows are set in their first row with
+    the rows below left empty (top-aligned, as booktabs advises), so no
+    ``multirow`` package is needed. Every text is escaped.
 
-    Required packages: ``booktabs``, ``multirow``, ``longtable`` (long
-    tables), ``pdflscape`` (landscape), ``array``; notes are set below the
+    Required packages: ``booktabs``, ``longtable`` (long tables), ``pdflscape`` (landscape), ``array``; notes are set below the
     table. ``standalone=True`` returns a complete document; with pdfLaTeX it
     maps common Greek letters and relation signs, while text in other
     scripts (or emoji) needs XeLaTeX or LuaLaTeX with a suitable font.
@@ -218,9 +219,8 @@ def to_latex(
             t = f"\\textit{{{t}}}"
         if c.footnotes:
             t += f"\\textsuperscript{{{escape_latex(_markers(c))}}}"
-        if c.rowspan > 1:
-            width = "=" if (j in wrap_cols and c.colspan == 1 and not head) else "*"
-            t = f"\\multirow[t]{{{c.rowspan}}}{{{width}}}{{{t}}}"
+        # a cell merged over rows is set in its first row, the rows below left empty (the booktabs
+        # convention, top-aligned like \multirow[t]; no extra package needed)
         if c.colspan > 1 or head:
             a = "c" if c.colspan > 1 else ("r" if c.numeric else "l")
             if c.colspan == 1 and j in wrap_cols:
@@ -336,7 +336,7 @@ def to_latex(
         tex = (
             "\\documentclass{article}\n\\usepackage{iftex}\n"
             "\\ifPDFTeX\\usepackage[T1]{fontenc}\\usepackage[utf8]{inputenc}" + declares + "\\fi\n"
-            "\\usepackage{booktabs,multirow,longtable,pdflscape,array,textcomp}\n"
+            "\\usepackage{booktabs,longtable,pdflscape,array,textcomp}\n"
             "\\begin{document}\n" + tex + "\\end{document}\n"
         )
     if path is not None:
