@@ -46,7 +46,10 @@ def test_suppression_example_and_footnote():
     assert s.primary.sum() == 1 and s.n_secondary == 3
     # with the row total, 3 = 35 - 12 - 20 would be revealed unless a second cell is hidden
     assert s.hidden[0].sum() >= 2 and s.hidden[:, 1].sum() >= 2
-    assert "1 to 4" in s.footnote() and "derived from totals" in s.footnote()
+    assert "counts from 1 to 4" in s.footnote() and "derived from totals" in s.footnote()
+    assert s.footnote().startswith("[c] ")
+    forced = suppress_small_counts([[10, 12, 30]], threshold=5, also_hide=[[False, True, False]])
+    assert forced.primary.tolist() == [[False, True, False]] and forced.secondary.tolist() == [[True, False, False]]
     # a row whose only other cells are zero: the total itself must go
     s2 = suppress_small_counts([[3, 0], [10, 12]], threshold=5, totals="rows")
     assert s2.row_total_hidden.tolist() == [True, False]

@@ -242,21 +242,21 @@ def test_themes_by_group_prevalence_suppression_and_quotes(codebook, excerpts, c
     assert [c.text for c in g[1][1:5]] == ["Q1 (most deprived) (n = 10)", "2 (n = 10)", "3 (n = 10)", "4 (n = 10)"]
     t1 = [c.text for c in g[2]]
     assert t1[1].startswith("8 (80%)\n\u201c") and "[neighbour]" in t1[1]
-    assert t1[3] == "<5" and t1[4] == "0 (0%)"
+    assert t1[3] == "[c]" and t1[4] == "0 (0%)"
     # T1 row: one small cell (3) and a shown total -> a second cell hidden, the smallest non-zero one (6 in Q2)
     assert jd.suppression.primary[0].tolist() == [False, False, True, False]
     assert jd.suppression.secondary[0].tolist() == [False, True, False, False]
-    assert t1[2] == "x" and t1[5] == "17 (42%)"
+    assert t1[2] == "[c]" and t1[5] == "17 (42%)"  # one symbol: small and complementary cells look alike
     # T2: a single case in Q2 -> suppressed; its row total (1) is small too
     t2 = [c.text for c in g[3]]
-    assert t2[2] == "<5" and t2[5] in ("<5", "x")
+    assert t2[2] == "[c]" and t2[5] == "[c]"
     # no quote leaks from a suppressed cell, and quotes are pseudonymised and escaped later by renderers
     for r in spec.itertuples():
         if r.suppressed:
             assert r.quotes == []
         for q in r.quotes:
             assert "Maria" not in q
-    assert [f.marker for f in t.footnotes] == ["a", "b"]
+    assert [f.marker for f in t.footnotes] == ["a"] and "counts from 1 to 4" in t.footnotes[0].text
     assert any("interviewed" not in n and "without a case row" in n for n in t.notes)
     d, ws = _all_formats(jd, tmp_path)
     html = (tmp_path / "themes_by_group.html").read_text(encoding="utf-8")
@@ -264,6 +264,22 @@ def test_themes_by_group_prevalence_suppression_and_quotes(codebook, excerpts, c
     for row in ws.iter_rows():
         for c in row:
             assert c.data_type != "f"
+
+
+def test_themes_by_group_hides_small_groups(codebook, excerpts, cases):
+    small = cases.assign(deprivation_q=np.where(cases["patient_id"].isin(["EN-0001", "EN-0002"]), 9,
+                                                cases["deprivation_q"]))
+    jd = joint_display(kind="themes_by_group", codebook=codebook, excerpts=excerpts, cases=small,
+                       group_by="deprivation_q")
+    g = jd.table.grid()
+    assert g[1][5].text == "9 (n = [c])"
+    s = jd.spec
+    hidden9 = s.loc[(s["group"] == 9) & (s["n_cases"] > 0), "suppressed"]
+    assert len(hidden9) and (hidden9 != "").all()
+    # every row with a hidden cell hides at least two values (cells or total)
+    for i in range(jd.suppression.hidden.shape[0]):
+        k = int(jd.suppression.hidden[i].sum()) + int(jd.suppression.row_total_hidden[i])
+        assert k != 1
 
 
 def test_themes_by_group_without_suppression(codebook, excerpts, cases):

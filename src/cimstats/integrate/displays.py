@@ -800,34 +800,35 @@ def _themes_by_group(cases, *, id, group_by, group_labels, group_title, themes, 
             counts[i, j] = len(members)
             coded_cases[(i, j)] = members
     totals = counts.sum(axis=1)  # cases coded per theme (a case belongs to one group)
-    sup = suppress_small_counts(counts, threshold=threshold, totals="rows") if threshold > 1 else None
     small_n = (N > 0) & (N < threshold)
+    # cells of a group with fewer than `threshold` cases are hidden too (their n is hidden in the header)
+    extra = np.zeros(counts.shape, bool)
+    extra[:, small_n] = counts[:, small_n] > 0
+    sup = suppress_small_counts(counts, threshold=threshold, totals="rows", also_hide=extra) if threshold > 1 else None
     lab = (lambda g: str(group_labels.get(g, g))) if group_labels else (lambda g: str(g))
-    symbol_p, symbol_s = f"<{threshold}", "x"
-    fn_marks = []
+    # one symbol for every hidden value, so a reader cannot tell the small counts from the complementary ones
+    symbol = "[c]"
     header = (
         (Cell("Theme", rowspan=2), Cell(group_title or group_by, colspan=len(levels)), Cell("All", rowspan=2)),
-        tuple(Cell(f"{lab(g)} (n = {symbol_p if small_n[j] else fmt.count(N[j])})", kind="text")
+        tuple(Cell(f"{lab(g)} (n = {symbol if small_n[j] else fmt.count(N[j])})", kind="text",
+                   footnotes=("a",) if small_n[j] else ())
               for j, g in enumerate(levels)),
     )
     body: list[Row] = []
     spec_rows = []
     total_N = int(N.sum())
-    any_p = any_s = False
+    any_hidden = bool(small_n.any())
     for i, t in enumerate(order):
         info = _theme_info(codebook, t)
         cells = [Cell(str(info["name"]))]
         for j, g in enumerate(levels):
             k = int(counts[i, j])
-            hide_p = bool(sup is not None and sup.primary[i, j]) or bool(small_n[j] and k > 0)
+            hide_p = bool(sup is not None and sup.primary[i, j])
             hide_s = bool(sup is not None and sup.secondary[i, j])
             quotes: list[str] = []
-            if hide_p:
-                text, any_p = symbol_p, True
-                cell = Cell(text, kind="text", footnotes=("a",))
-            elif hide_s:
-                text, any_s = symbol_s, True
-                cell = Cell(text, kind="text", footnotes=("b",))
+            if hide_p or hide_s:
+                any_hidden = True
+                cell = Cell(symbol, kind="text", footnotes=("a",))
             else:
                 pct = 100.0 * k / N[j] if N[j] else float("nan")
                 text = f"{fmt.count(k)} ({fmt.percent(pct)})"
@@ -842,25 +843,18 @@ def _themes_by_group(cases, *, id, group_by, group_labels, group_title, themes, 
         hide_tot = bool(sup is not None and sup.row_total_hidden[i])
         tot_k = int(totals[i])
         if hide_tot or (threshold > 1 and 0 < tot_k < threshold):
-            cells.append(Cell(symbol_s if hide_tot else symbol_p, footnotes=("b" if hide_tot else "a",)))
-            any_s |= hide_tot
-            any_p |= not hide_tot
+            any_hidden = True
+            cells.append(Cell(symbol, footnotes=("a",)))
         else:
             pct = 100.0 * tot_k / total_N if total_N else float("nan")
             cells.append(Cell(f"{fmt.count(tot_k)} ({fmt.percent(pct)})", kind="text"))
         body.append(Row(tuple(cells)))
     footnotes = []
-    if any_p or small_n.any():
-        footnotes.append(Footnote("a", f"Counts from 1 to {threshold - 1} are suppressed to protect participants' "
-                                       f"confidentiality (shown as {symbol_p}); no quotes are shown for them."))
-    if any_s:
-        footnotes.append(Footnote("b", "Suppressed (shown as x) so that suppressed counts cannot be derived from "
-                                       "the totals."))
-    # markers must exist even when only header counts were hidden
-    defined = {f.marker for f in footnotes}
-    body = [Row(tuple(Cell(c.text, kind=c.kind, value=c.value, colspan=c.colspan, rowspan=c.rowspan,
-                           footnotes=tuple(m for m in c.footnotes if m in defined), bold=c.bold, italic=c.italic)
-                      for c in r.cells), role=r.role) for r in body]
+    if any_hidden:
+        small = "counts of 1" if threshold == 2 else f"counts from 1 to {threshold - 1}"
+        footnotes.append(Footnote("a", f"{symbol} Suppressed to protect participants' confidentiality: {small}, "
+                                       "and further values that would allow a suppressed count to be derived from "
+                                       "the totals; no quotes are shown for suppressed cells."))
     notes = [f"Cells: cases coded with the theme, n (% of the group), and an exemplar quote (pseudonymised). "
              f"A case counts once per theme however many excerpts it has; sub-themes count toward their theme."]
     if n_missing_group:

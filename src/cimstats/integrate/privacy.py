@@ -70,17 +70,17 @@ class Suppression:
         return int(self.secondary.sum() + self.row_total_hidden.sum() + self.col_total_hidden.sum()
                    + int(self.grand_total_hidden))
 
-    def footnote(self) -> str:
-        """Footnote text describing the suppression applied."""
-        text = (f"Counts from 1 to {self.threshold - 1} are suppressed to protect participants' "
-                f"confidentiality (shown as <{self.threshold}).")
+    def footnote(self, symbol: str = "[c]") -> str:
+        """Footnote text describing the suppression applied (one symbol for every hidden value)."""
+        small = "counts of 1" if self.threshold == 2 else f"counts from 1 to {self.threshold - 1}"
+        text = f"{symbol} Suppressed to protect participants' confidentiality: {small}"
         if self.n_secondary:
-            text += (f" {self.n_secondary} further value(s) are suppressed (shown as x) so that suppressed "
-                     "counts cannot be derived from totals.")
-        return text
+            text += " and further values that would allow a suppressed count to be derived from totals"
+        return text + "."
 
 
-def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", suppress_zeros: bool = False) -> Suppression:
+def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", suppress_zeros: bool = False,
+                          also_hide=None) -> Suppression:
     """Decide which cells of a count table to hide.
 
     Parameters
@@ -95,6 +95,9 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
     suppress_zeros : bool
         Also hide zero counts (some disclosure policies treat a zero as
         disclosive); default False.
+    also_hide : array-like of bool, optional
+        Further cells to hide as primary (e.g. every cell of a group whose
+        size is itself below the threshold).
 
     Returns
     -------
@@ -123,6 +126,13 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
     primary = (c > 0) & (c < threshold)
     if suppress_zeros:
         primary |= c == 0
+    if also_hide is not None:
+        extra = np.asarray(also_hide, dtype=bool)
+        if extra.shape != c.shape:
+            from cimstats.errors import RenderError
+
+            raise RenderError(f"`also_hide` has shape {extra.shape}; expected the shape of `counts`, {c.shape}.")
+        primary |= extra
     hidden = primary.copy()
     R, C = c.shape
     row_tot_hidden = np.zeros(R, bool)

@@ -161,7 +161,7 @@ def _docx_table(doc, spec: TableSpec) -> None:
         if r.role == "total":
             for j in range(ncols):
                 _set_border(table.cell(nh + k, j), top=4)
-    for n in spec.notes:
+    for n in spec.joined_notes():
         p = doc.add_paragraph()
         lead = p.add_run("Note. ")
         lead.italic = True
@@ -356,7 +356,7 @@ def to_xlsx(
         width = min(max(lens or [8]) + 2, 60)
         ws.column_dimensions[get_column_letter(j + 1)].width = max(width, 8)
     r = last + 2
-    for n in spec.notes:
+    for n in spec.joined_notes():
         put(r, 1, Cell("Note. " + n))
         r += 1
     for f in spec.footnotes:

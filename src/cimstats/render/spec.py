@@ -303,6 +303,11 @@ class TableSpec:
             parts.append(self.caption)
         return " ".join(parts)
 
+    def joined_notes(self) -> tuple[str, ...]:
+        """The general notes as one paragraph (journals print a single ``Note.``); empty when there are none."""
+        notes = [n.strip() for n in self.notes if n and n.strip()]
+        return (" ".join(notes),) if notes else ()
+
     def all_text(self) -> list[str]:
         """Every piece of text the table shows (title, caption, cells, notes, footnotes)."""
         out = [self.title, self.caption or ""]

@@ -132,7 +132,7 @@ def to_html(spec: TableSpec, path: str | os.PathLike | None = None, *, standalon
     out.append("</table>")
     if spec.notes or spec.footnotes:
         out.append('<div class="cimstats-notes">')
-        for n in spec.notes:
+        for n in spec.joined_notes():
             out.append(f"<p><em>Note.</em> {escape_html(n)}</p>")
         for f in spec.footnotes:
             out.append(f"<p><sup>{escape_html(f.marker)}</sup> {escape_html(f.text)}</p>")
@@ -280,7 +280,7 @@ def to_latex(
     cap = escape_latex(" ".join(p for p in (spec.title, spec.caption or "") if p))
     label = f"\\label{{{spec.label}}}" if spec.label else ""
     notes = []
-    for n in spec.notes:
+    for n in spec.joined_notes():
         notes.append(f"\\textit{{Note.}} {escape_latex(n)}")
     for f in spec.footnotes:
         notes.append(f"\\textsuperscript{{{escape_latex(f.marker)}}} {escape_latex(f.text)}")
@@ -419,7 +419,7 @@ def to_markdown(spec: TableSpec, path: str | os.PathLike | None = None) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if spec.notes or spec.footnotes:
         lines.append("")
-        for n in spec.notes:
+        for n in spec.joined_notes():
             lines.append(f"*Note.* {escape_markdown(n)}")
             lines.append("")
         for f in spec.footnotes:
@@ -525,7 +525,7 @@ def to_text(spec: TableSpec, path: str | os.PathLike | None = None, *, max_width
             out.append(rule)
         out += render_row(nh + k)
     out.append(rule)
-    for n in spec.notes:
+    for n in spec.joined_notes():
         out += wrap("Note. " + xml_safe(n), max(total, 40))
     for f in spec.footnotes:
         out += wrap(f"{xml_safe(f.marker)} {xml_safe(f.text)}", max(total, 40))
