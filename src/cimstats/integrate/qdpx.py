@@ -198,11 +198,14 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8")
 
 
-def _slice(text: str, start: int, end: int, unit: str) -> str:
+def _slice(text: str, start: int, end: int, unit: str, b16: bytes | None = None) -> str:
     if unit == "codepoint":
         return text[start:end]
-    b = text.encode("utf-16-le", "surrogatepass")
+    b = b16 if b16 is not None else text.encode("utf-16-le", "surrogatepass")
     return b[2 * start : 2 * end].decode("utf-16-le", "replace")
+
+
+_ASTRAL = __import__("re").compile("[\U00010000-\U0010FFFF]")
 
 
 def _boundary_score(text: str, spans: list[tuple[int, int]], unit: str) -> int:
@@ -442,7 +445,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
             row["n_characters"] = len(text)
             spans = [(int(sel.get("startPosition")), int(sel.get("endPosition")))
                      for sel, k in sels if k == "text"]
-            has_astral = any(ord(ch) > 0xFFFF for ch in text)
+            has_astral = _ASTRAL.search(text) is not None
             if positions == "auto":
                 if not has_astral or not spans:
                     unit = "codepoint"
@@ -451,7 +454,8 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
             else:
                 unit = positions
             row["position_unit"] = unit
-            limit = len(text) if unit == "codepoint" else len(text.encode("utf-16-le", "surrogatepass")) // 2
+            b16 = text.encode("utf-16-le", "surrogatepass") if unit == "utf16" else None
+            limit = len(text) if unit == "codepoint" else len(b16) // 2
         sources.append(row)
         for sel, k in sels:
             sel_user, sel_created = sel.get("creatingUser"), sel.get("creationDateTime")
@@ -465,7 +469,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
                                    f"outside the {limit} characters of the source; its text is left missing.",
                                    file=fname)
                     else:
-                        sel_text = _slice(text, start, end, row["position_unit"])
+                        sel_text = _slice(text, start, end, row["position_unit"], b16)
             elif k in ("audio", "video"):
                 start, end = int(sel.get("begin")), int(sel.get("end"))
             cods = sel.findall("q:Coding", _NS)

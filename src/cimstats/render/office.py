@@ -129,14 +129,19 @@ def _docx_table(doc, spec: TableSpec) -> None:
     table.autofit = True
     small = Pt(9)
     # merge first (merging concatenates content), then write text into origin cells
-    for (r0, c0, r1, c1) in spec.merges():
-        table.cell(r0, c0).merge(table.cell(r1, c1))
+    # python-docx recomputes the cell grid on every table.cell() call; take it once per stage
+    if spec.merges():
+        cells0 = table._cells
+        for (r0, c0, r1, c1) in spec.merges():
+            cells0[r0 * ncols + c0].merge(cells0[r1 * ncols + c1])
+    cells = table._cells
+    rows = table.rows
     for i, row in enumerate(grid):
         role = "header" if i < nh else spec.body[i - nh].role
         for j, c in enumerate(row):
             if c is None:
                 continue
-            cell = table.cell(i, j)
+            cell = cells[i * ncols + j]
             p = cell.paragraphs[0]
             _write_runs(p, c, bold=(role == "header" or role == "group"), italic=(role == "group"), size=small)
             if c.numeric and role != "group":
@@ -144,23 +149,23 @@ def _docx_table(doc, spec: TableSpec) -> None:
             elif i < nh and c.colspan > 1:
                 p.alignment = WD_ALIGN_PARAGRAPH.CENTER
     for i in range(nh):
-        _repeat_header(table.rows[i])
+        _repeat_header(rows[i])
     for i in range(nrows):
-        _cant_split(table.rows[i])
+        _cant_split(rows[i])
+
+    def at(i, j):
+        return cells[i * ncols + j]
+
     # three-line (booktabs-like) rules
-    if nh:
-        for j in range(ncols):
-            _set_border(table.cell(0, j), top=12)
-            _set_border(table.cell(nh - 1, j), bottom=6)
-    else:
-        for j in range(ncols):
-            _set_border(table.cell(0, j), top=12)
     for j in range(ncols):
-        _set_border(table.cell(nrows - 1, j), bottom=12)
+        _set_border(at(0, j), top=12)
+        if nh:
+            _set_border(at(nh - 1, j), bottom=6)
+        _set_border(at(nrows - 1, j), bottom=12)
     for k, r in enumerate(spec.body):
         if r.role == "total":
             for j in range(ncols):
-                _set_border(table.cell(nh + k, j), top=4)
+                _set_border(at(nh + k, j), top=4)
     for n in spec.joined_notes():
         p = doc.add_paragraph()
         lead = p.add_run("Note. ")
@@ -289,36 +294,49 @@ def to_xlsx(
     ws.title = _SHEET_BAD.sub("_", name)[:31] or "Table"
     thin, thick = Side(style="thin"), Side(style="medium")
 
+    from copy import copy
+
+    style_cache: dict[tuple, object] = {}
+
     def put(row: int, col: int, c: Cell, *, bold=False, italic=False):
         cell = ws.cell(row=row, column=col)
+        number_format = None
+        quote_prefix = False
         if numbers_as_values and c.value is not None and c.kind in ("count", "number", "estimate", "percent"):
             v = c.value
+            d = _decimals_of(c.text)
             if c.kind == "percent":
                 cell.value = float(v) / 100.0
-                cell.number_format = "0" + ("." + "0" * _decimals_of(c.text) if _decimals_of(c.text) else "") + "%"
+                number_format = "0" + ("." + "0" * d if d else "") + "%"
             elif c.kind == "count":
                 cell.value = int(v)
-                cell.number_format = "#,##0"
+                number_format = "#,##0"
             else:
                 cell.value = float(v)
-                d = _decimals_of(c.text)
-                cell.number_format = "0" + ("." + "0" * d if d else "")
+                number_format = "0" + ("." + "0" * d if d else "")
         else:
-            text, formula_like = spreadsheet_text(c.text)
+            text, quote_prefix = spreadsheet_text(c.text)
             if c.footnotes:
                 text = f"{text} [{','.join(c.footnotes)}]"
             cell.value = text if text != "" else None
             if text != "":
                 cell.data_type = "s"
-            if formula_like:
-                cell.quotePrefix = True
-        cell.font = Font(bold=c.bold or bold, italic=c.italic or italic or c.kind == "quote")
+        b, it = bool(c.bold or bold), bool(c.italic or italic or c.kind == "quote")
         wrap = c.kind == "quote" or len(c.text) > 40 or "\n" in c.text
-        cell.alignment = Alignment(
-            horizontal="right" if c.numeric else ("center" if c.colspan > 1 and bold else "left"),
-            vertical="top",
-            wrap_text=wrap,
-        )
+        horizontal = "right" if c.numeric else ("center" if c.colspan > 1 and bold else "left")
+        key = (b, it, wrap, horizontal, number_format, quote_prefix)
+        cached = style_cache.get(key)
+        if cached is not None:
+            # registering a style is costly in openpyxl; reuse the style array of an identical cell
+            cell._style = copy(cached)
+        else:
+            cell.font = Font(bold=b, italic=it)
+            cell.alignment = Alignment(horizontal=horizontal, vertical="top", wrap_text=wrap)
+            if number_format:
+                cell.number_format = number_format
+            if quote_prefix:
+                cell.quotePrefix = True
+            style_cache[key] = copy(cell._style)
         return cell
 
     r = 1
