@@ -7,6 +7,7 @@ import io
 import shutil
 import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -248,6 +249,32 @@ def test_xlsx_structure(tmp_path):
     with zipfile.ZipFile(out) as z:
         sheet = z.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet
+
+
+def test_xlsx_several_tables_one_sheet_each():
+    import openpyxl
+
+    data = to_xlsx([sample_spec(), sample_spec().replace(number=None), sample_spec().replace(number=None)])
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert wb.sheetnames == ["Table 2", "Table", "Table (2)"]
+    assert {str(r) for r in wb["Table (2)"].merged_cells.ranges} == {str(r) for r in wb["Table 2"].merged_cells.ranges}
+
+
+def test_xlsx_opens_in_libreoffice(tmp_path):
+    soffice = shutil.which("libreoffice") or shutil.which("soffice")
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed; the .xlsx conversion check needs `libreoffice --headless`")
+    program = Path(soffice).resolve().parent
+    if not any(program.glob("libsclo.so")) and not any(Path("/usr/lib/libreoffice/program").glob("libsclo.so")):
+        pytest.skip("LibreOffice Calc is not installed; the .xlsx check needs it")
+    src = tmp_path / "t.xlsx"
+    to_xlsx(sample_spec(), src)
+    r = subprocess.run([soffice, "--headless", "--convert-to", "csv", "--outdir", str(tmp_path), str(src)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    csv = (tmp_path / "t.csv").read_text(encoding="utf-8", errors="replace")
+    # LibreOffice shows the formula-like text literally instead of computing it
+    assert "=SUM(A1:A3)" in csv and "-dash leading" in csv
 
 
 # ------------------------------------------------------------------ HTML

@@ -242,56 +242,10 @@ def _decimals_of(text: str) -> int:
     return len(m.group(1)) if m else 0
 
 
-def to_xlsx(
-    spec: TableSpec,
-    path: str | os.PathLike | None = None,
-    *,
-    sheet_name: str | None = None,
-    numbers_as_values: bool = True,
-) -> bytes:
-    """Render a table to an Excel workbook.
-
-    The caption is in the first row, header rows follow (frozen when
-    scrolling), merged cells are real merges, notes and footnotes follow the
-    table. Text never becomes a formula: cells whose text starts with
-    ``= + - @`` (or tab/CR) are stored as string cells with Excel's quote
-    prefix, so they show literally even after editing. Control characters
-    are replaced.
-
-    Parameters
-    ----------
-    spec : TableSpec
-    path : path-like, optional
-        Write the workbook there (atomically).
-    sheet_name : str, optional
-        Worksheet name (default from the table number or ``"Table"``).
-    numbers_as_values : bool
-        Store ``count``/``number``/``estimate``/``percent`` cells that carry
-        a raw ``value`` as numbers with a number format showing the same
-        decimals (default), so the spreadsheet can compute with them; other
-        cells keep their formatted text.
-
-    Returns
-    -------
-    bytes
-        The .xlsx file content.
-
-    Examples
-    --------
-    >>> from cimstats.render import TableSpec, Cell, to_xlsx
-    >>> to_xlsx(TableSpec(header=((Cell("a"),),), body=((Cell("=1+1"),),)))[:2]
-    b'PK'
-    """
-    from openpyxl import Workbook
+def _xlsx_sheet(ws, spec: TableSpec, numbers_as_values: bool) -> None:
+    """Write one table onto a worksheet."""
     from openpyxl.styles import Alignment, Border, Font, Side
 
-    (spec,) = _specs(spec) if isinstance(spec, TableSpec) else (None,)
-    if spec is None:
-        raise RenderError("`to_xlsx` takes one TableSpec; write several tables to several files or sheets.")
-    wb = Workbook()
-    ws = wb.active
-    name = sheet_name or (f"Table {spec.number}" if spec.number else "Table")
-    ws.title = _SHEET_BAD.sub("_", name)[:31] or "Table"
     thin, thick = Side(style="thin"), Side(style="medium")
 
     from copy import copy
@@ -384,6 +338,67 @@ def to_xlsx(
         ws.page_setup.orientation = "landscape"
     if nh:
         ws.print_title_rows = f"{top}:{top + nh - 1}"
+
+
+def to_xlsx(
+    spec: TableSpec | Sequence[TableSpec],
+    path: str | os.PathLike | None = None,
+    *,
+    sheet_name: str | Sequence[str] | None = None,
+    numbers_as_values: bool = True,
+) -> bytes:
+    """Render a table to an Excel workbook.
+
+    The caption is in the first row, header rows follow (frozen when
+    scrolling), merged cells are real merges, notes and footnotes follow the
+    table. Text never becomes a formula: cells whose text starts with
+    ``= + - @`` (or tab/CR) are stored as string cells with Excel's quote
+    prefix, so they show literally even after editing. Control characters
+    are replaced.
+
+    Parameters
+    ----------
+    spec : TableSpec or sequence of TableSpec
+        One table, or several (one worksheet each).
+    path : path-like, optional
+        Write the workbook there (atomically).
+    sheet_name : str or sequence of str, optional
+        Worksheet name(s) (default from the table number, else ``"Table"``,
+        made unique).
+    numbers_as_values : bool
+        Store ``count``/``number``/``estimate``/``percent`` cells that carry
+        a raw ``value`` as numbers with a number format showing the same
+        decimals (default), so the spreadsheet can compute with them; other
+        cells keep their formatted text.
+
+    Returns
+    -------
+    bytes
+        The .xlsx file content.
+
+    Examples
+    --------
+    >>> from cimstats.render import TableSpec, Cell, to_xlsx
+    >>> to_xlsx(TableSpec(header=((Cell("a"),),), body=((Cell("=1+1"),),)))[:2]
+    b'PK'
+    """
+    from openpyxl import Workbook
+
+    specs = _specs(spec)
+    names = [sheet_name] if isinstance(sheet_name, str) else list(sheet_name or [])
+    wb = Workbook()
+    used: set[str] = set()
+    for k, s in enumerate(specs):
+        ws = wb.active if k == 0 else wb.create_sheet()
+        name = names[k] if k < len(names) else (f"Table {s.number}" if s.number else "Table")
+        base = _SHEET_BAD.sub("_", name)[:31] or "Table"
+        title, n = base, 2
+        while title.lower() in used:
+            title = f"{base[:27]} ({n})"
+            n += 1
+        used.add(title.lower())
+        ws.title = title
+        _xlsx_sheet(ws, s, numbers_as_values)
     buf = io.BytesIO()
     wb.save(buf)
     data = buf.getvalue()
