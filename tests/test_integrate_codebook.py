@@ -220,3 +220,10 @@ def test_mapping_errors(nvivo):
     with pytest.raises(CodebookError) as e:
         excerpts_from_qdpx(nvivo, {"Resisting coercion": "T2"}, codebook=cb)
     assert e.value.report.issues[0].code == "M003"
+
+
+def test_codebook_excerpts_serve_as_coded_excerpts(cb):
+    ex = cb.excerpts()
+    assert ex.columns[:4].tolist() == ["excerpt_id", "case_id", "theme_id", "text"]
+    assert len(ex) == len(cb.exemplars)
+    assert ex.loc[ex["excerpt_id"] == "Q1", "case_id"].iloc[0] == "EN-0012"

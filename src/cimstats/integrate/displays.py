@@ -93,9 +93,11 @@ class JointDisplay:
     table : cimstats.render.TableSpec
         The formatted table every renderer accepts.
     meta_inferences : pandas.DataFrame or None
-        Per hypothesis-theme pairing: verdict, theme direction,
-        meta-inference, convergence code, ``decided_by`` (``rule:<id>`` or a
-        person) and rationale (side-by-side and convergence displays).
+        Per hypothesis-theme pairing: ``hypothesis_id, theme_id, link``
+        (``mechanism table``, ``codebook`` or ``shared mechanism``),
+        ``verdict, theme_direction, direction_stated, meta_inference,
+        convergence, decided_by`` (``rule:<id>`` or a person) and
+        ``rationale`` (side-by-side and convergence displays).
     summary_counts : dict
         Convergence display: count per category.
     suppression : object or None
