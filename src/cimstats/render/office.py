@@ -116,7 +116,7 @@ def _caption(doc, spec: TableSpec, number: int) -> None:
     p.paragraph_format.keep_with_next = True
 
 
-def _docx_table(doc, spec: TableSpec) -> None:
+def _docx_table(doc, spec: TableSpec, usable_width=None) -> None:
     from docx.enum.table import WD_TABLE_ALIGNMENT
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Pt
@@ -148,6 +148,15 @@ def _docx_table(doc, spec: TableSpec) -> None:
                 p.alignment = WD_ALIGN_PARAGRAPH.RIGHT
             elif i < nh and c.colspan > 1:
                 p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    if spec.column_widths and usable_width:
+        total = sum(spec.column_widths)
+        table.autofit = False
+        widths = [int(usable_width * w / total) for w in spec.column_widths]
+        for k, col in enumerate(table.columns):
+            col.width = widths[k]
+        for i in range(nrows):
+            for j in range(ncols):
+                cells[i * ncols + j].width = widths[j]
     for i in range(nh):
         _repeat_header(rows[i])
     for i in range(nrows):
@@ -224,7 +233,7 @@ def to_docx(spec: TableSpec | Sequence[TableSpec], path: str | os.PathLike | Non
             section.page_width, section.page_height = h, w
         section.orientation = want
         _caption(doc, s, k + 1)
-        _docx_table(doc, s)
+        _docx_table(doc, s, section.page_width - section.left_margin - section.right_margin)
     buf = io.BytesIO()
     doc.save(buf)
     data = buf.getvalue()

@@ -78,6 +78,10 @@ def to_html(spec: TableSpec, path: str | os.PathLike | None = None, *, standalon
     cap = spec.caption_text()
     if cap:
         out.append(f"<caption>{escape_html(cap)}</caption>")
+    if spec.column_widths:
+        total = sum(spec.column_widths)
+        out.append("<colgroup>" + "".join(f'<col style="width:{100 * w / total:.1f}%">' for w in spec.column_widths)
+                   + "</colgroup>")
     grid = spec.grid()
     nh = spec.n_header_rows
 
