@@ -5,10 +5,13 @@ Small cells
 :func:`suppress_small_counts` hides counts from 1 to ``threshold - 1``
 (primary suppression) and then, so the hidden values cannot be recovered by
 subtraction from shown totals, hides further cells (secondary, or
-complementary, suppression): every row and column of the table, taken with
-its total, must hide either no cell or at least two. The smallest remaining
-non-zero count in the line is hidden next (or, when only zeros remain, the
-line's total), repeatedly, until that holds. This is the usual
+complementary, suppression): every line of published values tied by one
+sum (a row with its total, a column with its total, and, when both margins
+are shown, the row totals with the grand total and the column totals with
+the grand total) must hide either none of its values or at least two. In a
+line with exactly one hidden value the smallest remaining non-zero cell is
+hidden next, else the smallest non-zero total, repeatedly, until every line
+holds. This is the usual
 line-by-line heuristic of statistical offices; it does not solve the full
 linear-programming problem of interval disclosure.
 
@@ -133,56 +136,57 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
 
             raise RenderError(f"`also_hide` has shape {extra.shape}; expected the shape of `counts`, {c.shape}.")
         primary |= extra
-    hidden = primary.copy()
-    R, C = c.shape
-    row_tot_hidden = np.zeros(R, bool)
-    col_tot_hidden = np.zeros(C, bool)
-    grand_hidden = False
-    use_rows = totals in ("both", "rows")
-    use_cols = totals in ("both", "columns")
     if totals not in ("both", "rows", "columns", "none"):
         from cimstats.errors import RenderError
 
         raise RenderError(f"`totals={totals!r}` is not known; expected 'both', 'rows', 'columns' or 'none'.")
+    R, C = c.shape
+    # every published value is an entry; a line is a set of entries tied by one additive constraint
+    value: dict[tuple, float] = {("cell", i, j): c[i, j] for i in range(R) for j in range(C)}
+    hidden_e: set[tuple] = {("cell", i, j) for i in range(R) for j in range(C) if primary[i, j]}
+    lines: list[list[tuple]] = []
+    use_rows = totals in ("both", "rows")
+    use_cols = totals in ("both", "columns")
+    if use_rows:
+        for i in range(R):
+            value[("row", i)] = c[i].sum()
+            lines.append([("cell", i, j) for j in range(C)] + [("row", i)])
+    if use_cols:
+        for j in range(C):
+            value[("col", j)] = c[:, j].sum()
+            lines.append([("cell", i, j) for i in range(R)] + [("col", j)])
+    if use_rows and use_cols:
+        value[("grand",)] = c.sum()
+        lines.append([("row", i) for i in range(R)] + [("grand",)])
+        lines.append([("col", j) for j in range(C)] + [("grand",)])
 
-    def hide_one(cells: list[tuple[int, int]]) -> bool:
-        cand = [(c[i, j], i, j) for i, j in cells if not hidden[i, j]]
-        # only non-zero cells: a hidden zero next to one small count still lets the total
-        # bound it tightly, so when only zeros remain the line's total is hidden instead
-        nz = [x for x in cand if x[0] > 0]
-        pick = min(nz, default=None)
-        if pick is None:
+    def hide_one(line: list[tuple]) -> bool:
+        free = [e for e in line if e not in hidden_e]
+        if not free:
             return False
-        hidden[pick[1], pick[2]] = True
+        # smallest non-zero cell first, then the smallest non-zero total; a hidden zero next to one
+        # small count would still let the total bound it tightly, so zeros come last
+        def rank(e):
+            v = value[e]
+            return (v == 0, e[0] != "cell", v)
+
+        hidden_e.add(min(free, key=rank))
         return True
 
-    changed = True
-    guard = 0
-    while changed and guard < 10 * (R + 1) * (C + 1):
+    changed, guard = True, 0
+    while changed and guard < 4 * (len(value) + 1):
         changed = False
         guard += 1
-        if use_rows:
-            for i in range(R):
-                k = int(hidden[i].sum())
-                if k == 1:
-                    if hide_one([(i, j) for j in range(C)]):
-                        changed = True
-                    elif not row_tot_hidden[i]:
-                        row_tot_hidden[i] = True
-                        changed = True
-        if use_cols:
-            for j in range(C):
-                k = int(hidden[:, j].sum())
-                if k == 1:
-                    if hide_one([(i, j) for i in range(R)]):
-                        changed = True
-                    elif not col_tot_hidden[j]:
-                        col_tot_hidden[j] = True
-                        changed = True
-    # totals line: a single hidden row total (or column total) is recoverable from the grand total
-    if use_rows and use_cols:
-        if row_tot_hidden.sum() == 1 or col_tot_hidden.sum() == 1:
-            grand_hidden = True
+        for line in lines:
+            if sum(e in hidden_e for e in line) == 1 and hide_one(line):
+                changed = True
+    hidden = np.zeros((R, C), bool)
+    for e in hidden_e:
+        if e[0] == "cell":
+            hidden[e[1], e[2]] = True
+    row_tot_hidden = np.array([("row", i) in hidden_e for i in range(R)], bool)
+    col_tot_hidden = np.array([("col", j) in hidden_e for j in range(C)], bool)
+    grand_hidden = ("grand",) in hidden_e
     secondary = hidden & ~primary
     return Suppression(c.astype(int) if np.all(np.isfinite(c)) else c, primary, secondary,
                        row_tot_hidden, col_tot_hidden, grand_hidden, threshold)
