@@ -47,9 +47,9 @@ with ``theme_id, text`` and optionally ``excerpt_id, source, case_id``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from cimstats.errors import QDAImportError, Report
 

@@ -48,8 +48,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from cimstats.errors import Report
 from cimstats.integrate.codebook import Codebook, CodebookError
 from cimstats.integrate.meta import (
-    CONVERGENCE,
-    META_INFERENCES,
     combine_convergence,
     normalise_verdict,
     suggest_meta_inferences,

@@ -19,7 +19,6 @@ boundaries more often; the unit used is reported in ``sources.position_unit``.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import zipfile
 from dataclasses import dataclass, field

@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 import os
 import re
-from pathlib import Path
 from typing import Sequence
 
 from cimstats.errors import RenderError
-from cimstats.render._atomic import atomic_write, atomic_write_with
+from cimstats.render._atomic import atomic_write
 from cimstats.render.escape import spreadsheet_text, xml_safe
 from cimstats.render.spec import Cell, TableSpec
 
