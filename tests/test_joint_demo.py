@@ -31,7 +31,7 @@ def _fit(formula, data, term, *, expected_sign, hypothesis_id, mechanism, statem
     import statsmodels.formula.api as smf
 
     d = data.dropna()
-    fit = (smf.logit if logit else smf.ols)(formula, data=d).fit(disp=0) if logit else smf.ols(formula, data=d).fit()
+    fit = smf.logit(formula, data=d).fit(disp=0) if logit else smf.ols(formula, data=d).fit()
     est, (lo, hi), p = fit.params[term], fit.conf_int().loc[term], fit.pvalues[term]
     if p < 0.05 and np.sign(est) == expected_sign:
         verdict = "supported"
