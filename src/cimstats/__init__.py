@@ -48,7 +48,12 @@ _EXPORTS: dict[str, str] = {
     # mechanisms, integrate, pipeline
     "test_mechanisms": "cimstats.mechanisms",
     "read_qdpx": "cimstats.integrate",
+    "read_codebook": "cimstats.integrate",
+    "read_excerpts": "cimstats.integrate",
     "joint_display": "cimstats.integrate",
+    # render
+    "TableSpec": "cimstats.render",
+    "NumberFormat": "cimstats.render",
     "run": "cimstats.pipeline",
     # subpackages
     "datasets": "cimstats.datasets",

@@ -1,0 +1,66 @@
+"""Integration of the qualitative and quantitative strands.
+
+* :func:`read_qdpx` imports REFI-QDA project exchange files (.qdpx) from
+  NVivo, ATLAS.ti, MAXQDA and others into tables (codes, codings with their
+  selected text, sources, users, cases, case variables).
+* :func:`read_codebook` loads a theme codebook (YAML or CSV): themes,
+  sub-themes, mechanisms, exemplar excerpts, links to hypotheses/constructs.
+* :func:`read_excerpts` / :func:`excerpts_from_qdpx` give the coded-excerpt
+  table; codes map onto themes through a user-editable table
+  (:func:`mapping_template`); :func:`link_cases` joins cases by pseudonymous id.
+* :func:`joint_display` builds the five joint-display kinds from the
+  mechanism table; meta-inferences are suggested by a visible rule table
+  (:data:`DEFAULT_RULES`) and can be overridden, recording who decided.
+* :mod:`~cimstats.integrate.privacy`: small-cell suppression, quote
+  pseudonymisation and truncation.
+"""
+
+from cimstats.integrate.codebook import (
+    DIRECTIONS,
+    Codebook,
+    CodebookError,
+    codebook_from_dict,
+    read_codebook,
+)
+from cimstats.integrate.displays import (
+    DISPLAY_KINDS,
+    MECHANISM_TABLE_COLUMNS,
+    JointDisplay,
+    joint_display,
+    validate_mechanism_table,
+)
+from cimstats.integrate.excerpts import (
+    EXCERPT_COLUMNS,
+    UnmappedCodesWarning,
+    excerpts_from_qdpx,
+    link_cases,
+    mapping_template,
+    read_excerpts,
+    read_mapping,
+)
+from cimstats.integrate.meta import (
+    CONVERGENCE,
+    DEFAULT_RULES,
+    META_INFERENCES,
+    VERDICTS,
+    combine_convergence,
+    suggest_meta_inferences,
+)
+from cimstats.integrate.privacy import (
+    IDENTIFIER_PATTERNS,
+    Suppression,
+    pseudonymise,
+    suppress_small_counts,
+    truncate_quote,
+)
+from cimstats.integrate.qdpx import QDAProject, read_qdpx
+
+__all__ = [
+    "read_qdpx", "QDAProject",
+    "read_codebook", "codebook_from_dict", "Codebook", "CodebookError", "DIRECTIONS",
+    "read_excerpts", "excerpts_from_qdpx", "mapping_template", "read_mapping", "link_cases",
+    "EXCERPT_COLUMNS", "UnmappedCodesWarning",
+    "joint_display", "JointDisplay", "DISPLAY_KINDS", "MECHANISM_TABLE_COLUMNS", "validate_mechanism_table",
+    "suggest_meta_inferences", "DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "combine_convergence",
+    "suppress_small_counts", "Suppression", "pseudonymise", "truncate_quote", "IDENTIFIER_PATTERNS",
+]
