@@ -14,6 +14,22 @@ def test_version_flag(cli):
     assert out.stdout.strip() == f"cimstats {cimstats.__version__}"
 
 
+def test_every_public_name_resolves():
+    import types
+
+    verbs = {"read_survey", "write_survey", "iter_survey", "harmonise", "score_scale", "lmm", "anova",
+             "sem", "invariance", "mediation", "read_qdpx", "joint_display"}
+    for name in cimstats.__all__:
+        value = getattr(cimstats, name)
+        if name in verbs:
+            assert callable(value) and not isinstance(value, types.ModuleType), name
+    # a verb that shares its name with a submodule stays the verb after the submodule is imported
+    import importlib
+
+    importlib.import_module("cimstats.models.sem.invariance")
+    assert callable(cimstats.invariance) and callable(cimstats.models.sem.invariance)
+
+
 def test_unknown_public_name_is_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         cimstats.nonsense  # noqa: B018

@@ -39,14 +39,11 @@ _EXPORTS: dict[str, str] = {
     "reliability": "cimstats.measures",
     # models
     "lmm": "cimstats.models",
-    "glmm": "cimstats.models",
-    "gee": "cimstats.models",
     "anova": "cimstats.models",
-    "sem": "cimstats.models",
-    "invariance": "cimstats.models",
+    "sem": "cimstats.models.sem.fit",
+    "invariance": "cimstats.models.sem.invariance",
     "mediation": "cimstats.models.mediation.fit",
-    # mechanisms, integrate, pipeline
-    "test_mechanisms": "cimstats.mechanisms",
+    # integrate
     "read_qdpx": "cimstats.integrate",
     "read_codebook": "cimstats.integrate",
     "read_excerpts": "cimstats.integrate",
@@ -54,7 +51,6 @@ _EXPORTS: dict[str, str] = {
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
-    "run": "cimstats.pipeline",
     # subpackages
     "datasets": "cimstats.datasets",
     "errors": "cimstats.errors",
@@ -68,7 +64,7 @@ def __getattr__(name: str):
     if module_name is None:
         raise AttributeError(f"module 'cimstats' has no attribute '{name}'")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    value = module if module_name == f"cimstats.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 

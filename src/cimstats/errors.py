@@ -133,7 +133,7 @@ class Report:
     Examples
     --------
     >>> r = Report()
-    >>> r.add("D001", "`mappings.csv` row 4 names rule 'recod'.", remedy="Use 'recode'.")
+    >>> _ = r.add("D001", "`mappings.csv` row 4 names rule 'recod'.", remedy="Use 'recode'.")
     >>> r.has_errors, len(r)
     (True, 1)
     >>> r.to_frame().columns.tolist()

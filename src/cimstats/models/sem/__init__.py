@@ -6,25 +6,11 @@ Public names: :func:`sem`, :func:`invariance`, :class:`SEMResult`,
 
 from __future__ import annotations
 
-import importlib
+# Imported eagerly so that ``invariance`` names the verb, not its module of the same name.
+from cimstats.models.sem.bootstrap import BootstrapResult, bootstrap
+from cimstats.models.sem.fit import sem
+from cimstats.models.sem.invariance import InvarianceResult, invariance
+from cimstats.models.sem.results import SEMResult
+from cimstats.models.sem.syntax import parse_model
 
-_EXPORTS = {
-    "sem": "cimstats.models.sem.fit",
-    "SEMResult": "cimstats.models.sem.results",
-    "parse_model": "cimstats.models.sem.syntax",
-    "invariance": "cimstats.models.sem.invariance",
-    "InvarianceResult": "cimstats.models.sem.invariance",
-    "bootstrap": "cimstats.models.sem.bootstrap",
-    "BootstrapResult": "cimstats.models.sem.bootstrap",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'cimstats.models.sem' has no attribute '{name}'")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
+__all__ = ["BootstrapResult", "InvarianceResult", "SEMResult", "bootstrap", "invariance", "parse_model", "sem"]
