@@ -101,7 +101,7 @@ def test_demo_all_displays_all_formats(demo, mechanism_table, codebook, tmp_path
     excerpts = read_excerpts(datasets.coded_excerpts())
     assert set(excerpts["theme_id"]) == {"T1", "T2", "T3"}
     interviewed = p.loc[p["patient_id"].isin(excerpts["case_id"])]
-    common = dict(codebook=codebook, default_direction="supports")
+    common = dict(codebook=codebook)
     displays = {
         "side_by_side": joint_display(mechanism_table, kind="side_by_side", **common),
         "statistics_by_theme": joint_display(mechanism_table, kind="statistics_by_theme", **common),
@@ -119,7 +119,10 @@ def test_demo_all_displays_all_formats(demo, mechanism_table, codebook, tmp_path
     links = sbs.meta_inferences.set_index(["hypothesis_id", "theme_id"])["link"]
     assert links[("H1", "T1")] == "shared mechanism" and links[("H1", "T2")] == "shared mechanism"
     assert links[("H3", "T2")] == "mechanism table"
-    assert any("taken to be 'supports'" in n for n in sbs.table.notes)
+    # the demo codebook states each theme's direction, so none is assumed
+    assert not any("taken to be" in n for n in sbs.table.notes)
+    stated = codebook.themes.set_index("theme_id")["direction"]
+    assert stated[["T1", "T2", "T3"]].tolist() == ["supports", "supports", "mixed"]
     h4 = sbs.meta_inferences.loc[sbs.meta_inferences["hypothesis_id"] == "H4"]
     assert (h4["meta_inference"] == "silence").all()
     # themes by group: every count is below 5 in the small interview sample, so all are suppressed
