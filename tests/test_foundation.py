@@ -82,3 +82,29 @@ def test_unknown_variable_names_the_available_ones():
     s = Survey(pd.DataFrame({"age": [50], "sex": [1]}))
     with pytest.raises(CimstatsError, match="'agee' is not a variable.*available: age, sex"):
         s.variable("agee")
+
+
+def test_outputs_get_ordinary_permissions_and_failures_leave_nothing(tmp_path):
+    import os
+    import stat
+
+    from cimstats._files import atomic_write_with
+    from cimstats.render import TableSpec, to_html
+
+    old = os.umask(0o022)
+    try:
+        s = Survey(pd.DataFrame({"x": [1.0, 2.0]}))
+        cimstats.write_survey(s, tmp_path / "a.sav")
+        to_html(TableSpec.from_frame(pd.DataFrame({"x": [1]})), tmp_path / "t.html")
+        for name in ("a.sav", "t.html"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+        def broken(tmp):
+            open(tmp, "w").write("half")
+            raise RuntimeError("disk full")
+
+        with pytest.raises(RuntimeError):
+            atomic_write_with(tmp_path / "b.csv", broken)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.sav", "t.html"]
+    finally:
+        os.umask(old)

@@ -9,9 +9,7 @@ when both are complete, so a failed run never leaves a partial output.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -34,6 +32,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cimstats.dictionary import harmonise, read_dictionary
+    from cimstats._files import publish, temp_beside
     from cimstats.errors import HarmonisationError, SurveyWriteError
     from cimstats.io import write_survey
 
@@ -54,20 +53,18 @@ def run(args) -> int:
     try:
         staged = []
         for tb, final in targets.items():
-            tmp = _tmp_beside(final)
+            tmp = temp_beside(final, error=SurveyWriteError)
             tmps.append(tmp)
             write_survey(res.surveys[tb], tmp, format=_fmt(final))
             staged.append((tmp, final))
-        rep_tmp = _tmp_beside(report_path)
+        rep_tmp = temp_beside(report_path, error=SurveyWriteError)
         tmps.append(rep_tmp)
         extra = _write_report(res.report, rep_tmp, report_path)
         tmps.extend(extra)
         staged.append((rep_tmp, report_path))
         staged.extend((e, e.with_name(e.name.replace(rep_tmp.stem, report_path.stem))) for e in extra)
-        mode = 0o666 & ~_umask()
         for tmp, final in staged:  # everything is complete: now put each file in place
-            os.chmod(tmp, mode)  # temporary files are private; outputs get the usual permissions
-            os.replace(tmp, final)
+            publish(tmp, final)
     finally:
         for t in tmps:
             if t.exists():
@@ -83,20 +80,8 @@ def run(args) -> int:
     return 1 if rep.has_errors else 0
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _fmt(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
-
-
-def _tmp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    return Path(name)
 
 
 def _write_report(report, tmp: Path, final: Path) -> list[Path]:

@@ -14,7 +14,6 @@ without notice. See :func:`write_survey` (Notes) for the rules.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import string
@@ -26,6 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from cimstats import _files
 from cimstats.errors import CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
 from cimstats.io.readers import DECLARED_ONLY
@@ -206,17 +206,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     The temporary file is removed if ``write`` fails, so ``path`` is either the
     complete new file or what it was before.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    _files.atomic_write_with(path, write, error=SurveyWriteError)
 
 
 def _fail(path: Path, fmt: str, exc: Exception) -> SurveyWriteError:

@@ -1,0 +1,79 @@
+"""Writing files so that a reader never sees half of one.
+
+Every output cimstats writes goes to a temporary file in the destination folder
+and is renamed into place only when complete, so a failure or an interruption
+leaves the previous file (or nothing) behind. Outputs get the permissions a
+plain ``open(path, "w")`` would give them.
+
+Examples
+--------
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "table.csv")
+>>> _ = atomic_write(path, "a,b\\n1,2\\n")
+>>> open(path).read()
+'a,b\\n1,2\\n'
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from cimstats.errors import CimstatsError
+
+__all__ = ["temp_beside", "publish", "atomic_write_with", "atomic_write"]
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def temp_beside(path: str | os.PathLike, *, error: type[CimstatsError] = CimstatsError) -> Path:
+    """A new empty temporary file in the folder of ``path`` (same file system, so renaming is atomic)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise error(f"Cannot write '{path}': the folder '{folder}' does not exist; create it first or choose another path.")
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
+    os.close(fd)
+    return Path(name)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Give a finished temporary file the usual permissions and rename it to ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None], *,
+                      error: type[CimstatsError] = CimstatsError) -> Path:
+    """Call ``writer(tmp)`` on a temporary file beside ``path``, then put it in place.
+
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = temp_beside(path, error=error)
+    try:
+        writer(str(tmp))
+        return publish(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, encoding: str = "utf-8",
+                 error: type[CimstatsError] = CimstatsError) -> Path:
+    """Write ``data`` (bytes, or text encoded with ``encoding``) to ``path`` atomically."""
+    payload = data.encode(encoding) if isinstance(data, str) else data
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write_with(path, _write, error=error)
