@@ -494,6 +494,28 @@ class Survey:
         return codebook(self)
 
 
+def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.DataFrame:
+    """The analysis values of ``data``: a DataFrame as it is, or a :class:`Survey`'s ``data``.
+
+    Anything else raises ``error`` with one sentence naming what was found.
+
+    Examples
+    --------
+    >>> s = Survey(pd.DataFrame({"x": [1, 2]}))
+    >>> analysis_frame(s).columns.tolist()
+    ['x']
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    inner = getattr(data, "data", None)
+    if isinstance(inner, pd.DataFrame):
+        return inner
+    raise error(
+        f"`data` is a {type(data).__name__}; expected a pandas DataFrame or a cimstats Survey "
+        "with one row per observation, so pass one of those."
+    )
+
+
 def _is_string(col: pd.Series) -> bool:
     if pd.api.types.is_object_dtype(col):
         return pd.api.types.infer_dtype(col, skipna=True) == "string"  # all text, at least one value

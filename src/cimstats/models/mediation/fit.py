@@ -13,6 +13,7 @@ from cimstats.errors import CimstatsWarning, EstimationError, MissingDataWarning
 from cimstats.models.mediation import kernel as K
 from cimstats.models.mediation.results import MediationResult
 from cimstats.models.mediation.spec import Spec, build_spec
+from cimstats.io.survey import analysis_frame
 
 _CI_METHODS = ("percentile", "bc", "bca")
 _PATHS = ("a", "b", "direct")
@@ -420,14 +421,7 @@ def mediation(
 
 # ----------------------------------------------------------------------------- helpers
 def _as_frame(data) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    inner = getattr(data, "data", None)
-    if isinstance(inner, pd.DataFrame):
-        return inner
-    raise ModelSpecificationError(
-        f"`data=` is a {type(data).__name__}; a pandas DataFrame or a cimstats Survey was expected, "
-        f"so pass one of those.")
+    return analysis_frame(data, error=ModelSpecificationError)
 
 
 def _role(c, x, ms, y, covs, w, cluster=None, strata=None) -> str:

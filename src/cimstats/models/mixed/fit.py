@@ -13,6 +13,7 @@ from ...errors import (ConvergenceWarning, EstimationError, MissingDataWarning,
 from ..formula import ModelFrame, build_design, parse_formula
 from .core import CrossProducts, PLSCore
 from .optimize import minimize_theta
+from cimstats.io.survey import analysis_frame
 
 __all__ = ["lmm", "fit_frame"]
 
@@ -37,15 +38,7 @@ _CONTROLLER = None
 
 
 def _as_frame(data) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    inner = getattr(data, "data", None)
-    if isinstance(inner, pd.DataFrame):  # cimstats.Survey and similar containers
-        return inner
-    raise ModelSpecificationError(
-        f"`data` is a {type(data).__name__}; expected a pandas DataFrame or a cimstats Survey "
-        f"with one row per observation."
-    )
+    return analysis_frame(data, error=ModelSpecificationError)
 
 
 def _check_rank(X: np.ndarray, names) -> None:

@@ -26,6 +26,7 @@ from .fitmeasures import fit_measures, srmr_group
 from .kernel import GroupKernel, chol_inv_logdet, em_saturated, group_loglik
 from .partable import build_partable
 from .syntax import parse_model
+from cimstats.io.survey import analysis_frame
 
 __all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian"]
 
@@ -54,15 +55,7 @@ class Spec:
 
 
 def _as_frame(data) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
-    inner = getattr(data, "data", None)
-    if isinstance(inner, pd.DataFrame):
-        return inner
-    raise ModelSpecificationError(
-        f"`data` must be a pandas DataFrame or a cimstats Survey, found {type(data).__name__}; "
-        "pass the analysis data as a DataFrame."
-    )
+    return analysis_frame(data, error=ModelSpecificationError)
 
 
 class Prepared:
