@@ -264,7 +264,8 @@ def build_partable(
         if r["group"] > 1 and type_of[i] in group_equal:
             name = f"{r['lhs']}{r['op']}{r['rhs']}"
             j = first_group_row.get((r["lhs"], r["op"], r["rhs"]))
-            if name not in partial and j is not None and records[j]["free"] and not records[j]["label"]:
+            if name not in partial and j is not None and records[j]["free"] \
+                    and records[j]["label"] in ("", records[j]["plabel"]):
                 free_idx[i] = free_idx[j]
                 records[i]["label"] = records[j]["plabel"]
                 records[j]["label"] = records[j]["plabel"]
