@@ -157,7 +157,8 @@ class GlmmResult:
         for (r, c), g in zip(self._layouts, self.groups):
             for rr, cc in zip(r, c):
                 if rr == cc and abs(self.theta[i]) < _SINGULAR_TOL:
-                    bad.append(f"variance of {g[1][rr]!r} within {g[0]!r} is zero")
+                    bad.append(f"{g[1][rr]!r} within {g[0]!r} has a zero on the diagonal of its covariance factor "
+                               f"(variance zero or correlation +-1)" if g[4] > 1 else f"variance of {g[1][rr]!r} within {g[0]!r} is zero")
                 i += 1
         return "; ".join(bad)
 
