@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     # models
     "lmm": "cimstats.models",
     "anova": "cimstats.models",
+    "glmm": "cimstats.models.glmm.fit",
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
     "mediation": "cimstats.models.mediation.fit",

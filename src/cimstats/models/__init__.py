@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "lmm": "cimstats.models.mixed",
     "anova": "cimstats.models.mixed",
     "LmmResult": "cimstats.models.mixed",
+    "glmm": "cimstats.models.glmm.fit",
+    "GlmmResult": "cimstats.models.glmm.results",
     # the verb lives in a module of the same-named subpackage: map it to the defining module,
     # because once the subpackage is imported the package attribute `mediation` is the subpackage
     "mediation": "cimstats.models.mediation.fit",

@@ -1,0 +1,12 @@
+"""Generalised linear mixed models (binomial and Poisson) by maximum likelihood.
+
+Formula -> design (shared with ``lmm``) -> Laplace or adaptive Gauss-Hermite
+deviance over (theta, beta) -> :class:`GlmmResult`. Modules: ``family``
+(families and links), ``laplace`` (numeric kernels), ``fit`` (the ``glmm``
+verb), ``results``.
+"""
+
+from .fit import SeparationWarning, glmm
+from .results import GlmmResult, GlmmSummary
+
+__all__ = ["glmm", "GlmmResult", "GlmmSummary", "SeparationWarning"]

@@ -1,0 +1,345 @@
+"""Result object of a generalised linear mixed-model fit (frozen), and its summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from numpy.polynomial.hermite_e import hermegauss
+
+from ...errors import ModelSpecificationError
+from ..mixed.optimize import OptimizerSummary
+
+__all__ = ["GlmmResult", "GlmmSummary"]
+
+_SINGULAR_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class GlmmResult:
+    """A fitted GLMM (read-only).
+
+    ``params``/``std_errors`` are the fixed effects on the link scale with Wald
+    standard errors; ``theta`` the relative covariance factor (lme4 order);
+    ``nobs``, ``n_dropped`` and ``dropped_by_column`` the rows used and set aside.
+    """
+
+    formula: str
+    family: str
+    link: str
+    nagq: int
+    fixed_names: tuple
+    beta: np.ndarray = field(repr=False)
+    vcov_matrix: np.ndarray = field(repr=False)
+    theta: np.ndarray = field(repr=False)
+    deviance: float
+    loglik: float
+    nobs: int
+    n_dropped: int
+    dropped_by_column: dict
+    optimizer: OptimizerSummary = field(repr=False)
+    groups: tuple = field(repr=False)           # (group label, term names, levels, nlevels, k)
+    re_means: tuple = field(repr=False)
+    re_sds: tuple = field(repr=False)
+    _frame: object = field(repr=False)
+    _family: object = field(repr=False)
+    _m: np.ndarray = field(repr=False)
+    _offset: np.ndarray = field(repr=False)
+    _offset_exprs: tuple = field(repr=False)
+    _layouts: tuple = field(repr=False)
+    response: str = ""
+
+    @classmethod
+    def _from_fit(cls, *, frame, blocks, layouts, family, nagq, par, ntheta, vcov, deviance, opt, m, offset,
+                  offset_exprs, response_label, re_means, re_sds, n_dropped_extra, extra_missing, formula):
+        groups = tuple((b.group, tuple(b.term_names), tuple(b.levels), b.nlevels, b.k) for b in blocks)
+        dropped = dict(frame.dropped_by_column)
+        dropped.update(extra_missing)
+        return cls(formula=formula, family=family.name, link=family.link.name, nagq=int(nagq),
+                   fixed_names=tuple(frame.fixed_names), beta=np.asarray(par[ntheta:]).copy(),
+                   vcov_matrix=vcov, theta=np.asarray(par[:ntheta]).copy(), deviance=float(deviance),
+                   loglik=-0.5 * float(deviance), nobs=int(frame.nobs),
+                   n_dropped=int(frame.n_dropped + n_dropped_extra), dropped_by_column=dropped,
+                   optimizer=opt, groups=groups, re_means=tuple(re_means), re_sds=tuple(re_sds),
+                   _frame=frame, _family=family, _m=m, _offset=offset, _offset_exprs=tuple(offset_exprs),
+                   _layouts=tuple(layouts), response=response_label)
+
+    # ---- fixed effects -------------------------------------------------------------
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.fixed_names), name="estimate")
+
+    @property
+    def std_errors(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov_matrix)), index=list(self.fixed_names), name="std_error")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.fixed_names)
+        return pd.DataFrame(self.vcov_matrix, index=names, columns=names)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        z = self.params / self.std_errors
+        return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald confidence intervals on the link scale."""
+        q = stats.norm.ppf(0.5 + level / 2)
+        est, se = self.params, self.std_errors
+        return pd.DataFrame({"ci_lower": est - q * se, "ci_upper": est + q * se})
+
+    def tidy(self, conf_level: float = 0.95, *, exponentiate: bool = False) -> pd.DataFrame:
+        """Fixed effects: term, estimate, std_error, statistic (Wald z), df (inf), p_value, CI.
+
+        With ``exponentiate=True`` the estimates and interval limits are odds
+        ratios (logit link) or rate ratios (log link); ``std_error`` is then
+        the delta-method standard error of the ratio.
+        """
+        if not 0 < conf_level < 1:
+            raise ModelSpecificationError(f"`conf_level` is {conf_level!r}; expected a number between 0 and 1.")
+        ci = self.conf_int(conf_level)
+        est, se = self.params.to_numpy(), self.std_errors.to_numpy()
+        out = pd.DataFrame({"term": list(self.fixed_names), "estimate": est, "std_error": se,
+                            "statistic": est / se, "df": np.inf, "p_value": self.pvalues.to_numpy(),
+                            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy()})
+        if exponentiate:
+            if self.link not in ("logit", "log"):
+                raise ModelSpecificationError(
+                    f"`exponentiate=True` gives odds or rate ratios only for logit and log links; this model uses "
+                    f"the {self.link} link, so report the estimates on the link scale."
+                )
+            out["estimate"] = np.exp(est)
+            out["std_error"] = np.exp(est) * se
+            out["ci_lower"] = np.exp(out["ci_lower"])
+            out["ci_upper"] = np.exp(out["ci_upper"])
+        return out
+
+    # ---- random effects ------------------------------------------------------------
+    @property
+    def ngroups(self) -> dict:
+        return {g[0]: g[3] for g in self.groups}
+
+    def _covs(self):
+        out, i = [], 0
+        for (r, c), g in zip(self._layouts, self.groups):
+            k = g[4]
+            T = np.zeros((k, k))
+            T[r, c] = self.theta[i:i + len(r)]
+            i += len(r)
+            out.append(T @ T.T)
+        return out
+
+    def varcorr(self) -> pd.DataFrame:
+        """Random-effect variances, covariances (vcov) and SDs/correlations (sdcor), as lme4's VarCorr."""
+        rows = []
+        for g, S in zip(self.groups, self._covs()):
+            names = g[1]
+            sd = np.sqrt(np.diag(S))
+            for a in range(len(names)):
+                rows.append((g[0], names[a], None, S[a, a], sd[a]))
+            for a in range(len(names)):
+                for b in range(a + 1, len(names)):
+                    cor = S[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
+                    rows.append((g[0], names[a], names[b], S[a, b], cor))
+        return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
+
+    @property
+    def singular(self) -> bool:
+        return bool(self.singular_detail)
+
+    @property
+    def singular_detail(self) -> str:
+        bad = []
+        i = 0
+        for (r, c), g in zip(self._layouts, self.groups):
+            for rr, cc in zip(r, c):
+                if rr == cc and abs(self.theta[i]) < _SINGULAR_TOL:
+                    bad.append(f"{g[1][rr]!r} within {g[0]!r} has a zero on the diagonal of its covariance factor "
+                               f"(variance zero or correlation +-1)" if g[4] > 1 else f"variance of {g[1][rr]!r} within {g[0]!r} is zero")
+                i += 1
+        return "; ".join(bad)
+
+    def ranef(self) -> pd.DataFrame:
+        """Conditional modes of the random effects (condval) and conditional SDs (condsd)."""
+        parts = []
+        for g, mu, sd in zip(self.groups, self.re_means, self.re_sds):
+            for j, term in enumerate(g[1]):
+                parts.append(pd.DataFrame({"group": g[0], "term": term, "level": list(g[2]),
+                                           "condval": mu[:, j], "condsd": sd[:, j]}))
+        return pd.concat(parts, ignore_index=True)
+
+    def _separated_terms(self) -> tuple:
+        se = self.std_errors.to_numpy()
+        bad = (np.abs(self.beta) > 10) & ((se > 10 * np.maximum(np.abs(self.beta), 1)) | ~np.isfinite(se)
+                                          | (np.abs(self.beta) > 15))
+        return tuple(n for n, b in zip(self.fixed_names, bad) if b)
+
+    # ---- prediction ----------------------------------------------------------------
+    def _linear_predictor(self, newdata, re: bool):
+        fr = self._frame
+        if newdata is None:
+            eta = fr.X @ self.beta + self._offset
+            if re:
+                for blk, mu in zip(self._blocks_in_order(), self.re_means):
+                    eta = eta + np.einsum("ij,ij->i", blk.Z, mu[blk.codes])
+            return eta
+        X = fr.new_fixed_matrix(newdata)
+        off = np.zeros(len(newdata))
+        for expr in self._offset_exprs:
+            off = off + newdata.eval(expr.replace("^", "**"), engine="python").to_numpy(dtype=float)
+        eta = X @ self.beta + off
+        if re:
+            order = {b.group: i for i, b in enumerate(fr.random)}
+            newblocks = fr.new_random_blocks(newdata)
+            for g, mu in zip(self.groups, self.re_means):
+                Z, codes = newblocks[order[g[0]]]
+                known = codes >= 0
+                contrib = np.zeros(len(newdata))
+                contrib[known] = np.einsum("ij,ij->i", Z[known], mu[codes[known]])
+                eta = eta + contrib  # unseen levels: random effect 0 (the population mean)
+        return eta
+
+    def _blocks_in_order(self):
+        by = {b.group: b for b in self._frame.random}
+        return [by[g[0]] for g in self.groups]
+
+    def predict(self, newdata: pd.DataFrame | None = None, *, type: str = "response", re: bool = True,
+                marginal: bool = False) -> np.ndarray:
+        """Predictions on the link (``type="link"``) or response scale.
+
+        ``re=True`` adds the conditional modes (cluster-specific predictions;
+        unseen clusters get 0); ``re=False`` sets the random effects to zero.
+        ``marginal=True`` (response scale, one scalar random effect) averages the
+        response over the random-effect distribution by Gauss-Hermite quadrature:
+        the population-averaged prediction.
+        """
+        if type not in ("link", "response"):
+            raise ModelSpecificationError(f"`type` is {type!r}; expected 'link' or 'response'.")
+        if marginal:
+            if type != "response" or len(self.groups) != 1 or self.groups[0][4] != 1:
+                raise ModelSpecificationError(
+                    "`marginal=True` needs type='response' and a model with a single random intercept."
+                )
+            eta = self._linear_predictor(newdata, re=False)
+            x, w = hermegauss(40)
+            w = w / w.sum()
+            sd = float(np.sqrt(self._covs()[0][0, 0]))
+            return (self._family.link.inverse(eta[:, None] + sd * x[None, :]) @ w)
+        eta = self._linear_predictor(newdata, re=re)
+        return eta if type == "link" else self._family.link.inverse(eta)
+
+    def fitted(self) -> np.ndarray:
+        return self.predict(type="response", re=True)
+
+    # ---- variance partition ---------------------------------------------------------
+    def icc(self) -> pd.DataFrame:
+        """Latent-scale intraclass correlation of each random intercept.
+
+        Uses the latent level-1 variance pi^2/3 (logit) or 1 (probit):
+        ``ICC = var / (sum of random-intercept variances + level-1 variance)``.
+        """
+        lat = self._family.latent_variance
+        if lat is None:
+            raise ModelSpecificationError(
+                f"A latent-scale ICC is defined for binomial logit or probit models; this model is "
+                f"{self.family} with a {self.link} link."
+            )
+        vc = self.varcorr()
+        vi = vc[(vc["term1"] == "(Intercept)") & vc["term2"].isna()]
+        total = float(vi["vcov"].sum()) + lat
+        return pd.DataFrame({"group": vi["group"].tolist(), "variance": vi["vcov"].to_numpy(),
+                             "icc": vi["vcov"].to_numpy() / total})
+
+    def median_odds_ratio(self) -> pd.DataFrame:
+        """Median odds ratio (logit) or median rate ratio (log link) per random intercept:
+        ``exp(sqrt(2 var) * Phi^{-1}(0.75))`` (Larsen and Merlo 2005)."""
+        if self.link not in ("logit", "log"):
+            raise ModelSpecificationError(
+                f"The median odds/rate ratio needs a logit or log link; this model uses the {self.link} link."
+            )
+        vc = self.varcorr()
+        vi = vc[(vc["term1"] == "(Intercept)") & vc["term2"].isna()]
+        mor = np.exp(np.sqrt(2 * vi["vcov"].to_numpy()) * stats.norm.ppf(0.75))
+        return pd.DataFrame({"group": vi["group"].tolist(), "variance": vi["vcov"].to_numpy(),
+                             "median_ratio": mor})
+
+    # ---- fit statistics ---------------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        return len(self.beta) + len(self.theta)
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.optimizer.converged)
+
+    def glance(self) -> pd.DataFrame:
+        """One row: nobs, n_dropped, ngroups, loglik, aic, bic, deviance, converged, family, link, nagq."""
+        ng = "; ".join(f"{k}={v}" for k, v in self.ngroups.items())
+        return pd.DataFrame([{"nobs": self.nobs, "n_dropped": self.n_dropped, "ngroups": ng,
+                              "loglik": self.loglik, "aic": self.aic, "bic": self.bic,
+                              "deviance": self.deviance, "converged": self.converged, "family": self.family,
+                              "link": self.link, "nagq": self.nagq, "singular": self.singular}])
+
+    def summary(self) -> "GlmmSummary":
+        return GlmmSummary(self)
+
+    def __repr__(self) -> str:
+        return str(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary().to_html()
+
+
+class GlmmSummary:
+    """Text, HTML and LaTeX summary of a :class:`GlmmResult`."""
+
+    def __init__(self, model: GlmmResult):
+        self.model = model
+
+    def _header(self) -> list[str]:
+        m = self.model
+        method = "Laplace approximation" if m.nagq == 1 else f"adaptive Gauss-Hermite quadrature ({m.nagq} points)"
+        return [f"Generalised linear mixed model ({m.family}, {m.link} link), maximum likelihood by {method}",
+                f"Formula: {m.formula}",
+                f"Observations: {m.nobs} used, {m.n_dropped} set aside; groups: "
+                + ", ".join(f"{k} {v}" for k, v in m.ngroups.items()),
+                f"Log-likelihood {m.loglik:.3f}  AIC {m.aic:.2f}  BIC {m.bic:.2f}  "
+                f"converged: {'yes' if m.converged else 'NO'}"]
+
+    def _tables(self):
+        m = self.model
+        t = m.tidy()
+        if m.link in ("logit", "log"):
+            e = m.tidy(exponentiate=True)
+            lab = "odds_ratio" if m.link == "logit" else "rate_ratio"
+            t[lab] = e["estimate"]
+            t[f"{lab}_lower"] = e["ci_lower"]
+            t[f"{lab}_upper"] = e["ci_upper"]
+        return t.drop(columns=["df"]), m.varcorr()
+
+    def __str__(self) -> str:
+        fixed, vc = self._tables()
+        return "\n".join(self._header() + ["", "Random effects:", vc.to_string(index=False), "",
+                                           "Fixed effects (Wald z):", fixed.to_string(index=False, float_format=lambda v: f"{v:.4g}")])
+
+    def to_html(self) -> str:
+        fixed, vc = self._tables()
+        head = "".join(f"<p>{h.replace('&', '&amp;').replace('<', '&lt;')}</p>" for h in self._header())
+        return head + "<h4>Random effects</h4>" + vc.to_html(index=False) + "<h4>Fixed effects</h4>" + \
+            fixed.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+    def to_latex(self) -> str:
+        fixed, vc = self._tables()
+        return (vc.to_latex(index=False, float_format="%.4g") + "\n" +
+                fixed.to_latex(index=False, float_format="%.4g"))
