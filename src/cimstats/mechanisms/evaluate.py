@@ -358,7 +358,8 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
     group = spec["group"]
     model = f"{spec['construct'].upper()}_F =~ " + " + ".join(items)
     n_all = len(frame)
-    frame = frame.dropna(subset=items + [group]).reset_index(drop=True)
+    missing = spec.get("missing", "listwise")
+    frame = frame.dropna(subset=[group] if missing == "fiml" else items + [group]).reset_index(drop=True)
     top = INVARIANCE_LEVELS.index(needed)
     steps = list(INVARIANCE_LEVELS[: max(top, 1) + 1])
     failed: dict[str, str] = {}
@@ -367,12 +368,12 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = cimstats.invariance(frame, model, group=group, steps=tuple(steps))
+                res = cimstats.invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
         except (ModelSpecificationError, EstimationError, np.linalg.LinAlgError) as exc:
             failed[steps[-1]] = str(exc).split(";")[0]
             steps = steps[:-1]
     fit.nobs, fit.n_dropped = len(frame), n_all - len(frame)
-    fit.description = (f"multi-group CFA (ML) of {len(items)} items of '{spec['construct']}' across {group} "
+    fit.description = (f"multi-group CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' across {group} "
                        f"({frame[group].nunique()} groups)")
     held: dict[str, tuple[str, str, dict]] = {}
     if res is None:
@@ -662,3 +663,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         rules_text=vr.describe(adjust) if isinstance(rule_fn, VerdictRules) else
         "Verdicts by a user-supplied rule. Not testable: " + vr.describe(adjust).split("Not testable:")[1].strip(),
     )
+
+
+# the verb's name starts with "test": keep test collectors from mistaking it for a test
+test_mechanisms.__test__ = False

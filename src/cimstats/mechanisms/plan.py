@@ -207,6 +207,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         if tpl == "invariance" and spec.get("construct") and spec["construct"] not in constructs:
             rep.add("M008", f"{where} names construct {spec['construct']!r}, which is not defined under constructs.",
                     file=source)
+        if tpl == "invariance" and spec.get("missing", "listwise") not in ("listwise", "fiml"):
+            rep.add("M007", f"{where} has missing {spec.get('missing')!r}.", file=source, remedy="Use listwise or fiml.")
         ri = spec.get("requires_invariance")
         if ri is not None:
             if not isinstance(ri, Mapping) or ri.get("level") not in INVARIANCE_LEVELS or not ri.get("construct"):

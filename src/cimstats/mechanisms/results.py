@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -54,6 +54,42 @@ class MechanismResult:
     n_boot: int
     waves: tuple
     rules_text: str
+
+    # ------------------------------------------------------------ re-judging
+    def with_rules(self, rules=None, *, adjust="same") -> "MechanismResult":
+        """The same fits judged by other verdict rules (and optionally another adjustment), without refitting.
+
+        Parameters
+        ----------
+        rules : VerdictRules, dict or callable, optional
+            As in :func:`cimstats.test_mechanisms`; a dict overrides the current rules.
+        adjust : {"holm", "bh", None, "same"}
+        """
+        from .evaluate import p_adjust
+        from .rules import VerdictRules, apply_rules
+
+        adj = self.adjust if adjust == "same" else adjust
+        base = self.rules if isinstance(self.rules, VerdictRules) else VerdictRules()
+        if callable(rules) and not isinstance(rules, (VerdictRules, dict)):
+            rule_fn = rules
+        else:
+            rule_fn = VerdictRules.from_any(rules, base)
+        t = self.table.copy()
+        tested = (t["template"] != "invariance") & t["estimate"].notna()
+        if isinstance(rule_fn, VerdictRules) and rule_fn.level != base.level:
+            from cimstats.errors import PlanError
+
+            raise PlanError("`rules` changes the confidence level, which needs refitting; call "
+                            "cimstats.test_mechanisms(..., level=...) instead.")
+        padj = p_adjust(t["p_value"].where(tested).to_numpy(dtype=float), adj)
+        t["p_adjusted"] = padj
+        for i in t.index[tested]:
+            v, r = apply_rules(t.loc[i].to_dict(), rule_fn, adj)
+            t.loc[i, "verdict"] = v
+            t.loc[i, "verdict_reason"] = r
+        text = rule_fn.describe(adj) if isinstance(rule_fn, VerdictRules) else (
+            "Verdicts by a user-supplied rule. Not testable: " + base.describe(adj).split("Not testable:")[1].strip())
+        return replace(self, table=t, rules=rule_fn, adjust=adj, rules_text=text)
 
     # ------------------------------------------------------------ views
     def tidy(self) -> pd.DataFrame:
