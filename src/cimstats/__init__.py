@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
     "mediation": "cimstats.models.mediation.fit",
+    # mechanisms
+    "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate
     "read_qdpx": "cimstats.integrate",
     "read_codebook": "cimstats.integrate",

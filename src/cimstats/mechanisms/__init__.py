@@ -1,0 +1,24 @@
+"""Pre-specified tests of network mechanisms: the mechanism (hypothesis) table.
+
+An analysis plan (YAML; :func:`default_plan` ships one) declares constructs,
+models and hypotheses; :func:`test_mechanisms` fits every model once, fills
+each hypothesis row with its estimate, interval, p-value, adjusted p-value and
+n, and gives a verdict (supported, not supported, contrary, not testable) with
+its reason by stated rules (:class:`VerdictRules`).
+
+Examples
+--------
+>>> from cimstats.mechanisms import default_plan
+>>> default_plan().hypotheses[["hypothesis_id", "mechanism", "template"]].head(2)
+  hypothesis_id           mechanism template
+0          NAV1  network_navigation      lmm
+1          NAV2  network_navigation      lmm
+"""
+
+from .evaluate import p_adjust, test_mechanisms
+from .plan import Plan, default_plan, read_plan
+from .results import TABLE_COLUMNS, MechanismResult
+from .rules import VERDICTS, VerdictRules
+
+__all__ = ["MechanismResult", "Plan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan", "p_adjust",
+           "read_plan", "test_mechanisms"]

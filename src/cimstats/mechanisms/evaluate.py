@@ -1,0 +1,669 @@
+"""Fit every model of an analysis plan once and fill the mechanism table."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from cimstats.errors import CimstatsError, PlanError
+
+from .plan import INVARIANCE_LEVELS, Plan, default_plan, read_plan
+from .results import MechanismResult, TABLE_COLUMNS
+from .rules import VerdictRules, apply_rules
+
+__all__ = ["test_mechanisms", "p_adjust"]
+
+_ID = "patient_id"
+
+
+# ---------------------------------------------------------------- input tables
+def _frame(obj) -> pd.DataFrame:
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    data = getattr(obj, "data", None)
+    if isinstance(data, pd.DataFrame):
+        return data
+    raise PlanError(f"`data` holds a {type(obj).__name__} where a table (DataFrame or Survey) was expected; "
+                    "pass the harmonised patients and alters tables.")
+
+
+def _tables(data) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(patients, alters) from a demo study, a harmonise result, a dict, a tuple or one DataFrame."""
+    if hasattr(data, "patients") and hasattr(data, "alters"):
+        return _frame(data.patients), _frame(data.alters)
+    surveys = getattr(data, "surveys", None)
+    if isinstance(surveys, Mapping):
+        if "patients" not in surveys:
+            raise PlanError(f"The harmonise result has tables {', '.join(map(repr, surveys))}; expected one named "
+                            "'patients' (and 'alters' for network hypotheses).")
+        return _frame(surveys["patients"]), (_frame(surveys["alters"]) if "alters" in surveys else None)
+    if isinstance(data, Mapping):
+        if "patients" not in data:
+            raise PlanError(f"`data` is a mapping with keys {', '.join(map(repr, data))}; expected 'patients' "
+                            "and 'alters'.")
+        return _frame(data["patients"]), (_frame(data["alters"]) if data.get("alters") is not None else None)
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _frame(data[0]), (None if data[1] is None else _frame(data[1]))
+    return _frame(data), None
+
+
+# ---------------------------------------------------------------- workspace
+class _Unavailable(Exception):
+    """A variable or table needed by a model cannot be built; the message is the verdict reason."""
+
+
+class _Workspace:
+    """Builds constructs once (scale scores, network measures, change, wave differences)."""
+
+    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: Plan):
+        self.patients = patients.reset_index(drop=True)
+        self.alters = alters
+        self.plan = plan
+        self.waves = sorted(pd.unique(self.patients["wave"].dropna()).tolist()) if "wave" in self.patients else [0]
+        self._ego = self.patients.copy()
+        if "wave" not in self._ego:
+            self._ego["wave"] = 0
+        self._built: dict[str, str | None] = {}
+        self._net = None
+        self._net_measures = None
+        self._change = None
+        self.notes: list[str] = []
+
+    # ---- ego-level columns
+    def ego_column(self, name: str) -> None:
+        """Make ``name`` a column of the ego table or raise _Unavailable."""
+        if name in self._built:
+            if self._built[name] is not None:
+                raise _Unavailable(self._built[name])
+            return
+        try:
+            self._build(name)
+            self._built[name] = None
+        except _Unavailable as exc:
+            self._built[name] = str(exc)
+            raise
+
+    def _build(self, name: str) -> None:
+        spec = self.plan.constructs.get(name)
+        if spec is None:
+            if name not in self._ego.columns:
+                raise _Unavailable(f"variable '{name}' is absent from the patient table")
+            return
+        kind = spec["kind"]
+        if kind == "scale":
+            self._build_scale(name, spec)
+        elif kind == "network":
+            m = self._network_measures()
+            col = spec["measure"]
+            if col not in m.columns:
+                raise _Unavailable(f"network measure '{col}' (construct '{name}') is not computed by "
+                                   "cimstats.networks.ego_measures")
+            self._ego[name] = m[col].to_numpy()
+        elif kind == "wave_difference":
+            base = spec["of"]
+            self.ego_column(base)
+            if not {0, 1} <= set(self.waves):
+                raise _Unavailable(f"construct '{name}' needs waves 0 and 1; the data hold wave(s) "
+                                   f"{', '.join(map(str, self.waves))} only")
+        elif kind == "change":
+            pass  # change-level only (see change_frame)
+
+    def _build_scale(self, name: str, spec: Mapping) -> None:
+        from cimstats.measures import score_scale
+        from cimstats.measures.scales import load_instrument
+
+        ins = load_instrument(spec["instrument"])
+        rule = next((r for r in ins.scores if r.id == spec["score"]), None)
+        if rule is None:
+            raise _Unavailable(f"instrument '{ins.id}' has no score '{spec['score']}' (construct '{name}')")
+        items = list(rule.items)
+        absent = [i for i in items if i not in self._ego.columns]
+        if absent:
+            raise _Unavailable(f"construct '{name}' needs item(s) {', '.join(absent)}, absent from the patient table")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = score_scale(self._ego, spec["instrument"], scores=[spec["score"]])
+        self._ego[name] = res.scores[spec["score"]].to_numpy()
+
+    def items_of(self, construct: str) -> list[str]:
+        spec = self.plan.constructs.get(construct)
+        if spec is None or spec["kind"] != "scale":
+            raise _Unavailable(f"construct '{construct}' is not a scale; invariance needs its items")
+        from cimstats.measures.scales import load_instrument
+
+        ins = load_instrument(spec["instrument"])
+        rule = next((r for r in ins.scores if r.id == spec["score"]), None)
+        if rule is None:
+            raise _Unavailable(f"instrument '{ins.id}' has no score '{spec['score']}'")
+        absent = [i for i in rule.items if i not in self._ego.columns]
+        if absent:
+            raise _Unavailable(f"construct '{construct}' needs item(s) {', '.join(absent)}, absent from the patient table")
+        return list(rule.items)
+
+    def _network(self):
+        if self._net is None:
+            if self.alters is None:
+                raise _Unavailable("no alter table was given, so network measures cannot be computed")
+            from cimstats.measures import networks
+
+            egos = self._ego[[c for c in (_ID, "wave") if c in self._ego.columns]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._net = networks.ego_networks(self.alters, egos=egos)
+        return self._net
+
+    def _network_measures(self) -> pd.DataFrame:
+        if self._net_measures is None:
+            from cimstats.measures import networks
+
+            m = networks.ego_measures(self._network())
+            key = self._ego[[_ID, "wave"]]
+            m = key.merge(m, on=[_ID, "wave"], how="left", suffixes=("", "_net"))
+            if len(m) != len(self._ego):
+                raise _Unavailable("the patient table repeats (patient_id, wave); network measures cannot be joined")
+            self._net_measures = m
+        return self._net_measures
+
+    # ---- frames per level
+    def ego_frame(self, names: list[str], wave) -> pd.DataFrame:
+        for n in names:
+            self.ego_column(n)
+        df = self._ego
+        if wave is not None:
+            if wave not in self.waves:
+                raise _Unavailable(f"the model is specified for wave {wave}; the data hold wave(s) "
+                                   f"{', '.join(map(str, self.waves))}")
+            df = df.loc[df["wave"] == wave]
+        return df[list(dict.fromkeys(names))].reset_index(drop=True)
+
+    def change_frame(self, names: list[str]) -> pd.DataFrame:
+        if not {0, 1} <= set(self.waves):
+            raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
+                               f"{', '.join(map(str, self.waves))} only")
+        if self._change is None:
+            from cimstats.measures import networks
+
+            ch = networks.change(self._network(), waves=(0, 1)).egos
+            self._change = ch.reset_index(drop=("patient_id" in ch.columns))
+        ch = self._change
+        base = self._ego.loc[self._ego["wave"] == 0]
+        foll = self._ego.loc[self._ego["wave"] == 1]
+        out = ch[[_ID]].copy()
+        for n in names:
+            spec = self.plan.constructs.get(n)
+            if spec is not None and spec["kind"] == "change":
+                if spec["measure"] not in ch.columns:
+                    raise _Unavailable(f"change measure '{spec['measure']}' is not computed by cimstats.networks.change")
+                out[n] = pd.to_numeric(ch[spec["measure"]], errors="coerce").to_numpy(dtype=float)
+            elif spec is not None and spec["kind"] == "wave_difference":
+                self.ego_column(n)
+                of = spec["of"]
+                a = base.set_index(_ID)[of]
+                b = foll.set_index(_ID)[of]
+                out[n] = (out[_ID].map(b) - out[_ID].map(a)).to_numpy(dtype=float)
+            else:
+                self.ego_column(n)
+                out[n] = out[_ID].map(base.set_index(_ID)[n]).to_numpy()
+        return out[list(dict.fromkeys(names))].reset_index(drop=True)
+
+    def alter_frame(self, names: list[str], wave) -> pd.DataFrame:
+        if self.alters is None:
+            raise _Unavailable("no alter table was given")
+        A = self.alters
+        if wave is not None:
+            if "wave" in A.columns and wave not in set(A["wave"].dropna().tolist()):
+                raise _Unavailable(f"the alter table holds no wave {wave}")
+            A = A.loc[A["wave"] == wave] if "wave" in A.columns else A
+        ego_names = [n for n in names if n not in A.columns]
+        for n in ego_names:
+            self.ego_column(n)
+        E = self._ego if wave is None else self._ego.loc[self._ego["wave"] == wave]
+        out = A[[c for c in names if c in A.columns] + ([_ID] if _ID not in names else [])].copy()
+        idx = E.drop_duplicates(_ID).set_index(_ID)
+        for n in ego_names:
+            out[n] = out[_ID].map(idx[n]).to_numpy()
+        return out[list(dict.fromkeys(names))].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- fitted models
+@dataclass
+class _Fit:
+    model_id: str
+    template: str
+    status: str = "fitted"  # fitted | not testable | failed
+    reason: str = ""
+    result: Any = None
+    terms: pd.DataFrame | None = None  # term, estimate, std_error, statistic, df, p_value, ci_lower, ci_upper
+    nobs: int | None = None
+    n_dropped: int | None = None
+    description: str = ""
+    diagnostics: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _indicator_columns(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Numeric covariates as they are; categorical ones as indicators (first sorted level = reference)."""
+    out = frame.copy()
+    names: list[str] = []
+    for c in cols:
+        s = out[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            names.append(c)
+            continue
+        levels = sorted(pd.unique(s.dropna()).tolist(), key=str)
+        for lv in levels[1:]:
+            nm = f"{c}{lv}"
+            out[nm] = np.where(s.isna(), np.nan, (s == lv).astype(float))
+            names.append(nm)
+    return out, names
+
+
+def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
+    import cimstats
+
+    formula = spec["formula"]
+    if glmm:
+        try:
+            fn = getattr(cimstats, "glmm")
+        except AttributeError:
+            fn = None
+        if fn is None:
+            fit.status = "not testable"
+            fit.reason = ("a generalised linear mixed model (cimstats.glmm) is not available in this version of "
+                          "cimstats, and the binomial hypothesis is not tested with a different model")
+            return
+    caught = []
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        if glmm:
+            res = fn(formula, frame, family=spec.get("family", "binomial"))
+        else:
+            res = cimstats.lmm(formula, frame)
+        caught = [str(x.message) for x in w]
+    tidy = res.tidy().copy()
+    if level != 0.95 and hasattr(res, "conf_int"):
+        ci = res.conf_int(level=level)
+        tidy["ci_lower"] = np.asarray(ci["ci_lower"], dtype=float)
+        tidy["ci_upper"] = np.asarray(ci["ci_upper"], dtype=float)
+    fit.result = res
+    fit.terms = tidy
+    fit.nobs = int(getattr(res, "nobs", len(frame)))
+    fit.n_dropped = int(getattr(res, "n_dropped", 0) or 0)
+    kind = f"GLMM ({spec.get('family', 'binomial')}, logit)" if glmm else "LMM (REML, Satterthwaite df)"
+    fit.description = f"{kind}: {formula}"
+    diag = []
+    g = res.glance() if hasattr(res, "glance") else None
+    if g is not None and "converged" in g.columns:
+        diag.append(f"converged: {bool(g['converged'].iloc[0])}")
+    if getattr(res, "singular", False):
+        diag.append("singular fit (a random-effect variance estimated as zero)")
+    ng = getattr(res, "ngroups", None)
+    if isinstance(ng, Mapping) and ng:
+        diag.append("groups: " + ", ".join(f"{k} {v}" for k, v in ng.items()))
+    if fit.n_dropped:
+        by = getattr(res, "dropped_by_column", None)
+        txt = ", ".join(f"{k}: {v}" for k, v in dict(by).items()) if isinstance(by, Mapping) else ""
+        diag.append(f"{fit.n_dropped} rows set aside for missing values" + (f" ({txt})" if txt else ""))
+    other = [c for c in caught if "set aside" not in c and "Singular fit" not in c]
+    diag += other
+    fit.diagnostics = "; ".join(diag)
+
+
+def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> None:
+    import cimstats
+
+    covs = list(spec.get("covariates") or [])
+    frame, cov_names = _indicator_columns(frame, covs)
+    ms = spec["m"]
+    kwargs = dict(x=spec["x"], m=ms, y=spec["y"], covariates=cov_names or None, n_boot=n_boot, seed=seed,
+                  level=level, sensitivity=False)
+    if spec.get("moderator"):
+        kwargs["moderator"] = spec["moderator"]
+        kwargs["moderated_paths"] = tuple(spec.get("moderated_paths", ("a",)))
+        if spec.get("moderator_values") is not None:
+            kwargs["moderator_values"] = spec["moderator_values"]
+    if spec.get("cluster"):
+        kwargs["cluster"] = spec["cluster"]
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res = cimstats.mediation(frame, **kwargs)
+        caught = [str(x.message) for x in w]
+    tidy = res.tidy()
+    fit.result = res
+    fit.terms = tidy[["term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper"]].copy()
+    fit.nobs, fit.n_dropped = int(res.nobs), int(res.n_dropped)
+    mod = f", {spec['moderator']} moderating the a-path" if spec.get("moderator") else ""
+    fit.description = (f"{'moderated ' if spec.get('moderator') else ''}mediation {spec['x']} -> {ms} -> {spec['y']}{mod}; "
+                       f"{res.ci} bootstrap ({res.n_boot} resamples, {res.resampling})")
+    diag = [f"{res.n_clusters} clusters resampled" if res.n_clusters else "case resampling",
+            f"seed {res.seed}"]
+    if res.n_boot_failed:
+        diag.append(f"{res.n_boot_failed} resamples failed")
+    if fit.n_dropped:
+        diag.append(f"{fit.n_dropped} rows set aside for missing values")
+    diag += caught
+    fit.diagnostics = "; ".join(diag)
+
+
+def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules: VerdictRules) -> None:
+    import cimstats
+    from cimstats.errors import EstimationError, ModelSpecificationError
+
+    group = spec["group"]
+    model = f"{spec['construct'].upper()}_F =~ " + " + ".join(items)
+    n_all = len(frame)
+    missing = spec.get("missing", "listwise")
+    frame = frame.dropna(subset=[group] if missing == "fiml" else items + [group]).reset_index(drop=True)
+    top = INVARIANCE_LEVELS.index(needed)
+    steps = list(INVARIANCE_LEVELS[: max(top, 1) + 1])
+    failed: dict[str, str] = {}
+    res = None
+    while len(steps) >= 1 and res is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = cimstats.invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
+        except (ModelSpecificationError, EstimationError, np.linalg.LinAlgError) as exc:
+            failed[steps[-1]] = str(exc).split(";")[0]
+            steps = steps[:-1]
+    fit.nobs, fit.n_dropped = len(frame), n_all - len(frame)
+    fit.description = (f"multi-group CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' across {group} "
+                       f"({frame[group].nunique()} groups)")
+    held: dict[str, tuple[str, str, dict]] = {}
+    if res is None:
+        fit.status, fit.reason = "not testable", f"the configural model could not be fitted ({failed.get('configural', '')})"
+        return
+    fit.result = res
+    t = res.table.set_index("model")
+    prev_ok = True
+    for lv in INVARIANCE_LEVELS:
+        if lv in failed:
+            held[lv] = ("not testable", f"the {lv} model could not be fitted ({failed[lv]})", {})
+            prev_ok = False
+            continue
+        if lv not in t.index:
+            continue
+        r = t.loc[lv]
+        vals = {k: (None if pd.isna(r.get(k)) else float(r.get(k))) for k in
+                ("delta_cfi", "delta_rmsea", "p_diff", "chisq_diff", "df_diff", "cfi", "rmsea")}
+        if lv == "configural":
+            held[lv] = ("holds", f"configural model fitted: CFI {vals['cfi']:.3f}, RMSEA {vals['rmsea']:.3f}", vals)
+            continue
+        if not prev_ok:
+            held[lv] = ("not testable", "a lower level of invariance did not hold", vals)
+            continue
+        dc, dr, p = vals["delta_cfi"], vals["delta_rmsea"], vals["p_diff"]
+        fit_ok = dc is not None and dr is not None and dc >= -rules.max_cfi_drop and dr <= rules.max_rmsea_rise
+        chi_ok = p is not None and p >= rules.alpha
+        ok = {"fit_change": fit_ok, "chisq": chi_ok, "both": fit_ok and chi_ok}[rules.invariance_criterion]
+        txt = (f"against the previous level: delta CFI {dc:+.4f}, delta RMSEA {dr:+.4f}, chi-square difference "
+               f"{vals['chisq_diff']:.2f} on {vals['df_diff']:.0f} df, p = {p:.3g}") if None not in (dc, dr, p) else "fit change unavailable"
+        held[lv] = ("holds" if ok else "fails", txt, vals)
+        prev_ok = ok
+    fit.extra["levels"] = held
+    fit.terms = pd.DataFrame([{"term": lv, "estimate": v[2].get("delta_cfi"), "std_error": np.nan,
+                               "statistic": v[2].get("chisq_diff"), "df": v[2].get("df_diff"),
+                               "p_value": v[2].get("p_diff"), "ci_lower": np.nan, "ci_upper": np.nan}
+                              for lv, v in held.items()])
+    fit.diagnostics = "; ".join(f"{lv}: {v[0]}" for lv, v in held.items())
+
+
+def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:
+    """(holds?, reason) for one level of an invariance fit; None when it could not be assessed."""
+    if fit.status != "fitted":
+        return None, fit.reason
+    levels = fit.extra.get("levels", {})
+    if level not in levels:
+        return None, f"the {level} level was not fitted"
+    st, why, _ = levels[level]
+    return (True if st == "holds" else (None if st == "not testable" else False)), why
+
+
+# ---------------------------------------------------------------- multiple testing
+def p_adjust(p, method: str | None) -> np.ndarray:
+    """Holm or Benjamini-Hochberg adjusted p-values (missing values kept missing).
+
+    Examples
+    --------
+    >>> p_adjust([0.01, 0.04, 0.03], "holm").round(3).tolist()
+    [0.03, 0.06, 0.06]
+    >>> p_adjust([0.01, 0.04, 0.03], "bh").round(3).tolist()
+    [0.03, 0.04, 0.04]
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if method is None:
+        out[ok] = p[ok]
+        return out
+    q = p[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="mergesort")
+    s = q[order]
+    if method == "holm":
+        adj = np.maximum.accumulate((m - np.arange(m)) * s)
+    elif method in ("bh", "fdr_bh"):
+        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * s[::-1]))[::-1]
+    else:
+        raise PlanError(f"`adjust` is {method!r}; expected 'holm', 'bh' or None.")
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+# ---------------------------------------------------------------- the verb
+def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None, seed: int | None = 20240601,
+                    n_boot: int = 2000, level: float | None = None) -> MechanismResult:
+    """Test pre-specified network mechanisms and fill the mechanism table with verdicts.
+
+    Parameters
+    ----------
+    data : DemoStudy, HarmonisationResult, dict, tuple or DataFrame
+        The harmonised patient table (one row per patient per wave) and alter
+        table (one row per named network member per wave): an object with
+        ``.patients`` and ``.alters`` (``cimstats.datasets.demo_study()``), a
+        harmonise result with tables ``patients`` and ``alters``, a dict with
+        those keys, a ``(patients, alters)`` tuple, or the patient table alone
+        (network hypotheses are then not testable).
+    plan : str, path, dict or Plan, optional
+        The analysis plan (see :mod:`cimstats.mechanisms.plan`); default the
+        shipped plan (:func:`default_plan`).
+    adjust : {"holm", "bh", None}, default "holm"
+        Multiple-testing adjustment across the hypotheses that have a p-value
+        (invariance checks are not counted).
+    rules : VerdictRules, dict or callable, optional
+        Verdict rules; a dict overrides the plan's ``verdict_rules``; a callable
+        receives the filled row (dict) and returns ``(verdict, reason)``.
+    seed : int, optional
+        Seed of the bootstrap resampling.
+    n_boot : int, default 2000
+        Bootstrap resamples for mediation templates.
+    level : float, optional
+        Confidence level (default the rules' ``level``, 0.95).
+
+    Returns
+    -------
+    MechanismResult
+        ``table``: one row per hypothesis with columns hypothesis_id, mechanism,
+        statement, model_id, template, model, estimand, expected,
+        required_variables, theme_ids, estimate, std_error, ci_lower, ci_upper,
+        p_value, p_adjusted, n, n_dropped, diagnostics, verdict, verdict_reason;
+        ``models``: one row per fitted model; ``fits``: the fitted results.
+
+    Raises
+    ------
+    PlanError
+        The plan is malformed (all problems in ``.report``), ``adjust`` or the
+        rules are invalid, or ``data`` is not a table.
+
+    Notes
+    -----
+    Each model is fitted once and every hypothesis naming it reads its estimand
+    from the same fit. A hypothesis is "not testable" (with the reason) when a
+    variable it needs is absent, a wave is missing, the model cannot be fitted
+    or the measurement invariance its comparison needs did not hold; it is
+    never dropped.
+
+    Examples
+    --------
+    >>> import cimstats
+    >>> res = cimstats.test_mechanisms(cimstats.datasets.demo_study(), n_boot=200, seed=1)
+    >>> res.table.loc[res.table.hypothesis_id == "NAV1", "verdict"].item()
+    'supported'
+    """
+    plan = default_plan() if plan is None else read_plan(plan)
+    if adjust not in ("holm", "bh", None):
+        raise PlanError(f"`adjust` is {adjust!r}; expected 'holm', 'bh' or None.")
+    if callable(rules) and not isinstance(rules, (VerdictRules, Mapping)):
+        vr = VerdictRules.from_any(dict(plan.verdict_rules))
+        rule_fn: VerdictRules | Callable = rules
+    else:
+        vr = VerdictRules.from_any(rules, VerdictRules.from_any(dict(plan.verdict_rules)))
+        rule_fn = vr
+    if level is not None:
+        vr = VerdictRules.from_any({"level": level}, vr)
+        if isinstance(rule_fn, VerdictRules):
+            rule_fn = vr
+    n_boot = int(n_boot)
+    if n_boot < 50:
+        raise PlanError(f"`n_boot` is {n_boot}; use at least 50 resamples (2,000 or more for publication).")
+    patients, alters = _tables(data)
+    missing_keys = [c for c in (_ID,) if c not in patients.columns]
+    if missing_keys:
+        raise PlanError("The patient table lacks 'patient_id'; pass harmonised tables (see the demo study's SCHEMA.md).")
+    ws = _Workspace(patients, alters, plan)
+
+    # the highest invariance level any hypothesis or model needs, per invariance model
+    needed: dict[str, str] = {}
+    for mid, spec in plan.models.items():
+        if spec["template"] == "invariance":
+            lv = [h for h in plan.hypotheses.itertuples() if h.model == mid]
+            req = [h.estimand for h in lv] + [s["requires_invariance"]["level"] for s in plan.models.values()
+                                              if s.get("requires_invariance", {}) and
+                                              s["requires_invariance"]["construct"] == spec["construct"]]
+            needed[mid] = max(req or ["metric"], key=INVARIANCE_LEVELS.index)
+
+    fits: dict[str, _Fit] = {}
+    order = sorted(plan.models, key=lambda m: plan.models[m]["template"] != "invariance")
+    for mid in order:
+        spec = plan.models[mid]
+        tpl = spec["template"]
+        fit = _Fit(mid, tpl)
+        fits[mid] = fit
+        try:
+            ri = spec.get("requires_invariance")
+            if ri:
+                inv = next((m for m, s in plan.models.items()
+                            if s["template"] == "invariance" and s["construct"] == ri["construct"]), None)
+                if inv is None:
+                    raise _Unavailable(f"the plan has no invariance model for '{ri['construct']}', which this model "
+                                       f"requires at the {ri['level']} level")
+                ok, why = invariance_level_holds(fits[inv], ri["level"])
+                if ok is not True:
+                    raise _Unavailable(f"measurement invariance of '{ri['construct']}' across "
+                                       f"{plan.models[inv]['group']} was not established at the {ri['level']} level "
+                                       f"({why})")
+                fit.extra["invariance"] = f"{ri['construct']}: {ri['level']} invariance holds ({why})"
+            names = plan.required_variables(mid)
+            lvl = spec.get("level", "ego")
+            wave = spec.get("wave")
+            if tpl == "invariance":
+                items = ws.items_of(spec["construct"])
+                frame = ws.ego_frame(items + [spec["group"]], wave)
+                _fit_invariance(fit, spec, frame, items, needed.get(mid, "metric"), vr)
+                continue
+            if lvl == "ego":
+                frame = ws.ego_frame(names, wave)
+            elif lvl == "change":
+                frame = ws.change_frame(names)
+            else:
+                frame = ws.alter_frame(names, wave)
+            if tpl in ("lmm", "glmm"):
+                _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
+            else:
+                _fit_mediation(fit, spec, frame, vr.level, n_boot, seed)
+            if fit.extra.get("invariance"):
+                fit.diagnostics = "; ".join(x for x in (fit.diagnostics, fit.extra["invariance"]) if x)
+        except _Unavailable as exc:
+            fit.status, fit.reason = "not testable", str(exc)
+        except CimstatsError as exc:
+            fit.status, fit.reason = "failed", f"the model could not be fitted: {str(exc).rstrip('.')}"
+
+    # ---- fill the table
+    rows = []
+    for h in plan.hypotheses.itertuples(index=False):
+        fit = fits[h.model]
+        row = {c: None for c in TABLE_COLUMNS}
+        row.update(hypothesis_id=h.hypothesis_id, mechanism=h.mechanism, statement=h.statement, model_id=h.model,
+                   template=h.template, model=fit.description or h.template, estimand=h.estimand,
+                   expected=h.expected, required_variables=h.required_variables, theme_ids=h.theme_ids,
+                   n=fit.nobs, n_dropped=fit.n_dropped, diagnostics=fit.diagnostics)
+        if fit.status != "fitted":
+            row.update(verdict="not testable", verdict_reason=fit.reason)
+            rows.append(row)
+            continue
+        if h.template == "invariance":
+            ok, why = invariance_level_holds(fit, h.estimand)
+            vals = fit.extra["levels"].get(h.estimand, (None, None, {}))[2]
+            row.update(estimate=vals.get("delta_cfi"), statistic=vals.get("chisq_diff"), p_value=vals.get("p_diff"))
+            if ok is None:
+                row.update(verdict="not testable", verdict_reason=f"{h.estimand} invariance could not be assessed: {why}")
+            elif ok:
+                row.update(verdict="supported", verdict_reason=f"{h.estimand} invariance holds ({why})")
+            else:
+                row.update(verdict="not supported", verdict_reason=f"{h.estimand} invariance fails ({why})")
+            row["_inv"] = True
+            rows.append(row)
+            continue
+        t = fit.terms
+        hit = t.loc[t["term"].astype(str) == h.estimand]
+        if hit.empty:
+            row.update(verdict="not testable",
+                       verdict_reason=f"the estimand '{h.estimand}' is not a term of the fitted model; terms: "
+                                      f"{', '.join(t['term'].astype(str))}")
+            rows.append(row)
+            continue
+        r = hit.iloc[0]
+        row.update(estimate=float(r["estimate"]), std_error=float(r["std_error"]), statistic=float(r["statistic"]),
+                   df=float(r["df"]) if pd.notna(r["df"]) else None, p_value=float(r["p_value"]),
+                   ci_lower=float(r["ci_lower"]), ci_upper=float(r["ci_upper"]))
+        rows.append(row)
+
+    is_test = [r["verdict"] is None for r in rows]
+    p = [r["p_value"] if t else np.nan for r, t in zip(rows, is_test)]
+    padj = p_adjust([np.nan if v is None else v for v in p], adjust) if adjust else np.asarray(p, dtype=float)
+    for r, t, pa in zip(rows, is_test, padj):
+        r.pop("_inv", None)
+        if t:
+            r["p_adjusted"] = float(pa) if np.isfinite(pa) else None
+            r["verdict"], r["verdict_reason"] = apply_rules(r, rule_fn, adjust)
+        elif r["p_value"] is not None and r.get("p_adjusted") is None:
+            r["p_adjusted"] = None
+
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    for c in ("estimate", "std_error", "statistic", "df", "p_value", "p_adjusted", "ci_lower", "ci_upper"):
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
+    for c in ("n", "n_dropped"):
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
+    models = pd.DataFrame([{"model_id": f.model_id, "template": f.template, "status": f.status, "reason": f.reason,
+                            "model": f.description, "nobs": f.nobs, "n_dropped": f.n_dropped,
+                            "diagnostics": f.diagnostics} for f in fits.values()])
+    return MechanismResult(
+        table=table, models=models, fits=MappingProxyType({k: f.result for k, f in fits.items()}), plan=plan,
+        rules=rule_fn, adjust=adjust, seed=seed, n_boot=n_boot, waves=tuple(ws.waves),
+        rules_text=vr.describe(adjust) if isinstance(rule_fn, VerdictRules) else
+        "Verdicts by a user-supplied rule. Not testable: " + vr.describe(adjust).split("Not testable:")[1].strip(),
+    )
+
+
+# the verb's name starts with "test": keep test collectors from mistaking it for a test
+test_mechanisms.__test__ = False

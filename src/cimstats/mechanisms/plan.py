@@ -1,0 +1,310 @@
+"""The analysis plan: constructs, model templates and hypotheses, read from YAML and checked.
+
+A plan has four sections:
+
+``constructs``
+    Derived variables, each built from harmonised variables: ``scale``
+    (``instrument`` and ``score`` of :func:`cimstats.score_scale`), ``network``
+    (a column of :func:`cimstats.networks.ego_measures`), ``change`` (a column
+    of :func:`cimstats.networks.change` ``.egos``), ``wave_difference``
+    (follow-up minus baseline of another ego-level variable).
+``models``
+    One entry per fitted model; every hypothesis naming the model reuses the
+    same fit. Templates: ``lmm`` and ``glmm`` (lme4 formula), ``moderated_mediation``
+    (x, m, y, moderator, covariates, cluster), ``invariance`` (construct, group).
+``hypotheses``
+    The rows of the mechanism table: id, mechanism, statement, model, estimand,
+    expected direction (positive, negative, nonzero; ``holds`` for invariance)
+    and qualitative theme ids.
+``verdict_rules``
+    Defaults for :class:`~cimstats.mechanisms.rules.VerdictRules`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import pandas as pd
+import yaml
+
+from cimstats.errors import PlanError, Report
+
+__all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS"]
+
+TEMPLATES = {
+    "lmm": ("formula",),
+    "glmm": ("formula",),
+    "moderated_mediation": ("x", "m", "y", "moderator"),
+    "mediation": ("x", "m", "y"),
+    "invariance": ("construct", "group"),
+}
+LEVELS = ("ego", "alter", "change")
+CONSTRUCT_KINDS = {
+    "scale": ("instrument", "score"),
+    "network": ("measure",),
+    "change": ("measure",),
+    "wave_difference": ("of",),
+}
+DIRECTIONS = ("positive", "negative", "nonzero", "holds")
+MECHANISMS = ("network_navigation", "negotiation", "collective_efficacy")
+INVARIANCE_LEVELS = ("configural", "metric", "scalar", "strict")
+_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_FORMULA_WORDS = {"C", "factor", "log", "exp", "sqrt", "abs", "gmc", "cwc", "clustermean", "I"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked analysis plan.
+
+    Attributes
+    ----------
+    name : str
+    constructs, models : mapping
+        Read-only mappings name -> specification (dict).
+    hypotheses : DataFrame
+        One row per hypothesis: hypothesis_id, mechanism, statement, model,
+        template, level, wave, estimand, expected, required_variables (``;``
+        separated), theme_ids (``;`` separated).
+    verdict_rules : mapping
+    source : str
+    """
+
+    name: str
+    constructs: Mapping[str, dict]
+    models: Mapping[str, dict]
+    hypotheses: pd.DataFrame
+    verdict_rules: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<dict>"
+
+    def required_variables(self, model_id: str) -> list[str]:
+        """Harmonised variables and constructs a model needs (constructs expanded to what they use)."""
+        return _model_variables(self.models[model_id])
+
+    def to_dict(self) -> dict:
+        return {"plan": self.name, "constructs": dict(self.constructs), "models": dict(self.models),
+                "hypotheses": self.hypotheses.to_dict("records"), "verdict_rules": dict(self.verdict_rules)}
+
+
+def default_plan() -> Plan:
+    """The shipped plan covering network navigation, collective efficacy and negotiation.
+
+    Examples
+    --------
+    >>> from cimstats.mechanisms import default_plan
+    >>> p = default_plan()
+    >>> p.hypotheses["hypothesis_id"].tolist()
+    ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1']
+    """
+    text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
+    return read_plan(yaml.safe_load(text), source="default_plan.yaml")
+
+
+def read_plan(plan, *, source: str | None = None) -> Plan:
+    """Read and check an analysis plan (a YAML file path, YAML text, a dict or a :class:`Plan`).
+
+    Every problem is collected first; a plan with problems raises one
+    :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
+    ``M001``-``M015``).
+
+    Raises
+    ------
+    PlanError
+        The plan cannot be read or breaks one or more rules.
+
+    Examples
+    --------
+    >>> from cimstats.mechanisms import read_plan
+    >>> bad = {"models": {"m1": {"template": "lmx"}}, "hypotheses": [{"id": "H1", "model": "m2"}]}
+    >>> try:
+    ...     read_plan(bad)
+    ... except Exception as e:
+    ...     print(len(e.report) > 2)
+    True
+    """
+    if isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, (str, Path)):
+        p = Path(plan)
+        if isinstance(plan, Path) or (len(str(plan)) < 1000 and "\n" not in str(plan) and p.suffix in (".yaml", ".yml")):
+            if not p.exists():
+                raise PlanError(f"The plan file '{p}' does not exist; give a path to a YAML plan or a dict.")
+            source = source or str(p)
+            text = p.read_text(encoding="utf-8")
+        else:
+            text = str(plan)
+            source = source or "<yaml text>"
+        try:
+            plan = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PlanError(f"The plan '{source}' is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax.") from exc
+    source = source or "<dict>"
+    if not isinstance(plan, Mapping):
+        raise PlanError(f"The plan '{source}' must be a mapping with sections constructs, models, hypotheses; "
+                        f"got {type(plan).__name__}.")
+    rep = Report()
+    known_sections = {"plan", "version", "constructs", "models", "hypotheses", "verdict_rules", "description"}
+    for k in plan:
+        if k not in known_sections:
+            rep.add("M001", f"Unknown section {k!r}.", file=source,
+                    remedy=f"Use one of {', '.join(sorted(known_sections))}.")
+    constructs = plan.get("constructs") or {}
+    models = plan.get("models") or {}
+    hyps = plan.get("hypotheses") or []
+    if not isinstance(constructs, Mapping):
+        rep.add("M002", "Section 'constructs' must map names to specifications.", file=source)
+        constructs = {}
+    if not isinstance(models, Mapping) or not models:
+        rep.add("M002", "Section 'models' must map model ids to specifications and name at least one model.",
+                file=source)
+        models = models if isinstance(models, Mapping) else {}
+    if not isinstance(hyps, list) or not hyps:
+        rep.add("M002", "Section 'hypotheses' must be a non-empty list.", file=source)
+        hyps = hyps if isinstance(hyps, list) else []
+
+    for name, spec in constructs.items():
+        where = f"construct {name!r}"
+        if not isinstance(spec, Mapping):
+            rep.add("M003", f"{where} must be a mapping with a 'kind'.", file=source)
+            continue
+        kind = spec.get("kind")
+        if kind not in CONSTRUCT_KINDS:
+            rep.add("M003", f"{where} has kind {kind!r}.", file=source,
+                    remedy=f"Use one of {', '.join(CONSTRUCT_KINDS)}.")
+            continue
+        for key in CONSTRUCT_KINDS[kind]:
+            if not spec.get(key):
+                rep.add("M004", f"{where} (kind {kind}) lacks {key!r}.", file=source)
+        if kind == "wave_difference" and spec.get("of") and spec["of"] not in constructs:
+            pass  # a harmonised variable is allowed too
+
+    for mid, spec in models.items():
+        where = f"model {mid!r}"
+        if not isinstance(spec, Mapping):
+            rep.add("M005", f"{where} must be a mapping with a 'template'.", file=source)
+            continue
+        tpl = spec.get("template")
+        if tpl not in TEMPLATES:
+            rep.add("M005", f"{where} has template {tpl!r}.", file=source,
+                    remedy=f"Use one of {', '.join(TEMPLATES)}.")
+            continue
+        for key in TEMPLATES[tpl]:
+            if not spec.get(key):
+                rep.add("M006", f"{where} (template {tpl}) lacks {key!r}.", file=source)
+        lvl = spec.get("level", "ego")
+        if lvl not in LEVELS:
+            rep.add("M007", f"{where} has level {lvl!r}.", file=source, remedy=f"Use one of {', '.join(LEVELS)}.")
+        if "wave" in spec and spec["wave"] is not None and not isinstance(spec["wave"], int):
+            rep.add("M007", f"{where} has wave {spec['wave']!r}; expected an integer wave number.", file=source)
+        if tpl == "glmm" and spec.get("family", "binomial") not in ("binomial", "poisson"):
+            rep.add("M007", f"{where} has family {spec.get('family')!r}.", file=source,
+                    remedy="Use binomial or poisson.")
+        if tpl == "invariance" and spec.get("construct") and spec["construct"] not in constructs:
+            rep.add("M008", f"{where} names construct {spec['construct']!r}, which is not defined under constructs.",
+                    file=source)
+        if tpl == "invariance" and spec.get("missing", "listwise") not in ("listwise", "fiml"):
+            rep.add("M007", f"{where} has missing {spec.get('missing')!r}.", file=source, remedy="Use listwise or fiml.")
+        ri = spec.get("requires_invariance")
+        if ri is not None:
+            if not isinstance(ri, Mapping) or ri.get("level") not in INVARIANCE_LEVELS or not ri.get("construct"):
+                rep.add("M009", f"{where} has requires_invariance {ri!r}; expected "
+                        "{construct: NAME, level: configural|metric|scalar|strict}.", file=source)
+            elif not any(isinstance(s, Mapping) and s.get("template") == "invariance"
+                         and s.get("construct") == ri["construct"] for s in models.values()):
+                rep.add("M009", f"{where} requires invariance of {ri['construct']!r}, but no model of the plan "
+                        f"tests it.", file=source, remedy="Add a model with template: invariance for that construct.")
+
+    rows = []
+    seen = set()
+    for k, h in enumerate(hyps, start=1):
+        if not isinstance(h, Mapping):
+            rep.add("M010", f"Hypothesis {k} must be a mapping.", file=source, row=k)
+            continue
+        hid = h.get("id")
+        where = f"hypothesis {hid!r} (entry {k})"
+        if not hid or not _ID.match(str(hid)):
+            rep.add("M010", f"{where} needs an id of letters, digits, '_', '.', '-' starting with a letter.",
+                    file=source, row=k)
+        elif hid in seen:
+            rep.add("M011", f"{where}: the id is used twice.", file=source, row=k, remedy="Give every hypothesis its own id.")
+        seen.add(hid)
+        mech = h.get("mechanism")
+        if mech not in MECHANISMS:
+            rep.add("M012", f"{where} has mechanism {mech!r}.", file=source, row=k,
+                    remedy=f"Use one of {', '.join(MECHANISMS)}.")
+        mid = h.get("model")
+        if mid not in models:
+            rep.add("M013", f"{where} names model {mid!r}, which is not defined under models.", file=source, row=k,
+                    remedy=f"Use one of {', '.join(map(str, models)) or '(none defined)'}.")
+        if not h.get("estimand"):
+            rep.add("M014", f"{where} lacks an estimand.", file=source, row=k)
+        exp = h.get("expected")
+        if exp not in DIRECTIONS:
+            rep.add("M015", f"{where} has expected direction {exp!r}.", file=source, row=k,
+                    remedy=f"Use one of {', '.join(DIRECTIONS)}.")
+        mspec = models.get(mid) if isinstance(models.get(mid), Mapping) else {}
+        if mspec.get("template") == "invariance" and h.get("estimand") not in INVARIANCE_LEVELS:
+            rep.add("M014", f"{where}: an invariance estimand must be one of {', '.join(INVARIANCE_LEVELS)}; "
+                    f"got {h.get('estimand')!r}.", file=source, row=k)
+        themes = h.get("themes") or []
+        if isinstance(themes, str):
+            themes = [t.strip() for t in themes.replace(",", ";").split(";") if t.strip()]
+        rows.append({
+            "hypothesis_id": str(hid), "mechanism": str(mech), "statement": str(h.get("statement") or ""),
+            "model": str(mid), "template": str(mspec.get("template", "")), "level": str(mspec.get("level", "ego")),
+            "wave": mspec.get("wave"), "estimand": str(h.get("estimand") or ""), "expected": str(exp),
+            "required_variables": ";".join(_model_variables(mspec, constructs)) if mspec else "",
+            "theme_ids": ";".join(map(str, themes)),
+        })
+    rules = plan.get("verdict_rules") or {}
+    if rules:
+        from .rules import VerdictRules
+
+        try:
+            VerdictRules.from_any(rules)
+        except PlanError as exc:
+            rep.add("M016", f"verdict_rules: {exc}", file=source)
+    if rep.has_errors:
+        first = rep.errors[0].message
+        raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), listed in `.report` "
+                        f"(first: {first}); fix them and read the plan again.", report=rep)
+    cols = ["hypothesis_id", "mechanism", "statement", "model", "template", "level", "wave", "estimand", "expected",
+            "required_variables", "theme_ids"]
+    return Plan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
+                models=MappingProxyType({k: dict(v) for k, v in models.items()}),
+                hypotheses=pd.DataFrame(rows, columns=cols), verdict_rules=MappingProxyType(dict(rules)),
+                source=source)
+
+
+def formula_names(formula: str) -> list[str]:
+    """Variable names in an lme4 formula (function names removed, order kept)."""
+    out = []
+    for tok in _NAME.findall(formula):
+        if tok in _FORMULA_WORDS or tok in out:
+            continue
+        out.append(tok)
+    return out
+
+
+def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[str]:
+    tpl = spec.get("template")
+    names: list[str] = []
+    if tpl in ("lmm", "glmm"):
+        names = formula_names(str(spec.get("formula", "")))
+    elif tpl in ("mediation", "moderated_mediation"):
+        m = spec.get("m")
+        ms = [m] if isinstance(m, str) else list(m or [])
+        names = [spec.get("x"), *ms, spec.get("y")]
+        if spec.get("moderator"):
+            names.append(spec["moderator"])
+        names += list(spec.get("covariates") or [])
+        if spec.get("cluster"):
+            names.append(spec["cluster"])
+    elif tpl == "invariance":
+        names = [spec.get("construct"), spec.get("group")]
+    return [str(n) for n in names if n]
