@@ -65,7 +65,7 @@ CASES = {
     "D007": lambda: mutate("variables", 1, min="eighteen"),
     "D008": lambda: mutate("mappings", 0, study="EN2"),
     "D009": lambda: mutate("mappings", 2, target="agee"),
-    "D010": lambda: {**BASE, "categories": []},
+    "D010": lambda: {**BASE, "categories": pd.DataFrame(columns=["variable", "code", "label"])},
     "D011": lambda: mutate("variables", 1, min="110", max="18"),
     "D012": lambda: mutate("categories", None, variable="sex", code="7", label="other"),
     "D013": lambda: {**BASE, "mappings": BASE["mappings"][1:]},

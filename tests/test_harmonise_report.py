@@ -209,3 +209,56 @@ def test_study_files_are_read_relative_to_the_dictionary_folder(tmp_path):
     assert res.survey.data["patient_id"].tolist() == ["EN-001", "EN-002", "EN-003", "EN-004"]
     with pytest.raises(HarmonisationError):
         harmonise(None, folder, strict=True)
+
+
+def _tie_dictionary(en_rule, en_args):
+    return Dictionary.from_frames(
+        studies=[{"study": "EN", "country": "EN", "wave": 0}],
+        variables=[{"name": "patient_id", "type": "string", "required": "yes", "key": "yes"},
+                   {"name": "tie_type", "type": "string", "label": "Relationship"}],
+        categories=[{"variable": "tie_type", "code": c, "label": c} for c in ("partner", "family", "friend")],
+        mappings=[{"target": "patient_id", "study": "EN", "rule": "id", "source": "pid", "arguments": "prefix=EN-"},
+                  {"target": "tie_type", "study": "EN", "rule": en_rule, "source": "tie", "arguments": en_args}])
+
+
+def test_text_target_with_listed_values_reports_values_outside_the_list():
+    raw = Survey.from_raw(pd.DataFrame({"pid": [1, 2, 3, 4], "tie": ["partner", "friend", "neighbour", None]}),
+                          {"tie": VariableMeta("tie", storage="string")})
+    res = harmonise({"EN": raw}, _tie_dictionary("direct", ""))
+    issue = next(i for i in res.report.issues if i.code == "H207")
+    assert "neighbour" in issue.message and "tie_type" in issue.message
+    out = res.survey.data["tie_type"]
+    assert len(out) == 4 and out.tolist()[:2] == ["partner", "friend"] and pd.isna(out.iloc[2])
+    row = res.report.table.set_index(["study", "target"]).loc[("EN", "tie_type")]
+    assert row["status"] != "complete"
+
+
+def test_recode_to_a_text_value_outside_the_list_is_a_dictionary_problem():
+    d = _tie_dictionary("recode", "1='partner'; 2='cousin'")
+    assert [i.code for i in d.report.issues if "cousin" in i.message] == ["R106"]
+    assert not any(i.code == "R106" for i in _tie_dictionary("recode", "1='partner'; 2='friend'").report.issues)
+
+
+def test_shipped_dictionary_lists_the_tie_types():
+    from cimstats.dictionary import read_dictionary
+    from pathlib import Path
+
+    d = read_dictionary(Path(__file__).resolve().parents[1] / "data-dictionary")
+    cats = d.categories.loc[d.categories["variable"] == "tie_type", "code"].tolist()
+    assert cats == ["partner", "family", "friend", "weak_tie", "group", "professional", "pet"]
+
+
+def test_unreadable_categories_table_is_one_problem_not_one_per_variable(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from cimstats.dictionary import check_dictionary
+
+    src = Path(__file__).resolve().parents[1] / "data-dictionary"
+    for f in src.glob("*.csv"):
+        shutil.copy(f, tmp_path / f.name)
+    with open(tmp_path / "categories.csv", "a", encoding="utf-8") as fh:
+        fh.write("alters,tie_type,x,a label, with a comma,9,no\n")
+    report = check_dictionary(tmp_path)
+    assert [i.code for i in report.errors] == ["D015"]
+    assert "categories.csv" in report.errors[0].message

@@ -317,6 +317,9 @@ def _source_columns(s: Survey, names) -> dict[str, SourceColumn]:
 
 def _target_meta(t: Target) -> VariableMeta:
     measure = {"categorical": "nominal", "ordinal": "ordinal", "string": "nominal"}.get(t.type, "scale")
+    if t.is_text:
+        return VariableMeta(t.name, label=t.label, value_labels={}, measure=measure,
+                            missing_codes=tuple(t.missing_codes), storage="string")
     labels = {(int(c) if float(c).is_integer() else c): lab for c, lab, _ in t.categories}
     miss = tuple(int(c) if float(c).is_integer() else c for c in t.missing_codes)
     return VariableMeta(t.name, label=t.label, value_labels=labels if not t.is_text else {}, measure=measure,
@@ -583,8 +586,23 @@ def _fill_counts(row: dict, reason: np.ndarray, vals) -> None:
 def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.ndarray | None:
     """Apply the target's categories and range; returns the declared-missing record (or None)."""
     if t.is_text:
-        v = ap.values
-        ap.values = np.asarray(v, dtype=object)
+        v = np.asarray(ap.values, dtype=object)
+        if t.categories:
+            allowed = {str(c) for c, _, _ in t.categories}
+            present = np.asarray([x is not None and not (isinstance(x, float) and np.isnan(x)) for x in v], dtype=bool)
+            notcat = present & (ap.reason == 0) & ~np.isin(v.astype(str), list(allowed))
+            if notcat.any():
+                cnt = Counter(str(x) for x in v[notcat])
+                ap.unmapped.update(cnt)
+                issues.add("H207", f"{t.name} x {sid}: {int(notcat.sum())} harmonised value(s) are not listed values of the "
+                                   f"target: {_fmt_codes(cnt)}.", column="arguments",
+                           remedy="Map them with a recode rule (or add them to the categories table).", **where)
+                reason = ap.reason.copy()
+                reason[notcat] = _UNM
+                ap.reason = reason
+                v = v.copy()
+                v[notcat] = None
+        ap.values = v
         return None
     v = np.asarray(ap.values, dtype=float)
     reason = ap.reason

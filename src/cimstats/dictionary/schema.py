@@ -15,7 +15,9 @@ sheets named after the tables). Column names are case-insensitive.
     decimal, string), ``label``, ``unit``, ``min``, ``max`` (valid range,
     inclusive), ``required`` (yes/no), ``construct``, ``description``.
 ``categories`` (one row per code of a categorical or ordinal target)
-    ``variable``, ``code`` (number), ``label`` (all required), ``order``,
+    ``variable``, ``code`` (number; for a ``string`` target the text value
+    itself, which makes the listed values the only ones allowed), ``label``
+    (all required), ``order``,
     ``is_missing`` (yes/no: a declared missing code of the target).
 ``mappings`` (one row per target x study)
     ``target``, ``study``, ``rule`` (required), ``source`` (comma-separated
@@ -406,7 +408,8 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                                            key=_yesno(report, "variables", r, "key"))
     _dups(report, va, ("table", "name"), "variables", "variable")
     all_names = sorted({n for ts in tables.values() for n in ts})
-    # categories
+    # categories (when the table itself could not be read, that one problem is reported, not one per variable)
+    cats_unread = any(i.code in ("D001", "D015") and str(i.file or "").startswith("categories") for i in report.issues)
     cats: dict[tuple, list] = {}
     for _, r in ca.iterrows():
         if not _empty(report, "categories", r, ("variable", "code", "label")):
@@ -418,12 +421,21 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                        file=r["_file"], row=int(r["_row"]), column="variable",
                        remedy=(f"Did you mean '{close[0]}'? " if close else "") + "Add the variable or correct the name.")
             continue
-        code = _num(report, "categories", r, "code", r["code"])
+        if all(t.is_text for t in owners):
+            # a text target's categories list the values it may take (code = the text itself)
+            code = r["code"].strip()
+        else:
+            code = _num(report, "categories", r, "code", r["code"])
         if code is None:
             continue
         miss = _yesno(report, "categories", r, "is_missing")
         order = _num(report, "categories", r, "order", r["order"])
         for t in owners:
+            if t.is_text:
+                key = (t.table, t.name)
+                cats.setdefault(key, []).append((order if order is not None else len(cats.get(key, [])) + 1e6, code,
+                                                 r["label"], miss))
+                continue
             if not t.has_categories:
                 report.add("D016", f"categories row {r['_row']} gives a code for '{t.name}', whose type '{t.type}' has no categories.",
                            severity="warning", file=r["_file"], row=int(r["_row"]), column="variable",
@@ -439,7 +451,7 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
         for name, t in list(ts.items()):
             lst = sorted(cats.get((tb, name), []), key=lambda x: (x[0], x[1]))
             ts[name] = Target(**{**t.__dict__, "categories": tuple((c, lab, m) for _, c, lab, m in lst)})
-            if t.has_categories and not lst:
+            if t.has_categories and not lst and not cats_unread:
                 row = va.loc[(va["name"] == name) & (va["table"] == tb)].iloc[0]
                 report.add("D010", f"variables row {row['_row']} declares '{name}' {t.type} but the categories table has no codes for it.",
                            file=row["_file"], row=int(row["_row"]), column="type",
@@ -488,7 +500,7 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                 report.add("R112", f"mappings row {r['_row']} has rule '{rule.name}' with status '{status}'.", column="status",
                            remedy="Use rule impossible exactly when the status is impossible.", **where)
             if t is not None:
-                rule = _check_rule_vs_target(rule, t, r, report, where)
+                rule = _check_rule_vs_target(rule, t, r, report, where, check_codes=not cats_unread)
         key = (r["target"], r["study"])
         if key not in rules:
             rules[key] = Mapping_(r["target"], r["study"], rule, status, r["comment"] or None, r["_file"], int(r["_row"]))
@@ -510,7 +522,7 @@ def _fmt(v):
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
-def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where) -> Rule:
+def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where, check_codes: bool = True) -> Rule:
     if t.is_text and rule.name in NUMERIC_RULES:
         report.add("R113", f"mappings row {r['_row']} applies numeric rule '{rule.name}' to text target '{t.name}'.",
                    column="rule", remedy="Use direct, recode, case_when, id or constant for text targets.", **where)
@@ -528,6 +540,8 @@ def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where) -> Ru
     if rule.name == "reverse" and "min" not in rule.params and (t.min is None or t.max is None):
         report.add("R103", f"mappings row {r['_row']} reverses '{t.name}' without min/max and the target has no valid range.",
                    column="arguments", remedy="Give 'min=1; max=5' or fill min and max in the variables table.", **where)
+    if not check_codes:  # the categories table could not be read: codes cannot be checked
+        return rule
     # quoted category labels as recode targets -> codes
     if rule.name == "recode" and t.has_categories:
         bylabel = {str(lab).casefold().strip(): c for c, lab, _ in t.categories}
@@ -542,6 +556,15 @@ def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where) -> Ru
                 tgt = code
             pairs.append((k, tgt))
         rule = Rule(rule.name, rule.sources, rule.params, tuple(pairs), rule.case, rule.text)
+    if t.is_text and t.categories:
+        allowed_text = {str(c) for c, _, _ in t.categories}
+        for code in rule.produced_codes():
+            if code is None or code == "copy" or rule.name == "id":
+                continue
+            if str(code) not in allowed_text:
+                report.add("R106", f"mappings row {r['_row']} can produce {code!r} for '{t.name}', which is not one of its "
+                                   f"listed values ({', '.join(sorted(allowed_text))}).", column="arguments",
+                           remedy="Add the value to the categories table or correct the rule.", **where)
     if t.has_categories:
         allowed = {c for c, _, _ in t.categories}
         for code in rule.produced_codes():
