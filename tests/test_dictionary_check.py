@@ -236,3 +236,25 @@ def test_cli_dictionary_check_and_draft(tmp_path, cli):
     assert not [i for i in check_dictionary(tmp_path / "draft") if i.severity == "error"]
     r = cli("dictionary", "draft", str(tmp_path / "en.sav"), "--out", str(tmp_path / "draft"))
     assert r.returncode == 2 and "already has" in r.stderr
+
+
+def test_draft_proposes_recodes_by_label_and_the_draft_harmonises():
+    from cimstats.dictionary import draft_dictionary, harmonise
+    from cimstats.io import Survey, VariableMeta
+
+    en = Survey.from_raw(pd.DataFrame({"sex": [1.0, 2.0, 9.0, 2.0]}),
+                         {"sex": VariableMeta("sex", value_labels={1: "Male", 2: "Female", 9: "Refused"}, missing_codes=(9,))})
+    nl = Survey.from_raw(pd.DataFrame({"sex": [2.0, 1.0, 1.0]}),
+                         {"sex": VariableMeta("sex", value_labels={1: "female", 2: "male"})})
+    gr = Survey.from_raw(pd.DataFrame({"sex": [1.0, 3.0]}),
+                         {"sex": VariableMeta("sex", value_labels={1: "male", 3: "other"})})
+    t = draft_dictionary([en, nl, gr], study_ids=["EN", "NL", "GR"])
+    m = t["mappings"].set_index("study")
+    assert (m.loc["NL", "rule"], m.loc["NL", "arguments"], m.loc["NL", "status"]) == ("recode", "1=2; 2=1", "complete")
+    assert m.loc["GR", "status"] == "partial" and "3 'other'" in m.loc["GR", "comment"]
+    d = Dictionary.from_frames(**{k: v for k, v in t.items()})
+    res = harmonise({"EN": en, "NL": nl}, Dictionary.from_frames(
+        studies=t["studies"].iloc[:2], variables=t["variables"], categories=t["categories"],
+        mappings=t["mappings"].iloc[:2]))
+    assert res.survey.data["sex"].tolist()[4:] == [1.0, 2.0, 2.0]
+    assert not [i for i in d.report if i.severity == "error"]

@@ -3,8 +3,10 @@
 The draft lists every source variable once as a target (same name), its
 value labels as categories (declared missing codes with ``is_missing=yes``)
 and a ``direct`` mapping for each study that has the variable (``impossible``
-for those that do not). Variables whose value labels differ between studies
-are flagged in the mapping comment so they get a recode. Review before use.
+for those that do not). Where a study's value labels differ from the first
+study's, a ``recode`` is proposed by matching the labels' text (codes whose
+labels match nothing are named in the comment and the mapping is marked
+partial). Review before use.
 """
 
 from __future__ import annotations
@@ -91,7 +93,10 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
                         categories.append({"variable": name, "code": _num(code), "label": f"missing ({_num(code)})",
                                            "order": "", "is_missing": "yes"})
             elif m.value_labels != first[name][1]:
-                comment = f"value labels differ from study {first[name][0]}: write a recode"
+                rule, args, status, comment = _propose_recode(m, first[name])
+                mappings.append({"target": name, "study": sid, "rule": rule, "source": name, "arguments": args,
+                                 "status": status, "comment": comment})
+                continue
             mappings.append({"target": name, "study": sid, "rule": "direct", "source": name, "arguments": "",
                              "status": "complete", "comment": comment})
     present = {(m["target"], m["study"]) for m in mappings}
@@ -103,6 +108,30 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
     return {"studies": pd.DataFrame(studies), "variables": pd.DataFrame(variables),
             "categories": pd.DataFrame(categories, columns=["variable", "code", "label", "order", "is_missing"]),
             "mappings": pd.DataFrame(mappings)}
+
+
+def _propose_recode(meta, first: tuple[str, dict]) -> tuple[str, str, str, str]:
+    """A recode from this study's codes to the first study's codes, matching value labels by text."""
+    ref_sid, ref_labels = first
+    by_label = {str(lab).strip().casefold(): code for code, lab in ref_labels.items()}
+    pairs, unmatched = [], []
+    for code, lab in meta.value_labels.items():
+        if meta.is_declared_missing(code):
+            continue
+        tgt = by_label.get(str(lab).strip().casefold())
+        if tgt is None:
+            unmatched.append(f"{_num(code)} {lab!r}")
+        else:
+            pairs.append(f"{_num(code)}={_num(tgt)}")
+    if not pairs:
+        return ("direct", "", "undetermined",
+                f"value labels differ from study {ref_sid} and none match by text: write a recode")
+    args = "; ".join(pairs)
+    if unmatched:
+        return ("recode", args, "partial",
+                f"recode proposed by matching value labels with study {ref_sid}; no match for {', '.join(unmatched)}: "
+                "add categories or extend the recode; review")
+    return "recode", args, "complete", f"recode proposed by matching value labels with study {ref_sid}; review"
 
 
 def write_draft(tables: dict[str, pd.DataFrame], folder: str | Path, *, overwrite: bool = False) -> list[Path]:
