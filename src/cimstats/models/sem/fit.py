@@ -520,21 +520,26 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
     V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
     h1 = inf.h1_stats(prep)
     scaled = None
+    robust_stats = None
     fm0 = inf.assemble_fit(prep, z, h1)
     if robust:
         if pr.missing:
-            c, cb = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
+            c, cb, tr1, tr0 = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
         else:
-            c, _ = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
+            c, tr1, tr0 = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
             trh1, trh0 = inf.baseline_scaling(prep, h1)
             cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
-        scaled = {"c": c, "cb": cb}
-    fm = inf.assemble_fit(prep, z, h1, scaled=scaled) if scaled else fm0
-    if scaled and pr.missing:
-        # lavaan's robust CFI/TLI/RMSEA for incomplete data (Savalei 2018) differ from the
-        # complete-data formulas; they are not reported rather than reported wrongly
-        for k in ("cfi.robust", "tli.robust", "rmsea.robust"):
-            fm[k] = math.nan
+        nstat = fm0["df"] + fm0["npar"]
+        scaled = {"c": c, "cb": cb, "h1": tr1 / nstat if nstat > 0 else math.nan,
+                  "h0": tr0 / fm0["npar"] if fm0["npar"] > 0 else math.nan}
+        if not pr.missing:
+            robust_stats = dict(X2=fm0["chisq"], df=fm0["df"], c=c, X2b=fm0["baseline.chisq"],
+                                dfb=fm0["baseline.df"], cb=cb)
+    if pr.missing:
+        # FIML-corrected robust CFI/TLI/RMSEA (reported with and without a scaled test, as lavaan)
+        robust_stats = inf.fiml_corrected(prep, z, h1, fm0["df"], fm0["baseline.df"],
+                                          version="V3" if robust else "V6")
+    fm = inf.assemble_fit(prep, z, h1, scaled=scaled, robust=robust_stats) if (scaled or robust_stats) else fm0
     spec = Spec(model=prep.model, estimator=prep.estimator, missing=prep.missing, group=prep.group,
                 group_labels=tuple(str(l) for l in prep.labels), cluster=prep.cluster,
                 std_lv=prep.std_lv, meanstructure=prep.meanstructure, fixed_x=prep.fixed_x,

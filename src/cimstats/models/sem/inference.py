@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import linalg as sla
 from scipy import stats
 
 from .fitmeasures import fit_measures, srmr_group
@@ -122,7 +123,7 @@ def h1_stats(prep):
     return out
 
 
-def assemble_fit(prep, z, h1, *, scaled=None):
+def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
     pr = prep.problem
     x = pr.x_of(z)
     G = len(pr.groups)
@@ -166,7 +167,8 @@ def assemble_fit(prep, z, h1, *, scaled=None):
     X2b = max(2.0 * (ll1 - llb), 0.0)
     fmin = X2 / (2 * N)
     fm = fit_measures(X2=X2, df=df, X2b=X2b, dfb=dfb, N=N, G=G, npar=npar, logl=ll0, logl_h1=ll1,
-                      fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled)
+                      fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled,
+                      robust=robust)
     return fm
 
 
@@ -276,11 +278,14 @@ def yuan_bentler_mplus(prep, z, vc_extras, df):
         Delta = np.vstack([Dm.T, Dv]) if ms else Dv
         Delta = (Delta @ pr.K)[k]
         tr_h0 += w * np.sum(B1 * (Delta @ Ainv @ Delta.T))
-    return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1
+    return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1, tr_h0
 
 
 def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
-    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML."""
+    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML.
+
+    Returns ``(c, cb, tr_h1, tr_h0)``.
+    """
     from .kernel import missing_h1_scores
 
     pr = prep.problem
@@ -314,7 +319,7 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         tr_b0 += np.sum(B1b * (D @ np.linalg.inv(Ab) @ D.T))
     c = (tr_h1 - tr_h0) / df if df > 0 else math.nan
     cb = (tr_h1 - tr_b0) / dfb if dfb > 0 else math.nan
-    return c, cb
+    return c, cb, tr_h1, tr_h0
 
 
 def baseline_scaling(prep, h1):
@@ -521,3 +526,97 @@ def modification_indices(prep, x, vcov_kind="expected"):
             rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=epc[k],
                                  **{"sepc.lv": sepc_lv, "sepc.all": sepc_all}))
     return pd.DataFrame(rows_out)
+
+
+# ---------------------------------------------------------------------------
+# robust fit indices under FIML (Savalei 2018; Zhang & Savalei 2023)
+# ---------------------------------------------------------------------------
+
+def _ml_discrepancy(Sigma, mu, S, ybar):
+    """Complete-data ML discrepancy of (Sigma, mu) for sample moments (S, ybar)."""
+    p = S.shape[0]
+    Sinv, logdet = chol_inv_logdet(Sigma)
+    if Sinv is None:
+        return math.nan
+    d = ybar - mu
+    return logdet + np.sum(S * Sinv) - np.linalg.slogdet(S)[1] - p + d @ Sinv @ d
+
+
+def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
+    """Statistics behind the robust CFI, TLI and RMSEA of a model fitted by FIML.
+
+    The model and the independence baseline are evaluated, at their FIML
+    estimates, against the saturated (EM) moments as if those were complete
+    data (``X2``, ``X2b``); the scaling factors correct for the missing data:
+    with ``Wm`` the observed information of the saturated model under missing
+    data, ``Wc`` its complete-data information at the EM moments, ``Delta`` the
+    model derivatives and ``U = Wm - Wm Delta (Delta' Wm Delta)^-1 Delta' Wm``,
+    version ``"V3"`` (used with a scaled test) has
+    ``k = tr(U Wm^-1 Wc Wm^-1 U Gamma)`` with ``Gamma = Wm^-1 J Wm^-1`` (``J`` the
+    first-order information), version ``"V6"`` has ``k = tr(Wc Wm^-1 U Wm^-1)``;
+    ``c = k / df``. Groups enter block-diagonally with weights ``n_g / N``.
+
+    Models with fixed exogenous covariates (``fixed_x``) are not covered:
+    every value is then NaN.
+
+    Returns
+    -------
+    dict with ``X2, df, c, X2b, dfb, cb``.
+    """
+    if prep.fixed_x and prep.roles["ov_x"]:
+        return dict(X2=math.nan, df=df, c=math.nan, X2b=math.nan, dfb=dfb, cb=math.nan)
+    from .kernel import missing_h1_scores
+
+    pr = prep.problem
+    x = pr.x_of(z)
+    fg = pr.w
+    Wm_b, Wmi_b, Wc_b, Gam_b, D_b, DB_b = [], [], [], [], [], []
+    X2 = 0.0
+    X2b = 0.0
+    nb = 0
+    for g, (gk, h) in enumerate(zip(pr.groups, h1)):
+        p = gk.p
+        iu = _vech_idx(p)
+        nv = len(iu[0])
+        S_t, m_t = h["S"], h["ybar"]
+        perm = np.r_[np.arange(nv, nv + p), np.arange(nv)]  # (mu, vech Sigma) order
+        Wm = h["sat_problem"].hessian_z(h["sat_z"])[np.ix_(perm, perm)]
+        Wm = 0.5 * (Wm + Wm.T)
+        Wmi = np.linalg.inv(Wm)
+        Wc = h1_information_observed(S_t, m_t, S_t, m_t, True)
+        Sigma, mu, A_, C_, Aa = gk.implied(x)
+        X2 += gk.n * _ml_discrepancy(Sigma, mu, S_t, m_t)
+        X2b += gk.n * _ml_discrepancy(h["base_S"], h["base_mu"], S_t, m_t)
+        DS, Dm = gk.delta(A_, C_, Aa)
+        D_b.append(np.vstack([Dm.T, DS[:, iu[0], iu[1]].T]) @ pr.K)
+        # baseline: one mean and one variance per variable in this group
+        DB = np.zeros((p + nv, 2 * p))
+        DB[np.arange(p), np.arange(p)] = 1.0
+        diag_pos = [k for k in range(nv) if iu[0][k] == iu[1][k]]
+        DB[p + np.array(diag_pos), p + np.arange(p)] = 1.0
+        DB_b.append(DB)
+        nb += 2 * p
+        Wm_b.append(fg[g] * Wm)
+        Wmi_b.append(Wmi / fg[g])
+        Wc_b.append(fg[g] * Wc)
+        if version == "V3":
+            sc = missing_h1_scores(gk, S_t, m_t)[:, perm]
+            J = sc.T @ sc / gk.n
+            Gam_b.append(Wmi @ J @ Wmi / fg[g])
+    Wm = sla.block_diag(*Wm_b)
+    Wmi = sla.block_diag(*Wmi_b)
+    Wc = sla.block_diag(*Wc_b)
+    Delta = np.vstack(D_b)
+    DeltaB = sla.block_diag(*DB_b)
+
+    def k_of(D):
+        WD = Wm @ D
+        U = Wm - WD @ np.linalg.solve(D.T @ WD, WD.T)
+        if version == "V3":
+            Gam = sla.block_diag(*Gam_b)
+            return np.trace(U @ Wmi @ Wc @ Wmi @ U @ Gam)
+        return np.trace(Wc @ Wmi @ U @ Wmi)
+
+    c = k_of(Delta) / df if df > 0 else math.nan
+    cb = k_of(DeltaB) / dfb if dfb > 0 else math.nan
+    return dict(X2=X2, df=df, c=c, X2b=X2b, dfb=dfb, cb=cb)

@@ -227,8 +227,11 @@ class SEMResult:
                    rmsea_ci_upper=f["rmsea.ci.upper"], srmr=f["srmr"], aic=f["aic"], bic=f["bic"],
                    loglik=f["logl"], converged=self.optimizer.get("converged"))
         if "chisq.scaled" in f:
-            row.update(chisq_scaled=f["chisq.scaled"], pvalue_scaled=f["pvalue.scaled"],
-                       cfi_robust=f.get("cfi.robust"), rmsea_robust=f.get("rmsea.robust"))
+            row.update(chisq_scaled=f["chisq.scaled"], pvalue_scaled=f["pvalue.scaled"])
+        if "cfi.robust" in f:
+            row.update(cfi_robust=f["cfi.robust"], tli_robust=f["tli.robust"], rmsea_robust=f["rmsea.robust"],
+                       rmsea_robust_ci_lower=f["rmsea.ci.lower.robust"],
+                       rmsea_robust_ci_upper=f["rmsea.ci.upper.robust"])
         return pd.DataFrame([row])
 
     def tidy(self, *, conf_level: float = 0.95) -> pd.DataFrame:
