@@ -98,7 +98,41 @@ def test_general_linear_constraint_matches_shared_label(hs):
 
 def test_bounds_are_respected(hs):
     fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0.7")
-    assert fit.tidy().set_index("term").loc["visual=~x2", "estimate"] == pytest.approx(0.7, abs=1e-6)
+    t = fit.tidy().set_index("term")
+    assert t.loc["visual=~x2", "estimate"] == pytest.approx(0.7, abs=1e-8)
+    # a parameter pinned at a binding inequality has no standard error (as lavaan)
+    assert np.isnan(t.loc["visual=~x2", "std_error"]) and np.isnan(t.loc["visual=~x2", "p_value"])
+    # binding inequalities do not change the degrees of freedom (as lavaan)
+    assert fit.fit_measures()["df"] == 24
+
+
+def test_inactive_inequality_changes_nothing(hs):
+    free = sem(hs, HS)
+    fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0")
+    assert fit.fit_measures()["chisq"] == pytest.approx(free.fit_measures()["chisq"], rel=1e-9)
+    np.testing.assert_allclose(fit.tidy()["std_error"], free.tidy()["std_error"], rtol=1e-6)
+
+
+def test_nonlinear_constraint_holds_and_bootstrap_respects_constraints(hs):
+    model = ("visual =~ x1 + a1*x2 + b1*x3\ntextual =~ x4 + a2*x5 + b2*x6\nspeed =~ x7 + x8 + x9\n"
+             "a1*b1 == a2*b2\nb2 < 0.8")
+    fit = sem(hs, model)
+    est = fit.tidy().set_index("term")["estimate"]
+    assert est["visual=~x2"] * est["visual=~x3"] == pytest.approx(est["textual=~x5"] * est["textual=~x6"], abs=1e-9)
+    assert est["textual=~x6"] == pytest.approx(0.8, abs=1e-8)
+    assert fit.fit_measures()["df"] == 25
+    bs = fit.bootstrap(20, seed=3, n_jobs=1)
+    reps = pd.DataFrame(bs.replicates, columns=bs.table["term"])
+    assert np.all(reps["textual=~x6"] <= 0.8 + 1e-7)
+    np.testing.assert_allclose(reps["visual=~x2"] * reps["visual=~x3"],
+                               reps["textual=~x5"] * reps["textual=~x6"], atol=1e-7)
+
+
+def test_infeasible_constraints_warn(hs):
+    from cimstats.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning):
+        sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 1\na < 0.5")
 
 
 # --------------------------------------------------------------------------- errors

@@ -94,8 +94,10 @@ def test_estimates_and_standard_errors(case):
     assert m["estimate"].notna().all(), m.loc[m["estimate"].isna(), ["lhs", "op", "rhs"]]
     bad = ~_close(m["estimate"], m["est"])
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "group", "est", "estimate"]]
+    # fixed parameters: lavaan NA, cimstats 0; parameters pinned by a binding inequality: NA in both
+    pinned = m["se"].isna() & m["std_error"].isna()
     se_ref = m["se"].fillna(0.0)
-    bad = ~_close(m["std_error"], se_ref)
+    bad = ~_close(m["std_error"], se_ref) & ~pinned
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "group", "se", "std_error"]]
 
 
@@ -142,9 +144,20 @@ def test_fit_measures(case):
         if ref is None:
             assert k in fm and (fm[k] is None or math.isnan(fm[k]) or k.startswith("rmsea")), (k, fm.get(k))
             continue
-        if not _close(fm[k], ref, atol=1e-7):
+        if not _fit_close(k, fm, ref):
             bad[k] = (fm[k], ref)
     assert not bad, bad
+
+
+def _fit_close(k, fm, ref):
+    """1e-4 relative; RMSEA interval bounds also pass when the non-centrality parameters behind
+    them agree within lavaan's root-finding tolerance (uniroot's default, about 1.2e-4)."""
+    if _close(fm[k], ref, atol=1e-7):
+        return True
+    if k.startswith("rmsea.ci."):
+        lam = (fm[k] ** 2 - ref ** 2) * fm["ntotal"] * fm["df"]
+        return abs(lam) <= 5e-4
+    return False
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -158,7 +171,7 @@ def test_every_reported_fit_measure(case):
     for k, ref in c["fit"].items():
         if k not in fm or ref is None or (_fiml(case) and k == "rmsea.pvalue.robust"):
             continue
-        if not _close(fm[k], ref, atol=1e-7):
+        if not _fit_close(k, fm, ref):
             bad[k] = (fm[k], ref)
     assert not bad, bad
 
@@ -194,11 +207,13 @@ def test_r_squared_and_implied(case):
         got = mine["cov"].loc[names, names].to_numpy()
         assert np.all(_close(got, np.array(ref["values"]))), lab
     res = fit.residuals()
-    for (lab, mine), ref in zip(res.items(), ref_res):
+    for (lab, mine), ref, imp_ref in zip(res.items(), ref_res, ref_imp):
         names = ref["names"]
         got = mine["cov"].loc[names, names].to_numpy()
-        atol = 1e-5  # lavaan's own residuals at its solution are only zero to ~1e-6
-        assert np.all(_close(got, np.array(ref["values"]), atol=atol)), lab
+        # a residual's error is the implied covariance's error: 1e-4 relative to the implied value
+        # (lavaan's own residuals at its solution are only zero to ~1e-6)
+        scale = np.abs(np.array(imp_ref["values"]))
+        assert np.all(np.abs(got - np.array(ref["values"])) <= 1e-4 * scale + 1e-5), lab
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "mi" in REF["cases"][c]])
@@ -211,6 +226,23 @@ def test_modification_indices(case):
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "mi_ref", "mi"]]
     bad = ~_close(m["epc"], m["epc_ref"], rtol=1e-3, atol=1e-5)
     assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "epc_ref", "epc"]]
+
+
+CONSTRAINED = [c for c in CASES if any(r["op"] in ("==", "<", ">") for r in REF["cases"][c]["partable"])]
+
+
+@pytest.mark.parametrize("case", CONSTRAINED)
+def test_constrained_optimum_is_feasible_and_at_least_as_good(case):
+    """Under == / < / > constraints the solution satisfies them (to 1e-8) and its chi-square is no
+    larger than lavaan's (whose augmented-Lagrangian optimiser stops at a 1e-6 tolerance)."""
+    fit = _fit(case)
+    assert fit.optimizer["converged"]
+    ref_chisq = REF["cases"][case]["fit"]["chisq"]
+    assert fit.fit_measures()["chisq"] <= ref_chisq + 1e-6
+    pr = fit._prep.problem_constrained if getattr(fit._prep, "problem_constrained", None) else None
+    if pr is not None:
+        h, g = pr.constraint_values(fit._prep.z_constrained)
+        assert np.all(np.abs(h) < 1e-8) and np.all(g > -1e-8)
 
 
 @pytest.fixture(scope="module", params=["ML", "MLR"])

@@ -137,6 +137,41 @@ cases$mediation_cluster <- c(list(model = med_model, data = "mediation", call = 
 fit <- cfa(eq_model, data = hs)
 cases$hs_eq <- c(list(model = eq_model, data = "holzinger", call = list(estimator = "ML")), describe(fit, FALSE))
 
+# non-linear equality, linear ratio and inequality constraints
+nl_model <- "visual =~ x1 + a1*x2 + b1*x3
+textual =~ x4 + a2*x5 + b2*x6
+speed =~ x7 + x8 + x9
+a1*b1 == a2*b2"
+fit <- cfa(nl_model, data = hs)
+cases$hs_nonlinear_eq <- c(list(model = nl_model, data = "holzinger", call = list(estimator = "ML")),
+                           describe(fit, FALSE))
+ineq_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + t5*x5 + t6*x6
+speed =~ x7 + x8 + x9
+t5 < 1
+t6 > 0"
+fit <- cfa(ineq_model, data = hs)
+cases$hs_inequality <- c(list(model = ineq_model, data = "holzinger", call = list(estimator = "ML")),
+                         describe(fit, FALSE))
+ratio_model <- "ind60 =~ x1 + x2 + x3
+dem60 =~ y1 + y2 + y3 + y4
+dem65 =~ y5 + y6 + y7 + y8
+dem60 ~ b1*ind60
+dem65 ~ b2*ind60 + b3*dem60
+y1 ~~ y5
+b2 == 0.5*b1
+b3 + b2 < 1"
+fit <- sem(ratio_model, data = pd)
+cases$poldem_ratio <- c(list(model = ratio_model, data = "politicaldemocracy", call = list(estimator = "ML")),
+                        describe(fit, FALSE))
+mednl_model <- "m ~ a*x
+y ~ b*m + c*x
+indirect := a*b
+a*b == 2*c"
+fit <- sem(mednl_model, data = med, estimator = "MLR")
+cases$mediation_nonlinear_mlr <- c(list(model = mednl_model, data = "mediation", call = list(estimator = "MLR")),
+                                   describe(fit, FALSE))
+
 # multigroup and invariance by school
 inv <- list()
 for (est in c("ML", "MLR")) {

@@ -7,6 +7,7 @@ parameters -> :class:`~.results.SEMResult` (frozen).
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -196,18 +197,21 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     tab["ustart"] = ustart
     for r, u in zip(records, ustart):
         r["ustart"] = u
-    # linear constraints -> re-parameterisation
+    # linear equality constraints -> re-parameterisation; the rest constrain the optimiser
     K = None
     x_base = None
+    ceq = cin = None
+    nonlinear = []
     if cons.linear:
-        K, x_base = _linear_constraints(tab, cons, nfree)
-    if cons.bounds and cons.linear:
-        raise ModelSpecificationError(
-            "`model` combines bounds (a > 0) with non-simple equality constraints; "
-            "use label sharing for equalities or drop the bounds."
-        )
+        linear, nonlinear = _split_linear(tab, cons, nfree)
+        if linear:
+            K, x_base = _linear_constraints(tab, cons, linear, nfree)
+    if nonlinear:
+        ceq = _constraint_function(tab, cons, [(s_, 1.0) for s_ in nonlinear])
+    if cons.inequality:
+        cin = _constraint_function(tab, cons, cons.inequality)
     problem = SEMProblem(kernels, nfree, missing=(missing == "fiml"), K=K, x_base=x_base,
-                         bounds=cons.bounds)
+                         ceq=ceq, cin=cin)
     prep = Prepared()
     prep.model = model
     prep.table = tab
@@ -280,32 +284,41 @@ def complex_jacobian(fun, x, h=1e-20, batched=False):
     return np.real(f0).ravel(), J
 
 
-def _linear_constraints(tab, cons, nfree):
+def _constraint_function(tab, cons, items):
+    """f(x) -> array of sign * (lhs - rhs) for the given (statement, sign) pairs."""
     defined = cons.defined
 
-    def h(x):
+    def f(x):
         env = label_env(tab, x, defined)
-        return np.array([s.expr_lhs.evaluate(env) - s.expr.evaluate(env) for s, _ in cons.linear])
+        return np.stack([np.asarray(sign * (s.expr_lhs.evaluate(env) - s.expr.evaluate(env)))
+                         for s, sign in items], axis=-1)
 
+    return f
+
+
+def _split_linear(tab, cons, nfree):
+    """Split the equality constraints into linear and non-linear ones (Jacobian at two points)."""
+    stmts = [s for s, _ in cons.linear]
+    h = _constraint_function(tab, cons, [(s, 1.0) for s in stmts])
     x1 = np.linspace(0.3, 0.9, nfree)
     x2 = np.linspace(1.1, -0.4, nfree)
-    f1, J1 = complex_jacobian(h, x1)
+    _, J1 = complex_jacobian(h, x1)
     _, J2 = complex_jacobian(h, x2)
-    if not np.allclose(J1, J2, atol=1e-10):
-        bad = [cons.linear[i][0] for i in range(J1.shape[0]) if not np.allclose(J1[i], J2[i], atol=1e-10)]
-        s = bad[0]
-        raise ModelSpecificationError(
-            f"Model syntax line {s.line} ('{s.text.strip()}'): non-linear equality constraints are not "
-            "supported; rewrite it as a linear constraint or a shared label."
-        )
-    R = J1
+    lin = [np.allclose(J1[i], J2[i], atol=1e-10) for i in range(len(stmts))]
+    return [s for s, ok in zip(stmts, lin) if ok], [s for s, ok in zip(stmts, lin) if not ok]
+
+
+def _linear_constraints(tab, cons, stmts, nfree):
+    h = _constraint_function(tab, cons, [(s, 1.0) for s in stmts])
+    x1 = np.linspace(0.3, 0.9, nfree)
+    f1, R = complex_jacobian(h, x1)
     h0 = f1 - R @ x1
-    K = sla.null_space(R)
-    x_base = -np.linalg.pinv(R) @ h0
     if np.linalg.matrix_rank(R) < R.shape[0]:
         raise ModelSpecificationError(
             "`model` has redundant or contradictory equality constraints (== lines); remove the duplicates."
         )
+    K = sla.null_space(R)
+    x_base = -np.linalg.pinv(R) @ h0
     return K, x_base
 
 
@@ -452,6 +465,15 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     + (ybar_g - mu_g)' Sigma_g^-1 (ybar_g - mu_g)]`` by Fisher scoring with analytic
     derivatives; the chi-square is ``N F``.
 
+    Constraints: ``a == b`` between two labels shares one parameter; other
+    linear equalities (``a == 2*b``) re-parameterise the model; non-linear
+    equalities (``a1*b1 == a2*b2``) and inequalities (``a > 0``, ``b + c < 1``)
+    are imposed by sequential quadratic programming. Standard errors then use
+    the information restricted to the constraints that hold with equality at
+    the solution (lavaan's augmented information); a parameter pinned by a
+    binding inequality gets no standard error (NaN). Degrees of freedom count
+    equality constraints only.
+
     Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R).
 
     Examples
@@ -494,6 +516,15 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             f"(largest gradient {trace.get('grad_norm', float('nan')):.2g}); check the model and start values.",
             ConvergenceWarning, stacklevel=3,
         )
+    if pr.constrained:
+        # inference in the tangent space of the active constraints (lavaan's augmented information);
+        # the constrained problem is kept for the bootstrap
+        pr_c, z_c = pr, z
+        pr, z = pr_c.localized(z_c)
+        prep = copy.copy(prep)
+        prep.problem = pr
+        prep.problem_constrained = pr_c
+        prep.z_constrained = z_c
     x = pr.x_of(z)
     nstat = sum(g.p * (g.p + 1) // 2 + (g.p if g.meanstructure else 0) for g in pr.groups)
     if pr.nz > nstat:
@@ -518,6 +549,11 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             "variable, add indicators or equality constraints."
         )
     V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
+    prep.boundary = ()
+    if getattr(prep, "problem_constrained", None) is not None and trace.get("active_inequalities"):
+        # a parameter pinned by a binding inequality has no standard error (lavaan reports NA)
+        d = np.diag(V)
+        prep.boundary = tuple(int(i) for i in np.where(d <= 1e-12 * np.maximum(1.0, x ** 2))[0])
     h1 = inf.h1_stats(prep)
     scaled = None
     robust_stats = None
@@ -530,8 +566,9 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             trh1, trh0 = inf.baseline_scaling(prep, h1)
             cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
         nstat = fm0["df"] + fm0["npar"]
+        # per-parameter traces as lavaan: the h0 trace over all free parameters (before == constraints)
         scaled = {"c": c, "cb": cb, "h1": tr1 / nstat if nstat > 0 else math.nan,
-                  "h0": tr0 / fm0["npar"] if fm0["npar"] > 0 else math.nan}
+                  "h0": tr0 / pr.nfree if pr.nfree > 0 else math.nan}
         if not pr.missing:
             robust_stats = dict(X2=fm0["chisq"], df=fm0["df"], c=c, X2b=fm0["baseline.chisq"],
                                 dfb=fm0["baseline.df"], cb=cb)

@@ -158,7 +158,7 @@ def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
             ll0 -= llx
             ll1 -= llx
             llb -= llx
-    npar = pr.nz
+    npar = pr.npar
     df = nstat - npar
     # baseline: variances (and means) of the non-fixed-x variables are free
     p = pr.groups[0].p

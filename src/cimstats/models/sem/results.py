@@ -66,6 +66,8 @@ class SEMResult:
         free = cols["free"].astype(int)
         est = np.where(free > 0, x[np.maximum(free - 1, 0)], cols["ustart"].astype(float))
         se = np.where(free > 0, np.sqrt(np.maximum(np.diag(V)[np.maximum(free - 1, 0)], 0)), 0.0)
+        for b in getattr(prep, "boundary", ()):
+            se[free == b + 1] = np.nan
         defined = prep.constraints.defined
         names = list(defined)
         nd = len(names)
