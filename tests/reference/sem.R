@@ -110,7 +110,7 @@ cases$hs_ml_means <- c(list(model = hs_model, data = "holzinger", call = list(es
 fit <- cfa(hs_model, data = hs, estimator = "MLR")
 cases$hs_mlr <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "MLR")), describe(fit, FALSE))
 fit <- cfa(hs_model, data = hs_miss, missing = "fiml")
-cases$hs_fiml <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "ML", missing = "fiml")), describe(fit, FALSE))
+cases$hs_fiml <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "ML", missing = "fiml")), describe(fit))
 fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = "MLR")
 cases$hs_fiml_mlr <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "MLR", missing = "fiml")), describe(fit, FALSE))
 fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = "MLR", group = "school")
@@ -136,6 +136,23 @@ fit <- sem(med_model, data = med, estimator = "MLR", cluster = "practice")
 cases$mediation_cluster <- c(list(model = med_model, data = "mediation", call = list(estimator = "MLR", cluster = "practice")), describe(fit, FALSE))
 fit <- cfa(eq_model, data = hs)
 cases$hs_eq <- c(list(model = eq_model, data = "holzinger", call = list(estimator = "ML")), describe(fit, FALSE))
+
+# modification indices with latent regressions and with observed covariates
+latreg_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9
+speed ~ visual"
+fit <- sem(latreg_model, data = hs)
+cases$hs_latreg <- c(list(model = latreg_model, data = "holzinger", call = list(estimator = "ML")), describe(fit))
+covar_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+visual ~ ageyr
+textual ~ sex + visual"
+fit <- sem(covar_model, data = hs)
+cases$hs_covariates <- c(list(model = covar_model, data = "holzinger", call = list(estimator = "ML")), describe(fit))
+fit <- sem(latreg_model, data = hs_miss, missing = "fiml")
+cases$hs_latreg_fiml <- c(list(model = latreg_model, data = "holzinger_mcar",
+                               call = list(estimator = "ML", missing = "fiml")), describe(fit))
 
 # non-linear equality, linear ratio and inequality constraints
 nl_model <- "visual =~ x1 + a1*x2 + b1*x3
@@ -202,7 +219,7 @@ textual =~ x4 + x5 + x6
 speed =~ x7 + x8 + x9"
 fit <- cfa(gl_model, data = hs, group = "school")
 cases$hs_grouplabels <- c(list(model = gl_model, data = "holzinger",
-                               call = list(estimator = "ML", group = "school")), describe(fit, FALSE))
+                               call = list(estimator = "ML", group = "school")), describe(fit))
 
 res <- list(
   versions = list(R = R.version.string,

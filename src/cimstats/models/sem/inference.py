@@ -456,76 +456,206 @@ def standardize_fn(prep, kind: str):
 # modification indices
 # ---------------------------------------------------------------------------
 
-def modification_indices(prep, x, vcov_kind="expected"):
-    """Score tests for fixed-to-zero parameters (loadings, residual covariances, latent regressions)."""
-    from .kernel import GroupKernel, group_expected_info, group_fml
+MI_COLUMNS = ["lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all"]
+
+
+def mi_candidates(prep, existing: set) -> list[tuple[str, str, str]]:
+    """Fixed parameters that a modification index is computed for (lavaan's rules).
+
+    Loadings of every latent variable on every observed variable that is not
+    an exogenous covariate and not in a regression; residual covariances
+    among indicators; variances and covariances of latent variables and of
+    exogenous covariates; regressions among all variables that appear in
+    regressions (no variable on itself, no indicator on a latent variable);
+    intercepts with a mean structure. ``existing`` holds the free parameters:
+    fixed ones (a marker loading, a fixed covariate variance) stay candidates
+    and are tested at their fixed value.
+    """
+    roles = prep.roles
+    ov, lv = list(prep.ov), list(prep.lv)
+    meanstructure = prep.problem.groups[0].meanstructure
+    ov_x = set(roles["ov_x"])
+    ov_nox = [v for v in ov if v not in ov_x]
+    ind = roles["indicators"]
+    stmts = prep.roles.get("regressions", [])
+    eqs = []
+    for lhs_, rhs_ in stmts:
+        for v in (lhs_,):
+            if v not in eqs:
+                eqs.append(v)
+    for lhs_, rhs_ in stmts:
+        if rhs_ not in eqs:
+            eqs.append(rhs_)
+    eqs_set = set(eqs)
+    out = []
+
+    def add(l, op, r):
+        key = (l, op, r)
+        if key in existing or (op == "~~" and (r, op, l) in existing):
+            return
+        if key not in out:
+            out.append(key)
+
+    for f in lv:
+        for v in ov_nox:
+            if v not in eqs_set:
+                add(f, "=~", v)
+    other = {v for v in ov if v not in ind}
+    for j in range(len(ov_nox)):
+        for i in range(j + 1, len(ov_nox)):
+            a, b = ov_nox[j], ov_nox[i]
+            if a in other or b in other:
+                continue
+            add(a, "~~", b)
+    for j in range(len(lv)):
+        for i in range(j, len(lv)):
+            add(lv[j], "~~", lv[i])
+    for j in range(len(roles["ov_x"])):
+        for i in range(j, len(roles["ov_x"])):
+            add(roles["ov_x"][j], "~~", roles["ov_x"][i])
+    lvset = set(lv)
+    for y in eqs:
+        for x_ in eqs:
+            if y == x_ or (y in ind and x_ in lvset):
+                continue
+            add(y, "~", x_)
+    if meanstructure:
+        for v in ov + lv:
+            add(v, "~1", "")
+    return out
+
+
+def _kernel_value(gk, r):
+    """Value of a fixed parameter as the kernel holds it (fixed-x moments at their sample values)."""
+    if r["free"] > 0:
+        return 0.0
+    i = gk.pos[r["lhs"]]
+    if r["op"] == "~1":
+        return gk.a0[i]
+    j = gk.pos[r["rhs"]]
+    if r["op"] == "~~":
+        return gk.P0[i, j]
+    if r["op"] == "~":
+        return gk.B0[i, j]
+    return gk.B0[j, i]
+
+
+def _expected_info_without_x(gk, x, x_idx):
+    """Expected information with the moments of fixed covariates left out (lavaan's fixed.x):
+    ``Delta' W Delta`` with the rows and columns of ``W`` (saturated-model information) that
+    belong to covariate means and (co)variances among covariates set to zero."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    DS, Dm = gk.delta(A, C, Aa)
+    p = gk.p
+    iu = _vech_idx(p)
+    ms = gk.meanstructure
+    W = h1_information_observed(Sigma, mu, Sigma, mu, ms)
+    xs = set(x_idx)
+    zero = [a in xs and b in xs for a, b in zip(*iu)]
+    D = DS[:, iu[0], iu[1]].T
+    if ms:
+        zero = [j in xs for j in range(p)] + zero
+        D = np.vstack([Dm.T, D])
+    zero = np.array(zero)
+    W[zero, :] = 0.0
+    W[:, zero] = 0.0
+    return D.T @ W @ D
+
+
+def modification_indices(prep, x):
+    """Score tests (modification indices) for parameters fixed to zero, as lavaan's ``modindices()``.
+
+    With ``I`` the expected information per observation of the model extended
+    by the candidate parameters (under FIML the expected information of the
+    incomplete data, pattern by pattern), ``V = I_cc - I_cf I_ff^-1 I_fc``
+    and ``s`` the derivative of ``loglik / N`` at the estimates,
+    ``mi = N s^2 / V`` and ``epc = s / V``. Candidates whose ``V`` is
+    (numerically) zero are equivalent to parameters already in the model and
+    are not reported.
+    """
+    from .kernel import GroupKernel, group_expected_info, group_expected_info_missing, group_fiml, group_fml
 
     pr = prep.problem
     tab = prep.table
-    if pr.missing:
-        return pd.DataFrame(columns=["lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all"])
-    roles = prep.roles
-    indicators = [v for v in prep.ov if v in roles["indicators"]]
     rows_out = []
+    Kz = pr.K
+    I11 = np.zeros((pr.nfree, pr.nfree))
+    for w, gk in zip(pr.w, pr.groups):
+        Ig = group_expected_info_missing(gk, x) if pr.missing else group_expected_info(gk, x)
+        I11 += w * Ig
+    I11z_inv = _inv(Kz.T @ I11 @ Kz)
+    eps = np.finfo(float).eps ** (1 / 3)
+    x_idx = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
     for gi, gk in enumerate(pr.groups):
-        existing = set()
-        gt = tab.loc[tab["group"] == gi + 1]
-        for r in gt.to_dict("records"):
-            existing.add((r["lhs"], r["op"], r["rhs"]))
-            if r["op"] == "~~":
-                existing.add((r["rhs"], r["op"], r["lhs"]))
-        cands = []
-        for f in prep.lv:
-            for v in indicators:
-                if (f, "=~", v) not in existing:
-                    cands.append((f, "=~", v))
-        ovs = [v for v in prep.ov if v not in roles["ov_x"]]
-        for i in range(len(ovs)):
-            for j in range(i + 1, len(ovs)):
-                if (ovs[i], "~~", ovs[j]) not in existing:
-                    cands.append((ovs[i], "~~", ovs[j]))
+        gt = tab.loc[tab["group"] == gi + 1].to_dict("records")
+        existing = {(r["lhs"], r["op"], r["rhs"]) for r in gt if r["free"] > 0}
+        fixed_val = {}
+        for r in gt:
+            if r["free"] == 0:
+                fixed_val[(r["lhs"], r["op"], r["rhs"])] = fixed_val[(r["rhs"], r["op"], r["lhs"])] = \
+                    float(_kernel_value(gk, r))
+        cands = mi_candidates(prep, existing)
         if not cands:
             continue
-        # extended kernel: current free parameters + candidate cells
         q = pr.nfree
-        recs = []
-        for r in gt.to_dict("records"):
-            val = r["ustart"]
-            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
+        cand_set = set(cands) | {(r, o, l) for l, o, r in cands if o == "~~"}
+        recs = [dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=_kernel_value(gk, r))
+                for r in gt if (r["lhs"], r["op"], r["rhs"]) not in cand_set]
+        start = []
         for k, (l, op, rr) in enumerate(cands):
             recs.append(dict(op=op, lhs=l, rhs=rr, free=q + k + 1, value=0.0))
+            start.append(fixed_val.get((l, op, rr), 0.0))
         ek = GroupKernel(recs, prep.ov, prep.lv, q + len(cands), gk.meanstructure)
-        ek.Y, ek.n, ek.S, ek.ybar, ek.logdetS, ek.patterns = gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS, None
-        xe = np.concatenate([x, np.zeros(len(cands))])
-        _, grad = group_fml(ek, xe)
-        I = group_expected_info(ek, xe)
-        # full-model information over all groups for the free part
-        I11 = pr.info_x(x)
-        Kz = pr.K
-        I11z = Kz.T @ I11 @ Kz
+        ek.Y, ek.n, ek.S, ek.ybar, ek.logdetS, ek.patterns = gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS, gk.patterns
+        xe = np.concatenate([x, np.array(start)])
+        if pr.missing:
+            ek.batches = gk.batches
+            _, grad = group_fiml(ek, xe)
+            I = group_expected_info_missing(ek, xe)
+        else:
+            _, grad = group_fml(ek, xe)
+            I = group_expected_info(ek, xe) if not x_idx else _expected_info_without_x(ek, xe, x_idx)
         w = pr.w[gi]
         I12 = w * (Kz.T @ I[:q, q:])
         I22 = w * I[q:, q:]
-        V = np.diag(I22) - np.einsum("ia,ij,ja->a", I12, np.linalg.inv(I11z), I12)
-        d = w * grad[q:]  # derivative of the total F
-        score = -0.5 * d
-        mi = pr.N * score ** 2 / V
-        epc = score / V
-        # standardized epc
+        V = np.diag(I22) - np.einsum("ia,ij,ja->a", I12, I11z_inv, I12)
+        score = -0.5 * w * grad[q:]  # derivative of loglik / N
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mi = pr.N * score ** 2 / V
+            epc = score / V
         Sigma, mu, A, C, Aa = gk.implied(x)
+        B, P, a = gk.matrices(x)
         sd = np.sqrt(np.diag(C))
+        lvset = set(prep.lv)
         for k, (l, op, rr) in enumerate(cands):
+            if not V[k] >= eps:
+                continue
             pl, prr = gk.pos[l], gk.pos[rr]
+            e = epc[k]
             if op == "=~":
-                sepc_lv = epc[k] * sd[pl]
-                sepc_all = epc[k] * sd[pl] / sd[prr]
+                sepc_lv = e * sd[pl]
+                sepc_all = e * sd[pl] / sd[prr]
+            elif op == "~":
+                sl = sd[pl] if l in lvset else 1.0
+                sr = sd[prr] if rr in lvset else 1.0
+                sepc_lv = e * sr / sl
+                sepc_all = e * sd[prr] / sd[pl]
+            elif op == "~1":
+                sepc_lv = e / sd[pl] if l in lvset else e
+                sepc_all = e / sd[pl]
             else:
-                B, P, a = gk.matrices(x)
-                sepc_lv = epc[k]
-                sepc_all = epc[k] / math.sqrt(P[pl, pl] * P[prr, prr])
-            rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=epc[k],
+                # covariances scaled by the (residual) variances (lavaan's cov.std); variances by the
+                # total variance
+                if l == rr:
+                    sepc_all = e / C[pl, pl]
+                    sepc_lv = e / C[pl, pl] if l in lvset else e
+                else:
+                    den = math.sqrt(P[pl, pl] * P[prr, prr])
+                    sepc_all = e / den
+                    sepc_lv = e / den if (l in lvset and rr in lvset) else e
+            rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=e,
                                  **{"sepc.lv": sepc_lv, "sepc.all": sepc_all}))
-    return pd.DataFrame(rows_out)
+    return pd.DataFrame(rows_out, columns=MI_COLUMNS)
 
 
 # ---------------------------------------------------------------------------

@@ -379,6 +379,30 @@ def group_expected_info(gk: GroupKernel, x):
     return I
 
 
+def group_expected_info_missing(gk: GroupKernel, x):
+    """Expected information per observation of an incomplete-data group (structured).
+
+    The sum over missing-data patterns of the complete-data expected
+    information of each pattern's observed variables, weighted by the share
+    of rows with that pattern (lavaan's expected information under FIML).
+    """
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    DS, Dm = gk.delta(A, C, Aa)
+    q = DS.shape[0]
+    I = np.zeros((q, q))
+    for pt in gk.patterns:
+        o = pt["obs"]
+        Sinv, _ = chol_inv_logdet(Sigma[np.ix_(o, o)])
+        if Sinv is None:
+            return None
+        X = np.matmul(Sinv, DS[:, o][:, :, o])
+        Ip = 0.5 * (X.reshape(q, -1) @ X.transpose(0, 2, 1).reshape(q, -1).T)
+        Dmo = Dm[:, o]
+        Ip += Dmo @ Sinv @ Dmo.T
+        I += (pt["n"] / gk.n) * Ip
+    return I
+
+
 def group_casewise_scores(gk: GroupKernel, x):
     """Casewise derivatives of the log-likelihood wrt the free parameters (n, q)."""
     Sigma, mu, A, C, Aa = gk.implied(x)

@@ -89,8 +89,9 @@ def classify_variables(statements: list[Statement]) -> dict:
     endo = [v for v in ov + lv if v in y_reg or (v in indicators)]
     pure_y = [v for v in ov + lv if v in y_reg and v not in x_reg and v not in indicators]
     lv_exo = [v for v in lv if v not in y_reg and v not in indicators]
+    regressions = [(s.lhs, s.rhs) for s in statements if s.op == "~"]
     return {"lv": lv, "ov": ov, "ov_x": ov_x, "endo": endo, "pure_y": pure_y, "lv_exo": lv_exo,
-            "indicators": indicators}
+            "indicators": indicators, "regressions": regressions}
 
 
 def _per_group(values: list, g: int, ngroups: int, s: Statement, what: str):
