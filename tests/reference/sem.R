@@ -6,6 +6,7 @@
 suppressPackageStartupMessages({
   library(lavaan)
   library(semTools)
+  library(psych)
   library(jsonlite)
 })
 
@@ -221,13 +222,49 @@ fit <- cfa(gl_model, data = hs, group = "school")
 cases$hs_grouplabels <- c(list(model = gl_model, data = "holzinger",
                                call = list(estimator = "ML", group = "school")), describe(fit))
 
+# omega from a one-factor CFA: semTools::compRelSEM, a defined parameter in lavaan, psych::omega
+items <- read.csv(file.path(out_dir, "measures_items.csv"), na.strings = "NA")
+q5 <- items[, paste0("q", 1:5)]
+om_model <- "f =~ l1*q1 + l2*q2 + l3*q3 + l4*q4 + l5*q5
+q1 ~~ e1*q1
+q2 ~~ e2*q2
+q3 ~~ e3*q3
+q4 ~~ e4*q4
+q5 ~~ e5*q5
+omega := (l1 + l2 + l3 + l4 + l5)^2 / ((l1 + l2 + l3 + l4 + l5)^2 + e1 + e2 + e3 + e4 + e5)"
+omega_case <- function(dat, missing, std = FALSE) {
+  if (std) dat <- as.data.frame(lapply(dat, function(v) (v - mean(v)) / sqrt(mean((v - mean(v))^2))))
+  fit <- cfa(om_model, data = dat, std.lv = TRUE, missing = missing)
+  pe <- parameterEstimates(fit)
+  om <- pe[pe$op == ":=", ]
+  res <- list(missing = missing, standardized = std, nobs = lavInspect(fit, "nobs"),
+              omega_model = unname(compRelSEM(fit, obs.var = FALSE)),
+              omega_observed = unname(compRelSEM(fit)),
+              omega_defined = om$est, omega_se = om$se, omega_ci = c(om$ci.lower, om$ci.upper),
+              loadings = pe$est[pe$op == "=~"], residuals = pe$est[pe$op == "~~" & pe$lhs == pe$rhs][1:5])
+  if (std && missing == "listwise") {
+    o <- psych::omega(dat, nfactors = 1, fm = "ml", plot = FALSE)
+    res$psych_omega_tot <- o$omega.tot
+    res$psych_omega_h <- o$omega_h
+  }
+  res
+}
+cc5 <- q5[complete.cases(q5), ]
+omega_ref <- list(
+  complete = omega_case(cc5, "listwise"),
+  complete_std = suppressWarnings(suppressMessages(omega_case(cc5, "listwise", std = TRUE))),
+  fiml = omega_case(q5, "ml")
+)
+
 res <- list(
   versions = list(R = R.version.string,
                   lavaan = as.character(packageVersion("lavaan")),
                   semTools = as.character(packageVersion("semTools")),
+                  psych = as.character(packageVersion("psych")),
                   jsonlite = as.character(packageVersion("jsonlite"))),
   cases = cases,
-  invariance = inv
+  invariance = inv,
+  omega = omega_ref
 )
 write_json(res, file.path(out_dir, "sem.json"), digits = NA, auto_unbox = TRUE, na = "null",
            pretty = FALSE)
