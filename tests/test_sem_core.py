@@ -136,25 +136,82 @@ def test_infeasible_constraints_warn(hs):
 
 
 # --------------------------------------------------------------------------- errors
-def test_variable_not_in_data(hs):
-    with pytest.raises(ModelSpecificationError, match="x99"):
-        sem(hs, "f =~ x1 + x2 + x99")
-
-
 def test_non_numeric_column(hs):
     with pytest.raises(ModelSpecificationError, match="school"):
         sem(hs, "f =~ x1 + x2 + school")
 
 
-def test_unidentified_model(hs):
-    with pytest.raises(ModelSpecificationError, match="not identified"):
-        sem(hs, "f =~ x1 + x2")
+def _one_sentence(msg: str) -> bool:
+    import re
+
+    return msg.endswith(".") and not re.search(r"[.;]\s+[A-Z][a-z]", msg)
 
 
-def test_non_positive_definite_data(hs):
-    d = hs.assign(x10=hs["x1"] + hs["x2"])
-    with pytest.raises(ModelSpecificationError, match="positive definite"):
-        sem(d, "f =~ x1 + x2 + x10")
+@pytest.mark.parametrize("model, kw, match", [
+    ("f =~ x1 + x2", {}, "4 free parameters but the data give only 3"),
+    ("f =~ NA*x1 + x2 + x3 + x4", {}, r"not identified.*'f =~ x1'"),
+    ("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5\nspeed =~ x7 + x8 + x9\n"
+     "textual ~~ 0*visual\ntextual ~~ 0*speed", {}, r"not identified.*textual"),
+])
+def test_unidentified_model(hs, model, kw, match):
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(hs, model, **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+@pytest.mark.parametrize("extra, kw, match", [
+    ({"x10": "x1+x2"}, {}, r"not positive definite \(x1, x2, x10 are"),
+    ({"x10": "x1+x2"}, {"missing": "fiml"}, "not positive definite"),
+    ({"x10": "const"}, {}, "Variable 'x10' is constant"),
+    ({"x10": "const"}, {"missing": "fiml"}, "Variable 'x10' is constant"),
+    ({"x10": "const_pasteur"}, {"group": "school"}, "constant .* in group 'Pasteur'"),
+])
+def test_non_positive_definite_data(hs, extra, kw, match):
+    d = hs.copy()
+    rule = extra["x10"]
+    d["x10"] = {"x1+x2": hs["x1"] + hs["x2"], "const": 1.0,
+                "const_pasteur": np.where(hs["school"] == "Pasteur", 2.0, hs["x3"])}[rule]
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(d, "f =~ x1 + x2 + x10", **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+def test_fewer_rows_than_variables(hs):
+    with pytest.raises(ModelSpecificationError, match="5 rows for 9 variables") as e:
+        sem(hs.head(5), HS)
+    assert _one_sentence(str(e.value))
+
+
+@pytest.mark.parametrize("model, kw, match", [
+    ("f =~ x1 + x2 + x99", {}, "x99"),
+    ("f =~ x1 + x2 + x3\nf ~ ses", {}, "ses, which is not a column"),
+    (HS, {"group": "country"}, "`group=` is 'country'"),
+    (HS, {"cluster": "practice", "estimator": "MLR"}, "`cluster=` is 'practice'"),
+])
+def test_variables_not_in_data(hs, model, kw, match):
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(hs, model, **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+def test_empty_groups(hs):
+    unused = hs.assign(school=pd.Categorical(hs["school"], categories=["Pasteur", "Grant-White", "Other"]))
+    with pytest.raises(ModelSpecificationError, match="Group 'Other' .* has no rows") as e:
+        sem(unused, HS, group="school")
+    assert _one_sentence(str(e.value))
+    gone = hs.assign(x3=np.where(hs["school"] == "Pasteur", np.nan, hs["x3"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        with pytest.raises(ModelSpecificationError, match="'Pasteur' .* keeps 0 of 156 rows .*x3") as e:
+            sem(gone, HS, group="school")
+        assert _one_sentence(str(e.value))
+        with pytest.raises(ModelSpecificationError, match="'x3' has no observed value in group 'Pasteur'"):
+            sem(gone, HS, group="school", missing="fiml")
+    solo = hs.assign(school=np.where(np.arange(len(hs)) == 0, "Solo", hs["school"]))
+    with pytest.raises(ModelSpecificationError, match="'Solo' .* has 1 row"):
+        sem(solo, HS, group="school")
+    with pytest.raises(ModelSpecificationError, match="`data` has no rows"):
+        sem(hs.iloc[:0], HS)
 
 
 def test_listwise_deletion_is_counted(hs):

@@ -125,14 +125,21 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             + "; ".join(f"{k}: {v}" for k, v in dropped.items()) + ".",
             MissingDataWarning, stacklevel=3,
         )
-    Yall = Yall[keep]
-    gcol = df[group].to_numpy()[keep] if group is not None else None
-    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
-    idx_all = df.index.to_numpy()[keep]
+    gall = df[group].to_numpy() if group is not None else None
     if group is not None:
-        labels = tuple(pd.unique(pd.Series(gcol)))
+        # every group the data declare, in order of appearance (categories of a categorical column)
+        col = df[group]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            labels = tuple(col.cat.categories)
+        else:
+            labels = tuple(pd.unique(col.dropna()))
     else:
         labels = ("1",)
+    _check_rows(df, ov, group, gall, labels, keep, miss, missing)
+    Yall = Yall[keep]
+    gcol = gall[keep] if group is not None else None
+    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
+    idx_all = df.index.to_numpy()[keep]
     ngroups = len(labels)
     if meanstructure is None:
         meanstructure = ngroups > 1 or missing == "fiml" or cluster is not None
@@ -150,10 +157,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     for gi, lab in enumerate(labels):
         sel = slice(None) if group is None else (gcol == lab)
         Y = Yall[sel]
-        if Y.shape[0] < 2:
-            raise ModelSpecificationError(
-                f"Group '{lab}' of `group=` has {Y.shape[0]} usable row(s); at least 2 are needed."
-            )
+        _check_variables(Y, ov, lab if group is not None else None, group)
         group_rows.append(idx_all[sel])
         clusters.append(None if cluster is None else ccol[sel])
         groups.append((Y, None))
@@ -184,15 +188,13 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         gk.patterns = tmpk.patterns
         if missing == "fiml":
             gk.batches, gk.case_pattern, gk.obs_mask = tmpk.batches, tmpk.case_pattern, tmpk.obs_mask
+            # exact linear dependence shows in the pairwise covariances too
+            ev = np.linalg.eigvalsh(gk.S)
+            if np.all(np.isfinite(ev)) and abs(ev.min()) <= 1e-10 * np.trace(gk.S):
+                raise _not_pd_error(gk.S, ov, labels[gi] if ngroups > 1 else None, Y.shape[0])
         else:
             if not np.isfinite(gk.logdetS) or np.linalg.eigvalsh(gk.S).min() <= 1e-12 * np.trace(gk.S):
-                lab = labels[gi]
-                raise ModelSpecificationError(
-                    f"The sample covariance matrix of {', '.join(ov)}"
-                    + (f" in group '{lab}'" if ngroups > 1 else "")
-                    + " is not positive definite (a variable is constant or a linear combination of others); "
-                    "remove redundant variables from `model`."
-                )
+                raise _not_pd_error(gk.S, ov, labels[gi] if ngroups > 1 else None, Y.shape[0])
         kernels.append(gk)
     tab["ustart"] = ustart
     for r, u in zip(records, ustart):
@@ -236,6 +238,70 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.records = records
     prep.dropped = dropped
     return prep
+
+
+def _where(lab, group):
+    return f" in group '{lab}' of `group=` ('{group}')" if lab is not None else ""
+
+
+def _check_rows(df, ov, group, gall, labels, keep, miss, missing):
+    """Every group (or the whole data) keeps at least two usable rows; say why when it does not."""
+    reason = ("listwise deletion of rows with a missing model variable" if missing == "listwise"
+              else "setting aside rows with no observed model variable")
+    for lab in labels:
+        before = np.ones(len(df), bool) if group is None else (gall == lab)
+        n_before = int(before.sum())
+        n_after = int((before & keep).sum())
+        if n_after >= 2:
+            continue
+        where = (f"Group '{lab}' of `group=` ('{group}')" if group is not None else "`data`")
+        if n_before == 0 and group is None:
+            raise ModelSpecificationError("`data` has no rows; pass the data the model describes.")
+        if n_before == 0:
+            raise ModelSpecificationError(
+                f"{where} has no rows (an unused category of the column); drop unused categories "
+                "(e.g. `data[col].cat.remove_unused_categories()`) or filter the data before fitting."
+            )
+        if n_after == n_before:
+            raise ModelSpecificationError(
+                f"{where} has {n_before} row(s); a covariance structure needs at least 2 rows (and "
+                "usually many more than the number of model variables)."
+            )
+        worst = [ov[j] for j in np.argsort(-miss[before].sum(axis=0)) if miss[before][:, j].any()][:3]
+        raise ModelSpecificationError(
+            f"{where} keeps {n_after} of {n_before} rows after {reason}"
+            + (f" (most often missing: {', '.join(worst)})" if worst else "")
+            + "; use missing='fiml' or drop the variable from `model`"
+            + (" or the group from `data`." if group is not None else ".")
+        )
+
+
+def _check_variables(Y, ov, lab, group):
+    """Each model variable is observed and varies (in each group)."""
+    obs = ~np.isnan(Y)
+    for j, v in enumerate(ov):
+        vals = Y[obs[:, j], j]
+        if vals.size == 0:
+            raise ModelSpecificationError(
+                f"Variable '{v}' has no observed value{_where(lab, group)}; remove it from `model`"
+                + (" or fit the groups separately." if lab is not None else ".")
+            )
+        if vals.size >= 2 and np.all(vals == vals[0]):
+            raise ModelSpecificationError(
+                f"Variable '{v}' is constant ({vals[0]:g} in all {vals.size} observed rows){_where(lab, group)}, "
+                "so its variance is zero and the covariance matrix is not positive definite; remove it from `model`."
+            )
+
+
+def _not_pd_error(S, ov, lab, n):
+    ev, vec = np.linalg.eigh(S)
+    comb = [ov[j] for j in np.argsort(-np.abs(vec[:, 0])) if abs(vec[j, 0]) > 0.1 * np.abs(vec[:, 0]).max()]
+    why = (f"{n} rows for {len(ov)} variables: fewer rows than variables" if n <= len(ov)
+           else f"{', '.join(comb[:6])} are (nearly) linearly dependent")
+    return ModelSpecificationError(
+        f"The sample covariance matrix of the model variables{_where(lab, None) if lab is None else f' in group {lab!r}'}"
+        f" is not positive definite ({why}); remove redundant variables from `model` or add rows."
+    )
 
 
 _ENV_CACHE: dict = {}
@@ -541,12 +607,16 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
         )
     ev, evec = np.linalg.eigh(Iexp)
     if ev[0] < 1e-9 * max(ev[-1], 1e-300):
-        j = int(np.argmax(np.abs(pr.K @ evec[:, 0])))
-        rows = prep.table.loc[prep.table["free"] == j + 1].iloc[0]
+        v = np.abs(pr.K @ evec[:, 0])
+        top = [j for j in np.argsort(-v) if v[j] > 0.25 * v.max()][:3]
+        names = []
+        for j in top:
+            r = prep.table.loc[prep.table["free"] == j + 1].iloc[0]
+            names.append(f"'{r['lhs']} {r['op']} {r['rhs']}'" if r["op"] != "~1" else f"'{r['lhs']} ~ 1'")
         raise ModelSpecificationError(
-            f"`model` is not identified: the information matrix is singular, involving "
-            f"'{rows['lhs']} {rows['op']} {rows['rhs']}'; fix a loading or variance per latent "
-            "variable, add indicators or equality constraints."
+            f"`model` is not identified: the information matrix is singular in the direction of "
+            f"{', '.join(names)}; fix one loading or the variance of each latent variable, give each "
+            "factor three indicators (or two that correlate with another factor), or add equality constraints."
         )
     V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
     prep.boundary = ()
