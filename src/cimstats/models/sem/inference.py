@@ -286,7 +286,7 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
 
     Returns ``(c, cb, tr_h1, tr_h0)``.
     """
-    from .kernel import missing_h1_scores
+    from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
     x = pr.x_of(z)
@@ -298,8 +298,8 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         p = gk.p
         iu = _vech_idx(p)
         nv = len(iu[0])
-        sp, sz = h["sat_problem"], h["sat_z"]
-        A1 = sp.hessian_z(sz)
+        vm = np.r_[np.arange(p, p + nv), np.arange(p)]  # (vech, mu) order of the scores
+        A1 = missing_h1_information(gk, h["S"], h["ybar"])[np.ix_(vm, vm)]
         B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"]), prep.clusters[gi], gk.n)
         tr_h1 += np.sum(B1 * np.linalg.inv(A1).T)
         Sigma, mu, A_, C_, Aa = gk.implied(x)
@@ -309,8 +309,7 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         tr_h0 += w * np.sum(B1s * (Delta @ Ainv @ Delta.T))
         # baseline: free variances and means
         Sb, mb = h["base_S"], h["base_mu"]
-        zb = np.concatenate([Sb[iu], mb])
-        Hb = sp.hessian_z(zb)
+        Hb = missing_h1_information(gk, Sb, mb)[np.ix_(vm, vm)]
         cols = [k for k in range(nv) if iu[0][k] == iu[1][k]] + [nv + j for j in range(p)]
         D = np.zeros((nv + p, len(cols)))
         D[cols, np.arange(len(cols))] = 1.0
@@ -695,7 +694,7 @@ def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
     """
     if prep.fixed_x and prep.roles["ov_x"]:
         return dict(X2=math.nan, df=df, c=math.nan, X2b=math.nan, dfb=dfb, cb=math.nan)
-    from .kernel import missing_h1_scores
+    from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
     x = pr.x_of(z)
@@ -710,8 +709,7 @@ def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
         nv = len(iu[0])
         S_t, m_t = h["S"], h["ybar"]
         perm = np.r_[np.arange(nv, nv + p), np.arange(nv)]  # (mu, vech Sigma) order
-        Wm = h["sat_problem"].hessian_z(h["sat_z"])[np.ix_(perm, perm)]
-        Wm = 0.5 * (Wm + Wm.T)
+        Wm = missing_h1_information(gk, S_t, m_t)
         Wmi = np.linalg.inv(Wm)
         Wc = h1_information_observed(S_t, m_t, S_t, m_t, True)
         Sigma, mu, A_, C_, Aa = gk.implied(x)
