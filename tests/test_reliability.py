@@ -50,13 +50,76 @@ def test_alpha_if_deleted_and_item_stats_match_psych(name):
         np.testing.assert_allclose(res.item_stats[k].to_numpy(), np.asarray(v, float), atol=TOL, err_msg=k)
 
 
-def test_omega_one_factor_matches_factanal():
+def test_omega_standardized_matches_factanal():
     o = REF["omega_factanal"]
-    res = reliability.omega(ITEMS[o["items"]].dropna())
+    res = reliability.omega(ITEMS[o["items"]].dropna(), standardized=True)
     assert res.optimizer["converged"]
-    np.testing.assert_allclose(res.loadings["loading"], o["loadings"], atol=1e-5)
+    np.testing.assert_allclose(res.loadings["std_loading"], o["loadings"], atol=1e-5)
     assert res.omega_total == pytest.approx(o["omega_total"], abs=1e-6)
     assert res.omega_observed == pytest.approx(o["omega_observed"], abs=1e-6)
+
+
+SEM_REF = json.loads((REFERENCE / "sem.json").read_text())["omega"]
+
+
+@pytest.mark.parametrize("case", sorted(SEM_REF))
+def test_omega_matches_semtools_lavaan_and_psych(case):
+    """One-factor CFA omega against semTools::compRelSEM (model-based and observed denominators),
+    lavaan's delta-method SE of a defined omega, and psych::omega(fm = "ml") on standardized items."""
+    ref = SEM_REF[case]
+    x = ITEMS[[f"q{j}" for j in range(1, 6)]]
+    missing = "fiml" if ref["missing"] == "ml" else "listwise"
+    if missing == "listwise":
+        x = x.dropna()
+    res = reliability.omega(x, missing=missing, standardized=ref["standardized"])
+    assert res.nobs == ref["nobs"]
+    rel = 1e-4
+    assert res.omega_total == pytest.approx(ref["omega_model"], rel=rel)
+    assert res.omega_total == pytest.approx(ref["omega_defined"], rel=rel)
+    assert res.omega_observed == pytest.approx(ref["omega_observed"], rel=rel)
+    assert res.std_error == pytest.approx(ref["omega_se"], rel=rel)
+    np.testing.assert_allclose([res.ci_lower, res.ci_upper], ref["omega_ci"], rtol=rel)
+    np.testing.assert_allclose(res.loadings["loading"], ref["loadings"], rtol=rel)
+    np.testing.assert_allclose(res.loadings["residual_variance"], ref["residuals"], rtol=rel)
+    if "psych_omega_tot" in ref:
+        assert res.omega_psych == pytest.approx(ref["psych_omega_tot"], rel=rel)
+        assert res.omega_observed == pytest.approx(ref["psych_omega_h"], rel=rel)
+
+
+def test_omega_views_and_reverse_keys():
+    x = ITEMS[[f"q{j}" for j in range(1, 7)]]
+    res = reliability.omega(x, reverse=["q6"])
+    t = res.tidy()
+    assert t.columns.tolist() == ["term", "estimate", "std_error", "statistic", "df", "p_value",
+                                  "ci_lower", "ci_upper"]
+    assert t["term"].iloc[0] == "omega_total" and "loading[q6-]" in set(t["term"])
+    # the reversed item loads positively, like the others
+    assert (res.loadings["loading"] > 0).all()
+    g = res.glance()
+    assert g["n_items"].iloc[0] == 6 and g["nobs"].iloc[0] + g["n_dropped"].iloc[0] == len(x)
+    assert "omega_total" in res.summary()
+    with pytest.raises(ScaleError, match="three"):
+        reliability.omega(x[["q1", "q2"]])
+    with pytest.raises(ScaleError, match="missing"):
+        reliability.omega(x, missing="pairwise")
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.4, 0.9))
+def test_property_omega_planted_truth_and_scale_invariance(seed, load):
+    """Omega recovers the population value of a one-factor model, and rescaling items leaves the
+    standardized omega unchanged."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    f = rng.normal(size=n)
+    lam = np.array([load, load, 0.6, 0.5])
+    x = pd.DataFrame({f"i{j}": lam[j] * f + rng.normal(size=n) for j in range(4)})
+    truth = lam.sum() ** 2 / (lam.sum() ** 2 + 4.0)
+    res = reliability.omega(x)
+    assert abs(res.omega_total - truth) < 4 * res.std_error + 1e-3
+    a = reliability.omega(x, standardized=True).omega_total
+    b = reliability.omega(x * np.array([1.0, 3.0, 0.5, 2.0]), standardized=True).omega_total
+    assert a == pytest.approx(b, abs=1e-7)
 
 
 def test_reference_records_versions():

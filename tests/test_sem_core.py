@@ -98,29 +98,120 @@ def test_general_linear_constraint_matches_shared_label(hs):
 
 def test_bounds_are_respected(hs):
     fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0.7")
-    assert fit.tidy().set_index("term").loc["visual=~x2", "estimate"] == pytest.approx(0.7, abs=1e-6)
+    t = fit.tidy().set_index("term")
+    assert t.loc["visual=~x2", "estimate"] == pytest.approx(0.7, abs=1e-8)
+    # a parameter pinned at a binding inequality has no standard error (as lavaan)
+    assert np.isnan(t.loc["visual=~x2", "std_error"]) and np.isnan(t.loc["visual=~x2", "p_value"])
+    # binding inequalities do not change the degrees of freedom (as lavaan)
+    assert fit.fit_measures()["df"] == 24
+
+
+def test_inactive_inequality_changes_nothing(hs):
+    free = sem(hs, HS)
+    fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0")
+    assert fit.fit_measures()["chisq"] == pytest.approx(free.fit_measures()["chisq"], rel=1e-9)
+    np.testing.assert_allclose(fit.tidy()["std_error"], free.tidy()["std_error"], rtol=1e-6)
+
+
+def test_nonlinear_constraint_holds_and_bootstrap_respects_constraints(hs):
+    model = ("visual =~ x1 + a1*x2 + b1*x3\ntextual =~ x4 + a2*x5 + b2*x6\nspeed =~ x7 + x8 + x9\n"
+             "a1*b1 == a2*b2\nb2 < 0.8")
+    fit = sem(hs, model)
+    est = fit.tidy().set_index("term")["estimate"]
+    assert est["visual=~x2"] * est["visual=~x3"] == pytest.approx(est["textual=~x5"] * est["textual=~x6"], abs=1e-9)
+    assert est["textual=~x6"] == pytest.approx(0.8, abs=1e-8)
+    assert fit.fit_measures()["df"] == 25
+    bs = fit.bootstrap(20, seed=3, n_jobs=1)
+    reps = pd.DataFrame(bs.replicates, columns=bs.table["term"])
+    assert np.all(reps["textual=~x6"] <= 0.8 + 1e-7)
+    np.testing.assert_allclose(reps["visual=~x2"] * reps["visual=~x3"],
+                               reps["textual=~x5"] * reps["textual=~x6"], atol=1e-7)
+
+
+def test_infeasible_constraints_warn(hs):
+    from cimstats.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning):
+        sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 1\na < 0.5")
 
 
 # --------------------------------------------------------------------------- errors
-def test_variable_not_in_data(hs):
-    with pytest.raises(ModelSpecificationError, match="x99"):
-        sem(hs, "f =~ x1 + x2 + x99")
-
-
 def test_non_numeric_column(hs):
     with pytest.raises(ModelSpecificationError, match="school"):
         sem(hs, "f =~ x1 + x2 + school")
 
 
-def test_unidentified_model(hs):
-    with pytest.raises(ModelSpecificationError, match="not identified"):
-        sem(hs, "f =~ x1 + x2")
+def _one_sentence(msg: str) -> bool:
+    import re
+
+    return msg.endswith(".") and not re.search(r"[.;]\s+[A-Z][a-z]", msg)
 
 
-def test_non_positive_definite_data(hs):
-    d = hs.assign(x10=hs["x1"] + hs["x2"])
-    with pytest.raises(ModelSpecificationError, match="positive definite"):
-        sem(d, "f =~ x1 + x2 + x10")
+@pytest.mark.parametrize("model, kw, match", [
+    ("f =~ x1 + x2", {}, "4 free parameters but the data give only 3"),
+    ("f =~ NA*x1 + x2 + x3 + x4", {}, r"not identified.*'f =~ x1'"),
+    ("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5\nspeed =~ x7 + x8 + x9\n"
+     "textual ~~ 0*visual\ntextual ~~ 0*speed", {}, r"not identified.*textual"),
+])
+def test_unidentified_model(hs, model, kw, match):
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(hs, model, **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+@pytest.mark.parametrize("extra, kw, match", [
+    ({"x10": "x1+x2"}, {}, r"not positive definite \(x1, x2, x10 are"),
+    ({"x10": "x1+x2"}, {"missing": "fiml"}, "not positive definite"),
+    ({"x10": "const"}, {}, "Variable 'x10' is constant"),
+    ({"x10": "const"}, {"missing": "fiml"}, "Variable 'x10' is constant"),
+    ({"x10": "const_pasteur"}, {"group": "school"}, "constant .* in group 'Pasteur'"),
+])
+def test_non_positive_definite_data(hs, extra, kw, match):
+    d = hs.copy()
+    rule = extra["x10"]
+    d["x10"] = {"x1+x2": hs["x1"] + hs["x2"], "const": 1.0,
+                "const_pasteur": np.where(hs["school"] == "Pasteur", 2.0, hs["x3"])}[rule]
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(d, "f =~ x1 + x2 + x10", **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+def test_fewer_rows_than_variables(hs):
+    with pytest.raises(ModelSpecificationError, match="5 rows for 9 variables") as e:
+        sem(hs.head(5), HS)
+    assert _one_sentence(str(e.value))
+
+
+@pytest.mark.parametrize("model, kw, match", [
+    ("f =~ x1 + x2 + x99", {}, "x99"),
+    ("f =~ x1 + x2 + x3\nf ~ ses", {}, "ses, which is not a column"),
+    (HS, {"group": "country"}, "`group=` is 'country'"),
+    (HS, {"cluster": "practice", "estimator": "MLR"}, "`cluster=` is 'practice'"),
+])
+def test_variables_not_in_data(hs, model, kw, match):
+    with pytest.raises(ModelSpecificationError, match=match) as e:
+        sem(hs, model, **kw)
+    assert _one_sentence(str(e.value)), str(e.value)
+
+
+def test_empty_groups(hs):
+    unused = hs.assign(school=pd.Categorical(hs["school"], categories=["Pasteur", "Grant-White", "Other"]))
+    with pytest.raises(ModelSpecificationError, match="Group 'Other' .* has no rows") as e:
+        sem(unused, HS, group="school")
+    assert _one_sentence(str(e.value))
+    gone = hs.assign(x3=np.where(hs["school"] == "Pasteur", np.nan, hs["x3"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        with pytest.raises(ModelSpecificationError, match="'Pasteur' .* keeps 0 of 156 rows .*x3") as e:
+            sem(gone, HS, group="school")
+        assert _one_sentence(str(e.value))
+        with pytest.raises(ModelSpecificationError, match="'x3' has no observed value in group 'Pasteur'"):
+            sem(gone, HS, group="school", missing="fiml")
+    solo = hs.assign(school=np.where(np.arange(len(hs)) == 0, "Solo", hs["school"]))
+    with pytest.raises(ModelSpecificationError, match="'Solo' .* has 1 row"):
+        sem(solo, HS, group="school")
+    with pytest.raises(ModelSpecificationError, match="`data` has no rows"):
+        sem(hs.iloc[:0], HS)
 
 
 def test_listwise_deletion_is_counted(hs):

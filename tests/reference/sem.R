@@ -6,6 +6,7 @@
 suppressPackageStartupMessages({
   library(lavaan)
   library(semTools)
+  library(psych)
   library(jsonlite)
 })
 
@@ -110,9 +111,24 @@ cases$hs_ml_means <- c(list(model = hs_model, data = "holzinger", call = list(es
 fit <- cfa(hs_model, data = hs, estimator = "MLR")
 cases$hs_mlr <- c(list(model = hs_model, data = "holzinger", call = list(estimator = "MLR")), describe(fit, FALSE))
 fit <- cfa(hs_model, data = hs_miss, missing = "fiml")
-cases$hs_fiml <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "ML", missing = "fiml")), describe(fit, FALSE))
+cases$hs_fiml <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "ML", missing = "fiml")), describe(fit))
 fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = "MLR")
 cases$hs_fiml_mlr <- c(list(model = hs_model, data = "holzinger_mcar", call = list(estimator = "MLR", missing = "fiml")), describe(fit, FALSE))
+fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = "MLR", group = "school")
+cases$hs_fiml_mlr_school <- c(list(model = hs_model, data = "holzinger_mcar",
+                                   call = list(estimator = "MLR", missing = "fiml", group = "school")),
+                              describe(fit, FALSE))
+# lavaan's EM for the saturated moments stops at a relative change of 1e-5 by default;
+# the robust (FIML-corrected) indices are also recorded with a tight EM tolerance
+robust_keys <- c("cfi.robust", "tli.robust", "rni.robust", "rmsea.robust", "rmsea.ci.lower.robust",
+                 "rmsea.ci.upper.robust", "rmsea.pvalue.robust", "rmsea.notclose.pvalue.robust",
+                 "unrestricted.logl")
+for (nm in c("hs_fiml", "hs_fiml_mlr", "hs_fiml_mlr_school")) {
+  cl <- cases[[nm]]$call
+  fit <- cfa(hs_model, data = hs_miss, missing = "fiml", estimator = cl$estimator,
+             group = cl$group, em.h1.tol = 1e-10, em.h1.iter.max = 10000L)
+  cases[[nm]]$fit_tight_em <- as.list(fitMeasures(fit)[robust_keys])
+}
 fit <- sem(pd_model, data = pd)
 cases$poldem <- c(list(model = pd_model, data = "politicaldemocracy", call = list(estimator = "ML")), describe(fit))
 fit <- sem(med_model, data = med)
@@ -121,6 +137,58 @@ fit <- sem(med_model, data = med, estimator = "MLR", cluster = "practice")
 cases$mediation_cluster <- c(list(model = med_model, data = "mediation", call = list(estimator = "MLR", cluster = "practice")), describe(fit, FALSE))
 fit <- cfa(eq_model, data = hs)
 cases$hs_eq <- c(list(model = eq_model, data = "holzinger", call = list(estimator = "ML")), describe(fit, FALSE))
+
+# modification indices with latent regressions and with observed covariates
+latreg_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9
+speed ~ visual"
+fit <- sem(latreg_model, data = hs)
+cases$hs_latreg <- c(list(model = latreg_model, data = "holzinger", call = list(estimator = "ML")), describe(fit))
+covar_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+visual ~ ageyr
+textual ~ sex + visual"
+fit <- sem(covar_model, data = hs)
+cases$hs_covariates <- c(list(model = covar_model, data = "holzinger", call = list(estimator = "ML")), describe(fit))
+fit <- sem(latreg_model, data = hs_miss, missing = "fiml")
+cases$hs_latreg_fiml <- c(list(model = latreg_model, data = "holzinger_mcar",
+                               call = list(estimator = "ML", missing = "fiml")), describe(fit))
+
+# non-linear equality, linear ratio and inequality constraints
+nl_model <- "visual =~ x1 + a1*x2 + b1*x3
+textual =~ x4 + a2*x5 + b2*x6
+speed =~ x7 + x8 + x9
+a1*b1 == a2*b2"
+fit <- cfa(nl_model, data = hs)
+cases$hs_nonlinear_eq <- c(list(model = nl_model, data = "holzinger", call = list(estimator = "ML")),
+                           describe(fit, FALSE))
+ineq_model <- "visual =~ x1 + x2 + x3
+textual =~ x4 + t5*x5 + t6*x6
+speed =~ x7 + x8 + x9
+t5 < 1
+t6 > 0"
+fit <- cfa(ineq_model, data = hs)
+cases$hs_inequality <- c(list(model = ineq_model, data = "holzinger", call = list(estimator = "ML")),
+                         describe(fit, FALSE))
+ratio_model <- "ind60 =~ x1 + x2 + x3
+dem60 =~ y1 + y2 + y3 + y4
+dem65 =~ y5 + y6 + y7 + y8
+dem60 ~ b1*ind60
+dem65 ~ b2*ind60 + b3*dem60
+y1 ~~ y5
+b2 == 0.5*b1
+b3 + b2 < 1"
+fit <- sem(ratio_model, data = pd)
+cases$poldem_ratio <- c(list(model = ratio_model, data = "politicaldemocracy", call = list(estimator = "ML")),
+                        describe(fit, FALSE))
+mednl_model <- "m ~ a*x
+y ~ b*m + c*x
+indirect := a*b
+a*b == 2*c"
+fit <- sem(mednl_model, data = med, estimator = "MLR")
+cases$mediation_nonlinear_mlr <- c(list(model = mednl_model, data = "mediation", call = list(estimator = "MLR")),
+                                   describe(fit, FALSE))
 
 # multigroup and invariance by school
 inv <- list()
@@ -152,15 +220,51 @@ textual =~ x4 + x5 + x6
 speed =~ x7 + x8 + x9"
 fit <- cfa(gl_model, data = hs, group = "school")
 cases$hs_grouplabels <- c(list(model = gl_model, data = "holzinger",
-                               call = list(estimator = "ML", group = "school")), describe(fit, FALSE))
+                               call = list(estimator = "ML", group = "school")), describe(fit))
+
+# omega from a one-factor CFA: semTools::compRelSEM, a defined parameter in lavaan, psych::omega
+items <- read.csv(file.path(out_dir, "measures_items.csv"), na.strings = "NA")
+q5 <- items[, paste0("q", 1:5)]
+om_model <- "f =~ l1*q1 + l2*q2 + l3*q3 + l4*q4 + l5*q5
+q1 ~~ e1*q1
+q2 ~~ e2*q2
+q3 ~~ e3*q3
+q4 ~~ e4*q4
+q5 ~~ e5*q5
+omega := (l1 + l2 + l3 + l4 + l5)^2 / ((l1 + l2 + l3 + l4 + l5)^2 + e1 + e2 + e3 + e4 + e5)"
+omega_case <- function(dat, missing, std = FALSE) {
+  if (std) dat <- as.data.frame(lapply(dat, function(v) (v - mean(v)) / sqrt(mean((v - mean(v))^2))))
+  fit <- cfa(om_model, data = dat, std.lv = TRUE, missing = missing)
+  pe <- parameterEstimates(fit)
+  om <- pe[pe$op == ":=", ]
+  res <- list(missing = missing, standardized = std, nobs = lavInspect(fit, "nobs"),
+              omega_model = unname(compRelSEM(fit, obs.var = FALSE)),
+              omega_observed = unname(compRelSEM(fit)),
+              omega_defined = om$est, omega_se = om$se, omega_ci = c(om$ci.lower, om$ci.upper),
+              loadings = pe$est[pe$op == "=~"], residuals = pe$est[pe$op == "~~" & pe$lhs == pe$rhs][1:5])
+  if (std && missing == "listwise") {
+    o <- psych::omega(dat, nfactors = 1, fm = "ml", plot = FALSE)
+    res$psych_omega_tot <- o$omega.tot
+    res$psych_omega_h <- o$omega_h
+  }
+  res
+}
+cc5 <- q5[complete.cases(q5), ]
+omega_ref <- list(
+  complete = omega_case(cc5, "listwise"),
+  complete_std = suppressWarnings(suppressMessages(omega_case(cc5, "listwise", std = TRUE))),
+  fiml = omega_case(q5, "ml")
+)
 
 res <- list(
   versions = list(R = R.version.string,
                   lavaan = as.character(packageVersion("lavaan")),
                   semTools = as.character(packageVersion("semTools")),
+                  psych = as.character(packageVersion("psych")),
                   jsonlite = as.character(packageVersion("jsonlite"))),
   cases = cases,
-  invariance = inv
+  invariance = inv,
+  omega = omega_ref
 )
 write_json(res, file.path(out_dir, "sem.json"), digits = NA, auto_unbox = TRUE, na = "null",
            pretty = FALSE)

@@ -2,11 +2,13 @@
 
 Kernels (:func:`alpha_from_cov`, :func:`one_factor_ml`) take matrices and
 return numbers; :func:`alpha` and :func:`omega` take the item table and return
-frozen result objects.
+frozen result objects. :func:`omega` fits its one-factor CFA with cimstats'
+SEM core.
 
 Validated against: psych::alpha (R) on committed item data, to 1e-6
 (``tests/reference/measures.R`` -> ``tests/reference/measures.json``); the
-one-factor loadings against stats::factanal.
+one-factor loadings against stats::factanal; omega against semTools,
+lavaan and psych (``tests/reference/sem.R``).
 """
 
 from __future__ import annotations
@@ -319,65 +321,127 @@ def alpha(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
 
 @dataclass(frozen=True)
 class OmegaResult:
-    """McDonald's omega total from a one-factor maximum-likelihood model.
+    """McDonald's omega from a one-factor CFA fitted by cimstats' SEM core.
 
     Attributes
     ----------
     omega_total : float
-        ``(sum lambda)^2 / ((sum lambda)^2 + sum psi)`` (model-implied total variance).
+        Model-based omega ``(sum l)^2 / ((sum l)^2 + sum theta)``: the share of
+        the sum score's model-implied variance due to the common factor
+        (semTools ``compRelSEM(obs.var = FALSE)``).
     omega_observed : float
-        ``(sum lambda)^2 / sum(R)`` (observed total variance of the standardized items).
+        ``(sum l)^2 / var(sum score)`` with the observed (under FIML: EM)
+        variance of the sum score in the denominator (semTools
+        ``compRelSEM()``, its default). With ``standardized=True`` this is
+        psych's ``omega_h`` of a one-factor ``omega(fm = "ml")``.
+    omega_psych : float
+        ``1 - sum theta / var(sum score)`` (psych's ``omega.tot``; with
+        ``standardized=True`` it equals ``psych::omega(nfactors = 1, fm = "ml")``).
+    std_error, ci_lower, ci_upper : float
+        Delta-method standard error and Wald interval of ``omega_total``.
     loadings : DataFrame
-        ``loading, uniqueness`` per item.
+        ``loading, residual_variance, std_loading`` per item (index: item names).
+    fit : SEMResult
+        The one-factor CFA (``std_lv=True``) with ``omega`` as a defined
+        parameter; its ``fit_measures()`` tell whether one factor fits.
     optimizer : dict
-        ``converged, iterations, objective, gradient_norm, start, final``.
+        ``converged, iterations, grad_norm, method`` of the CFA.
     """
 
     items: tuple[str, ...]
     omega_total: float
     omega_observed: float
+    omega_psych: float
+    std_error: float
+    ci_lower: float
+    ci_upper: float
     loadings: pd.DataFrame
+    fit: object
     optimizer: dict
     nobs: int
+    n_dropped: int
+    standardized: bool
+    conf_level: float
 
     def tidy(self) -> pd.DataFrame:
-        rows = [{"term": "omega_total", "estimate": self.omega_total}]
-        rows += [{"term": f"loading[{i}]", "estimate": float(v)} for i, v in self.loadings["loading"].items()]
+        """``omega_total`` (with SE and interval), ``omega_observed``, ``omega_psych``, loadings."""
+        t = self.fit.tidy(conf_level=self.conf_level)
+        rows = [{"term": "omega_total", "estimate": self.omega_total, "std_error": self.std_error,
+                 "statistic": np.nan, "df": np.nan, "p_value": np.nan, "ci_lower": self.ci_lower,
+                 "ci_upper": self.ci_upper},
+                {"term": "omega_observed", "estimate": self.omega_observed},
+                {"term": "omega_psych", "estimate": self.omega_psych}]
+        load = t[t["op"] == "=~"]
+        for item, (_, r) in zip(self.items, load.iterrows()):
+            rows.append({"term": f"loading[{item}]", "estimate": r["estimate"], "std_error": r["std_error"],
+                         "statistic": r["statistic"], "df": np.nan, "p_value": r["p_value"],
+                         "ci_lower": r["ci_lower"], "ci_upper": r["ci_upper"]})
         df = pd.DataFrame(rows)
-        for c in ["std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper"]:
-            df[c] = np.nan
-        return df
+        return df[["term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper"]]
 
     def glance(self) -> pd.DataFrame:
+        f = self.fit.fit_measures()
         return pd.DataFrame([{"omega_total": self.omega_total, "omega_observed": self.omega_observed,
-                              "nobs": self.nobs, "n_items": len(self.items),
-                              "converged": self.optimizer["converged"]}])
+                              "omega_psych": self.omega_psych, "nobs": self.nobs, "n_dropped": self.n_dropped,
+                              "n_items": len(self.items), "chisq": f["chisq"], "df": f["df"],
+                              "cfi": f["cfi"], "rmsea": f["rmsea"], "converged": self.optimizer["converged"]}])
 
     def summary(self) -> str:
-        return (f"McDonald's omega total (one-factor ML, {len(self.items)} items, {self.nobs} rows): "
-                f"{self.omega_total:.3f}; converged={self.optimizer['converged']}")
+        f = self.fit.fit_measures()
+        scale = "standardized items" if self.standardized else "raw items"
+        return (f"McDonald's omega (one-factor CFA on {scale}, {len(self.items)} items, {self.nobs} rows): "
+                f"omega_total = {self.omega_total:.3f} (SE {self.std_error:.3f}, "
+                f"{100 * self.conf_level:.0f}% CI {self.ci_lower:.3f} to {self.ci_upper:.3f}), "
+                f"omega_observed = {self.omega_observed:.3f}; one-factor fit: chisq = {f['chisq']:.2f}, "
+                f"df = {f['df']:.0f}, CFI = {f['cfi']:.3f}, RMSEA = {f['rmsea']:.3f}; "
+                f"converged={self.optimizer['converged']}")
 
 
-def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | None = None) -> OmegaResult:
-    """McDonald's omega total from a one-factor model fitted by maximum likelihood.
+def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | None = None,
+          missing: str = "fiml", standardized: bool = False, conf_level: float = 0.95) -> OmegaResult:
+    """McDonald's omega from a one-factor confirmatory factor analysis.
+
+    The one-factor model ``item_j = l_j f + e_j`` (``Var f = 1``) is fitted by
+    maximum likelihood with cimstats' SEM core (:func:`cimstats.sem`), with
+    ``omega`` as a defined parameter so that it gets a delta-method standard
+    error.
 
     Parameters
     ----------
     data : DataFrame, Survey or ndarray
     items, reverse : see :func:`alpha`.
+    missing : {"fiml", "listwise"}
+        ``"fiml"`` (default) uses every answered item of every row (rows with
+        no answer at all are counted in ``n_dropped``); ``"listwise"`` uses
+        complete rows only.
+    standardized : bool
+        Fit the model to z-scored items (the reliability of a sum of
+        standardized items; comparable to psych's and ``factanal``-based
+        omegas). The default describes the sum of the raw items, as
+        :func:`cimstats.score_scale` computes it.
+    conf_level : float
+        Level of the Wald interval of ``omega_total``.
 
     Returns
     -------
     OmegaResult
+        ``omega_total`` (model-based), ``omega_observed`` (observed variance of
+        the sum score), ``omega_psych``, their loadings and the fitted CFA.
+
+    Raises
+    ------
+    ScaleError
+        Fewer than three items, absent or non-numeric columns.
 
     Notes
     -----
-    The one-factor model is fitted to the pairwise correlation matrix by maximum
-    likelihood (as ``stats::factanal(factors = 1)``); ``omega_total = (sum l)^2 /
-    ((sum l)^2 + sum(1 - l^2))``. psych::omega reports a hierarchical (bifactor)
-    omega by default, which differs by design.
+    ``omega_total = (sum l)^2 / ((sum l)^2 + sum theta)``,
+    ``omega_observed = (sum l)^2 / 1'S1`` (``S`` the sample covariance matrix,
+    under FIML its EM estimate), ``omega_psych = 1 - sum theta / 1'S1``.
 
-    Validated against: stats::factanal loadings (tests/reference/measures.json).
+    Validated against: semTools::compRelSEM (both denominators), lavaan
+    (delta-method SE of a defined omega), psych::omega(nfactors = 1, fm = "ml")
+    and stats::factanal (``standardized=True``), tests/reference/sem.R.
 
     Examples
     --------
@@ -386,26 +450,54 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
     >>> rng = np.random.default_rng(2)
     >>> f = rng.normal(size=500)
     >>> d = pd.DataFrame({f"q{j}": 0.8 * f + 0.6 * rng.normal(size=500) for j in range(5)})
-    >>> 0.85 < reliability.omega(d).omega_total < 0.95
+    >>> res = reliability.omega(d)
+    >>> 0.85 < res.omega_total < 0.95 and res.ci_lower < res.omega_total < res.ci_upper
     True
     """
+    import warnings
+
+    # the CFA is fitted by the SEM core (imported here: the measures stage does not depend on
+    # the models stage at import time)
+    from cimstats.models.sem import sem
+
     x, names = _item_matrix(data, items, reverse)
-    if x.shape[1] < 3:
-        raise ScaleError(f"`items=` gives {x.shape[1]} items; a one-factor model needs at least three.")
-    C = _pairwise_cov(x)
-    d = np.sqrt(np.diag(C))
-    R = C / np.outer(d, d)
-    lam, uniq, info = one_factor_ml(R)
-    if not info["converged"]:
-        from cimstats.errors import ConvergenceWarning
-        import warnings
-        warnings.warn("The one-factor model for omega did not converge; omega may be inaccurate.",
-                      ConvergenceWarning, stacklevel=2)
-    s = lam.sum()
-    om = s**2 / (s**2 + uniq.sum())
-    return OmegaResult(items=tuple(names), omega_total=float(om), omega_observed=float(s**2 / R.sum()),
-                       loadings=pd.DataFrame({"loading": lam, "uniqueness": uniq}, index=names),
-                       optimizer=info, nobs=x.shape[0])
+    k = x.shape[1]
+    if k < 3:
+        raise ScaleError(f"`items=` gives {k} items; a one-factor model needs at least three.")
+    if missing not in ("fiml", "listwise"):
+        raise ScaleError(f"`missing=` is '{missing}'; use 'fiml' (all answers) or 'listwise' (complete rows).")
+    cols = [f"i{j + 1}" for j in range(k)]
+    df = pd.DataFrame(x, columns=cols)
+    if standardized:
+        df = (df - df.mean()) / df.std(ddof=0)
+    lam = [f"l{j + 1}" for j in range(k)]
+    th = [f"e{j + 1}" for j in range(k)]
+    model = ("f =~ " + " + ".join(f"{l}*{c}" for l, c in zip(lam, cols)) + "\n"
+             + "\n".join(f"{c} ~~ {t}*{c}" for c, t in zip(cols, th)) + "\n"
+             + f"omega := ({' + '.join(lam)})^2 / (({' + '.join(lam)})^2 + {' + '.join(th)})")
+    from cimstats.errors import MissingDataWarning
+
+    with warnings.catch_warnings():
+        # rows set aside are reported in n_dropped; convergence and admissibility warnings pass
+        warnings.simplefilter("ignore", category=MissingDataWarning)
+        fit = sem(df, model, std_lv=True, missing=missing)
+    t = fit.tidy(conf_level=conf_level)
+    om = t[t["op"] == ":="].iloc[0]
+    load = t[t["op"] == "=~"]
+    resid = t[(t["op"] == "~~") & (t["lhs"] == t["rhs"]) & t["lhs"].isin(cols)]
+    lsum = float(load["estimate"].sum())
+    S = fit._h1[0]["S"]  # observed (under FIML: EM) covariance matrix of the items
+    total_var = float(S.sum())
+    theta = float(resid["estimate"].sum())
+    return OmegaResult(
+        items=tuple(names), omega_total=float(om["estimate"]), omega_observed=lsum ** 2 / total_var,
+        omega_psych=1.0 - theta / total_var, std_error=float(om["std_error"]),
+        ci_lower=float(om["ci_lower"]), ci_upper=float(om["ci_upper"]),
+        loadings=pd.DataFrame({"loading": load["estimate"].to_numpy(),
+                               "residual_variance": resid["estimate"].to_numpy(),
+                               "std_loading": load["std_all"].to_numpy()}, index=list(names)),
+        fit=fit, optimizer=dict(fit.optimizer), nobs=fit.nobs, n_dropped=fit.n_dropped,
+        standardized=standardized, conf_level=conf_level)
 
 
 def scale_reliability(data, instrument, *, items=None, scores: Sequence[str] | None = None) -> pd.DataFrame:

@@ -262,9 +262,16 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     seeds = [int(s.generate_state(1)[0]) for s in seeds]
     n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))
     chunks = np.array_split(np.array(seeds, dtype=np.uint64), n_jobs)
-    I0 = prep.problem.info_z(result._z)
-    Hinv0 = np.linalg.inv(2.0 * I0) if I0 is not None else None
-    payloads = [(prep, result._z, list(map(int, ch)), std_kind, defined_names, cl_codes, st_codes, Hinv0)
+    if getattr(prep, "problem_constrained", None) is not None:
+        # resamples are refitted under the model's non-linear / inequality constraints
+        prep_b = copy.copy(prep)
+        prep_b.problem = prep.problem_constrained
+        z_start, Hinv0 = prep.z_constrained, None
+    else:
+        prep_b, z_start = prep, result._z
+        I0 = prep.problem.info_z(result._z)
+        Hinv0 = np.linalg.inv(2.0 * I0) if I0 is not None else None
+    payloads = [(prep_b, z_start, list(map(int, ch)), std_kind, defined_names, cl_codes, st_codes, Hinv0)
                 for ch in chunks]
     if n_jobs == 1:
         outs = [_worker(payloads[0])]

@@ -4,6 +4,14 @@
 and the linear re-parameterisation ``x = x_base + K z`` that carries linear
 equality constraints (``z`` is the vector actually optimised). Everything
 here works on arrays; the parameter table and result objects live elsewhere.
+
+Non-linear equality constraints ``h(x) = 0`` and inequality constraints
+``g(x) >= 0`` are handled by sequential quadratic programming (SLSQP)
+followed by Newton steps on the Karush-Kuhn-Tucker conditions of the
+constraints active at the solution (equalities and binding inequalities).
+Inference then works in the tangent space of the active constraints
+(:meth:`SEMProblem.localized`), which equals lavaan's bordered (augmented)
+information matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ class FitTrace(dict):
 
 class SEMProblem:
     def __init__(self, groups: list[GroupKernel], nfree: int, *, missing: bool,
-                 K=None, x_base=None, bounds=None):
+                 K=None, x_base=None, ceq=None, cin=None):
         self.groups = groups
         self.nfree = nfree
         self.missing = missing
@@ -34,8 +42,13 @@ class SEMProblem:
         self.w = np.array([g.n / self.N for g in groups])
         self.K = np.eye(nfree) if K is None else K
         self.x_base = np.zeros(nfree) if x_base is None else x_base
-        self.bounds = bounds or {}
         self.nz = self.K.shape[1]
+        # non-linear equalities h(x) = 0 and inequalities g(x) >= 0 (functions of x, complex-safe)
+        self.ceq = ceq
+        self.cin = cin
+        self.constrained = ceq is not None or cin is not None
+        # parameters counted for df and information criteria (lavaan: free minus equality rank)
+        self.npar = self.nz
 
     def x_of(self, z):
         return self.x_base + self.K @ z
@@ -105,9 +118,9 @@ class SEMProblem:
         f, g = self.fz(z)
         trace = FitTrace(start=z.copy(), iterations=0, converged=False, method="fisher-scoring",
                          f_start=f)
+        if self.constrained:
+            return self._fit_constrained(z, trace)
         if not np.isfinite(f):
-            return self._fallback(z, trace)
-        if self.bounds:
             return self._fallback(z, trace)
         I = None
         Hinv = None if Hinv0 is None else Hinv0.copy()  # BFGS metric once close (started from Fisher)
@@ -167,14 +180,7 @@ class SEMProblem:
         return z, trace
 
     def _fallback(self, z, trace):
-        """Quasi-Newton with bounds (used with inequality constraints or when scoring stalls)."""
-        bounds = None
-        if self.bounds:
-            bounds = [self.bounds.get(i, (None, None)) for i in range(self.nz)]
-            bounds = [(None if (lo is None or not np.isfinite(lo)) else lo,
-                       None if (hi is None or not np.isfinite(hi)) else hi) for lo, hi in bounds]
-            z = np.array([np.clip(v, b[0] if b[0] is not None else -np.inf,
-                                  b[1] if b[1] is not None else np.inf) for v, b in zip(z, bounds)])
+        """Quasi-Newton (used when Fisher scoring stalls)."""
 
         def fun(zz):
             f, g = self.fz(zz)
@@ -182,7 +188,7 @@ class SEMProblem:
                 return 1e10, np.zeros_like(zz)
             return f, g
 
-        res = optimize.minimize(fun, z, jac=True, method="L-BFGS-B", bounds=bounds,
+        res = optimize.minimize(fun, z, jac=True, method="L-BFGS-B",
                                 options=dict(maxiter=5000, ftol=1e-15, gtol=1e-9, maxcor=30))
         f, g = self.fz(res.x)
         trace.update(method="L-BFGS-B", iterations=trace.get("iterations", 0) + res.nit,
@@ -190,3 +196,135 @@ class SEMProblem:
                      final=res.x.copy(), f=f,
                      grad_norm=float(np.max(np.abs(g))) if g is not None else np.nan)
         return res.x, trace
+
+    # constrained estimation ------------------------------------------------------
+    def constraint_values(self, z):
+        """(h, g): equality and inequality constraint values at z."""
+        x = self.x_of(z)
+        h = np.real(np.atleast_1d(self.ceq(x))) if self.ceq is not None else np.zeros(0)
+        g = np.real(np.atleast_1d(self.cin(x))) if self.cin is not None else np.zeros(0)
+        return h, g
+
+    def constraint_jacobians(self, z):
+        """Jacobians (in z) of the equality and inequality constraints (complex step)."""
+        from .fit import complex_jacobian
+
+        x = self.x_of(z)
+        out = []
+        for fn in (self.ceq, self.cin):
+            if fn is None:
+                out.append(np.zeros((0, self.nz)))
+                continue
+            _, J = complex_jacobian(fn, x, batched=True)
+            out.append(J @ self.K)
+        return out
+
+    def active_set(self, z, tol=1e-6):
+        """Boolean mask of inequality constraints that bind at z."""
+        _, g = self.constraint_values(z)
+        return g <= tol * np.maximum(1.0, np.abs(g))
+
+    def _fit_constrained(self, z, trace):
+        def fun(zz):
+            f, g = self.fz(zz)
+            if not np.isfinite(f):
+                return 1e10, np.zeros_like(zz)
+            return f, g
+
+        cons = []
+        if self.ceq is not None:
+            cons.append(dict(type="eq", fun=lambda zz: self.constraint_values(zz)[0],
+                             jac=lambda zz: self.constraint_jacobians(zz)[0]))
+        if self.cin is not None:
+            cons.append(dict(type="ineq", fun=lambda zz: self.constraint_values(zz)[1],
+                             jac=lambda zz: self.constraint_jacobians(zz)[1]))
+        from threadpoolctl import threadpool_limits
+
+        # SLSQP works with tiny matrices: threaded BLAS only adds contention
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = optimize.minimize(fun, z, jac=True, method="SLSQP", constraints=cons,
+                                    options=dict(maxiter=2000, ftol=1e-10))
+        z = res.x
+        nit = res.nit
+        # Newton steps on the KKT conditions of the active constraints
+        polished = False
+        for _ in range(30):
+            f, g = self.fz(z)
+            if g is None:
+                break
+            h, gi = self.constraint_values(z)
+            Jh, Jg = self.constraint_jacobians(z)
+            act = self.active_set(z)
+            J = np.vstack([Jh, Jg[act]])
+            c = np.concatenate([h, gi[act]])
+            lam = np.linalg.lstsq(J.T, g, rcond=None)[0] if J.shape[0] else np.zeros(0)
+            W = 2.0 * self.hessian_z(z)
+            W = W - self._constraint_curvature(z, lam, act)
+            m = J.shape[0]
+            KKT = np.block([[W, J.T], [J, np.zeros((m, m))]])
+            rhs = -np.concatenate([g, c])
+            try:
+                sol = np.linalg.solve(KKT, rhs)
+            except np.linalg.LinAlgError:
+                break
+            d = sol[: self.nz]
+            zn = z + d
+            fn_, _ = self.fz(zn)
+            if not np.isfinite(fn_):
+                break
+            z = zn
+            nit += 1
+            if np.max(np.abs(d)) < 1e-11 * (1 + np.max(np.abs(z))):
+                polished = True
+                break
+        f, g = self.fz(z)
+        h, gi = self.constraint_values(z)
+        Jh, Jg = self.constraint_jacobians(z)
+        act = self.active_set(z)
+        J = np.vstack([Jh, Jg[act]])
+        lam = np.linalg.lstsq(J.T, g, rcond=None)[0] if J.shape[0] else np.zeros(0)
+        proj = g - J.T @ lam if J.shape[0] else g
+        feasible = (np.max(np.abs(h), initial=0.0) < 1e-8) and (np.min(gi, initial=0.0) > -1e-8)
+        trace.update(method="SLSQP+KKT", iterations=nit, final=z.copy(), f=f,
+                     grad_norm=float(np.max(np.abs(proj))) if proj.size else 0.0,
+                     converged=bool(feasible and (polished or np.max(np.abs(proj), initial=0.0) < 1e-6)),
+                     active_inequalities=np.where(act)[0].tolist(),
+                     multipliers=lam.tolist())
+        return z, trace
+
+    def _constraint_curvature(self, z, lam, act):
+        """sum_k lam_k d2 c_k / dz2 over the active constraints (central differences of Jacobians)."""
+        q = self.nz
+        out = np.zeros((q, q))
+        if lam.size == 0 or np.all(lam == 0):
+            return out
+        for i in range(q):
+            hstep = 1e-5 * max(1.0, abs(z[i]))
+            zp = z.copy()
+            zp[i] += hstep
+            zm = z.copy()
+            zm[i] -= hstep
+            Jp = np.vstack([self.constraint_jacobians(zp)[0], self.constraint_jacobians(zp)[1][act]])
+            Jm = np.vstack([self.constraint_jacobians(zm)[0], self.constraint_jacobians(zm)[1][act]])
+            out[:, i] = lam @ ((Jp - Jm) / (2 * hstep))
+        return 0.5 * (out + out.T)
+
+    def localized(self, z):
+        """The problem in the tangent space of the constraints active at ``z``.
+
+        Returns ``(problem, z_local)``: an unconstrained problem with
+        ``x = x(z) + K P u`` (``P`` an orthonormal basis of the null space of the
+        active constraints' Jacobian) and ``u = 0``. Its information, scores and
+        covariance matrices are lavaan's augmented (bordered) versions; its
+        ``npar`` subtracts the rank of the equality constraints only (binding
+        inequalities do not change degrees of freedom, as in lavaan).
+        """
+        from scipy import linalg as sla
+
+        Jh, Jg = self.constraint_jacobians(z)
+        act = self.active_set(z)
+        J = np.vstack([Jh, Jg[act]])
+        P = sla.null_space(J) if J.shape[0] else np.eye(self.nz)
+        loc = SEMProblem(self.groups, self.nfree, missing=self.missing, K=self.K @ P, x_base=self.x_of(z))
+        loc.npar = self.nz - (np.linalg.matrix_rank(Jh) if Jh.shape[0] else 0)
+        return loc, np.zeros(P.shape[1])

@@ -7,6 +7,7 @@ parameters -> :class:`~.results.SEMResult` (frozen).
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -124,14 +125,21 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             + "; ".join(f"{k}: {v}" for k, v in dropped.items()) + ".",
             MissingDataWarning, stacklevel=3,
         )
-    Yall = Yall[keep]
-    gcol = df[group].to_numpy()[keep] if group is not None else None
-    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
-    idx_all = df.index.to_numpy()[keep]
+    gall = df[group].to_numpy() if group is not None else None
     if group is not None:
-        labels = tuple(pd.unique(pd.Series(gcol)))
+        # every group the data declare, in order of appearance (categories of a categorical column)
+        col = df[group]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            labels = tuple(col.cat.categories)
+        else:
+            labels = tuple(pd.unique(col.dropna()))
     else:
         labels = ("1",)
+    _check_rows(df, ov, group, gall, labels, keep, miss, missing)
+    Yall = Yall[keep]
+    gcol = gall[keep] if group is not None else None
+    ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
+    idx_all = df.index.to_numpy()[keep]
     ngroups = len(labels)
     if meanstructure is None:
         meanstructure = ngroups > 1 or missing == "fiml" or cluster is not None
@@ -149,10 +157,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     for gi, lab in enumerate(labels):
         sel = slice(None) if group is None else (gcol == lab)
         Y = Yall[sel]
-        if Y.shape[0] < 2:
-            raise ModelSpecificationError(
-                f"Group '{lab}' of `group=` has {Y.shape[0]} usable row(s); at least 2 are needed."
-            )
+        _check_variables(Y, ov, lab if group is not None else None, group)
         group_rows.append(idx_all[sel])
         clusters.append(None if cluster is None else ccol[sel])
         groups.append((Y, None))
@@ -183,31 +188,32 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         gk.patterns = tmpk.patterns
         if missing == "fiml":
             gk.batches, gk.case_pattern, gk.obs_mask = tmpk.batches, tmpk.case_pattern, tmpk.obs_mask
+            # exact linear dependence shows in the pairwise covariances too
+            ev = np.linalg.eigvalsh(gk.S)
+            if np.all(np.isfinite(ev)) and abs(ev.min()) <= 1e-10 * np.trace(gk.S):
+                raise _not_pd_error(gk.S, ov, labels[gi] if ngroups > 1 else None, Y.shape[0])
         else:
             if not np.isfinite(gk.logdetS) or np.linalg.eigvalsh(gk.S).min() <= 1e-12 * np.trace(gk.S):
-                lab = labels[gi]
-                raise ModelSpecificationError(
-                    f"The sample covariance matrix of {', '.join(ov)}"
-                    + (f" in group '{lab}'" if ngroups > 1 else "")
-                    + " is not positive definite (a variable is constant or a linear combination of others); "
-                    "remove redundant variables from `model`."
-                )
+                raise _not_pd_error(gk.S, ov, labels[gi] if ngroups > 1 else None, Y.shape[0])
         kernels.append(gk)
     tab["ustart"] = ustart
     for r, u in zip(records, ustart):
         r["ustart"] = u
-    # linear constraints -> re-parameterisation
+    # linear equality constraints -> re-parameterisation; the rest constrain the optimiser
     K = None
     x_base = None
+    ceq = cin = None
+    nonlinear = []
     if cons.linear:
-        K, x_base = _linear_constraints(tab, cons, nfree)
-    if cons.bounds and cons.linear:
-        raise ModelSpecificationError(
-            "`model` combines bounds (a > 0) with non-simple equality constraints; "
-            "use label sharing for equalities or drop the bounds."
-        )
+        linear, nonlinear = _split_linear(tab, cons, nfree)
+        if linear:
+            K, x_base = _linear_constraints(tab, cons, linear, nfree)
+    if nonlinear:
+        ceq = _constraint_function(tab, cons, [(s_, 1.0) for s_ in nonlinear])
+    if cons.inequality:
+        cin = _constraint_function(tab, cons, cons.inequality)
     problem = SEMProblem(kernels, nfree, missing=(missing == "fiml"), K=K, x_base=x_base,
-                         bounds=cons.bounds)
+                         ceq=ceq, cin=cin)
     prep = Prepared()
     prep.model = model
     prep.table = tab
@@ -232,6 +238,70 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.records = records
     prep.dropped = dropped
     return prep
+
+
+def _where(lab, group):
+    return f" in group '{lab}' of `group=` ('{group}')" if lab is not None else ""
+
+
+def _check_rows(df, ov, group, gall, labels, keep, miss, missing):
+    """Every group (or the whole data) keeps at least two usable rows; say why when it does not."""
+    reason = ("listwise deletion of rows with a missing model variable" if missing == "listwise"
+              else "setting aside rows with no observed model variable")
+    for lab in labels:
+        before = np.ones(len(df), bool) if group is None else (gall == lab)
+        n_before = int(before.sum())
+        n_after = int((before & keep).sum())
+        if n_after >= 2:
+            continue
+        where = (f"Group '{lab}' of `group=` ('{group}')" if group is not None else "`data`")
+        if n_before == 0 and group is None:
+            raise ModelSpecificationError("`data` has no rows; pass the data the model describes.")
+        if n_before == 0:
+            raise ModelSpecificationError(
+                f"{where} has no rows (an unused category of the column); drop unused categories "
+                "(e.g. `data[col].cat.remove_unused_categories()`) or filter the data before fitting."
+            )
+        if n_after == n_before:
+            raise ModelSpecificationError(
+                f"{where} has {n_before} row(s); a covariance structure needs at least 2 rows (and "
+                "usually many more than the number of model variables)."
+            )
+        worst = [ov[j] for j in np.argsort(-miss[before].sum(axis=0)) if miss[before][:, j].any()][:3]
+        raise ModelSpecificationError(
+            f"{where} keeps {n_after} of {n_before} rows after {reason}"
+            + (f" (most often missing: {', '.join(worst)})" if worst else "")
+            + "; use missing='fiml' or drop the variable from `model`"
+            + (" or the group from `data`." if group is not None else ".")
+        )
+
+
+def _check_variables(Y, ov, lab, group):
+    """Each model variable is observed and varies (in each group)."""
+    obs = ~np.isnan(Y)
+    for j, v in enumerate(ov):
+        vals = Y[obs[:, j], j]
+        if vals.size == 0:
+            raise ModelSpecificationError(
+                f"Variable '{v}' has no observed value{_where(lab, group)}; remove it from `model`"
+                + (" or fit the groups separately." if lab is not None else ".")
+            )
+        if vals.size >= 2 and np.all(vals == vals[0]):
+            raise ModelSpecificationError(
+                f"Variable '{v}' is constant ({vals[0]:g} in all {vals.size} observed rows){_where(lab, group)}, "
+                "so its variance is zero and the covariance matrix is not positive definite; remove it from `model`."
+            )
+
+
+def _not_pd_error(S, ov, lab, n):
+    ev, vec = np.linalg.eigh(S)
+    comb = [ov[j] for j in np.argsort(-np.abs(vec[:, 0])) if abs(vec[j, 0]) > 0.1 * np.abs(vec[:, 0]).max()]
+    why = (f"{n} rows for {len(ov)} variables: fewer rows than variables" if n <= len(ov)
+           else f"{', '.join(comb[:6])} are (nearly) linearly dependent")
+    return ModelSpecificationError(
+        f"The sample covariance matrix of the model variables{_where(lab, None) if lab is None else f' in group {lab!r}'}"
+        f" is not positive definite ({why}); remove redundant variables from `model` or add rows."
+    )
 
 
 _ENV_CACHE: dict = {}
@@ -280,32 +350,41 @@ def complex_jacobian(fun, x, h=1e-20, batched=False):
     return np.real(f0).ravel(), J
 
 
-def _linear_constraints(tab, cons, nfree):
+def _constraint_function(tab, cons, items):
+    """f(x) -> array of sign * (lhs - rhs) for the given (statement, sign) pairs."""
     defined = cons.defined
 
-    def h(x):
+    def f(x):
         env = label_env(tab, x, defined)
-        return np.array([s.expr_lhs.evaluate(env) - s.expr.evaluate(env) for s, _ in cons.linear])
+        return np.stack([np.asarray(sign * (s.expr_lhs.evaluate(env) - s.expr.evaluate(env)))
+                         for s, sign in items], axis=-1)
 
+    return f
+
+
+def _split_linear(tab, cons, nfree):
+    """Split the equality constraints into linear and non-linear ones (Jacobian at two points)."""
+    stmts = [s for s, _ in cons.linear]
+    h = _constraint_function(tab, cons, [(s, 1.0) for s in stmts])
     x1 = np.linspace(0.3, 0.9, nfree)
     x2 = np.linspace(1.1, -0.4, nfree)
-    f1, J1 = complex_jacobian(h, x1)
+    _, J1 = complex_jacobian(h, x1)
     _, J2 = complex_jacobian(h, x2)
-    if not np.allclose(J1, J2, atol=1e-10):
-        bad = [cons.linear[i][0] for i in range(J1.shape[0]) if not np.allclose(J1[i], J2[i], atol=1e-10)]
-        s = bad[0]
-        raise ModelSpecificationError(
-            f"Model syntax line {s.line} ('{s.text.strip()}'): non-linear equality constraints are not "
-            "supported; rewrite it as a linear constraint or a shared label."
-        )
-    R = J1
+    lin = [np.allclose(J1[i], J2[i], atol=1e-10) for i in range(len(stmts))]
+    return [s for s, ok in zip(stmts, lin) if ok], [s for s, ok in zip(stmts, lin) if not ok]
+
+
+def _linear_constraints(tab, cons, stmts, nfree):
+    h = _constraint_function(tab, cons, [(s, 1.0) for s in stmts])
+    x1 = np.linspace(0.3, 0.9, nfree)
+    f1, R = complex_jacobian(h, x1)
     h0 = f1 - R @ x1
-    K = sla.null_space(R)
-    x_base = -np.linalg.pinv(R) @ h0
     if np.linalg.matrix_rank(R) < R.shape[0]:
         raise ModelSpecificationError(
             "`model` has redundant or contradictory equality constraints (== lines); remove the duplicates."
         )
+    K = sla.null_space(R)
+    x_base = -np.linalg.pinv(R) @ h0
     return K, x_base
 
 
@@ -452,6 +531,15 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     + (ybar_g - mu_g)' Sigma_g^-1 (ybar_g - mu_g)]`` by Fisher scoring with analytic
     derivatives; the chi-square is ``N F``.
 
+    Constraints: ``a == b`` between two labels shares one parameter; other
+    linear equalities (``a == 2*b``) re-parameterise the model; non-linear
+    equalities (``a1*b1 == a2*b2``) and inequalities (``a > 0``, ``b + c < 1``)
+    are imposed by sequential quadratic programming. Standard errors then use
+    the information restricted to the constraints that hold with equality at
+    the solution (lavaan's augmented information); a parameter pinned by a
+    binding inequality gets no standard error (NaN). Degrees of freedom count
+    equality constraints only.
+
     Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R).
 
     Examples
@@ -494,6 +582,15 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             f"(largest gradient {trace.get('grad_norm', float('nan')):.2g}); check the model and start values.",
             ConvergenceWarning, stacklevel=3,
         )
+    if pr.constrained:
+        # inference in the tangent space of the active constraints (lavaan's augmented information);
+        # the constrained problem is kept for the bootstrap
+        pr_c, z_c = pr, z
+        pr, z = pr_c.localized(z_c)
+        prep = copy.copy(prep)
+        prep.problem = pr
+        prep.problem_constrained = pr_c
+        prep.z_constrained = z_c
     x = pr.x_of(z)
     nstat = sum(g.p * (g.p + 1) // 2 + (g.p if g.meanstructure else 0) for g in pr.groups)
     if pr.nz > nstat:
@@ -510,31 +607,46 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
         )
     ev, evec = np.linalg.eigh(Iexp)
     if ev[0] < 1e-9 * max(ev[-1], 1e-300):
-        j = int(np.argmax(np.abs(pr.K @ evec[:, 0])))
-        rows = prep.table.loc[prep.table["free"] == j + 1].iloc[0]
+        v = np.abs(pr.K @ evec[:, 0])
+        top = [j for j in np.argsort(-v) if v[j] > 0.25 * v.max()][:3]
+        names = []
+        for j in top:
+            r = prep.table.loc[prep.table["free"] == j + 1].iloc[0]
+            names.append(f"'{r['lhs']} {r['op']} {r['rhs']}'" if r["op"] != "~1" else f"'{r['lhs']} ~ 1'")
         raise ModelSpecificationError(
-            f"`model` is not identified: the information matrix is singular, involving "
-            f"'{rows['lhs']} {rows['op']} {rows['rhs']}'; fix a loading or variance per latent "
-            "variable, add indicators or equality constraints."
+            f"`model` is not identified: the information matrix is singular in the direction of "
+            f"{', '.join(names)}; fix one loading or the variance of each latent variable, give each "
+            "factor three indicators (or two that correlate with another factor), or add equality constraints."
         )
     V, extras = inf.vcov_free(prep, z, information_kind=information, se=se, A=Iexp)
+    prep.boundary = ()
+    if getattr(prep, "problem_constrained", None) is not None and trace.get("active_inequalities"):
+        # a parameter pinned by a binding inequality has no standard error (lavaan reports NA)
+        d = np.diag(V)
+        prep.boundary = tuple(int(i) for i in np.where(d <= 1e-12 * np.maximum(1.0, x ** 2))[0])
     h1 = inf.h1_stats(prep)
     scaled = None
+    robust_stats = None
     fm0 = inf.assemble_fit(prep, z, h1)
     if robust:
         if pr.missing:
-            c, cb = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
+            c, cb, tr1, tr0 = inf.yuan_bentler_missing(prep, z, extras, h1, fm0["df"], fm0["baseline.df"])
         else:
-            c, _ = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
+            c, tr1, tr0 = inf.yuan_bentler_mplus(prep, z, extras, fm0["df"])
             trh1, trh0 = inf.baseline_scaling(prep, h1)
             cb = (trh1 - trh0) / fm0["baseline.df"] if fm0["baseline.df"] > 0 else math.nan
-        scaled = {"c": c, "cb": cb}
-    fm = inf.assemble_fit(prep, z, h1, scaled=scaled) if scaled else fm0
-    if scaled and pr.missing:
-        # lavaan's robust CFI/TLI/RMSEA for incomplete data (Savalei 2018) differ from the
-        # complete-data formulas; they are not reported rather than reported wrongly
-        for k in ("cfi.robust", "tli.robust", "rmsea.robust"):
-            fm[k] = math.nan
+        nstat = fm0["df"] + fm0["npar"]
+        # per-parameter traces as lavaan: the h0 trace over all free parameters (before == constraints)
+        scaled = {"c": c, "cb": cb, "h1": tr1 / nstat if nstat > 0 else math.nan,
+                  "h0": tr0 / pr.nfree if pr.nfree > 0 else math.nan}
+        if not pr.missing:
+            robust_stats = dict(X2=fm0["chisq"], df=fm0["df"], c=c, X2b=fm0["baseline.chisq"],
+                                dfb=fm0["baseline.df"], cb=cb)
+    if pr.missing:
+        # FIML-corrected robust CFI/TLI/RMSEA (reported with and without a scaled test, as lavaan)
+        robust_stats = inf.fiml_corrected(prep, z, h1, fm0["df"], fm0["baseline.df"],
+                                          version="V3" if robust else "V6")
+    fm = inf.assemble_fit(prep, z, h1, scaled=scaled, robust=robust_stats) if (scaled or robust_stats) else fm0
     spec = Spec(model=prep.model, estimator=prep.estimator, missing=prep.missing, group=prep.group,
                 group_labels=tuple(str(l) for l in prep.labels), cluster=prep.cluster,
                 std_lv=prep.std_lv, meanstructure=prep.meanstructure, fixed_x=prep.fixed_x,

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import linalg as sla
 from scipy import stats
 
 from .fitmeasures import fit_measures, srmr_group
@@ -122,7 +123,7 @@ def h1_stats(prep):
     return out
 
 
-def assemble_fit(prep, z, h1, *, scaled=None):
+def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
     pr = prep.problem
     x = pr.x_of(z)
     G = len(pr.groups)
@@ -157,7 +158,7 @@ def assemble_fit(prep, z, h1, *, scaled=None):
             ll0 -= llx
             ll1 -= llx
             llb -= llx
-    npar = pr.nz
+    npar = pr.npar
     df = nstat - npar
     # baseline: variances (and means) of the non-fixed-x variables are free
     p = pr.groups[0].p
@@ -166,7 +167,8 @@ def assemble_fit(prep, z, h1, *, scaled=None):
     X2b = max(2.0 * (ll1 - llb), 0.0)
     fmin = X2 / (2 * N)
     fm = fit_measures(X2=X2, df=df, X2b=X2b, dfb=dfb, N=N, G=G, npar=npar, logl=ll0, logl_h1=ll1,
-                      fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled)
+                      fmin=fmin, srmr_parts=srmr_parts, weights=pr.w, scaled=scaled,
+                      robust=robust)
     return fm
 
 
@@ -276,12 +278,15 @@ def yuan_bentler_mplus(prep, z, vc_extras, df):
         Delta = np.vstack([Dm.T, Dv]) if ms else Dv
         Delta = (Delta @ pr.K)[k]
         tr_h0 += w * np.sum(B1 * (Delta @ Ainv @ Delta.T))
-    return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1
+    return (tr_h1 - tr_h0) / df if df > 0 else math.nan, tr_h1, tr_h0
 
 
 def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
-    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML."""
-    from .kernel import missing_h1_scores
+    """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML.
+
+    Returns ``(c, cb, tr_h1, tr_h0)``.
+    """
+    from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
     x = pr.x_of(z)
@@ -293,8 +298,8 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         p = gk.p
         iu = _vech_idx(p)
         nv = len(iu[0])
-        sp, sz = h["sat_problem"], h["sat_z"]
-        A1 = sp.hessian_z(sz)
+        vm = np.r_[np.arange(p, p + nv), np.arange(p)]  # (vech, mu) order of the scores
+        A1 = missing_h1_information(gk, h["S"], h["ybar"])[np.ix_(vm, vm)]
         B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"]), prep.clusters[gi], gk.n)
         tr_h1 += np.sum(B1 * np.linalg.inv(A1).T)
         Sigma, mu, A_, C_, Aa = gk.implied(x)
@@ -304,8 +309,7 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         tr_h0 += w * np.sum(B1s * (Delta @ Ainv @ Delta.T))
         # baseline: free variances and means
         Sb, mb = h["base_S"], h["base_mu"]
-        zb = np.concatenate([Sb[iu], mb])
-        Hb = sp.hessian_z(zb)
+        Hb = missing_h1_information(gk, Sb, mb)[np.ix_(vm, vm)]
         cols = [k for k in range(nv) if iu[0][k] == iu[1][k]] + [nv + j for j in range(p)]
         D = np.zeros((nv + p, len(cols)))
         D[cols, np.arange(len(cols))] = 1.0
@@ -314,7 +318,7 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         tr_b0 += np.sum(B1b * (D @ np.linalg.inv(Ab) @ D.T))
     c = (tr_h1 - tr_h0) / df if df > 0 else math.nan
     cb = (tr_h1 - tr_b0) / dfb if dfb > 0 else math.nan
-    return c, cb
+    return c, cb, tr_h1, tr_h0
 
 
 def baseline_scaling(prep, h1):
@@ -451,73 +455,296 @@ def standardize_fn(prep, kind: str):
 # modification indices
 # ---------------------------------------------------------------------------
 
-def modification_indices(prep, x, vcov_kind="expected"):
-    """Score tests for fixed-to-zero parameters (loadings, residual covariances, latent regressions)."""
-    from .kernel import GroupKernel, group_expected_info, group_fml
+MI_COLUMNS = ["lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all"]
+
+
+def mi_candidates(prep, existing: set) -> list[tuple[str, str, str]]:
+    """Fixed parameters that a modification index is computed for (lavaan's rules).
+
+    Loadings of every latent variable on every observed variable that is not
+    an exogenous covariate and not in a regression; residual covariances
+    among indicators; variances and covariances of latent variables and of
+    exogenous covariates; regressions among all variables that appear in
+    regressions (no variable on itself, no indicator on a latent variable);
+    intercepts with a mean structure. ``existing`` holds the free parameters:
+    fixed ones (a marker loading, a fixed covariate variance) stay candidates
+    and are tested at their fixed value.
+    """
+    roles = prep.roles
+    ov, lv = list(prep.ov), list(prep.lv)
+    meanstructure = prep.problem.groups[0].meanstructure
+    ov_x = set(roles["ov_x"])
+    ov_nox = [v for v in ov if v not in ov_x]
+    ind = roles["indicators"]
+    stmts = prep.roles.get("regressions", [])
+    eqs = []
+    for lhs_, rhs_ in stmts:
+        for v in (lhs_,):
+            if v not in eqs:
+                eqs.append(v)
+    for lhs_, rhs_ in stmts:
+        if rhs_ not in eqs:
+            eqs.append(rhs_)
+    eqs_set = set(eqs)
+    out = []
+
+    def add(l, op, r):
+        key = (l, op, r)
+        if key in existing or (op == "~~" and (r, op, l) in existing):
+            return
+        if key not in out:
+            out.append(key)
+
+    for f in lv:
+        for v in ov_nox:
+            if v not in eqs_set:
+                add(f, "=~", v)
+    other = {v for v in ov if v not in ind}
+    for j in range(len(ov_nox)):
+        for i in range(j + 1, len(ov_nox)):
+            a, b = ov_nox[j], ov_nox[i]
+            if a in other or b in other:
+                continue
+            add(a, "~~", b)
+    for j in range(len(lv)):
+        for i in range(j, len(lv)):
+            add(lv[j], "~~", lv[i])
+    for j in range(len(roles["ov_x"])):
+        for i in range(j, len(roles["ov_x"])):
+            add(roles["ov_x"][j], "~~", roles["ov_x"][i])
+    lvset = set(lv)
+    for y in eqs:
+        for x_ in eqs:
+            if y == x_ or (y in ind and x_ in lvset):
+                continue
+            add(y, "~", x_)
+    if meanstructure:
+        for v in ov + lv:
+            add(v, "~1", "")
+    return out
+
+
+def _kernel_value(gk, r):
+    """Value of a fixed parameter as the kernel holds it (fixed-x moments at their sample values)."""
+    if r["free"] > 0:
+        return 0.0
+    i = gk.pos[r["lhs"]]
+    if r["op"] == "~1":
+        return gk.a0[i]
+    j = gk.pos[r["rhs"]]
+    if r["op"] == "~~":
+        return gk.P0[i, j]
+    if r["op"] == "~":
+        return gk.B0[i, j]
+    return gk.B0[j, i]
+
+
+def _expected_info_without_x(gk, x, x_idx):
+    """Expected information with the moments of fixed covariates left out (lavaan's fixed.x):
+    ``Delta' W Delta`` with the rows and columns of ``W`` (saturated-model information) that
+    belong to covariate means and (co)variances among covariates set to zero."""
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    DS, Dm = gk.delta(A, C, Aa)
+    p = gk.p
+    iu = _vech_idx(p)
+    ms = gk.meanstructure
+    W = h1_information_observed(Sigma, mu, Sigma, mu, ms)
+    xs = set(x_idx)
+    zero = [a in xs and b in xs for a, b in zip(*iu)]
+    D = DS[:, iu[0], iu[1]].T
+    if ms:
+        zero = [j in xs for j in range(p)] + zero
+        D = np.vstack([Dm.T, D])
+    zero = np.array(zero)
+    W[zero, :] = 0.0
+    W[:, zero] = 0.0
+    return D.T @ W @ D
+
+
+def modification_indices(prep, x):
+    """Score tests (modification indices) for parameters fixed to zero, as lavaan's ``modindices()``.
+
+    With ``I`` the expected information per observation of the model extended
+    by the candidate parameters (under FIML the expected information of the
+    incomplete data, pattern by pattern), ``V = I_cc - I_cf I_ff^-1 I_fc``
+    and ``s`` the derivative of ``loglik / N`` at the estimates,
+    ``mi = N s^2 / V`` and ``epc = s / V``. Candidates whose ``V`` is
+    (numerically) zero are equivalent to parameters already in the model and
+    are not reported.
+    """
+    from .kernel import GroupKernel, group_expected_info, group_expected_info_missing, group_fiml, group_fml
 
     pr = prep.problem
     tab = prep.table
-    if pr.missing:
-        return pd.DataFrame(columns=["lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all"])
-    roles = prep.roles
-    indicators = [v for v in prep.ov if v in roles["indicators"]]
     rows_out = []
+    Kz = pr.K
+    I11 = np.zeros((pr.nfree, pr.nfree))
+    for w, gk in zip(pr.w, pr.groups):
+        Ig = group_expected_info_missing(gk, x) if pr.missing else group_expected_info(gk, x)
+        I11 += w * Ig
+    I11z_inv = _inv(Kz.T @ I11 @ Kz)
+    eps = np.finfo(float).eps ** (1 / 3)
+    x_idx = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
     for gi, gk in enumerate(pr.groups):
-        existing = set()
-        gt = tab.loc[tab["group"] == gi + 1]
-        for r in gt.to_dict("records"):
-            existing.add((r["lhs"], r["op"], r["rhs"]))
-            if r["op"] == "~~":
-                existing.add((r["rhs"], r["op"], r["lhs"]))
-        cands = []
-        for f in prep.lv:
-            for v in indicators:
-                if (f, "=~", v) not in existing:
-                    cands.append((f, "=~", v))
-        ovs = [v for v in prep.ov if v not in roles["ov_x"]]
-        for i in range(len(ovs)):
-            for j in range(i + 1, len(ovs)):
-                if (ovs[i], "~~", ovs[j]) not in existing:
-                    cands.append((ovs[i], "~~", ovs[j]))
+        gt = tab.loc[tab["group"] == gi + 1].to_dict("records")
+        existing = {(r["lhs"], r["op"], r["rhs"]) for r in gt if r["free"] > 0}
+        fixed_val = {}
+        for r in gt:
+            if r["free"] == 0:
+                fixed_val[(r["lhs"], r["op"], r["rhs"])] = fixed_val[(r["rhs"], r["op"], r["lhs"])] = \
+                    float(_kernel_value(gk, r))
+        cands = mi_candidates(prep, existing)
         if not cands:
             continue
-        # extended kernel: current free parameters + candidate cells
         q = pr.nfree
-        recs = []
-        for r in gt.to_dict("records"):
-            val = r["ustart"]
-            recs.append(dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=val))
+        cand_set = set(cands) | {(r, o, l) for l, o, r in cands if o == "~~"}
+        recs = [dict(op=r["op"], lhs=r["lhs"], rhs=r["rhs"], free=r["free"], value=_kernel_value(gk, r))
+                for r in gt if (r["lhs"], r["op"], r["rhs"]) not in cand_set]
+        start = []
         for k, (l, op, rr) in enumerate(cands):
             recs.append(dict(op=op, lhs=l, rhs=rr, free=q + k + 1, value=0.0))
+            start.append(fixed_val.get((l, op, rr), 0.0))
         ek = GroupKernel(recs, prep.ov, prep.lv, q + len(cands), gk.meanstructure)
-        ek.Y, ek.n, ek.S, ek.ybar, ek.logdetS, ek.patterns = gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS, None
-        xe = np.concatenate([x, np.zeros(len(cands))])
-        _, grad = group_fml(ek, xe)
-        I = group_expected_info(ek, xe)
-        # full-model information over all groups for the free part
-        I11 = pr.info_x(x)
-        Kz = pr.K
-        I11z = Kz.T @ I11 @ Kz
+        ek.Y, ek.n, ek.S, ek.ybar, ek.logdetS, ek.patterns = gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS, gk.patterns
+        xe = np.concatenate([x, np.array(start)])
+        if pr.missing:
+            ek.batches = gk.batches
+            _, grad = group_fiml(ek, xe)
+            I = group_expected_info_missing(ek, xe)
+        else:
+            _, grad = group_fml(ek, xe)
+            I = group_expected_info(ek, xe) if not x_idx else _expected_info_without_x(ek, xe, x_idx)
         w = pr.w[gi]
         I12 = w * (Kz.T @ I[:q, q:])
         I22 = w * I[q:, q:]
-        V = np.diag(I22) - np.einsum("ia,ij,ja->a", I12, np.linalg.inv(I11z), I12)
-        d = w * grad[q:]  # derivative of the total F
-        score = -0.5 * d
-        mi = pr.N * score ** 2 / V
-        epc = score / V
-        # standardized epc
+        V = np.diag(I22) - np.einsum("ia,ij,ja->a", I12, I11z_inv, I12)
+        score = -0.5 * w * grad[q:]  # derivative of loglik / N
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mi = pr.N * score ** 2 / V
+            epc = score / V
         Sigma, mu, A, C, Aa = gk.implied(x)
+        B, P, a = gk.matrices(x)
         sd = np.sqrt(np.diag(C))
+        lvset = set(prep.lv)
         for k, (l, op, rr) in enumerate(cands):
+            if not V[k] >= eps:
+                continue
             pl, prr = gk.pos[l], gk.pos[rr]
+            e = epc[k]
             if op == "=~":
-                sepc_lv = epc[k] * sd[pl]
-                sepc_all = epc[k] * sd[pl] / sd[prr]
+                sepc_lv = e * sd[pl]
+                sepc_all = e * sd[pl] / sd[prr]
+            elif op == "~":
+                sl = sd[pl] if l in lvset else 1.0
+                sr = sd[prr] if rr in lvset else 1.0
+                sepc_lv = e * sr / sl
+                sepc_all = e * sd[prr] / sd[pl]
+            elif op == "~1":
+                sepc_lv = e / sd[pl] if l in lvset else e
+                sepc_all = e / sd[pl]
             else:
-                B, P, a = gk.matrices(x)
-                sepc_lv = epc[k]
-                sepc_all = epc[k] / math.sqrt(P[pl, pl] * P[prr, prr])
-            rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=epc[k],
+                # covariances scaled by the (residual) variances (lavaan's cov.std); variances by the
+                # total variance
+                if l == rr:
+                    sepc_all = e / C[pl, pl]
+                    sepc_lv = e / C[pl, pl] if l in lvset else e
+                else:
+                    den = math.sqrt(P[pl, pl] * P[prr, prr])
+                    sepc_all = e / den
+                    sepc_lv = e / den if (l in lvset and rr in lvset) else e
+            rows_out.append(dict(lhs=l, op=op, rhs=rr, group=gi + 1, mi=mi[k], epc=e,
                                  **{"sepc.lv": sepc_lv, "sepc.all": sepc_all}))
-    return pd.DataFrame(rows_out)
+    return pd.DataFrame(rows_out, columns=MI_COLUMNS)
+
+
+# ---------------------------------------------------------------------------
+# robust fit indices under FIML (Savalei 2018; Zhang & Savalei 2023)
+# ---------------------------------------------------------------------------
+
+def _ml_discrepancy(Sigma, mu, S, ybar):
+    """Complete-data ML discrepancy of (Sigma, mu) for sample moments (S, ybar)."""
+    p = S.shape[0]
+    Sinv, logdet = chol_inv_logdet(Sigma)
+    if Sinv is None:
+        return math.nan
+    d = ybar - mu
+    return logdet + np.sum(S * Sinv) - np.linalg.slogdet(S)[1] - p + d @ Sinv @ d
+
+
+def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
+    """Statistics behind the robust CFI, TLI and RMSEA of a model fitted by FIML.
+
+    The model and the independence baseline are evaluated, at their FIML
+    estimates, against the saturated (EM) moments as if those were complete
+    data (``X2``, ``X2b``); the scaling factors correct for the missing data:
+    with ``Wm`` the observed information of the saturated model under missing
+    data, ``Wc`` its complete-data information at the EM moments, ``Delta`` the
+    model derivatives and ``U = Wm - Wm Delta (Delta' Wm Delta)^-1 Delta' Wm``,
+    version ``"V3"`` (used with a scaled test) has
+    ``k = tr(U Wm^-1 Wc Wm^-1 U Gamma)`` with ``Gamma = Wm^-1 J Wm^-1`` (``J`` the
+    first-order information), version ``"V6"`` has ``k = tr(Wc Wm^-1 U Wm^-1)``;
+    ``c = k / df``. Groups enter block-diagonally with weights ``n_g / N``.
+
+    Models with fixed exogenous covariates (``fixed_x``) are not covered:
+    every value is then NaN.
+
+    Returns
+    -------
+    dict with ``X2, df, c, X2b, dfb, cb``.
+    """
+    if prep.fixed_x and prep.roles["ov_x"]:
+        return dict(X2=math.nan, df=df, c=math.nan, X2b=math.nan, dfb=dfb, cb=math.nan)
+    from .kernel import missing_h1_information, missing_h1_scores
+
+    pr = prep.problem
+    x = pr.x_of(z)
+    fg = pr.w
+    Wm_b, Wmi_b, Wc_b, Gam_b, D_b, DB_b = [], [], [], [], [], []
+    X2 = 0.0
+    X2b = 0.0
+    nb = 0
+    for g, (gk, h) in enumerate(zip(pr.groups, h1)):
+        p = gk.p
+        iu = _vech_idx(p)
+        nv = len(iu[0])
+        S_t, m_t = h["S"], h["ybar"]
+        perm = np.r_[np.arange(nv, nv + p), np.arange(nv)]  # (mu, vech Sigma) order
+        Wm = missing_h1_information(gk, S_t, m_t)
+        Wmi = np.linalg.inv(Wm)
+        Wc = h1_information_observed(S_t, m_t, S_t, m_t, True)
+        Sigma, mu, A_, C_, Aa = gk.implied(x)
+        X2 += gk.n * _ml_discrepancy(Sigma, mu, S_t, m_t)
+        X2b += gk.n * _ml_discrepancy(h["base_S"], h["base_mu"], S_t, m_t)
+        DS, Dm = gk.delta(A_, C_, Aa)
+        D_b.append(np.vstack([Dm.T, DS[:, iu[0], iu[1]].T]) @ pr.K)
+        # baseline: one mean and one variance per variable in this group
+        DB = np.zeros((p + nv, 2 * p))
+        DB[np.arange(p), np.arange(p)] = 1.0
+        diag_pos = [k for k in range(nv) if iu[0][k] == iu[1][k]]
+        DB[p + np.array(diag_pos), p + np.arange(p)] = 1.0
+        DB_b.append(DB)
+        nb += 2 * p
+        Wm_b.append(fg[g] * Wm)
+        Wmi_b.append(Wmi / fg[g])
+        Wc_b.append(fg[g] * Wc)
+        if version == "V3":
+            sc = missing_h1_scores(gk, S_t, m_t)[:, perm]
+            J = sc.T @ sc / gk.n
+            Gam_b.append(Wmi @ J @ Wmi / fg[g])
+    Wm = sla.block_diag(*Wm_b)
+    Wmi = sla.block_diag(*Wmi_b)
+    Wc = sla.block_diag(*Wc_b)
+    Delta = np.vstack(D_b)
+    DeltaB = sla.block_diag(*DB_b)
+
+    def k_of(D):
+        WD = Wm @ D
+        U = Wm - WD @ np.linalg.solve(D.T @ WD, WD.T)
+        if version == "V3":
+            Gam = sla.block_diag(*Gam_b)
+            return np.trace(U @ Wmi @ Wc @ Wmi @ U @ Gam)
+        return np.trace(Wc @ Wmi @ U @ Wmi)
+
+    c = k_of(Delta) / df if df > 0 else math.nan
+    cb = k_of(DeltaB) / dfb if dfb > 0 else math.nan
+    return dict(X2=X2, df=df, c=c, X2b=X2b, dfb=dfb, cb=cb)

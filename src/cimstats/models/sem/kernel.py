@@ -379,6 +379,30 @@ def group_expected_info(gk: GroupKernel, x):
     return I
 
 
+def group_expected_info_missing(gk: GroupKernel, x):
+    """Expected information per observation of an incomplete-data group (structured).
+
+    The sum over missing-data patterns of the complete-data expected
+    information of each pattern's observed variables, weighted by the share
+    of rows with that pattern (lavaan's expected information under FIML).
+    """
+    Sigma, mu, A, C, Aa = gk.implied(x)
+    DS, Dm = gk.delta(A, C, Aa)
+    q = DS.shape[0]
+    I = np.zeros((q, q))
+    for pt in gk.patterns:
+        o = pt["obs"]
+        Sinv, _ = chol_inv_logdet(Sigma[np.ix_(o, o)])
+        if Sinv is None:
+            return None
+        X = np.matmul(Sinv, DS[:, o][:, :, o])
+        Ip = 0.5 * (X.reshape(q, -1) @ X.transpose(0, 2, 1).reshape(q, -1).T)
+        Dmo = Dm[:, o]
+        Ip += Dmo @ Sinv @ Dmo.T
+        I += (pt["n"] / gk.n) * Ip
+    return I
+
+
 def group_casewise_scores(gk: GroupKernel, x):
     """Casewise derivatives of the log-likelihood wrt the free parameters (n, q)."""
     Sigma, mu, A, C, Aa = gk.implied(x)
@@ -488,3 +512,62 @@ def missing_h1_scores(gk: GroupKernel, Sigma, mu):
         out[rows, : len(iu[0])] = 0.5 * (V[:, iu[0]] * V[:, iu[1]] - Sinv[iu][None, :]) * dbl
         out[rows, len(iu[0]):] = V
     return out
+
+
+def _duplication(p):
+    """Columns vec(E_a) for the vech parameters (upper-triangle order; off-diagonals count twice)."""
+    iu = np.triu_indices(p)
+    D = np.zeros((p * p, len(iu[0])))
+    k = np.arange(len(iu[0]))
+    D[iu[0] * p + iu[1], k] = 1.0
+    D[iu[1] * p + iu[0], k] = 1.0
+    return D
+
+
+def missing_h1_information(gk: GroupKernel, Sigma, mu):
+    """Observed information per observation of the saturated model under missing data.
+
+    Analytic, at any (Sigma, mu), in the (mu, vech Sigma) order; per pattern
+    with ``K = Sigma_oo^-1``, ``d = ybar_p - mu_o``, ``W = S_p + d d'`` and
+    ``M = K W K``: ``I_mu,mu = K``, ``I_mu,sigma_b = K E_b K d``,
+    ``I_sigma_a,sigma_b = tr(E_a K E_b M) - tr(E_a K E_b K) / 2``, weighted by
+    the share of rows with the pattern (patterns batched by size).
+    """
+    p = gk.p
+    I_, J_ = np.triu_indices(p)
+    nv = I_.size
+    s = np.where(I_ == J_, 0.5, 1.0)
+    ss = s[:, None] * s[None, :]
+
+    def T(A, B, w):
+        # sum_b w_b tr(E_a A_b E_c B_b) over vech pairs (a, c)
+        out = np.einsum("b,bac,bac->ac", w, A[:, J_[:, None], I_[None, :]], B[:, J_[None, :], I_[:, None]])
+        out += np.einsum("b,bac,bac->ac", w, A[:, J_[:, None], J_[None, :]], B[:, I_[None, :], I_[:, None]])
+        out += np.einsum("b,bac,bac->ac", w, A[:, I_[:, None], I_[None, :]], B[:, J_[None, :], J_[:, None]])
+        out += np.einsum("b,bac,bac->ac", w, A[:, I_[:, None], J_[None, :]], B[:, I_[None, :], J_[:, None]])
+        return out * ss
+
+    Imm = np.zeros((p, p))
+    Ims = np.zeros((p, nv))
+    Iss = np.zeros((nv, nv))
+    for bt in gk.batches:
+        o = bt["obs"]
+        nb, k = o.shape
+        So = Sigma[o[:, :, None], o[:, None, :]]
+        Ko, _ = batch_inv_logdet(So)
+        d = bt["ybar"] - mu[o]
+        Wo = bt["S"] + d[:, :, None] * d[:, None, :]
+        Mo = Ko @ Wo @ Ko
+        vo = np.einsum("bij,bj->bi", Ko, d)
+        bi = np.arange(nb)[:, None, None]
+        K = np.zeros((nb, p, p))
+        M = np.zeros((nb, p, p))
+        K[bi, o[:, :, None], o[:, None, :]] = Ko
+        M[bi, o[:, :, None], o[:, None, :]] = Mo
+        v = np.zeros((nb, p))
+        v[np.arange(nb)[:, None], o] = vo
+        w = bt["n"] / gk.n
+        Imm += np.einsum("b,bij->ij", w, K)
+        Ims += np.einsum("b,bia->ia", w, K[:, :, I_] * v[:, None, J_] + K[:, :, J_] * v[:, None, I_]) * s[None, :]
+        Iss += T(K, M, w) - 0.5 * T(K, K, w)
+    return np.vstack([np.hstack([Imm, Ims]), np.hstack([Ims.T, Iss])])

@@ -20,9 +20,10 @@ plabel, exo, line`` (``free`` is 0 for fixed parameters, otherwise the
 constrained equal).
 
 Equality constraints ``a == b`` between two free labels are applied by
-sharing the index; other linear constraints are kept in
-:class:`Constraints` and applied by re-parameterisation; simple bounds
-``a > 0`` become box constraints.
+sharing the index; every other equality (``a == 2*b``, ``a1*b1 == a2*b2``)
+and every inequality (``a > 0``, ``a + b < 1``) is kept in
+:class:`Constraints`: linear equalities become a re-parameterisation, the
+rest constrain the optimiser (see :mod:`.estimation`).
 """
 
 from __future__ import annotations
@@ -49,13 +50,15 @@ GROUP_EQUAL_TYPES = (
 class Constraints:
     """Constraints that are not simple label sharing.
 
-    ``linear`` holds (expression, line) pairs meaning ``expression == 0``;
-    ``bounds`` maps a free index (0-based) to (lower, upper);
+    ``linear`` holds (statement, line) pairs of equality constraints
+    ``lhs == rhs`` other than two shared labels (split into linear and
+    non-linear ones when the model is prepared); ``inequality`` holds
+    (statement, sign) pairs meaning ``sign * (lhs - rhs) >= 0``;
     ``defined`` maps a defined-parameter name to its expression.
     """
 
     linear: list = field(default_factory=list)
-    bounds: dict = field(default_factory=dict)
+    inequality: list = field(default_factory=list)
     defined: dict = field(default_factory=dict)
     eq_rows: list = field(default_factory=list)  # (lhs, op, rhs) texts for the table
 
@@ -86,8 +89,9 @@ def classify_variables(statements: list[Statement]) -> dict:
     endo = [v for v in ov + lv if v in y_reg or (v in indicators)]
     pure_y = [v for v in ov + lv if v in y_reg and v not in x_reg and v not in indicators]
     lv_exo = [v for v in lv if v not in y_reg and v not in indicators]
+    regressions = [(s.lhs, s.rhs) for s in statements if s.op == "~"]
     return {"lv": lv, "ov": ov, "ov_x": ov_x, "endo": endo, "pure_y": pure_y, "lv_exo": lv_exo,
-            "indicators": indicators}
+            "indicators": indicators, "regressions": regressions}
 
 
 def _per_group(values: list, g: int, ngroups: int, s: Statement, what: str):
@@ -321,23 +325,7 @@ def build_partable(
                 continue
             constraints.linear.append((s, s.line))
         else:
-            lt, rt = s.expr_lhs.tree, s.expr.tree
-            if lt[0] == "name" and rt[0] == "num" and lt[1] in label_to_idx:
-                lab, val, op = lt[1], rt[1], s.op
-            elif rt[0] == "name" and lt[0] == "num" and rt[1] in label_to_idx:
-                lab, val, op = rt[1], lt[1], (">" if s.op == "<" else "<")
-            else:
-                raise ModelSpecificationError(
-                    f"Model syntax line {s.line} ('{s.text.strip()}'): only bounds of one labelled "
-                    "free parameter against a number are supported (e.g. a > 0); rewrite the constraint."
-                )
-            key_ = label_to_idx[lab]
-            lo, hi = constraints.bounds.get(key_, (-np.inf, np.inf))
-            if op == ">":
-                lo = max(lo, val)
-            else:
-                hi = min(hi, val)
-            constraints.bounds[key_] = (lo, hi)
+            constraints.inequality.append((s, 1.0 if s.op == ">" else -1.0))
     # renumber free indices contiguously
     used = sorted(set(r["free"] for r in records) - {0})
     remap = {old: new for new, old in enumerate(used, start=1)}
@@ -346,7 +334,6 @@ def build_partable(
     cols = ["id", "lhs", "op", "rhs", "user", "group", "free", "ustart", "start", "label", "plabel", "exo", "line"]
     tab = pd.DataFrame({c: [r[c] for r in records] for c in cols})
     tab["label"] = tab["label"].astype(object)
-    constraints.bounds = {remap[k] - 1: v for k, v in constraints.bounds.items()}
     roles["records"] = records
     return tab, constraints, roles
 

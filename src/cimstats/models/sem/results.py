@@ -66,6 +66,8 @@ class SEMResult:
         free = cols["free"].astype(int)
         est = np.where(free > 0, x[np.maximum(free - 1, 0)], cols["ustart"].astype(float))
         se = np.where(free > 0, np.sqrt(np.maximum(np.diag(V)[np.maximum(free - 1, 0)], 0)), 0.0)
+        for b in getattr(prep, "boundary", ()):
+            se[free == b + 1] = np.nan
         defined = prep.constraints.defined
         names = list(defined)
         nd = len(names)
@@ -227,8 +229,11 @@ class SEMResult:
                    rmsea_ci_upper=f["rmsea.ci.upper"], srmr=f["srmr"], aic=f["aic"], bic=f["bic"],
                    loglik=f["logl"], converged=self.optimizer.get("converged"))
         if "chisq.scaled" in f:
-            row.update(chisq_scaled=f["chisq.scaled"], pvalue_scaled=f["pvalue.scaled"],
-                       cfi_robust=f.get("cfi.robust"), rmsea_robust=f.get("rmsea.robust"))
+            row.update(chisq_scaled=f["chisq.scaled"], pvalue_scaled=f["pvalue.scaled"])
+        if "cfi.robust" in f:
+            row.update(cfi_robust=f["cfi.robust"], tli_robust=f["tli.robust"], rmsea_robust=f["rmsea.robust"],
+                       rmsea_robust_ci_lower=f["rmsea.ci.lower.robust"],
+                       rmsea_robust_ci_upper=f["rmsea.ci.upper.robust"])
         return pd.DataFrame([row])
 
     def tidy(self, *, conf_level: float = 0.95) -> pd.DataFrame:
@@ -316,7 +321,16 @@ class SEMResult:
     def modification_indices(self, *, sort: bool = True, minimum: float = 0.0) -> pd.DataFrame:
         """Modification indices (score tests) with expected parameter changes.
 
+        Candidates follow lavaan's ``modindices()``: cross-loadings, residual
+        covariances among indicators, latent (co)variances, regressions among
+        the variables in regressions, and fixed parameters (marker loadings,
+        covariate moments) tested at their fixed value; candidates equivalent
+        to parameters already in the model are not reported. Under FIML the
+        expected information of the incomplete data is used.
+
         Columns: ``lhs, op, rhs, group, mi, epc, sepc.lv, sepc.all``.
+
+        Validated against: lavaan 0.6-14 ``modindices()`` (tests/reference/sem.R).
         """
         from .inference import modification_indices
 
