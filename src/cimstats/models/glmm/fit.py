@@ -225,7 +225,9 @@ def _fixed_vcov(kern, par, ntheta, lower_theta):
         full[idx] = x
         return kern.deviance(full)
 
-    H = richardson_hessian(f, par[idx])
+    # four Richardson steps for small models (as numDeriv); two for larger ones, where the
+    # number of deviance evaluations (r k (k + 1)) dominates the fit
+    H = richardson_hessian(f, par[idx], r=4 if len(idx) <= 8 else 2)
     H = 0.5 * (H + H.T)
     try:
         V = 2.0 * np.linalg.inv(H)
