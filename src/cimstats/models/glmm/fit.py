@@ -17,7 +17,7 @@ from ..mixed.optimize import minimize_theta, richardson_hessian
 from .family import make_family
 from .laplace import GeneralKernel, ScalarKernel
 
-__all__ = ["glmm", "SeparationWarning"]
+__all__ = ["glmm", "SeparationWarning", "BoundaryVarianceWarning"]
 
 _RESPONSE = "glmm_response__"
 
@@ -33,6 +33,20 @@ class SeparationWarning(CimstatsWarning):
         super().__init__(message)
         self.code = "G001"
         self.terms = tuple(terms)
+
+
+class BoundaryVarianceWarning(SingularFitWarning):
+    """A random-effect variance is estimated on its boundary (zero), or a correlation at +-1.
+
+    Attributes ``code`` ("G002") and ``components`` (tuples of grouping factor
+    and term) make the warning machine-readable; it is a
+    :class:`~cimstats.errors.SingularFitWarning`, so filters on that class apply.
+    """
+
+    def __init__(self, message, components=()):
+        super().__init__(message)
+        self.code = "G002"
+        self.components = tuple(components)
 
 
 def _split_top(s: str, sep: str) -> list[str]:
@@ -285,9 +299,11 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Warns
     -----
     SeparationWarning
-        When a fixed effect diverges (complete or quasi-complete separation).
-    SingularFitWarning
-        When a random-effect variance is estimated at zero.
+        When a fixed effect diverges (complete or quasi-complete separation);
+        ``code`` "G001" and ``terms`` name the affected fixed effects.
+    BoundaryVarianceWarning
+        When a random-effect variance is estimated at zero (a
+        ``SingularFitWarning`` with ``code`` "G002" and ``components``).
     ConvergenceWarning, MissingDataWarning
 
     Notes
@@ -409,6 +425,8 @@ def _warn(result, formula, frame, n_pre, extra_missing, opt):
             f"(|estimate| and standard error very large); the outcome is (almost) perfectly predicted, "
             f"so combine categories, drop the term, or use penalised estimation.", sep), stacklevel=3)
     if result.singular:
-        warnings.warn(f"Singular fit for {formula!r}: {result.singular_detail}; the random-effect variance is on the "
-                      f"boundary (zero), so the model reduces to an ordinary GLM for that term.",
-                      SingularFitWarning, stacklevel=3)
+        comps = result.boundary_components()
+        warnings.warn(BoundaryVarianceWarning(
+            f"Singular fit for {formula!r}: {result.singular_detail}; the random-effect variance is on the "
+            f"boundary (zero), so the model reduces to an ordinary GLM for that term; consider removing it.",
+            comps), stacklevel=3)
