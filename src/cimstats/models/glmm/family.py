@@ -76,18 +76,26 @@ class Family:
     def variance(self, mu):
         return mu * (1.0 - mu) if self.name == "binomial" else mu
 
-    def loglik_obs(self, y, mu, m):
+    def loglik_const(self, y, m):
+        """The part of each observation's log-likelihood that does not involve mu."""
+        if self.name == "binomial":
+            k = y * m
+            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -m * special.gammaln(y + 1)
+
+    def loglik_obs(self, y, mu, m, const=None):
         """Log-likelihood contribution of each observation (full, with constants).
 
         Binomial: ``y`` is the proportion and ``m`` the number of trials;
-        Poisson: ``y`` is the count and ``m`` a prior weight.
+        Poisson: ``y`` is the count and ``m`` a prior weight. ``const`` (from
+        :meth:`loglik_const`) saves recomputing the constants in repeated calls.
         """
         mu = self.clip(mu)
+        c = self.loglik_const(y, m) if const is None else const
         if self.name == "binomial":
             k = y * m
-            return (special.xlogy(k, mu) + special.xlogy(m - k, 1.0 - mu)
-                    + special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1))
-        return m * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+            return special.xlogy(k, mu) + special.xlogy(m - k, 1.0 - mu) + c
+        return m * (special.xlogy(y, mu) - mu) + c
 
     def loglik_saturated(self, y, m):
         return self.loglik_obs(y, np.where(self.name == "binomial", y, np.maximum(y, _EPS)), m)
