@@ -46,8 +46,8 @@ class ScalarKernel:
         self.ntheta = 1
 
     def _cluster_loglik(self, eta):
-        mu = self.family.link.inverse(eta)
-        return np.bincount(self.codes, weights=self.family.loglik_obs(self.y, mu, self.m, self._const), minlength=self.G)
+        return np.bincount(self.codes, weights=self.family.loglik_eta(self.y, eta, self.m, self._const),
+                           minlength=self.G)
 
     def modes(self, theta, beta, u=None):
         """Conditional modes u, curvature h = 1 + theta^2 sum w z^2 per cluster, and eta."""
@@ -89,7 +89,7 @@ class ScalarKernel:
         except FloatingPointError:
             return np.inf
         if self.nagq == 1:
-            ll = self.family.loglik_obs(self.y, self.family.link.inverse(eta), self.m, self._const).sum()
+            ll = self.family.loglik_eta(self.y, eta, self.m, self._const).sum()
             return float(-2 * ll + u @ u + np.log(h).sum())
         sd = 1.0 / np.sqrt(h)
         eta0 = self.off + self.X @ beta
@@ -179,8 +179,7 @@ class GeneralKernel:
         return PLSCore(cp)
 
     def _pdev(self, eta, u):
-        mu = self.family.link.inverse(eta)
-        return -2 * self.family.loglik_obs(self.y, mu, self.m, self._const).sum() + u @ u
+        return -2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u
 
     def modes(self, theta, beta):
         fam = self.family
@@ -221,8 +220,7 @@ class GeneralKernel:
             u, ldL2, eta, _, _ = self.modes(theta, beta)
         except (np.linalg.LinAlgError, KeyError, FloatingPointError):
             return np.inf
-        mu = self.family.link.inverse(eta)
-        return float(-2 * self.family.loglik_obs(self.y, mu, self.m, self._const).sum() + u @ u + ldL2)
+        return float(-2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + ldL2)
 
     def ranef(self, par):
         theta, beta = par[:self.ntheta], par[self.ntheta:]
@@ -332,8 +330,7 @@ class ScalarTermsKernel:
                                for i, (c, z, G) in enumerate(zip(self.codes, self.z, self.G))])
 
     def _pdev(self, eta, u):
-        mu = self.family.link.inverse(eta)
-        return -2 * self.family.loglik_obs(self.y, mu, self.m, self._const).sum() + u @ u
+        return -2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u
 
     def modes(self, theta, beta):
         fam = self.family
@@ -370,8 +367,7 @@ class ScalarTermsKernel:
             u, fac, eta = self.modes(theta, beta)
         except (np.linalg.LinAlgError, FloatingPointError):
             return np.inf
-        mu = self.family.link.inverse(eta)
-        return float(-2 * self.family.loglik_obs(self.y, mu, self.m, self._const).sum() + u @ u + fac.logdet)
+        return float(-2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + fac.logdet)
 
     def ranef(self, par):
         theta, beta = par[:self.ntheta], par[self.ntheta:]
@@ -424,5 +420,4 @@ class ScalarTermsKernel:
         except (np.linalg.LinAlgError, FloatingPointError):
             return np.inf
         self.u, self.beta_hat = u, beta
-        mu = fam.link.inverse(eta)
-        return float(-2 * fam.loglik_obs(self.y, mu, self.m, self._const).sum() + u @ u + fac.logdet)
+        return float(-2 * fam.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + fac.logdet)
