@@ -71,6 +71,27 @@ def _exported_modules() -> list[str]:
                   if inspect.ismodule(getattr(cimstats, n)))
 
 
+def _shadowed(stage: str) -> list[str]:
+    """Exported verbs whose name is also a submodule of their package (``cimstats.dictionary.harmonise``).
+
+    The package attribute of that name is the module to a static reader, so the verb is
+    documented from the module that defines it.
+    """
+    import inspect
+
+    import cimstats
+
+    lines = []
+    for name, module in sorted(cimstats._EXPORTS.items()):
+        obj = getattr(cimstats, name)
+        if inspect.ismodule(obj) or module.split(".")[1:2] != [stage]:
+            continue
+        parent = PACKAGE.joinpath(*module.split(".")[1:])
+        if parent.is_dir() and (parent / f"{name}.py").exists():
+            lines += [f"::: {obj.__module__}.{obj.__qualname__}", "    options:", "      heading_level: 2", ""]
+    return lines
+
+
 def api_page(name: str) -> str:
     """Markdown of one API page: the package, then each public subpackage below it."""
     title = TITLES.get(name, name.replace("_", " ").capitalize())
@@ -81,6 +102,7 @@ def api_page(name: str) -> str:
             parts = module.split(".")
             if len(parts) == 3 and parts[1] == name and (path / f"{parts[2]}.py").exists():
                 lines += [f"::: {module}", "    options:", "      heading_level: 2", ""]
+        lines += _shadowed(name)
         for sub in _subpackages(path):
             lines += [f"::: cimstats.{name}.{sub.name}", "    options:", "      heading_level: 2", ""]
             for subsub in _subpackages(sub):

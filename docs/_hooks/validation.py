@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import html
 import json
 import math
 import multiprocessing
@@ -46,6 +47,11 @@ def _read_r_csv(path: Path) -> pd.DataFrame:
         if frame[name].dtype.kind in "biuf":
             frame[name] = frame[name].astype(str)
     return frame
+
+
+def _code(text: str) -> str:
+    """Inline code safe inside a Markdown table cell (a formula's | would end the cell)."""
+    return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
 
 
 def _row(case: str, quantity: str, ours, theirs) -> dict:
@@ -87,7 +93,7 @@ def lmm_agreement() -> tuple[pd.DataFrame, dict]:
         for name, c in sorted(ref["cases"].items()):
             m = cimstats.lmm(c["formula"], _read_r_csv(DATA / c["data"]), reml=c["reml"])
             td, fx = m.tidy(), c["fixef"]
-            label = f"{name}: `{c['formula']}`" + ("" if c["reml"] else " (ML)")
+            label = f"{name}: {_code(c['formula'])}" + ("" if c["reml"] else " (ML)")
             rows.append(_row(label, "fixed effects", td["estimate"], _as_list(fx["estimate"])))
             rows.append(_row(label, "standard errors", td["std_error"], _as_list(fx["std_error"])))
             rows.append(_row(label, "Satterthwaite df", td["df"], _as_list(fx["df"])))
@@ -105,7 +111,7 @@ def lmm_agreement() -> tuple[pd.DataFrame, dict]:
         for name, r in sorted(ref["term_tests"].items()):
             m = cimstats.lmm(r["formula"], _read_r_csv(DATA / r["data"]).dropna())
             row = m.term_tests().set_index("term").loc[r["term"]]
-            label = f"{name}: F test of `{r['term']}`"
+            label = f"{name}: F test of {_code(r['term'])}"
             rows.append(_row(label, "F statistic", row["statistic"], r["statistic"]))
             rows.append(_row(label, "denominator df", row["df"], r["dendf"]))
             rows.append(_row(label, "p-value", row["p_value"], r["p_value"]))
@@ -130,7 +136,7 @@ def glmm_agreement() -> tuple[pd.DataFrame, dict]:
             m = cimstats.glmm(c["formula"], _read_r_csv(DATA / c["dataset"]), family=c["family"],
                               link=c["link"], nagq=c["nagq"])
             terms = list(c["fixef"])
-            label = f"{name}: `{c['formula']}`, {c['family']} ({c['link']}), nAGQ = {c['nagq']}"
+            label = f"{name}: {_code(c['formula'])}, {c['family']} ({c['link']}), nAGQ = {c['nagq']}"
             rows.append(_row(label, "fixed effects", m.params.loc[terms], [c["fixef"][t] for t in terms]))
             rows.append(_row(label, "standard errors", m.std_errors.loc[terms], [c["se"][t] for t in terms]))
             rows.append(_row(label, "random-effect SD (theta)", m.theta, _as_list(c["theta"])))
@@ -316,7 +322,7 @@ def section_markdown(title: str, table: pd.DataFrame, versions: dict, intro: str
              "| case | quantity | values | largest absolute difference | largest relative difference | agreeing digits |",
              "|---|---|---:|---:|---:|---:|"]
     for r in table.itertuples():
-        case = str(r.case).replace("|", "\\|")
+        case = str(r.case)
         digits = "-" if isinstance(r.digits, float) and math.isnan(r.digits) else str(int(r.digits))
         lines.append(f"| {case} | {r.quantity} | {r.n} | {_fmt(r.max_abs_diff)} | {_fmt(r.max_rel_diff)} | {digits} |")
     lines.append("")
