@@ -72,23 +72,23 @@ def _exported_modules() -> list[str]:
 
 
 def _shadowed(stage: str) -> list[str]:
-    """Exported verbs whose name is also a submodule of their package (``cimstats.dictionary.harmonise``).
+    """Exported verbs named like the module that defines them (``cimstats.dictionary.harmonise``).
 
-    The package attribute of that name is the module to a static reader, so the verb is
-    documented from the module that defines it.
+    To a static reader the package attribute of that name is the module, so the verb is
+    documented from its module, on its stage's page.
     """
     import inspect
 
     import cimstats
 
     lines = []
-    for name, module in sorted(cimstats._EXPORTS.items()):
+    for name in sorted(cimstats._EXPORTS):
         obj = getattr(cimstats, name)
-        if inspect.ismodule(obj) or module.split(".")[1:2] != [stage]:
+        if inspect.ismodule(obj) or not callable(obj):
             continue
-        parent = PACKAGE.joinpath(*module.split(".")[1:])
-        if parent.is_dir() and (parent / f"{name}.py").exists():
-            lines += [f"::: {obj.__module__}.{obj.__qualname__}", "    options:", "      heading_level: 2", ""]
+        module = getattr(obj, "__module__", "") or ""
+        if module.split(".")[1:2] == [stage] and module.rsplit(".", 1)[-1] == obj.__name__:
+            lines += [f"::: {module}.{obj.__qualname__}", "    options:", "      heading_level: 2", ""]
     return lines
 
 
