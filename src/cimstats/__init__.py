@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "read_codebook": "cimstats.integrate",
     "read_excerpts": "cimstats.integrate",
     "joint_display": "cimstats.integrate",
+    # pipeline
+    "run": "cimstats.pipeline",
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
