@@ -17,6 +17,10 @@ shows itself in notebooks.
 from __future__ import annotations
 
 from ._figure import Figure
+from .caterpillar import caterpillar_plot, caterpillar_table
 from .forest import forest_plot, forest_table
+from .invariance import invariance_plot, invariance_table
+from .path import path_diagram, path_layout
 
-__all__ = ["Figure", "forest_plot", "forest_table"]
+__all__ = ["Figure", "forest_plot", "forest_table", "caterpillar_plot", "caterpillar_table", "path_diagram",
+           "path_layout", "invariance_plot", "invariance_table"]
