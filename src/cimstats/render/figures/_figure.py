@@ -37,6 +37,8 @@ RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "path.simplify": True,
+    "text.usetex": False,
+    "text.parse_math": False,  # labels are data: "$" and "_" are written as they are
 }
 
 #: file suffix -> matplotlib format name
@@ -124,8 +126,14 @@ class Figure:
             return self._draw()
 
     def _bytes(self, fmt: str, dpi: float | None = None) -> bytes:
+        import warnings
+
         buf = io.BytesIO()
-        with _mpl().rc_context(RC):
+        with _mpl().rc_context(RC), warnings.catch_warnings():
+            if fmt == "svg":
+                # SVG keeps text as text: the reader's fonts draw it, so a glyph missing from
+                # the layout font does not matter there
+                warnings.filterwarnings("ignore", message="Glyph .* missing from font")
             fig = self._draw()
             fig.savefig(buf, format=fmt, dpi=dpi if dpi is not None else 100, metadata=_METADATA[fmt],
                         bbox_inches="tight", pad_inches=0.08, facecolor="white")
@@ -168,6 +176,21 @@ class Figure:
             )
         payload = self.png(dpi=dpi) if fmt == "png" else self._bytes(fmt)
         return atomic_write(path, payload, error=RenderError)
+
+    def html(self, *, caption: str | None = None) -> str:
+        """An HTML ``<figure>`` with the SVG inline and a ``<figcaption>`` (default: the title).
+
+        The SVG carries ``role="img"``, a ``<title>`` and a ``<desc>`` with the
+        alt text, so screen readers announce it; the page needs no network
+        fetches.
+        """
+        from xml.sax.saxutils import escape
+
+        svg = self.svg()
+        svg = svg[svg.find("<svg "):]
+        cap = escape(self.title if caption is None else caption)
+        return (f'<figure class="cimstats-figure cimstats-{self.kind}">\n{svg}'
+                f'<figcaption>{cap}</figcaption>\n</figure>\n')
 
     # ------------------------------------------------------------ notebooks
     def _repr_svg_(self) -> str:
