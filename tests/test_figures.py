@@ -384,7 +384,8 @@ def test_path_diagram_mediation(med_fit):
         assert _fmt2(r.estimate) + stars(r.p_value) in texts
     for term in ("indirect", "direct", "total"):
         r = t.set_index("term").loc[term]
-        assert f"{term}: {_fmt2(r.estimate)} {NumberFormat(decimals=2).ci(r.ci_lower, r.ci_upper)}" in joined
+        fmt3 = NumberFormat(decimals=3)
+        assert f"{term}: {fmt3.estimate(r.estimate)} {fmt3.ci(r.ci_lower, r.ci_upper)}" in joined
     nodes, edges, _ = path_layout(med_fit)
     x = dict(zip(nodes["name"], nodes["x"]))
     assert x["diversity"] < x["ce"] < x["sm"]
@@ -493,3 +494,12 @@ def test_top_level_exports():
     for name in ("forest_plot", "caterpillar_plot", "path_diagram", "invariance_plot", "Figure"):
         assert getattr(cimstats, name) is getattr(cimstats.render.figures, name)
         assert getattr(cimstats.render, name) is getattr(cimstats.render.figures, name)
+
+
+def test_forest_marks_link_scale_rows(mechanisms):
+    t = mechanisms.table.copy()
+    t.loc[0, "template"] = "glmm"
+    t.loc[0, "model"] = "GLMM (binomial, logit): illness_work ~ tie_type * area_deprivation"
+    rows = forest_table(t)
+    assert rows.loc[rows["label"].str.startswith(t.loc[0, "hypothesis_id"]), "label"].item().endswith("(log-odds)")
+    assert not rows["label"].iloc[1:].str.contains("log-odds").any()

@@ -34,6 +34,18 @@ def _is_mechanism_result(obj) -> bool:
     return type(obj).__name__ == "MechanismResult" and isinstance(getattr(obj, "table", None), pd.DataFrame)
 
 
+def _scale_note(row) -> str:
+    """' (log-odds)' etc. for mechanism rows whose estimate is on a link scale."""
+    if row.get("template") != "glmm" or "scale" in row:
+        return ""
+    model = str(row.get("model", ""))
+    if "logit" in model:
+        return " (log-odds)"
+    if "log)" in model or ", log" in model:
+        return " (log rate)"
+    return " (link scale)"
+
+
 def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
     """The rows a forest plot draws, in drawing order (top to bottom).
 
@@ -71,7 +83,8 @@ def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
             raise RenderError(f"`label='{label}'` is not a column of `table`; available: {', '.join(map(str, t.columns))}.")
         labels = [str(v) for v in t[label]]
     elif "hypothesis_id" in t.columns and "estimand" in t.columns:
-        labels = [f"{h}: {e}" for h, e in zip(t["hypothesis_id"], t["estimand"])]
+        labels = [f"{h}: {e}{_scale_note(r)}" for h, e, r in zip(t["hypothesis_id"], t["estimand"],
+                                                               t.to_dict("records"))]
     else:
         col = next((c for c in ("label", "term", "hypothesis_id") if c in t.columns), None)
         if col is None:

@@ -304,11 +304,14 @@ def _mediation_graph(result, fmt, intervals: bool):
                           estimate=float(r0.estimate), p_value=float(r0.p_value),
                           ci_lower=float(r0.ci_lower), ci_upper=float(r0.ci_upper), fixed=False,
                           text="\n".join(lines)))
+    from dataclasses import replace
+
     pct = f"{result.level * 100:g}%"
-    notes = [f"Effects with {pct} bootstrap intervals ({result.ci}, {result.n_boot:,} resamples; "
-             f"arrows: coefficients with t-test stars):"]
+    notes = [f"Effects with {pct} bootstrap intervals ({result.ci}, {result.n_boot:,} resamples); "
+             f"stars on the arrows come from each coefficient's test:"]
+    nfmt = replace(fmt, decimals=max(fmt.decimals, 3))  # indirect effects are products: often small
     for r in tidy[tidy["effect"] != "path"].itertuples(index=False):
-        notes.append(f"{r.term}: {fmt.estimate(r.estimate)} {fmt.ci(r.ci_lower, r.ci_upper)}")
+        notes.append(f"{r.term}: {nfmt.estimate(r.estimate)} {nfmt.ci(r.ci_lower, r.ci_upper)}")
     if spec.covariates:
         notes.append("adjusted for " + ", ".join(spec.covariates))
     return pd.DataFrame(nodes), pd.DataFrame(edges), notes
@@ -482,7 +485,10 @@ def _alt_text(nodes, edges, notes, mediation, standardized, group_label) -> str:
                 items = [f"{r.source} to {r.target} {one(r.text)}" for r in sub.itertuples()]
             parts.append(f"{phrase}: " + ", ".join(items))
     if notes:
-        parts.append("; ".join(notes))
+        if notes[0].endswith(":"):
+            parts.append(notes[0][:-1] + ": " + "; ".join(notes[1:]))
+        else:
+            parts.append("; ".join(notes))
     return "; ".join(parts) + "."
 
 
