@@ -261,6 +261,7 @@ def test_caterpillar_from_mixed_models(which, lmm_fit, glmm_fit):
     if which == "glmm":
         assert "log-odds" in fig.alt_text and "log-odds" in fig.title
     assert caterpillar_plot(model).svg() == svg
+    pd.testing.assert_frame_equal(caterpillar_table(model), d)
 
 
 def test_caterpillar_many_levels_unlabelled_and_small(tmp_path):
@@ -459,6 +460,8 @@ def test_invariance_plot_demo(inv_fit):
     assert "cut-off −0.010" in texts and "cut-off +0.015" in texts
     # the demo study plants invariant measurement: every step within the cut-offs
     assert (d["holds"].iloc[1:] == 1).all()
+    assert fig.alt_text.endswith(f"invariance holds up to the {t['model'].iloc[-1]} model.")
+    pd.testing.assert_frame_equal(invariance_table(inv_fit), d)
     assert "across country" in fig.title
     assert invariance_plot(inv_fit).svg() == fig.svg()
 
@@ -478,6 +481,7 @@ def test_invariance_plot_flags_planted_non_invariance():
     fig = invariance_plot(inv)
     held = dict(zip(fig.data["model"], fig.data["holds"]))
     assert held["metric"] == 0 and held["scalar"] == 0
+    assert fig.alt_text.endswith("invariance holds up to the configural model.")
     assert "beyond a cut-off" in fig.alt_text
 
 

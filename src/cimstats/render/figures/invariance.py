@@ -145,8 +145,13 @@ def _alt_text(rows, title, cfi_cutoff, rmsea_cutoff, fmt) -> str:
         verdict = "within both cut-offs" if r.holds == 1 else "beyond a cut-off"
         parts.append(f"{r.model} changes CFI by {_signed(r.delta_cfi, fmt)} and RMSEA by "
                      f"{_signed(r.delta_rmsea, fmt)} ({verdict}; {_chisq_text(r, fmt)})")
-    held = [r.model for r in rows.iloc[1:].itertuples(index=False) if r.holds == 1]
-    tail = (f"; cut-offs {_signed(cfi_cutoff, fmt)} for CFI and {_signed(rmsea_cutoff, fmt)} for RMSEA")
+    last = base.model
+    for r in rows.iloc[1:].itertuples(index=False):
+        if r.holds != 1:
+            break
+        last = r.model
+    tail = (f"; cut-offs {_signed(cfi_cutoff, fmt)} for CFI and {_signed(rmsea_cutoff, fmt)} for RMSEA. "
+            f"By these cut-offs invariance holds up to the {last} model")
     return "; ".join(parts) + tail + "."
 
 
