@@ -56,6 +56,11 @@ _EXPORTS: dict[str, str] = {
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
+    "Figure": "cimstats.render.figures",
+    "forest_plot": "cimstats.render.figures",
+    "caterpillar_plot": "cimstats.render.figures",
+    "path_diagram": "cimstats.render.figures",
+    "invariance_plot": "cimstats.render.figures",
     # subpackages
     "datasets": "cimstats.datasets",
     "errors": "cimstats.errors",
