@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "lmm": "cimstats.models",
     "anova": "cimstats.models",
     "glmm": "cimstats.models.glmm.fit",
+    "gee": "cimstats.models.glmm.gee",
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
     "mediation": "cimstats.models.mediation.fit",
