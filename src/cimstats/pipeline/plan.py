@@ -61,7 +61,7 @@ TABLE_FORMATS = ("csv", "xlsx", "docx", "tex", "html", "md", "txt")
 FIGURE_FORMATS = ("svg", "png")
 DEFAULT_OUTPUTS = {"data": ["parquet", "sav", "dta"], "tables": ["csv", "xlsx", "docx", "tex", "html", "md"],
                    "figures": ["svg", "png"], "report": True}
-DEFAULT_SEEDS = {"data": 20240601, "bootstrap": 20240601}
+DEFAULT_SEEDS = {"data": 20140601, "bootstrap": 20240601}
 _DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
                     "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism"}
 
