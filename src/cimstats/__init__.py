@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "lmm": "cimstats.models",
     "anova": "cimstats.models",
     "glmm": "cimstats.models.glmm.fit",
+    "gee": "cimstats.models.glmm.gee",
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
     "mediation": "cimstats.models.mediation.fit",
@@ -51,9 +52,16 @@ _EXPORTS: dict[str, str] = {
     "read_codebook": "cimstats.integrate",
     "read_excerpts": "cimstats.integrate",
     "joint_display": "cimstats.integrate",
+    # pipeline
+    "run": "cimstats.pipeline",
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
+    "Figure": "cimstats.render.figures",
+    "forest_plot": "cimstats.render.figures",
+    "caterpillar_plot": "cimstats.render.figures",
+    "path_diagram": "cimstats.render.figures",
+    "invariance_plot": "cimstats.render.figures",
     # subpackages
     "datasets": "cimstats.datasets",
     "errors": "cimstats.errors",

@@ -1,6 +1,7 @@
 # Reference values for cimstats.glmm: generalised linear mixed models fitted with lme4::glmer.
 #
-# Run from the repository root:  Rscript tests/reference/glmm.R
+# Run from the repository root:  PYTHON=/path/to/python Rscript tests/reference/glmm.R
+# (PYTHON: an interpreter with cimstats' dependencies; it writes the demo study's alter table)
 # Writes tests/reference/glmm.json and the datasets tests/reference/data/glmm_*.csv
 # that the Python tests read (so the tests pass without R installed).
 suppressPackageStartupMessages({
@@ -46,6 +47,27 @@ mu <- months * exp(-1.2 - 0.3 * deprived + rep(b_pr, m))
 weak_ties <- rpois(length(practice), mu)
 pois <- data.frame(weak_ties = weak_ties, deprived = deprived, months = months, practice = practice)
 
+# The demo study's alter table at baseline (cimstats.datasets, default seed), with each
+# patient's practice and area deprivation: network members within egos within practices.
+# The CSV is written by cimstats itself (run from the repository root with Python available);
+# dep_c = 2 - area_deprivation (1 = most deprived area, -1 = least deprived).
+py <- paste(
+  "import pandas as pd",
+  "from cimstats.datasets import demo_study",
+  "s = demo_study()",
+  "a = s.alters.loc[s.alters['wave'] == 0, ['patient_id', 'tie_type', 'illness_work']]",
+  "p = s.patients.loc[s.patients['wave'] == 0, ['patient_id', 'practice_id', 'area_deprivation']]",
+  "d = a.merge(p, on='patient_id', how='left', validate='many_to_one')",
+  "d['dep_c'] = 2 - d['area_deprivation']",
+  "d[['illness_work', 'tie_type', 'dep_c', 'patient_id', 'practice_id']].to_csv(",
+  "    'tests/reference/data/glmm_demo_alters.csv', index=False)",
+  sep = "\n")
+# (R's LD_LIBRARY_PATH is cleared so that Python loads its own shared library)
+status <- system2(Sys.getenv("PYTHON", "python3"), c("-c", shQuote(py)),
+                  env = c("LD_LIBRARY_PATH=", paste0("PYTHONPATH=", file.path(getwd(), "src"))))
+if (status != 0) stop("could not write the demo alter table with cimstats")
+demo <- read.csv(file.path(data_dir, "glmm_demo_alters.csv"), stringsAsFactors = FALSE)
+
 # ---- fits -------------------------------------------------------------------
 ctrl <- glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))
 summ <- function(fit, dataset, formula, family, link, nagq) {
@@ -58,6 +80,7 @@ summ <- function(fit, dataset, formula, family, link, nagq) {
     se = as.list(setNames(sqrt(diag(as.matrix(vcov(fit)))), names(fixef(fit)))),
     theta = unname(getME(fit, "theta")),
     variance = vc$vcov[1], sd = vc$sdcor[1],
+    variances = as.list(setNames(vc$vcov[is.na(vc$var2)], vc$grp[is.na(vc$var2)])),
     loglik = as.numeric(logLik(fit)), deviance = deviance(fit),
     aic = AIC(fit), bic = BIC(fit), nobs = nobs(fit),
     ranef = list(level = rownames(re[[g]]), condval = re[[g]][, 1],
@@ -89,6 +112,12 @@ f3 <- weak_ties ~ deprived + offset(log(months)) + (1 | practice)
 cases$poisson_offset <- summ(glmer(f3, data = pois, family = poisson, control = ctrl),
                              "glmm_poisson.csv", "weak_ties ~ deprived + offset(log(months)) + (1 | practice)",
                              "poisson", "log", 1)
+
+f4 <- illness_work ~ tie_type * dep_c + (1 | patient_id) + (1 | practice_id)
+cases$demo_alters <- summ(glmer(f4, data = demo, family = binomial, control = ctrl),
+                          "glmm_demo_alters.csv",
+                          "illness_work ~ tie_type * dep_c + (1 | patient_id) + (1 | practice_id)",
+                          "binomial", "logit", 1)
 
 write_data(cb, "glmm_cbpp.csv")
 write_data(bern, "glmm_bernoulli.csv")

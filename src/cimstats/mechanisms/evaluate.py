@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -53,6 +54,38 @@ def _tables(data) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return _frame(data), None
 
 
+def _check_tables(patients: pd.DataFrame, alters: pd.DataFrame | None) -> None:
+    """Key columns of the harmonised tables: present, and unique where they must be."""
+    if _ID not in patients.columns:
+        raise PlanError(f"The patient table has no 'patient_id' column (columns: {', '.join(map(str, patients.columns[:8]))}"
+                        f"{' ...' if patients.shape[1] > 8 else ''}); pass the harmonised patients table "
+                        "(see the demo study's SCHEMA.md).")
+    if patients.empty:
+        raise PlanError("The patient table has no rows; pass the harmonised patients table with at least one patient.")
+    if patients[_ID].isna().any():
+        raise PlanError(f"The patient table has {int(patients[_ID].isna().sum())} row(s) without a patient_id; "
+                        "every row needs one, so remove or identify those rows.")
+    key = [_ID, "wave"] if "wave" in patients.columns else [_ID]
+    dup = patients.duplicated(key, keep=False)
+    if dup.any():
+        first = patients.loc[dup, key].iloc[0].tolist()
+        raise PlanError(f"The patient table repeats ({', '.join(key)}) in {int(dup.sum())} rows (first: {first}); "
+                        "expected one row per patient per wave, so remove the duplicates.")
+    if "wave" in patients.columns and not pd.api.types.is_numeric_dtype(patients["wave"]):
+        raise PlanError(f"The patient table's 'wave' column has type {patients['wave'].dtype}; expected wave numbers "
+                        "(0 baseline, 1 follow-up), so convert it with pandas.to_numeric.")
+    if alters is not None:
+        miss = [c for c in (_ID, "alter_id") if c not in alters.columns]
+        if miss:
+            raise PlanError(f"The alter table lacks column(s) {', '.join(miss)}; expected one row per named network "
+                            "member per wave with patient_id and alter_id (see the demo study's SCHEMA.md).")
+        unknown = ~alters[_ID].isin(set(patients[_ID]))
+        if unknown.any():
+            ex = alters.loc[unknown, _ID].astype(str).iloc[0]
+            raise PlanError(f"The alter table names {int(unknown.sum())} network member(s) of patients absent from the "
+                            f"patient table (first: patient_id '{ex}'); pass matching patients and alters tables.")
+
+
 # ---------------------------------------------------------------- workspace
 class _Unavailable(Exception):
     """A variable or table needed by a model cannot be built; the message is the verdict reason."""
@@ -73,6 +106,7 @@ class _Workspace:
         self._net = None
         self._net_measures = None
         self._change = None
+        self._change_obj = None
         self.notes: list[str] = []
 
     # ---- ego-level columns
@@ -187,11 +221,13 @@ class _Workspace:
             raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
                                f"{', '.join(map(str, self.waves))} only")
         if self._change is None:
-            from cimstats.measures import networks
-
-            ch = networks.change(self._network(), waves=(0, 1)).egos
+            ch = self._change_result().egos
             self._change = ch.reset_index(drop=("patient_id" in ch.columns))
         ch = self._change
+        for n in names:  # build every ego-level column first, so the wave slices below carry them
+            spec = self.plan.constructs.get(n)
+            if spec is None or spec["kind"] != "change":
+                self.ego_column(n)
         base = self._ego.loc[self._ego["wave"] == 0]
         foll = self._ego.loc[self._ego["wave"] == 1]
         out = ch[[_ID]].copy()
@@ -210,6 +246,40 @@ class _Workspace:
             else:
                 self.ego_column(n)
                 out[n] = out[_ID].map(base.set_index(_ID)[n]).to_numpy()
+        return out[list(dict.fromkeys(names))].reset_index(drop=True)
+
+    def _change_result(self):
+        if self._change_obj is None:
+            from cimstats.measures import networks
+
+            self._change_obj = networks.change(self._network(), waves=(0, 1))
+        return self._change_obj
+
+    def alter_change_frame(self, names: list[str]) -> pd.DataFrame:
+        """One row per network member named at both waves, with role changes and the patient's baseline values."""
+        if not {0, 1} <= set(self.waves):
+            raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
+                               f"{', '.join(map(str, self.waves))} only")
+        al = self._change_result().alters
+        al = al.loc[al["status"] == "retained"].reset_index(drop=True)
+        if al.empty:
+            raise _Unavailable("no network member is named at both waves")
+        out = al.copy()
+        works = [w for w in ("illness", "everyday", "emotional") if f"{w}_from" in al.columns]
+        f = np.column_stack([pd.to_numeric(al[f"{w}_from"], errors="coerce").to_numpy(dtype=float) for w in works])
+        t = np.column_stack([pd.to_numeric(al[f"{w}_to"], errors="coerce").to_numpy(dtype=float) for w in works])
+        gained = (f == 0) & (t == 1)
+        dropped = (f == 1) & (t == 0)
+        known = ~(np.isnan(f) | np.isnan(t)).any(axis=1)
+        out["roles_gained"] = np.where(known, gained.sum(axis=1), np.nan)
+        out["role_gained"] = np.where(known, gained.any(axis=1).astype(float), np.nan)
+        out["role_dropped"] = np.where(known, dropped.any(axis=1).astype(float), np.nan)
+        ego_names = [n for n in names if n not in out.columns]
+        for n in ego_names:
+            self.ego_column(n)
+        base = self._ego.loc[self._ego["wave"] == 0].drop_duplicates(_ID).set_index(_ID)
+        for n in ego_names:
+            out[n] = out[_ID].map(base[n]).to_numpy()
         return out[list(dict.fromkeys(names))].reset_index(drop=True)
 
     def alter_frame(self, names: list[str], wave) -> pd.DataFrame:
@@ -244,6 +314,7 @@ class _Fit:
     n_dropped: int | None = None
     description: str = ""
     diagnostics: str = ""
+    seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -461,8 +532,8 @@ def p_adjust(p, method: str | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the verb
-def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None, seed: int | None = 20240601,
-                    n_boot: int = 2000, level: float | None = None) -> MechanismResult:
+def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "holm", rules=None,
+                    seed: int | None = 20240601, n_boot: int = 2000, level: float | None = None) -> MechanismResult:
     """Test pre-specified network mechanisms and fill the mechanism table with verdicts.
 
     Parameters
@@ -477,6 +548,10 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     plan : str, path, dict or Plan, optional
         The analysis plan (see :mod:`cimstats.mechanisms.plan`); default the
         shipped plan (:func:`default_plan`).
+    hypotheses : str or list of str, optional
+        Test only these hypothesis ids (or every hypothesis of these
+        mechanisms); only the models they use, and the invariance models those
+        require, are fitted (see :meth:`Plan.subset`).
     adjust : {"holm", "bh", None}, default "holm"
         Multiple-testing adjustment across the hypotheses that have a p-value
         (invariance checks are not counted).
@@ -497,13 +572,18 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         statement, model_id, template, model, estimand, expected,
         required_variables, theme_ids, estimate, std_error, ci_lower, ci_upper,
         p_value, p_adjusted, n, n_dropped, diagnostics, verdict, verdict_reason;
-        ``models``: one row per fitted model; ``fits``: the fitted results.
+        ``models``: one row per model (model_id, template, status, reason,
+        model, nobs, n_dropped, diagnostics, seconds); ``fits``: model_id ->
+        the fitted result object (``LmmResult``, ``GlmmResult``,
+        ``MediationResult``, ``InvarianceResult``; ``None`` when not fitted),
+        also reachable as ``result.fit(model_id)``.
 
     Raises
     ------
     PlanError
-        The plan is malformed (all problems in ``.report``), ``adjust`` or the
-        rules are invalid, or ``data`` is not a table.
+        The plan is malformed (all problems in ``.report``); ``hypotheses``,
+        ``adjust``, ``n_boot``, ``seed``, ``level`` or the rules are invalid;
+        ``data`` is not a table or lacks ``patient_id``.
 
     Notes
     -----
@@ -521,8 +601,17 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     'supported'
     """
     plan = default_plan() if plan is None else read_plan(plan)
+    if hypotheses is not None:
+        plan = plan.subset(hypotheses)
     if adjust not in ("holm", "bh", None):
         raise PlanError(f"`adjust` is {adjust!r}; expected 'holm', 'bh' or None.")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)):
+        raise PlanError(f"`n_boot` is {n_boot!r}; expected a whole number of bootstrap resamples (e.g. 2000).")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise PlanError(f"`seed` is {seed!r}; expected a non-negative whole number, or None for an unseeded run.")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float))
+                              or not 0.5 < float(level) < 1):
+        raise PlanError(f"`level` is {level!r}; expected a confidence level between 0.5 and 1, e.g. 0.95.")
     if callable(rules) and not isinstance(rules, (VerdictRules, Mapping)):
         vr = VerdictRules.from_any(dict(plan.verdict_rules))
         rule_fn: VerdictRules | Callable = rules
@@ -537,9 +626,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     if n_boot < 50:
         raise PlanError(f"`n_boot` is {n_boot}; use at least 50 resamples (2,000 or more for publication).")
     patients, alters = _tables(data)
-    missing_keys = [c for c in (_ID,) if c not in patients.columns]
-    if missing_keys:
-        raise PlanError("The patient table lacks 'patient_id'; pass harmonised tables (see the demo study's SCHEMA.md).")
+    _check_tables(patients, alters)
     ws = _Workspace(patients, alters, plan)
 
     # the highest invariance level any hypothesis or model needs, per invariance model
@@ -559,6 +646,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         tpl = spec["template"]
         fit = _Fit(mid, tpl)
         fits[mid] = fit
+        t0 = time.perf_counter()
         try:
             ri = spec.get("requires_invariance")
             if ri:
@@ -585,6 +673,8 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
                 frame = ws.ego_frame(names, wave)
             elif lvl == "change":
                 frame = ws.change_frame(names)
+            elif lvl == "alter_change":
+                frame = ws.alter_change_frame(names)
             else:
                 frame = ws.alter_frame(names, wave)
             if tpl in ("lmm", "glmm"):
@@ -597,6 +687,8 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
             fit.status, fit.reason = "not testable", str(exc)
         except CimstatsError as exc:
             fit.status, fit.reason = "failed", f"the model could not be fitted: {str(exc).rstrip('.')}"
+        finally:
+            fit.seconds = time.perf_counter() - t0
 
     # ---- fill the table
     rows = []
@@ -604,7 +696,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         fit = fits[h.model]
         row = {c: None for c in TABLE_COLUMNS}
         row.update(hypothesis_id=h.hypothesis_id, mechanism=h.mechanism, statement=h.statement, model_id=h.model,
-                   template=h.template, model=fit.description or h.template, estimand=h.estimand,
+                   element=h.element, template=h.template, model=fit.description or h.template, estimand=h.estimand,
                    expected=h.expected, required_variables=h.required_variables, theme_ids=h.theme_ids,
                    n=fit.nobs, n_dropped=fit.n_dropped, diagnostics=fit.diagnostics)
         if fit.status != "fitted":
@@ -656,7 +748,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
     models = pd.DataFrame([{"model_id": f.model_id, "template": f.template, "status": f.status, "reason": f.reason,
                             "model": f.description, "nobs": f.nobs, "n_dropped": f.n_dropped,
-                            "diagnostics": f.diagnostics} for f in fits.values()])
+                            "diagnostics": f.diagnostics, "seconds": f.seconds} for f in fits.values()])
     return MechanismResult(
         table=table, models=models, fits=MappingProxyType({k: f.result for k, f in fits.items()}), plan=plan,
         rules=rule_fn, adjust=adjust, seed=seed, n_boot=n_boot, waves=tuple(ws.waves),

@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "LmmResult": "cimstats.models.mixed",
     "glmm": "cimstats.models.glmm.fit",
     "GlmmResult": "cimstats.models.glmm.results",
+    "gee": "cimstats.models.glmm.gee",
+    "GeeResult": "cimstats.models.glmm.gee",
     # the verb lives in a module of the same-named subpackage: map it to the defining module,
     # because once the subpackage is imported the package attribute `mediation` is the subpackage
     "mediation": "cimstats.models.mediation.fit",

@@ -6,7 +6,8 @@ deviance over (theta, beta) -> :class:`GlmmResult`. Modules: ``family``
 verb), ``results``.
 """
 
-from .fit import SeparationWarning, glmm
+from .fit import BoundaryVarianceWarning, SeparationWarning, glmm
+from .gee import GeeResult, gee
 from .results import GlmmResult, GlmmSummary
 
-__all__ = ["glmm", "GlmmResult", "GlmmSummary", "SeparationWarning"]
+__all__ = ["glmm", "gee", "GlmmResult", "GeeResult", "GlmmSummary", "SeparationWarning", "BoundaryVarianceWarning"]

@@ -13,11 +13,12 @@ from ...errors import (CimstatsWarning, ConvergenceWarning, EstimationError, Mis
 from ..formula import build_design, parse_formula
 from ..mixed.fit import _as_frame, _blas_single_thread, _check_rank
 from ..mixed.core import theta_layout
-from ..mixed.optimize import minimize_theta, richardson_hessian
+from ..mixed.optimize import (OptimizerSummary, _fd_grad_hess, _projected_gradient, minimize_theta,
+                              richardson_hessian)
 from .family import make_family
-from .laplace import GeneralKernel, ScalarKernel
+from .laplace import GeneralKernel, ScalarKernel, ScalarTermsKernel
 
-__all__ = ["glmm", "SeparationWarning"]
+__all__ = ["glmm", "SeparationWarning", "BoundaryVarianceWarning"]
 
 _RESPONSE = "glmm_response__"
 
@@ -33,6 +34,20 @@ class SeparationWarning(CimstatsWarning):
         super().__init__(message)
         self.code = "G001"
         self.terms = tuple(terms)
+
+
+class BoundaryVarianceWarning(SingularFitWarning):
+    """A random-effect variance is estimated on its boundary (zero), or a correlation at +-1.
+
+    Attributes ``code`` ("G002") and ``components`` (tuples of grouping factor
+    and term) make the warning machine-readable; it is a
+    :class:`~cimstats.errors.SingularFitWarning`, so filters on that class apply.
+    """
+
+    def __init__(self, message, components=()):
+        super().__init__(message)
+        self.code = "G002"
+        self.components = tuple(components)
 
 
 def _split_top(s: str, sep: str) -> list[str]:
@@ -225,10 +240,76 @@ def _fixed_vcov(kern, par, ntheta, lower_theta):
         full[idx] = x
         return kern.deviance(full)
 
-    H = richardson_hessian(f, par[idx])
+    # four Richardson steps for small models (as numDeriv); two for larger ones, where the
+    # number of deviance evaluations (r k (k + 1)) dominates the fit
+    H = richardson_hessian(f, par[idx], r=4 if len(idx) <= 8 else 2)
     H = 0.5 * (H + H.T)
     try:
         V = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return np.full((p, p), np.nan)
+    V = V[-p:, -p:]
+    bad = ~(np.diag(V) > 0)
+    V[bad, :] = np.nan
+    V[:, bad] = np.nan
+    return V
+
+
+def _newton_joint(f, x, lower, maxit=8):
+    """Bounded Newton iterations on central-difference derivatives over (theta, beta).
+
+    Returns (x, f(x), gradient, Hessian at the last iterate, converged, evaluations); the
+    Hessian is the one the standard errors use (computed within one tiny step of the optimum).
+    """
+    nev = [0]
+
+    def fun(v):
+        nev[0] += 1
+        r = f(v)
+        return r if np.isfinite(r) else 1e300
+
+    fx = fun(x)
+    g = H = None
+    ok = False
+    for _ in range(maxit):
+        h = 1e-4 * np.maximum(np.abs(x), 0.05)
+        g, H = _fd_grad_hess(fun, x, fx, h)
+        active = (x <= lower + 1e-10) & (g > 0)
+        free = ~active
+        Hf = H[np.ix_(free, free)]
+        try:
+            np.linalg.cholesky(Hf)
+        except np.linalg.LinAlgError:
+            return x, fx, g, H, False, nev[0]
+        d = np.zeros_like(x)
+        d[free] = -np.linalg.solve(Hf, g[free])
+        t, improved = 1.0, False
+        for _ls in range(30):
+            xn = np.maximum(x + t * d, lower)
+            fn = fun(xn)
+            if fn <= fx:
+                improved = True
+                break
+            t /= 2
+        if not improved:
+            ok = True
+            break
+        step = np.max(np.abs(xn - x))
+        x, fx = xn, fn
+        # Newton converges quadratically: after a step below 1e-3 the next is of order 1e-6,
+        # so this iterate is accepted and the Hessian just computed serves the standard errors
+        if step < 1e-3 * max(1.0, np.max(np.abs(x))):
+            ok = True
+            break
+    return x, fx, g, H, ok, nev[0]
+
+
+def _vcov_from_hessian(H, par, ntheta, lower_theta):
+    p = len(par) - ntheta
+    free = np.concatenate([par[:ntheta] > lower_theta + 1e-4, np.ones(p, bool)])
+    Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
+    try:
+        V = 2.0 * np.linalg.inv(Hf)
     except np.linalg.LinAlgError:
         return np.full((p, p), np.nan)
     V = V[-p:, -p:]
@@ -283,9 +364,11 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Warns
     -----
     SeparationWarning
-        When a fixed effect diverges (complete or quasi-complete separation).
-    SingularFitWarning
-        When a random-effect variance is estimated at zero.
+        When a fixed effect diverges (complete or quasi-complete separation);
+        ``code`` "G001" and ``terms`` name the affected fixed effects.
+    BoundaryVarianceWarning
+        When a random-effect variance is estimated at zero (a
+        ``SingularFitWarning`` with ``code`` "G002" and ``components``).
     ConvergenceWarning, MissingDataWarning
 
     Notes
@@ -353,6 +436,8 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
             b0 = blocks[0]
             kern = ScalarKernel(X, y, m, off, np.ascontiguousarray(b0.Z[:, 0], dtype=float), b0.codes,
                                 b0.nlevels, fam, nagq=nagq)
+        elif all(b.k == 1 for b in blocks):
+            kern = ScalarTermsKernel(X, y, m, off, blocks, fam)
         else:
             kern = GeneralKernel(X, y, m, off, blocks, fam, ntheta)
         lower_theta = np.concatenate([np.where(r == c, 0.0, -np.inf) for r, c in layouts])
@@ -369,7 +454,27 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
                 raise ModelSpecificationError(
                     f"`start` has {x0.size} values; expected {lower.size} (theta then the fixed effects)."
                 )
-        par, dev, opt = minimize_theta(kern.deviance, x0, lower)
+        par = None
+        if start is None and isinstance(kern, ScalarTermsKernel):
+            # several random intercepts: theta alone with the fixed effects found by PIRLS (glmer's
+            # first stage), then Newton steps on (theta, beta) whose last Hessian gives the SEs
+            th, _, opt1 = minimize_theta(kern.profiled_deviance, x0[:ntheta], lower_theta)
+            kern.profiled_deviance(th)
+            x1 = np.concatenate([th, kern.beta_hat])
+            par_n, dev_n, g_n, H_n, ok, nev = _newton_joint(kern.deviance, x1, lower)
+            if ok and np.isfinite(dev_n) and dev_n < 1e300:
+                par, dev = par_n, dev_n
+                g_fin = _projected_gradient(kern.deviance, par, lower)
+                gnorm = float(np.max(np.abs(g_fin)))
+                nev += 2 * len(par) + 1
+                opt = OptimizerSummary("PIRLS-profiled theta (L-BFGS-B + Newton), then Newton on (theta, beta) "
+                                       "(finite differences)", tuple(map(float, x0)), tuple(map(float, par)),
+                                       opt1.iterations, opt1.evaluations + nev, gnorm, gnorm < 1e-2,
+                                       "Newton step below tolerance")
+                vcov = _vcov_from_hessian(H_n, par, ntheta, lower_theta)
+        if par is None:
+            par, dev, opt = minimize_theta(kern.deviance, x0, lower)
+            vcov = None
         if not np.isfinite(dev):
             raise EstimationError(
                 f"The Laplace deviance of {formula!r} could not be evaluated at any parameters tried; check the "
@@ -377,7 +482,8 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
             )
         p = X.shape[1]
         beta = par[ntheta:]
-        vcov = _fixed_vcov(kern, par, ntheta, lower_theta)
+        if vcov is None:
+            vcov = _fixed_vcov(kern, par, ntheta, lower_theta)
         kern.deviance(par)
         means, sds = kern.ranef(par)
     result = GlmmResult._from_fit(frame=frame, blocks=tuple(blocks), layouts=layouts, family=fam, nagq=nagq,
@@ -407,6 +513,8 @@ def _warn(result, formula, frame, n_pre, extra_missing, opt):
             f"(|estimate| and standard error very large); the outcome is (almost) perfectly predicted, "
             f"so combine categories, drop the term, or use penalised estimation.", sep), stacklevel=3)
     if result.singular:
-        warnings.warn(f"Singular fit for {formula!r}: {result.singular_detail}; the random-effect variance is on the "
-                      f"boundary (zero), so the model reduces to an ordinary GLM for that term.",
-                      SingularFitWarning, stacklevel=3)
+        comps = result.boundary_components()
+        warnings.warn(BoundaryVarianceWarning(
+            f"Singular fit for {formula!r}: {result.singular_detail}; the random-effect variance is on the "
+            f"boundary (zero), so the model reduces to an ordinary GLM for that term; consider removing it.",
+            comps), stacklevel=3)

@@ -196,3 +196,187 @@ class GeneralKernel:
             else:
                 sds.append(np.full((blk.nlevels, blk.k), np.nan))
         return means, sds
+
+
+class ScalarTermsKernel:
+    """Several scalar random-effect terms (nested or crossed random intercepts).
+
+    ``A = Lambda' Z' W Z Lambda + I`` has a fixed sparsity pattern: the diagonal
+    of each term and the level pairs that occur together in the data. The pairs
+    are indexed once, so each PIRLS iteration forms ``A`` from weighted sums
+    over the observations (``bincount``) and factors it with the shared
+    block elimination (:func:`cimstats.models.mixed.linalg.factor_system`).
+    """
+
+    def __init__(self, X, y, m, offset, blocks, family):
+        from ..mixed.linalg import TermShape
+
+        self.X, self.y, self.m, self.off = X, y, m, offset
+        self.family = family
+        self.blocks = blocks
+        self.ntheta = len(blocks)
+        self.codes = [np.asarray(b.codes) for b in blocks]
+        self.G = [int(b.nlevels) for b in blocks]
+        self.z = [np.ascontiguousarray(np.asarray(b.Z, dtype=float)[:, 0]) for b in blocks]
+        self.shapes = [TermShape(1, g) for g in self.G]
+        self.offsets = np.cumsum([0] + self.G)
+        self.r = int(self.offsets[-1] - self.G[0])
+        self.dense = self.r <= 400
+        # level pairs (term a, term b) with a < b that occur together
+        self.pairs = []
+        for a in range(len(blocks)):
+            for b in range(a + 1, len(blocks)):
+                key = self.codes[b].astype(np.int64) * self.G[a] + self.codes[a]
+                uniq, inv = np.unique(key, return_inverse=True)
+                rows = (uniq // self.G[a]).astype(np.int64) + self.offsets[b] - self.G[0]  # position in rest
+                cols = (uniq % self.G[a]).astype(np.int64) + (self.offsets[a] - (self.G[0] if a > 0 else 0))
+                self.pairs.append((a, b, inv, rows, cols, len(uniq)))
+        self.u = np.zeros(int(self.offsets[-1]))
+        self._plan: dict = {}
+        self._fac = None
+
+    def _factor(self, theta, w):
+        import scipy.sparse as sp
+
+        from ..mixed.linalg import factor_system
+
+        t = np.asarray(theta, dtype=float)
+        diag = [t[i] ** 2 * np.bincount(c, weights=w * z * z, minlength=G) + 1.0
+                for i, (c, z, G) in enumerate(zip(self.codes, self.z, self.G))]
+        head = diag[0][:, None, None]
+        r, G0 = self.r, self.G[0]
+        if len(self.codes) == 1:
+            return factor_system(head, None, None, self.shapes, self._plan)
+        if self.dense:
+            A21 = np.zeros((r, G0))
+            A22 = np.diag(np.concatenate(diag[1:]))
+        else:
+            r21, c21, v21 = [], [], []
+            r22 = [np.arange(r)]
+            c22 = [np.arange(r)]
+            v22 = [np.concatenate(diag[1:])]
+        for a, b, inv, rows, cols, npair in self.pairs:
+            vals = t[a] * t[b] * np.bincount(inv, weights=w * self.z[a] * self.z[b], minlength=npair)
+            if a == 0:
+                if self.dense:
+                    A21[rows, cols] = vals
+                else:
+                    r21.append(rows), c21.append(cols), v21.append(vals)
+            else:
+                if self.dense:
+                    A22[rows, cols] = vals
+                    A22[cols, rows] = vals
+                else:
+                    r22 += [rows, cols]
+                    c22 += [cols, rows]
+                    v22 += [vals, vals]
+        if not self.dense:
+            A21 = sp.csr_matrix((np.concatenate(v21), (np.concatenate(r21), np.concatenate(c21))), shape=(r, G0))
+            A22 = sp.csr_matrix((np.concatenate(v22), (np.concatenate(r22), np.concatenate(c22))), shape=(r, r))
+        return factor_system(head, A21, A22, self.shapes, self._plan)
+
+    def _re_part(self, theta, u):
+        out = np.zeros(len(self.y))
+        for i, (c, z, a) in enumerate(zip(self.codes, self.z, self.offsets[:-1])):
+            out += theta[i] * z * u[a:a + self.G[i]][c]
+        return out
+
+    def _rhs(self, theta, v):
+        return np.concatenate([theta[i] * np.bincount(c, weights=z * v, minlength=G)
+                               for i, (c, z, G) in enumerate(zip(self.codes, self.z, self.G))])
+
+    def _pdev(self, eta, u):
+        mu = self.family.link.inverse(eta)
+        return -2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u
+
+    def modes(self, theta, beta):
+        fam = self.family
+        theta = np.asarray(theta, dtype=float)
+        eta0 = self.off + self.X @ beta
+        u = self.u.copy()
+        eta = eta0 + self._re_part(theta, u)
+        pdev = self._pdev(eta, u)
+        fac = None
+        for _ in range(_MAXIT):
+            _, s, w = fam.score_weight(self.y, eta, self.m)
+            fac = self._factor(theta, w)
+            unew = fac.solve(self._rhs(theta, w * (eta - eta0) + s)[:, None])[:, 0]
+            step = unew - u
+            for _ in range(30):
+                cand = u + step
+                eta_c = eta0 + self._re_part(theta, cand)
+                pc = self._pdev(eta_c, cand)
+                if pc <= pdev + 1e-10 * (1 + abs(pdev)):
+                    break
+                step = step / 2
+            done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or np.max(np.abs(step)) < _TOL
+            u, eta, pdev = cand, eta_c, pc
+            if done:
+                break
+        _, _, w = fam.score_weight(self.y, eta, self.m)
+        fac = self._factor(theta, w)
+        self.u, self._fac = u, fac
+        return u, fac, eta
+
+    def deviance(self, par) -> float:
+        theta, beta = par[:self.ntheta], par[self.ntheta:]
+        try:
+            u, fac, eta = self.modes(theta, beta)
+        except (np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        mu = self.family.link.inverse(eta)
+        return float(-2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u + fac.logdet)
+
+    def ranef(self, par):
+        theta, beta = par[:self.ntheta], par[self.ntheta:]
+        u, fac, _ = self.modes(theta, beta)
+        inv = fac.inv_diag_blocks()
+        means, sds = [], []
+        for i, (a, G) in enumerate(zip(self.offsets[:-1], self.G)):
+            means.append((theta[i] * u[a:a + G])[:, None])
+            sds.append((abs(theta[i]) * np.sqrt(np.maximum(inv[i][:, 0, 0], 0)))[:, None])
+        return means, sds
+
+    def profiled_deviance(self, theta) -> float:
+        """Laplace deviance at ``theta`` with the fixed effects found jointly with the modes
+        by PIRLS (glmer's first stage, ``nAGQ = 0``); the fixed effects are kept in ``beta_hat``."""
+        fam = self.family
+        theta = np.asarray(theta, dtype=float)
+        X, p = self.X, self.X.shape[1]
+        beta = getattr(self, "beta_hat", None)
+        if beta is None:
+            beta = np.zeros(p)
+        u = self.u.copy()
+        eta = self.off + X @ beta + self._re_part(theta, u)
+        pdev = self._pdev(eta, u)
+        try:
+            for _ in range(_MAXIT):
+                _, s, w = fam.score_weight(self.y, eta, self.m)
+                z = (eta - self.off) + s / w
+                fac = self._factor(theta, w)
+                ZtWX = np.column_stack([self._rhs(theta, w * X[:, j]) for j in range(p)])
+                rz = self._rhs(theta, w * z)
+                sol = fac.solve(np.column_stack([ZtWX, rz]))
+                WX = X * w[:, None]
+                RX = X.T @ WX - ZtWX.T @ sol[:, :p]
+                bnew = np.linalg.solve(RX, WX.T @ z - ZtWX.T @ sol[:, p])
+                unew = sol[:, p] - sol[:, :p] @ bnew
+                db, du = bnew - beta, unew - u
+                for _ in range(30):
+                    cb, cu = beta + db, u + du
+                    eta_c = self.off + X @ cb + self._re_part(theta, cu)
+                    pc = self._pdev(eta_c, cu)
+                    if pc <= pdev + 1e-10 * (1 + abs(pdev)):
+                        break
+                    db, du = db / 2, du / 2
+                done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or max(np.max(np.abs(du)), np.max(np.abs(db))) < _TOL
+                beta, u, eta, pdev = cb, cu, eta_c, pc
+                if done:
+                    break
+            _, _, w = fam.score_weight(self.y, eta, self.m)
+            fac = self._factor(theta, w)
+        except (np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        self.u, self.beta_hat = u, beta
+        mu = fam.link.inverse(eta)
+        return float(-2 * fam.loglik_obs(self.y, mu, self.m).sum() + u @ u + fac.logdet)

@@ -162,8 +162,37 @@ class GlmmResult:
                 i += 1
         return "; ".join(bad)
 
+    def boundary_components(self) -> tuple:
+        """(grouping factor, term) of each diagonal element of the covariance factor at zero."""
+        out, i = [], 0
+        for (r, c), g in zip(self._layouts, self.groups):
+            for rr, cc in zip(r, c):
+                if rr == cc and abs(self.theta[i]) < _SINGULAR_TOL:
+                    out.append((g[0], g[1][rr]))
+                i += 1
+        return tuple(out)
+
     def ranef(self) -> pd.DataFrame:
-        """Conditional modes of the random effects (condval) and conditional SDs (condsd)."""
+        """Conditional modes of the random effects with their conditional standard deviations.
+
+        Returns
+        -------
+        pandas.DataFrame
+            group, term, level, condval (conditional mode on the link scale),
+            condsd (conditional SD): the same columns as ``LmmResult.ranef()``
+            and R's ``as.data.frame(ranef(m, condVar = TRUE))``; ready for a
+            caterpillar plot (condval +- 1.96 condsd by level).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, cimstats
+        >>> rng = np.random.default_rng(2)
+        >>> g = np.repeat(np.arange(30), 10)
+        >>> eta = rng.normal(0, 1, 30)[g]
+        >>> d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "g": g})
+        >>> cimstats.glmm("y ~ 1 + (1 | g)", d).ranef().columns.tolist()
+        ['group', 'term', 'level', 'condval', 'condsd']
+        """
         parts = []
         for g, mu, sd in zip(self.groups, self.re_means, self.re_sds):
             for j, term in enumerate(g[1]):
@@ -206,28 +235,73 @@ class GlmmResult:
         by = {b.group: b for b in self._frame.random}
         return [by[g[0]] for g in self.groups]
 
+    def _random_sd(self, newdata) -> np.ndarray:
+        """SD of the random part z_i' b of each row's linear predictor (over the random-effect distribution)."""
+        fr = self._frame
+        if newdata is None:
+            Zs = [b.Z for b in self._blocks_in_order()]
+        else:
+            order = {b.group: i for i, b in enumerate(fr.random)}
+            newblocks = fr.new_random_blocks(newdata)
+            Zs = [newblocks[order[g[0]]][0] for g in self.groups]
+        var = 0.0
+        for Z, S in zip(Zs, self._covs()):
+            Z = np.asarray(Z, dtype=float)
+            var = var + np.einsum("ij,jk,ik->i", Z, S, Z)
+        return np.sqrt(np.maximum(var, 0.0))
+
     def predict(self, newdata: pd.DataFrame | None = None, *, type: str = "response", re: bool = True,
                 marginal: bool = False) -> np.ndarray:
         """Predictions on the link (``type="link"``) or response scale.
 
-        ``re=True`` adds the conditional modes (cluster-specific predictions;
-        unseen clusters get 0); ``re=False`` sets the random effects to zero.
-        ``marginal=True`` (response scale, one scalar random effect) averages the
-        response over the random-effect distribution by Gauss-Hermite quadrature:
-        the population-averaged prediction.
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict for; defaults to the rows used in the fit.
+        type : {"response", "link"}
+            Probabilities or rates (``"response"``) or log-odds / log-rates.
+        re : bool
+            ``True`` adds the conditional modes (cluster-specific predictions;
+            clusters not seen in the fit get 0, the population mean);
+            ``False`` sets the random effects to zero (R's ``re.form = NA``).
+        marginal : bool
+            ``True`` gives the population-averaged prediction on the response
+            scale: the inverse link averaged over the normal distribution of the
+            random part of the linear predictor, ``E[g^{-1}(x'beta + z'b)]``,
+            by 40-point Gauss-Hermite quadrature (any random-effects structure;
+            ``re`` is ignored).
+
+        Returns
+        -------
+        numpy.ndarray
+            One prediction per row.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, cimstats
+        >>> rng = np.random.default_rng(1)
+        >>> g = np.repeat(np.arange(50), 8)
+        >>> eta = 1.0 + rng.normal(0, 1.5, 50)[g]
+        >>> d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "g": g})
+        >>> m = cimstats.glmm("y ~ 1 + (1 | g)", d)
+        >>> typical = m.predict(type="response", re=False)[0]      # the typical cluster
+        >>> average = m.predict(type="response", marginal=True)[0]  # averaged over clusters
+        >>> bool(average < typical)   # marginal probabilities are pulled towards 0.5
+        True
         """
         if type not in ("link", "response"):
             raise ModelSpecificationError(f"`type` is {type!r}; expected 'link' or 'response'.")
         if marginal:
-            if type != "response" or len(self.groups) != 1 or self.groups[0][4] != 1:
+            if type != "response":
                 raise ModelSpecificationError(
-                    "`marginal=True` needs type='response' and a model with a single random intercept."
+                    "`marginal=True` averages probabilities or rates, so it needs type='response'; the marginal "
+                    "prediction on the link scale is the fixed part, predict(type='link', re=False)."
                 )
             eta = self._linear_predictor(newdata, re=False)
+            sd = self._random_sd(newdata)
             x, w = hermegauss(40)
             w = w / w.sum()
-            sd = float(np.sqrt(self._covs()[0][0, 0]))
-            return (self._family.link.inverse(eta[:, None] + sd * x[None, :]) @ w)
+            return self._family.link.inverse(eta[:, None] + sd[:, None] * x[None, :]) @ w
         eta = self._linear_predictor(newdata, re=re)
         return eta if type == "link" else self._family.link.inverse(eta)
 
@@ -239,7 +313,30 @@ class GlmmResult:
         """Latent-scale intraclass correlation of each random intercept.
 
         Uses the latent level-1 variance pi^2/3 (logit) or 1 (probit):
-        ``ICC = var / (sum of random-intercept variances + level-1 variance)``.
+        ``ICC = var / (sum of random-intercept variances + level-1 variance)``
+        (Snijders and Bosker 2012, section 17.4). Random slopes are not
+        included (the ICC then refers to x = 0).
+
+        Returns
+        -------
+        pandas.DataFrame
+            group, variance (random-intercept variance, log-odds scale), icc.
+
+        Raises
+        ------
+        ModelSpecificationError
+            For Poisson models and links without a latent-variable reading.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, cimstats
+        >>> rng = np.random.default_rng(4)
+        >>> g = np.repeat(np.arange(40), 10)
+        >>> eta = rng.normal(0, 1, 40)[g]
+        >>> d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "g": g})
+        >>> t = cimstats.glmm("y ~ 1 + (1 | g)", d).icc()
+        >>> bool(np.isclose(t["icc"].iloc[0], t["variance"].iloc[0] / (t["variance"].iloc[0] + np.pi ** 2 / 3)))
+        True
         """
         lat = self._family.latent_variance
         if lat is None:
@@ -254,8 +351,27 @@ class GlmmResult:
                              "icc": vi["vcov"].to_numpy() / total})
 
     def median_odds_ratio(self) -> pd.DataFrame:
-        """Median odds ratio (logit) or median rate ratio (log link) per random intercept:
-        ``exp(sqrt(2 var) * Phi^{-1}(0.75))`` (Larsen and Merlo 2005)."""
+        """Median odds ratio (logit) or median rate ratio (log link) per random intercept.
+
+        ``MOR = exp(sqrt(2 var) * Phi^{-1}(0.75))`` (Larsen and Merlo 2005): the
+        median of the odds ratio between a person in a higher-risk and one in a
+        lower-risk cluster, both drawn at random; 1 means no cluster variation.
+
+        Returns
+        -------
+        pandas.DataFrame
+            group, variance, median_ratio.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, cimstats
+        >>> rng = np.random.default_rng(4)
+        >>> g = np.repeat(np.arange(40), 10)
+        >>> eta = rng.normal(0, 1, 40)[g]
+        >>> d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "g": g})
+        >>> bool(cimstats.glmm("y ~ 1 + (1 | g)", d).median_odds_ratio()["median_ratio"].iloc[0] > 1)
+        True
+        """
         if self.link not in ("logit", "log"):
             raise ModelSpecificationError(
                 f"The median odds/rate ratio needs a logit or log link; this model uses the {self.link} link."
@@ -284,12 +400,21 @@ class GlmmResult:
         return bool(self.optimizer.converged)
 
     def glance(self) -> pd.DataFrame:
-        """One row: nobs, n_dropped, ngroups, loglik, aic, bic, deviance, converged, family, link, nagq."""
-        ng = "; ".join(f"{k}={v}" for k, v in self.ngroups.items())
-        return pd.DataFrame([{"nobs": self.nobs, "n_dropped": self.n_dropped, "ngroups": ng,
-                              "loglik": self.loglik, "aic": self.aic, "bic": self.bic,
-                              "deviance": self.deviance, "converged": self.converged, "family": self.family,
-                              "link": self.link, "nagq": self.nagq, "singular": self.singular}])
+        """One row of fit statistics, laid out as ``LmmResult.glance()``.
+
+        Columns: nobs, n_dropped, ngroups_<factor> (one per grouping factor,
+        ':' written as '_'), loglik, aic, bic, deviance (-2 loglik), family,
+        link, nagq, method, converged, singular, iterations, gradient_norm.
+        """
+        row = {"nobs": self.nobs, "n_dropped": self.n_dropped}
+        for g, k in self.ngroups.items():
+            row["ngroups_" + g.replace(":", "_")] = k
+        row.update({"loglik": self.loglik, "aic": self.aic, "bic": self.bic, "deviance": self.deviance,
+                    "family": self.family, "link": self.link, "nagq": self.nagq,
+                    "method": "Laplace" if self.nagq == 1 else f"AGQ({self.nagq})",
+                    "converged": self.converged, "singular": self.singular,
+                    "iterations": self.optimizer.iterations, "gradient_norm": self.optimizer.gradient_norm})
+        return pd.DataFrame([row])
 
     def summary(self) -> "GlmmSummary":
         return GlmmSummary(self)
@@ -315,7 +440,9 @@ class GlmmSummary:
                 f"Observations: {m.nobs} used, {m.n_dropped} set aside; groups: "
                 + ", ".join(f"{k} {v}" for k, v in m.ngroups.items()),
                 f"Log-likelihood {m.loglik:.3f}  AIC {m.aic:.2f}  BIC {m.bic:.2f}  "
-                f"converged: {'yes' if m.converged else 'NO'}"]
+                f"converged: {'yes' if m.converged else 'NO'} ({m.optimizer.iterations} iterations, "
+                f"max |gradient| {m.optimizer.gradient_norm:.2g})"] + (
+                    [f"Singular fit: {m.singular_detail}."] if m.singular else [])
 
     def _tables(self):
         m = self.model
