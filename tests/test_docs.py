@@ -102,7 +102,7 @@ def test_how_to_pages_embed_the_tested_examples(site):
     tested = {p.name for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("_")}
     embedded = set()
     for page in (DOCS / "how-to").glob("*.md"):
-        embedded |= set(re.findall(r'--8<-- "examples/([\w.]+)"', page.read_text()))
+        embedded |= set(re.findall(r'--8<-- "examples/([\w]+\.py)"', page.read_text()))
     assert embedded == tested, tested ^ embedded
     text = _text(site / "how-to" / "mediation" / "index.html")
     assert "n_boot" in text and "moderated_paths" in text
