@@ -10,13 +10,10 @@ validation page; ``python docs/_hooks/validation.py`` prints the page.
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import html
 import json
 import math
-import multiprocessing
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -358,31 +355,18 @@ cimstats {version}; Python {python}; NumPy {numpy}; SciPy {scipy}; pandas {panda
 """
 
 
-def validation_markdown(*, workers: int | None = None) -> str:
-    """The validation page: every reference case fitted again, one table per reference tool.
-
-    The five areas run in parallel processes (``workers``, default the number of CPUs).
-    """
+def validation_markdown() -> str:
+    """The validation page: every reference case fitted again, one table per reference tool."""
     import scipy
 
     import cimstats
 
     parts = [HEADER.format(version=cimstats.__version__, python=sys.version.split()[0],
                            numpy=np.__version__, scipy=scipy.__version__, pandas=pd.__version__)]
-    workers = min(len(SECTIONS), workers or os.cpu_count() or 1)
-    if workers > 1:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            results = list(pool.map(_call, [fn.__name__ for _, _, fn, _ in SECTIONS]))
-    else:
-        results = [fn() for _, _, fn, _ in SECTIONS]
-    for (title, script, _, intro), (table, versions) in zip(SECTIONS, results):
+    for title, script, fn, intro in SECTIONS:
+        table, versions = fn()
         parts.append(section_markdown(title, table, versions, intro, script))
     return "\n".join(parts)
-
-
-def _call(name: str):
-    return globals()[name]()
 
 
 if __name__ == "__main__":
