@@ -65,7 +65,7 @@ def _row(case: str, quantity: str, ours, theirs) -> dict:
     a, b = a[keep], b[keep]
     diff = np.abs(a - b)
     # relative difference; values below FLOOR in magnitude are compared absolutely
-    rel = diff / np.maximum(np.abs(b), FLOOR)
+    rel = diff / np.where(np.abs(b) >= FLOOR, np.abs(b), 1.0)
     max_abs = float(np.nanmax(diff)) if diff.size else float("nan")
     max_rel = float(np.nanmax(rel)) if diff.size else float("nan")
     worst = max_rel
@@ -345,9 +345,9 @@ quantity.
 
 The tables below are computed while this site is built: every case is fitted
 again with cimstats and compared with the stored reference numbers. The relative
-difference divides by the reference value, or by 1e-6 where the reference value
-is smaller than that (a p-value of 1e-20, a chi-square of 0 in a saturated
-model). *Agreeing digits* is the number of significant digits that agree in the
+difference divides by the reference value; reference values smaller than 1e-6
+in magnitude (a p-value of 1e-20, the chi-square and SRMR of a saturated model,
+which are zero up to rounding) are compared absolutely. *Agreeing digits* is the number of significant digits that agree in the
 worst value of the row. Differences at the level of the optimisers'
 convergence tolerances (about 1e-6 relative) are expected.
 
