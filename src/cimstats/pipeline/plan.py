@@ -516,9 +516,18 @@ class _Checker:
                          remedy=f"Use one of {', '.join(sorted(change_cols))}.")
         if not self.targets:
             return  # no dictionary or dataset to check against (reported elsewhere)
+        works = ("illness", "everyday", "emotional")
+        by_level = {
+            "change": change_cols,
+            "alter_change": {"role_gained", "role_dropped", "roles_gained", "status", "tie_type_from", "tie_type_to",
+                             "circle_from", "circle_to", "circle_change"}
+                            | {f"{w}_work_{s}" for w in works for s in ("from", "to", "change")}
+                            | {f"{w}_{s}" for w in works for s in ("from", "to", "change")},
+        }
         for h in mp.hypotheses.itertuples(index=False):
             names = [n for n in str(h.required_variables).split(";") if n]
-            absent = [n for n in names if n not in self.targets and n not in defined]
+            level_cols = by_level.get(str(getattr(h, "level", "ego")), set())
+            absent = [n for n in names if n not in self.targets and n not in defined and n not in level_cols]
             if absent:
                 self.add("P007", f"hypothesis {h.hypothesis_id!r} (model {h.model!r}) uses "
                                  f"{', '.join(map(repr, absent))}, which neither the data dictionary nor the plan's "

@@ -272,7 +272,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | None = None,
-        progress: bool | None = None, fail_after: str | None = None) -> RunResult:
+        progress: bool | None = None) -> RunResult:
     """Run an analysis plan into an output folder, re-running only the steps whose inputs changed.
 
     Parameters
@@ -293,9 +293,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
     progress : bool, optional
         A progress line per step on standard error (default: only when
         standard error is a terminal).
-    fail_after : str, optional
-        For testing interruption: raise ``KeyboardInterrupt`` inside the named
-        step after it has written its files to the staging folder.
 
     Returns
     -------
@@ -371,8 +368,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
         ctx = StepContext(plan=aplan, out=out, stage=stage)
         try:
             info = STEP_FUNCTIONS[st.function](ctx) or {}
-            if fail_after == st.id:
-                raise KeyboardInterrupt(f"interrupted in step {st.id}")
         except StepSkipped as exc:
             cache.discard(stage)
             cache.forget(st.id)

@@ -327,6 +327,13 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
         return
     t = fit.tidy()
     _write_csv(t, ctx.path(f"models/{mid}_terms.csv"))
+    if tpl in ("mediation", "moderated_mediation") and hasattr(fit, "spec"):
+        sp = fit.spec
+        doc = {"x": sp.x, "mediators": list(sp.mediators), "y": sp.y, "covariates": list(sp.covariates),
+               "moderator": sp.moderator, "moderated_paths": list(sp.moderated_paths), "serial": bool(sp.serial),
+               "level": fit.level, "ci": fit.ci, "n_boot": fit.n_boot, "seed": fit.seed,
+               "resampling": fit.resampling, "nobs": fit.nobs, "n_dropped": fit.n_dropped}
+        ctx.path(f"models/{mid}_mediation.json").write_text(_json(doc), encoding="utf-8")
     g = fit.glance() if hasattr(fit, "glance") else None
     if isinstance(g, pd.DataFrame):
         _write_csv(g, ctx.path(f"models/{mid}_fit.csv"))
