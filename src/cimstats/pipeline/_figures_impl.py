@@ -13,7 +13,11 @@ from cimstats.errors import CimstatsError
 
 from .steps import StepContext, _caught, _write_csv, mechanism_result_from_files
 
-__all__ = ["build", "MediationResult"]
+__all__ = ["build", "MediationResult", "MAX_LEVELS"]
+
+#: caterpillar plots are drawn for grouping factors with at most this many levels (practices, areas);
+#: thousands of patients' intercepts are listed in models/<id>_ranef.csv instead
+MAX_LEVELS = 300
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,10 @@ def build(ctx: StepContext) -> dict:
                 re[c] = re[c].astype(str)
             for g in dict.fromkeys(re["group"]):
                 n = int((re["group"] == g).sum())
+                if n > MAX_LEVELS:
+                    notes.append(f"caterpillar plot of {g} in model {mid} not drawn: {n} levels (more than "
+                                 f"{MAX_LEVELS}); the conditional modes are in models/{mid}_ranef.csv")
+                    continue
                 attempt(f"caterpillar_{mid}_{g}", "caterpillar_plot",
                         lambda re=re, g=g, n=n: F.caterpillar_plot(
                             re, group=g, level=meta["level"],
