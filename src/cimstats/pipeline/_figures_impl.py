@@ -49,7 +49,7 @@ def _mediation(out: Path, mid: str) -> MediationResult | None:
     eff = pd.read_csv(terms, keep_default_na=False, na_values=[""])
     for c in ("term", "effect", "path", "level"):
         if c in eff.columns:
-            eff[c] = eff[c].fillna("").astype(str)
+            eff[c] = eff[c].astype("string").fillna("").astype(str)
     spec = SimpleNamespace(x=m["x"], y=m["y"], mediators=tuple(m["mediators"]), moderator=m["moderator"],
                            moderated_paths=tuple(m["moderated_paths"]), serial=m["serial"],
                            covariates=tuple(m["covariates"]))

@@ -299,7 +299,11 @@ def step_mechanisms(ctx: StepContext) -> dict:
                                        n_boot=spec["n_boot"], level=spec.get("level"))
     notes = _caught(ws)
     _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
-    _write_csv(res.models, ctx.path("mechanisms/models.csv"))
+    models = res.models
+    # fitting times vary from run to run: they go to the manifest, not into the tables
+    model_seconds = {str(m): round(float(x), 3) for m, x in zip(models["model_id"], models["seconds"])} \
+        if "seconds" in models.columns else {}
+    _write_csv(models.drop(columns=["seconds"], errors="ignore"), ctx.path("mechanisms/models.csv"))
     ctx.path("mechanisms/summary.txt").write_text(res.summary() + "\n", encoding="utf-8")
     level = getattr(res.rules, "level", 0.95)
     meta = {"adjust": res.adjust, "seed": res.seed, "n_boot": res.n_boot, "level": level,
@@ -311,7 +315,7 @@ def step_mechanisms(ctx: StepContext) -> dict:
         _export_fit(ctx, mid, fit, res.plan.models[mid])
     return {"hypotheses": int(len(res.table)),
             "verdicts": {str(k): int(v) for k, v in res.table["verdict"].value_counts().sort_index().items()},
-            "notes": notes}
+            "model_seconds": model_seconds, "notes": notes}
 
 
 def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
