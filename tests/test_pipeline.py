@@ -262,3 +262,65 @@ def test_failure_in_a_fresh_folder_leaves_only_finished_steps(tmp_path, monkeypa
     assert not (out / "data").exists() and not (out / "manifest.json").exists()
     assert (out / ".cache" / "demo_files.json").is_file() and not (out / ".cache" / "data.json").exists()
     assert not list((out / ".cache").glob("stage-*"))
+
+
+def test_raw_files_to_estimates_match_the_generated_study(demo_run):
+    """Harmonising the written raw files loses nothing the models use: the pipeline's ego-level estimates equal
+    those fitted to the generator's own harmonised tables."""
+    import numpy as np
+
+    from cimstats.datasets import demo_study
+    from cimstats.mechanisms import default_plan
+
+    doc = yaml.safe_load((ROOT / "src/cimstats/mechanisms/default_plan.yaml").read_text(encoding="utf-8"))
+    doc["models"] = {"ego_navigation": doc["models"]["ego_navigation"]}
+    doc["hypotheses"] = [h for h in doc["hypotheses"] if h["model"] == "ego_navigation"]
+    direct = cimstats.test_mechanisms(demo_study(demo_plan().seeds["data"]), doc).table.set_index("hypothesis_id")
+    piped = pd.read_csv(demo_run / "mechanisms/mechanism_table.csv").set_index("hypothesis_id")
+    ids = direct.index.tolist()
+    assert ids == ["NAV1", "NAV2", "NAV3"] and set(ids) <= set(piped.index)
+    assert default_plan().models["ego_navigation"]["formula"] == doc["models"]["ego_navigation"]["formula"]
+    for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value"):
+        np.testing.assert_allclose(piped.loc[ids, col].to_numpy(float), direct.loc[ids, col].to_numpy(float),
+                                   rtol=1e-8, atol=1e-12, err_msg=col)
+    assert piped.loc[ids, "n"].tolist() == direct.loc[ids, "n"].astype(int).tolist()
+
+
+def test_own_files_and_relative_paths(demo_run, tmp_path, cli):
+    """A user's project: raw files and a dictionary beside the plan, read relative to the plan's folder."""
+    proj = tmp_path / "project"
+    shutil.copytree(demo_run / "raw", proj / "raw")
+    shutil.copytree(ROOT / "data-dictionary", proj / "dictionary")
+    doc = {"plan": "own", "sources": {"raw": "raw", "dictionary": "dictionary"}, "instruments": ["semcd6"],
+           "outputs": {"data": ["parquet", "dta"], "tables": ["csv", "md"], "figures": [], "report": True}}
+    (proj / "plan.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    res = cli("run", str(proj / "plan.yaml"), "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    assert (out / "data/patients.dta").is_file() and not (out / "data/patients.sav").exists()
+    assert (out / "tables/reliability.md").is_file() and (out / "report.html").is_file()
+    scores = pd.read_csv(out / "scales/scores.csv")
+    assert "semcd" in scores.columns and len(scores) == len(pd.read_parquet(out / "data/patients.parquet"))
+    # a study file the dictionary names is missing: reported before anything runs
+    (proj / "raw" / "NL_patients.sav").unlink()
+    with pytest.raises(PlanError) as err:
+        run(proj / "plan.yaml", out=tmp_path / "out2")
+    assert any("NL_patients.sav" in i.message and i.code == "P003" for i in err.value.report)
+
+
+def test_harmonised_dataset_as_source(demo_run, tmp_path):
+    doc = {"plan": "from-harmonised",
+           "sources": {"harmonised": {"patients": str(demo_run / "data/patients.parquet"),
+                                      "alters": str(demo_run / "data/alters.parquet")}},
+           "instruments": [{"instrument": "heiq", "scores": ["self_monitoring_insight"]}],
+           "networks": {"measures": ["size", "heterogeneity"], "change": False},
+           "outputs": {"data": ["parquet"], "tables": ["csv"], "figures": [], "report": False}}
+    res = run(doc, out=tmp_path / "out")
+    assert res.steps["step"].tolist() == ["data", "scales", "networks", "tables"]
+    m = pd.read_csv(tmp_path / "out/networks/ego_measures.csv")
+    assert {"size", "n_tie_types", "blau"} <= set(m.columns) and "weak_tie_share" not in m.columns
+    bad = dict(doc, joint_displays=[{"kind": "case_oriented", "profile": {"no_such_column": "x"}}])
+    with pytest.raises(PlanError) as err:
+        run(bad, out=tmp_path / "out3")
+    codes = {i.code for i in err.value.report}
+    assert {"P007", "P009"} <= codes  # unknown column; display without a qualitative section
