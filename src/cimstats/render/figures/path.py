@@ -571,7 +571,9 @@ def _draw(nodes, edges, notes, *, title, standardized):
             ax.add_patch(FancyArrowPatch(a, b, patchA=patches[e.source], patchB=patches[e.target],
                                          connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=11,
                                          lw=1.0, color=COLOURS["black"], shrinkA=1, shrinkB=1, zorder=2))
-            f = 0.5 if e.kind == "regression" else 0.62
+            # loadings fanning out above/below: label nearer the indicator, where the arrows are apart
+            fanning = e.kind == "loading" and abs(b[1] - a[1]) > abs(b[0] - a[0])
+            f = 0.62 if fanning else 0.5
             mx, my = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
             mids[f"{e.source}->{e.target}"] = (a[0] + 0.62 * (b[0] - a[0]), a[1] + 0.62 * (b[1] - a[1]))
             if rad:
