@@ -507,3 +507,18 @@ def test_forest_marks_link_scale_rows(mechanisms):
     rows = forest_table(t)
     assert rows.loc[rows["label"].str.startswith(t.loc[0, "hypothesis_id"]), "label"].item().endswith("(log-odds)")
     assert not rows["label"].iloc[1:].str.contains("log-odds").any()
+
+
+def test_mechanism_figures(mechanisms):
+    from cimstats.render.figures import mechanism_figures
+
+    figs = mechanism_figures(mechanisms)
+    fitted = mechanisms.models.loc[mechanisms.models["status"] == "fitted", "model_id"].tolist()
+    assert list(figs)[0] == "forest"
+    assert {"caterpillar_ego_navigation", "caterpillar_negotiation", "invariance_ce_invariance"} <= set(figs)
+    assert len(figs) == 1 + len(fitted)
+    assert figs["caterpillar_ego_navigation"].data["group"].eq("practice_id").all()
+    for fig in figs.values():
+        ET.fromstring(fig.svg().encode())
+    with pytest.raises(RenderError, match="MechanismResult"):
+        mechanism_figures(mechanisms.table)
