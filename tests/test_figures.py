@@ -522,3 +522,18 @@ def test_mechanism_figures(mechanisms):
         ET.fromstring(fig.svg().encode())
     with pytest.raises(RenderError, match="MechanismResult"):
         mechanism_figures(mechanisms.table)
+
+
+def test_path_diagram_within_between(baseline):
+    fit = quiet(cimstats.mediation, baseline, x="diversity", m="ce", y="sm", cluster="practice_id",
+                within_between=True, n_boot=50, seed=3)
+    fig = path_diagram(fit)
+    texts = svg_texts(fig.svg())
+    t = fit.tidy().set_index("term")
+    for term in ("a", "b", "c'"):
+        w, b = t.loc[f"{term}_within"], t.loc[f"{term}_between"]
+        expected = (f"within: {_fmt2(w.estimate)}{stars(w.p_value)}\nbetween: {_fmt2(b.estimate)}"
+                    f"{stars(b.p_value)}")
+        assert expected in set(fig.data["text"])
+        assert f"within: {_fmt2(w.estimate)}{stars(w.p_value)}" in " ".join(texts)
+    assert len(fig.data) == 3
