@@ -537,3 +537,11 @@ def test_path_diagram_within_between(baseline):
         assert expected in set(fig.data["text"])
         assert f"within: {_fmt2(w.estimate)}{stars(w.p_value)}" in " ".join(texts)
     assert len(fig.data) == 3
+
+
+def test_caterpillar_zero_variance_said_in_words():
+    re = pd.DataFrame({"group": "practice_id", "term": "(Intercept)", "level": [f"P{i}" for i in range(10)],
+                       "condval": 0.0, "condsd": 0.0})
+    fig = caterpillar_plot(re)
+    assert "estimated as zero (singular fit)" in fig.alt_text
+    assert any("singular fit" in t for t in svg_texts(fig.svg()))
