@@ -425,6 +425,10 @@ def test_path_diagram_multigroup(inv_fit):
     texts = svg_texts(fig.svg())
     for r in nl.itertuples(index=False):
         assert _fmt2(r.estimate) + ("" if r.std_error == 0 else stars(r.p_value)) in texts
+    joined = " ".join(texts)
+    assert "Group NL of 3" in joined
+    n_int = int(((tidy["op"] == "~1") & (tidy["group_label"] == "NL")).sum())
+    assert n_int > 0 and f"{n_int} intercepts (~1) not drawn" in joined
     with pytest.raises(RenderError, match=r"`group='XX'`.*available: EN, NL, NO"):
         path_diagram(fit, group="XX")
 

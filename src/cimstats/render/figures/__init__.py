@@ -13,6 +13,21 @@ shows itself in notebooks.
 ``invariance_plot``    change in CFI/RMSEA and chi-square tests across invariance steps
 ``mechanism_figures``  all of the above for one ``test_mechanisms`` result
 =====================  =====================================================
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> import pandas as pd
+>>> from cimstats.render.figures import forest_plot
+>>> t = pd.DataFrame({"term": ["diversity", "weak_tie_share"], "estimate": [0.105, -0.026],
+...                   "ci_lower": [0.082, -0.139], "ci_upper": [0.129, 0.087]})
+>>> fig = forest_plot(t, title="Network navigation")
+>>> with tempfile.TemporaryDirectory() as d:
+...     paths = [fig.save(pathlib.Path(d) / f"forest.{ext}") for ext in ("svg", "png", "pdf")]
+...     [p.suffix for p in paths]
+['.svg', '.png', '.pdf']
+>>> '<img' not in fig.html() and fig.html().startswith("<figure")
+True
 """
 
 from __future__ import annotations

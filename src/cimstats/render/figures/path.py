@@ -347,12 +347,17 @@ def path_layout(result, *, standardized: bool = False, group=None, residuals: bo
             )
         return _mediation_graph(result, fmt, intervals)
     if name == "SEMResult" or isinstance(result, pd.DataFrame):
-        t, _, _ = _sem_table(result, standardized, group)
+        t, group_label, n_groups = _sem_table(result, standardized, group)
         nodes, edges = _sem_graph(t, fmt, intervals, residuals, covariances)
         if not len(nodes):
             raise RenderError("`result` has no =~, ~ or ~~ parameters to draw; pass a fitted structural equation "
                               "model or its parameter table.")
         notes = []
+        if n_groups > 1:
+            notes.append(f"Group {group_label} of {n_groups}; pass group= to draw another group.")
+        n_int = int((t["op"] == "~1").sum())
+        if n_int:
+            notes.append(f"{n_int} intercept{'s' if n_int != 1 else ''} (~1) not drawn; see the parameter table.")
         for r in t[t["op"] == ":="].itertuples(index=False):
             ci = f" {fmt.ci(r.ci_lower, r.ci_upper)}" if intervals and pd.notna(r.ci_lower) else ""
             notes.append(f"{r.lhs} := {r.rhs}: {fmt.estimate(r.estimate)}{stars(r.p_value)}{ci}")
