@@ -457,10 +457,13 @@ def test_invariance_plot_demo(inv_fit):
     texts = " ".join(svg_texts(fig.svg()))
     fmt = NumberFormat(decimals=3)
     for r in t.iloc[1:].itertuples(index=False):
-        assert f"p = {fmt.p(r.p_diff)}" in fig.alt_text
-        assert f"p = {fmt.p(r.p_diff)}" in texts
+        pv = fmt.p(r.p_diff)
+        ptxt = f"p {pv}" if pv.startswith("<") else f"p = {pv}"
+        assert ptxt in fig.alt_text
+        assert ptxt in texts
         assert f"Δχ²({int(r.df_diff)}) = {fmt.estimate(r.chisq_diff, 2)}" in texts
-    assert "cut-off −0.010" in texts and "cut-off +0.015" in texts
+    assert "cut-offs −0.010 for CFI and +0.015 for RMSEA" in fig.alt_text
+    assert "−0.010" in texts and "+0.015" in texts and "cut-off" in texts
     # the demo study plants invariant measurement: every step within the cut-offs
     assert (d["holds"].iloc[1:] == 1).all()
     assert fig.alt_text.endswith(f"invariance holds up to the {t['model'].iloc[-1]} model.")
@@ -485,7 +488,7 @@ def test_invariance_plot_flags_planted_non_invariance():
     held = dict(zip(fig.data["model"], fig.data["holds"]))
     assert held["metric"] == 0 and held["scalar"] == 0
     assert fig.alt_text.endswith("invariance holds up to the configural model.")
-    assert "beyond a cut-off" in fig.alt_text
+    assert "beyond a cut-off" in fig.alt_text and "p <0.001" in fig.alt_text
 
 
 def test_invariance_plot_error_paths(inv_fit, sem_fit):
