@@ -239,13 +239,19 @@ class RunResult:
 
 
 # =========================================================================== progress
+_SHORT = {"demo_files": "writing the demo study's raw files", "harmonise": "harmonising with the data dictionary",
+          "load_harmonised": "reading the harmonised dataset", "scales": "scoring the scales",
+          "networks": "ego-network measures", "mechanisms": "testing the mechanisms", "tables": "publication tables",
+          "joint_displays": "joint displays", "figures": "figures", "report": "report.html"}
+
+
 class _Progress:
     def __init__(self, enabled: bool, n: int, stream=None):
         self.enabled, self.n, self.stream = enabled, n, stream or sys.stderr
 
     def start(self, k: int, step: StepDef) -> None:
         if self.enabled:
-            self.stream.write(f"[{k}/{self.n}] {step.id:<15} {step.description} ...")
+            self.stream.write(f"[{k}/{self.n}] {_SHORT.get(step.function, step.id)} ...")
             self.stream.flush()
 
     def end(self, status: str, seconds: float) -> None:

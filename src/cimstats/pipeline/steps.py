@@ -519,7 +519,7 @@ def step_figures(ctx: StepContext) -> dict:
 
 # =========================================================================== report
 def step_report(ctx: StepContext) -> dict:
-    """The one-page, self-contained ``report.html``."""
+    """The one-page, self-contained report.html."""
     from cimstats.render.report import build_report
 
     html = build_report(ctx.plan, ctx.out)
