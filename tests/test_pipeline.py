@@ -184,7 +184,7 @@ def test_editing_one_section_reruns_only_its_dependants(demo_copy):
     doc = _plan_doc()
     doc["joint_displays"] = [d for d in doc["joint_displays"] if d["kind"] != "convergence"]
     before = (demo_copy / "mechanisms/mechanism_table.csv").stat().st_mtime_ns
-    res = run(doc, out=demo_copy, base_dir=None) if False else run(doc, out=demo_copy)
+    res = run(doc, out=demo_copy)
     assert sorted(res.ran) == ["joint_displays", "report"]
     assert (demo_copy / "mechanisms/mechanism_table.csv").stat().st_mtime_ns == before
     assert not (demo_copy / "joint_displays/convergence.docx").exists()  # stale outputs of the step removed

@@ -23,7 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from cimstats._files import atomic_write
-from cimstats.errors import CimstatsError, PlanError
+from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_plan

@@ -16,7 +16,6 @@ give the same bytes.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
