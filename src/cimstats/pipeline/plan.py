@@ -449,7 +449,6 @@ class _Checker:
         if not isinstance(out["n_boot"], int) or isinstance(out["n_boot"], bool) or out["n_boot"] < 50:
             self.add("P012", f"mechanisms.n_boot is {out['n_boot']!r}; expected an integer of at least 50.")
         if value == "default":
-
             doc = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml")
                                  .read_text(encoding="utf-8"))
             out["plan_file"] = "default"
