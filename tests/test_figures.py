@@ -183,9 +183,8 @@ def test_forest_png_pdf_and_save(mechanisms, tmp_path):
     png = fig.png(dpi=60)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert fig.png(dpi=60) == png
-    p = fig.save(tmp_path / "forest.pdf")
-    assert p.read_bytes().startswith(b"%PDF")
-    assert fig.save(tmp_path / "forest.pdf").read_bytes() == p.read_bytes()
+    p = fig.save(tmp_path / "forest.pdf")  # byte-identity of PDFs: test_figures_properties.py
+    assert p.read_bytes().startswith(b"%PDF") and b"CreationDate" not in p.read_bytes()
     assert fig.save(tmp_path / "forest.png", dpi=40).read_bytes().startswith(b"\x89PNG")
     assert fig._repr_svg_() == fig.svg()
     assert not list(tmp_path.glob(".*part*"))  # no temporary files left behind
@@ -426,6 +425,10 @@ def test_path_diagram_multigroup(inv_fit):
     texts = svg_texts(fig.svg())
     for r in nl.itertuples(index=False):
         assert _fmt2(r.estimate) + ("" if r.std_error == 0 else stars(r.p_value)) in texts
+    joined = " ".join(texts)
+    assert "Group NL of 3" in joined
+    n_int = int(((tidy["op"] == "~1") & (tidy["group_label"] == "NL")).sum())
+    assert n_int > 0 and f"{n_int} intercepts (~1) not drawn" in joined
     with pytest.raises(RenderError, match=r"`group='XX'`.*available: EN, NL, NO"):
         path_diagram(fit, group="XX")
 
@@ -454,10 +457,13 @@ def test_invariance_plot_demo(inv_fit):
     texts = " ".join(svg_texts(fig.svg()))
     fmt = NumberFormat(decimals=3)
     for r in t.iloc[1:].itertuples(index=False):
-        assert f"p = {fmt.p(r.p_diff)}" in fig.alt_text
-        assert f"p = {fmt.p(r.p_diff)}" in texts
+        pv = fmt.p(r.p_diff)
+        ptxt = f"p {pv}" if pv.startswith("<") else f"p = {pv}"
+        assert ptxt in fig.alt_text
+        assert ptxt in texts
         assert f"Δχ²({int(r.df_diff)}) = {fmt.estimate(r.chisq_diff, 2)}" in texts
-    assert "cut-off −0.010" in texts and "cut-off +0.015" in texts
+    assert "cut-offs −0.010 for CFI and +0.015 for RMSEA" in fig.alt_text
+    assert "−0.010" in texts and "+0.015" in texts and "cut-off" in texts
     # the demo study plants invariant measurement: every step within the cut-offs
     assert (d["holds"].iloc[1:] == 1).all()
     assert fig.alt_text.endswith(f"invariance holds up to the {t['model'].iloc[-1]} model.")
@@ -482,7 +488,7 @@ def test_invariance_plot_flags_planted_non_invariance():
     held = dict(zip(fig.data["model"], fig.data["holds"]))
     assert held["metric"] == 0 and held["scalar"] == 0
     assert fig.alt_text.endswith("invariance holds up to the configural model.")
-    assert "beyond a cut-off" in fig.alt_text
+    assert "beyond a cut-off" in fig.alt_text and "p <0.001" in fig.alt_text
 
 
 def test_invariance_plot_error_paths(inv_fit, sem_fit):
@@ -507,3 +513,41 @@ def test_forest_marks_link_scale_rows(mechanisms):
     rows = forest_table(t)
     assert rows.loc[rows["label"].str.startswith(t.loc[0, "hypothesis_id"]), "label"].item().endswith("(log-odds)")
     assert not rows["label"].iloc[1:].str.contains("log-odds").any()
+
+
+def test_mechanism_figures(mechanisms):
+    from cimstats.render.figures import mechanism_figures
+
+    figs = mechanism_figures(mechanisms)
+    fitted = mechanisms.models.loc[mechanisms.models["status"] == "fitted", "model_id"].tolist()
+    assert list(figs)[0] == "forest"
+    assert {"caterpillar_ego_navigation", "caterpillar_negotiation", "invariance_ce_invariance"} <= set(figs)
+    assert len(figs) == 1 + len(fitted)
+    assert figs["caterpillar_ego_navigation"].data["group"].eq("practice_id").all()
+    for fig in figs.values():
+        ET.fromstring(fig.svg().encode())
+    with pytest.raises(RenderError, match="MechanismResult"):
+        mechanism_figures(mechanisms.table)
+
+
+def test_path_diagram_within_between(baseline):
+    fit = quiet(cimstats.mediation, baseline, x="diversity", m="ce", y="sm", cluster="practice_id",
+                within_between=True, n_boot=50, seed=3)
+    fig = path_diagram(fit)
+    texts = svg_texts(fig.svg())
+    t = fit.tidy().set_index("term")
+    for term in ("a", "b", "c'"):
+        w, b = t.loc[f"{term}_within"], t.loc[f"{term}_between"]
+        expected = (f"within: {_fmt2(w.estimate)}{stars(w.p_value)}\nbetween: {_fmt2(b.estimate)}"
+                    f"{stars(b.p_value)}")
+        assert expected in set(fig.data["text"])
+        assert f"within: {_fmt2(w.estimate)}{stars(w.p_value)}" in " ".join(texts)
+    assert len(fig.data) == 3
+
+
+def test_caterpillar_zero_variance_said_in_words():
+    re = pd.DataFrame({"group": "practice_id", "term": "(Intercept)", "level": [f"P{i}" for i in range(10)],
+                       "condval": 0.0, "condsd": 0.0})
+    fig = caterpillar_plot(re)
+    assert "estimated as zero (singular fit)" in fig.alt_text
+    assert any("singular fit" in t for t in svg_texts(fig.svg()))

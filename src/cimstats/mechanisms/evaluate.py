@@ -18,7 +18,7 @@ from .plan import INVARIANCE_LEVELS, Plan, default_plan, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
 
-__all__ = ["test_mechanisms", "p_adjust"]
+__all__ = ["test_mechanisms", "p_adjust", "model_frame"]
 
 _ID = "patient_id"
 
@@ -248,6 +248,22 @@ class _Workspace:
                 out[n] = out[_ID].map(base.set_index(_ID)[n]).to_numpy()
         return out[list(dict.fromkeys(names))].reset_index(drop=True)
 
+    def frame_for(self, model_id: str) -> pd.DataFrame:
+        """The analysis frame of one model of the plan, at its level (raises _Unavailable with the reason)."""
+        spec = self.plan.models[model_id]
+        lvl = spec.get("level", "ego")
+        wave = spec.get("wave")
+        if spec["template"] == "invariance":
+            return self.ego_frame(self.items_of(spec["construct"]) + [spec["group"]], wave)
+        names = self.plan.required_variables(model_id)
+        if lvl == "ego":
+            return self.ego_frame(names, wave)
+        if lvl == "change":
+            return self.change_frame(names)
+        if lvl == "alter_change":
+            return self.alter_change_frame(names)
+        return self.alter_frame(names, wave)
+
     def _change_result(self):
         if self._change_obj is None:
             from cimstats.measures import networks
@@ -453,10 +469,14 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
     fit.result = res
     t = res.table.set_index("model")
     prev_ok = True
+    prev_failed = None  # the lowest level that was tested and did not hold
     for lv in INVARIANCE_LEVELS:
         if lv in failed:
             held[lv] = ("not testable", f"the {lv} model could not be fitted ({failed[lv]})", {})
             prev_ok = False
+            continue
+        if prev_failed is not None and lv in t.index:
+            held[lv] = ("fails", f"{prev_failed} invariance, which it presupposes, does not hold", {})
             continue
         if lv not in t.index:
             continue
@@ -477,6 +497,8 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
                f"{vals['chisq_diff']:.2f} on {vals['df_diff']:.0f} df, p = {p:.3g}") if None not in (dc, dr, p) else "fit change unavailable"
         held[lv] = ("holds" if ok else "fails", txt, vals)
         prev_ok = ok
+        if not ok:
+            prev_failed = lv
     fit.extra["levels"] = held
     fit.terms = pd.DataFrame([{"term": lv, "estimate": v[2].get("delta_cfi"), "std_error": np.nan,
                                "statistic": v[2].get("chisq_diff"), "df": v[2].get("df_diff"),
@@ -494,6 +516,53 @@ def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:
         return None, f"the {level} level was not fitted"
     st, why, _ = levels[level]
     return (True if st == "holds" else (None if st == "not testable" else False)), why
+
+
+def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
+    """The analysis frame that :func:`test_mechanisms` fits one model of the plan on.
+
+    Constructs (scale scores, network measures, change measures, wave
+    differences) are built exactly as for the mechanism tests, so the frame can
+    be exported and refitted in other software (e.g. lme4 or lavaan) to check
+    a result.
+
+    Parameters
+    ----------
+    data : as for :func:`test_mechanisms`
+    model_id : str
+        A model of the plan.
+    plan : optional
+        The analysis plan (default: the shipped plan).
+
+    Returns
+    -------
+    DataFrame
+        One row per unit of the model's level, one column per variable the
+        model needs (missing values kept; the model sets them aside).
+
+    Raises
+    ------
+    PlanError
+        ``model_id`` is not a model of the plan, or the frame cannot be built
+        (the reason is given).
+
+    Examples
+    --------
+    >>> from cimstats import datasets
+    >>> from cimstats.mechanisms import model_frame
+    >>> model_frame(datasets.demo_study(), "ego_navigation").columns.tolist()
+    ['sm', 'diversity', 'weak_tie_share', 'group_tie', 'country', 'practice_id']
+    """
+    plan = default_plan() if plan is None else read_plan(plan)
+    if model_id not in plan.models:
+        raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{plan.name}'; models: "
+                        f"{', '.join(plan.models)}.")
+    patients, alters = _tables(data)
+    _check_tables(patients, alters)
+    try:
+        return _Workspace(patients, alters, plan).frame_for(model_id)
+    except _Unavailable as exc:
+        raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
 
 
 # ---------------------------------------------------------------- multiple testing
@@ -661,22 +730,11 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
                                        f"{plan.models[inv]['group']} was not established at the {ri['level']} level "
                                        f"({why})")
                 fit.extra["invariance"] = f"{ri['construct']}: {ri['level']} invariance holds ({why})"
-            names = plan.required_variables(mid)
-            lvl = spec.get("level", "ego")
-            wave = spec.get("wave")
+            frame = ws.frame_for(mid)
             if tpl == "invariance":
                 items = ws.items_of(spec["construct"])
-                frame = ws.ego_frame(items + [spec["group"]], wave)
                 _fit_invariance(fit, spec, frame, items, needed.get(mid, "metric"), vr)
                 continue
-            if lvl == "ego":
-                frame = ws.ego_frame(names, wave)
-            elif lvl == "change":
-                frame = ws.change_frame(names)
-            elif lvl == "alter_change":
-                frame = ws.alter_change_frame(names)
-            else:
-                frame = ws.alter_frame(names, wave)
             if tpl in ("lmm", "glmm"):
                 _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
             else:

@@ -45,6 +45,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Mapping
 
 import yaml
@@ -448,8 +449,6 @@ class _Checker:
         if not isinstance(out["n_boot"], int) or isinstance(out["n_boot"], bool) or out["n_boot"] < 50:
             self.add("P012", f"mechanisms.n_boot is {out['n_boot']!r}; expected an integer of at least 50.")
         if value == "default":
-            from cimstats.mechanisms.plan import default_plan
-
             doc = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml")
                                  .read_text(encoding="utf-8"))
             out["plan_file"] = "default"
@@ -469,22 +468,32 @@ class _Checker:
             self.add("P012", f"mechanisms.plan is {value!r}; expected default, a YAML file or a mapping.")
             return out
         try:
-            mp = read_mechanism_plan(doc, source=str(out["plan_file"] or "mechanisms.plan"))
+            read_mechanism_plan(doc, source=str(out["plan_file"] or "mechanisms.plan"))
+            out["plan"] = doc
         except PlanError as exc:
             if exc.report is not None and len(exc.report):
                 self.rep.extend(exc.report.issues)
             else:
                 self.add("P012", str(exc))
-            return out
-        out["plan"] = doc
-        self._check_hypothesis_variables(mp, sections)
+        if isinstance(doc, Mapping):
+            self._check_hypothesis_variables(doc)
         return out
 
-    def _check_hypothesis_variables(self, mp, sections: dict) -> None:
+    def _check_hypothesis_variables(self, doc: Mapping) -> None:
+        """Every variable a hypothesis's model uses must come from the dictionary or the plan's constructs.
+
+        Works on the mechanism plan as written, so these problems are reported
+        together with the plan's own (even when it has other errors).
+        """
         from cimstats.measures.networks.catalogue import measure_catalogue
         from cimstats.measures.scales.instrument import list_instruments, load_instrument
+        from cimstats.mechanisms.plan import _model_variables
 
-        defined = set(mp.constructs)
+        constructs = doc.get("constructs") if isinstance(doc.get("constructs"), Mapping) else {}
+        models = doc.get("models") if isinstance(doc.get("models"), Mapping) else {}
+        hyps = doc.get("hypotheses") if isinstance(doc.get("hypotheses"), list) else []
+        mp = SimpleNamespace(constructs={k: v for k, v in constructs.items() if isinstance(v, Mapping)})
+        defined = set(constructs)
         shipped = set(list_instruments()["id"])
         net_cols = set(measure_catalogue(expand=True)["column"])
         change_cols = {"size_from", "size_to", "n_retained", "n_added", "n_lost", "turnover", "roles_gained",
@@ -516,11 +525,23 @@ class _Checker:
                          remedy=f"Use one of {', '.join(sorted(change_cols))}.")
         if not self.targets:
             return  # no dictionary or dataset to check against (reported elsewhere)
-        for h in mp.hypotheses.itertuples(index=False):
-            names = [n for n in str(h.required_variables).split(";") if n]
-            absent = [n for n in names if n not in self.targets and n not in defined]
+        works = ("illness", "everyday", "emotional")
+        by_level = {
+            "change": change_cols,
+            "alter_change": {"role_gained", "role_dropped", "roles_gained", "status", "tie_type_from", "tie_type_to",
+                             "circle_from", "circle_to", "circle_change"}
+                            | {f"{w}_work_{s}" for w in works for s in ("from", "to", "change")}
+                            | {f"{w}_{s}" for w in works for s in ("from", "to", "change")},
+        }
+        for h in hyps:
+            if not isinstance(h, Mapping) or not isinstance(models.get(h.get("model")), Mapping):
+                continue  # reported by the mechanism plan's own check
+            spec = models[h["model"]]
+            names = _model_variables(spec)
+            level_cols = by_level.get(str(spec.get("level", "ego")), set())
+            absent = [n for n in names if n not in self.targets and n not in defined and n not in level_cols]
             if absent:
-                self.add("P007", f"hypothesis {h.hypothesis_id!r} (model {h.model!r}) uses "
+                self.add("P007", f"hypothesis {h.get('id')!r} (model {h['model']!r}) uses "
                                  f"{', '.join(map(repr, absent))}, which neither the data dictionary nor the plan's "
                                  "constructs define.",
                          remedy="Correct the name, add the variable to the dictionary, or define it as a construct.")

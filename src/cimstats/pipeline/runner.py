@@ -23,7 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from cimstats._files import atomic_write
-from cimstats.errors import CimstatsError, PlanError
+from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_plan
@@ -239,13 +239,19 @@ class RunResult:
 
 
 # =========================================================================== progress
+_SHORT = {"demo_files": "writing the demo study's raw files", "harmonise": "harmonising with the data dictionary",
+          "load_harmonised": "reading the harmonised dataset", "scales": "scoring the scales",
+          "networks": "ego-network measures", "mechanisms": "testing the mechanisms", "tables": "publication tables",
+          "joint_displays": "joint displays", "figures": "figures", "report": "report.html"}
+
+
 class _Progress:
     def __init__(self, enabled: bool, n: int, stream=None):
         self.enabled, self.n, self.stream = enabled, n, stream or sys.stderr
 
     def start(self, k: int, step: StepDef) -> None:
         if self.enabled:
-            self.stream.write(f"[{k}/{self.n}] {step.id:<15} {step.description} ...")
+            self.stream.write(f"[{k}/{self.n}] {_SHORT.get(step.function, step.id)} ...")
             self.stream.flush()
 
     def end(self, status: str, seconds: float) -> None:
@@ -272,7 +278,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | None = None,
-        progress: bool | None = None, fail_after: str | None = None) -> RunResult:
+        progress: bool | None = None) -> RunResult:
     """Run an analysis plan into an output folder, re-running only the steps whose inputs changed.
 
     Parameters
@@ -293,9 +299,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
     progress : bool, optional
         A progress line per step on standard error (default: only when
         standard error is a terminal).
-    fail_after : str, optional
-        For testing interruption: raise ``KeyboardInterrupt`` inside the named
-        step after it has written its files to the staging folder.
 
     Returns
     -------
@@ -371,8 +374,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
         ctx = StepContext(plan=aplan, out=out, stage=stage)
         try:
             info = STEP_FUNCTIONS[st.function](ctx) or {}
-            if fail_after == st.id:
-                raise KeyboardInterrupt(f"interrupted in step {st.id}")
         except StepSkipped as exc:
             cache.discard(stage)
             cache.forget(st.id)

@@ -299,7 +299,11 @@ def step_mechanisms(ctx: StepContext) -> dict:
                                        n_boot=spec["n_boot"], level=spec.get("level"))
     notes = _caught(ws)
     _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
-    _write_csv(res.models, ctx.path("mechanisms/models.csv"))
+    models = res.models
+    # fitting times vary from run to run: they go to the manifest, not into the tables
+    model_seconds = {str(m): round(float(x), 3) for m, x in zip(models["model_id"], models["seconds"])} \
+        if "seconds" in models.columns else {}
+    _write_csv(models.drop(columns=["seconds"], errors="ignore"), ctx.path("mechanisms/models.csv"))
     ctx.path("mechanisms/summary.txt").write_text(res.summary() + "\n", encoding="utf-8")
     level = getattr(res.rules, "level", 0.95)
     meta = {"adjust": res.adjust, "seed": res.seed, "n_boot": res.n_boot, "level": level,
@@ -311,7 +315,7 @@ def step_mechanisms(ctx: StepContext) -> dict:
         _export_fit(ctx, mid, fit, res.plan.models[mid])
     return {"hypotheses": int(len(res.table)),
             "verdicts": {str(k): int(v) for k, v in res.table["verdict"].value_counts().sort_index().items()},
-            "notes": notes}
+            "model_seconds": model_seconds, "notes": notes}
 
 
 def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
@@ -327,6 +331,13 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
         return
     t = fit.tidy()
     _write_csv(t, ctx.path(f"models/{mid}_terms.csv"))
+    if tpl in ("mediation", "moderated_mediation") and hasattr(fit, "spec"):
+        sp = fit.spec
+        doc = {"x": sp.x, "mediators": list(sp.mediators), "y": sp.y, "covariates": list(sp.covariates),
+               "moderator": sp.moderator, "moderated_paths": list(sp.moderated_paths), "serial": bool(sp.serial),
+               "level": fit.level, "ci": fit.ci, "n_boot": fit.n_boot, "seed": fit.seed,
+               "resampling": fit.resampling, "nobs": fit.nobs, "n_dropped": fit.n_dropped}
+        ctx.path(f"models/{mid}_mediation.json").write_text(_json(doc), encoding="utf-8")
     g = fit.glance() if hasattr(fit, "glance") else None
     if isinstance(g, pd.DataFrame):
         _write_csv(g, ctx.path(f"models/{mid}_fit.csv"))
@@ -508,7 +519,7 @@ def step_figures(ctx: StepContext) -> dict:
 
 # =========================================================================== report
 def step_report(ctx: StepContext) -> dict:
-    """The one-page, self-contained ``report.html``."""
+    """The one-page, self-contained report.html."""
     from cimstats.render.report import build_report
 
     html = build_report(ctx.plan, ctx.out)

@@ -16,7 +16,6 @@ give the same bytes.
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
@@ -58,7 +57,11 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 
 def _frame_table(df: pd.DataFrame, title: str, *, kinds=None, labels=None, notes=(), number=None,
                  group_by=None) -> str:
-    spec = TableSpec.from_frame(df, title=title, kinds=kinds or {}, header_labels=labels or {}, notes=tuple(notes),
+    kinds = dict(kinds or {})
+    for c in df.columns:  # whole numbers (counts) without decimals
+        if c not in kinds and pd.api.types.is_integer_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+            kinds[c] = "count"
+    spec = TableSpec.from_frame(df, title=title, kinds=kinds, header_labels=labels or {}, notes=tuple(notes),
                                 number=number, group_by=group_by)
     return f'<div class="table-wrap">{to_html(spec, standalone=False)}</div>'
 
@@ -145,7 +148,7 @@ def build_report(plan, out) -> str:
         by.insert(1, "targets", by.drop(columns="study").sum(axis=1))
         missing_cols = [c for c in rep.columns if c.startswith("n_") and c not in ("n_rows", "n_valid")]
         cells = rep.groupby("study")[["n_rows", "n_valid"] + missing_cols].sum()
-        by["share_valid"] = by["study"].map(cells["n_valid"] / cells["n_rows"]).astype(float)
+        by["share_valid"] = by["study"].map(100 * cells["n_valid"] / cells["n_rows"]).astype(float)
         parts.append(_frame_table(by, "Harmonisation: status of every target variable in every study",
                                   kinds={"share_valid": "percent"},
                                   labels={"study": "Study", "targets": "Targets", "share_valid": "Valid cells"},
@@ -195,7 +198,12 @@ def build_report(plan, out) -> str:
                                           "n_missing": "Missing"}))
     rel = _read_csv(out / "scales/reliability.csv")
     if rel is not None and len(rel):
-        parts.append(_frame_table(rel, "Reliability of the scale scores at baseline"))
+        parts.append(_frame_table(rel, "Reliability of the scale scores at baseline",
+                                  labels={"instrument": "Instrument", "score": "Score", "n_items": "Items",
+                                          "nobs": "Patients", "n_complete": "Complete answers",
+                                          "raw_alpha": "Cronbach's alpha", "ci_lower": "Alpha CI lower",
+                                          "ci_upper": "Alpha CI upper", "std_alpha": "Standardised alpha",
+                                          "omega_total": "Omega total"}))
     ns = _read_csv(out / "networks/summary.csv")
     if ns is not None and len(ns):
         key = ["size", "n_tie_types", "blau", "weak_tie_share", "any_group_tie", "n_providers", "mean_contact_freq"]
@@ -205,6 +213,7 @@ def build_report(plan, out) -> str:
             wide.columns = [f"{a} (wave {int(float(w))})" for a, w in wide.columns]
             wide = wide.reindex([k for k in key if k in wide.index]).reset_index()
             parts.append(_frame_table(wide, "Ego-network measures by wave (mean and SD over patients)",
+                                      labels={"measure": "Measure"},
                                       notes=("All measures of every patient are in networks/ego_measures.csv.",)))
     if parts:
         sec.append(("measures", "Scale scores and network measures", "\n".join(parts)))

@@ -76,24 +76,55 @@ class Family:
     def variance(self, mu):
         return mu * (1.0 - mu) if self.name == "binomial" else mu
 
-    def loglik_obs(self, y, mu, m):
+    def loglik_const(self, y, m):
+        """The part of each observation's log-likelihood that does not involve mu."""
+        if self.name == "binomial":
+            k = y * m
+            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -m * special.gammaln(y + 1)
+
+    def loglik_obs(self, y, mu, m, const=None):
         """Log-likelihood contribution of each observation (full, with constants).
 
         Binomial: ``y`` is the proportion and ``m`` the number of trials;
-        Poisson: ``y`` is the count and ``m`` a prior weight.
+        Poisson: ``y`` is the count and ``m`` a prior weight. ``const`` (from
+        :meth:`loglik_const`) saves recomputing the constants in repeated calls.
         """
         mu = self.clip(mu)
+        c = self.loglik_const(y, m) if const is None else const
         if self.name == "binomial":
             k = y * m
-            return (special.xlogy(k, mu) + special.xlogy(m - k, 1.0 - mu)
-                    + special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1))
-        return m * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+            return special.xlogy(k, mu) + special.xlogy(m - k, 1.0 - mu) + c
+        return m * (special.xlogy(y, mu) - mu) + c
 
     def loglik_saturated(self, y, m):
         return self.loglik_obs(y, np.where(self.name == "binomial", y, np.maximum(y, _EPS)), m)
 
+    @property
+    def canonical(self) -> bool:
+        return (self.name, self.link.name) in (("binomial", "logit"), ("poisson", "log"))
+
+    def loglik_eta(self, y, eta, m, const=None):
+        """Log-likelihood of each observation at linear predictor ``eta``.
+
+        For the canonical links it is computed from ``eta`` directly
+        (binomial-logit: ``k eta - m log(1 + e^eta)``; Poisson-log:
+        ``m (y eta - e^eta)``), which is both faster and more accurate in the tails.
+        """
+        c = self.loglik_const(y, m) if const is None else const
+        if self.name == "binomial" and self.link.name == "logit":
+            return y * m * eta - m * np.logaddexp(0.0, eta) + c
+        if self.name == "poisson" and self.link.name == "log":
+            e = np.minimum(eta, 700.0)
+            return m * (y * e - np.exp(e)) + c
+        return self.loglik_obs(y, self.link.inverse(eta), m, c)
+
     def score_weight(self, y, eta, m):
         """(mu, d loglik / d eta, Fisher weight) at linear predictor ``eta``."""
+        if self.canonical:
+            mu = self.clip(self.link.inverse(eta))
+            var = self.variance(mu)
+            return mu, m * (y - mu), m * np.maximum(var, _EPS)
         mu = self.clip(self.link.inverse(eta))
         dmu = self.link.mu_eta(eta)
         var = self.variance(mu)

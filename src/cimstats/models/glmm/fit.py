@@ -374,18 +374,29 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Notes
     -----
     As lme4's ``glmer``: the conditional modes of the random effects are found by
-    penalised iteratively reweighted least squares at each (theta, beta), and
-    the Laplace (or adaptive Gauss-Hermite) approximation of the deviance is
-    minimised over theta and the fixed effects jointly, starting from an
-    ordinary GLM. Standard errors of the fixed effects come from the
-    finite-difference Hessian of that deviance with respect to the fixed effects.
-    The log-likelihood includes the binomial and Poisson normalising constants
-    for every ``nagq`` (glmer omits them when ``nAGQ > 1``).
+    penalised iteratively reweighted least squares (PIRLS) at each (theta, beta),
+    and the Laplace (or adaptive Gauss-Hermite) approximation of the deviance is
+    minimised over theta and the fixed effects jointly. With one random
+    intercept the start is an ordinary GLM; with several random intercepts
+    (nested or crossed) theta is first optimised with the fixed effects found
+    by PIRLS (glmer's first stage) and Newton steps on (theta, beta) finish.
+    Standard errors of the fixed effects come from the finite-difference
+    Hessian of the deviance in (theta, beta) (glmer's default), with variance
+    parameters on their boundary held fixed. The Laplace deviance is evaluated
+    with the working weights at the conditional modes; glmer takes its
+    log-determinant from the weights of an earlier PIRLS iterate, which can
+    move its estimates by about 1e-3 (relative) when the random-intercept
+    variance is large. The log-likelihood includes the binomial and Poisson
+    normalising constants for every ``nagq`` (glmer reports the nAGQ > 1
+    log-likelihood relative to the saturated model).
+
+    R equivalent: ``lme4::glmer(formula, data, family = binomial, nAGQ = nagq)``.
 
     Validated against: ``lme4::glmer`` (tests/reference/glmm.R): cbpp with
     ``cbind(incidence, size - incidence) ~ period + (1 | herd)`` (Laplace and
-    nAGQ = 10), a Bernoulli random-intercept model (logit, probit, nAGQ = 10) and
-    a Poisson model with ``offset(log(months))``.
+    nAGQ = 10), a Bernoulli random-intercept model (logit, probit, nAGQ = 10), a
+    Poisson model with ``offset(log(months))``, and the demo study's alter-level
+    model ``illness_work ~ tie_type * dep_c + (1 | patient_id) + (1 | practice_id)``.
 
     Examples
     --------
@@ -445,9 +456,13 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
         if start is None:
             beta0 = _glm_start(X, y, m, off, fam)
             theta0 = np.concatenate([(r == c).astype(float) for r, c in layouts])
-            # first stage: theta alone at the GLM fixed effects (cheap, and a good start)
-            th, _, _ = minimize_theta(lambda t: kern.deviance(np.concatenate([t, beta0])), theta0, lower_theta)
-            x0 = np.concatenate([th, beta0])
+            if hasattr(kern, "profiled_deviance"):
+                kern.beta_hat = beta0  # PIRLS start of the first stage below
+                x0 = np.concatenate([theta0, beta0])
+            else:
+                # first stage: theta alone at the GLM fixed effects (cheap, and a good start)
+                th, _, _ = minimize_theta(lambda t: kern.deviance(np.concatenate([t, beta0])), theta0, lower_theta)
+                x0 = np.concatenate([th, beta0])
         else:
             x0 = np.asarray(start, dtype=float)
             if x0.shape != lower.shape:
@@ -455,8 +470,8 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
                     f"`start` has {x0.size} values; expected {lower.size} (theta then the fixed effects)."
                 )
         par = None
-        if start is None and isinstance(kern, ScalarTermsKernel):
-            # several random intercepts: theta alone with the fixed effects found by PIRLS (glmer's
+        if start is None and hasattr(kern, "profiled_deviance"):
+            # scalar random-effect terms: theta alone with the fixed effects found by PIRLS (glmer's
             # first stage), then Newton steps on (theta, beta) whose last Hessian gives the SEs
             th, _, opt1 = minimize_theta(kern.profiled_deviance, x0[:ntheta], lower_theta)
             kern.profiled_deviance(th)

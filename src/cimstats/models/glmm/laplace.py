@@ -37,6 +37,7 @@ class ScalarKernel:
     def __init__(self, X, y, m, offset, z, codes, G, family, nagq=1):
         self.X, self.y, self.m, self.off = X, y, m, offset
         self.z, self.codes, self.G, self.family = z, codes, G, family
+        self._const = family.loglik_const(y, m)
         self.nagq = int(nagq)
         if self.nagq > 1:
             x, w = hermegauss(self.nagq)
@@ -45,8 +46,8 @@ class ScalarKernel:
         self.ntheta = 1
 
     def _cluster_loglik(self, eta):
-        mu = self.family.link.inverse(eta)
-        return np.bincount(self.codes, weights=self.family.loglik_obs(self.y, mu, self.m), minlength=self.G)
+        return np.bincount(self.codes, weights=self.family.loglik_eta(self.y, eta, self.m, self._const),
+                           minlength=self.G)
 
     def modes(self, theta, beta, u=None):
         """Conditional modes u, curvature h = 1 + theta^2 sum w z^2 per cluster, and eta."""
@@ -88,7 +89,7 @@ class ScalarKernel:
         except FloatingPointError:
             return np.inf
         if self.nagq == 1:
-            ll = self.family.loglik_obs(self.y, self.family.link.inverse(eta), self.m).sum()
+            ll = self.family.loglik_eta(self.y, eta, self.m, self._const).sum()
             return float(-2 * ll + u @ u + np.log(h).sum())
         sd = 1.0 / np.sqrt(h)
         eta0 = self.off + self.X @ beta
@@ -100,6 +101,49 @@ class ScalarKernel:
             terms.append(lk - uk * uk / 2 + zk * zk / 2 + lw)
         lse = logsumexp(np.vstack(terms), axis=0)
         return float(-2 * (np.log(sd) + lse).sum())
+
+    def profiled_deviance(self, theta) -> float:
+        """Laplace deviance at ``theta`` with the fixed effects found jointly with the modes by
+        PIRLS (glmer's first stage); the fixed effects are kept in ``beta_hat``."""
+        fam, codes, G = self.family, self.codes, self.G
+        X, p = self.X, self.X.shape[1]
+        t = float(np.asarray(theta, dtype=float)[0])
+        zt = self.z * t
+        beta = getattr(self, "beta_hat", None)
+        beta = np.zeros(p) if beta is None else beta
+        u = self.u.copy()
+        eta = self.off + X @ beta + zt * u[codes]
+        pdev = -2 * self._cluster_loglik(eta).sum() + u @ u
+        for _ in range(_MAXIT):
+            _, s, w = fam.score_weight(self.y, eta, self.m)
+            z = (eta - self.off) + s / w
+            h = np.bincount(codes, weights=w * zt * zt, minlength=G) + 1.0
+            wz = w * zt
+            ZtWX = np.column_stack([np.bincount(codes, weights=wz * X[:, j], minlength=G) for j in range(p)])
+            rz = np.bincount(codes, weights=wz * z, minlength=G)
+            WX = X * w[:, None]
+            RX = X.T @ WX - ZtWX.T @ (ZtWX / h[:, None])
+            try:
+                bnew = np.linalg.solve(RX, WX.T @ z - ZtWX.T @ (rz / h))
+            except np.linalg.LinAlgError:
+                return np.inf
+            unew = (rz - ZtWX @ bnew) / h
+            db, du = bnew - beta, unew - u
+            for _ in range(30):
+                cb, cu = beta + db, u + du
+                eta_c = self.off + X @ cb + zt * cu[codes]
+                pc = -2 * self._cluster_loglik(eta_c).sum() + cu @ cu
+                if pc <= pdev + 1e-10 * (1 + abs(pdev)):
+                    break
+                db, du = db / 2, du / 2
+            done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or max(np.max(np.abs(du)), np.max(np.abs(db))) < _TOL
+            beta, u, eta, pdev = cb, cu, eta_c, pc
+            if done:
+                break
+        self.u, self.beta_hat = u, beta
+        return self.deviance(np.concatenate([[t], beta])) if self.nagq > 1 else float(
+            pdev + np.log(np.bincount(codes, weights=fam.score_weight(self.y, eta, self.m)[2] * zt * zt,
+                                      minlength=G) + 1.0).sum())
 
     def ranef(self, par):
         """Conditional modes b = theta u and their conditional SDs theta / sqrt(h)."""
@@ -116,6 +160,7 @@ class GeneralKernel:
         self.blocks = blocks
         self.family = family
         self.ntheta = ntheta
+        self._const = family.loglik_const(y, m)
         self.q = sum(b.nlevels * b.k for b in blocks)
         self.u = np.zeros(self.q)
         self._core = None
@@ -134,8 +179,7 @@ class GeneralKernel:
         return PLSCore(cp)
 
     def _pdev(self, eta, u):
-        mu = self.family.link.inverse(eta)
-        return -2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u
+        return -2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u
 
     def modes(self, theta, beta):
         fam = self.family
@@ -176,8 +220,7 @@ class GeneralKernel:
             u, ldL2, eta, _, _ = self.modes(theta, beta)
         except (np.linalg.LinAlgError, KeyError, FloatingPointError):
             return np.inf
-        mu = self.family.link.inverse(eta)
-        return float(-2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u + ldL2)
+        return float(-2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + ldL2)
 
     def ranef(self, par):
         theta, beta = par[:self.ntheta], par[self.ntheta:]
@@ -213,6 +256,7 @@ class ScalarTermsKernel:
 
         self.X, self.y, self.m, self.off = X, y, m, offset
         self.family = family
+        self._const = family.loglik_const(y, m)
         self.blocks = blocks
         self.ntheta = len(blocks)
         self.codes = [np.asarray(b.codes) for b in blocks]
@@ -286,8 +330,7 @@ class ScalarTermsKernel:
                                for i, (c, z, G) in enumerate(zip(self.codes, self.z, self.G))])
 
     def _pdev(self, eta, u):
-        mu = self.family.link.inverse(eta)
-        return -2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u
+        return -2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u
 
     def modes(self, theta, beta):
         fam = self.family
@@ -324,8 +367,7 @@ class ScalarTermsKernel:
             u, fac, eta = self.modes(theta, beta)
         except (np.linalg.LinAlgError, FloatingPointError):
             return np.inf
-        mu = self.family.link.inverse(eta)
-        return float(-2 * self.family.loglik_obs(self.y, mu, self.m).sum() + u @ u + fac.logdet)
+        return float(-2 * self.family.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + fac.logdet)
 
     def ranef(self, par):
         theta, beta = par[:self.ntheta], par[self.ntheta:]
@@ -378,5 +420,4 @@ class ScalarTermsKernel:
         except (np.linalg.LinAlgError, FloatingPointError):
             return np.inf
         self.u, self.beta_hat = u, beta
-        mu = fam.link.inverse(eta)
-        return float(-2 * fam.loglik_obs(self.y, mu, self.m).sum() + u @ u + fac.logdet)
+        return float(-2 * fam.loglik_eta(self.y, eta, self.m, self._const).sum() + u @ u + fac.logdet)

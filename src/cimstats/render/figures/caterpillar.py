@@ -169,6 +169,13 @@ def _term_phrase(term: str, n: int) -> str:
     return f"random intercept{s}" if term == "(Intercept)" else f"random slope{s} of {term}"
 
 
+def _is_zero(p: pd.DataFrame) -> bool:
+    """A panel whose variance was estimated as zero: every mode and SD is (numerically) 0."""
+    cv = p["condval"].to_numpy(dtype=float)
+    sd = p["condsd"].to_numpy(dtype=float)
+    return bool(np.all(np.abs(cv) < 1e-8) and np.all(np.nan_to_num(sd) < 1e-6))
+
+
 def _alt_text(rows, panels, pct, fmt, scale) -> str:
     parts = []
     for g, t in panels:
@@ -176,6 +183,10 @@ def _alt_text(rows, panels, pct, fmt, scale) -> str:
         n = len(p)
         k = int(p["excludes_zero"].sum())
         what = f"{n:,} {g} {_term_phrase(t, n)}"
+        if _is_zero(p):
+            parts.append((what, "the variance is estimated as zero (singular fit), so every level's "
+                                "conditional mode is 0"))
+            continue
         detail = (f"from {fmt.estimate(p['condval'].iloc[0])} ({p['level'].iloc[0]}) to "
                   f"{fmt.estimate(p['condval'].iloc[-1])} ({p['level'].iloc[-1]}), {k:,} of {n:,} with an "
                   f"interval that excludes zero")
@@ -229,6 +240,10 @@ def _draw(rows, panels, *, title, pct, labels, width, height):
         else:
             ax.set_yticks([])
             ax.set_ylabel(f"{n:,} levels, ordered")
+        if _is_zero(p):
+            ax.text(0.5, 0.5, "variance estimated as zero\n(singular fit): all levels at 0",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color=COLOURS["vermillion"],
+                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec=COLOURS["vermillion"], lw=0.6))
         ax.set_title(f"{g}: {t}", fontsize=9)
         ax.set_xlabel(f"Conditional mode ({pct} interval)")
     fig.suptitle(title, x=0.02, ha="left", fontweight="bold", fontsize=10)

@@ -135,7 +135,8 @@ def _chisq_text(r, fmt) -> str:
     if not np.isfinite(r.chisq_diff):
         return "no test"
     df = int(r.df_diff) if np.isfinite(r.df_diff) and float(r.df_diff).is_integer() else r.df_diff
-    return f"Δχ²({df}) = {fmt.estimate(r.chisq_diff, 2)}, p = {fmt.p(r.p_diff)}"
+    pv = fmt.p(r.p_diff)
+    return f"Δχ²({df}) = {fmt.estimate(r.chisq_diff, 2)}, p {pv if pv[:1] in '<>≤≥' else '= ' + pv}"
 
 
 def _alt_text(rows, title, cfi_cutoff, rmsea_cutoff, fmt) -> str:
@@ -168,8 +169,8 @@ def _draw(rows, *, title, cfi_cutoff, rmsea_cutoff, alpha, fmt):
         ok = steps["cfi_ok" if col == "delta_cfi" else "rmsea_ok"].to_numpy() == 1
         ax.axhline(0.0, color=COLOURS["grey"], lw=0.6)
         ax.axhline(cut, color=COLOURS["vermillion"], lw=1.0, ls=(0, (4, 3)))
-        ax.text(1.0, cut, f" cut-off {_signed(cut, fmt)}", transform=ax.get_yaxis_transform(), ha="right",
-                va="bottom" if cut > 0 else "top", fontsize=7.5, color=COLOURS["vermillion"])
+        ax.text(1.02, cut, f"cut-off\n{_signed(cut, fmt)}", transform=ax.get_yaxis_transform(), ha="left",
+                va="center", fontsize=7.5, color=COLOURS["vermillion"])
         ax.plot(x, vals, color=COLOURS["grey"], lw=0.8, zorder=1)
         for xi, v, good in zip(x, vals, ok):
             if np.isfinite(v):

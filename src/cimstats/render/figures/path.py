@@ -347,12 +347,17 @@ def path_layout(result, *, standardized: bool = False, group=None, residuals: bo
             )
         return _mediation_graph(result, fmt, intervals)
     if name == "SEMResult" or isinstance(result, pd.DataFrame):
-        t, _, _ = _sem_table(result, standardized, group)
+        t, group_label, n_groups = _sem_table(result, standardized, group)
         nodes, edges = _sem_graph(t, fmt, intervals, residuals, covariances)
         if not len(nodes):
             raise RenderError("`result` has no =~, ~ or ~~ parameters to draw; pass a fitted structural equation "
                               "model or its parameter table.")
         notes = []
+        if n_groups > 1:
+            notes.append(f"Group {group_label} of {n_groups}; pass group= to draw another group.")
+        n_int = int((t["op"] == "~1").sum())
+        if n_int:
+            notes.append(f"{n_int} intercept{'s' if n_int != 1 else ''} (~1) not drawn; see the parameter table.")
         for r in t[t["op"] == ":="].itertuples(index=False):
             ci = f" {fmt.ci(r.ci_lower, r.ci_upper)}" if intervals and pd.notna(r.ci_lower) else ""
             notes.append(f"{r.lhs} := {r.rhs}: {fmt.estimate(r.estimate)}{stars(r.p_value)}{ci}")
@@ -571,7 +576,9 @@ def _draw(nodes, edges, notes, *, title, standardized):
             ax.add_patch(FancyArrowPatch(a, b, patchA=patches[e.source], patchB=patches[e.target],
                                          connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=11,
                                          lw=1.0, color=COLOURS["black"], shrinkA=1, shrinkB=1, zorder=2))
-            f = 0.5 if e.kind == "regression" else 0.62
+            # loadings fanning out above/below: label nearer the indicator, where the arrows are apart
+            fanning = e.kind == "loading" and abs(b[1] - a[1]) > abs(b[0] - a[0])
+            f = 0.62 if fanning else 0.5
             mx, my = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
             mids[f"{e.source}->{e.target}"] = (a[0] + 0.62 * (b[0] - a[0]), a[1] + 0.62 * (b[1] - a[1]))
             if rad:
