@@ -46,3 +46,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The output folder of the whole demo analysis (what ``cimstats demo --out DIR`` writes), run once per session."""
+    from cimstats.pipeline import run
+
+    out = tmp_path_factory.mktemp("demo_run") / "demo-output"
+    run("demo", out=out, progress=False)
+    return out

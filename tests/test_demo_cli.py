@@ -119,13 +119,23 @@ def test_failed_run_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_demo(cli, tmp_path):
+def test_cli_demo_reuses_an_earlier_run(cli, demo_run, tmp_path):
+    import shutil
+
     out = tmp_path / "demo-output"
-    res = cli("demo", "--out", str(out), "--seed", "3")
+    shutil.copytree(demo_run, out)
+    res = cli("demo", "--out", str(out))
     assert res.returncode == 0, res.stderr
-    assert "1700 patients at baseline" in res.stdout and "NL_patients.sav" in res.stdout
-    assert len(list((out / "raw").iterdir())) == 16
-    again = cli("demo", "--out", str(out))
-    assert again.returncode == 2
-    err = again.stderr.strip().splitlines()
-    assert len(err) == 1 and "not empty" in err[0] and "Traceback" not in again.stderr
+    assert "0 step(s) ran" in res.stdout and "report.html" in res.stdout and "joint_displays/" in res.stdout
+    assert res.stderr == ""  # no progress lines when standard error is not a terminal
+
+
+def test_cli_demo_refuses_a_foreign_folder(cli, tmp_path):
+    out = tmp_path / "demo-output"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    res = cli("demo", "--out", str(out))
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "not empty" in err[0] and "Traceback" not in res.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

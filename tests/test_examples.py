@@ -14,6 +14,11 @@ CASES = {
     "harmonise_studies.py": ["patients.sav", "alters.parquet", "harmonisation-report.xlsx"],
     "three_level_model.py": ["alter_model.csv"],
     "mediation.py": ["mediation.csv"],
+    "score_scales.py": ["scale_scores.csv", "heiq_reliability.csv"],
+    "network_measures.py": ["ego_measures.csv", "network_change.csv"],
+    "glmm_model.py": ["illness_work_glmm.csv"],
+    "sem_invariance.py": ["ce_invariance.csv", "ce_sem.csv"],
+    "mechanism_tests.py": ["plan.yaml", "mechanisms.csv", "mechanisms.docx"],
 }
 
 

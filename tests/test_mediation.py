@@ -350,3 +350,46 @@ def test_singular_resamples_are_set_aside_and_counted():
     t = res.tidy().set_index("term")
     assert np.isfinite(t.loc["indirect", ["std_error", "ci_lower", "ci_upper"]].astype(float)).all()
     assert res.glance().loc[0, "n_boot_failed"] == failed
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(seed="s"), r"`seed=` is 's'"),
+    (dict(seed=-3), r"`seed=` is -3"),
+    (dict(moderator="w", moderator_values=["lo"]), r"`moderator_values=` is \['lo'\]"),
+])
+def test_seed_and_moderator_values_errors(kwargs, pattern):
+    df = make_data(n=60, seed=1)
+    with pytest.raises(ModelSpecificationError, match=pattern) as info:
+        cimstats.mediation(df, x="x", m="m1", y="y", n_boot=10, **{"seed": 1, **kwargs})
+    assert str(info.value).endswith(".")
+
+
+# ---------------------------------------------------------------------------------- publication table
+def test_summary_renders_through_table_spec(tmp_path):
+    from cimstats.render import TableSpec, render
+
+    df = make_data(n=200, seed=4)
+    res = cimstats.mediation(df, x="x", m="m1", y="y", covariates=["z"], moderator="w", n_boot=200, seed=2)
+    spec = res.to_table_spec()
+    assert isinstance(spec, TableSpec)
+    cells = [c.text for row in spec.grid() for c in row if c is not None]
+    # every effect and every path coefficient appears once, in the estimate's formatting convention
+    for term in res.tidy()["term"]:
+        assert term in cells
+    assert sum(c.startswith("m1: ") or c.startswith("y: ") for c in cells) == len(res.paths())
+    assert "index_of_moderated_mediation" in cells
+    notes = " ".join(spec.notes)
+    assert "200 resamples" in notes and "seed 2" in notes and "Moderator values" in notes
+    html = res.summary("html")
+    assert "<table" in html and "conditional_indirect" in html and "<script" not in html
+    tex = res.summary("latex")
+    assert r"\begin{tabular}" in tex and r"index\_of\_moderated\_mediation" in tex
+    assert "| Term |" in res.summary("markdown")
+    assert res.to_html(tmp_path / "med.html").startswith("<!DOCTYPE") or (tmp_path / "med.html").exists()
+    assert (tmp_path / "med.html").stat().st_size > 0
+    out = render(spec, tmp_path / "med.docx")
+    assert out.exists()
+    with pytest.raises(ModelSpecificationError, match="`format` is 'pdf'"):
+        res.summary("pdf")
+    # the text summary is unchanged by the table forms
+    assert res.summary().startswith("Mediation analysis")

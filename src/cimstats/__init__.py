@@ -52,9 +52,16 @@ _EXPORTS: dict[str, str] = {
     "read_codebook": "cimstats.integrate",
     "read_excerpts": "cimstats.integrate",
     "joint_display": "cimstats.integrate",
+    # pipeline
+    "run": "cimstats.pipeline",
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
+    "Figure": "cimstats.render.figures",
+    "forest_plot": "cimstats.render.figures",
+    "caterpillar_plot": "cimstats.render.figures",
+    "path_diagram": "cimstats.render.figures",
+    "invariance_plot": "cimstats.render.figures",
     # subpackages
     "datasets": "cimstats.datasets",
     "errors": "cimstats.errors",

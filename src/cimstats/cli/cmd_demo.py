@@ -1,31 +1,29 @@
-"""``cimstats demo``: write the synthetic demo study's files."""
+"""``cimstats demo``: the whole main job on the synthetic demo study, through the shipped analysis plan."""
 
 from __future__ import annotations
 
 import argparse
 
+from cimstats.cli.cmd_run import add_run_options, execute
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="write the synthetic six-country demo study (raw SPSS/Stata files, themes, planted truth)",
+        help="run the whole analysis on the synthetic six-country demo study (raw files to report.html)",
         description=(
-            "Generate the synthetic six-country diabetes personal-network study and write each country's "
-            "raw SPSS/Stata files, the theme codebook and coded excerpts, the planted truth (JSON), the "
-            "schema and a summary into OUT. Nothing is left behind if the run stops early."
+            "Write the demo study's six countries' raw SPSS/Stata files, harmonise them with the shipped data "
+            "dictionary, score the scales and ego-network measures, test the three network mechanisms, build the "
+            "joint displays, tables and figures, and write report.html and manifest.json into OUT. This runs the "
+            "shipped analysis plan (see cimstats.pipeline.demo_plan_path()) with the same steps as "
+            "`cimstats run`; a second run into the same folder reuses every unchanged step."
         ),
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must be new or empty)")
-    p.add_argument("--seed", type=int, default=None, metavar="N", help="random seed (default: the fixed demo seed)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it already has files")
+    add_run_options(p)
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="seed of the demo study (default: the plan's fixed seed)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cimstats.datasets import DEFAULT_SEED, write_demo_files
-
-    seed = DEFAULT_SEED if args.seed is None else args.seed
-    res = write_demo_files(args.out, seed=seed, overwrite=args.overwrite)
-    print(res.text, end="")
-    print(f"Written to {res.out_dir}")
-    return 0
+    return execute("demo", args, seed=args.seed)

@@ -18,7 +18,7 @@ import sys
 from cimstats import __version__
 
 #: command modules, in the order they appear in ``cimstats --help``
-COMMANDS: list[str] = ["inspect", "demo", "harmonise", "dictionary", "score", "networks", "qdpx", "joint"]
+COMMANDS: list[str] = ["inspect", "demo", "harmonise", "dictionary", "score", "networks", "qdpx", "joint", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

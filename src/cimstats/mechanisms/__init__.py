@@ -15,10 +15,10 @@ Examples
 1          NAV2  network_navigation      lmm
 """
 
-from .evaluate import p_adjust, test_mechanisms
+from .evaluate import model_frame, p_adjust, test_mechanisms
 from .plan import Plan, default_plan, read_plan
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import VERDICTS, VerdictRules
 
-__all__ = ["MechanismResult", "Plan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan", "p_adjust",
+__all__ = ["MechanismResult", "Plan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan", "model_frame", "p_adjust",
            "read_plan", "test_mechanisms"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,7 +18,7 @@ from .plan import INVARIANCE_LEVELS, Plan, default_plan, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
 
-__all__ = ["test_mechanisms", "p_adjust"]
+__all__ = ["test_mechanisms", "p_adjust", "model_frame"]
 
 _ID = "patient_id"
 
@@ -53,6 +54,38 @@ def _tables(data) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return _frame(data), None
 
 
+def _check_tables(patients: pd.DataFrame, alters: pd.DataFrame | None) -> None:
+    """Key columns of the harmonised tables: present, and unique where they must be."""
+    if _ID not in patients.columns:
+        raise PlanError(f"The patient table has no 'patient_id' column (columns: {', '.join(map(str, patients.columns[:8]))}"
+                        f"{' ...' if patients.shape[1] > 8 else ''}); pass the harmonised patients table "
+                        "(see the demo study's SCHEMA.md).")
+    if patients.empty:
+        raise PlanError("The patient table has no rows; pass the harmonised patients table with at least one patient.")
+    if patients[_ID].isna().any():
+        raise PlanError(f"The patient table has {int(patients[_ID].isna().sum())} row(s) without a patient_id; "
+                        "every row needs one, so remove or identify those rows.")
+    key = [_ID, "wave"] if "wave" in patients.columns else [_ID]
+    dup = patients.duplicated(key, keep=False)
+    if dup.any():
+        first = patients.loc[dup, key].iloc[0].tolist()
+        raise PlanError(f"The patient table repeats ({', '.join(key)}) in {int(dup.sum())} rows (first: {first}); "
+                        "expected one row per patient per wave, so remove the duplicates.")
+    if "wave" in patients.columns and not pd.api.types.is_numeric_dtype(patients["wave"]):
+        raise PlanError(f"The patient table's 'wave' column has type {patients['wave'].dtype}; expected wave numbers "
+                        "(0 baseline, 1 follow-up), so convert it with pandas.to_numeric.")
+    if alters is not None:
+        miss = [c for c in (_ID, "alter_id") if c not in alters.columns]
+        if miss:
+            raise PlanError(f"The alter table lacks column(s) {', '.join(miss)}; expected one row per named network "
+                            "member per wave with patient_id and alter_id (see the demo study's SCHEMA.md).")
+        unknown = ~alters[_ID].isin(set(patients[_ID]))
+        if unknown.any():
+            ex = alters.loc[unknown, _ID].astype(str).iloc[0]
+            raise PlanError(f"The alter table names {int(unknown.sum())} network member(s) of patients absent from the "
+                            f"patient table (first: patient_id '{ex}'); pass matching patients and alters tables.")
+
+
 # ---------------------------------------------------------------- workspace
 class _Unavailable(Exception):
     """A variable or table needed by a model cannot be built; the message is the verdict reason."""
@@ -73,6 +106,7 @@ class _Workspace:
         self._net = None
         self._net_measures = None
         self._change = None
+        self._change_obj = None
         self.notes: list[str] = []
 
     # ---- ego-level columns
@@ -187,11 +221,13 @@ class _Workspace:
             raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
                                f"{', '.join(map(str, self.waves))} only")
         if self._change is None:
-            from cimstats.measures import networks
-
-            ch = networks.change(self._network(), waves=(0, 1)).egos
+            ch = self._change_result().egos
             self._change = ch.reset_index(drop=("patient_id" in ch.columns))
         ch = self._change
+        for n in names:  # build every ego-level column first, so the wave slices below carry them
+            spec = self.plan.constructs.get(n)
+            if spec is None or spec["kind"] != "change":
+                self.ego_column(n)
         base = self._ego.loc[self._ego["wave"] == 0]
         foll = self._ego.loc[self._ego["wave"] == 1]
         out = ch[[_ID]].copy()
@@ -210,6 +246,56 @@ class _Workspace:
             else:
                 self.ego_column(n)
                 out[n] = out[_ID].map(base.set_index(_ID)[n]).to_numpy()
+        return out[list(dict.fromkeys(names))].reset_index(drop=True)
+
+    def frame_for(self, model_id: str) -> pd.DataFrame:
+        """The analysis frame of one model of the plan, at its level (raises _Unavailable with the reason)."""
+        spec = self.plan.models[model_id]
+        lvl = spec.get("level", "ego")
+        wave = spec.get("wave")
+        if spec["template"] == "invariance":
+            return self.ego_frame(self.items_of(spec["construct"]) + [spec["group"]], wave)
+        names = self.plan.required_variables(model_id)
+        if lvl == "ego":
+            return self.ego_frame(names, wave)
+        if lvl == "change":
+            return self.change_frame(names)
+        if lvl == "alter_change":
+            return self.alter_change_frame(names)
+        return self.alter_frame(names, wave)
+
+    def _change_result(self):
+        if self._change_obj is None:
+            from cimstats.measures import networks
+
+            self._change_obj = networks.change(self._network(), waves=(0, 1))
+        return self._change_obj
+
+    def alter_change_frame(self, names: list[str]) -> pd.DataFrame:
+        """One row per network member named at both waves, with role changes and the patient's baseline values."""
+        if not {0, 1} <= set(self.waves):
+            raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
+                               f"{', '.join(map(str, self.waves))} only")
+        al = self._change_result().alters
+        al = al.loc[al["status"] == "retained"].reset_index(drop=True)
+        if al.empty:
+            raise _Unavailable("no network member is named at both waves")
+        out = al.copy()
+        works = [w for w in ("illness", "everyday", "emotional") if f"{w}_from" in al.columns]
+        f = np.column_stack([pd.to_numeric(al[f"{w}_from"], errors="coerce").to_numpy(dtype=float) for w in works])
+        t = np.column_stack([pd.to_numeric(al[f"{w}_to"], errors="coerce").to_numpy(dtype=float) for w in works])
+        gained = (f == 0) & (t == 1)
+        dropped = (f == 1) & (t == 0)
+        known = ~(np.isnan(f) | np.isnan(t)).any(axis=1)
+        out["roles_gained"] = np.where(known, gained.sum(axis=1), np.nan)
+        out["role_gained"] = np.where(known, gained.any(axis=1).astype(float), np.nan)
+        out["role_dropped"] = np.where(known, dropped.any(axis=1).astype(float), np.nan)
+        ego_names = [n for n in names if n not in out.columns]
+        for n in ego_names:
+            self.ego_column(n)
+        base = self._ego.loc[self._ego["wave"] == 0].drop_duplicates(_ID).set_index(_ID)
+        for n in ego_names:
+            out[n] = out[_ID].map(base[n]).to_numpy()
         return out[list(dict.fromkeys(names))].reset_index(drop=True)
 
     def alter_frame(self, names: list[str], wave) -> pd.DataFrame:
@@ -244,6 +330,7 @@ class _Fit:
     n_dropped: int | None = None
     description: str = ""
     diagnostics: str = ""
+    seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -382,10 +469,14 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
     fit.result = res
     t = res.table.set_index("model")
     prev_ok = True
+    prev_failed = None  # the lowest level that was tested and did not hold
     for lv in INVARIANCE_LEVELS:
         if lv in failed:
             held[lv] = ("not testable", f"the {lv} model could not be fitted ({failed[lv]})", {})
             prev_ok = False
+            continue
+        if prev_failed is not None and lv in t.index:
+            held[lv] = ("fails", f"{prev_failed} invariance, which it presupposes, does not hold", {})
             continue
         if lv not in t.index:
             continue
@@ -406,6 +497,8 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
                f"{vals['chisq_diff']:.2f} on {vals['df_diff']:.0f} df, p = {p:.3g}") if None not in (dc, dr, p) else "fit change unavailable"
         held[lv] = ("holds" if ok else "fails", txt, vals)
         prev_ok = ok
+        if not ok:
+            prev_failed = lv
     fit.extra["levels"] = held
     fit.terms = pd.DataFrame([{"term": lv, "estimate": v[2].get("delta_cfi"), "std_error": np.nan,
                                "statistic": v[2].get("chisq_diff"), "df": v[2].get("df_diff"),
@@ -423,6 +516,53 @@ def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:
         return None, f"the {level} level was not fitted"
     st, why, _ = levels[level]
     return (True if st == "holds" else (None if st == "not testable" else False)), why
+
+
+def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
+    """The analysis frame that :func:`test_mechanisms` fits one model of the plan on.
+
+    Constructs (scale scores, network measures, change measures, wave
+    differences) are built exactly as for the mechanism tests, so the frame can
+    be exported and refitted in other software (e.g. lme4 or lavaan) to check
+    a result.
+
+    Parameters
+    ----------
+    data : as for :func:`test_mechanisms`
+    model_id : str
+        A model of the plan.
+    plan : optional
+        The analysis plan (default: the shipped plan).
+
+    Returns
+    -------
+    DataFrame
+        One row per unit of the model's level, one column per variable the
+        model needs (missing values kept; the model sets them aside).
+
+    Raises
+    ------
+    PlanError
+        ``model_id`` is not a model of the plan, or the frame cannot be built
+        (the reason is given).
+
+    Examples
+    --------
+    >>> from cimstats import datasets
+    >>> from cimstats.mechanisms import model_frame
+    >>> model_frame(datasets.demo_study(), "ego_navigation").columns.tolist()
+    ['sm', 'diversity', 'weak_tie_share', 'group_tie', 'country', 'practice_id']
+    """
+    plan = default_plan() if plan is None else read_plan(plan)
+    if model_id not in plan.models:
+        raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{plan.name}'; models: "
+                        f"{', '.join(plan.models)}.")
+    patients, alters = _tables(data)
+    _check_tables(patients, alters)
+    try:
+        return _Workspace(patients, alters, plan).frame_for(model_id)
+    except _Unavailable as exc:
+        raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
 
 
 # ---------------------------------------------------------------- multiple testing
@@ -461,8 +601,8 @@ def p_adjust(p, method: str | None) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the verb
-def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None, seed: int | None = 20240601,
-                    n_boot: int = 2000, level: float | None = None) -> MechanismResult:
+def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "holm", rules=None,
+                    seed: int | None = 20240601, n_boot: int = 2000, level: float | None = None) -> MechanismResult:
     """Test pre-specified network mechanisms and fill the mechanism table with verdicts.
 
     Parameters
@@ -477,6 +617,10 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     plan : str, path, dict or Plan, optional
         The analysis plan (see :mod:`cimstats.mechanisms.plan`); default the
         shipped plan (:func:`default_plan`).
+    hypotheses : str or list of str, optional
+        Test only these hypothesis ids (or every hypothesis of these
+        mechanisms); only the models they use, and the invariance models those
+        require, are fitted (see :meth:`Plan.subset`).
     adjust : {"holm", "bh", None}, default "holm"
         Multiple-testing adjustment across the hypotheses that have a p-value
         (invariance checks are not counted).
@@ -497,13 +641,18 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         statement, model_id, template, model, estimand, expected,
         required_variables, theme_ids, estimate, std_error, ci_lower, ci_upper,
         p_value, p_adjusted, n, n_dropped, diagnostics, verdict, verdict_reason;
-        ``models``: one row per fitted model; ``fits``: the fitted results.
+        ``models``: one row per model (model_id, template, status, reason,
+        model, nobs, n_dropped, diagnostics, seconds); ``fits``: model_id ->
+        the fitted result object (``LmmResult``, ``GlmmResult``,
+        ``MediationResult``, ``InvarianceResult``; ``None`` when not fitted),
+        also reachable as ``result.fit(model_id)``.
 
     Raises
     ------
     PlanError
-        The plan is malformed (all problems in ``.report``), ``adjust`` or the
-        rules are invalid, or ``data`` is not a table.
+        The plan is malformed (all problems in ``.report``); ``hypotheses``,
+        ``adjust``, ``n_boot``, ``seed``, ``level`` or the rules are invalid;
+        ``data`` is not a table or lacks ``patient_id``.
 
     Notes
     -----
@@ -521,8 +670,17 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     'supported'
     """
     plan = default_plan() if plan is None else read_plan(plan)
+    if hypotheses is not None:
+        plan = plan.subset(hypotheses)
     if adjust not in ("holm", "bh", None):
         raise PlanError(f"`adjust` is {adjust!r}; expected 'holm', 'bh' or None.")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)):
+        raise PlanError(f"`n_boot` is {n_boot!r}; expected a whole number of bootstrap resamples (e.g. 2000).")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise PlanError(f"`seed` is {seed!r}; expected a non-negative whole number, or None for an unseeded run.")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float))
+                              or not 0.5 < float(level) < 1):
+        raise PlanError(f"`level` is {level!r}; expected a confidence level between 0.5 and 1, e.g. 0.95.")
     if callable(rules) and not isinstance(rules, (VerdictRules, Mapping)):
         vr = VerdictRules.from_any(dict(plan.verdict_rules))
         rule_fn: VerdictRules | Callable = rules
@@ -537,9 +695,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
     if n_boot < 50:
         raise PlanError(f"`n_boot` is {n_boot}; use at least 50 resamples (2,000 or more for publication).")
     patients, alters = _tables(data)
-    missing_keys = [c for c in (_ID,) if c not in patients.columns]
-    if missing_keys:
-        raise PlanError("The patient table lacks 'patient_id'; pass harmonised tables (see the demo study's SCHEMA.md).")
+    _check_tables(patients, alters)
     ws = _Workspace(patients, alters, plan)
 
     # the highest invariance level any hypothesis or model needs, per invariance model
@@ -559,6 +715,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         tpl = spec["template"]
         fit = _Fit(mid, tpl)
         fits[mid] = fit
+        t0 = time.perf_counter()
         try:
             ri = spec.get("requires_invariance")
             if ri:
@@ -573,20 +730,11 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
                                        f"{plan.models[inv]['group']} was not established at the {ri['level']} level "
                                        f"({why})")
                 fit.extra["invariance"] = f"{ri['construct']}: {ri['level']} invariance holds ({why})"
-            names = plan.required_variables(mid)
-            lvl = spec.get("level", "ego")
-            wave = spec.get("wave")
+            frame = ws.frame_for(mid)
             if tpl == "invariance":
                 items = ws.items_of(spec["construct"])
-                frame = ws.ego_frame(items + [spec["group"]], wave)
                 _fit_invariance(fit, spec, frame, items, needed.get(mid, "metric"), vr)
                 continue
-            if lvl == "ego":
-                frame = ws.ego_frame(names, wave)
-            elif lvl == "change":
-                frame = ws.change_frame(names)
-            else:
-                frame = ws.alter_frame(names, wave)
             if tpl in ("lmm", "glmm"):
                 _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
             else:
@@ -597,6 +745,8 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
             fit.status, fit.reason = "not testable", str(exc)
         except CimstatsError as exc:
             fit.status, fit.reason = "failed", f"the model could not be fitted: {str(exc).rstrip('.')}"
+        finally:
+            fit.seconds = time.perf_counter() - t0
 
     # ---- fill the table
     rows = []
@@ -604,7 +754,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         fit = fits[h.model]
         row = {c: None for c in TABLE_COLUMNS}
         row.update(hypothesis_id=h.hypothesis_id, mechanism=h.mechanism, statement=h.statement, model_id=h.model,
-                   template=h.template, model=fit.description or h.template, estimand=h.estimand,
+                   element=h.element, template=h.template, model=fit.description or h.template, estimand=h.estimand,
                    expected=h.expected, required_variables=h.required_variables, theme_ids=h.theme_ids,
                    n=fit.nobs, n_dropped=fit.n_dropped, diagnostics=fit.diagnostics)
         if fit.status != "fitted":
@@ -656,7 +806,7 @@ def test_mechanisms(data, plan=None, *, adjust: str | None = "holm", rules=None,
         table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
     models = pd.DataFrame([{"model_id": f.model_id, "template": f.template, "status": f.status, "reason": f.reason,
                             "model": f.description, "nobs": f.nobs, "n_dropped": f.n_dropped,
-                            "diagnostics": f.diagnostics} for f in fits.values()])
+                            "diagnostics": f.diagnostics, "seconds": f.seconds} for f in fits.values()])
     return MechanismResult(
         table=table, models=models, fits=MappingProxyType({k: f.result for k, f in fits.items()}), plan=plan,
         rules=rule_fn, adjust=adjust, seed=seed, n_boot=n_boot, waves=tuple(ws.waves),

@@ -12,10 +12,19 @@ A plan has four sections:
     One entry per fitted model; every hypothesis naming the model reuses the
     same fit. Templates: ``lmm`` and ``glmm`` (lme4 formula), ``moderated_mediation``
     (x, m, y, moderator, covariates, cluster), ``invariance`` (construct, group).
+    Levels (the unit of a row): ``ego`` (one row per patient at ``wave``),
+    ``alter`` (one row per named network member at ``wave``, with the
+    patient's variables joined), ``change`` (one row per patient seen at waves
+    0 and 1: change constructs, wave differences and baseline values) and
+    ``alter_change`` (one row per network member named at both waves, with
+    ``role_gained``, ``role_dropped``, ``roles_gained``, the columns of
+    :func:`cimstats.networks.change` ``.alters`` and the patient's baseline
+    values).
 ``hypotheses``
     The rows of the mechanism table: id, mechanism, statement, model, estimand,
-    expected direction (positive, negative, nonzero; ``holds`` for invariance)
-    and qualitative theme ids.
+    expected direction (positive, negative, nonzero; ``holds`` for invariance),
+    qualitative theme ids and, optionally, the element of collective efficacy
+    the hypothesis speaks to (timing, trust, legitimising).
 ``verdict_rules``
     Defaults for :class:`~cimstats.mechanisms.rules.VerdictRules`.
 """
@@ -34,7 +43,7 @@ import yaml
 
 from cimstats.errors import PlanError, Report
 
-__all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS"]
+__all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
 TEMPLATES = {
     "lmm": ("formula",),
@@ -43,7 +52,9 @@ TEMPLATES = {
     "mediation": ("x", "m", "y"),
     "invariance": ("construct", "group"),
 }
-LEVELS = ("ego", "alter", "change")
+LEVELS = ("ego", "alter", "change", "alter_change")
+#: elements of collective efficacy named by the qualitative synthesis (optional ``element`` of a hypothesis)
+CE_ELEMENTS = ("timing", "trust", "legitimising")
 CONSTRUCT_KINDS = {
     "scale": ("instrument", "score"),
     "network": ("measure",),
@@ -87,8 +98,56 @@ class Plan:
         return _model_variables(self.models[model_id])
 
     def to_dict(self) -> dict:
-        return {"plan": self.name, "constructs": dict(self.constructs), "models": dict(self.models),
-                "hypotheses": self.hypotheses.to_dict("records"), "verdict_rules": dict(self.verdict_rules)}
+        """The plan as a dict that :func:`read_plan` reads back (hypotheses in the YAML form)."""
+        hyps = []
+        for h in self.hypotheses.to_dict("records"):
+            d = {"id": h["hypothesis_id"], "mechanism": h["mechanism"], "statement": h["statement"],
+                 "model": h["model"], "estimand": h["estimand"], "expected": h["expected"],
+                 "themes": [t for t in str(h["theme_ids"]).split(";") if t]}
+            if h.get("element"):
+                d["element"] = h["element"]
+            hyps.append(d)
+        return {"plan": self.name, "constructs": {k: dict(v) for k, v in self.constructs.items()},
+                "models": {k: dict(v) for k, v in self.models.items()}, "hypotheses": hyps,
+                "verdict_rules": dict(self.verdict_rules)}
+
+    def subset(self, hypotheses) -> "Plan":
+        """A plan with only the named hypotheses, the models they use and the invariance models those require.
+
+        Parameters
+        ----------
+        hypotheses : str or list of str
+            Hypothesis ids, or mechanism names (all hypotheses of that mechanism).
+
+        Raises
+        ------
+        PlanError
+            An id is neither a hypothesis of the plan nor a mechanism.
+
+        Examples
+        --------
+        >>> from cimstats.mechanisms import default_plan
+        >>> p = default_plan().subset(["CE1"])
+        >>> sorted(p.models), p.hypotheses["hypothesis_id"].tolist()
+        (['ce_invariance', 'ce_mediation'], ['CE1'])
+        """
+        want = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
+        ids = self.hypotheses["hypothesis_id"].tolist()
+        mechs = set(self.hypotheses["mechanism"])
+        unknown = [h for h in want if h not in ids and h not in mechs]
+        if unknown:
+            raise PlanError(f"`hypotheses` names {', '.join(map(repr, unknown))}, which is neither a hypothesis id "
+                            f"nor a mechanism of plan '{self.name}'; ids: {', '.join(ids)}.")
+        keep = self.hypotheses.loc[self.hypotheses["hypothesis_id"].isin(want) | self.hypotheses["mechanism"].isin(want)]
+        models = list(dict.fromkeys(keep["model"]))
+        for mid in list(models):
+            ri = self.models[mid].get("requires_invariance")
+            if ri:
+                models += [m for m, s in self.models.items() if s.get("template") == "invariance"
+                           and s.get("construct") == ri["construct"] and m not in models]
+        return Plan(name=self.name, constructs=self.constructs,
+                    models=MappingProxyType({m: self.models[m] for m in self.models if m in models}),
+                    hypotheses=keep.reset_index(drop=True), verdict_rules=self.verdict_rules, source=self.source)
 
 
 def default_plan() -> Plan:
@@ -110,7 +169,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M015``).
+    ``M001``-``M017``).
 
     Raises
     ------
@@ -251,6 +310,10 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         if mspec.get("template") == "invariance" and h.get("estimand") not in INVARIANCE_LEVELS:
             rep.add("M014", f"{where}: an invariance estimand must be one of {', '.join(INVARIANCE_LEVELS)}; "
                     f"got {h.get('estimand')!r}.", file=source, row=k)
+        element = h.get("element")
+        if element is not None and element not in CE_ELEMENTS:
+            rep.add("M017", f"{where} has element {element!r}.", file=source, row=k,
+                    remedy=f"Use one of {', '.join(CE_ELEMENTS)} or leave it out.")
         themes = h.get("themes") or []
         if isinstance(themes, str):
             themes = [t.strip() for t in themes.replace(",", ";").split(";") if t.strip()]
@@ -259,7 +322,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             "model": str(mid), "template": str(mspec.get("template", "")), "level": str(mspec.get("level", "ego")),
             "wave": mspec.get("wave"), "estimand": str(h.get("estimand") or ""), "expected": str(exp),
             "required_variables": ";".join(_model_variables(mspec, constructs)) if mspec else "",
-            "theme_ids": ";".join(map(str, themes)),
+            "theme_ids": ";".join(map(str, themes)), "element": "" if element is None else str(element),
         })
     rules = plan.get("verdict_rules") or {}
     if rules:
@@ -274,7 +337,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), listed in `.report` "
                         f"(first: {first}); fix them and read the plan again.", report=rep)
     cols = ["hypothesis_id", "mechanism", "statement", "model", "template", "level", "wave", "estimand", "expected",
-            "required_variables", "theme_ids"]
+            "required_variables", "theme_ids", "element"]
     return Plan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
                 models=MappingProxyType({k: dict(v) for k, v in models.items()}),
                 hypotheses=pd.DataFrame(rows, columns=cols), verdict_rules=MappingProxyType(dict(rules)),

@@ -11,7 +11,7 @@ import pandas as pd
 __all__ = ["MechanismResult", "TABLE_COLUMNS"]
 
 TABLE_COLUMNS = [
-    "hypothesis_id", "mechanism", "statement", "model_id", "template", "model", "estimand", "expected",
+    "hypothesis_id", "mechanism", "element", "statement", "model_id", "template", "model", "estimand", "expected",
     "required_variables", "theme_ids", "estimate", "std_error", "statistic", "df", "ci_lower", "ci_upper", "p_value",
     "p_adjusted", "n", "n_dropped", "diagnostics", "verdict", "verdict_reason",
 ]
@@ -33,7 +33,11 @@ class MechanismResult:
         One row per model of the plan: model_id, template, status (fitted, not
         testable, failed), reason, model, nobs, n_dropped, diagnostics.
     fits : mapping
-        model_id -> fitted result object (``None`` when not fitted).
+        model_id -> fitted result object (``None`` when not fitted):
+        ``LmmResult`` for ``lmm``, ``GlmmResult`` for ``glmm``,
+        ``MediationResult`` for ``mediation``/``moderated_mediation`` and
+        ``InvarianceResult`` for ``invariance``; :meth:`fit` does the same
+        with a helpful error.
     plan : Plan
     rules : VerdictRules or callable
     adjust : str or None
@@ -54,6 +58,27 @@ class MechanismResult:
     n_boot: int
     waves: tuple
     rules_text: str
+
+    # ------------------------------------------------------------ fitted models
+    def fit(self, model_id: str):
+        """The fitted result object of one model of the plan (e.g. for a caterpillar or path figure).
+
+        Raises
+        ------
+        PlanError
+            ``model_id`` is not a model of the plan, or the model was not
+            fitted (the reason is given).
+        """
+        from cimstats.errors import PlanError
+
+        if model_id not in self.fits:
+            raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{self.plan.name}'; models: "
+                            f"{', '.join(self.fits)}.")
+        res = self.fits[model_id]
+        if res is None:
+            why = self.models.set_index("model_id").loc[model_id, "reason"]
+            raise PlanError(f"Model {model_id!r} was not fitted ({why}); fix the cause and run test_mechanisms again.")
+        return res
 
     # ------------------------------------------------------------ re-judging
     def with_rules(self, rules=None, *, adjust="same") -> "MechanismResult":
@@ -81,6 +106,16 @@ class MechanismResult:
 
             raise PlanError("`rules` changes the confidence level, which needs refitting; call "
                             "cimstats.test_mechanisms(..., level=...) instead.")
+        inv = ["invariance_criterion", "max_cfi_drop", "max_rmsea_rise"]
+        if isinstance(rule_fn, VerdictRules) and {rule_fn.invariance_criterion, base.invariance_criterion} & {"chisq",
+                                                                                                              "both"}:
+            inv.append("alpha")  # the chi-square difference test uses alpha
+        if (isinstance(rule_fn, VerdictRules) and (t["template"] == "invariance").any()
+                and any(getattr(rule_fn, k) != getattr(base, k) for k in inv)):
+            from cimstats.errors import PlanError
+
+            raise PlanError("`rules` changes the measurement-invariance criteria, which decide which models are fitted; "
+                            "call cimstats.test_mechanisms(..., rules=...) to refit with them.")
         padj = p_adjust(t["p_value"].where(tested).to_numpy(dtype=float), adj)
         t["p_adjusted"] = padj
         for i in t.index[tested]:

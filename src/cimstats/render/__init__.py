@@ -14,7 +14,9 @@ headings, footnotes, notes and orientation. Renderers take only that spec:
 ``to_text``    aligned plain text
 =============  ==========================================================
 
-:func:`render` picks the renderer from the file suffix. Numbers are formatted
+:func:`render` picks the renderer from the file suffix. Figures of fitted
+results (forest plot, caterpillar plot, path diagram, invariance summary) are
+in :mod:`cimstats.render.figures`. Numbers are formatted
 when the spec is built, by a :class:`NumberFormat` (journal conventions).
 
 Examples
@@ -61,7 +63,23 @@ __all__ = [
     "escape_markdown",
     "spreadsheet_text",
     "FORMATS",
+    "Figure",
+    "forest_plot",
+    "caterpillar_plot",
+    "path_diagram",
+    "invariance_plot",
 ]
+
+# figures need matplotlib; load them on first use so tables render without it
+_FIGURES = {"Figure", "forest_plot", "caterpillar_plot", "path_diagram", "invariance_plot"}
+
+
+def __getattr__(name: str):
+    if name in _FIGURES:
+        from cimstats.render import figures
+
+        return getattr(figures, name)
+    raise AttributeError(f"module 'cimstats.render' has no attribute '{name}'")
 
 #: file suffix -> renderer
 FORMATS = {

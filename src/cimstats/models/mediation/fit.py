@@ -182,7 +182,7 @@ def mediation(
     mod_paths = (moderated_paths,) if isinstance(moderated_paths, str) else tuple(moderated_paths)
 
     _check_options(df, x, mediators, y, covs, moderator, mod_paths, cluster, strata, within_between,
-                   n_boot, ci, level, resample_index, serial)
+                   n_boot, ci, level, resample_index, serial, seed)
     numeric = [x, *mediators, y, *covs] + ([moderator] if moderator else [])
     used = numeric + [c for c in (cluster, strata) if c]
     for col in numeric:
@@ -441,7 +441,7 @@ def _role(c, x, ms, y, covs, w, cluster=None, strata=None) -> str:
 
 
 def _check_options(df, x, ms, y, covs, w, mod_paths, cluster, strata, within_between, n_boot, ci, level,
-                   resample_index, serial):
+                   resample_index, serial, seed=None):
     for arg, val in (("x", x), ("y", y)):
         if not isinstance(val, str):
             raise ModelSpecificationError(f"`{arg}=` is {val!r}; one column name (a string) was expected, "
@@ -485,6 +485,9 @@ def _check_options(df, x, ms, y, covs, w, mod_paths, cluster, strata, within_bet
     if resample_index is None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
         raise ModelSpecificationError(f"`n_boot=` is {n_boot!r}; at least 2 resamples (in practice 5000) "
                                       f"are needed.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ModelSpecificationError(f"`seed=` is {seed!r}; a non-negative whole number (or None for a fresh "
+                                      "random seed) was expected.")
     if resample_index is not None and (cluster or strata):
         raise ModelSpecificationError("`resample_index=` gives row resamples and cannot be combined with "
                                       "`cluster=` or `strata=`; drop one of them.")
@@ -510,7 +513,11 @@ def _moderator_values(w: np.ndarray, spec) -> tuple[list[float], str]:
     if isinstance(spec, str):
         raise ModelSpecificationError(f"`moderator_values=` is {spec!r}; expected 'mean_sd', 'percentiles' "
                                       f"or a list of numbers.")
-    vals = [float(v) for v in np.atleast_1d(np.asarray(spec, dtype=float))]
+    try:
+        vals = [float(v) for v in np.atleast_1d(np.asarray(spec, dtype=float))]
+    except (TypeError, ValueError):
+        raise ModelSpecificationError(f"`moderator_values=` is {spec!r}; expected 'mean_sd', 'percentiles' or a "
+                                      "list of numbers on the moderator's scale.") from None
     if not vals or not np.all(np.isfinite(vals)):
         raise ModelSpecificationError("`moderator_values=` must list at least one finite number.")
     return vals, "values given"

@@ -144,8 +144,26 @@ class MediationResult:
         return self.effects.set_index("term")["std_error"].copy()
 
     # ------------------------------------------------------------------ text
-    def summary(self) -> str:
-        """Plain-text report: model, sample, paths, effects and (if computed) sensitivity."""
+    def summary(self, format: str = "text") -> str:
+        """Report of the model, sample, paths, effects and (if computed) sensitivity.
+
+        Parameters
+        ----------
+        format : {"text", "html", "latex", "markdown"}, default "text"
+            ``"text"`` is a plain-text report; the other forms render the
+            publication table (:meth:`to_table_spec`) through
+            :mod:`cimstats.render`.
+        """
+        if format != "text":
+            from cimstats.errors import ModelSpecificationError
+            from cimstats.render import text_formats
+
+            writers = {"html": lambda sp: text_formats.to_html(sp, standalone=False),
+                       "latex": text_formats.to_latex, "markdown": text_formats.to_markdown}
+            if format not in writers:
+                raise ModelSpecificationError(f"`format` is {format!r}; expected 'text', 'html', 'latex' or "
+                                              "'markdown'.")
+            return writers[format](self.to_table_spec())
         s = self.spec
         kind = "serial" if s.serial and len(s.mediators) > 1 else "parallel" if len(s.mediators) > 1 else "single"
         lines = [f"Mediation analysis ({kind} mediator{'s' if len(s.mediators) > 1 else ''}"
@@ -188,4 +206,97 @@ class MediationResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        return "<pre>" + self.summary().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+        return self.to_html(standalone=False)
+
+    # ------------------------------------------------------------------ publication table
+    def _description(self) -> tuple[str, list[str]]:
+        s = self.spec
+        kind = "serial" if s.serial and len(s.mediators) > 1 else "parallel" if len(s.mediators) > 1 else "single"
+        title = (f"{'Moderated m' if s.moderator else 'M'}ediation of the effect of {s.x} on {s.y} through "
+                 f"{', '.join(s.mediators)}")
+        notes = [f"{kind.capitalize()} mediator{'s' if len(s.mediators) > 1 else ''}"
+                 + (", multilevel 1-1-1 model split into within- and between-cluster effects" if s.within_between
+                    else "")
+                 + (f"; {s.moderator} moderates the {', '.join(s.moderated_paths)} path(s)" if s.moderator else "")
+                 + (f"; adjusted for {', '.join(s.covariates)}" if s.covariates else "") + ".",
+                 f"n = {self.nobs} used, {self.n_dropped} set aside for missing values"
+                 + (f" ({self.glance().loc[0, 'dropped_reasons']})" if self.n_dropped else "") + ".",
+                 f"Paths: OLS coefficients with {'cluster-robust (CR1)' if self.cluster else 'OLS'} standard errors "
+                 "and t-based intervals. Effects: estimate with bootstrap standard error and "
+                 f"{self.ci} {self.level:.0%} interval from {self.n_boot} resamples of "
+                 f"{self.resampling}" + (f" ({self.n_clusters} clusters)" if self.n_clusters else "")
+                 + f", seed {self.seed}" + (f"; {self.n_boot_failed} resamples set aside" if self.n_boot_failed
+                                            else "") + "; p-values of effects are first-order delta-method "
+                 "(Sobel) tests."]
+        if s.moderator:
+            notes.append(f"Moderator values ({self.moderator_values_rule}): "
+                         + ", ".join(f"{v:.4g}" for v in self.moderator_values) + ".")
+        if self.sensitivity_info:
+            si = self.sensitivity_info
+            notes.append(f"Sensitivity to mediator-outcome confounding: the indirect effect is zero at rho = "
+                         f"{si['rho_at_zero_acme']:.3f} (R2*_M R2*_Y = {si['r2_star_product_at_zero']:.3f}).")
+        return title, notes
+
+    def to_table_spec(self, *, title: str | None = None, number=None, number_format=None):
+        """The paths and effects as one publication table (:class:`cimstats.render.TableSpec`).
+
+        Two row groups: "Paths" (one row per regression coefficient, labelled
+        with the equation and the path label such as a, b, c') and "Effects"
+        (indirect, direct, total, conditional and index of moderated
+        mediation). Columns: Term, Path, Estimate, SE, CI, p. The model,
+        sample, bootstrap settings and moderator values are written as notes.
+        Render it with :func:`cimstats.render.render` (HTML, LaTeX, Word, Excel,
+        Markdown, text).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, cimstats
+        >>> rng = np.random.default_rng(1)
+        >>> d = pd.DataFrame({"x": rng.normal(size=200)})
+        >>> d["m"] = 0.5 * d["x"] + rng.normal(size=200)
+        >>> d["y"] = 0.4 * d["m"] + rng.normal(size=200)
+        >>> res = cimstats.mediation(d, x="x", m="m", y="y", n_boot=200, seed=1, sensitivity=False)
+        >>> spec = res.to_table_spec()
+        >>> "Effects" in [row[0].text for row in spec.grid() if row[0] is not None]
+        True
+        """
+        from cimstats.render import NumberFormat, TableSpec
+
+        fmt = number_format or NumberFormat()
+        auto_title, notes = self._description()
+        p = self.path_table
+        paths = pd.DataFrame({
+            "section": "Paths (regression coefficients)",
+            "term": [f"{eq}: {t}" + (" (total-effect model)" if role == "total" else "")
+                     for eq, t, role in zip(p["equation"], p["term"], p["role"])],
+            "path": p["label"].fillna("").astype(str).to_numpy(),
+            "estimate": p["estimate"].to_numpy(dtype=float), "std_error": p["std_error"].to_numpy(dtype=float),
+            "ci": [fmt.ci(lo, hi) for lo, hi in zip(p["ci_lower"], p["ci_upper"])],
+            "p_value": p["p_value"].to_numpy(dtype=float),
+        })
+        e = self.effects
+        effects = pd.DataFrame({
+            "section": "Effects (bootstrap)", "term": e["term"].astype(str).to_numpy(),
+            "path": e["path"].fillna("").astype(str).to_numpy(),
+            "estimate": e["estimate"].to_numpy(dtype=float), "std_error": e["std_error"].to_numpy(dtype=float),
+            "ci": [fmt.ci(lo, hi) if pd.notna(lo) else "" for lo, hi in zip(e["ci_lower"], e["ci_upper"])],
+            "p_value": e["p_value"].to_numpy(dtype=float),
+        })
+        frame = pd.concat([paths, effects], ignore_index=True)
+        labels = {"term": "Term", "path": "Path", "estimate": "Estimate", "std_error": "SE",
+                  "ci": f"{self.level:.0%} CI", "p_value": "p"}
+        kinds = {"estimate": "estimate", "std_error": "estimate", "ci": "ci", "p_value": "p_value"}
+        return TableSpec.from_frame(frame, title=title or auto_title, kinds=kinds, number_format=fmt,
+                                    group_by="section", header_labels=labels, notes=tuple(notes), number=number)
+
+    def to_html(self, path=None, *, standalone: bool = True, **kw) -> str:
+        """The publication table (:meth:`to_table_spec`) as HTML; written to ``path`` when given."""
+        from cimstats.render import text_formats
+
+        return text_formats.to_html(self.to_table_spec(**kw), path, standalone=standalone)
+
+    def to_latex(self, path=None, **kw) -> str:
+        """The publication table (:meth:`to_table_spec`) as a LaTeX table; written to ``path`` when given."""
+        from cimstats.render import text_formats
+
+        return text_formats.to_latex(self.to_table_spec(**kw), path)

@@ -1,0 +1,120 @@
+"""Draw the run's figures from the files of the mechanisms step (see :mod:`cimstats.pipeline.figures`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from cimstats.errors import CimstatsError
+
+from .steps import StepContext, _caught, _write_csv, mechanism_result_from_files
+
+__all__ = ["build", "MediationResult", "MAX_LEVELS"]
+
+#: caterpillar plots are drawn for grouping factors with at most this many levels (practices, areas);
+#: thousands of patients' intercepts are listed in models/<id>_ranef.csv instead
+MAX_LEVELS = 300
+
+
+@dataclass(frozen=True)
+class MediationResult:
+    """A mediation result read back from ``models/<id>_terms.csv`` and ``_mediation.json``.
+
+    It carries what a path diagram shows (the model's variables, its effects
+    with bootstrap intervals and how they were obtained), so the figure is drawn
+    without refitting.
+    """
+
+    spec: SimpleNamespace
+    effects: pd.DataFrame
+    level: float
+    ci: str
+    n_boot: int
+    nobs: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def tidy(self) -> pd.DataFrame:
+        return self.effects.copy()
+
+
+def _mediation(out: Path, mid: str) -> MediationResult | None:
+    terms, meta = out / f"models/{mid}_terms.csv", out / f"models/{mid}_mediation.json"
+    if not (terms.is_file() and meta.is_file()):
+        return None
+    m = json.loads(meta.read_text(encoding="utf-8"))
+    eff = pd.read_csv(terms, keep_default_na=False, na_values=[""])
+    for c in ("term", "effect", "path", "level"):
+        if c in eff.columns:
+            eff[c] = eff[c].astype("string").fillna("").astype(str)
+    spec = SimpleNamespace(x=m["x"], y=m["y"], mediators=tuple(m["mediators"]), moderator=m["moderator"],
+                           moderated_paths=tuple(m["moderated_paths"]), serial=m["serial"],
+                           covariates=tuple(m["covariates"]))
+    return MediationResult(spec=spec, effects=eff, level=m["level"], ci=m["ci"], n_boot=m["n_boot"],
+                           nobs=m.get("nobs", 0))
+
+
+def build(ctx: StepContext) -> dict:
+    import warnings
+
+    from cimstats.render import figures as F
+
+    formats = ctx.plan.sections["outputs"]["figures"]
+    res, meta = mechanism_result_from_files(ctx.out)
+    made: list[dict] = []
+    notes: list[str] = []
+
+    def save(fig, name: str, kind: str) -> None:
+        for fmt in formats:
+            p = ctx.path(f"figures/{name}.{fmt}")
+            if fmt == "svg":
+                p.write_text(fig.svg(), encoding="utf-8")
+            else:
+                p.write_bytes(fig.png(dpi=150))
+        ctx.path(f"figures/{name}.alt.txt").write_text(fig.alt_text + "\n", encoding="utf-8")
+        made.append({"file": name, "kind": kind, "title": fig.title, "alt_text": fig.alt_text})
+
+    def attempt(name: str, kind: str, make) -> None:
+        try:
+            with warnings.catch_warnings(record=True) as ws:
+                warnings.simplefilter("always")
+                fig = make()
+            notes.extend(_caught(ws))
+            save(fig, name, kind)
+        except CimstatsError as exc:
+            notes.append(f"{name}: not drawn ({exc})")
+
+    attempt("forest_mechanisms", "forest_plot",
+            lambda: F.forest_plot(res, level=meta["level"], title="Pre-specified tests of network mechanisms"))
+    for r in res.models.itertuples():
+        mid = r.model_id
+        if r.status != "fitted":
+            continue
+        re_file = ctx.read(f"models/{mid}_ranef.csv")
+        if re_file.is_file():
+            re = pd.read_csv(re_file, keep_default_na=False, na_values=[""])
+            for c in ("group", "term", "level"):
+                re[c] = re[c].astype(str)
+            for g in dict.fromkeys(re["group"]):
+                n = int((re["group"] == g).sum())
+                if n > MAX_LEVELS:
+                    notes.append(f"caterpillar plot of {g} in model {mid} not drawn: {n} levels (more than "
+                                 f"{MAX_LEVELS}); the conditional modes are in models/{mid}_ranef.csv")
+                    continue
+                attempt(f"caterpillar_{mid}_{g}", "caterpillar_plot",
+                        lambda re=re, g=g, n=n: F.caterpillar_plot(
+                            re, group=g, level=meta["level"],
+                            title=f"Random effects of {g} in model {mid} ({n} levels)"))
+        med = _mediation(ctx.out, mid)
+        if med is not None:
+            attempt(f"path_{mid}", "path_diagram",
+                    lambda med=med: F.path_diagram(med, title=f"Mediation model {mid} with estimates"))
+        inv = ctx.read(f"models/{mid}_invariance.csv")
+        if inv.is_file():
+            attempt(f"invariance_{mid}", "invariance_plot",
+                    lambda inv=inv: F.invariance_plot(pd.read_csv(inv), title=f"Measurement invariance ({mid})"))
+    _write_csv(pd.DataFrame(made, columns=["file", "kind", "title", "alt_text"]), ctx.path("figures/index.csv"))
+    return {"figures": len(made), "notes": notes}

@@ -1,0 +1,23 @@
+"""The figures step: mechanism estimates, random effects, the mediation model and measurement invariance.
+
+Reads only the files the mechanisms step wrote (``mechanisms/`` and
+``models/``) and draws with :mod:`cimstats.render.figures`. Each figure is
+written as every requested format plus ``<name>.alt.txt`` (its alt text);
+``figures/index.csv`` lists file, title and alt text for the report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .steps import StepContext, StepSkipped
+
+__all__ = ["build_figures"]
+
+
+def build_figures(ctx: StepContext) -> dict:
+    if importlib.util.find_spec("cimstats.render.figures") is None:
+        raise StepSkipped("cimstats.render.figures is not part of this installation, so no figures were drawn")
+    from ._figures_impl import build
+
+    return build(ctx)

@@ -1,0 +1,666 @@
+"""The analysis plan: one YAML file naming the sources, the measures, the mechanisms and the outputs of a study.
+
+A plan has these sections (all but ``sources`` optional)::
+
+    plan: my-study                 # a name for the run
+    seeds: {data: 1, bootstrap: 20240601}
+    sources:                       # either raw files and a data dictionary ...
+      demo: false                  # true: write the demo study's raw files first (into OUT/raw)
+      raw: raw-files/              # folder of the study files named in the dictionary
+      dictionary: data-dictionary/ # the dictionary folder ("demo" = the shipped demo dictionary)
+      # ... or an already harmonised dataset:
+      # harmonised: {patients: patients.parquet, alters: alters.parquet}
+    instruments:                   # scales to score (shipped instrument ids or YAML files)
+      - semcd6
+      - {instrument: heiq, scores: [self_monitoring_insight]}
+    networks: {measures: all, change: true}
+    mechanisms:                    # the mechanism plan of cimstats.mechanisms
+      plan: default                # "default", a YAML path, or the plan itself (a mapping)
+      adjust: holm
+      n_boot: 1000
+    qualitative:
+      codebook: themes.yaml        # "demo" = the demo study's theme codebook
+      excerpts: coded.csv          # CSV of coded excerpts, a .qdpx project, or "demo"
+      mapping: code_to_theme.csv   # code -> theme table (only for a .qdpx project)
+    joint_displays:
+      - {kind: side_by_side}
+      - {kind: themes_by_group, group_by: area_deprivation}
+    outputs:
+      data: [parquet, sav, dta]
+      tables: [csv, xlsx, docx, tex, html, md]
+      figures: [svg, png]
+      report: true
+
+Relative paths are read relative to the plan file's folder. :func:`read_plan`
+checks everything that can be checked before any work starts (files exist, the
+dictionary is sound, instruments and models are known, every variable a
+hypothesis uses is in the dictionary or defined by the plan, formats are
+known) and reports all problems at once in one :class:`~cimstats.errors.PlanError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import yaml
+
+from cimstats.errors import CimstatsError, PlanError, Report
+
+__all__ = ["AnalysisPlan", "read_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
+           "DATA_FORMATS", "FIGURE_FORMATS"]
+
+SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "mechanisms",
+            "qualitative", "joint_displays", "outputs")
+DATA_FORMATS = ("parquet", "sav", "zsav", "dta", "csv")
+TABLE_FORMATS = ("csv", "xlsx", "docx", "tex", "html", "md", "txt")
+FIGURE_FORMATS = ("svg", "png")
+DEFAULT_OUTPUTS = {"data": ["parquet", "sav", "dta"], "tables": ["csv", "xlsx", "docx", "tex", "html", "md"],
+                   "figures": ["svg", "png"], "report": True}
+DEFAULT_SEEDS = {"data": 20140601, "bootstrap": 20240601}
+_DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
+                    "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism"}
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """A checked analysis plan.
+
+    Attributes
+    ----------
+    name : str
+        The plan's name (``plan:``).
+    sections : dict
+        Every section with defaults filled in and paths made absolute (a
+        plain, JSON-serialisable dict; the step cache hashes these sections).
+    base_dir : pathlib.Path
+        Folder relative paths were read against.
+    source : str
+        Where the plan came from (a file path, ``<dict>`` or ``<yaml text>``).
+    text : str
+        The plan as written (YAML), recorded in the manifest.
+    """
+
+    name: str
+    sections: dict
+    base_dir: Path
+    source: str = "<dict>"
+    text: str = field(default="", repr=False)
+
+    def section(self, name: str) -> Any:
+        """A copy of one section (``None`` when the plan leaves it out)."""
+        return copy.deepcopy(self.sections.get(name))
+
+    @property
+    def seeds(self) -> dict:
+        return dict(self.sections["seeds"])
+
+    def with_seed(self, data: int | None = None, bootstrap: int | None = None) -> "AnalysisPlan":
+        """The same plan with other seeds (``None`` keeps a seed)."""
+        s = copy.deepcopy(self.sections)
+        if data is not None:
+            s["seeds"]["data"] = int(data)
+        if bootstrap is not None:
+            s["seeds"]["bootstrap"] = int(bootstrap)
+        return AnalysisPlan(self.name, s, self.base_dir, self.source, self.text)
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.sections)
+
+    def to_json(self) -> str:
+        return json.dumps(self.sections, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def demo_plan_path() -> Path:
+    """The shipped plan of the demo study (what ``cimstats demo`` runs)."""
+    return Path(str(resources.files("cimstats.pipeline").joinpath("demo_plan.yaml")))
+
+
+def demo_plan() -> AnalysisPlan:
+    """The demo study's analysis plan, checked.
+
+    Examples
+    --------
+    >>> from cimstats.pipeline import demo_plan
+    >>> p = demo_plan()
+    >>> p.name, p.sections["sources"]["demo"], p.sections["sources"]["dictionary"]["kind"]
+    ('cimstats-demo', True, 'demo')
+    """
+    return read_plan(demo_plan_path())
+
+
+# --------------------------------------------------------------------------- reading
+def _load(plan, base_dir) -> tuple[dict, Path, str, str]:
+    if isinstance(plan, AnalysisPlan):
+        return plan.to_dict(), plan.base_dir, plan.source, plan.text
+    if isinstance(plan, (str, Path)):
+        p = Path(plan)
+        looks_like_path = isinstance(plan, Path) or ("\n" not in str(plan) and p.suffix in (".yaml", ".yml"))
+        if looks_like_path:
+            if not p.is_file():
+                raise PlanError(f"The analysis plan '{p}' does not exist; give the path of a YAML plan "
+                                "(for example examples/demo_plan.yaml).")
+            text = p.read_text(encoding="utf-8")
+            source, base = str(p), Path(base_dir) if base_dir else p.resolve().parent
+        else:
+            text, source, base = str(plan), "<yaml text>", Path(base_dir or ".").resolve()
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PlanError(f"The analysis plan '{source}' is not valid YAML ({str(exc).splitlines()[0]}); "
+                            "fix the syntax and run again.") from exc
+        return doc, base, source, text
+    if isinstance(plan, Mapping):
+        doc = copy.deepcopy(dict(plan))
+        return doc, Path(base_dir or ".").resolve(), "<dict>", yaml.safe_dump(doc, sort_keys=False)
+    raise PlanError(f"`plan` is a {type(plan).__name__}; expected a YAML file path, YAML text, a dict or an "
+                    "AnalysisPlan.")
+
+
+def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
+    """Read an analysis plan and check everything that can be checked before any work starts.
+
+    Parameters
+    ----------
+    plan : str, path, dict or AnalysisPlan
+        A YAML file, YAML text or the plan as a mapping (see the module notes
+        for the sections).
+    base_dir : path, optional
+        Folder relative paths are resolved against (default: the plan file's
+        folder, else the current folder).
+
+    Returns
+    -------
+    AnalysisPlan
+
+    Raises
+    ------
+    PlanError
+        One error whose ``report`` lists every problem (codes ``P001``-``P016``,
+        plus the mechanism plan's ``M`` codes and the dictionary's ``D``/``R``
+        codes): unknown sections, missing files or folders, an unreadable
+        dictionary, unknown instruments, scores or network measures, unknown
+        model templates, hypothesis variables that neither the dictionary nor
+        the plan defines, unknown joint-display kinds or output formats, seeds
+        that are not integers.
+
+    Examples
+    --------
+    >>> from cimstats.pipeline import read_plan
+    >>> bad = {"sources": {"raw": "no-such-folder", "dictionary": "no-such-dictionary"},
+    ...        "instruments": ["no_such_scale"], "outputs": {"tables": ["pdf"]}}
+    >>> try:
+    ...     read_plan(bad)
+    ... except Exception as e:
+    ...     print(sorted({i.code for i in e.report}))
+    ['P003', 'P005', 'P010']
+    """
+    doc, base, source, text = _load(plan, base_dir)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise PlanError(f"The analysis plan '{source}' must be a mapping of sections ({', '.join(SECTIONS)}); "
+                        f"got {type(doc).__name__}.")
+    rep = Report()
+    chk = _Checker(rep, source, base)
+    for k in doc:
+        if k not in SECTIONS:
+            rep.add("P001", f"Unknown section {k!r}.", file=source, remedy=f"Use only {', '.join(SECTIONS)}.")
+    sections: dict = {"plan": str(doc.get("plan") or "analysis"), "version": doc.get("version", 1),
+                      "description": str(doc.get("description") or "")}
+    sections["seeds"] = chk.seeds(doc.get("seeds"))
+    sections["sources"] = chk.sources(doc.get("sources"))
+    sections["instruments"] = chk.instruments(doc.get("instruments"))
+    sections["networks"] = chk.networks(doc.get("networks"))
+    sections["mechanisms"] = chk.mechanisms(doc.get("mechanisms"), sections)
+    sections["qualitative"] = chk.qualitative(doc.get("qualitative"))
+    sections["joint_displays"] = chk.joint_displays(doc.get("joint_displays"), sections)
+    sections["outputs"] = chk.outputs(doc.get("outputs"))
+    if rep.has_errors:
+        first = rep.errors[0].message
+        raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), all listed in `.report` "
+                        f"(first: {first}); fix them and run again; nothing was run.", report=rep)
+    return AnalysisPlan(name=sections["plan"], sections=sections, base_dir=base, source=source, text=text)
+
+
+class _Checker:
+    """Checks one section at a time, adding every problem to one report."""
+
+    def __init__(self, rep: Report, source: str, base: Path):
+        self.rep, self.source, self.base = rep, source, base
+        self.dictionary = None  # the Dictionary when one could be read
+        self.targets: set[str] = set()
+
+    def add(self, code: str, message: str, remedy: str | None = None, severity: str = "error") -> None:
+        self.rep.add(code, message, file=self.source, remedy=remedy, severity=severity)
+
+    def path(self, value, what: str, *, kind: str = "file") -> str | None:
+        """Absolute path of ``value`` (relative to the plan), adding P003 when it does not exist."""
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            self.add("P002", f"{what} is {value!r}; expected a path.")
+            return None
+        p = Path(value).expanduser()
+        p = p if p.is_absolute() else (self.base / p)
+        ok = p.is_dir() if kind == "folder" else p.is_file()
+        if not ok:
+            self.add("P003", f"{what} names the {kind} '{value}', which does not exist (looked for {p}).",
+                     remedy=f"Correct the path (relative to the plan's folder) or create the {kind}.")
+        return str(p.resolve())
+
+    # ------------------------------------------------------------------ sections
+    def seeds(self, s) -> dict:
+        out = dict(DEFAULT_SEEDS)
+        if s is None:
+            return out
+        if isinstance(s, int) and not isinstance(s, bool):
+            return {k: s for k in out}
+        if not isinstance(s, Mapping):
+            self.add("P011", f"Section 'seeds' is {s!r}; expected a mapping such as {{data: 1, bootstrap: 2}}.")
+            return out
+        for k, v in s.items():
+            if k not in out:
+                self.add("P011", f"seeds has an unknown key {k!r}.", remedy="Use data and bootstrap.")
+            elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                self.add("P011", f"seeds.{k} is {v!r}; expected a non-negative integer.")
+            else:
+                out[k] = int(v)
+        return out
+
+    def sources(self, s) -> dict:
+        if not isinstance(s, Mapping):
+            self.add("P002", "Section 'sources' is missing or not a mapping; name raw files and a dictionary "
+                             "(raw:, dictionary:), an already harmonised dataset (harmonised:), or demo: true.")
+            return {"demo": False, "raw": None, "dictionary": None, "harmonised": None}
+        known = {"demo", "raw", "dictionary", "harmonised"}
+        for k in s:
+            if k not in known:
+                self.add("P001", f"sources has an unknown key {k!r}.", remedy=f"Use {', '.join(sorted(known))}.")
+        demo = bool(s.get("demo", False))
+        out: dict = {"demo": demo, "raw": None, "dictionary": None, "harmonised": None}
+        if s.get("harmonised") is not None:
+            if s.get("raw") is not None or demo:
+                self.add("P002", "sources names both a harmonised dataset and raw files; give one of them.")
+            h = s["harmonised"]
+            if isinstance(h, (str, Path)):
+                h = {"patients": h}
+            if not isinstance(h, Mapping) or "patients" not in h:
+                self.add("P002", f"sources.harmonised is {h!r}; expected {{patients: FILE, alters: FILE}}.")
+            else:
+                out["harmonised"] = {str(k): self.path(v, f"sources.harmonised.{k}") for k, v in h.items()
+                                     if k in ("patients", "alters")}
+                for k in h:
+                    if k not in ("patients", "alters"):
+                        self.add("P002", f"sources.harmonised has table {k!r}; expected patients and alters.")
+                self._targets_from_files(out["harmonised"])
+            if s.get("dictionary") is not None:
+                out["dictionary"] = self._dictionary(s["dictionary"], data_dir=None)
+            return out
+        if not demo:
+            if s.get("raw") is None:
+                self.add("P002", "sources names no raw files folder (raw:) and no harmonised dataset (harmonised:).",
+                         remedy="Add raw: FOLDER and dictionary: FOLDER, or harmonised: {patients: FILE}.")
+            else:
+                out["raw"] = self.path(s["raw"], "sources.raw", kind="folder")
+        elif s.get("raw") is not None:
+            self.add("P002", "sources has demo: true and raw:; the demo writes its own raw files, so leave raw: out.")
+        if s.get("dictionary") is None:
+            self.add("P002", "sources names no data dictionary (dictionary: FOLDER, or dictionary: demo).")
+        else:
+            raw = out["raw"] if out["raw"] and Path(out["raw"]).is_dir() else None
+            out["dictionary"] = self._dictionary(s["dictionary"], data_dir=raw, check_files=not demo)
+        return out
+
+    def _dictionary(self, value, *, data_dir, check_files: bool = True) -> dict | None:
+        from cimstats.dictionary import demo_dictionary_path, read_dictionary
+        from cimstats.dictionary.schema import resolve_study_file
+
+        if value == "demo":
+            folder, kind = str(demo_dictionary_path()), "demo"
+        else:
+            folder, kind = self.path(value, "sources.dictionary", kind="folder"), "folder"
+            if folder is None or not Path(folder).is_dir():
+                return {"kind": kind, "path": folder}
+        try:
+            d = read_dictionary(folder, strict=False)
+        except CimstatsError as exc:
+            self.add("P004", f"The data dictionary '{value}' cannot be read: {exc}")
+            return {"kind": kind, "path": folder}
+        for issue in d.report:
+            self.rep.extend([issue])
+        self.dictionary = d
+        self.targets.update(("study", "country", "wave"))  # harmonise adds these to every table
+        for tmap in d.tables.values():
+            self.targets.update(tmap)
+        if check_files and data_dir is not None:
+            for _, r in d.studies.iterrows():
+                if r["file"] and resolve_study_file(d, r["file"], data_dir) is None:
+                    self.add("P003", f"The dictionary's study '{r['study']}' names the file '{r['file']}', which is "
+                                     f"not in sources.raw ({data_dir}) nor beside the dictionary.",
+                             remedy="Put the file in the raw folder or correct studies.csv.")
+        return {"kind": kind, "path": folder}
+
+    def _targets_from_files(self, files: Mapping) -> None:
+        import pyarrow.parquet as pq
+
+        for p in files.values():
+            if p and Path(p).is_file() and p.endswith(".parquet"):
+                try:
+                    self.targets.update(pq.read_schema(p).names)
+                except Exception:  # unreadable files are reported when the step reads them
+                    pass
+
+    def instruments(self, s) -> list[dict]:
+        from cimstats.measures.scales.instrument import list_instruments, load_instrument
+
+        if s is None:
+            return []
+        if not isinstance(s, list):
+            self.add("P005", f"Section 'instruments' is {type(s).__name__}; expected a list of instrument ids.")
+            return []
+        shipped = set(list_instruments()["id"])
+        out = []
+        for k, entry in enumerate(s, start=1):
+            spec = {"instrument": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, Mapping) else {}
+            ins_id = spec.get("instrument")
+            if not ins_id:
+                self.add("P005", f"instruments entry {k} is {entry!r}; expected an instrument id or "
+                                 "{instrument: ID, scores: [...]}.")
+                continue
+            if ins_id not in shipped:
+                p = Path(ins_id)
+                p = p if p.is_absolute() else self.base / p
+                if p.suffix in (".yaml", ".yml") and p.is_file():
+                    spec["instrument"] = str(p.resolve())
+                else:
+                    self.add("P005", f"instruments entry {k} names instrument {ins_id!r}, which is neither shipped "
+                                     "nor a YAML file.", remedy=f"Use one of {', '.join(sorted(shipped))}.")
+                    continue
+            try:
+                ins = load_instrument(spec["instrument"])
+            except CimstatsError as exc:
+                self.add("P005", f"instruments entry {k} ({ins_id}) cannot be loaded: {exc}")
+                continue
+            bad = [x for x in spec.get("scores") or [] if x not in ins.score_ids]
+            if bad:
+                self.add("P005", f"instruments entry {k} ({ins_id}) asks for scores {', '.join(map(repr, bad))}, "
+                                 f"which it does not define.", remedy=f"Its scores are {', '.join(ins.score_ids)}.")
+            if self.targets:
+                absent = [i for i in ins.item_ids if i not in self.targets and i not in (spec.get("items") or {})]
+                wanted = spec.get("scores")
+                if wanted and not bad:
+                    need = set()
+                    for sid in wanted:
+                        need.update(_score_items(ins, sid))
+                    absent = [i for i in absent if i in need]
+                if absent:
+                    self.add("P007", f"instruments entry {k} ({ins_id}) needs items {', '.join(absent)}, which the "
+                                     "data dictionary does not define.",
+                             remedy="Map them with items: {ITEM: COLUMN} or add them to the dictionary.")
+            spec.setdefault("scores", None)
+            spec.setdefault("items", None)
+            out.append(spec)
+        return out
+
+    def networks(self, s) -> dict | None:
+        from cimstats.measures.networks.catalogue import measure_catalogue
+
+        if s is None or s is False:
+            return None
+        if s is True:
+            s = {}
+        if not isinstance(s, Mapping):
+            self.add("P006", f"Section 'networks' is {s!r}; expected {{measures: all, change: true}}.")
+            return None
+        measures = s.get("measures", "all")
+        funcs = set(measure_catalogue()["function"])
+        if measures != "all":
+            if not isinstance(measures, list):
+                self.add("P006", f"networks.measures is {measures!r}; expected 'all' or a list of measure groups.")
+                measures = "all"
+            else:
+                bad = [m for m in measures if m not in funcs]
+                if bad:
+                    self.add("P006", f"networks.measures names {', '.join(map(repr, bad))}, which are not measure "
+                                     "groups.", remedy=f"Use {', '.join(sorted(funcs))}.")
+        waves = s.get("change_waves", [0, 1])
+        return {"measures": measures, "change": bool(s.get("change", True)), "change_waves": list(waves)}
+
+    def mechanisms(self, s, sections: dict) -> dict | None:
+        from cimstats.mechanisms import read_plan as read_mechanism_plan
+
+        if s is None or s is False:
+            return None
+        if not isinstance(s, Mapping):
+            s = {"plan": s}
+        known = {"plan", "adjust", "n_boot", "level"}
+        for k in s:
+            if k not in known:
+                self.add("P001", f"mechanisms has an unknown key {k!r}.", remedy=f"Use {', '.join(sorted(known))}.")
+        value = s.get("plan", "default")
+        out = {"plan": None, "plan_file": None, "adjust": s.get("adjust", "holm"),
+               "n_boot": s.get("n_boot", 2000), "level": s.get("level")}
+        if out["adjust"] not in ("holm", "bh", None):
+            self.add("P012", f"mechanisms.adjust is {out['adjust']!r}; expected holm, bh or null.")
+        if not isinstance(out["n_boot"], int) or isinstance(out["n_boot"], bool) or out["n_boot"] < 50:
+            self.add("P012", f"mechanisms.n_boot is {out['n_boot']!r}; expected an integer of at least 50.")
+        if value == "default":
+            doc = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml")
+                                 .read_text(encoding="utf-8"))
+            out["plan_file"] = "default"
+        elif isinstance(value, (str, Path)):
+            p = self.path(value, "mechanisms.plan")
+            if p is None or not Path(p).is_file():
+                return out
+            out["plan_file"] = p
+            try:
+                doc = yaml.safe_load(Path(p).read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                self.add("P012", f"mechanisms.plan '{value}' is not valid YAML ({str(exc).splitlines()[0]}).")
+                return out
+        elif isinstance(value, Mapping):
+            doc = copy.deepcopy(dict(value))
+        else:
+            self.add("P012", f"mechanisms.plan is {value!r}; expected default, a YAML file or a mapping.")
+            return out
+        try:
+            read_mechanism_plan(doc, source=str(out["plan_file"] or "mechanisms.plan"))
+            out["plan"] = doc
+        except PlanError as exc:
+            if exc.report is not None and len(exc.report):
+                self.rep.extend(exc.report.issues)
+            else:
+                self.add("P012", str(exc))
+        if isinstance(doc, Mapping):
+            self._check_hypothesis_variables(doc)
+        return out
+
+    def _check_hypothesis_variables(self, doc: Mapping) -> None:
+        """Every variable a hypothesis's model uses must come from the dictionary or the plan's constructs.
+
+        Works on the mechanism plan as written, so these problems are reported
+        together with the plan's own (even when it has other errors).
+        """
+        from cimstats.measures.networks.catalogue import measure_catalogue
+        from cimstats.measures.scales.instrument import list_instruments, load_instrument
+        from cimstats.mechanisms.plan import _model_variables
+
+        constructs = doc.get("constructs") if isinstance(doc.get("constructs"), Mapping) else {}
+        models = doc.get("models") if isinstance(doc.get("models"), Mapping) else {}
+        hyps = doc.get("hypotheses") if isinstance(doc.get("hypotheses"), list) else []
+        mp = SimpleNamespace(constructs={k: v for k, v in constructs.items() if isinstance(v, Mapping)})
+        defined = set(constructs)
+        shipped = set(list_instruments()["id"])
+        net_cols = set(measure_catalogue(expand=True)["column"])
+        change_cols = {"size_from", "size_to", "n_retained", "n_added", "n_lost", "turnover", "roles_gained",
+                       "roles_dropped", "role_change_index", "any_role_gained"}
+        for name, spec in mp.constructs.items():
+            kind = spec.get("kind")
+            if kind == "scale":
+                ins = spec.get("instrument")
+                if ins not in shipped:
+                    self.add("P005", f"construct {name!r} uses instrument {ins!r}, which is not shipped.",
+                             remedy=f"Use one of {', '.join(sorted(shipped))}.")
+                    continue
+                inst = load_instrument(ins)
+                if spec.get("score") not in inst.score_ids:
+                    self.add("P005", f"construct {name!r} uses score {spec.get('score')!r} of {ins}, which it does "
+                                     f"not define.", remedy=f"Its scores are {', '.join(inst.score_ids)}.")
+                elif self.targets:
+                    absent = [i for i in _score_items(inst, spec["score"]) if i not in self.targets]
+                    if absent:
+                        self.add("P007", f"construct {name!r} scores {ins} items {', '.join(absent)}, which the "
+                                         "data dictionary does not define.")
+            elif kind == "network" and spec.get("measure") not in net_cols:
+                self.add("P006", f"construct {name!r} uses network measure {spec.get('measure')!r}, which is not "
+                                 "an ego-level measure.", remedy="See cimstats.networks.measure_catalogue(expand=True).")
+            elif kind == "change" and spec.get("measure") not in change_cols and not str(
+                    spec.get("measure", "")).endswith(("_gained", "_dropped")):
+                self.add("P006", f"construct {name!r} uses change measure {spec.get('measure')!r}, which "
+                                 "cimstats.networks.change does not compute.",
+                         remedy=f"Use one of {', '.join(sorted(change_cols))}.")
+        if not self.targets:
+            return  # no dictionary or dataset to check against (reported elsewhere)
+        works = ("illness", "everyday", "emotional")
+        by_level = {
+            "change": change_cols,
+            "alter_change": {"role_gained", "role_dropped", "roles_gained", "status", "tie_type_from", "tie_type_to",
+                             "circle_from", "circle_to", "circle_change"}
+                            | {f"{w}_work_{s}" for w in works for s in ("from", "to", "change")}
+                            | {f"{w}_{s}" for w in works for s in ("from", "to", "change")},
+        }
+        for h in hyps:
+            if not isinstance(h, Mapping) or not isinstance(models.get(h.get("model")), Mapping):
+                continue  # reported by the mechanism plan's own check
+            spec = models[h["model"]]
+            names = _model_variables(spec)
+            level_cols = by_level.get(str(spec.get("level", "ego")), set())
+            absent = [n for n in names if n not in self.targets and n not in defined and n not in level_cols]
+            if absent:
+                self.add("P007", f"hypothesis {h.get('id')!r} (model {h['model']!r}) uses "
+                                 f"{', '.join(map(repr, absent))}, which neither the data dictionary nor the plan's "
+                                 "constructs define.",
+                         remedy="Correct the name, add the variable to the dictionary, or define it as a construct.")
+
+    def qualitative(self, s) -> dict | None:
+        if s is None or s is False:
+            return None
+        if not isinstance(s, Mapping):
+            self.add("P013", f"Section 'qualitative' is {s!r}; expected {{codebook: FILE, excerpts: FILE}}.")
+            return None
+        out: dict = {"codebook": None, "excerpts": None, "mapping": None}
+        for key in ("codebook", "excerpts", "mapping"):
+            v = s.get(key)
+            if v is None:
+                continue
+            out[key] = "demo" if v == "demo" and key != "mapping" else self.path(v, f"qualitative.{key}")
+        if out["codebook"] is None:
+            self.add("P013", "qualitative names no codebook (codebook: FILE or codebook: demo).")
+        ex = out["excerpts"]
+        if ex and ex != "demo" and ex.endswith(".qdpx") and out["mapping"] is None:
+            self.add("P013", "qualitative.excerpts is a .qdpx project but no code -> theme mapping is given.",
+                     remedy="Add mapping: FILE (see cimstats.integrate.mapping_template).")
+        for k in s:
+            if k not in out:
+                self.add("P001", f"qualitative has an unknown key {k!r}.", remedy="Use codebook, excerpts, mapping.")
+        return out
+
+    def joint_displays(self, s, sections: dict) -> list[dict]:
+        from cimstats.integrate import DISPLAY_KINDS
+
+        if s is None:
+            return []
+        if not isinstance(s, list):
+            self.add("P009", f"Section 'joint_displays' is {type(s).__name__}; expected a list of {{kind: ...}}.")
+            return []
+        needs_results = {"side_by_side", "statistics_by_theme", "convergence"}
+        out = []
+        for k, entry in enumerate(s, start=1):
+            spec = {"kind": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, Mapping) else {}
+            kind = spec.get("kind")
+            if kind not in DISPLAY_KINDS:
+                self.add("P009", f"joint_displays entry {k} has kind {kind!r}.",
+                         remedy=f"Use one of {', '.join(DISPLAY_KINDS)}.")
+                continue
+            for opt in spec:
+                if opt not in _DISPLAY_OPTIONS:
+                    self.add("P009", f"joint_displays entry {k} ({kind}) has an unknown option {opt!r}.",
+                             remedy=f"Use {', '.join(sorted(_DISPLAY_OPTIONS))}.")
+            if kind in needs_results and sections.get("mechanisms") is None:
+                self.add("P009", f"joint_displays entry {k} ({kind}) needs the mechanism table, but the plan has "
+                                 "no mechanisms section.")
+            if sections.get("qualitative") is None:
+                self.add("P009", f"joint_displays entry {k} ({kind}) needs themes, but the plan has no qualitative "
+                                 "section.")
+            if kind == "themes_by_group" and not spec.get("group_by"):
+                self.add("P009", f"joint_displays entry {k} (themes_by_group) needs group_by.")
+            cols = [spec["group_by"]] if spec.get("group_by") else []
+            prof = spec.get("profile") or []
+            cols += list(prof) if isinstance(prof, (list, Mapping)) else []
+            if self.targets:
+                extra = set()
+                mech = sections.get("mechanisms") or {}
+                if mech.get("plan"):
+                    extra.update((mech["plan"].get("constructs") or {}).keys())
+                extra.update(self._derived_columns(sections))
+                absent = [c for c in cols if c not in self.targets and c not in extra]
+                if absent:
+                    self.add("P007", f"joint_displays entry {k} ({kind}) uses {', '.join(map(repr, absent))}, which "
+                                     "neither the data dictionary nor the plan's scale scores and network measures "
+                                     "define.")
+            out.append(spec)
+        return out
+
+    def _derived_columns(self, sections: dict) -> set[str]:
+        """Columns the scales and networks steps add to the case table."""
+        from cimstats.measures.networks.catalogue import measure_catalogue
+        from cimstats.measures.scales.instrument import load_instrument
+
+        out: set[str] = set()
+        for spec in sections.get("instruments") or []:
+            try:
+                ins = load_instrument(spec["instrument"])
+            except CimstatsError:
+                continue
+            out.update(spec.get("scores") or ins.score_ids)
+        if sections.get("networks"):
+            out.update(measure_catalogue(expand=True)["column"])
+        return out
+
+    def outputs(self, s) -> dict:
+        out = copy.deepcopy(DEFAULT_OUTPUTS)
+        if s is None:
+            return out
+        if not isinstance(s, Mapping):
+            self.add("P010", f"Section 'outputs' is {s!r}; expected {{data: [...], tables: [...], figures: [...]}}.")
+            return out
+        allowed = {"data": DATA_FORMATS, "tables": TABLE_FORMATS, "figures": FIGURE_FORMATS}
+        for k, v in s.items():
+            if k == "report":
+                out["report"] = bool(v)
+                continue
+            if k not in allowed:
+                self.add("P001", f"outputs has an unknown key {k!r}.", remedy="Use data, tables, figures, report.")
+                continue
+            vals = [v] if isinstance(v, str) else list(v or [])
+            bad = [f for f in vals if str(f).lower().lstrip(".") not in allowed[k]]
+            if bad:
+                self.add("P010", f"outputs.{k} names format(s) {', '.join(map(repr, bad))}.",
+                         remedy=f"Use {', '.join(allowed[k])}.")
+            out[k] = [str(f).lower().lstrip(".") for f in vals if f not in bad]
+        return out
+
+
+def _score_items(ins, score_id: str) -> list[str]:
+    """Items a score needs (scores combining other scores expanded)."""
+    s = ins.score(score_id)
+    if s.items:
+        return list(s.items)
+    out: list[str] = []
+    for sub in s.scores:
+        out += _score_items(ins, sub)
+    return out

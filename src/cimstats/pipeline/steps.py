@@ -1,0 +1,534 @@
+"""The steps of an analysis run: each reads published files, writes its own files into a staging folder.
+
+Every step function takes a :class:`StepContext` and writes only below
+``ctx.stage`` (the paths it writes are the paths it will have under ``OUT``);
+it reads the outputs of earlier steps from ``ctx.out``. It returns a small dict
+of facts (counts, notes) kept in the step's cache record and in the manifest.
+Steps talk to each other only through files, so a step whose input files and
+plan sections have not changed can be skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from cimstats.errors import CimstatsError, PlanError
+
+from .plan import AnalysisPlan
+
+__all__ = ["StepContext", "StepSkipped", "STEP_FUNCTIONS"]
+
+_KEYS = ["patient_id", "wave"]
+
+
+class StepSkipped(Exception):
+    """A step that cannot produce anything with what is installed (the message says why)."""
+
+
+@dataclass
+class StepContext:
+    """What a step gets: the plan, the output folder (read), the staging folder (write)."""
+
+    plan: AnalysisPlan
+    out: Path
+    stage: Path
+    notes: list = field(default_factory=list)
+
+    def path(self, rel: str) -> Path:
+        """Where to write ``rel`` (created folders included)."""
+        p = self.stage / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def read(self, rel: str) -> Path:
+        return self.out / rel
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    # fixed float format so that identical numbers give identical bytes
+    df.to_csv(path, index=False, encoding="utf-8", lineterminator="\n", float_format="%.10g")
+
+
+def _json(obj: Any) -> str:
+    def default(v):
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (np.floating,)):
+            return None if not np.isfinite(v) else float(v)
+        if isinstance(v, Path):
+            return v.as_posix()
+        return str(v)
+
+    return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False, default=default) + "\n"
+
+
+def _caught(ws) -> list[str]:
+    out = []
+    for w in ws:
+        msg = f"{w.category.__name__}: {w.message}"
+        if msg not in out:
+            out.append(msg)
+    return out
+
+
+def _render_all(spec, base: Path, formats: list[str]) -> list[str]:
+    """Render a TableSpec to every requested format (CSV is written by the caller from the data)."""
+    from cimstats.render import render
+
+    written = []
+    for fmt in formats:
+        if fmt == "csv":
+            continue
+        p = base.with_suffix(f".{fmt}")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        render(spec, p)
+        written.append(p.name)
+    return written
+
+
+def _patients(ctx: StepContext) -> pd.DataFrame:
+    return pd.read_parquet(ctx.read("data/patients.parquet"))
+
+
+def _alters(ctx: StepContext) -> pd.DataFrame | None:
+    p = ctx.read("data/alters.parquet")
+    return pd.read_parquet(p) if p.is_file() else None
+
+
+# =========================================================================== demo files
+def step_demo_files(ctx: StepContext) -> dict:
+    """Write the demo study's raw country files, themes, coded excerpts and planted truth."""
+    from cimstats.datasets import write_demo_files
+
+    seed = ctx.plan.seeds["data"]
+    res = write_demo_files(ctx.stage / "study", seed=seed)
+    study = ctx.stage / "study"
+    for name in ("raw", "qualitative", "truth"):
+        (study / name).rename(ctx.stage / name)
+    (study / "SCHEMA.md").rename(ctx.stage / "SCHEMA.md")
+    (study / "summary.txt").rename(ctx.stage / "study_summary.txt")
+    (study / "summary.md").rename(ctx.stage / "study_summary.md")
+    study.rmdir()
+    return {"seed": seed, "files": int((res.files["kind"] == "raw").sum()),
+            "summary": res.text.splitlines()[0]}
+
+
+# =========================================================================== harmonise
+def raw_folder(plan: AnalysisPlan, out: Path) -> Path | None:
+    src = plan.sections["sources"]
+    if src["demo"]:
+        return out / "raw"
+    return Path(src["raw"]) if src.get("raw") else None
+
+
+def step_harmonise(ctx: StepContext) -> dict:
+    """Harmonise the raw files with the data dictionary; write the data (every format) and the report."""
+    from cimstats.dictionary import harmonise, read_dictionary
+    from cimstats.io import write_survey
+
+    src = ctx.plan.sections["sources"]
+    d = read_dictionary(src["dictionary"]["path"], strict=False)
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        res = harmonise(None, d, data_dir=raw_folder(ctx.plan, ctx.out))
+    notes = _caught(ws)
+    rep = res.report
+    if rep.has_errors:
+        first = rep.issues.errors[0]
+        raise PlanError(f"Harmonisation found {len(rep.issues.errors)} error(s) (first: [{first.code}] "
+                        f"{first.message}); see the dictionary check (cimstats dictionary check) and fix them.",
+                        report=rep.issues)
+    formats = ["parquet"] + [f for f in ctx.plan.sections["outputs"]["data"] if f != "parquet"]
+    info: dict = {"tables": {}, "notes": notes}
+    for table, survey in res.surveys.items():
+        name = table or "patients"
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always")
+            for fmt in formats:
+                write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
+        info["notes"] += [n for n in _caught(ws) if n not in info["notes"]]
+        cb = survey.codebook()
+        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}), ctx.path(f"data/{name}_codebook.csv"))
+        info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
+    _write_csv(rep.table, ctx.path("harmonisation/report.csv"))
+    _write_csv(rep.unmapped, ctx.path("harmonisation/unmapped.csv"))
+    _write_csv(rep.issues.to_frame(), ctx.path("harmonisation/issues.csv"))
+    rep.to_excel(ctx.path("harmonisation/report.xlsx"))
+    rep.to_html(ctx.path("harmonisation/report.html"))
+    ctx.path("harmonisation/summary.txt").write_text(rep.summary() + "\n", encoding="utf-8")
+    info["status"] = {str(k): int(v) for k, v in rep.table["status"].value_counts().sort_index().items()}
+    info["studies"] = int(rep.table["study"].nunique())
+    return info
+
+
+def step_load_harmonised(ctx: StepContext) -> dict:
+    """Read an already harmonised dataset and write it in every requested format."""
+    from cimstats.io import read_survey, write_survey
+
+    src = ctx.plan.sections["sources"]["harmonised"]
+    formats = ["parquet"] + [f for f in ctx.plan.sections["outputs"]["data"] if f != "parquet"]
+    info: dict = {"tables": {}, "notes": []}
+    for name, path in src.items():
+        survey = read_survey(path)
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always")
+            for fmt in formats:
+                write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
+        info["notes"] += _caught(ws)
+        cb = survey.codebook()
+        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}), ctx.path(f"data/{name}_codebook.csv"))
+        info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
+    return info
+
+
+# =========================================================================== scales
+def step_scales(ctx: StepContext) -> dict:
+    """Score every instrument of the plan; reliability per score; how each score was obtained."""
+    from cimstats.measures import score_scale
+    from cimstats.measures.reliability import scale_reliability
+    from cimstats.measures.scales.instrument import load_instrument
+
+    p = _patients(ctx)
+    keys = [c for c in ("patient_id", "wave", "country") if c in p.columns]
+    wide = p[keys].copy()
+    status_rows, rel_frames, notes = [], [], []
+    for spec in ctx.plan.sections["instruments"]:
+        ins = load_instrument(spec["instrument"])
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always")
+            sc = score_scale(p, ins, items=spec.get("items"), scores=spec.get("scores"), out_of_range="report")
+        notes += _caught(ws)
+        for issue in sc.report:
+            notes.append(f"{ins.id}: [{issue.code}] {issue.message}")
+        for c in sc.scores.columns:
+            wide[c] = sc.scores[c].to_numpy()
+        counts = sc.detail.groupby(["score", "status"]).size().unstack(fill_value=0)
+        for sid, r in counts.iterrows():
+            status_rows.append({"instrument": ins.id, "score": sid, "label": ins.score(sid).label,
+                                "rule": ins.score(sid).rule,
+                                "n_complete": int(r.get("complete", 0)), "n_prorated": int(r.get("prorated", 0)),
+                                "n_missing": int(r.get("missing", 0))})
+        try:
+            with warnings.catch_warnings(record=True) as ws:
+                warnings.simplefilter("always")
+                base = p.loc[p["wave"] == 0] if "wave" in p.columns else p
+                rel = scale_reliability(base, ins, items=spec.get("items"), scores=spec.get("scores"))
+            notes += _caught(ws)
+            rel.insert(0, "instrument", ins.id)
+            rel_frames.append(rel)
+        except CimstatsError as exc:
+            notes.append(f"{ins.id}: reliability not computed ({exc})")
+    wide.to_parquet(ctx.path("scales/scores.parquet"), index=False)
+    _write_csv(wide, ctx.path("scales/scores.csv"))
+    status = pd.DataFrame(status_rows, columns=["instrument", "score", "label", "rule", "n_complete", "n_prorated",
+                                                "n_missing"])
+    _write_csv(status, ctx.path("scales/score_status.csv"))
+    rel = pd.concat(rel_frames, ignore_index=True) if rel_frames else pd.DataFrame(columns=["instrument"])
+    _write_csv(rel, ctx.path("scales/reliability.csv"))
+    return {"instruments": [s["instrument"] if "/" not in s["instrument"] else Path(s["instrument"]).name
+                            for s in ctx.plan.sections["instruments"]],
+            "scores": int(len(status)), "notes": notes}
+
+
+# =========================================================================== networks
+def step_networks(ctx: StepContext) -> dict:
+    """Ego-network measures per patient and wave, and network change between the waves."""
+    from cimstats import networks as nw
+
+    spec = ctx.plan.sections["networks"]
+    p = _patients(ctx)
+    a = _alters(ctx)
+    if a is None:
+        raise PlanError("The plan asks for network measures but the harmonised data have no alters table; "
+                        "add an alters table to the dictionary or remove the networks section.")
+    egos = p[[c for c in ("patient_id", "wave", "country", "practice_id") if c in p.columns]].copy()
+    net = nw.ego_networks(a, egos=egos)
+    m = nw.ego_measures(net, join=False)
+    if spec["measures"] != "all":
+        from cimstats.measures.networks import measures as M
+
+        parts = [getattr(M, f)(net) for f in spec["measures"]]
+        k = len(net.keys)
+        m = pd.concat([net.key_frame()] + [x.iloc[:, k:] for x in parts], axis=1)
+    m.to_parquet(ctx.path("networks/ego_measures.parquet"), index=False)
+    _write_csv(m, ctx.path("networks/ego_measures.csv"))
+    num = m.select_dtypes("number").drop(columns=[c for c in ("wave",) if c in m.columns])
+    by = m["wave"] if "wave" in m.columns else pd.Series(0, index=m.index)
+    rows = []
+    for w, g in num.groupby(by):
+        for c in num.columns:
+            v = g[c].dropna()
+            rows.append({"wave": w, "measure": c, "n": int(v.size), "mean": float(v.mean()) if v.size else np.nan,
+                         "sd": float(v.std()) if v.size > 1 else np.nan})
+    _write_csv(pd.DataFrame(rows), ctx.path("networks/summary.csv"))
+    info: dict = {"egos": int(len(m)), "measures": int(num.shape[1])}
+    if spec["change"] and "wave" in p.columns and p["wave"].nunique() > 1:
+        ch = nw.change(net, waves=tuple(spec["change_waves"]))
+        _write_csv(ch.egos, ctx.path("networks/change.csv"))
+        info["change_egos"] = int(len(ch.egos))
+        info["change_dropped"] = {str(k): int(v) for k, v in dict(ch.n_dropped).items()}
+    return info
+
+
+# =========================================================================== mechanisms
+def mechanism_plan(plan: AnalysisPlan):
+    from cimstats.mechanisms import read_plan
+
+    spec = plan.sections["mechanisms"]
+    return read_plan(spec["plan"], source=str(spec["plan_file"] or "mechanisms.plan"))
+
+
+def step_mechanisms(ctx: StepContext) -> dict:
+    """Fit every model of the mechanism plan once and fill the mechanism table."""
+    import cimstats
+
+    spec = ctx.plan.sections["mechanisms"]
+    p = _patients(ctx)
+    a = _alters(ctx)
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        res = cimstats.test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+                                       adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
+                                       n_boot=spec["n_boot"], level=spec.get("level"))
+    notes = _caught(ws)
+    _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
+    models = res.models
+    # fitting times vary from run to run: they go to the manifest, not into the tables
+    model_seconds = {str(m): round(float(x), 3) for m, x in zip(models["model_id"], models["seconds"])} \
+        if "seconds" in models.columns else {}
+    _write_csv(models.drop(columns=["seconds"], errors="ignore"), ctx.path("mechanisms/models.csv"))
+    ctx.path("mechanisms/summary.txt").write_text(res.summary() + "\n", encoding="utf-8")
+    level = getattr(res.rules, "level", 0.95)
+    meta = {"adjust": res.adjust, "seed": res.seed, "n_boot": res.n_boot, "level": level,
+            "waves": list(res.waves), "rules_text": res.rules_text, "plan": res.plan.name}
+    ctx.path("mechanisms/result.json").write_text(_json(meta), encoding="utf-8")
+    for mid, fit in res.fits.items():
+        if fit is None:
+            continue
+        _export_fit(ctx, mid, fit, res.plan.models[mid])
+    return {"hypotheses": int(len(res.table)),
+            "verdicts": {str(k): int(v) for k, v in res.table["verdict"].value_counts().sort_index().items()},
+            "model_seconds": model_seconds, "notes": notes}
+
+
+def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
+    """The tables the figures and the model tables need, one CSV per view of the fit."""
+    tpl = spec["template"]
+    if tpl == "invariance":
+        _write_csv(fit.table, ctx.path(f"models/{mid}_invariance.csv"))
+        try:
+            est = fit.tidy()
+            _write_csv(est, ctx.path(f"models/{mid}_parameters.csv"))
+        except Exception:  # noqa: BLE001 - a result without a parameter table still has the fit table
+            pass
+        return
+    t = fit.tidy()
+    _write_csv(t, ctx.path(f"models/{mid}_terms.csv"))
+    if tpl in ("mediation", "moderated_mediation") and hasattr(fit, "spec"):
+        sp = fit.spec
+        doc = {"x": sp.x, "mediators": list(sp.mediators), "y": sp.y, "covariates": list(sp.covariates),
+               "moderator": sp.moderator, "moderated_paths": list(sp.moderated_paths), "serial": bool(sp.serial),
+               "level": fit.level, "ci": fit.ci, "n_boot": fit.n_boot, "seed": fit.seed,
+               "resampling": fit.resampling, "nobs": fit.nobs, "n_dropped": fit.n_dropped}
+        ctx.path(f"models/{mid}_mediation.json").write_text(_json(doc), encoding="utf-8")
+    g = fit.glance() if hasattr(fit, "glance") else None
+    if isinstance(g, pd.DataFrame):
+        _write_csv(g, ctx.path(f"models/{mid}_fit.csv"))
+    if hasattr(fit, "ranef"):
+        _write_csv(fit.ranef(), ctx.path(f"models/{mid}_ranef.csv"))
+    if hasattr(fit, "varcorr"):
+        _write_csv(fit.varcorr(), ctx.path(f"models/{mid}_varcorr.csv"))
+
+
+# =========================================================================== tables
+_TIDY_KINDS = {"estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "df": "number",
+               "p_value": "p_value", "ci_lower": "estimate", "ci_upper": "estimate"}
+_TIDY_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "df": "df",
+                "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
+
+
+def mechanism_result_from_files(out: Path):
+    """A :class:`MechanismResult` view (table, models, rules) read back from the mechanisms step's files."""
+    from cimstats.mechanisms import MechanismResult, VerdictRules
+
+    t = pd.read_csv(out / "mechanisms/mechanism_table.csv", keep_default_na=False, na_values=[""])
+    for c in ("statement", "theme_ids", "required_variables", "diagnostics", "verdict_reason", "model"):
+        if c in t.columns:
+            t[c] = t[c].fillna("").astype(str)
+    meta = json.loads((out / "mechanisms/result.json").read_text(encoding="utf-8"))
+    models = pd.read_csv(out / "mechanisms/models.csv", keep_default_na=False, na_values=[""])
+    plan = type("PlanName", (), {"name": meta["plan"]})()
+    return MechanismResult(table=t, models=models, fits={}, plan=plan, rules=VerdictRules(level=meta["level"]),
+                           adjust=meta["adjust"], seed=meta["seed"], n_boot=meta["n_boot"],
+                           waves=tuple(meta["waves"]), rules_text=meta["rules_text"]), meta
+
+
+def step_tables(ctx: StepContext) -> dict:
+    """Publication tables: the mechanism table and one table per fitted model, in every table format."""
+    from cimstats.render import TableSpec
+
+    formats = ctx.plan.sections["outputs"]["tables"]
+    written = []
+    if ctx.read("mechanisms/mechanism_table.csv").is_file():
+        res, _meta = mechanism_result_from_files(ctx.out)
+        spec = res.to_table_spec(number="1")
+        _write_csv(res.tidy(), ctx.path("tables/mechanism_table.csv"))
+        written += _render_all(spec, ctx.path("tables/mechanism_table.csv"), formats)
+        models = res.models
+        k = 2
+        for r in models.itertuples(index=False):
+            f = ctx.read(f"models/{r.model_id}_terms.csv")
+            if not f.is_file():
+                f = ctx.read(f"models/{r.model_id}_invariance.csv")
+            if not f.is_file():
+                continue
+            d = pd.read_csv(f)
+            if "term" in d.columns:
+                cols = [c for c in _TIDY_LABELS if c in d.columns]
+                d = d[cols]
+                spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", kinds=_TIDY_KINDS,
+                                            header_labels=_TIDY_LABELS, number=str(k),
+                                            notes=tuple(x for x in (f"n = {r.nobs}" if pd.notna(r.nobs) else "",
+                                                                    str(r.diagnostics or "")) if x))
+            else:
+                keep = [c for c in ("model", "npar", "chisq", "df", "cfi", "rmsea", "srmr", "delta_cfi",
+                                    "delta_rmsea", "chisq_diff", "df_diff", "p_diff") if c in d.columns]
+                d = d[keep]
+                spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", number=str(k),
+                                            kinds={"p_diff": "p_value"})
+            _write_csv(d, ctx.path(f"tables/model_{r.model_id}.csv"))
+            written += _render_all(spec, ctx.path(f"tables/model_{r.model_id}.csv"), formats)
+            k += 1
+    if ctx.read("scales/reliability.csv").is_file():
+        rel = pd.read_csv(ctx.read("scales/reliability.csv"))
+        if len(rel):
+            _write_csv(rel, ctx.path("tables/reliability.csv"))
+            spec = TableSpec.from_frame(rel, title="Reliability of the scale scores (baseline)", number="S1")
+            written += _render_all(spec, ctx.path("tables/reliability.csv"), formats)
+    return {"files": len(written)}
+
+
+# =========================================================================== joint displays
+def _codebook(plan: AnalysisPlan):
+    from cimstats.integrate import read_codebook
+
+    q = plan.sections["qualitative"]
+    if q["codebook"] == "demo":
+        from importlib import resources
+
+        return read_codebook(Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")))
+    return read_codebook(q["codebook"])
+
+
+def _excerpts(plan: AnalysisPlan, out: Path):
+    from cimstats.integrate import excerpts_from_qdpx, read_excerpts, read_mapping, read_qdpx
+
+    q = plan.sections["qualitative"]
+    ex = q.get("excerpts")
+    if ex is None:
+        return None
+    if ex == "demo":
+        demo_csv = out / "qualitative" / "coded_excerpts.csv"
+        if demo_csv.is_file():
+            return read_excerpts(demo_csv)
+        from cimstats.datasets import coded_excerpts
+
+        return read_excerpts(coded_excerpts())
+    if ex.endswith(".qdpx"):
+        return excerpts_from_qdpx(read_qdpx(ex), read_mapping(q["mapping"]))
+    return read_excerpts(ex)
+
+
+def _cases(ctx: StepContext) -> pd.DataFrame:
+    """Baseline patients with their scale scores and network measures (the case table of the displays)."""
+    p = _patients(ctx)
+    for rel in ("scales/scores.parquet", "networks/ego_measures.parquet"):
+        f = ctx.read(rel)
+        if f.is_file():
+            extra = pd.read_parquet(f)
+            on = [c for c in _KEYS if c in extra.columns and c in p.columns]
+            extra = extra[[c for c in extra.columns if c not in p.columns or c in on]]
+            p = p.merge(extra, on=on, how="left")
+    return p.loc[p["wave"] == 0].reset_index(drop=True) if "wave" in p.columns else p
+
+
+def step_joint_displays(ctx: StepContext) -> dict:
+    """Every joint display of the plan in every table format, plus its spec and meta-inferences (CSV)."""
+    from cimstats.integrate import joint_display
+
+    formats = ctx.plan.sections["outputs"]["tables"]
+    codebook = _codebook(ctx.plan)
+    excerpts = _excerpts(ctx.plan, ctx.out)
+    results = None
+    if ctx.read("mechanisms/mechanism_table.csv").is_file():
+        results = pd.read_csv(ctx.read("mechanisms/mechanism_table.csv"), keep_default_na=False, na_values=[""])
+        for c in ("theme_ids", "statement", "verdict_reason", "model", "diagnostics"):
+            if c in results.columns:
+                results[c] = results[c].fillna("").astype(str)
+    cases = _cases(ctx)
+    if excerpts is not None:
+        cases = cases.loc[cases["patient_id"].isin(set(excerpts["case_id"]))].reset_index(drop=True)
+    written, notes, index = [], [], []
+    names = [d.get("title") or d["kind"] for d in ctx.plan.sections["joint_displays"]]
+    for k, d in enumerate(ctx.plan.sections["joint_displays"], start=1):
+        opts = {key: v for key, v in d.items() if key != "kind"}
+        kind = d["kind"]
+        stem = kind if names.count(names[k - 1]) == 1 and list(x["kind"] for x in
+                                                              ctx.plan.sections["joint_displays"]).count(kind) == 1 \
+            else f"{kind}_{k}"
+        if "group_labels" in opts and isinstance(opts["group_labels"], dict):
+            opts["group_labels"] = {(_num(g)): v for g, v in opts["group_labels"].items()}
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always")
+            jd = joint_display(results, kind=kind, codebook=codebook, excerpts=excerpts, cases=cases,
+                               number=f"J{k}", **opts)
+        notes += _caught(ws)
+        base = ctx.path(f"joint_displays/{stem}.csv")
+        spec_frame = jd.to_frame()
+        _write_csv(spec_frame.astype({c: str for c in spec_frame.columns if spec_frame[c].dtype == object}), base)
+        if jd.meta_inferences is not None:
+            _write_csv(jd.meta_inferences, ctx.path(f"joint_displays/{stem}_meta_inferences.csv"))
+        written += _render_all(jd.table, base, formats)
+        index.append({"file": stem, "kind": kind, "title": jd.table.caption_text()})
+    _write_csv(pd.DataFrame(index, columns=["file", "kind", "title"]), ctx.path("joint_displays/index.csv"))
+    return {"displays": len(index), "notes": notes}
+
+
+def _num(v):
+    try:
+        f = float(v)
+        return int(f) if f.is_integer() else f
+    except (TypeError, ValueError):
+        return v
+
+
+# =========================================================================== figures
+def step_figures(ctx: StepContext) -> dict:
+    """Figures of the mechanism results (built by cimstats.render.figures), as SVG and PNG with alt text."""
+    from . import figures as F
+
+    return F.build_figures(ctx)
+
+
+# =========================================================================== report
+def step_report(ctx: StepContext) -> dict:
+    """The one-page, self-contained report.html."""
+    from cimstats.render.report import build_report
+
+    html = build_report(ctx.plan, ctx.out)
+    ctx.path("report.html").write_text(html, encoding="utf-8")
+    return {"bytes": len(html.encode("utf-8"))}
+
+
+STEP_FUNCTIONS: dict[str, Callable[[StepContext], dict]] = {
+    "demo_files": step_demo_files, "harmonise": step_harmonise, "load_harmonised": step_load_harmonised,
+    "scales": step_scales, "networks": step_networks, "mechanisms": step_mechanisms, "tables": step_tables,
+    "joint_displays": step_joint_displays, "figures": step_figures, "report": step_report,
+}
