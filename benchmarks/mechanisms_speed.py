@@ -52,8 +52,8 @@ for (j in seq_len(nrow(jobs))) {
     if (kind == "lmm") fit <- lmer(as.formula(f), data = d, REML = TRUE)
     if (kind == "glmm") fit <- glmer(as.formula(f), data = d, family = binomial)
     if (kind == "invariance") {
-      for (eq in list(character(0), "loadings", c("loadings", "intercepts")))
-        fit <- cfa(f, data = d, group = "country", group.equal = eq)
+      for (eq in list("", "loadings", c("loadings", "intercepts")))
+        fit <- if (eq[1] == "") cfa(f, data = d, group = "country") else cfa(f, data = d, group = "country", group.equal = eq)
     }
   })["elapsed"]
   out[[id]] <- unname(t)
@@ -81,7 +81,7 @@ def statsmodels_cluster_bootstrap(frame: pd.DataFrame, n_boot: int, seed: int = 
 
     d = frame.dropna().reset_index(drop=True)
     d["W"] = d["area_deprivation"]
-    groups = {k: v.to_numpy() for k, v in d.groupby("practice_id").indices.items()}
+    groups = dict(d.groupby("practice_id").indices)
     keys = list(groups)
     rng = np.random.default_rng(seed)
     t = time.perf_counter()
