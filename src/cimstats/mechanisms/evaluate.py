@@ -667,8 +667,10 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     >>> import cimstats
     >>> res = cimstats.test_mechanisms(cimstats.datasets.demo_study(), hypotheses=["NAV1", "CE1"],
     ...                                n_boot=200, seed=1)
-    >>> res.table[["hypothesis_id", "verdict"]].to_string(index=False)
-    'hypothesis_id   verdict\n         NAV1 supported\n          CE1 supported'
+    >>> print(res.table[["hypothesis_id", "verdict"]].to_string(index=False))
+    hypothesis_id   verdict
+             NAV1 supported
+              CE1 supported
     >>> res.fit("ego_navigation").nobs
     1434
     """
