@@ -665,9 +665,14 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     Examples
     --------
     >>> import cimstats
-    >>> res = cimstats.test_mechanisms(cimstats.datasets.demo_study(), n_boot=200, seed=1)
-    >>> res.table.loc[res.table.hypothesis_id == "NAV1", "verdict"].item()
-    'supported'
+    >>> res = cimstats.test_mechanisms(cimstats.datasets.demo_study(), hypotheses=["NAV1", "CE1"],
+    ...                                n_boot=200, seed=1)
+    >>> print(res.table[["hypothesis_id", "verdict"]].to_string(index=False))
+    hypothesis_id   verdict
+             NAV1 supported
+              CE1 supported
+    >>> res.fit("ego_navigation").nobs
+    1434
     """
     plan = default_plan() if plan is None else read_plan(plan)
     if hypotheses is not None:

@@ -158,7 +158,7 @@ def default_plan() -> Plan:
     >>> from cimstats.mechanisms import default_plan
     >>> p = default_plan()
     >>> p.hypotheses["hypothesis_id"].tolist()
-    ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1']
+    ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
     return read_plan(yaml.safe_load(text), source="default_plan.yaml")

@@ -257,7 +257,7 @@ class MediationResult:
         >>> d["y"] = 0.4 * d["m"] + rng.normal(size=200)
         >>> res = cimstats.mediation(d, x="x", m="m", y="y", n_boot=200, seed=1, sensitivity=False)
         >>> spec = res.to_table_spec()
-        >>> "Effects" in [row[0].text for row in spec.grid() if row[0] is not None]
+        >>> "Effects (bootstrap)" in [row[0].text for row in spec.grid() if row[0] is not None]
         True
         """
         from cimstats.render import NumberFormat, TableSpec
