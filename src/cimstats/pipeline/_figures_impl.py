@@ -13,7 +13,7 @@ from cimstats.errors import CimstatsError
 
 from .steps import StepContext, _caught, _write_csv, mechanism_result_from_files
 
-__all__ = ["build", "MediationResult", "MAX_LEVELS"]
+__all__ = ["build", "SavedMediation", "MAX_LEVELS"]
 
 #: caterpillar plots are drawn for grouping factors with at most this many levels (practices, areas);
 #: thousands of patients' intercepts are listed in models/<id>_ranef.csv instead
@@ -21,7 +21,7 @@ MAX_LEVELS = 300
 
 
 @dataclass(frozen=True)
-class MediationResult:
+class SavedMediation:
     """A mediation result read back from ``models/<id>_terms.csv`` and ``_mediation.json``.
 
     It carries what a path diagram shows (the model's variables, its effects
@@ -41,7 +41,7 @@ class MediationResult:
         return self.effects.copy()
 
 
-def _mediation(out: Path, mid: str) -> MediationResult | None:
+def _mediation(out: Path, mid: str) -> SavedMediation | None:
     terms, meta = out / f"models/{mid}_terms.csv", out / f"models/{mid}_mediation.json"
     if not (terms.is_file() and meta.is_file()):
         return None
@@ -53,7 +53,7 @@ def _mediation(out: Path, mid: str) -> MediationResult | None:
     spec = SimpleNamespace(x=m["x"], y=m["y"], mediators=tuple(m["mediators"]), moderator=m["moderator"],
                            moderated_paths=tuple(m["moderated_paths"]), serial=m["serial"],
                            covariates=tuple(m["covariates"]))
-    return MediationResult(spec=spec, effects=eff, level=m["level"], ci=m["ci"], n_boot=m["n_boot"],
+    return SavedMediation(spec=spec, effects=eff, level=m["level"], ci=m["ci"], n_boot=m["n_boot"],
                            nobs=m.get("nobs", 0))
 
 

@@ -317,6 +317,16 @@ def _mediation_graph(result, fmt, intervals: bool):
     return pd.DataFrame(nodes), pd.DataFrame(edges), notes
 
 
+def _is_mediation(result) -> bool:
+    """A fitted mediation model, or a saved one read back with the same fields (spec, effects, level, ci, n_boot)."""
+    from cimstats.models.mediation import MediationResult
+
+    if isinstance(result, MediationResult):
+        return True
+    return all(hasattr(result, a) for a in ("spec", "effects", "level", "ci", "n_boot")) and \
+        isinstance(getattr(result, "effects"), pd.DataFrame)
+
+
 def path_layout(result, *, standardized: bool = False, group=None, residuals: bool = False,
                 covariances: bool = True, intervals: bool = False, number_format=None):
     """The node and edge tables a path diagram draws.
@@ -338,7 +348,7 @@ def path_layout(result, *, standardized: bool = False, group=None, residuals: bo
 
     fmt = number_format or NumberFormat(decimals=2)
     name = type(result).__name__
-    if name == "MediationResult":
+    if _is_mediation(result):
         if standardized:
             raise RenderError(
                 "`standardized=True` is not available for a MediationResult, whose paths are regression "
@@ -434,7 +444,7 @@ def path_diagram(result, *, standardized: bool = False, group=None, residuals: b
     """
     nodes, edges, notes = path_layout(result, standardized=standardized, group=group, residuals=residuals,
                                       covariances=covariances, intervals=intervals, number_format=number_format)
-    mediation = type(result).__name__ == "MediationResult"
+    mediation = _is_mediation(result)
     group_label = ""
     if not mediation:
         _, group_label, _ = _sem_table(result, standardized, group)
