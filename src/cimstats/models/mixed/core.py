@@ -51,6 +51,53 @@ def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows), np.array(cols)
 
 
+_CHUNK_ROWS = 1 << 16  # rows per chunk for integer counting
+
+
+def _intp(codes: np.ndarray) -> np.ndarray:
+    """Codes as the platform index type (what bincount and indexing use internally)."""
+    return codes if codes.dtype == np.intp else codes.astype(np.intp)
+
+
+def _counts(codes: np.ndarray, G: int) -> np.ndarray:
+    """Number of rows per level (exact integer counts, accumulated chunk by chunk)."""
+    out = np.zeros(G, dtype=np.int64)
+    for i in range(0, len(codes), _CHUNK_ROWS):
+        out += np.bincount(codes[i: i + _CHUNK_ROWS], minlength=G)
+    return out
+
+
+def _pair_counts(ca: np.ndarray, cb: np.ndarray, na: int, nb: int, oa: int, ob: int):
+    """Rows, columns and counts of the level pairs (a, b) that occur, sorted by a then b.
+
+    Nested factors (each level of b within one level of a) are counted in
+    O(levels) memory; otherwise the pair keys are counted chunk by chunk.
+    """
+    n = len(ca)
+    owner = np.full(nb, -1, dtype=np.int64)
+    for i in range(0, n, _CHUNK_ROWS):
+        owner[cb[i: i + _CHUNK_ROWS]] = ca[i: i + _CHUNK_ROWS]
+    if all(np.array_equal(owner[cb[i: i + _CHUNK_ROWS]], ca[i: i + _CHUNK_ROWS])
+           for i in range(0, n, _CHUNK_ROWS)):
+        cnt = _counts(cb, nb)
+        b = np.flatnonzero(cnt)
+        a = owner[b]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        return a + oa, b + ob, cnt[b].astype(float)
+    keys, cnts = [], []
+    for i in range(0, n, _CHUNK_ROWS):
+        key = ca[i: i + _CHUNK_ROWS].astype(np.int64)
+        key *= nb
+        key += cb[i: i + _CHUNK_ROWS]
+        u, c = np.unique(key, return_counts=True)
+        keys.append(u)
+        cnts.append(c)
+    u, inv = np.unique(np.concatenate(keys), return_inverse=True)
+    cnt = np.bincount(inv.ravel(), weights=np.concatenate(cnts).astype(float), minlength=len(u))
+    return u // nb + oa, u % nb + ob, cnt
+
+
 def _term_sparse(Z: np.ndarray, codes: np.ndarray, G: int) -> sp.csr_matrix:
     n, k = Z.shape
     if k == 1:  # one entry per row: build the CSR arrays directly
@@ -96,43 +143,43 @@ class CrossProducts:
         Z0, c0, G0 = Zs[0], codes[0], nlevels[0]
         k0 = Z0.shape[1]
         ones0 = k0 == 1 and Z0.strides[0] == 0  # intercept-only term (broadcast column of ones)
+        c0i = _intp(c0)  # converted once, not in every bincount
         head = np.empty((G0, k0, k0))
         for a in range(k0):
             for b in range(a, k0):
-                v = (np.bincount(c0, minlength=G0).astype(float) if ones0 else
-                     np.bincount(c0, weights=Z0[:, a] * Z0[:, b], minlength=G0))
+                v = (_counts(c0i, G0).astype(float) if ones0 else
+                     np.bincount(c0i, weights=Z0[:, a] * Z0[:, b], minlength=G0))
                 head[:, a, b] = v
                 head[:, b, a] = v
         ZtXy0 = np.empty((G0, k0, p + 1))
         for a in range(k0):
             for j in range(p + 1):
                 w = cols[j] if ones0 else Z0[:, a] * cols[j]
-                ZtXy0[:, a, j] = np.bincount(c0, weights=w, minlength=G0)
+                ZtXy0[:, a, j] = np.bincount(c0i, weights=w, minlength=G0)
+        del c0i
         parts = [ZtXy0.reshape(G0 * k0, p + 1)]
         ZtZ_rh = ZtZ_rr = None
         if len(Zs) > 1 and all(Z.shape[1] == 1 and Z.strides[0] == 0 for Z in Zs):
             # intercept-only terms: Z'Z blocks are counts of level pairs, Z'[X y] sums by level
             offs = np.cumsum([0] + list(nlevels[1:]))
             qr = int(offs[-1])
-
-            def pair_counts(ca, cb, nb, shape, oa, ob):
-                key = ca.astype(np.int64) * nb + cb
-                u, cnt = np.unique(key, return_counts=True)
-                return (u // nb + oa, u % nb + ob, cnt.astype(float))
-
-            rh = [pair_counts(c, c0, G0, None, o, 0) for c, o in zip(codes[1:], offs[:-1])]
+            rh = [_pair_counts(c, c0, G, G0, o, 0) for c, G, o in zip(codes[1:], nlevels[1:], offs[:-1])]
             ZtZ_rh = sp.csr_matrix((np.concatenate([t[2] for t in rh]),
                                     (np.concatenate([t[0] for t in rh]), np.concatenate([t[1] for t in rh]))),
                                    shape=(qr, G0))
             rr = []
             for i, (ci, oi) in enumerate(zip(codes[1:], offs[:-1])):
                 for j, (cj, oj) in enumerate(zip(codes[1:], offs[:-1])):
-                    rr.append(pair_counts(ci, cj, nlevels[1 + j], None, oi, oj))
+                    rr.append(_pair_counts(ci, cj, nlevels[1 + i], nlevels[1 + j], oi, oj))
             ZtZ_rr = sp.csr_matrix((np.concatenate([t[2] for t in rr]),
                                     (np.concatenate([t[0] for t in rr]), np.concatenate([t[1] for t in rr]))),
                                    shape=(qr, qr))
-            parts.append(np.vstack([np.column_stack([np.bincount(c, weights=col, minlength=G) for col in cols])
-                                    for c, G in zip(codes[1:], nlevels[1:])]))
+            rest = []
+            for c, G in zip(codes[1:], nlevels[1:]):
+                c = _intp(c)
+                rest.append(np.column_stack([np.bincount(c, weights=col, minlength=G) for col in cols]))
+            parts.append(np.vstack(rest))
+            del rest
         elif len(Zs) > 1:
             Z0s = _term_sparse(Z0, c0, G0)
             Zr = sp.hstack([_term_sparse(Z, c, G) for Z, c, G in zip(Zs[1:], codes[1:], nlevels[1:])]).tocsr()
@@ -237,7 +284,13 @@ class PLSCore:
             # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
             self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= 4_000_000
             if self.dense_rest:
-                self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
+                # nested random intercepts: Lambda is diagonal, so A21 is Z'Z_rh with scaled rows and
+                # only that one dense copy is kept; otherwise the transposed layout of the general case
+                self._scaled_rows = self.shapes[0].k == 1 and self._scalar_rest
+                if self._scaled_rows:
+                    self._ZtZ_rh_d = cp.ZtZ_rh.toarray()
+                else:
+                    self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
                 self._ZtZ_rr = cp.ZtZ_rr.toarray()
 
     def theta_start(self) -> np.ndarray:
@@ -272,8 +325,13 @@ class PLSCore:
         A21 = A22 = None
         if len(self.shapes) > 1 and self.dense_rest:
             rest_T = Ts[1:]
-            W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
-            A21 = self.lambda_t_times(rest_T, np.ascontiguousarray(W.T), terms=slice(1, None))
+            if self._scaled_rows:  # (Z0'Zr t0)' scaled row by row with the diagonal of Lambda_r
+                A21 = self._ZtZ_rh_d * T0[0, 0]
+                A21 *= theta[self._lam_tix][:, None]
+            else:
+                W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
+                A21 = self.lambda_t_times(rest_T, np.ascontiguousarray(W.T), terms=slice(1, None))
+                del W
             B = self.lambda_t_times(rest_T, self._ZtZ_rr, terms=slice(1, None))
             A22 = self.lambda_t_times(rest_T, np.ascontiguousarray(B.T), terms=slice(1, None))
             A22[np.diag_indices_from(A22)] += 1.0
@@ -299,7 +357,7 @@ class PLSCore:
                 L0 = sp.kron(sp.identity(G0, format="csr"), sp.csr_matrix(T0), format="csr")
                 A21 = LrT @ cp.ZtZ_rh @ L0
             A22 = LrT @ cp.ZtZ_rr @ Lr + sp.identity(self._qr, format="csr")
-        fac = factor_system(head, A21, A22, self.shapes, self._plan)
+        fac = factor_system(head, A21, A22, self.shapes, self._plan, overwrite_a21=True)
         M = self.lambda_t_times(Ts, cp.ZtXy)
         return fac, M, Ts
 
@@ -311,7 +369,10 @@ class PLSCore:
         offs = np.cumsum([0] + [s.q for s in shapes])
         for s, T, a, b in zip(shapes, Ts, offs[:-1], offs[1:]):
             blk = B[a:b].reshape(s.G, s.k, m)
-            out[a:b] = np.matmul(T.T[None], blk).reshape(s.q, m) if s.k > 1 else blk.reshape(s.q, m) * T[0, 0]
+            if s.k > 1:
+                out[a:b] = np.matmul(T.T[None], blk).reshape(s.q, m)
+            else:
+                np.multiply(blk.reshape(s.q, m), T[0, 0], out=out[a:b])
         return out
 
     def lambda_times(self, Ts, U: np.ndarray) -> np.ndarray:
