@@ -896,6 +896,26 @@ def _dense_codes(keys, n: int, span: int, missing: bool):
     return codes, np.flatnonzero(present)
 
 
+def _sorted_codes(keys, n: int, missing: bool):
+    """As :func:`_dense_codes` for keys spread over a wide range: the distinct keys of
+    each chunk are merged and every row's key is then located among them by binary search."""
+    distinct = []
+    for i in range(0, n, _CHUNK_ROWS):
+        k = keys(i, min(n, i + _CHUNK_ROWS))
+        distinct.append(np.unique(k[k >= 0] if missing else k))
+    uniq = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, dtype=np.int64)
+    del distinct
+    codes = np.empty(n, dtype=np.int32 if len(uniq) < 2**31 - 1 else np.int64)
+    for i in range(0, n, _CHUNK_ROWS):
+        j = min(n, i + _CHUNK_ROWS)
+        k = keys(i, j)
+        c = np.searchsorted(uniq, k)
+        if missing:
+            c[k < 0] = -1
+        codes[i:j] = c
+    return codes, uniq
+
+
 def _column_codes(s: pd.Series):
     """(int32 codes, sorted distinct values) of one grouping column; code -1 for missing.
 
@@ -915,6 +935,9 @@ def _column_codes(s: pd.Series):
         if hi - lo < 2 * n + 1024:
             codes, pos = _dense_codes(lambda i, j: v[i:j].astype(np.int64) - lo, n, hi - lo + 1, False)
             return codes, (pos + lo).astype(v.dtype)
+        if v.dtype.kind == "i" or hi < 2**63:
+            codes, uniq = _sorted_codes(lambda i, j: v[i:j].astype(np.int64) - lo, n, False)
+            return codes, (uniq + lo).astype(v.dtype)
     c, u = pd.factorize(s, sort=True)
     return c.astype(np.int32 if len(u) < 2**31 - 1 else np.int64), np.asarray(u)
 
@@ -960,15 +983,8 @@ def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
     span = int(np.prod(np.array(sizes, dtype=object)))
     if span < 2 * n + 1024:
         codes, uniq = _dense_codes(keys, n, span, missing)
-    else:  # many possible combinations: hash the keys present
-        codes, uniq = pd.factorize(keys(0, n), sort=True)
-        uniq = np.asarray(uniq, dtype=np.int64)
-        keep = uniq >= 0
-        if not keep.all():  # factorize keeps -1 as a value: remap it to missing
-            remap = np.cumsum(keep) - 1
-            codes = np.where(uniq[codes] < 0, -1, remap[codes])
-            uniq = uniq[keep]
-        codes = codes.astype(np.int32 if len(uniq) < 2**31 - 1 else np.int64)
+    else:  # many possible combinations (e.g. egos within practices): sort the keys present
+        codes, uniq = _sorted_codes(keys, n, missing)
     # decode combined keys into an index per grouping column
     idx = []
     rest = uniq.astype(np.int64)

@@ -39,6 +39,9 @@ _LOG2PI = float(np.log(2 * np.pi))
 #: Remainders (random effects after the first term) up to this size are handled
 #: with dense arrays, which avoids sparse-matrix overhead in small models.
 DENSE_REST_MAX = 400
+#: ... and when their dense coupling block with the first term has at most this many
+#: cells or no more cells than observations (so it never dominates memory).
+DENSE_REST_CELLS = 100_000
 
 
 def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +285,8 @@ class PLSCore:
                 self._rr_rows = np.repeat(np.arange(off), np.diff(rr.indptr))
                 self._rr_diag = np.flatnonzero(self._rr_rows == rr.indices)
             # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
-            self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= 4_000_000
+            # (the dense coupling block A21 is off x q0: only when that is no larger than the data)
+            self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= max(cp.n, DENSE_REST_CELLS)
             if self.dense_rest:
                 # nested random intercepts: Lambda is diagonal, so A21 is Z'Z_rh with scaled rows and
                 # only that one dense copy is kept; otherwise the transposed layout of the general case
