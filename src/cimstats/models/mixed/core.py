@@ -57,16 +57,25 @@ def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
 _CHUNK_ROWS = 1 << 16  # rows per chunk for integer counting
 
 
-def _intp(codes: np.ndarray) -> np.ndarray:
-    """Codes as the platform index type (what bincount and indexing use internally)."""
-    return codes if codes.dtype == np.intp else codes.astype(np.intp)
-
-
 def _counts(codes: np.ndarray, G: int) -> np.ndarray:
     """Number of rows per level (exact integer counts, accumulated chunk by chunk)."""
     out = np.zeros(G, dtype=np.int64)
     for i in range(0, len(codes), _CHUNK_ROWS):
         out += np.bincount(codes[i: i + _CHUNK_ROWS], minlength=G)
+    return out
+
+
+def _level_sums(codes: np.ndarray, G: int, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Sum of ``a`` (or of ``a * b``) over the rows of each level.
+
+    The same additions in the same order as ``np.bincount(codes, weights=a * b)``
+    (so bit for bit the same sums), done chunk by chunk so that neither the
+    products nor contiguous copies of strided columns take memory per row.
+    """
+    out = np.zeros(G)
+    for i in range(0, len(codes), _CHUNK_ROWS):
+        w = a[i: i + _CHUNK_ROWS] if b is None else a[i: i + _CHUNK_ROWS] * b[i: i + _CHUNK_ROWS]
+        np.add.at(out, codes[i: i + _CHUNK_ROWS], w)
     return out
 
 
@@ -142,24 +151,20 @@ class CrossProducts:
             Zs = [Z * sw[:, None] for Z in Zs]
         cols = [X[:, j] for j in range(p)] + [y]  # views: no stacked copy of the data
         shapes = [TermShape(Z.shape[1], G) for Z, G in zip(Zs, nlevels)]
-        # first term: block-diagonal, by bincount
+        # first term: block-diagonal, sums by level
         Z0, c0, G0 = Zs[0], codes[0], nlevels[0]
         k0 = Z0.shape[1]
         ones0 = k0 == 1 and Z0.strides[0] == 0  # intercept-only term (broadcast column of ones)
-        c0i = _intp(c0)  # converted once, not in every bincount
         head = np.empty((G0, k0, k0))
         for a in range(k0):
             for b in range(a, k0):
-                v = (_counts(c0i, G0).astype(float) if ones0 else
-                     np.bincount(c0i, weights=Z0[:, a] * Z0[:, b], minlength=G0))
+                v = (_counts(c0, G0).astype(float) if ones0 else _level_sums(c0, G0, Z0[:, a], Z0[:, b]))
                 head[:, a, b] = v
                 head[:, b, a] = v
         ZtXy0 = np.empty((G0, k0, p + 1))
         for a in range(k0):
             for j in range(p + 1):
-                w = cols[j] if ones0 else Z0[:, a] * cols[j]
-                ZtXy0[:, a, j] = np.bincount(c0i, weights=w, minlength=G0)
-        del c0i
+                ZtXy0[:, a, j] = _level_sums(c0, G0, cols[j]) if ones0 else _level_sums(c0, G0, Z0[:, a], cols[j])
         parts = [ZtXy0.reshape(G0 * k0, p + 1)]
         ZtZ_rh = ZtZ_rr = None
         if len(Zs) > 1 and all(Z.shape[1] == 1 and Z.strides[0] == 0 for Z in Zs):
@@ -177,12 +182,8 @@ class CrossProducts:
             ZtZ_rr = sp.csr_matrix((np.concatenate([t[2] for t in rr]),
                                     (np.concatenate([t[0] for t in rr]), np.concatenate([t[1] for t in rr]))),
                                    shape=(qr, qr))
-            rest = []
-            for c, G in zip(codes[1:], nlevels[1:]):
-                c = _intp(c)
-                rest.append(np.column_stack([np.bincount(c, weights=col, minlength=G) for col in cols]))
-            parts.append(np.vstack(rest))
-            del rest
+            parts.append(np.vstack([np.column_stack([_level_sums(c, G, col) for col in cols])
+                                    for c, G in zip(codes[1:], nlevels[1:])]))
         elif len(Zs) > 1:
             Z0s = _term_sparse(Z0, c0, G0)
             Zr = sp.hstack([_term_sparse(Z, c, G) for Z, c, G in zip(Zs[1:], codes[1:], nlevels[1:])]).tocsr()
@@ -288,12 +289,10 @@ class PLSCore:
             # (the dense coupling block A21 is off x q0: only when that is no larger than the data)
             self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= max(cp.n, DENSE_REST_CELLS)
             if self.dense_rest:
-                # nested random intercepts: Lambda is diagonal, so A21 is Z'Z_rh with scaled rows and
-                # only that one dense copy is kept; otherwise the transposed layout of the general case
+                # nested random intercepts: Lambda is diagonal, so A21 is Z'Z_rh with scaled rows,
+                # expanded from the sparse counts when needed; otherwise keep the transposed layout
                 self._scaled_rows = self.shapes[0].k == 1 and self._scalar_rest
-                if self._scaled_rows:
-                    self._ZtZ_rh_d = cp.ZtZ_rh.toarray()
-                else:
+                if not self._scaled_rows:
                     self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
                 self._ZtZ_rr = cp.ZtZ_rr.toarray()
 
@@ -330,7 +329,8 @@ class PLSCore:
         if len(self.shapes) > 1 and self.dense_rest:
             rest_T = Ts[1:]
             if self._scaled_rows:  # (Z0'Zr t0)' scaled row by row with the diagonal of Lambda_r
-                A21 = self._ZtZ_rh_d * T0[0, 0]
+                A21 = cp.ZtZ_rh.toarray()
+                A21 *= T0[0, 0]
                 A21 *= theta[self._lam_tix][:, None]
             else:
                 W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
