@@ -867,7 +867,7 @@ def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, inf
     return M, columns_plan
 
 
-_CHUNK_ROWS = 1 << 16  # rows per chunk when coding grouping factors
+_CHUNK_ROWS = 1 << 14  # rows per chunk when coding grouping factors
 
 
 def _dense_codes(keys, n: int, span: int, missing: bool):

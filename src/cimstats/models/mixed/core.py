@@ -54,7 +54,7 @@ def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows), np.array(cols)
 
 
-_CHUNK_ROWS = 1 << 16  # rows per chunk for integer counting
+_CHUNK_ROWS = 1 << 14  # rows per chunk when summing by level
 
 
 def _counts(codes: np.ndarray, G: int) -> np.ndarray:

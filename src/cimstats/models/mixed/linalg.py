@@ -28,6 +28,8 @@ __all__ = ["TermShape", "factor_system", "chol_batch", "DENSE_MAX"]
 
 #: Largest Schur complement (rows) factored as a dense matrix.
 DENSE_MAX = 4000
+#: Schur complements up to this size are factored densely even when block-diagonal.
+SMALL_DENSE = 400
 _CHUNK = 4_000_000  # entries of a dense work array in inv_diag_blocks
 
 
@@ -109,6 +111,13 @@ class _HeadNode:
                 self.L21 = np.matmul(A21.reshape(r, G, k).transpose(1, 0, 2),
                                      self.L11inv.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(r, G * k)
             self.rest = _DenseNode(A22 - self.L21 @ self.L21.T, shapes[1:])
+        elif len(shapes) > 1 and k == 1:
+            # scale the columns of A21 by the inverse diagonal: no sparse product needed
+            A21 = A21.tocsr()
+            self.L21 = sp.csr_matrix((A21.data * self.L11inv[:, 0, 0][A21.indices], A21.indices, A21.indptr),
+                                     shape=A21.shape)
+            S = (A22 - self.L21 @ self.L21.T).tocsr()
+            self.rest = factor_sparse(S, shapes[1:], plan)
         elif len(shapes) > 1:
             self.L21 = (A21 @ _blockdiag(np.ascontiguousarray(self.L11inv.transpose(0, 2, 1)))).tocsr()
             S = (A22 - self.L21 @ self.L21.T).tocsr()
@@ -256,6 +265,8 @@ def factor_sparse(S, shapes, plan: dict | None = None) -> object:
     """
     S = S.tocsr()
     r = S.shape[0]
+    if r <= SMALL_DENSE:  # small remainders (e.g. practices and countries): sparse overhead would dominate
+        return _DenseNode(S, shapes)
     depth = len(shapes)
     if plan is not None and depth in plan:
         blockdiag = plan[depth]
