@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/lmm_speed.py [--statsmodels-cap 600] [--skip-statsmodels] [--repeat 3]
+    python benchmarks/lmm_speed.py [--statsmodels-cap 600] [--skip-statsmodels] [--repeat 3] [--memory-only]
 
 Scenarios (each prints seconds and ratios measured in this run):
 
@@ -13,7 +13,12 @@ Scenarios (each prints seconds and ratios measured in this run):
 3. random intercept and slope, 20,000 rows in 400 groups: vs lme4;
 4. crossed, InstEval-sized: ``y ~ service + (1 | s) + (1 | d) + (1 | dept)``,
    73,421 rows, factors of 2,972 / 1,128 / 14 levels (lme4's InstEval data when R is
-   available, otherwise simulated with the same sizes): vs lme4.
+   available, otherwise simulated with the same sizes): vs lme4;
+5. peak memory of nested models (``--memory-only`` runs just this): the peak
+   additional memory traced by ``tracemalloc`` during ``lmm()`` (after a warm-up
+   fit) divided by the bytes of the columns the model uses in the DataFrame, for
+   ``(1 | country/ego)`` and ``(1 | country/practice/ego)`` at 42,000 and 420,000 rows
+   (target: at most 2x).
 
 lme4 is run through ``Rscript`` in a subprocess; only the ``lmer()`` call is timed
 inside R (best of ``--repeat``), as cimstats' ``lmm()`` call is timed here (formula
@@ -150,14 +155,64 @@ print(time.perf_counter() - t, m.llf)
     return float(t), float(ll)
 
 
+def nested_practices(seed=5, n_rows=42_000, n_egos=5_000, n_practices=60, n_countries=6):
+    """Alters in egos in GP practices in countries (every level a random intercept)."""
+    rng = np.random.default_rng(seed)
+    practice_country = rng.integers(0, n_countries, n_practices)
+    ego_practice = rng.integers(0, n_practices, n_egos)
+    ego = np.sort(np.concatenate([np.arange(n_egos), rng.integers(0, n_egos, n_rows - n_egos)]))
+    practice = ego_practice[ego]
+    country = practice_country[practice]
+    x = rng.normal(size=n_rows)
+    w = rng.normal(size=n_egos)[ego]
+    y = (1 + 0.3 * x + 0.2 * w + rng.normal(0, 0.4, n_countries)[country]
+         + rng.normal(0, 0.5, n_practices)[practice] + rng.normal(0, 0.8, n_egos)[ego] + rng.normal(size=n_rows))
+    return pd.DataFrame({"y": y, "x": x, "w": w, "country": country, "practice": practice, "ego": ego})
+
+
+def used_data_size(formula, df):
+    """Bytes of the columns the model uses, as they are held in the user's DataFrame."""
+    from cimstats.models.formula import parse_formula
+    cols = parse_formula(formula).variables()
+    return int(df[cols].memory_usage(deep=True, index=False).sum())
+
+
 def peak_memory(formula, df):
-    """Peak memory traced while fitting, relative to the size of the model's columns."""
+    """Peak additional memory traced while fitting (numpy and pandas allocations).
+
+    A first fit warms up imports, caches and thread pools; the second fit is
+    traced with ``tracemalloc``. Returns (peak, still held by the result, data size)
+    in bytes, each relative to the memory in use before the traced fit.
+    """
+    import gc
     import tracemalloc
-    tracemalloc.start()
     cimstats.lmm(formula, df, df_method="asymptotic")
-    _, peak = tracemalloc.get_traced_memory()
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    m = cimstats.lmm(formula, df, df_method="asymptotic")
+    current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return peak, int(df.memory_usage(deep=True, index=False).sum())
+    del m
+    return peak - base, current - base, used_data_size(formula, df)
+
+
+def memory_report():
+    """Peak memory of nested models relative to the data they use (target <= 2x)."""
+    print("Peak memory of cimstats.lmm relative to the bytes of the model's columns (target <= 2x):")
+    rows = []
+    for label, make, f in [("alters in egos in countries", nested3, "y ~ x + w + (1 | country/ego)"),
+                           ("alters in egos in practices in countries", nested_practices,
+                            "y ~ x + w + (1 | country/practice/ego)")]:
+        for n in (42_000, 420_000):
+            df = make(n_rows=n, n_egos=n // 42 * 5)
+            peak, held, size = peak_memory(f, df)
+            print(f"    {label}, {n:,} rows, {f}: data {size / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB "
+                  f"= {peak / size:.2f}x ({'met' if peak <= 2 * size else 'NOT met'}); "
+                  f"result holds {held / size:.2f}x")
+            rows.append({"model": f, "rows": n, "ratio": peak / size})
+    return rows
 
 
 def ratio(other, ours):
@@ -169,8 +224,12 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--statsmodels-cap", type=float, default=600.0)
     ap.add_argument("--skip-statsmodels", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-memory measurements")
     args = ap.parse_args(argv)
     results = {}
+    if args.memory_only:
+        print(json.dumps({"memory": memory_report()}))
+        return
     print(f"lme4 via Rscript: {'yes' if RSCRIPT else 'no (R not found)'}\n")
 
     # 1 ---------------------------------------------------------------------
@@ -183,9 +242,6 @@ def main(argv=None):
     if r_t:
         print(f"    lme4 {r_t:.3f} s -> cimstats is {ratio(r_t, ours)} faster (target >= 1x); "
               f"logLik diff {m.loglik - r_ll:.2e}")
-    peak, size = peak_memory(f, df)
-    print(f"    peak memory while fitting {peak / 2**20:.1f} MiB = {peak / size:.2f}x the data "
-          f"({size / 2**20:.1f} MiB; target <= 2x)")
     if not args.skip_statsmodels:
         sm_t, sm_ll = time_statsmodels(df, args.statsmodels_cap)
         if sm_t:
@@ -231,6 +287,10 @@ def main(argv=None):
         print(f"    lme4 {r_t:.3f} s -> lme4/cimstats = {r_t / ours:.2f} (target >= 0.5, i.e. within 2x); "
               f"logLik diff {m.loglik - r_ll:.2e}")
     results["crossed"] = {"cimstats": ours, "lme4": r_t}
+
+    # 5 ---------------------------------------------------------------------
+    print()
+    results["memory"] = memory_report()
     print("\n" + json.dumps(results))
     shutil.rmtree(TMP, ignore_errors=True)
 

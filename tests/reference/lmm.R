@@ -1,8 +1,8 @@
 # Reference values for cimstats.lmm: linear mixed models fitted with lme4 and lmerTest.
 #
-# Run from the repository root:  Rscript tests/reference/lmm.R
-# Writes tests/reference/lmm.json and the datasets in tests/reference/data/ that
-# the Python tests read (so the tests pass without R installed).
+# Run with:  Rscript tests/reference/lmm.R  (from any directory; tests/reference/make_refs.R
+# runs every reference script). Writes lmm.json next to this script and the datasets
+# in data/ beside it that the Python tests read (so the tests pass without R installed).
 suppressPackageStartupMessages({
   library(lme4)
   library(lmerTest)
@@ -10,7 +10,13 @@ suppressPackageStartupMessages({
   library(mlmRev)
 })
 
-out_dir <- file.path("tests", "reference")
+# this script's own directory, whether run with Rscript or source()d, from any working directory
+out_dir <- local({
+  arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
+  src <- if (length(arg) == 1) sub("^--file=", "", arg) else
+    tryCatch(sys.frame(1)$ofile, error = function(e) NULL)
+  if (is.null(src) || !nzchar(src)) file.path("tests", "reference") else dirname(normalizePath(src))
+})
 data_dir <- file.path(out_dir, "data")
 dir.create(data_dir, showWarnings = FALSE, recursive = TRUE)
 

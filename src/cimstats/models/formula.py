@@ -557,11 +557,35 @@ def _category_levels(s: pd.Series) -> tuple:
         return tuple(sorted(vals, key=str))
 
 
+def _float_values(s: pd.Series) -> np.ndarray:
+    """Values of a numeric column as float64 (a read-only view when already float64)."""
+    if s.dtype == np.float64:
+        return s.to_numpy()
+    return s.to_numpy(dtype=float, na_value=np.nan)
+
+
 class _Evaluator:
-    def __init__(self, data: pd.DataFrame, formula: str, infos: dict | None = None):
+    """Evaluates variable expressions on ``data`` (only the rows in the boolean mask ``rows``).
+
+    Columns are subset one at a time as they are needed, so the rows used in a
+    fit never require a copy of the whole data frame.
+    """
+
+    def __init__(self, data: pd.DataFrame, formula: str, infos: dict | None = None,
+                 rows: np.ndarray | None = None):
         self.data = data
         self.formula = formula
         self.infos = infos  # fitted infos when evaluating new data
+        self.rows = rows
+        self._codes: dict = {}  # grouping column -> (int32 codes, sorted uniques)
+
+    @property
+    def nrows(self) -> int:
+        return len(self.data) if self.rows is None else int(np.count_nonzero(self.rows))
+
+    @property
+    def index(self) -> pd.Index:
+        return self.data.index if self.rows is None else self.data.index[self.rows]
 
     def column(self, name: str) -> pd.Series:
         if name not in self.data.columns:
@@ -570,11 +594,12 @@ class _Evaluator:
                 f"The formula {self.formula!r} uses {name!r}, which is not a column of `data`; "
                 f"available: {cols}{' ...' if self.data.shape[1] > 12 else ''}."
             )
-        return self.data[name]
+        s = self.data[name]
+        return s if self.rows is None else s[self.rows]
 
     def numeric(self, node: _Node, label: str) -> np.ndarray:
         if node.kind == "num":
-            return np.full(len(self.data), float(node.value))
+            return np.full(self.nrows, float(node.value))
         if node.kind == "name":
             s = self.column(str(node.value))
             if _is_categorical_series(s):
@@ -582,7 +607,7 @@ class _Evaluator:
                     f"The term {label!r} does arithmetic on the categorical column {node.value!r}; "
                     f"expected a numeric column, so convert it first or use it as a factor."
                 )
-            return s.to_numpy(dtype=float, na_value=np.nan)
+            return _float_values(s)
         if node.kind == "paren":
             return self.numeric(node.args[0], label)
         if node.kind == "neg":
@@ -614,13 +639,13 @@ class _Evaluator:
             if inner.kind == "name":
                 s = self.column(str(inner.value))
             else:
-                s = pd.Series(self.numeric(inner, label), index=self.data.index)
+                s = pd.Series(self.numeric(inner, label), index=self.index)
             return self._categorical(label, s, info)
         if node.kind == "name":
             s = self.column(str(node.value))
             if _is_categorical_series(s):
                 return self._categorical(label, s, info)
-            return s.to_numpy(dtype=float, na_value=np.nan), info or _VarInfo(label, False)
+            return _float_values(s), info or _VarInfo(label, False)
         if node.kind == "call" and str(node.value) in _CENTRING_CALLS:
             return self._centring(label, node, info)
         return self.numeric(node, label), info or _VarInfo(label, False)
@@ -629,17 +654,18 @@ class _Evaluator:
         if info is None:
             levels = _category_levels(s)
             info = _VarInfo(label, True, levels)
-        values = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
-        codes = pd.Index(list(info.levels), dtype=object).get_indexer(values.astype(object)).astype(np.int64)
-        na = s.isna().to_numpy()
-        codes[na] = -1
-        unseen_mask = (codes == -1) & ~na
-        if unseen_mask.any():
-            unseen = sorted({str(v) for v in s[unseen_mask].tolist()})[:5]
+        # code the distinct values once, then map them to the levels (no per-row Python objects)
+        c, uniques = pd.factorize(s, use_na_sentinel=True)
+        lut = pd.Index(list(info.levels), dtype=object).get_indexer(
+            pd.Index(np.asarray(uniques, dtype=object), dtype=object))
+        if (lut < 0).any():
+            unseen = sorted({str(v) for v in np.asarray(uniques, dtype=object)[lut < 0].tolist()})[:5]
             raise ModelSpecificationError(
                 f"The column for {label!r} has categories {unseen} that were not in the fitted data; "
                 f"expected one of {list(map(str, info.levels))[:10]}, so recode or drop those rows."
             )
+        small = np.int32 if len(info.levels) < 2**31 - 1 else np.int64
+        codes = np.append(lut, -1).astype(small)[c]  # index -1 (missing) picks the appended -1
         return codes, info
 
     def _centring(self, label, node: _Node, info):
@@ -721,11 +747,18 @@ class ModelFrame:
     X: np.ndarray
     fixed_names: tuple[str, ...]
     random: tuple[RandomBlock, ...]
-    rows: np.ndarray  # index labels of the used rows
     n_dropped: int
     dropped_by_column: dict
     _infos: dict = field(default_factory=dict, repr=False)
     _columns: tuple = field(default=(), repr=False)
+    _row_index: pd.Index | None = field(default=None, repr=False)
+    _row_keep: np.ndarray | None = field(default=None, repr=False)  # None: every row used
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Index labels of the used rows (formed on request, not stored)."""
+        labels = self._row_index.to_numpy()
+        return labels if self._row_keep is None else labels[self._row_keep]
 
     @property
     def nobs(self) -> int:
@@ -761,14 +794,21 @@ def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, inf
     The plan lists, per output column, its name and how to compute it
     (term index, per-variable level or None), so new data get the same columns.
     """
-    n = len(ev.data)
+    n = ev.nrows
     values: dict[str, np.ndarray] = {}
-    for t in terms:
-        for v in t.variables:
-            if v not in values:
-                vals, info = ev.variable(v, spec.nodes[v])
+
+    def evaluate(v):
+        vals, info = ev.variable(v, spec.nodes[v])
+        infos.setdefault(v, info)
+        return vals
+
+    if columns_plan is None:
+        # every variable's coding is needed for the plan; keep values that are costly to
+        # recompute (factor codes, derived expressions), re-read plain numeric columns later
+        for v in dict.fromkeys(v for t in terms for v in t.variables):
+            vals = evaluate(v)
+            if infos[v].categorical or spec.nodes[v].kind != "name":
                 values[v] = vals
-                infos.setdefault(v, info)
     if columns_plan is None:
         plan = []
         if intercept:
@@ -796,67 +836,163 @@ def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, inf
                 combo = tuple(reversed(combo))
                 plan.append((":".join(c[2] for c in combo), tuple((c[0], c[1]) for c in combo)))
         columns_plan = tuple(plan)
+    # fill the matrix column by column; a variable's values are released after their last use
+    last = {}
+    for j, (_, recipe) in enumerate(columns_plan):
+        for v, _ in recipe:
+            last[v] = j
     M = np.empty((n, len(columns_plan)), dtype=float)
     for j, (_, recipe) in enumerate(columns_plan):
+        out = M[:, j]
         if not recipe:
-            M[:, j] = 1.0
+            out[:] = 1.0
             continue
-        if len(recipe) == 1 and recipe[0][1] is None:
-            M[:, j] = values[recipe[0][0]]
-            continue
-        col = np.ones(n)
-        for v, level in recipe:
-            vals = values[v]
-            if level is None:
-                col = col * vals
+        for i, (v, level) in enumerate(recipe):
+            vals = values.get(v)
+            if vals is None:
+                vals = evaluate(v)
+                if last[v] > j:
+                    values[v] = vals
+            factor = vals if level is None else (vals == level)
+            if i == 0:
+                out[:] = factor
             else:
-                col = col * np.where(vals < 0, np.nan, (vals == level).astype(float))
-        M[:, j] = col
+                out *= factor
+            if level is not None:
+                neg = vals < 0
+                if neg.any():
+                    out[neg] = np.nan
+            if last[v] == j:
+                values.pop(v, None)
     return M, columns_plan
+
+
+_CHUNK_ROWS = 1 << 14  # rows per chunk when coding grouping factors
+
+
+def _dense_codes(keys, n: int, span: int, missing: bool):
+    """Codes 0.. of the distinct keys in ``range(span)``, in increasing key order.
+
+    ``keys(i, j)`` returns the int64 keys of rows ``i:j`` (negative for missing).
+    Works chunk by chunk through a lookup table of length ``span``, so no
+    n-length temporaries besides the int32 result. Returns (codes, present keys).
+    """
+    present = np.zeros(span, dtype=bool)
+    for i in range(0, n, _CHUNK_ROWS):
+        k = keys(i, min(n, i + _CHUNK_ROWS))
+        present[k[k >= 0] if missing else k] = True
+    lut = np.cumsum(present, dtype=np.int32)
+    lut -= 1
+    codes = np.empty(n, dtype=np.int32)
+    for i in range(0, n, _CHUNK_ROWS):
+        j = min(n, i + _CHUNK_ROWS)
+        k = keys(i, j)
+        if missing:
+            c = lut[np.maximum(k, 0)]
+            c[k < 0] = -1
+            codes[i:j] = c
+        else:
+            codes[i:j] = lut[k]
+    return codes, np.flatnonzero(present)
+
+
+def _sorted_codes(keys, n: int, missing: bool):
+    """As :func:`_dense_codes` for keys spread over a wide range: the distinct keys of
+    each chunk are merged and every row's key is then located among them by binary search."""
+    distinct = []
+    for i in range(0, n, _CHUNK_ROWS):
+        k = keys(i, min(n, i + _CHUNK_ROWS))
+        distinct.append(np.unique(k[k >= 0] if missing else k))
+    uniq = np.unique(np.concatenate(distinct)) if distinct else np.zeros(0, dtype=np.int64)
+    del distinct
+    codes = np.empty(n, dtype=np.int32 if len(uniq) < 2**31 - 1 else np.int64)
+    for i in range(0, n, _CHUNK_ROWS):
+        j = min(n, i + _CHUNK_ROWS)
+        k = keys(i, j)
+        c = np.searchsorted(uniq, k)
+        if missing:
+            c[k < 0] = -1
+        codes[i:j] = c
+    return codes, uniq
+
+
+def _column_codes(s: pd.Series):
+    """(int32 codes, sorted distinct values) of one grouping column; code -1 for missing.
+
+    Integer columns with a compact range and categorical columns are coded
+    through a lookup table; other columns by hashing (``pandas.factorize``).
+    """
+    n = len(s)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cc = s.cat.codes.to_numpy()
+        cats = s.cat.categories
+        if n and len(cats):
+            codes, pos = _dense_codes(lambda i, j: cc[i:j].astype(np.int64), n, len(cats), bool((cc < 0).any()))
+            return codes, np.asarray(cats[pos])
+    elif isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu" and n:
+        v = s.to_numpy()
+        lo, hi = int(v.min()), int(v.max())
+        if hi - lo < 2 * n + 1024:
+            codes, pos = _dense_codes(lambda i, j: v[i:j].astype(np.int64) - lo, n, hi - lo + 1, False)
+            return codes, (pos + lo).astype(v.dtype)
+        if v.dtype.kind == "i" or hi < 2**63:
+            codes, uniq = _sorted_codes(lambda i, j: v[i:j].astype(np.int64) - lo, n, False)
+            return codes, (uniq + lo).astype(v.dtype)
+    c, u = pd.factorize(s, sort=True)
+    return c.astype(np.int32 if len(u) < 2**31 - 1 else np.int64), np.asarray(u)
 
 
 def _group_codes(ev: _Evaluator, rt: RandomTerm, known: tuple | None = None):
     """Integer codes of the grouping factor (sorted levels); -1 for missing.
 
-    With ``known`` (the fitted level labels) returns codes into those labels,
-    -1 for levels not seen in the fit.
+    Returns (codes, level_parts): int32 codes and, per grouping column, its
+    sorted distinct values with each level's index into them. With ``known``
+    (the fitted level labels) returns int64 codes into those labels, -1 for
+    levels not seen in the fit.
     """
     if known is not None:
         labels = _row_labels(ev, rt)
         codes = pd.Index(list(known), dtype=object).get_indexer(pd.Index(labels, dtype=object))
         return codes.astype(np.int64)
-    combined = None
-    uniques_per = []
+    per = []
     for g in rt.group_vars:
-        c, u = pd.factorize(ev.column(g), sort=True)
-        c = c.astype(np.int64, copy=False)
-        uniques_per.append(np.asarray(u))
-        if combined is None:
-            combined = c
-        elif (combined >= 0).all() and (c >= 0).all():
-            combined *= len(u)
-            combined += c
-        else:
-            combined = np.where((combined < 0) | (c < 0), -1, combined * len(u) + c)
-    if len(uniques_per) == 1:
-        return combined, ((uniques_per[0], np.arange(len(uniques_per[0]))),)
-    codes, uniq = pd.factorize(combined, sort=True)
-    codes = codes.astype(np.int64)
-    uniq = np.asarray(uniq, dtype=np.int64)
-    keep = uniq >= 0
-    if not keep.all():  # factorize keeps -1 as a value: remap it to missing
-        remap = np.cumsum(keep) - 1
-        codes = np.where(uniq[codes] < 0, -1, remap[codes])
-        uniq = uniq[keep]
+        if g not in ev._codes:
+            ev._codes[g] = _column_codes(ev.column(g))
+        per.append(ev._codes[g])
+    if len(per) == 1:
+        codes, u = per[0]
+        return codes, ((u, np.arange(len(u))),)
+    # interaction a:b: one key per combination, coded in increasing key order (= sorted levels)
+    sizes = [len(u) for _, u in per]
+    n = len(per[0][0])
+    missing = any(bool((c < 0).any()) for c, _ in per)
+
+    def keys(i, j):
+        k = per[0][0][i:j].astype(np.int64)
+        bad = k < 0 if missing else None
+        for (c, _), size in zip(per[1:], sizes[1:]):
+            cj = c[i:j]
+            k *= size
+            k += cj
+            if missing:
+                bad |= cj < 0
+        if missing:
+            k[bad] = -1
+        return k
+
+    span = int(np.prod(np.array(sizes, dtype=object)))
+    if span < 2 * n + 1024:
+        codes, uniq = _dense_codes(keys, n, span, missing)
+    else:  # many possible combinations (e.g. egos within practices): sort the keys present
+        codes, uniq = _sorted_codes(keys, n, missing)
     # decode combined keys into an index per grouping column
-    sizes = [len(u) for u in uniques_per]
     idx = []
-    rest = uniq.copy()
+    rest = uniq.astype(np.int64)
     for size in reversed(sizes):
         idx.append(rest % size)
         rest = rest // size
     idx = list(reversed(idx))
-    return codes, tuple(zip(uniques_per, idx))
+    return codes, tuple(zip([u for _, u in per], idx))
 
 
 def _labels_of(values: list) -> np.ndarray:
@@ -957,16 +1093,16 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             by_col[spec.response] = by_col.get(spec.response, 0) + extra
         miss |= nonfinite
     keep = ~miss
+    del miss
     if not keep.any():
         detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
         raise ModelSpecificationError(
             f"Every row of `data` has a missing value in a model variable ({detail}); expected complete rows, "
             f"so check the column names and missing-value codes."
         )
-    sub = data if keep.all() else data.loc[keep]
+    # the used rows are evaluated column by column (no copy of the data frame)
     infos: dict = {}
-    ev = _Evaluator(sub, spec.text)
-    ev._fit_rows = None
+    ev = _Evaluator(data, spec.text, rows=None if keep.all() else keep)
     X, plan = _model_matrix(ev, spec, spec.fixed_terms, spec.intercept, infos)
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
@@ -975,16 +1111,25 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             nb = int((~np.isfinite(X[:, j])).sum())
             if nb:
                 by_col[name] = by_col.get(name, 0) + nb
+        del X
         keep_idx = np.flatnonzero(keep)
         keep[keep_idx[bad]] = False
-        sub = data.loc[keep]
         infos = {}
-        ev = _Evaluator(sub, spec.text)
+        ev = _Evaluator(data, spec.text, rows=keep)
         X, plan = _model_matrix(ev, spec, spec.fixed_terms, spec.intercept, infos)
+    del bad
     y = y_all if keep.all() else y_all[keep]
+    del y_all
+    if y.base is not None or not y.flags.writeable:
+        y = y.copy()  # the model frame owns its outcome values
     blocks = []
     for rt in spec.random:
-        Z, rplan = _model_matrix(ev, spec, rt.terms, rt.intercept, infos)
+        if not rt.terms and rt.intercept:
+            # intercept only: a broadcast column of ones, no memory per row
+            rplan = (("(Intercept)", ()),)
+            Z = np.broadcast_to(np.ones((1, 1)), (len(y), 1))
+        else:
+            Z, rplan = _model_matrix(ev, spec, rt.terms, rt.intercept, infos)
         infos[("__random_cols__", rt.source, rt.group)] = rplan
         codes, parts = _group_codes(ev, rt)
         nlev = len(parts[0][1])
@@ -1002,16 +1147,14 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
             raise ModelSpecificationError(
                 f"The random-effect term {rt.source} has non-finite values; check its variables."
             )
-        codes = codes.astype(np.int32) if nlev < 2**31 - 1 else codes
-        if rplan == (("(Intercept)", ()),):
-            Z = np.broadcast_to(np.ones((1, 1)), (len(y), 1))  # intercept only: no memory per row
         blocks.append(RandomBlock(rt.group, tuple(p[0] for p in rplan), Z, codes, parts))
+    del ev
     if X.shape[1] == 0:
         raise ModelSpecificationError(
             f"The formula {spec.text!r} has no fixed effects; expected at least an intercept, so remove '- 1' or '0 +'."
         )
     return ModelFrame(
         spec=spec, y=y, X=X, fixed_names=tuple(p[0] for p in plan), random=tuple(blocks),
-        rows=data.index.to_numpy()[keep], n_dropped=int((~keep).sum()),
-        dropped_by_column=by_col, _infos=infos, _columns=plan,
+        n_dropped=int((~keep).sum()), dropped_by_column=by_col, _infos=infos, _columns=plan,
+        _row_index=data.index, _row_keep=None if keep.all() else keep,
     )

@@ -39,6 +39,9 @@ _LOG2PI = float(np.log(2 * np.pi))
 #: Remainders (random effects after the first term) up to this size are handled
 #: with dense arrays, which avoids sparse-matrix overhead in small models.
 DENSE_REST_MAX = 400
+#: ... and when their dense coupling block with the first term has at most this many
+#: cells or no more cells than observations (so it never dominates memory).
+DENSE_REST_CELLS = 100_000
 
 
 def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +52,62 @@ def theta_layout(k: int) -> tuple[np.ndarray, np.ndarray]:
             rows.append(r)
             cols.append(c)
     return np.array(rows), np.array(cols)
+
+
+_CHUNK_ROWS = 1 << 14  # rows per chunk when summing by level
+
+
+def _counts(codes: np.ndarray, G: int) -> np.ndarray:
+    """Number of rows per level (exact integer counts, accumulated chunk by chunk)."""
+    out = np.zeros(G, dtype=np.int64)
+    for i in range(0, len(codes), _CHUNK_ROWS):
+        out += np.bincount(codes[i: i + _CHUNK_ROWS], minlength=G)
+    return out
+
+
+def _level_sums(codes: np.ndarray, G: int, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Sum of ``a`` (or of ``a * b``) over the rows of each level.
+
+    The same additions in the same order as ``np.bincount(codes, weights=a * b)``
+    (so bit for bit the same sums), done chunk by chunk so that neither the
+    products nor contiguous copies of strided columns take memory per row.
+    """
+    out = np.zeros(G)
+    for i in range(0, len(codes), _CHUNK_ROWS):
+        w = a[i: i + _CHUNK_ROWS] if b is None else a[i: i + _CHUNK_ROWS] * b[i: i + _CHUNK_ROWS]
+        np.add.at(out, codes[i: i + _CHUNK_ROWS], w)
+    return out
+
+
+def _pair_counts(ca: np.ndarray, cb: np.ndarray, na: int, nb: int, oa: int, ob: int):
+    """Rows, columns and counts of the level pairs (a, b) that occur, sorted by a then b.
+
+    Nested factors (each level of b within one level of a) are counted in
+    O(levels) memory; otherwise the pair keys are counted chunk by chunk.
+    """
+    n = len(ca)
+    owner = np.full(nb, -1, dtype=np.int64)
+    for i in range(0, n, _CHUNK_ROWS):
+        owner[cb[i: i + _CHUNK_ROWS]] = ca[i: i + _CHUNK_ROWS]
+    if all(np.array_equal(owner[cb[i: i + _CHUNK_ROWS]], ca[i: i + _CHUNK_ROWS])
+           for i in range(0, n, _CHUNK_ROWS)):
+        cnt = _counts(cb, nb)
+        b = np.flatnonzero(cnt)
+        a = owner[b]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        return a + oa, b + ob, cnt[b].astype(float)
+    keys, cnts = [], []
+    for i in range(0, n, _CHUNK_ROWS):
+        key = ca[i: i + _CHUNK_ROWS].astype(np.int64)
+        key *= nb
+        key += cb[i: i + _CHUNK_ROWS]
+        u, c = np.unique(key, return_counts=True)
+        keys.append(u)
+        cnts.append(c)
+    u, inv = np.unique(np.concatenate(keys), return_inverse=True)
+    cnt = np.bincount(inv.ravel(), weights=np.concatenate(cnts).astype(float), minlength=len(u))
+    return u // nb + oa, u % nb + ob, cnt
 
 
 def _term_sparse(Z: np.ndarray, codes: np.ndarray, G: int) -> sp.csr_matrix:
@@ -92,46 +151,38 @@ class CrossProducts:
             Zs = [Z * sw[:, None] for Z in Zs]
         cols = [X[:, j] for j in range(p)] + [y]  # views: no stacked copy of the data
         shapes = [TermShape(Z.shape[1], G) for Z, G in zip(Zs, nlevels)]
-        # first term: block-diagonal, by bincount
+        # first term: block-diagonal, sums by level
         Z0, c0, G0 = Zs[0], codes[0], nlevels[0]
         k0 = Z0.shape[1]
         ones0 = k0 == 1 and Z0.strides[0] == 0  # intercept-only term (broadcast column of ones)
         head = np.empty((G0, k0, k0))
         for a in range(k0):
             for b in range(a, k0):
-                v = (np.bincount(c0, minlength=G0).astype(float) if ones0 else
-                     np.bincount(c0, weights=Z0[:, a] * Z0[:, b], minlength=G0))
+                v = (_counts(c0, G0).astype(float) if ones0 else _level_sums(c0, G0, Z0[:, a], Z0[:, b]))
                 head[:, a, b] = v
                 head[:, b, a] = v
         ZtXy0 = np.empty((G0, k0, p + 1))
         for a in range(k0):
             for j in range(p + 1):
-                w = cols[j] if ones0 else Z0[:, a] * cols[j]
-                ZtXy0[:, a, j] = np.bincount(c0, weights=w, minlength=G0)
+                ZtXy0[:, a, j] = _level_sums(c0, G0, cols[j]) if ones0 else _level_sums(c0, G0, Z0[:, a], cols[j])
         parts = [ZtXy0.reshape(G0 * k0, p + 1)]
         ZtZ_rh = ZtZ_rr = None
         if len(Zs) > 1 and all(Z.shape[1] == 1 and Z.strides[0] == 0 for Z in Zs):
             # intercept-only terms: Z'Z blocks are counts of level pairs, Z'[X y] sums by level
             offs = np.cumsum([0] + list(nlevels[1:]))
             qr = int(offs[-1])
-
-            def pair_counts(ca, cb, nb, shape, oa, ob):
-                key = ca.astype(np.int64) * nb + cb
-                u, cnt = np.unique(key, return_counts=True)
-                return (u // nb + oa, u % nb + ob, cnt.astype(float))
-
-            rh = [pair_counts(c, c0, G0, None, o, 0) for c, o in zip(codes[1:], offs[:-1])]
+            rh = [_pair_counts(c, c0, G, G0, o, 0) for c, G, o in zip(codes[1:], nlevels[1:], offs[:-1])]
             ZtZ_rh = sp.csr_matrix((np.concatenate([t[2] for t in rh]),
                                     (np.concatenate([t[0] for t in rh]), np.concatenate([t[1] for t in rh]))),
                                    shape=(qr, G0))
             rr = []
             for i, (ci, oi) in enumerate(zip(codes[1:], offs[:-1])):
                 for j, (cj, oj) in enumerate(zip(codes[1:], offs[:-1])):
-                    rr.append(pair_counts(ci, cj, nlevels[1 + j], None, oi, oj))
+                    rr.append(_pair_counts(ci, cj, nlevels[1 + i], nlevels[1 + j], oi, oj))
             ZtZ_rr = sp.csr_matrix((np.concatenate([t[2] for t in rr]),
                                     (np.concatenate([t[0] for t in rr]), np.concatenate([t[1] for t in rr]))),
                                    shape=(qr, qr))
-            parts.append(np.vstack([np.column_stack([np.bincount(c, weights=col, minlength=G) for col in cols])
+            parts.append(np.vstack([np.column_stack([_level_sums(c, G, col) for col in cols])
                                     for c, G in zip(codes[1:], nlevels[1:])]))
         elif len(Zs) > 1:
             Z0s = _term_sparse(Z0, c0, G0)
@@ -235,9 +286,14 @@ class PLSCore:
                 self._rr_rows = np.repeat(np.arange(off), np.diff(rr.indptr))
                 self._rr_diag = np.flatnonzero(self._rr_rows == rr.indices)
             # small remainders: dense blocks avoid sparse-matrix overhead per evaluation
-            self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= 4_000_000
+            # (the dense coupling block A21 is off x q0: only when that is no larger than the data)
+            self.dense_rest = off <= DENSE_REST_MAX and off * self.shapes[0].q <= max(cp.n, DENSE_REST_CELLS)
             if self.dense_rest:
-                self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
+                # nested random intercepts: Lambda is diagonal, so A21 is Z'Z_rh with scaled rows,
+                # expanded from the sparse counts when needed; otherwise keep the transposed layout
+                self._scaled_rows = self.shapes[0].k == 1 and self._scalar_rest
+                if not self._scaled_rows:
+                    self._ZtZ_hr = cp.ZtZ_rh.T.toarray()
                 self._ZtZ_rr = cp.ZtZ_rr.toarray()
 
     def theta_start(self) -> np.ndarray:
@@ -272,8 +328,14 @@ class PLSCore:
         A21 = A22 = None
         if len(self.shapes) > 1 and self.dense_rest:
             rest_T = Ts[1:]
-            W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
-            A21 = self.lambda_t_times(rest_T, np.ascontiguousarray(W.T), terms=slice(1, None))
+            if self._scaled_rows:  # (Z0'Zr t0)' scaled row by row with the diagonal of Lambda_r
+                A21 = cp.ZtZ_rh.toarray()
+                A21 *= T0[0, 0]
+                A21 *= theta[self._lam_tix][:, None]
+            else:
+                W = self.lambda_t_times(Ts, self._ZtZ_hr, terms=slice(0, 1))      # Lambda0' Z0'Zr
+                A21 = self.lambda_t_times(rest_T, np.ascontiguousarray(W.T), terms=slice(1, None))
+                del W
             B = self.lambda_t_times(rest_T, self._ZtZ_rr, terms=slice(1, None))
             A22 = self.lambda_t_times(rest_T, np.ascontiguousarray(B.T), terms=slice(1, None))
             A22[np.diag_indices_from(A22)] += 1.0
@@ -299,7 +361,7 @@ class PLSCore:
                 L0 = sp.kron(sp.identity(G0, format="csr"), sp.csr_matrix(T0), format="csr")
                 A21 = LrT @ cp.ZtZ_rh @ L0
             A22 = LrT @ cp.ZtZ_rr @ Lr + sp.identity(self._qr, format="csr")
-        fac = factor_system(head, A21, A22, self.shapes, self._plan)
+        fac = factor_system(head, A21, A22, self.shapes, self._plan, overwrite_a21=True)
         M = self.lambda_t_times(Ts, cp.ZtXy)
         return fac, M, Ts
 
@@ -311,7 +373,10 @@ class PLSCore:
         offs = np.cumsum([0] + [s.q for s in shapes])
         for s, T, a, b in zip(shapes, Ts, offs[:-1], offs[1:]):
             blk = B[a:b].reshape(s.G, s.k, m)
-            out[a:b] = np.matmul(T.T[None], blk).reshape(s.q, m) if s.k > 1 else blk.reshape(s.q, m) * T[0, 0]
+            if s.k > 1:
+                out[a:b] = np.matmul(T.T[None], blk).reshape(s.q, m)
+            else:
+                np.multiply(blk.reshape(s.q, m), T[0, 0], out=out[a:b])
         return out
 
     def lambda_times(self, Ts, U: np.ndarray) -> np.ndarray:

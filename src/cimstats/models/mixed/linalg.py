@@ -28,6 +28,8 @@ __all__ = ["TermShape", "factor_system", "chol_batch", "DENSE_MAX"]
 
 #: Largest Schur complement (rows) factored as a dense matrix.
 DENSE_MAX = 4000
+#: Schur complements up to this size are factored densely even when block-diagonal.
+SMALL_DENSE = 400
 _CHUNK = 4_000_000  # entries of a dense work array in inv_diag_blocks
 
 
@@ -88,7 +90,7 @@ def _split_terms(diag_blocks_of, shapes):
 class _HeadNode:
     """Batched elimination of the first (block-diagonal) term."""
 
-    def __init__(self, blocks: np.ndarray, A21, A22, shapes, plan=None):
+    def __init__(self, blocks: np.ndarray, A21, A22, shapes, plan=None, overwrite_a21: bool = False):
         self.shape = shapes[0]
         self.L11 = chol_batch(blocks)
         self.L11inv = _tri_inv_batch(self.L11)
@@ -100,12 +102,22 @@ class _HeadNode:
         if len(shapes) > 1 and not sp.issparse(A21):
             # dense remainder: L21 = A21 L11^{-T} block by block
             r = A21.shape[0]
-            if k == 1:
+            if k == 1 and overwrite_a21:
+                A21 *= self.L11inv[:, 0, 0][None, :]  # the caller's work array becomes L21
+                self.L21 = A21
+            elif k == 1:
                 self.L21 = A21 * self.L11inv[:, 0, 0][None, :]
             else:
                 self.L21 = np.matmul(A21.reshape(r, G, k).transpose(1, 0, 2),
                                      self.L11inv.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(r, G * k)
             self.rest = _DenseNode(A22 - self.L21 @ self.L21.T, shapes[1:])
+        elif len(shapes) > 1 and k == 1:
+            # scale the columns of A21 by the inverse diagonal: no sparse product needed
+            A21 = A21.tocsr()
+            self.L21 = sp.csr_matrix((A21.data * self.L11inv[:, 0, 0][A21.indices], A21.indices, A21.indptr),
+                                     shape=A21.shape)
+            S = (A22 - self.L21 @ self.L21.T).tocsr()
+            self.rest = factor_sparse(S, shapes[1:], plan)
         elif len(shapes) > 1:
             self.L21 = (A21 @ _blockdiag(np.ascontiguousarray(self.L11inv.transpose(0, 2, 1)))).tocsr()
             S = (A22 - self.L21 @ self.L21.T).tocsr()
@@ -253,6 +265,8 @@ def factor_sparse(S, shapes, plan: dict | None = None) -> object:
     """
     S = S.tocsr()
     r = S.shape[0]
+    if r <= SMALL_DENSE:  # small remainders (e.g. practices and countries): sparse overhead would dominate
+        return _DenseNode(S, shapes)
     depth = len(shapes)
     if plan is not None and depth in plan:
         blockdiag = plan[depth]
@@ -270,7 +284,8 @@ def factor_sparse(S, shapes, plan: dict | None = None) -> object:
     return _LUNode(S, shapes)
 
 
-def factor_system(head_blocks: np.ndarray, A21, A22, shapes, plan: dict | None = None) -> object:
+def factor_system(head_blocks: np.ndarray, A21, A22, shapes, plan: dict | None = None, *,
+                  overwrite_a21: bool = False) -> object:
     """Factor ``A`` given the first term's diagonal blocks and the other parts.
 
     Parameters
@@ -280,5 +295,9 @@ def factor_system(head_blocks: np.ndarray, A21, A22, shapes, plan: dict | None =
     A21, A22 : sparse matrices or None
         The lower-left and lower-right parts of A (None when there is one term).
     shapes : list of TermShape
+    plan : dict, optional
+        Kept by the caller across evaluations (see :func:`factor_sparse`).
+    overwrite_a21 : bool
+        Allow a dense ``A21`` to be overwritten with ``L21`` (saves one copy).
     """
-    return _HeadNode(head_blocks, A21, A22, list(shapes), plan)
+    return _HeadNode(head_blocks, A21, A22, list(shapes), plan, overwrite_a21)
