@@ -7,7 +7,7 @@ import shutil
 from cimstats.pipeline import run
 
 #: file types that must not differ between runs (Word and Excel files carry their own timestamps)
-SAME = (".csv", ".html", ".tex", ".md", ".txt", ".svg")
+SAME = (".csv", ".html", ".tex", ".md", ".txt", ".svg", ".docx", ".xlsx")
 
 
 def test_rerun_with_same_seed_is_byte_identical(demo_run, tmp_path):

@@ -418,3 +418,24 @@ def test_render_unknown_suffix_and_missing_folder(tmp_path):
         render(sample_spec(), tmp_path / "t.pdf")
     with pytest.raises(RenderError, match="does not exist"):
         render(sample_spec(), tmp_path / "nope" / "t.html")
+
+
+@pytest.mark.parametrize("fmt", ["docx", "xlsx"])
+def test_office_files_carry_no_time_of_writing(fmt):
+    import io
+    import zipfile
+
+    import pandas as pd
+
+    from cimstats.render import office
+    from cimstats.render.spec import TableSpec
+
+    spec = TableSpec.from_frame(pd.DataFrame({"a": [1.5, 2.25], "b": ["x", "y"]}), title="T")
+    data = getattr(office, f"to_{fmt}")(spec)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        core = z.read("docProps/core.xml").decode()
+    import re
+
+    dates = re.findall(r"<dcterms:(?:created|modified)[^>]*>([^<]*)<", core)
+    assert dates and set(dates) == {"1980-01-01T00:00:00Z"}

@@ -16,8 +16,11 @@ Examples
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -77,3 +80,31 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, encoding: str = 
             os.fsync(fh.fileno())
 
     return atomic_write_with(path, _write, error=error)
+
+
+_CORE_DATE = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:(?:created|modified)>)")
+
+
+def reproducible_office_file(data: bytes) -> bytes:
+    """The same Word or Excel package with fixed dates, so the same table gives the same bytes on every run.
+
+    Office files record when they were written (document properties and each
+    zip member's time stamp); both are set to 1980-01-01 here.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            body = zin.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                body = _CORE_DATE.sub(rb"\g<1>1980-01-01T00:00:00Z\g<2>", body)
+            member = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = info.compress_type
+            member.external_attr = info.external_attr
+            zout.writestr(member, body)
+    return out.getvalue()
+
+
+def make_office_file_reproducible(path: str | os.PathLike) -> None:
+    """Rewrite a just-written Word or Excel file in place with fixed dates (see :func:`reproducible_office_file`)."""
+    p = Path(path)
+    p.write_bytes(reproducible_office_file(p.read_bytes()))

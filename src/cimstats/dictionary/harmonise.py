@@ -95,9 +95,12 @@ class HarmonisationReport:
 
     def to_excel(self, path: str | Path) -> Path:
         """Write one workbook with sheets ``summary``, ``unmapped`` and ``issues``."""
+        from cimstats._files import make_office_file_reproducible
+
         with pd.ExcelWriter(path, engine="openpyxl") as xw:
             for name, df in self.to_frames().items():
                 df.to_excel(xw, sheet_name=name, index=False)
+        make_office_file_reproducible(path)
         return Path(path)
 
     def to_html(self, path: str | Path | None = None) -> str:

@@ -206,6 +206,7 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
     [61]
     """
     from cimstats.io.writers import atomic_write
+    from cimstats._files import make_office_file_reproducible
 
     p = Path(path)
     fmt = (format or p.suffix.lstrip(".")).lower()
@@ -223,6 +224,7 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
         elif fmt == "xlsx":
             with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
                 cb.to_excel(xl, index=False, sheet_name=(title or "codebook")[:31])
+            make_office_file_reproducible(tmp)
         else:
             body = cb.to_html(index=False, escape=True, na_rep="", border=0, classes="cimstats-codebook")
             heading = html.escape(title or "Codebook")

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from cimstats.errors import RenderError
 from cimstats.render._atomic import atomic_write
+from cimstats._files import reproducible_office_file
 from cimstats.render.escape import spreadsheet_text, xml_safe
 from cimstats.render.spec import Cell, TableSpec
 
@@ -235,7 +236,7 @@ def to_docx(spec: TableSpec | Sequence[TableSpec], path: str | os.PathLike | Non
         _docx_table(doc, s, section.page_width - section.left_margin - section.right_margin)
     buf = io.BytesIO()
     doc.save(buf)
-    data = buf.getvalue()
+    data = reproducible_office_file(buf.getvalue())
     if path is not None:
         atomic_write(path, data)
     return data
@@ -409,7 +410,7 @@ def to_xlsx(
         _xlsx_sheet(ws, s, numbers_as_values)
     buf = io.BytesIO()
     wb.save(buf)
-    data = buf.getvalue()
+    data = reproducible_office_file(buf.getvalue())
     if path is not None:
         atomic_write(path, data)
     return data
