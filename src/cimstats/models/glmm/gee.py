@@ -21,6 +21,7 @@ from ...errors import ConvergenceWarning, MissingDataWarning, ModelSpecification
 from ..mixed.fit import _as_frame, _check_rank
 from .family import make_family
 from .fit import _check_response, _prepare
+from .results import WaldFixedEffects
 
 __all__ = ["gee", "GeeResult"]
 
@@ -194,7 +195,7 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
 
 
 @dataclass(frozen=True)
-class GeeResult:
+class GeeResult(WaldFixedEffects):
     """A fitted GEE model (read-only): marginal effects with robust standard errors.
 
     ``working_correlation`` is the estimated exchangeable correlation (0 for
@@ -225,24 +226,6 @@ class GeeResult:
     _family: object = field(default=None, repr=False)
     _offset: np.ndarray = field(default=None, repr=False)
     _offset_exprs: tuple = field(default=(), repr=False)
-
-    @property
-    def params(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.fixed_names), name="estimate")
-
-    @property
-    def std_errors(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov_matrix)), index=list(self.fixed_names), name="std_error")
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        names = list(self.fixed_names)
-        return pd.DataFrame(self.vcov_matrix, index=names, columns=names)
-
-    @property
-    def pvalues(self) -> pd.Series:
-        z = self.params / self.std_errors
-        return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals on the link scale (normal quantiles)."""

@@ -17,8 +17,30 @@ __all__ = ["GlmmResult", "GlmmSummary"]
 _SINGULAR_TOL = 1e-4
 
 
+class WaldFixedEffects:
+    """Fixed-effect accessors shared by results whose inference is Wald (normal) on ``beta`` and ``vcov_matrix``."""
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.fixed_names), name="estimate")
+
+    @property
+    def std_errors(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov_matrix)), index=list(self.fixed_names), name="std_error")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.fixed_names)
+        return pd.DataFrame(self.vcov_matrix, index=names, columns=names)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        z = self.params / self.std_errors
+        return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
+
+
 @dataclass(frozen=True)
-class GlmmResult:
+class GlmmResult(WaldFixedEffects):
     """A fitted GLMM (read-only).
 
     ``params``/``std_errors`` are the fixed effects on the link scale with Wald
@@ -66,24 +88,7 @@ class GlmmResult:
                    _frame=frame, _family=family, _m=m, _offset=offset, _offset_exprs=tuple(offset_exprs),
                    _layouts=tuple(layouts), response=response_label)
 
-    # ---- fixed effects -------------------------------------------------------------
-    @property
-    def params(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.fixed_names), name="estimate")
-
-    @property
-    def std_errors(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov_matrix)), index=list(self.fixed_names), name="std_error")
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        names = list(self.fixed_names)
-        return pd.DataFrame(self.vcov_matrix, index=names, columns=names)
-
-    @property
-    def pvalues(self) -> pd.Series:
-        z = self.params / self.std_errors
-        return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
+    # ---- fixed effects: params, std_errors, vcov, pvalues from WaldFixedEffects ----
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald confidence intervals on the link scale."""
