@@ -242,22 +242,7 @@ class GeeResult(WaldFixedEffects):
         rate ratios (log link) with intervals from the exponentiated limits and
         a delta-method ``std_error``.
         """
-        ci = self.conf_int(conf_level)
-        est, se = self.params.to_numpy(), self.std_errors.to_numpy()
-        out = pd.DataFrame({"term": list(self.fixed_names), "estimate": est, "std_error": se,
-                            "statistic": est / se, "df": np.inf, "p_value": self.pvalues.to_numpy(),
-                            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy()})
-        if exponentiate:
-            if self.link not in ("logit", "log"):
-                raise ModelSpecificationError(
-                    f"`exponentiate=True` gives odds or rate ratios only for logit and log links; this model uses "
-                    f"the {self.link} link, so report the estimates on the link scale."
-                )
-            out["estimate"] = np.exp(est)
-            out["std_error"] = np.exp(est) * se
-            out["ci_lower"] = np.exp(out["ci_lower"])
-            out["ci_upper"] = np.exp(out["ci_upper"])
-        return out
+        return self._wald_table(conf_level, exponentiate)
 
     def predict(self, newdata: pd.DataFrame | None = None, *, type: str = "response") -> np.ndarray:
         """Population-averaged predictions on the response (default) or link scale."""

@@ -38,6 +38,25 @@ class WaldFixedEffects:
         z = self.params / self.std_errors
         return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
 
+    def _wald_table(self, conf_level: float, exponentiate: bool) -> pd.DataFrame:
+        """The tidy fixed-effect table (Wald z), optionally as odds or rate ratios."""
+        ci = self.conf_int(conf_level)
+        est, se = self.params.to_numpy(), self.std_errors.to_numpy()
+        out = pd.DataFrame({"term": list(self.fixed_names), "estimate": est, "std_error": se,
+                            "statistic": est / se, "df": np.inf, "p_value": self.pvalues.to_numpy(),
+                            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy()})
+        if exponentiate:
+            if self.link not in ("logit", "log"):
+                raise ModelSpecificationError(
+                    f"`exponentiate=True` gives odds or rate ratios only for logit and log links; this model uses "
+                    f"the {self.link} link, so report the estimates on the link scale."
+                )
+            out["estimate"] = np.exp(est)
+            out["std_error"] = np.exp(est) * se
+            out["ci_lower"] = np.exp(out["ci_lower"])
+            out["ci_upper"] = np.exp(out["ci_upper"])
+        return out
+
 
 @dataclass(frozen=True)
 class GlmmResult(WaldFixedEffects):
@@ -105,22 +124,7 @@ class GlmmResult(WaldFixedEffects):
         """
         if not 0 < conf_level < 1:
             raise ModelSpecificationError(f"`conf_level` is {conf_level!r}; expected a number between 0 and 1.")
-        ci = self.conf_int(conf_level)
-        est, se = self.params.to_numpy(), self.std_errors.to_numpy()
-        out = pd.DataFrame({"term": list(self.fixed_names), "estimate": est, "std_error": se,
-                            "statistic": est / se, "df": np.inf, "p_value": self.pvalues.to_numpy(),
-                            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy()})
-        if exponentiate:
-            if self.link not in ("logit", "log"):
-                raise ModelSpecificationError(
-                    f"`exponentiate=True` gives odds or rate ratios only for logit and log links; this model uses "
-                    f"the {self.link} link, so report the estimates on the link scale."
-                )
-            out["estimate"] = np.exp(est)
-            out["std_error"] = np.exp(est) * se
-            out["ci_lower"] = np.exp(out["ci_lower"])
-            out["ci_upper"] = np.exp(out["ci_upper"])
-        return out
+        return self._wald_table(conf_level, exponentiate)
 
     # ---- random effects ------------------------------------------------------------
     @property
