@@ -292,12 +292,12 @@ SECTIONS = [
      "`cimstats.glmm` against `lme4::glmer` with the Laplace approximation (nAGQ = 1) and adaptive "
      "Gauss-Hermite quadrature (nAGQ = 10). With nAGQ > 1 glmer reports its log-likelihood "
      "relative to the saturated model, so the log-likelihood is compared for nAGQ = 1 only. "
-     "For Laplace fits of a random intercept with a sizeable variance, glmer evaluates the "
-     "log-determinant with working weights from an earlier iteration rather than at its own "
-     "conditional modes; cimstats evaluates the Laplace approximation at the modes, so those "
-     "estimates differ by up to about 1e-3 (fixed effects) and 1 % (standard errors), and "
-     "cimstats' optimum has the higher Laplace log-likelihood "
-     "(`tests/test_glmm_reference.py` reconstructs glmer's value from its modes)."),
+     "The references run glmer with its inner PIRLS loop converged tightly "
+     "(`glmerControl(tolPwrss = 1e-13)`). With glmer's default (1e-7) the loop stops one step "
+     "before the conditional modes settle and the log-determinant uses the working weights of "
+     "that earlier iterate; a default glmer run then differs from these estimates by up to about "
+     "1e-3 (fixed effects) and 1 % (standard errors), with the lower Laplace log-likelihood "
+     "(`tests/test_glmm_reference.py` reconstructs glmer's default value from its modes)."),
     ("Structural equation models and invariance: lavaan and semTools", "sem", sem_agreement,
      "`cimstats.sem` and `cimstats.invariance` against `lavaan::sem`/`cfa` (ML, MLR, FIML, "
      "clustered MLR, equality constraints, partial invariance) and `semTools::measEq.syntax` "

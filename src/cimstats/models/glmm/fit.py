@@ -383,10 +383,12 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Standard errors of the fixed effects come from the finite-difference
     Hessian of the deviance in (theta, beta) (glmer's default), with variance
     parameters on their boundary held fixed. The Laplace deviance is evaluated
-    with the working weights at the conditional modes; glmer takes its
-    log-determinant from the weights of an earlier PIRLS iterate, which can
-    move its estimates by about 1e-3 (relative) when the random-intercept
-    variance is large. The log-likelihood includes the binomial and Poisson
+    with the working weights at the conditional modes. glmer's inner loop
+    stops by default (``tolPwrss = 1e-7``) one step before the modes settle and
+    takes its log-determinant from the weights of that earlier iterate, which
+    can move its estimates by about 1e-3 (relative); with
+    ``glmerControl(tolPwrss = 1e-13)`` glmer and cimstats agree to the
+    reference tolerances. The log-likelihood includes the binomial and Poisson
     normalising constants for every ``nagq`` (glmer reports the nAGQ > 1
     log-likelihood relative to the saturated model).
 
