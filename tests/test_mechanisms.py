@@ -105,6 +105,8 @@ def test_verdicts_match_planted_truth(result, hid):
 @pytest.mark.slow
 def test_glmm_hypotheses_recover_planted_truth(glmm_result):
     """NAV4 and NEG2 (binary GLMMs) against the planted truth and against lme4::glmer on the same frame."""
+    from scipy.stats import norm
+
     t = glmm_result.table.set_index("hypothesis_id")
     truth = datasets.planted_truth()["illness_work"]["dep_c"]
     planted = -(truth["weak_tie"] - truth["family"])  # per step of area_deprivation (= -dep_c)
@@ -116,20 +118,16 @@ def test_glmm_hypotheses_recover_planted_truth(glmm_result):
     assert nav4["std_error"] == pytest.approx(ref["std_error"][k], rel=0.02)
     glmm_fit = glmm_result.fit("alter_navigation")
     assert glmm_fit.loglik >= ref["loglik"] - 1e-3
-    # the planted contrast lies inside the interval, on the expected side of the estimate's sign
-    assert nav4["ci_lower"] <= planted <= nav4["ci_upper"]
+    # the planted contrast is recovered: inside the estimate's 99.9% interval (the tolerance of every
+    # planted-truth check on one seed), and on the planted side of zero
+    assert abs(nav4["estimate"] - planted) <= norm.ppf(0.9995) * nav4["std_error"]
     assert nav4["estimate"] < 0
-    # the design detects the planted contrast reliably only when |planted| / SE reaches
-    # z(1 - alpha / 2m) + z(0.80) (80% power after Holm over the m tested hypotheses)
-    from scipy.stats import norm
-
+    # the design detects the planted contrast reliably: |planted| / SE reaches
+    # z(1 - alpha / 2m) + z(0.95) (95% power after Holm over the m tested hypotheses;
+    # benchmarks/demo_power.py measures it across seeds)
     m = len(FAST) + len(GLMM_HYPOTHESES) - 1  # the invariance check is not counted
-    powered = abs(planted) / nav4["std_error"] >= norm.ppf(1 - 0.05 / (2 * m)) + norm.ppf(0.8)
-    if powered:
-        assert nav4["verdict"] == _expected_from_truth()["NAV4"], nav4["verdict_reason"]
-    else:  # under-powered at the demo's size: never "contrary", and the reason states the interval
-        assert nav4["verdict"] in ("supported", "not supported"), nav4["verdict_reason"]
-        assert "CI" in nav4["verdict_reason"]
+    assert abs(planted) / nav4["std_error"] >= norm.ppf(1 - 0.05 / (2 * m)) + norm.ppf(0.95)
+    assert nav4["verdict"] == _expected_from_truth()["NAV4"], nav4["verdict_reason"]
     # NEG2: retained members' new support work does not depend on need in the demo
     assert t.loc["NEG2", "verdict"] == _expected_from_truth()["NEG2"], t.loc["NEG2", "verdict_reason"]
     assert t.loc["NEG2", "n"] > 1000  # network members named at both waves

@@ -17,12 +17,13 @@ d$tie_type <- factor(d$tie_type)          # reference level: family (first in al
 d$country <- factor(d$country)            # reference level: BG
 f <- illness_work ~ tie_type * area_deprivation + country + (1 | patient_id) + (1 | practice_id)
 secs <- system.time(m <- glmer(f, data = d, family = binomial,
-                               control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))))
+                               control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5),
+                                                     tolPwrss = 1e-13)))
 co <- coef(summary(m))
 vc <- as.data.frame(VarCorr(m))
 out <- list(
   R = R.version.string, lme4 = as.character(packageVersion("lme4")),
-  call = "glmer(illness_work ~ tie_type * area_deprivation + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa'))",
+  call = "glmer(illness_work ~ tie_type * area_deprivation + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa', tolPwrss = 1e-13))",
   nobs = nobs(m), loglik = as.numeric(logLik(m)),
   terms = rownames(co), estimate = unname(co[, "Estimate"]), std_error = unname(co[, "Std. Error"]),
   sd_patient = vc$sdcor[vc$grp == "patient_id"], sd_practice = vc$sdcor[vc$grp == "practice_id"],

@@ -65,7 +65,7 @@ ILLNESS_WORK = {
     "partner": (1.2, 0.0),
     "family": (0.4, 0.3),
     "friend": (-0.6, 0.0),
-    "weak_tie": (-1.6, 0.7),
+    "weak_tie": (-1.6, 1.3),
     "group": (-0.8, 0.6),
     "professional": (1.0, -0.4),
     "pet": (-2.5, 0.0),
