@@ -222,6 +222,23 @@ fit <- cfa(gl_model, data = hs, group = "school")
 cases$hs_grouplabels <- c(list(model = gl_model, data = "holzinger",
                                call = list(estimator = "ML", group = "school")), describe(fit))
 
+# six groups with eight items each: the collective-efficacy items of the demo study drawn with
+# seed 2 (written by cimstats.datasets; in one country the items relate only weakly), and the
+# same data with the marker item and one other item reverse-scored in two countries
+ce6 <- read.csv(file.path(dat_dir, "sem_ce_six_countries.csv"))
+ce_model <- paste("CE_F =~", paste0("ce_", 1:8, collapse = " + "))
+fit <- cfa(ce_model, data = ce6, group = "country")
+cases$ce_six_countries <- c(list(model = ce_model, data = "ce_six_countries",
+                                 call = list(estimator = "ML", group = "country")), describe(fit, FALSE))
+ce6r <- ce6
+flip <- ce6r$country %in% c("GR", "BG")
+ce6r$ce_1[flip] <- 6 - ce6r$ce_1[flip]
+ce6r$ce_5[flip] <- 6 - ce6r$ce_5[flip]
+write_data(ce6r, "ce_reversed_marker")
+fit <- cfa(ce_model, data = ce6r, group = "country")
+cases$ce_reversed_marker <- c(list(model = ce_model, data = "ce_reversed_marker",
+                                   call = list(estimator = "ML", group = "country")), describe(fit, FALSE))
+
 # omega from a one-factor CFA: semTools::compRelSEM, a defined parameter in lavaan, psych::omega
 items <- read.csv(file.path(out_dir, "measures_items.csv"), na.strings = "NA")
 q5 <- items[, paste0("q", 1:5)]

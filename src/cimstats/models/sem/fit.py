@@ -388,13 +388,78 @@ def _linear_constraints(tab, cons, stmts, nfree):
     return K, x_base
 
 
+def _factor_starts(prep: Prepared) -> dict:
+    """Moment-based starts for the loadings and variance of each measured factor, group by group.
+
+    For a factor with at least three observed indicators, the loadings relative to a reference
+    indicator r (its fixed-loading marker, else the first indicator) come from the covariances
+    with the other indicators: lambda_j / lambda_r = sum_k S_jk S_rk / sum_k S_rk^2 over
+    k not in {j, r}; the factor variance is the least-squares fit of the off-diagonal covariances
+    to those relative loadings. Starting where the sign and size of every loading agree with the
+    data keeps the first scoring steps away from the degenerate region (factor variance towards
+    zero with loadings growing without bound) that a start of equal loadings can fall into when a
+    group's items are weakly or unevenly related. Returns {(group, lhs, op, rhs): value}.
+    """
+    out: dict = {}
+    lv = set(prep.lv)
+    by_factor: dict = {}
+    for r in prep.records:
+        if r["op"] == "=~":
+            by_factor.setdefault((r["group"], r["lhs"]), []).append(r)
+    fixed_var = {(r["group"], r["lhs"]): (r["free"], r["ustart"]) for r in prep.records
+                 if r["op"] == "~~" and r["lhs"] == r["rhs"] and r["lhs"] in lv}
+    for (g, fac), rows in by_factor.items():
+        ind = [r["rhs"] for r in rows]
+        if len(ind) < 3 or any(v not in prep.ov for v in ind) or len(set(ind)) < len(ind):
+            continue
+        S = prep.problem.groups[g - 1].S
+        if S is None or not np.all(np.isfinite(S)):
+            continue
+        idx = [prep.ov.index(v) for v in ind]
+        C = np.asarray(S)[np.ix_(idx, idx)]
+        markers = [i for i, r in enumerate(rows) if r["free"] == 0 and np.isfinite(r["ustart"]) and r["ustart"] != 0]
+        ref = markers[0] if markers else 0
+        rel = np.ones(len(ind))
+        for j in range(len(ind)):
+            if j == ref:
+                continue
+            k = [i for i in range(len(ind)) if i not in (j, ref)]
+            den = float(C[ref, k] @ C[ref, k])
+            if den <= 1e-12 * float(np.max(np.diag(C))) ** 2:
+                break
+            rel[j] = float(C[j, k] @ C[ref, k]) / den
+        else:
+            iu = np.triu_indices(len(ind), 1)
+            rr = (rel[:, None] * rel[None, :])[iu]
+            psi_rel = float(C[iu] @ rr / (rr @ rr)) if rr @ rr > 0 else 0.0
+            if not (psi_rel > 0 and np.all(np.isfinite(rel))):
+                continue
+            free_var, var_value = fixed_var.get((g, fac), (1, np.nan))
+            if markers:
+                c = float(rows[ref]["ustart"])
+                lam, psi = c * rel, psi_rel / c ** 2
+            elif free_var == 0 and np.isfinite(var_value) and var_value > 0:
+                psi = float(var_value)
+                lam = rel * math.sqrt(psi_rel / psi)
+            else:
+                continue
+            for r, v in zip(rows, lam):
+                out[(g, fac, "=~", r["rhs"])] = float(v)
+            out[(g, fac, "~~", fac)] = psi
+            for v, i, l_ in zip(ind, range(len(ind)), lam):
+                out[(g, v, "~~", v)] = max(float(C[i, i]) - l_ * l_ * psi, 0.1 * float(C[i, i]))
+    return out
+
+
 def start_values(prep: Prepared) -> np.ndarray:
-    """Starting values as in lavaan's 'simple' rule, overridden by start() modifiers."""
-    tab = prep.table
+    """Starting values: moment-based loadings and factor variances where a factor has three or
+    more observed indicators (see ``_factor_starts``), otherwise lavaan's 'simple' rule;
+    start() modifiers win."""
     nfree = prep.problem.nfree
     x = np.full(nfree, np.nan)
     lv = set(prep.lv)
     records = prep.records
+    moment = _factor_starts(prep)
     for r in records:
         f = r["free"]
         if f == 0 or not np.isnan(x[f - 1]):
@@ -404,6 +469,10 @@ def start_values(prep: Prepared) -> np.ndarray:
             x[f - 1] = r["start"]
             continue
         op = r["op"]
+        key = (r["group"], r["lhs"], op, r["rhs"])
+        if key in moment:
+            x[f - 1] = moment[key]
+            continue
         if op == "=~":
             if prep.std_lv:
                 i = prep.ov.index(r["rhs"]) if r["rhs"] in prep.ov else None
