@@ -5,14 +5,16 @@ illustrate conditional process analysis: X = protest (1) or no protest (0), M = 
 appropriateness of the lawyer's response, W = perceived pervasiveness of sex discrimination,
 Y = liking of the lawyer. tests/reference/process_protest.R exports them from R's psych package and
 writes tests/reference/process_protest.json: the descriptive statistics printed in a published
-analysis of this example (to show the file is that example's data), and reference values from
+analysis of this example (to show the file is that example's data), PROCESS's own printed output for
+model 8 with the three-condition protest variable (its moderator values and the predicted mediator
+and outcome at each condition and moderator value, 4 decimals), and reference values from
 ``stats::lm`` and a 40,000-resample bootstrap in R for PROCESS's model 7 (W on the first stage) and
 model 8 (W on the first stage and on the direct effect), at both of PROCESS's probing rules.
 
 Tolerances
 ----------
-* Descriptive statistics: the source prints 7 decimals, so agreement within half a unit in the last
-  printed place (plus 1e-12 for floating point).
+* Published numbers (descriptive statistics, 7 decimals; PROCESS output, 4 decimals): agreement
+  within half a unit in the last printed place (plus a floating-point allowance).
 * Point estimates, OLS standard errors, t, p and moderator values: closed-form quantities computed
   independently in R on the same data; they agree to floating-point precision (relative 1e-9).
 * Bootstrap standard errors and percentile limits come from different random resamples (5,000 here,
@@ -82,6 +84,44 @@ def test_data_are_the_published_example(ref, data):
         ours = {"mean": values.mean(), "sd": values.std(ddof=1), "min": values.min(), "max": values.max()}
         for stat, value in printed.items():
             assert abs(ours[stat] - value) <= tol, (column, stat, ours[stat], value)
+
+
+@pytest.mark.parametrize("focal", ["d1", "d2"])
+def test_model8_with_three_conditions_matches_printed_process_output(ref, data, focal):
+    """PROCESS model 8 with the three-condition X (mcx=1) as printed by PROCESS's plot option.
+
+    Indicator coding with no protest as reference: the focal indicator is ``x``, the other
+    indicator and its product with W are covariates, so both equations are PROCESS's. The plot
+    option prints the moderator values (PROCESS's percentiles) and the predicted M and Y (Y at the
+    sample mean of M) for every condition and moderator value.
+    """
+    printed = ref["published"]["process_model8_plot"]
+    tol = 0.5 * 10.0 ** -printed["printed_decimals"] + 1e-9
+    other = "d2" if focal == "d1" else "d1"
+    df = data.assign(d1=(data["protest"] == 1).astype(float), d2=(data["protest"] == 2).astype(float))
+    df[f"{other}_sexism"] = df[other] * df["sexism"]
+    res = cimstats.mediation(df, x=focal, m="respappr", y="liking", covariates=[other, f"{other}_sexism"],
+                             moderator="sexism", moderated_paths=("a", "direct"), moderator_values="percentiles",
+                             n_boot=200, seed=SEED)
+    assert np.max(np.abs(np.asarray(res.moderator_values) - printed["moderator_values"])) <= tol
+    paths = res.paths()
+    coef = {eq: grp.set_index("term")["estimate"] for eq, grp in paths.groupby("equation")}
+    grid = pd.DataFrame({"protest": printed["protest"], "sexism": printed["sexism"]})
+    grid["d1"] = (grid["protest"] == 1).astype(float)
+    grid["d2"] = (grid["protest"] == 2).astype(float)
+    grid[f"{focal}:sexism"] = grid[focal] * grid["sexism"]
+    grid[f"{other}_sexism"] = grid[other] * grid["sexism"]
+    grid["respappr"] = df["respappr"].mean()
+    for outcome in ("respappr", "liking"):
+        b = coef[outcome]
+        predicted = b["(Intercept)"] + sum(b[t] * grid[t] for t in b.index if t != "(Intercept)")
+        worst = np.max(np.abs(predicted - np.asarray(printed[outcome])))
+        assert worst <= tol, (outcome, worst)
+    # the relative conditional indirect effect of this condition is (a_j + a_jw w) b
+    t = res.tidy().set_index("term")
+    cond = res.tidy().loc[lambda d: d["effect"] == "conditional_indirect"]
+    a, a_w, b = (t.loc[k, "estimate"] for k in ("a", "a_xw", "b"))
+    np.testing.assert_allclose(cond["estimate"], (a + a_w * cond["moderator_value"]) * b, rtol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES)

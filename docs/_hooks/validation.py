@@ -302,6 +302,29 @@ def process_agreement() -> tuple[pd.DataFrame, dict]:
         theirs += list(printed.values())
     rows = [_row(f"protest data (n = {len(data)}) against the published PROC MEANS table",
                  f"means, SDs, minima, maxima (printed to {pub['printed_decimals']} decimals)", ours, theirs)]
+    # PROCESS's printed output for model 8 with the three conditions (indicator coding, mcx=1)
+    printed = pub["process_model8_plot"]
+    df = data.assign(d1=(data["protest"] == 1).astype(float), d2=(data["protest"] == 2).astype(float))
+    df["d2_sexism"] = df["d2"] * df["sexism"]
+    res = cimstats.mediation(df, x="d1", m="respappr", y="liking", covariates=["d2", "d2_sexism"],
+                             moderator="sexism", moderated_paths=("a", "direct"), moderator_values="percentiles",
+                             n_boot=200, seed=2013)
+    coef = {eq: grp.set_index("term")["estimate"] for eq, grp in res.paths().groupby("equation")}
+    grid = pd.DataFrame({"protest": printed["protest"], "sexism": printed["sexism"]})
+    grid["d1"] = (grid["protest"] == 1).astype(float)
+    grid["d2"] = (grid["protest"] == 2).astype(float)
+    grid["d1:sexism"] = grid["d1"] * grid["sexism"]
+    grid["d2_sexism"] = grid["d2"] * grid["sexism"]
+    grid["respappr"] = df["respappr"].mean()
+    predicted = []
+    for outcome in ("respappr", "liking"):
+        b = coef[outcome]
+        predicted += list(b["(Intercept)"] + sum(b[t] * grid[t] for t in b.index if t != "(Intercept)"))
+    label = "PROCESS model 8, three conditions (mcx=1), against PROCESS's printed output"
+    rows.append(_row(label, "moderator values (16th, 50th, 84th percentiles; 4 decimals)",
+                     res.moderator_values, printed["moderator_values"]))
+    rows.append(_row(label, "predicted M and Y at each condition and moderator value (4 decimals)",
+                     predicted, printed["respappr"] + printed["liking"]))
     for case, c in ref["cases"].items():
         args = dict(c["args"])
         args["moderated_paths"] = tuple(args["moderated_paths"])
@@ -376,7 +399,11 @@ SECTIONS = [
      "X = protest, M = perceived appropriateness of the response, W = perceived pervasiveness of sex "
      "discrimination, Y = liking) with `moderated_paths=(\"a\",)` (PROCESS model 7) and "
      "`(\"a\", \"direct\")` (model 8). The data file is shown to be the example's data by the "
-     "descriptive statistics printed in a course handout that analyses it with PROCESS; the "
+     "descriptive statistics printed in a course handout that analyses it with PROCESS. PROCESS's "
+     "own printed output (4 decimals) is available for model 8 with the three-condition protest "
+     "variable: its moderator values and the predicted mediator and outcome at every condition and "
+     "moderator value, reproduced by fitting the focal indicator as `x` with the other indicator and "
+     "its product with W as covariates. For the two-condition models the "
      "regressions, the moderator values "
      "PROCESS probes (mean and mean +/- 1 SD; 16th, 50th and 84th percentiles at position p(n + 1)), "
      "the conditional indirect and direct effects and the index of moderated mediation are compared "

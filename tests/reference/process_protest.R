@@ -46,6 +46,35 @@ published <- list(
   )
 )
 
+# ---- PROCESS output printed for the example (plot option: predicted M and Y at each condition and
+# moderator value; 4 decimals): model 8 with the three-condition protest variable (indicator coding,
+# no protest = reference), as pasted into the SPSS and SAS example code of a course on PROCESS
+# (Module 6; its data file 'lawyer2' is this example with eval = liking and approp = respappr).
+printed_plot <- list(
+  source = paste("PROCESS output (plot=1) pasted into the SPSS and SAS example code, Module 6, of a",
+                 "course on mediation, moderation and conditional process analysis with PROCESS",
+                 "(public GitHub copy); data 'lawyer2' = the protest data, eval = liking,",
+                 "approp = respappr"),
+  command = "process y=eval/x=protest/m=approp/w=sexism/model=8/plot=1/mcx=1/seed=193456",
+  printed_decimals = 4,
+  moderator_values = c(4.25, 5.12, 5.896),
+  protest = rep(0:2, times = 3),
+  sexism = rep(c(4.25, 5.12, 5.896), each = 3),
+  respappr = c(4.3184, 4.6990, 5.3332, 3.8582, 5.0894, 5.5115, 3.4477, 5.4377, 5.6705),
+  liking = c(5.8991, 5.4610, 5.3418, 5.6568, 5.6908, 5.5421, 5.4407, 5.8957, 5.7207),
+  liking_at = "respappr at its sample mean"
+)
+published$process_model8_plot <- printed_plot
+# the printed values are those of the two regressions (a check of the transcription)
+d3 <- transform(d, d1 = as.numeric(protest == 1), d2 = as.numeric(protest == 2))
+nd <- data.frame(d1 = as.numeric(printed_plot$protest == 1), d2 = as.numeric(printed_plot$protest == 2),
+                 sexism = printed_plot$sexism, respappr = mean(d$respappr))
+fm <- lm(respappr ~ (d1 + d2) * sexism, data = d3)
+fy <- lm(liking ~ (d1 + d2) * sexism + respappr, data = d3)
+stopifnot(max(abs(predict(fm, nd) - printed_plot$respappr)) <= 0.5e-4,
+          max(abs(predict(fy, nd) - printed_plot$liking)) <= 0.5e-4,
+          max(abs(quantile(d$sexism, c(0.16, 0.5, 0.84), type = 6) - printed_plot$moderator_values)) <= 0.5e-4)
+
 # ---- PROCESS-style point estimates
 probe <- list(
   mean_sd = mean(d$sexism) + c(-1, 0, 1) * sd(d$sexism),
