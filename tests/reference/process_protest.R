@@ -48,13 +48,16 @@ published <- list(
 
 # ---- PROCESS output printed for the example (plot option: predicted M and Y at each condition and
 # moderator value; 4 decimals): model 8 with the three-condition protest variable (indicator coding,
-# no protest = reference), as pasted into the SPSS and SAS example code of a course on PROCESS
-# (Module 6; its data file 'lawyer2' is this example with eval = liking and approp = respappr).
+# no protest = reference), as pasted into the SPSS and SAS code of the GSERM course "Mediation,
+# Moderation, and Conditional Process Analysis II" (Module 6). The course's data file lawyer2 holds
+# the same 129 rows as psych::Garcia, with eval = liking and approp = respappr.
 printed_plot <- list(
-  source = paste("PROCESS output (plot=1) pasted into the SPSS and SAS example code, Module 6, of a",
-                 "course on mediation, moderation and conditional process analysis with PROCESS",
-                 "(public GitHub copy); data 'lawyer2' = the protest data, eval = liking,",
-                 "approp = respappr"),
+  source = paste("PROCESS output (plot=1), Module 6 of the GSERM course code for 'Mediation, Moderation,",
+                 "and Conditional Process Analysis II': github.com/akmontoya/GSERM-MMCPA-II,",
+                 "files 'SPSS/SPSS data and code/gserm2 course code.sps' and",
+                 "'SAS/SAS data and code/gserm2 course code.sas' (commit bd6d560a44613d8dbc56a7c32b6e6aa58f179801);",
+                 "its data 'SAS/SAS data and code/lawyer2.sas' are the protest data row for row",
+                 "(eval = liking, approp = respappr)"),
   command = "process y=eval/x=protest/m=approp/w=sexism/model=8/plot=1/mcx=1/seed=193456",
   printed_decimals = 4,
   moderator_values = c(4.25, 5.12, 5.896),
