@@ -152,7 +152,14 @@ def mediation(
     (w_(floor h + 1) - w_(floor h))``, and w_(1) or w_(n) when h falls outside
     [1, n] (R's ``quantile(type = 6)``, the SPSS default); this reproduces the
     moderator values PROCESS prints, which interpolating at (n - 1) p, R's and
-    numpy's default, does not. Conditional direct effects (model 8) are
+    numpy's default, does not. A categorical exposure with k groups in model 8
+    (PROCESS's ``mcx`` with indicator coding) is fitted once per indicator:
+    that indicator as ``x``, the other indicators and their products with W
+    as ``covariates`` (covariates enter both equations, as these terms do in
+    model 8); the equations are then PROCESS's and the conditional indirect
+    effects are the relative conditional indirect effects of that group
+    against the reference group.
+    Conditional direct effects (model 8) are
     ``c' + c'_xw w`` with the OLS standard error
     ``sqrt(V[c',c'] + w^2 V[c'_xw,c'_xw] + 2 w V[c',c'_xw])`` in ``delta_se``.
     Sensitivity: ``ACME(rho) = a sigma_1/sigma_2 (rho~ - rho sqrt((1-rho~^2)/(1-rho^2)))``,
