@@ -180,10 +180,11 @@ def mediation(
     25:51-71. Efron B (1987) J Am Stat Assoc 82:171-185.
 
     Validated against: lavaan::sem with ``:=`` effects and ``se = "bootstrap"``
-    (tests/reference/mediation.R), pingouin.mediation_analysis, and PROCESS
-    models 7 and 8 on Hayes' published "protest" example (Garcia et al. 2010;
-    ``stats::lm`` and a 40,000-resample bootstrap in
-    tests/reference/process_protest.R).
+    (tests/reference/mediation.R), pingouin.mediation_analysis, and Hayes'
+    "protest" example (Garcia et al. 2010): PROCESS's printed output for model
+    8 (moderator values, predicted mediator and outcome), and models 7 and 8
+    against ``stats::lm`` and a 40,000-resample bootstrap in R
+    (tests/reference/process_protest.R).
 
     Examples
     --------
