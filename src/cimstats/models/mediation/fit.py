@@ -77,9 +77,13 @@ def mediation(
         stage, model 14; ("a", "b"): model 58; ("a", "direct"): model 8).
     moderator_values : {"mean_sd", "percentiles"} or list of float, optional
         Values of W at which conditional effects are reported. Default
-        ``"mean_sd"``: the mean and the mean +/- 1 SD of W (or its two values if W
-        is binary); ``"percentiles"`` gives the 16th, 50th and 84th percentiles
-        (the PROCESS default). The values are fixed from the full sample.
+        ``"mean_sd"``: the mean and the mean +/- 1 SD of W (SD with n - 1; the
+        choice of PROCESS 2 and of Hayes 2013), or its two values if W is binary;
+        a value beyond the observed range is replaced by the minimum or maximum
+        of W, as PROCESS does, and the replacement is named in
+        ``moderator_values_rule``. ``"percentiles"`` gives the 16th, 50th and
+        84th percentiles computed as PROCESS 3 and later compute them (see
+        Notes). The values are fixed from the full sample.
     cluster : str, optional
         Cluster identifier (e.g. ``practice_id``): the bootstrap resamples whole
         clusters.
@@ -142,6 +146,22 @@ def mediation(
     (Zhang, Zyphur & Preacher 2009). The within coefficients equal the
     fixed-effects (within-cluster) estimates; the equations are fitted by OLS and
     the clustering is handled by the cluster bootstrap, not by random effects.
+    Moderator values: with ``"percentiles"`` the p-th percentile of the n
+    complete values sorted as w_(1) <= ... <= w_(n) is taken at position
+    h = p (n + 1) with linear interpolation, ``w_(floor h) + (h - floor h)
+    (w_(floor h + 1) - w_(floor h))``, and w_(1) or w_(n) when h falls outside
+    [1, n] (R's ``quantile(type = 6)``, the SPSS default); this reproduces the
+    moderator values PROCESS prints, which interpolating at (n - 1) p, R's and
+    numpy's default, does not. A categorical exposure with k groups in model 8
+    (PROCESS's ``mcx`` with indicator coding) is fitted once per indicator:
+    that indicator as ``x``, the other indicators and their products with W
+    as ``covariates`` (covariates enter both equations, as these terms do in
+    model 8); the equations are then PROCESS's and the conditional indirect
+    effects are the relative conditional indirect effects of that group
+    against the reference group.
+    Conditional direct effects (model 8) are
+    ``c' + c'_xw w`` with the OLS standard error
+    ``sqrt(V[c',c'] + w^2 V[c'_xw,c'_xw] + 2 w V[c',c'_xw])`` in ``delta_se``.
     Sensitivity: ``ACME(rho) = a sigma_1/sigma_2 (rho~ - rho sqrt((1-rho~^2)/(1-rho^2)))``,
     zero at ``rho = rho~`` (Imai, Keele & Yamamoto 2010).
 
@@ -152,13 +172,19 @@ def mediation(
     References
     ----------
     Hayes AF (2022). Introduction to Mediation, Moderation, and Conditional
-    Process Analysis, 3rd ed. Guilford. Preacher KJ, Rucker DD, Hayes AF (2007)
+    Process Analysis, 3rd ed. Guilford. Hayes AF (2015) Multivariate Behav Res
+    50:1-22 (index of moderated mediation). Garcia DM, Schmitt MT, Branscombe
+    NR, Ellemers N (2010) Eur J Soc Psychol 40:733-745. Preacher KJ, Rucker DD, Hayes AF (2007)
     Multivariate Behav Res 42:185-227. Zhang Z, Zyphur MJ, Preacher KJ (2009)
     Organ Res Methods 12:695-719. Imai K, Keele L, Yamamoto T (2010) Stat Sci
     25:51-71. Efron B (1987) J Am Stat Assoc 82:171-185.
 
     Validated against: lavaan::sem with ``:=`` effects and ``se = "bootstrap"``
-    (tests/reference/mediation.R), pingouin.mediation_analysis.
+    (tests/reference/mediation.R), pingouin.mediation_analysis, and Hayes'
+    "protest" example (Garcia et al. 2010): PROCESS's printed output for model
+    8 (moderator values, predicted mediator and outcome), and models 7 and 8
+    against ``stats::lm`` and a 40,000-resample bootstrap in R
+    (tests/reference/process_protest.R).
 
     Examples
     --------
@@ -502,14 +528,25 @@ def _check_numeric(s: pd.Series, name: str, arg: str) -> None:
 
 
 def _moderator_values(w: np.ndarray, spec) -> tuple[list[float], str]:
+    """Values of the moderator for conditional effects, and the rule that chose them (PROCESS's rules)."""
     uniq = np.unique(w)
     if spec is None or (isinstance(spec, str) and spec == "mean_sd"):
         if spec is None and len(uniq) == 2:
             return [float(u) for u in uniq], "the two values of the binary moderator"
         mu, sd = float(w.mean()), float(w.std(ddof=1))
-        return [mu - sd, mu, mu + sd], "mean and mean +/- 1 SD"
+        values, notes = [mu - sd, mu, mu + sd], []
+        lo, hi = float(w.min()), float(w.max())
+        if values[0] < lo:
+            notes.append(f"mean - 1 SD = {values[0]:.4g} lies below the minimum, which replaces it")
+            values[0] = lo
+        if values[2] > hi:
+            notes.append(f"mean + 1 SD = {values[2]:.4g} lies above the maximum, which replaces it")
+            values[2] = hi
+        return values, "mean and mean +/- 1 SD" + (f" ({'; '.join(notes)})" if notes else "")
     if isinstance(spec, str) and spec == "percentiles":
-        return [float(v) for v in np.percentile(w, [16, 50, 84])], "16th, 50th and 84th percentiles"
+        # position p(n + 1) with linear interpolation (R type 6), as PROCESS computes them
+        values = np.percentile(w, [16, 50, 84], method="weibull")
+        return [float(v) for v in values], "16th, 50th and 84th percentiles (position p(n + 1), as in PROCESS)"
     if isinstance(spec, str):
         raise ModelSpecificationError(f"`moderator_values=` is {spec!r}; expected 'mean_sd', 'percentiles' "
                                       f"or a list of numbers.")
