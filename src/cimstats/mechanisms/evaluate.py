@@ -482,19 +482,26 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
             continue
         r = t.loc[lv]
         vals = {k: (None if pd.isna(r.get(k)) else float(r.get(k))) for k in
-                ("delta_cfi", "delta_rmsea", "p_diff", "chisq_diff", "df_diff", "cfi", "rmsea")}
+                ("delta_cfi", "delta_rmsea", "p_diff", "chisq_diff", "df_diff", "cfi", "rmsea", "srmr")}
+        i = INVARIANCE_LEVELS.index(lv)
+        prev_lv = next((p_ for p_ in reversed(INVARIANCE_LEVELS[:i]) if p_ in t.index), None)
+        prev_srmr = t.loc[prev_lv, "srmr"] if prev_lv is not None and "srmr" in t.columns else np.nan
+        vals["delta_srmr"] = (None if vals["srmr"] is None or pd.isna(prev_srmr)
+                              else vals["srmr"] - float(prev_srmr))
         if lv == "configural":
             held[lv] = ("holds", f"configural model fitted: CFI {vals['cfi']:.3f}, RMSEA {vals['rmsea']:.3f}", vals)
             continue
         if not prev_ok:
             held[lv] = ("not testable", "a lower level of invariance did not hold", vals)
             continue
-        dc, dr, p = vals["delta_cfi"], vals["delta_rmsea"], vals["p_diff"]
-        fit_ok = dc is not None and dr is not None and dc >= -rules.max_cfi_drop and dr <= rules.max_rmsea_rise
+        dc, dr, ds, p = vals["delta_cfi"], vals["delta_rmsea"], vals["delta_srmr"], vals["p_diff"]
+        fit_ok = fit_change_holds(rules, lv, dc, dr, ds)
         chi_ok = p is not None and p >= rules.alpha
         ok = {"fit_change": fit_ok, "chisq": chi_ok, "both": fit_ok and chi_ok}[rules.invariance_criterion]
-        txt = (f"against the previous level: delta CFI {dc:+.4f}, delta RMSEA {dr:+.4f}, chi-square difference "
-               f"{vals['chisq_diff']:.2f} on {vals['df_diff']:.0f} df, p = {p:.3g}") if None not in (dc, dr, p) else "fit change unavailable"
+        srmr_txt = f", delta SRMR {ds:+.4f}" if ds is not None else ""
+        txt = (f"against the previous level: delta CFI {dc:+.4f}, delta RMSEA {dr:+.4f}{srmr_txt}, chi-square "
+               f"difference {vals['chisq_diff']:.2f} on {vals['df_diff']:.0f} df, p = {p:.3g}"
+               ) if None not in (dc, dr, p) else "fit change unavailable"
         held[lv] = ("holds" if ok else "fails", txt, vals)
         prev_ok = ok
         if not ok:
@@ -505,6 +512,30 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
                                "p_value": v[2].get("p_diff"), "ci_lower": np.nan, "ci_upper": np.nan}
                               for lv, v in held.items()])
     fit.diagnostics = "; ".join(f"{lv}: {v[0]}" for lv, v in held.items())
+
+
+def fit_change_holds(rules: VerdictRules, level: str, delta_cfi, delta_rmsea, delta_srmr) -> bool:
+    """Chen's (2007) rule: a level fails only when CFI drops by more than ``max_cfi_drop``, supplemented
+    by an RMSEA rise above ``max_rmsea_rise`` or an SRMR rise above the level's SRMR cut-off.
+
+    >>> from cimstats.mechanisms.rules import VerdictRules
+    >>> r = VerdictRules()
+    >>> fit_change_holds(r, "metric", -0.005, 0.019, 0.004)   # RMSEA rises, CFI holds: invariance holds
+    True
+    >>> fit_change_holds(r, "metric", -0.012, 0.019, 0.004)   # CFI drop supplemented by RMSEA: fails
+    False
+    >>> fit_change_holds(r, "scalar", -0.012, 0.005, 0.012)   # CFI drop supplemented by SRMR: fails
+    False
+    >>> fit_change_holds(r, "scalar", -0.012, 0.005, 0.004)   # CFI drop alone: holds
+    True
+    """
+    if delta_cfi is None or delta_rmsea is None:
+        return False
+    if delta_cfi >= -rules.max_cfi_drop:
+        return True
+    srmr_cut = rules.max_srmr_rise_metric if level == "metric" else rules.max_srmr_rise_scalar
+    supplemented = delta_rmsea > rules.max_rmsea_rise or (delta_srmr is not None and delta_srmr > srmr_cut)
+    return not supplemented
 
 
 def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:

@@ -106,7 +106,7 @@ class MechanismResult:
 
             raise PlanError("`rules` changes the confidence level, which needs refitting; call "
                             "cimstats.test_mechanisms(..., level=...) instead.")
-        inv = ["invariance_criterion", "max_cfi_drop", "max_rmsea_rise"]
+        inv = ["invariance_criterion", "max_cfi_drop", "max_rmsea_rise", "max_srmr_rise_metric", "max_srmr_rise_scalar"]
         if isinstance(rule_fn, VerdictRules) and {rule_fn.invariance_criterion, base.invariance_criterion} & {"chisq",
                                                                                                               "both"}:
             inv.append("alpha")  # the chi-square difference test uses alpha

@@ -34,11 +34,20 @@ class VerdictRules:
         multiple-testing adjustment was requested.
     alpha : float, default 0.05
     invariance_criterion : {"fit_change", "chisq", "both"}, default "fit_change"
-        When a level of measurement invariance holds: the change in fit from
-        the previous step is small (CFI drops by at most ``max_cfi_drop`` and
-        RMSEA rises by at most ``max_rmsea_rise``; Chen 2007), the chi-square
-        difference test is not significant at ``alpha``, or both.
-    max_cfi_drop, max_rmsea_rise : float
+        When a level of measurement invariance holds. ``"fit_change"`` follows
+        Chen (2007): a level fails when, against the previous level, CFI drops
+        by more than ``max_cfi_drop`` *supplemented by* a rise in RMSEA above
+        ``max_rmsea_rise`` or in SRMR above ``max_srmr_rise_metric`` (equal
+        loadings) or ``max_srmr_rise_scalar`` (equal intercepts, equal
+        residuals); otherwise it holds. ``"chisq"``: the chi-square difference
+        test is not significant at ``alpha``. ``"both"``: both of these.
+    max_cfi_drop, max_rmsea_rise, max_srmr_rise_metric, max_srmr_rise_scalar : float
+        Chen's cut-offs by default (0.010, 0.015, 0.030, 0.010).
+
+    References
+    ----------
+    Chen FF (2007). Sensitivity of goodness of fit indexes to lack of
+    measurement invariance. Structural Equation Modeling 14(3):464-504.
     """
 
     level: float = 0.95
@@ -47,6 +56,8 @@ class VerdictRules:
     invariance_criterion: str = "fit_change"
     max_cfi_drop: float = 0.01
     max_rmsea_rise: float = 0.015
+    max_srmr_rise_metric: float = 0.030
+    max_srmr_rise_scalar: float = 0.010
 
     def __post_init__(self):
         problems = []
@@ -88,10 +99,12 @@ class VerdictRules:
         else:
             core = (f"supported when {self.basis.replace('_', ' ')} < {self.alpha:g} with the estimate on the expected "
                     f"side; contrary when on the other side; otherwise not supported")
-        inv = {"fit_change": f"CFI drop <= {self.max_cfi_drop:g} and RMSEA rise <= {self.max_rmsea_rise:g}",
+        fit_change = (f"CFI does not drop by more than {self.max_cfi_drop:g}, or it does but neither RMSEA rises "
+                      f"by more than {self.max_rmsea_rise:g} nor SRMR by more than {self.max_srmr_rise_metric:g} "
+                      f"(loadings) or {self.max_srmr_rise_scalar:g} (intercepts, residuals) (Chen 2007)")
+        inv = {"fit_change": fit_change,
                "chisq": f"chi-square difference p >= {self.alpha:g}",
-               "both": f"chi-square difference p >= {self.alpha:g}, CFI drop <= {self.max_cfi_drop:g} and RMSEA "
-                       f"rise <= {self.max_rmsea_rise:g}"}[self.invariance_criterion]
+               "both": f"chi-square difference p >= {self.alpha:g} and {fit_change}"}[self.invariance_criterion]
         return (f"Verdicts: {core}. Measurement invariance holds at a level when, against the previous level, {inv}. "
                 f"Not testable: a variable is absent, a wave is missing, a model could not be fitted, or the "
                 f"invariance the comparison needs did not hold.")
