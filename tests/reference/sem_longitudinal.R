@@ -71,12 +71,16 @@ FIT_KEYS <- c("npar", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea.ci.
 ROBUST_KEYS <- c("chisq.scaled", "chisq.scaling.factor", "pvalue.scaled", "cfi.robust", "tli.robust",
                  "rmsea.robust")
 
+# lavaan's EM for the saturated moments under FIML stops at a relative change of 1e-5 by default,
+# which moves the FIML-corrected robust indices in the fourth digit: a tight tolerance is used
+EM <- list(em.h1.tol = 1e-10, em.h1.iter.max = 10000L)
+
 run_case <- function(wide, items, waves, missing, estimator, free_int = character(0)) {
   steps <- c("configural", "metric", "scalar", "strict")
   fits <- list()
   for (s in steps) {
-    fits[[s]] <- cfa(long_syntax(items, waves, s, free_int = free_int), data = wide, meanstructure = TRUE,
-                     missing = missing, estimator = estimator)
+    fits[[s]] <- do.call("cfa", c(list(long_syntax(items, waves, s, free_int = free_int), data = wide,
+                                      meanstructure = TRUE, missing = missing, estimator = estimator), EM))
   }
   lrt <- lavTestLRT(fits$configural, fits$metric, fits$scalar, fits$strict)
   lrt <- data.frame(model = rownames(lrt), as.data.frame(lrt), check.names = TRUE)
@@ -97,9 +101,9 @@ meas_eq_case <- function(wide, items, waves, missing) {
   eq <- list(configural = "", metric = "loadings", scalar = c("loadings", "intercepts"),
              strict = c("loadings", "intercepts", "residuals"))
   fits <- lapply(eq, function(e) {
-    measEq.syntax(conf, data = wide, ID.fac = "marker", longFacNames = list(F = fac), longIndNames = long_ind,
-                  long.equal = if (identical(e, "")) "" else e, auto = "all", missing = missing,
-                  return.fit = TRUE)
+    do.call("measEq.syntax", c(list(conf, data = wide, ID.fac = "marker", longFacNames = list(F = fac),
+                                  longIndNames = long_ind, long.equal = if (identical(e, "")) "" else e,
+                                  auto = "all", missing = missing, return.fit = TRUE), EM))
   })
   lapply(fits, function(f) as.list(fitMeasures(f)[c("npar", "chisq", "df", "cfi", "rmsea", "srmr")]))
 }

@@ -60,6 +60,13 @@ def _wave_text(w) -> str:
     return _SAFE.sub("_", str(w))
 
 
+def _show(v) -> str:
+    """A value as the user wrote it (numpy scalars as plain numbers, strings quoted)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return repr(v)
+
+
 def wide_name(name: str, wave) -> str:
     """The wide column (or factor) name of ``name`` at ``wave``: ``<name>_w<wave>``.
 
@@ -256,7 +263,7 @@ def _check_columns(df, items, id, wave):
         bad = df[col].isna().to_numpy()
         if bad.any():
             raise ModelSpecificationError(
-                f"Column '{col}' is missing in {int(bad.sum())} row(s) (first at row {df.index[bad][0]!r}); "
+                f"Column '{col}' is missing in {int(bad.sum())} row(s) (first at row {_show(df.index[bad][0])}); "
                 f"every row must name its person and wave, so fill or remove those rows."
             )
     return items
@@ -282,7 +289,7 @@ def _to_wide(df, items, id, wave, waves, factor):
     texts = [_wave_text(w) for w in waves]
     if len(set(texts)) < len(texts):
         raise ModelSpecificationError(
-            f"The waves {', '.join(map(repr, waves))} give the same column suffixes ({', '.join(texts)}); "
+            f"The waves {', '.join(map(_show, waves))} give the same column suffixes ({', '.join(texts)}); "
             f"recode column '{wave}' to distinct labels."
         )
     sub = df.loc[df[wave].isin(waves), [id, wave] + items]
@@ -290,7 +297,7 @@ def _to_wide(df, items, id, wave, waves, factor):
         at = sub.loc[sub[wave] == w, items]
         if len(at) == 0 or at.isna().all(axis=None):
             raise ModelSpecificationError(
-                f"Wave {w!r} has no {'rows' if len(at) == 0 else 'observed item values'} in `data` "
+                f"Wave {_show(w)} has no {'rows' if len(at) == 0 else 'observed item values'} in `data` "
                 f"(waves found in column '{wave}': {', '.join(map(str, sorted(present, key=str)))}); "
                 f"drop it from `waves=`."
             )
@@ -299,7 +306,7 @@ def _to_wide(df, items, id, wave, waves, factor):
         ex = sub.loc[dup].iloc[0]
         raise ModelSpecificationError(
             f"`data` has {int(sub.loc[dup, [id, wave]].drop_duplicates().shape[0])} person-wave pair(s) with more "
-            f"than one row (e.g. {id} {ex[id]!r} at {wave} {ex[wave]!r}); keep one row per person and wave."
+            f"than one row (e.g. {id} {_show(ex[id])} at {wave} {_show(ex[wave])}); keep one row per person and wave."
         )
     people = pd.Index(pd.unique(sub[id]), name=id)
     wide = pd.DataFrame({id: people})
