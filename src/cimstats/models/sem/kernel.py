@@ -23,6 +23,9 @@ Gradients are analytic: for any objective with matrix derivative
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 from scipy import linalg as sla
 
@@ -524,8 +527,15 @@ def _duplication(p):
     return D
 
 
+_H1_INFO_CACHE: OrderedDict = OrderedDict()
+
+
 def missing_h1_information(gk: GroupKernel, Sigma, mu):
     """Observed information per observation of the saturated model under missing data.
+
+    A pure function of the data and ``(Sigma, mu)``: the last few results are
+    kept, so that a sequence of models fitted to the same data (an invariance
+    sequence) computes the information at the saturated moments once.
 
     Analytic, at any (Sigma, mu), in the (mu, vech Sigma) order; per pattern
     with ``K = Sigma_oo^-1``, ``d = ybar_p - mu_o``, ``W = S_p + d d'`` and
@@ -533,6 +543,27 @@ def missing_h1_information(gk: GroupKernel, Sigma, mu):
     ``I_sigma_a,sigma_b = tr(E_a K E_b M) - tr(E_a K E_b K) / 2``, weighted by
     the share of rows with the pattern (patterns batched by size).
     """
+    Sigma = np.ascontiguousarray(Sigma, dtype=float)
+    mu = np.ascontiguousarray(mu, dtype=float)
+    h = hashlib.blake2b(digest_size=20)
+    # the pattern statistics are all the computation uses of the data
+    arrays = [Sigma, mu] + [np.ascontiguousarray(bt[k]) for bt in gk.batches for k in ("obs", "n", "ybar", "S")]
+    for a in arrays:
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    key = h.digest()
+    hit = _H1_INFO_CACHE.get(key)
+    if hit is None:
+        hit = _missing_h1_information(gk, Sigma, mu)
+        _H1_INFO_CACHE[key] = hit
+        while len(_H1_INFO_CACHE) > 8:
+            _H1_INFO_CACHE.popitem(last=False)
+    else:
+        _H1_INFO_CACHE.move_to_end(key)
+    return hit.copy()
+
+
+def _missing_h1_information(gk: GroupKernel, Sigma, mu):
     p = gk.p
     I_, J_ = np.triu_indices(p)
     nv = I_.size
