@@ -50,7 +50,7 @@ def timed(fn, repeat):
 def lavaan_time(wide, missing, repeat):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wide.to_csv(tmp / "wide.csv", index=False, na="")
+        wide.to_csv(tmp / "wide.csv", index=False, na_rep="")
         models = {s: longitudinal_syntax(ITEMS, [0, 1], step=s) for s in STEPS}
         for s, m in models.items():
             (tmp / f"{s}.lav").write_text(m)
