@@ -413,13 +413,19 @@ def longitudinal_invariance(data, items, *, id: str, wave: str, waves=None, fact
         fits <- lapply(syntaxes, cfa, data = w, meanstructure = TRUE)  # missing = "fiml"
         lavTestLRT(fits$configural, fits$metric, fits$scalar, fits$strict)
 
-    or with semTools: ``measEq.syntax(configural.model, data = w,
-    longFacNames = list(F = c("F_w0", "F_w1")), ID.fac = "marker",
-    long.equal = c("loadings", "intercepts", "residuals"), auto = 1L)``.
+    or with semTools (equivalent models: the same chi-square, df and fit
+    indices)::
 
-    Validated against: lavaan 0.6 ``cfa()`` + ``lavTestLRT()`` and
-    ``semTools::measEq.syntax`` on the demo study's collective-efficacy items
-    (tests/reference/sem_longitudinal.R).
+        measEq.syntax("F_w0 =~ a_w0 + b_w0 + c_w0; F_w1 =~ a_w1 + b_w1 + c_w1",
+                      data = w, ID.fac = "marker", longFacNames = list(F = c("F_w0", "F_w1")),
+                      longIndNames = list(a = c("a_w0", "a_w1"), b = c("b_w0", "b_w1"),
+                                          c = c("c_w0", "c_w1")),
+                      long.equal = c("loadings", "intercepts"), auto = "all", return.fit = TRUE)
+
+    Validated against: lavaan 0.6-14 ``cfa()`` + ``lavTestLRT()`` (ML and MLR,
+    listwise and FIML) and semTools 0.5-6 ``measEq.syntax`` on the demo study's
+    collective-efficacy items at waves 0 and 1, and on three waves with a
+    planted non-invariant intercept (tests/reference/sem_longitudinal.R).
 
     References
     ----------
@@ -453,10 +459,11 @@ def longitudinal_invariance(data, items, *, id: str, wave: str, waves=None, fact
         raise ModelSpecificationError(f"`factor` is {factor!r}; expected a name of letters, digits and '_'.")
     items = _check_columns(df, items, id, wave)
     wide, waves, columns, present_at = _to_wide(df, items, id, wave, waves, factor)
-    clash = set(columns["column"]) & {id}
-    if clash or wide_name(factor, waves[0]) in set(columns["column"]):
+    clash = sorted(set(columns["column"]) & ({id} | {wide_name(factor, w) for w in waves}))
+    if clash:
         raise ModelSpecificationError(
-            f"`factor` '{factor}' or `id` '{id}' gives a name that is also an item column; rename the factor."
+            f"The wide column name {clash[0]!r} would be both an item at a wave and the `id` column or a factor; "
+            f"rename the `factor` or the column."
         )
     for s in steps:  # unknown partial entries are reported before any fitting
         longitudinal_syntax(items, waves, factor=factor, step=s, partial=partial)
