@@ -294,3 +294,55 @@ def test_partial_item_name_frees_all_its_parameters():
     full = longitudinal_invariance(d, ITEMS, id="pid", wave="wave").table.set_index("model")
     assert full.loc["metric", "df_diff"] == 3 and full.loc["strict", "df_diff"] == 4
     assert math.isclose(t.loc["configural", "chisq"], full.loc["configural", "chisq"], rel_tol=1e-10)
+
+
+# --------------------------------------------------------------------------- reshaping
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from cimstats.models.sem.longitudinal import _to_wide  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_reshaping_is_lossless(data):
+    """Every value of the long table at a chosen wave lands in its person's <item>_w<wave> column;
+    people absent at a wave have no values there; nothing else appears."""
+    n = data.draw(st.integers(1, 12))
+    waves = data.draw(st.lists(st.sampled_from(["t1", "t2", "t3", 4]), min_size=2, max_size=4, unique=True))
+    rows = []
+    for i in range(n):
+        for w in waves:
+            if i == 0 or data.draw(st.booleans()):
+                vals = data.draw(st.lists(st.one_of(st.none(), st.floats(-5, 5)), min_size=3, max_size=3))
+                if i == 0:  # every wave has an observed value (otherwise the wave is refused)
+                    vals[0] = 1.0
+                rows.append(dict(pid=f"id{i}", wave=w, a=vals[0], b=vals[1], c=vals[2]))
+    long = pd.DataFrame(rows).sample(frac=1.0, random_state=data.draw(st.integers(0, 99)))
+    long["wave"] = long["wave"].astype(object)
+    for c in "abc":
+        long[c] = pd.to_numeric(long[c]).astype(float)
+    use = data.draw(st.permutations(waves))
+    wide, got_waves, cols, present = _to_wide(long, ["a", "b", "c"], "pid", "wave", use, "F")
+    assert got_waves == tuple(use)
+    assert sorted(wide["pid"]) == sorted(long["pid"].unique())
+    assert list(cols["column"]) == [wide_name(it, w) for w in use for it in "abc"]
+    assert int(wide[cols["column"]].notna().sum().sum()) == int(long[["a", "b", "c"]].notna().sum().sum())
+    w_of = wide.set_index("pid")
+    for r in long.itertuples(index=False):
+        for it in "abc":
+            v = w_of.loc[r.pid, wide_name(it, r.wave)]
+            assert (np.isnan(v) and np.isnan(getattr(r, it))) or v == getattr(r, it)
+    k = {w: j for j, w in enumerate(use)}
+    for pid, w in zip(long["pid"], long["wave"]):
+        assert present[list(wide["pid"]).index(pid), k[w]]
+    assert present.sum() == len(long)
+
+
+def test_string_waves_name_the_columns():
+    d = _small()
+    d["wave"] = d["wave"].map({0: "baseline", 1: "follow-up"})
+    res = longitudinal_invariance(d, ITEMS, id="pid", wave="wave", steps=("configural", "metric"))
+    assert res.waves == ("baseline", "follow-up") and res.group == "waves baseline, follow-up"
+    assert list(res.wide.columns[:3]) == ["pid", "q1_wbaseline", "q2_wbaseline"]
+    assert "F_wfollow_up" in set(res.fits["metric"].tidy()["lhs"])
