@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "gee": "cimstats.models.glmm.gee",
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
+    "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "mediation": "cimstats.models.mediation.fit",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",

@@ -19,6 +19,7 @@ import importlib
 _EXPORTS: dict[str, str] = {
     "sem": "cimstats.models.sem.fit",
     "invariance": "cimstats.models.sem.invariance",
+    "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "SEMResult": "cimstats.models.sem.results",
     "lmm": "cimstats.models.mixed",
     "anova": "cimstats.models.mixed",

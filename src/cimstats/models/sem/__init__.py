@@ -1,6 +1,7 @@
 """Structural equation models built around one parameter table (as lavaan).
 
-Public names: :func:`sem`, :func:`invariance`, :class:`SEMResult`,
+Public names: :func:`sem`, :func:`invariance`, :func:`longitudinal_invariance`,
+:func:`longitudinal_syntax`, :class:`InvarianceResult`, :class:`SEMResult`,
 :func:`parse_model`, :func:`bootstrap`.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 from cimstats.models.sem.bootstrap import BootstrapResult, bootstrap
 from cimstats.models.sem.fit import sem
 from cimstats.models.sem.invariance import InvarianceResult, invariance
+from cimstats.models.sem.longitudinal import longitudinal_invariance, longitudinal_syntax
 from cimstats.models.sem.results import SEMResult
 from cimstats.models.sem.syntax import parse_model
 
-__all__ = ["BootstrapResult", "InvarianceResult", "SEMResult", "bootstrap", "invariance", "parse_model", "sem"]
+__all__ = ["BootstrapResult", "InvarianceResult", "SEMResult", "bootstrap", "invariance", "longitudinal_invariance",
+           "longitudinal_syntax", "parse_model", "sem"]
