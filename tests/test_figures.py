@@ -462,7 +462,7 @@ def test_invariance_plot_demo(inv_fit):
         assert ptxt in fig.alt_text
         assert ptxt in texts
         assert f"Δχ²({int(r.df_diff)}) = {fmt.estimate(r.chisq_diff, 2)}" in texts
-    assert "cut-offs −0.010 for CFI and +0.015 for RMSEA" in fig.alt_text
+    assert "cut-offs −0.010 for CFI, supplemented by +0.015 for RMSEA" in fig.alt_text
     assert "−0.010" in texts and "+0.015" in texts and "cut-off" in texts
     # the demo study plants invariant measurement: every step within the cut-offs
     assert (d["holds"].iloc[1:] == 1).all()
@@ -488,7 +488,21 @@ def test_invariance_plot_flags_planted_non_invariance():
     held = dict(zip(fig.data["model"], fig.data["holds"]))
     assert held["metric"] == 0 and held["scalar"] == 0
     assert fig.alt_text.endswith("invariance holds up to the configural model.")
-    assert "beyond a cut-off" in fig.alt_text and "p <0.001" in fig.alt_text
+    assert "fails by Chen's rule" in fig.alt_text and "p <0.001" in fig.alt_text
+
+
+def test_invariance_table_follows_chens_rule():
+    """An RMSEA rise alone does not reject a level; a CFI drop supplemented by RMSEA or SRMR does."""
+    base = dict(npar=1.0, df=1.0, chisq=1.0, chisq_diff=1.0, df_diff=1.0, p_diff=0.5, tli=1.0, aic=0.0, bic=0.0)
+    rows = [dict(model="configural", cfi=1.000, rmsea=0.000, srmr=0.030, delta_cfi=np.nan, delta_rmsea=np.nan),
+            dict(model="metric", cfi=0.995, rmsea=0.019, srmr=0.035, delta_cfi=-0.005, delta_rmsea=0.019),
+            dict(model="scalar", cfi=0.983, rmsea=0.022, srmr=0.050, delta_cfi=-0.012, delta_rmsea=0.003),
+            dict(model="strict", cfi=0.975, rmsea=0.023, srmr=0.052, delta_cfi=-0.008, delta_rmsea=0.001)]
+    t = pd.DataFrame([{**base, **r} for r in rows])
+    held = invariance_table(t)["holds"].tolist()
+    assert np.isnan(held[0])
+    # metric: RMSEA +0.019 alone -> holds; scalar: CFI -0.012 with SRMR +0.015 (> 0.010) -> fails
+    assert held[1:] == [1.0, 0.0, 1.0]
 
 
 def test_invariance_plot_error_paths(inv_fit, sem_fit):

@@ -145,9 +145,38 @@ def test_mediation_estimates_near_planted_effects(result):
 
 def test_invariance_gates_mediation(result):
     t = result.table.set_index("hypothesis_id")
-    assert "metric invariance holds" in t.loc["CE1", "diagnostics"]
+    assert "metric invariance across country holds" in t.loc["CE1", "diagnostics"]
     levels = result.fit("ce_invariance").table["model"].tolist()
     assert levels[:3] == ["configural", "metric", "scalar"]
+
+
+def test_longitudinal_invariance_gates_change_in_collective_efficacy(result):
+    """CE6 compares collective efficacy between waves: scalar invariance across waves is checked first."""
+    t = result.table.set_index("hypothesis_id")
+    assert "scalar invariance across waves holds" in t.loc["CE6", "diagnostics"], t.loc["CE6", "diagnostics"]
+    m = result.models.set_index("model_id")
+    assert m.loc["ce_wave_invariance", "status"] == "fitted"
+    assert "longitudinal CFA" in m.loc["ce_wave_invariance", "model"]
+    levels = result.fit("ce_wave_invariance").table["model"].tolist()
+    assert levels[:3] == ["configural", "metric", "scalar"]
+    # the people in the longitudinal fit are counted, with those set aside (not retained, items missing)
+    n, dropped = m.loc["ce_wave_invariance", "nobs"], m.loc["ce_wave_invariance", "n_dropped"]
+    assert 0 < n < m.loc["ce_invariance", "nobs"] and dropped > 0
+    # every patient of the study is either in the fit or counted as set aside
+    assert n + dropped == m.loc["ce_invariance", "nobs"] + m.loc["ce_invariance", "n_dropped"]
+
+
+def test_failed_longitudinal_invariance_makes_change_hypothesis_not_testable(study):
+    P = study.patients.copy()
+    follow_up = P["wave"] == 1
+    for it in ("ce_2", "ce_3"):  # two items shift upwards at follow-up only: their intercepts differ
+        P.loc[follow_up, it] = (P.loc[follow_up, it] + 1).clip(upper=5)
+    res = test_mechanisms((P, study.alters), hypotheses=["CE6"], n_boot=100, seed=1)
+    t = res.table.set_index("hypothesis_id")
+    assert t.loc["CE6", "verdict"] == "not testable"
+    why = t.loc["CE6", "verdict_reason"]
+    assert "scalar" in why and "across waves" in why, why
+    assert "ce_invariance" not in res.models["model_id"].tolist()  # only the invariance CE6 needs is fitted
 
 
 def test_scalar_invariance_recovered(result):

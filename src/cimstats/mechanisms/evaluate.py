@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import CimstatsError, PlanError
+from cimstats.models.sem.criteria import fit_change_holds as _chen_holds
 
-from .plan import INVARIANCE_LEVELS, Plan, default_plan, read_plan
+from .plan import INVARIANCE_LEVELS, Plan, default_plan, invariance_models_for, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
 
@@ -254,6 +255,11 @@ class _Workspace:
         lvl = spec.get("level", "ego")
         wave = spec.get("wave")
         if spec["template"] == "invariance":
+            if spec["group"] == "wave":  # longitudinal: the same people at each wave (long format)
+                if len(self.waves) < 2:
+                    raise _Unavailable(f"longitudinal invariance needs two waves; the data hold wave(s) "
+                                       f"{', '.join(map(str, self.waves))} only")
+                return self.ego_frame([_ID, "wave"] + self.items_of(spec["construct"]), None)
             return self.ego_frame(self.items_of(spec["construct"]) + [spec["group"]], wave)
         names = self.plan.required_variables(model_id)
         if lvl == "ego":
@@ -443,10 +449,14 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
     from cimstats.errors import EstimationError, ModelSpecificationError
 
     group = spec["group"]
+    longitudinal = group == "wave"
     model = f"{spec['construct'].upper()}_F =~ " + " + ".join(items)
-    n_all = len(frame)
     missing = spec.get("missing", "listwise")
-    frame = frame.dropna(subset=[group] if missing == "fiml" else items + [group]).reset_index(drop=True)
+    if longitudinal:
+        n_all = frame[_ID].nunique()
+    else:
+        n_all = len(frame)
+        frame = frame.dropna(subset=[group] if missing == "fiml" else items + [group]).reset_index(drop=True)
     top = INVARIANCE_LEVELS.index(needed)
     steps = list(INVARIANCE_LEVELS[: max(top, 1) + 1])
     failed: dict[str, str] = {}
@@ -455,13 +465,25 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = cimstats.invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
+                if longitudinal:
+                    res = cimstats.longitudinal_invariance(frame, items, id=_ID, wave="wave", steps=tuple(steps),
+                                                           missing=missing)
+                else:
+                    res = cimstats.invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
         except (ModelSpecificationError, EstimationError, np.linalg.LinAlgError) as exc:
             failed[steps[-1]] = str(exc).split(";")[0]
             steps = steps[:-1]
-    fit.nobs, fit.n_dropped = len(frame), n_all - len(frame)
-    fit.description = (f"multi-group CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' across {group} "
-                       f"({frame[group].nunique()} groups)")
+    if longitudinal:
+        used = _people_used(res, n_all)
+        fit.nobs, fit.n_dropped = used, n_all - used
+        waves = sorted(frame["wave"].dropna().unique())
+        fit.description = (f"longitudinal CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' at waves "
+                           f"{', '.join(str(int(w)) for w in waves)} (one factor per wave, each item's residuals "
+                           f"correlated across waves)")
+    else:
+        fit.nobs, fit.n_dropped = len(frame), n_all - len(frame)
+        fit.description = (f"multi-group CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' across "
+                           f"{group} ({frame[group].nunique()} groups)")
     held: dict[str, tuple[str, str, dict]] = {}
     if res is None:
         fit.status, fit.reason = "not testable", f"the configural model could not be fitted ({failed.get('configural', '')})"
@@ -514,28 +536,22 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
     fit.diagnostics = "; ".join(f"{lv}: {v[0]}" for lv, v in held.items())
 
 
-def fit_change_holds(rules: VerdictRules, level: str, delta_cfi, delta_rmsea, delta_srmr) -> bool:
-    """Chen's (2007) rule: a level fails only when CFI drops by more than ``max_cfi_drop``, supplemented
-    by an RMSEA rise above ``max_rmsea_rise`` or an SRMR rise above the level's SRMR cut-off.
+def _people_used(res, n_all: int) -> int:
+    """People in a longitudinal invariance fit (all of them when the result does not say)."""
+    if res is None:
+        return n_all
+    for name in ("nobs", "n_people", "n_used"):
+        v = getattr(res, name, None)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+    return n_all
 
-    >>> from cimstats.mechanisms.rules import VerdictRules
-    >>> r = VerdictRules()
-    >>> fit_change_holds(r, "metric", -0.005, 0.019, 0.004)   # RMSEA rises, CFI holds: invariance holds
-    True
-    >>> fit_change_holds(r, "metric", -0.012, 0.019, 0.004)   # CFI drop supplemented by RMSEA: fails
-    False
-    >>> fit_change_holds(r, "scalar", -0.012, 0.005, 0.012)   # CFI drop supplemented by SRMR: fails
-    False
-    >>> fit_change_holds(r, "scalar", -0.012, 0.005, 0.004)   # CFI drop alone: holds
-    True
-    """
-    if delta_cfi is None or delta_rmsea is None:
-        return False
-    if delta_cfi >= -rules.max_cfi_drop:
-        return True
-    srmr_cut = rules.max_srmr_rise_metric if level == "metric" else rules.max_srmr_rise_scalar
-    supplemented = delta_rmsea > rules.max_rmsea_rise or (delta_srmr is not None and delta_srmr > srmr_cut)
-    return not supplemented
+
+def fit_change_holds(rules: VerdictRules, level: str, delta_cfi, delta_rmsea, delta_srmr) -> bool:
+    """Chen's (2007) rule with the cut-offs of ``rules`` (see :mod:`cimstats.models.sem.criteria`)."""
+    return _chen_holds(level, delta_cfi, delta_rmsea, delta_srmr, max_cfi_drop=rules.max_cfi_drop,
+                  max_rmsea_rise=rules.max_rmsea_rise, max_srmr_rise_metric=rules.max_srmr_rise_metric,
+                  max_srmr_rise_scalar=rules.max_srmr_rise_scalar)
 
 
 def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:
@@ -740,8 +756,8 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         if spec["template"] == "invariance":
             lv = [h for h in plan.hypotheses.itertuples() if h.model == mid]
             req = [h.estimand for h in lv] + [s["requires_invariance"]["level"] for s in plan.models.values()
-                                              if s.get("requires_invariance", {}) and
-                                              s["requires_invariance"]["construct"] == spec["construct"]]
+                                              if s.get("requires_invariance")
+                                              and mid in invariance_models_for(plan.models, s["requires_invariance"])]
             needed[mid] = max(req or ["metric"], key=INVARIANCE_LEVELS.index)
 
     fits: dict[str, _Fit] = {}
@@ -755,17 +771,16 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         try:
             ri = spec.get("requires_invariance")
             if ri:
-                inv = next((m for m, s in plan.models.items()
-                            if s["template"] == "invariance" and s["construct"] == ri["construct"]), None)
+                inv = next(iter(invariance_models_for(plan.models, ri)), None)
                 if inv is None:
                     raise _Unavailable(f"the plan has no invariance model for '{ri['construct']}', which this model "
                                        f"requires at the {ri['level']} level")
                 ok, why = invariance_level_holds(fits[inv], ri["level"])
+                across = "waves" if plan.models[inv]["group"] == "wave" else plan.models[inv]["group"]
                 if ok is not True:
-                    raise _Unavailable(f"measurement invariance of '{ri['construct']}' across "
-                                       f"{plan.models[inv]['group']} was not established at the {ri['level']} level "
-                                       f"({why})")
-                fit.extra["invariance"] = f"{ri['construct']}: {ri['level']} invariance holds ({why})"
+                    raise _Unavailable(f"measurement invariance of '{ri['construct']}' across {across} was not "
+                                       f"established at the {ri['level']} level ({why})")
+                fit.extra["invariance"] = f"{ri['construct']}: {ri['level']} invariance across {across} holds ({why})"
             frame = ws.frame_for(mid)
             if tpl == "invariance":
                 items = ws.items_of(spec["construct"])

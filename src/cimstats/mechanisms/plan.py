@@ -11,7 +11,13 @@ A plan has four sections:
 ``models``
     One entry per fitted model; every hypothesis naming the model reuses the
     same fit. Templates: ``lmm`` and ``glmm`` (lme4 formula), ``moderated_mediation``
-    (x, m, y, moderator, covariates, cluster), ``invariance`` (construct, group).
+    (x, m, y, moderator, covariates, cluster), ``invariance`` (construct, group:
+    across the groups of a column such as ``country``, or ``group: wave`` for
+    longitudinal invariance of the same people's answers at waves 0 and 1, with
+    :func:`cimstats.longitudinal_invariance`). A model that compares a scale
+    across groups or waves names the invariance it needs:
+    ``requires_invariance: {construct, level, group}`` (``group`` may be left
+    out when the plan tests the construct's invariance in one way only).
     Levels (the unit of a row): ``ego`` (one row per patient at ``wave``),
     ``alter`` (one row per named network member at ``wave``, with the
     patient's variables joined), ``change`` (one row per patient seen at waves
@@ -143,11 +149,26 @@ class Plan:
         for mid in list(models):
             ri = self.models[mid].get("requires_invariance")
             if ri:
-                models += [m for m, s in self.models.items() if s.get("template") == "invariance"
-                           and s.get("construct") == ri["construct"] and m not in models]
+                models += [m for m in invariance_models_for(self.models, ri) if m not in models]
         return Plan(name=self.name, constructs=self.constructs,
                     models=MappingProxyType({m: self.models[m] for m in self.models if m in models}),
                     hypotheses=keep.reset_index(drop=True), verdict_rules=self.verdict_rules, source=self.source)
+
+
+def invariance_models_for(models: Mapping, requirement: Mapping) -> list[str]:
+    """The invariance models of a plan that test what ``requirement`` (a ``requires_invariance`` entry) needs.
+
+    >>> models = {"a": {"template": "invariance", "construct": "ce", "group": "country"},
+    ...           "b": {"template": "invariance", "construct": "ce", "group": "wave"}}
+    >>> invariance_models_for(models, {"construct": "ce", "level": "scalar", "group": "wave"})
+    ['b']
+    >>> invariance_models_for(models, {"construct": "ce", "level": "metric"})
+    ['a', 'b']
+    """
+    return [m for m, s in models.items()
+            if isinstance(s, Mapping) and s.get("template") == "invariance"
+            and s.get("construct") == requirement.get("construct")
+            and (not requirement.get("group") or s.get("group") == requirement.get("group"))]
 
 
 def default_plan() -> Plan:
@@ -272,11 +293,19 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         if ri is not None:
             if not isinstance(ri, Mapping) or ri.get("level") not in INVARIANCE_LEVELS or not ri.get("construct"):
                 rep.add("M009", f"{where} has requires_invariance {ri!r}; expected "
-                        "{construct: NAME, level: configural|metric|scalar|strict}.", file=source)
-            elif not any(isinstance(s, Mapping) and s.get("template") == "invariance"
-                         and s.get("construct") == ri["construct"] for s in models.values()):
-                rep.add("M009", f"{where} requires invariance of {ri['construct']!r}, but no model of the plan "
-                        f"tests it.", file=source, remedy="Add a model with template: invariance for that construct.")
+                        "{construct: NAME, level: configural|metric|scalar|strict, group: COLUMN or wave}.",
+                        file=source)
+            else:
+                found = invariance_models_for(models, ri)
+                across = f" across {ri['group']}" if ri.get("group") else ""
+                if not found:
+                    rep.add("M009", f"{where} requires invariance of {ri['construct']!r}{across}, but no model of the "
+                            f"plan tests it.", file=source,
+                            remedy="Add a model with template: invariance for that construct and group.")
+                elif len(found) > 1:
+                    rep.add("M009", f"{where} requires invariance of {ri['construct']!r}, which models "
+                            f"{', '.join(found)} test in different ways.", file=source,
+                            remedy="Name the one needed with group: in requires_invariance.")
 
     rows = []
     seen = set()

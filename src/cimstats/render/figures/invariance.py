@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import RenderError
+from cimstats.models.sem.criteria import fit_change_holds
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
@@ -25,8 +26,10 @@ def invariance_table(result, *, cfi_cutoff: float = -0.01, rmsea_cutoff: float =
     pandas.DataFrame
         model, cfi, rmsea, delta_cfi, delta_rmsea, chisq_diff, df_diff, p_diff,
         cfi_ok, rmsea_ok (change within the cut-off), chisq_ok (difference test
-        not significant at ``alpha``), holds (both fit changes within the
-        cut-offs; NaN for the configural model).
+        not significant at ``alpha``), holds (by Chen's rule: the CFI change
+        is within its cut-off, or a larger CFI drop is not supplemented by an
+        RMSEA rise beyond its cut-off or an SRMR rise beyond Chen's; NaN for the
+        configural model).
     """
     if type(result).__name__ == "InvarianceResult" and isinstance(getattr(result, "table", None), pd.DataFrame):
         t = result.table
@@ -51,7 +54,12 @@ def invariance_table(result, *, cfi_cutoff: float = -0.01, rmsea_cutoff: float =
     out["cfi_ok"] = np.where(first, np.nan, (out["delta_cfi"] >= cfi_cutoff).astype(float))
     out["rmsea_ok"] = np.where(first, np.nan, (out["delta_rmsea"] <= rmsea_cutoff).astype(float))
     out["chisq_ok"] = np.where(first | out["p_diff"].isna(), np.nan, (out["p_diff"] >= alpha).astype(float))
-    out["holds"] = np.where(first, np.nan, ((out["cfi_ok"] == 1) & (out["rmsea_ok"] == 1)).astype(float))
+    srmr = pd.to_numeric(t["srmr"], errors="coerce").astype(float).reset_index(drop=True) if "srmr" in t.columns \
+        else pd.Series(np.nan, index=out.index)
+    d_srmr = srmr.diff()
+    cuts = {"max_cfi_drop": -cfi_cutoff, "max_rmsea_rise": rmsea_cutoff}
+    out["holds"] = [np.nan if i == 0 else float(fit_change_holds(r.model, r.delta_cfi, r.delta_rmsea, d_srmr[i], **cuts))
+                    for i, r in enumerate(out.itertuples())]
     return out
 
 
@@ -143,7 +151,7 @@ def _alt_text(rows, title, cfi_cutoff, rmsea_cutoff, fmt) -> str:
     base = rows.iloc[0]
     parts = [f"{title}: the {base.model} model has CFI {fmt.estimate(base.cfi)} and RMSEA {fmt.estimate(base.rmsea)}"]
     for r in rows.iloc[1:].itertuples(index=False):
-        verdict = "within both cut-offs" if r.holds == 1 else "beyond a cut-off"
+        verdict = "holds by Chen's rule" if r.holds == 1 else "fails by Chen's rule"
         parts.append(f"{r.model} changes CFI by {_signed(r.delta_cfi, fmt)} and RMSEA by "
                      f"{_signed(r.delta_rmsea, fmt)} ({verdict}; {_chisq_text(r, fmt)})")
     last = base.model
@@ -151,8 +159,8 @@ def _alt_text(rows, title, cfi_cutoff, rmsea_cutoff, fmt) -> str:
         if r.holds != 1:
             break
         last = r.model
-    tail = (f"; cut-offs {_signed(cfi_cutoff, fmt)} for CFI and {_signed(rmsea_cutoff, fmt)} for RMSEA. "
-            f"By these cut-offs invariance holds up to the {last} model")
+    tail = (f"; cut-offs {_signed(cfi_cutoff, fmt)} for CFI, supplemented by {_signed(rmsea_cutoff, fmt)} for RMSEA "
+            f"or Chen's SRMR cut-offs. By these cut-offs invariance holds up to the {last} model")
     return "; ".join(parts) + tail + "."
 
 
