@@ -166,6 +166,8 @@ def test_planted_intercept_shift_is_detected():
         assert t.loc["metric", "p_diff"] > 0.05
         assert t.loc["scalar", "p_diff"] < 1e-10
         assert t.loc["scalar", "delta_cfi"] < -0.01
+        # the sequence stops at the first rejected step, whatever the later steps' own tests say
+        assert _fit(case).glance()["last_step_not_rejected"].iloc[0] == "metric"
     t = _fit("planted_partial_ml").table.set_index("model")
     assert t.loc["scalar", "p_diff"] > 0.05 and t.loc["scalar", "df_diff"] == 6
     # the freed intercepts recover the planted shift: about 0.5 at waves 2 and 3

@@ -474,8 +474,7 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
             failed[steps[-1]] = str(exc).split(";")[0]
             steps = steps[:-1]
     if longitudinal:
-        used = _people_used(res, n_all)
-        fit.nobs, fit.n_dropped = used, n_all - used
+        fit.nobs, fit.n_dropped = (res.nobs, res.n_dropped) if res is not None else (n_all, 0)
         waves = sorted(frame["wave"].dropna().unique())
         fit.description = (f"longitudinal CFA (ML, {missing}) of {len(items)} items of '{spec['construct']}' at waves "
                            f"{', '.join(str(int(w)) for w in waves)} (one factor per wave, each item's residuals "
@@ -534,17 +533,6 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
                                "p_value": v[2].get("p_diff"), "ci_lower": np.nan, "ci_upper": np.nan}
                               for lv, v in held.items()])
     fit.diagnostics = "; ".join(f"{lv}: {v[0]}" for lv, v in held.items())
-
-
-def _people_used(res, n_all: int) -> int:
-    """People in a longitudinal invariance fit (all of them when the result does not say)."""
-    if res is None:
-        return n_all
-    for name in ("nobs", "n_people", "n_used"):
-        v = getattr(res, name, None)
-        if isinstance(v, (int, np.integer)):
-            return int(v)
-    return n_all
 
 
 def fit_change_holds(rules: VerdictRules, level: str, delta_cfi, delta_rmsea, delta_srmr) -> bool:

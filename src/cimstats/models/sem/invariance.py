@@ -99,7 +99,11 @@ class InvarianceResult:
 
     def glance(self) -> pd.DataFrame:
         t = self.table
-        held = [m for m, p in zip(t["model"], t["p_diff"]) if m == "configural" or (p is not None and p >= 0.05)]
+        held = []  # the sequence stops at the first step whose chi-square difference test rejects
+        for m, p in zip(t["model"], t["p_diff"]):
+            if m != "configural" and not (p is not None and p >= 0.05):
+                break
+            held.append(m)
         return pd.DataFrame([dict(group=self.group, across=self.across, estimator=self.estimator,
                                   nobs=self.nobs, n_dropped=self.n_dropped, n_models=len(t),
                                   last_step_not_rejected=held[-1] if held else None)])
