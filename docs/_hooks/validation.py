@@ -172,6 +172,22 @@ def _sem_merge(partable: list, tidy: pd.DataFrame) -> pd.DataFrame:
     return ref.merge(mine, on=["lhs", "op", "rhs", "group"], how="left", validate="one_to_one")
 
 
+def _invariance_rows(label: str, res, ref: dict) -> list[dict]:
+    """Chi-square per step, difference tests and CFI/TLI/RMSEA/SRMR of an invariance sequence against lavaan."""
+    lrt = pd.DataFrame(ref["lrt"])
+    rows = [_row(label, "chi-square per step", res.table["chisq"], lrt["Chisq"])]
+    diff = lrt["Chisq.diff"].to_numpy(dtype=float)
+    ok = ~np.isnan(diff)
+    rows.append(_row(label, "chi-square difference tests", res.table["chisq_diff"].to_numpy(dtype=float)[ok],
+                     diff[ok]))
+    for step, f in res.fits.items():
+        fm = f.fit_measures()
+        r = ref["fits"][step]
+        rows.append(_row(label, f"{step}: CFI, TLI, RMSEA, SRMR", [fm[k] for k in ("cfi", "tli", "rmsea", "srmr")],
+                         [r[k] for k in ("cfi", "tli", "rmsea", "srmr")]))
+    return rows
+
+
 def sem_agreement() -> tuple[pd.DataFrame, dict]:
     import cimstats
 
@@ -197,19 +213,8 @@ def sem_agreement() -> tuple[pd.DataFrame, dict]:
         for est, inv in sorted(ref["invariance"].items()):
             res = cimstats.invariance(_read_r_csv(DATA / "sem_holzinger.csv"), model, group="school",
                                       estimator=est)
-            lrt = pd.DataFrame(inv["lrt"])
             label = f"measurement invariance across schools ({est}): configural, metric, scalar, strict"
-            rows.append(_row(label, "chi-square per step", res.table["chisq"], lrt["Chisq"]))
-            diff = lrt["Chisq.diff"].to_numpy(dtype=float)
-            ok = ~np.isnan(diff)
-            rows.append(_row(label, "chi-square difference tests",
-                             res.table["chisq_diff"].to_numpy(dtype=float)[ok], diff[ok]))
-            for step, f in res.fits.items():
-                fm = f.fit_measures()
-                r = inv["fits"][step]
-                rows.append(_row(label, f"{step}: CFI, TLI, RMSEA, SRMR",
-                                 [fm[k] for k in ("cfi", "tli", "rmsea", "srmr")],
-                                 [r[k] for k in ("cfi", "tli", "rmsea", "srmr")]))
+            rows += _invariance_rows(label, res, inv)
     return pd.DataFrame(rows, columns=COLUMNS), ref["versions"]
 
 
@@ -391,19 +396,9 @@ def longitudinal_agreement() -> tuple[pd.DataFrame, dict]:
                 _read_r_csv(DATA / d["file"]), d["items"], id=d["id"], wave=d["wave"], missing=c["missing"],
                 estimator=c["estimator"], partial=c.get("partial", ()))
             label = f"{name} ({c['missing']}, n = {c['nobs']}): configural, metric, scalar, strict"
-            lrt = pd.DataFrame(c["lrt"])
-            rows.append(_row(label, "chi-square per step", res.table["chisq"], lrt["Chisq"]))
-            diff = lrt["Chisq.diff"].to_numpy(dtype=float)
-            ok = ~np.isnan(diff)
-            rows.append(_row(label, "chi-square difference tests",
-                             res.table["chisq_diff"].to_numpy(dtype=float)[ok], diff[ok]))
+            rows += _invariance_rows(label, res, c)
             for step, f in res.fits.items():
-                fm = f.fit_measures()
-                r = c["fits"][step]
-                rows.append(_row(label, f"{step}: CFI, TLI, RMSEA, SRMR",
-                                 [fm[k] for k in ("cfi", "tli", "rmsea", "srmr")],
-                                 [r[k] for k in ("cfi", "tli", "rmsea", "srmr")]))
-                m = _sem_merge(ref["cases"][name]["partables"][step], f.tidy())
+                m = _sem_merge(c["partables"][step], f.tidy())
                 rows.append(_row(label, f"{step}: estimates and standard errors",
                                  np.r_[m["estimate"], m["std_error"]], np.r_[m["est"], m["se"].fillna(0.0)]))
     return pd.DataFrame(rows, columns=COLUMNS), ref["versions"]
