@@ -20,31 +20,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from cimstats import datasets  # noqa: E402
 from cimstats.models.sem import longitudinal_invariance, longitudinal_syntax  # noqa: E402
+from sem_speed import timed  # noqa: E402  (median wall and CPU time over repeats)
 
 ITEMS = [f"ce_{i}" for i in range(1, 9)]
 STEPS = ("configural", "metric", "scalar", "strict")
-
-
-def timed(fn, repeat):
-    walls, cpus = [], []
-    out = None
-    for _ in range(repeat):
-        w, c = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return float(np.median(walls)), float(np.median(cpus)), out
 
 
 def lavaan_time(wide, missing, repeat):
