@@ -41,7 +41,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import cimstats  # noqa: E402
+from test_lmm_memory import alters_in_egos  # noqa: E402  (the nested alters-in-egos generator)
 
 RSCRIPT = shutil.which("Rscript")
 TMP = Path(tempfile.mkdtemp(prefix="lmm_bench_"))
@@ -155,19 +157,10 @@ print(time.perf_counter() - t, m.llf)
     return float(t), float(ll)
 
 
-def nested_practices(seed=5, n_rows=42_000, n_egos=5_000, n_practices=60, n_countries=6):
-    """Alters in egos in GP practices in countries (every level a random intercept)."""
-    rng = np.random.default_rng(seed)
-    practice_country = rng.integers(0, n_countries, n_practices)
-    ego_practice = rng.integers(0, n_practices, n_egos)
-    ego = np.sort(np.concatenate([np.arange(n_egos), rng.integers(0, n_egos, n_rows - n_egos)]))
-    practice = ego_practice[ego]
-    country = practice_country[practice]
-    x = rng.normal(size=n_rows)
-    w = rng.normal(size=n_egos)[ego]
-    y = (1 + 0.3 * x + 0.2 * w + rng.normal(0, 0.4, n_countries)[country]
-         + rng.normal(0, 0.5, n_practices)[practice] + rng.normal(0, 0.8, n_egos)[ego] + rng.normal(size=n_rows))
-    return pd.DataFrame({"y": y, "x": x, "w": w, "country": country, "practice": practice, "ego": ego})
+def nested_practices(seed=5, n_rows=42_000, n_egos=5_000):
+    """Alters in egos in GP practices in countries (every level a random intercept): the data
+    tests/test_lmm_memory.py holds to the same memory target."""
+    return alters_in_egos(n_rows=n_rows, n_egos=n_egos, seed=seed)
 
 
 def used_data_size(formula, df):

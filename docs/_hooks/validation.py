@@ -250,18 +250,8 @@ def psych_agreement() -> tuple[pd.DataFrame, dict]:
 
 
 # ---------------------------------------------------------------------------- lavaan: mediation
-MEDIATION_LABELS = {
-    "single": {"a": "a", "b": "b", "cp": "c'", "indirect": "indirect", "direct": "direct", "total": "total"},
-    "parallel": {"a1": "a1", "a2": "a2", "b1": "b1", "b2": "b2", "cp": "c'", "ind1": "indirect[m1]",
-                 "ind2": "indirect[m2]", "total_indirect": "total_indirect", "total": "total"},
-    "serial": {"a1": "a1", "a2": "a2", "d21": "d21", "b1": "b1", "b2": "b2", "cp": "c'",
-               "ind1": "indirect[m1]", "ind2": "indirect[m2]", "ind12": "indirect[m1 -> m2]",
-               "total_indirect": "total_indirect", "total": "total"},
-    "first_stage": {"a1": "a", "a3": "a_xw", "b1": "b", "cp": "c'", "index": "index_of_moderated_mediation",
-                    "cond_lo": 0, "cond_mid": 1, "cond_hi": 2},
-    "second_stage": {"a1": "a", "b1": "b", "b3": "b_mw", "cp": "c'", "index": "index_of_moderated_mediation",
-                     "cond_lo": 0, "cond_mid": 1, "cond_hi": 2},
-}
+MEDIATION_LABELS = {k: v for k, v in json.loads((REFERENCE / "mediation_labels.json").read_text()).items()
+                    if k != "_about"}
 MEDIATION_BOOT = 2000
 
 

@@ -231,9 +231,7 @@ def _fixed_vcov(kern, par, ntheta, lower_theta):
     """Covariance of the fixed effects: the (beta, beta) block of 2 H^{-1}, with H the
     finite-difference Hessian of the deviance in (theta, beta) (as glmer's default);
     variance parameters on their boundary are held fixed."""
-    p = len(par) - ntheta
-    free = np.concatenate([par[:ntheta] > lower_theta + 1e-4, np.ones(p, bool)])
-    idx = np.flatnonzero(free)
+    idx = np.flatnonzero(_free_for_vcov(par, ntheta, lower_theta))
 
     def f(x):
         full = par.copy()
@@ -242,17 +240,9 @@ def _fixed_vcov(kern, par, ntheta, lower_theta):
 
     # four Richardson steps for small models (as numDeriv); two for larger ones, where the
     # number of deviance evaluations (r k (k + 1)) dominates the fit
-    H = richardson_hessian(f, par[idx], r=4 if len(idx) <= 8 else 2)
-    H = 0.5 * (H + H.T)
-    try:
-        V = 2.0 * np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        return np.full((p, p), np.nan)
-    V = V[-p:, -p:]
-    bad = ~(np.diag(V) > 0)
-    V[bad, :] = np.nan
-    V[:, bad] = np.nan
-    return V
+    H = np.zeros((len(par), len(par)))
+    H[np.ix_(idx, idx)] = richardson_hessian(f, par[idx], r=4 if len(idx) <= 8 else 2)
+    return _vcov_from_hessian(H, par, ntheta, lower_theta)
 
 
 def _newton_joint(f, x, lower, maxit=8):
@@ -304,9 +294,16 @@ def _newton_joint(f, x, lower, maxit=8):
     return x, fx, g, H, ok, nev[0]
 
 
+def _free_for_vcov(par, ntheta, lower_theta):
+    """Parameters the covariance is taken over: the fixed effects and the variance parameters off
+    their boundary (those on it are held fixed)."""
+    return np.concatenate([par[:ntheta] > lower_theta + 1e-4, np.ones(len(par) - ntheta, bool)])
+
+
 def _vcov_from_hessian(H, par, ntheta, lower_theta):
+    """Covariance of the fixed effects: the (beta, beta) block of 2 H^{-1} over the free parameters."""
     p = len(par) - ntheta
-    free = np.concatenate([par[:ntheta] > lower_theta + 1e-4, np.ones(p, bool)])
+    free = _free_for_vcov(par, ntheta, lower_theta)
     Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
     try:
         V = 2.0 * np.linalg.inv(Hf)
@@ -497,8 +494,6 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
                 f"The Laplace deviance of {formula!r} could not be evaluated at any parameters tried; check the "
                 f"outcome for constant values and the predictors for extreme scales."
             )
-        p = X.shape[1]
-        beta = par[ntheta:]
         if vcov is None:
             vcov = _fixed_vcov(kern, par, ntheta, lower_theta)
         kern.deviance(par)

@@ -28,6 +28,20 @@ from ..mixed.core import CrossProducts, PLSCore
 __all__ = ["ScalarKernel", "GeneralKernel"]
 
 _TOL = 1e-10
+
+
+def _halved_step(u, step, pdev, eta_of, pdev_of):
+    """One PIRLS update of the modes ``u``: the full step, halved (at most 30 times) until the
+    penalised deviance does not rise. Returns (u, eta, penalised deviance, converged)."""
+    for _ in range(30):
+        cand = u + step
+        eta = eta_of(cand)
+        pc = pdev_of(eta, cand)
+        if pc <= pdev + 1e-10 * (1 + abs(pdev)):
+            break
+        step = step / 2
+    done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or np.max(np.abs(step)) < _TOL
+    return cand, eta, pc, done
 _MAXIT = 100
 
 
@@ -128,16 +142,12 @@ class ScalarKernel:
             except np.linalg.LinAlgError:
                 return np.inf
             unew = (rz - ZtWX @ bnew) / h
-            db, du = bnew - beta, unew - u
-            for _ in range(30):
-                cb, cu = beta + db, u + du
-                eta_c = self.off + X @ cb + zt * cu[codes]
-                pc = -2 * self._cluster_loglik(eta_c).sum() + cu @ cu
-                if pc <= pdev + 1e-10 * (1 + abs(pdev)):
-                    break
-                db, du = db / 2, du / 2
-            done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or max(np.max(np.abs(du)), np.max(np.abs(db))) < _TOL
-            beta, u, eta, pdev = cb, cu, eta_c, pc
+            p = len(beta)  # beta and the modes take one step together
+            v, eta, pdev, done = _halved_step(
+                np.concatenate([beta, u]), np.concatenate([bnew - beta, unew - u]), pdev,
+                lambda v: self.off + X @ v[:p] + zt * v[p:][codes],
+                lambda e, v: -2 * self._cluster_loglik(e).sum() + v[p:] @ v[p:])
+            beta, u = v[:p], v[p:]
             if done:
                 break
         self.u, self.beta_hat = u, beta
@@ -196,16 +206,8 @@ class GeneralKernel:
             zres = (eta - eta0) + s / w
             core = self._system(w, zres)
             _, unew, _, ev = core.solve(theta, beta=zero, reml=False)
-            step = unew - u
-            for _ in range(30):
-                cand = u + step
-                eta_c = eta0 + self._re_part(core, Ts, cand)
-                pc = self._pdev(eta_c, cand)
-                if pc <= pdev + 1e-10 * (1 + abs(pdev)):
-                    break
-                step = step / 2
-            done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or np.max(np.abs(step)) < _TOL
-            u, eta, pdev = cand, eta_c, pc
+            u, eta, pdev, done = _halved_step(u, unew - u, pdev, lambda v: eta0 + self._re_part(core, Ts, v),
+                                              self._pdev)
             if done:
                 break
         _, s, w = fam.score_weight(self.y, eta, self.m)
@@ -344,16 +346,8 @@ class ScalarTermsKernel:
             _, s, w = fam.score_weight(self.y, eta, self.m)
             fac = self._factor(theta, w)
             unew = fac.solve(self._rhs(theta, w * (eta - eta0) + s)[:, None])[:, 0]
-            step = unew - u
-            for _ in range(30):
-                cand = u + step
-                eta_c = eta0 + self._re_part(theta, cand)
-                pc = self._pdev(eta_c, cand)
-                if pc <= pdev + 1e-10 * (1 + abs(pdev)):
-                    break
-                step = step / 2
-            done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or np.max(np.abs(step)) < _TOL
-            u, eta, pdev = cand, eta_c, pc
+            u, eta, pdev, done = _halved_step(u, unew - u, pdev, lambda v: eta0 + self._re_part(theta, v),
+                                              self._pdev)
             if done:
                 break
         _, _, w = fam.score_weight(self.y, eta, self.m)
