@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
 from cimstats.errors import PlanError
+from cimstats.models.sem.criteria import CHEN_2007
 
 __all__ = ["VerdictRules", "VERDICTS", "apply_rules"]
 
@@ -54,10 +55,10 @@ class VerdictRules:
     basis: str = "auto"
     alpha: float = 0.05
     invariance_criterion: str = "fit_change"
-    max_cfi_drop: float = 0.01
-    max_rmsea_rise: float = 0.015
-    max_srmr_rise_metric: float = 0.030
-    max_srmr_rise_scalar: float = 0.010
+    max_cfi_drop: float = CHEN_2007["max_cfi_drop"]
+    max_rmsea_rise: float = CHEN_2007["max_rmsea_rise"]
+    max_srmr_rise_metric: float = CHEN_2007["max_srmr_rise_metric"]
+    max_srmr_rise_scalar: float = CHEN_2007["max_srmr_rise_scalar"]
 
     def __post_init__(self):
         problems = []

@@ -28,9 +28,11 @@ def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def fit_change_holds(level: str, delta_cfi, delta_rmsea, delta_srmr=None, *, max_cfi_drop: float = 0.010,
-                     max_rmsea_rise: float = 0.015, max_srmr_rise_metric: float = 0.030,
-                     max_srmr_rise_scalar: float = 0.010) -> bool:
+def fit_change_holds(level: str, delta_cfi, delta_rmsea, delta_srmr=None, *,
+                     max_cfi_drop: float = CHEN_2007["max_cfi_drop"],
+                     max_rmsea_rise: float = CHEN_2007["max_rmsea_rise"],
+                     max_srmr_rise_metric: float = CHEN_2007["max_srmr_rise_metric"],
+                     max_srmr_rise_scalar: float = CHEN_2007["max_srmr_rise_scalar"]) -> bool:
     """Does a level of invariance hold by change in fit against the previous level?
 
     It fails only when CFI drops by more than ``max_cfi_drop`` and that drop is
