@@ -28,27 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cimstats import datasets  # noqa: E402
 from cimstats.mechanisms import test_mechanisms  # noqa: E402
 
-
-def expected_verdicts() -> dict[str, str]:
-    """The verdict each default hypothesis should receive, read from the planted parameters."""
-    t = datasets.planted_truth()
-    sm, ce, med, fu = t["self_management"], t["collective_efficacy"], t["mediation"], t["follow_up"]
-    iw = t["illness_work"]["dep_c"]
-    return {
-        "NAV1": "supported" if sm["diversity"] + ce["diversity"] * sm["ce"] > 0 else "contrary",
-        "NAV2": "not supported",
-        "NAV3": "not supported",
-        # weak tie vs family slope per step of area_deprivation (= -dep_c)
-        "NAV4": "supported" if -(iw["weak_tie"] - iw["family"]) < 0 else "contrary",
-        "CE1": "supported" if med["indirect_by_area_deprivation"]["2"] > 0 else "contrary",
-        "CE2": "supported" if med["index_of_moderated_mediation"] > 0 else "contrary",
-        "CE3": "supported",
-        "NEG1": "supported" if fu["sm_change"]["realloc"] > 0 else "contrary",
-        "NEG2": "not supported",
-        "CE4": "not supported",
-        "CE5": "not supported",
-        "CE6": "not supported",
-    }
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+# the verdict each default hypothesis should receive, read from the planted parameters (the same
+# rule the mechanism tests hold the default seed to)
+from test_mechanisms import _expected_from_truth as expected_verdicts  # noqa: E402
 
 
 def planted_values() -> dict[str, float]:
