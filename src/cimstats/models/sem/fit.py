@@ -295,9 +295,13 @@ def _check_variables(Y, ov, lab, group):
 
 def _not_pd_error(S, ov, lab, n):
     ev, vec = np.linalg.eigh(S)
-    comb = [ov[j] for j in np.argsort(-np.abs(vec[:, 0])) if abs(vec[j, 0]) > 0.1 * np.abs(vec[:, 0]).max()]
+    load = np.abs(vec[:, 0])
+    # the (at most six) variables that carry the dependency, named in model order so that the
+    # message does not depend on how the eigen-solver orders near-equal loadings
+    involved = [j for j in np.argsort(-load, kind="stable") if load[j] > 0.1 * load.max()][:6]
+    comb = [ov[j] for j in sorted(involved)]
     why = (f"{n} rows for {len(ov)} variables: fewer rows than variables" if n <= len(ov)
-           else f"{', '.join(comb[:6])} are (nearly) linearly dependent")
+           else f"{', '.join(comb)} are (nearly) linearly dependent")
     return ModelSpecificationError(
         f"The sample covariance matrix of the model variables{_where(lab, None) if lab is None else f' in group {lab!r}'}"
         f" is not positive definite ({why}); remove redundant variables from `model` or add rows."
