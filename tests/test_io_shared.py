@@ -237,9 +237,10 @@ def test_non_latin_text_and_encodings():
     h = read_survey(need(LABELLED / "pyreadstat" / "basic_hebrews.sav"))
     assert h.variables[0] == pyreadstat.read_sav(str(LABELLED / "pyreadstat" / "basic_hebrews.sav"))[0].columns[0]
     t = read_survey(need(LABELLED / "pyreadstat" / "basic_tegulu.sav"))
-    assert t.variable(t.variables[1]).storage == "string" and t.source.encoding == "UTF-8"
+    # the encoding's name is spelled as the reading library reports it (upper or lower case by version)
+    assert t.variable(t.variables[1]).storage == "string" and t.source.encoding.upper() == "UTF-8"
     latin = read_survey(LABELLED / "pyreadstat" / "basic_sample.sav")
-    assert latin.source.encoding == "windows-1252"
+    assert latin.source.encoding.lower() == "windows-1252"
 
 
 def test_dates_are_dates():

@@ -260,8 +260,10 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
     ...     with zipfile.ZipFile(p, "w") as z:
     ...         z.writestr("project.qde", qde)
     ...     proj = read_qdpx(p)
-    >>> proj.codes[["name", "parent_name", "path"]].values.tolist()
-    [['Trust', nan, 'Trust'], ['Timing', 'Trust', 'Trust > Timing']]
+    >>> proj.codes[["name", "path"]].values.tolist()
+    [['Trust', 'Trust'], ['Timing', 'Trust > Timing']]
+    >>> proj.codes["parent_name"].isna().tolist()  # a top-level code has no parent
+    [True, False]
     """
     from lxml import etree
 

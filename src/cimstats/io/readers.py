@@ -590,6 +590,7 @@ def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_of
             path, encoding=enc, usecols=columns, dtype=dtype or None,
             skiprows=range(1, row_offset + 1) if row_offset else None, nrows=row_limit,
             keep_default_na=not dtype, na_values=na_values,
+            float_precision="round_trip",  # numbers come back exactly as written, in every pandas version
         )
     except UnicodeDecodeError:
         raise SurveyReadError(
@@ -626,12 +627,31 @@ def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_of
 
 
 def _parse_dates(col: pd.Series, storage: str) -> pd.Series:
-    if storage == "datetime":
-        return pd.to_datetime(col, errors="coerce")
+    """Dates and times written as ISO text; dates before 1677 (SPSS counts from 1582) are kept.
+
+    pandas' nanosecond timestamps end at 1677-09-21, so an early date would become NaT without
+    a word; such columns are returned as Python ``datetime`` objects instead.
+    """
+    if storage == "time":
+        return col.map(lambda v: _dt.time.fromisoformat(v) if isinstance(v, str) else None)
+    kind = _dt.date if storage == "date" else _dt.datetime
+
+    def one(v):
+        if not isinstance(v, str) or not v.strip():
+            return None
+        try:
+            return kind.fromisoformat(v.strip())
+        except ValueError:
+            t = pd.to_datetime(v, errors="coerce")
+            return None if pd.isna(t) else (t.date() if storage == "date" else t.to_pydatetime())
+
+    values = col.map(one)
     if storage == "date":
-        parsed = pd.to_datetime(col, errors="coerce")
-        return parsed.dt.date.astype(object).where(parsed.notna(), None)
-    return col.map(lambda v: _dt.time.fromisoformat(v) if isinstance(v, str) else None)
+        return values.astype(object).where(values.notna(), None)
+    try:
+        return pd.to_datetime(values)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):
+        return values.astype(object).where(values.notna(), None)
 
 
 # -- Parquet -----------------------------------------------------------------------------

@@ -111,8 +111,8 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
     >>> m = cimstats.gee("y ~ x + (1 | g)", d, family="binomial")
     >>> m.tidy()["term"].tolist()
     ['(Intercept)', 'x']
-    >>> m.glance()["n_clusters"].iloc[0]
-    np.int64(80)
+    >>> int(m.glance()["n_clusters"].iloc[0])
+    80
     """
     import statsmodels.api as sm
 
