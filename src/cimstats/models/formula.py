@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecificationError
-from .checks import check_unique_columns
+from .checks import check_model_columns, check_unique_columns
 
 __all__ = [
     "FormulaSpec",
@@ -1366,6 +1366,8 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     for c in used:
         if c not in data.columns:
             _Evaluator(data, spec.text).column(c)  # raises the informative error
+    # a name used twice, infinite values, values whose squares overflow: named before any arithmetic
+    check_model_columns(data, used)
     # response
     ev0 = _Evaluator(data, spec.text)
     ynode = spec.nodes[spec.response]
@@ -1400,6 +1402,14 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     keep = ~miss
     del miss
     if not keep.any():
+        empty = [c for c in used if by_col.get(c, 0) == len(data)]
+        if empty and len(data):
+            role = "outcome" if empty[0] in _columns_of(ynode) else "column"
+            raise ModelSpecificationError(
+                f"The {role} {empty[0]!r} of formula {_short(spec.text)} has no observed values (all {len(data)} "
+                f"rows are missing); expected some observed values, so check the column name and its "
+                f"missing-value codes."
+            )
         detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
         raise ModelSpecificationError(
             f"Every row of `data` has a missing value in a model variable ({detail}); expected complete rows, "

@@ -133,6 +133,12 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
     for name, v in (("offset", off), ("weights", mvec), (response_label, yv)):
         if v is not None and np.isnan(v).any():
             extra_missing[name] = int(np.isnan(v).sum())
+        if v is not None and np.isinf(v).any():
+            raise ModelSpecificationError(
+                f"The {'outcome' if name == response_label else name} of {formula!r} has "
+                f"{int(np.isinf(v).sum())} infinite value(s) (first in row {data.index[np.flatnonzero(np.isinf(v))[0]]!r}); "
+                f"expected finite numbers (log(0) is -inf), so correct or set those rows aside."
+            )
     keep = ~np.isnan(off) & ~np.isnan(mvec) & (np.ones(n, bool) if yv is None else ~np.isnan(yv))
     rhs = "+".join(kept) if any(t.strip() for t in kept) else " 1"
     if yv is not None:
@@ -142,13 +148,41 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
         new_formula = f"{lhs} ~{rhs}"
     spec = parse_formula(new_formula)
     check_unique_columns(data, spec.variables())
+    ynode = spec.nodes[spec.response]
+    if yv is None and ynode.kind == "name":
+        _binary_response(data, str(ynode.value), family)
     sub = data.loc[keep]
     frame = build_design(spec, sub)
     pos = data.index.get_indexer(frame.rows)
     return frame, response_label, mvec[pos], off[pos], offsets, int((~keep).sum()), extra_missing, pos, data
 
 
+def _binary_response(data: pd.DataFrame, col: str, family) -> None:
+    """Booleans are read as 0/1 (True = 1); text or categories get a message naming the remedy."""
+    s = data[col]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        data[col] = s.to_numpy(dtype=float, na_value=np.nan) if not isinstance(s.dtype, np.dtype) \
+            else s.to_numpy().astype(float)
+        return
+    if (isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s.dtype)
+            or s.dtype == object):
+        vals = [str(v) for v in pd.unique(s.dropna())[:4]]
+        want = "0/1 (or True/False)" if family.name == "binomial" else "whole-number counts"
+        raise ModelSpecificationError(
+            f"The outcome {col!r} has non-numeric values (dtype {s.dtype}, e.g. {vals}); family={family.name!r} "
+            f"needs {want}, so recode it, e.g. data[{col!r}] = (data[{col!r}] == {vals[0] if vals else 'yes'!r})"
+            f".astype(int)."
+        )
+
+
 def _check_response(frame, y, m, family, label):
+    if len(y) and np.all(y == y[0]):
+        # as glmer ("Response is constant"): the fixed effects have no finite estimate
+        raise ModelSpecificationError(
+            f"The outcome {label!r} is constant ({float(y[0]):g} in all {len(y)} rows used); a model of a "
+            f"{'binary or binomial' if family.name == 'binomial' else 'count'} outcome needs rows with different "
+            f"values, so check the outcome column and the rows selected."
+        )
     if family.name == "binomial":
         bad = (y < 0) | (y > 1)
         if bad.any():
@@ -294,7 +328,7 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Parameters
     ----------
     formula : str
-        lme4-style formula. Binomial outcomes are 0/1 columns, proportions
+        lme4-style formula. Binomial outcomes are 0/1 (or True/False) columns, proportions
         with ``weights=`` giving the numbers of trials, or
         ``cbind(successes, failures)``; Poisson offsets are written
         ``offset(log(exposure))`` in the formula or passed as ``offset=``.
@@ -330,9 +364,10 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     ------
     ModelSpecificationError
         Unknown family or link, a non-binary (or out-of-range) binomial outcome,
-        negative or non-integer counts, ``nagq > 1`` with more than one scalar
-        random effect, or formula problems (an unknown function is named with
-        the allowed ones).
+        a constant outcome (as glmer), negative or non-integer counts,
+        ``nagq > 1`` with more than one scalar random effect, formula problems
+        (an unknown function is named with the allowed ones), a column name
+        that appears twice in ``data``, infinite or overflowing values.
 
     Warns
     -----
