@@ -47,7 +47,8 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
-from cimstats.errors import PlanError, Report
+from cimstats.errors import ModelSpecificationError, PlanError, Report
+from cimstats.models.formula import formula_variables
 
 __all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
@@ -71,8 +72,6 @@ DIRECTIONS = ("positive", "negative", "nonzero", "holds")
 MECHANISMS = ("network_navigation", "negotiation", "collective_efficacy")
 INVARIANCE_LEVELS = ("configural", "metric", "scalar", "strict")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_FORMULA_WORDS = {"C", "factor", "log", "exp", "sqrt", "abs", "gmc", "cwc", "clustermean", "I"}
 
 
 @dataclass(frozen=True)
@@ -281,6 +280,12 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             rep.add("M007", f"{where} has level {lvl!r}.", file=source, remedy=f"Use one of {', '.join(LEVELS)}.")
         if "wave" in spec and spec["wave"] is not None and not isinstance(spec["wave"], int):
             rep.add("M007", f"{where} has wave {spec['wave']!r}; expected an integer wave number.", file=source)
+        if tpl in ("lmm", "glmm") and spec.get("formula"):
+            try:
+                formula_names(str(spec["formula"]))
+            except ModelSpecificationError as exc:
+                rep.add("M018", f"{where} has a formula that cannot be used: {exc}", file=source,
+                        remedy="Write it as in lme4 with the functions the formula grammar lists.")
         if tpl == "glmm" and spec.get("family", "binomial") not in ("binomial", "poisson"):
             rep.add("M007", f"{where} has family {spec.get('family')!r}.", file=source,
                     remedy="Use binomial or poisson.")
@@ -374,20 +379,33 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
 
 def formula_names(formula: str) -> list[str]:
-    """Variable names in an lme4 formula (function names removed, order kept)."""
-    out = []
-    for tok in _NAME.findall(formula):
-        if tok in _FORMULA_WORDS or tok in out:
-            continue
-        out.append(tok)
-    return out
+    """Variable names in an lme4 formula, read by the model formula parser.
+
+    Function names (``log10``, ``offset``, ``I``, ``cbind`` ...) are not
+    variables; the columns inside ``offset()`` and ``cbind()`` are. Order:
+    outcome, predictors, grouping factors, offset columns.
+
+    Raises
+    ------
+    ModelSpecificationError
+        When the formula cannot be read or uses a function outside the grammar.
+
+    Examples
+    --------
+    >>> formula_names("n ~ log10(dose) + scale_score + offset(log(t)) + (1 | practice_id)")
+    ['n', 'dose', 'scale_score', 'practice_id', 't']
+    """
+    return formula_variables(formula)
 
 
 def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[str]:
     tpl = spec.get("template")
     names: list[str] = []
     if tpl in ("lmm", "glmm"):
-        names = formula_names(str(spec.get("formula", "")))
+        try:
+            names = formula_names(str(spec.get("formula", "")))
+        except ModelSpecificationError:
+            names = []  # an unreadable formula is reported by the plan check (M018)
     elif tpl in ("mediation", "moderated_mediation"):
         m = spec.get("m")
         ms = [m] if isinstance(m, str) else list(m or [])

@@ -25,11 +25,20 @@ effect with correlated terms, ``(lhs || g)`` one with independent terms,
 an intercept per observed combination of ``a`` and ``b``.
 
 Functions on the fixed side: ``I(expr)`` (arithmetic with ``+ - * / ^``),
-``log``, ``exp``, ``sqrt``, ``abs``, ``C(x)`` / ``factor(x)`` (treat as
-categorical), and the centring helpers used for cross-level interactions:
-``gmc(x)`` (grand-mean centred), ``cwc(x, g)`` (centred within the clusters of
-``g``) and ``clustermean(x, g)`` (the mean of ``x`` in each cluster of ``g``).
-Centring constants are computed on the rows used in the fit.
+``log``, ``log2``, ``log10``, ``exp``, ``sqrt``, ``abs``, ``as.numeric``,
+``C(x)`` / ``factor(x)`` (treat as categorical), and the centring helpers used
+for cross-level interactions: ``gmc(x)`` (grand-mean centred), ``cwc(x, g)``
+(centred within the clusters of ``g``) and ``clustermean(x, g)`` (the mean of
+``x`` in each cluster of ``g``). Centring constants are computed on the rows
+used in the fit. ``glmm`` and ``gee`` also read ``offset(expr)`` and
+``cbind(successes, failures)``.
+
+Arithmetic (inside ``I()``, the functions above, ``offset()``, ``cbind()`` and
+the ``weights=``/``offset=`` expressions of ``glmm``) is read by this module's
+own parser (:func:`parse_expression`) and checked against that list of
+functions; no user text is ever run as Python code. Formulas longer than
+``MAX_FORMULA_CHARS`` characters, nested deeper than ``MAX_FORMULA_DEPTH`` levels
+or chaining more than ``MAX_FORMULA_CHAIN`` terms are refused with a message.
 
 Categorical variables are coded with treatment contrasts; the reference is the
 first category in code order (the categories of a pandas ``Categorical``, else
@@ -56,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelSpecificationError
+from .checks import check_model_columns, check_unique_columns
 
 __all__ = [
     "FormulaSpec",
@@ -65,6 +75,12 @@ __all__ = [
     "RandomBlock",
     "parse_formula",
     "build_design",
+    "NumericExpression",
+    "parse_expression",
+    "split_offsets",
+    "cbind_parts",
+    "formula_variables",
+    "FORMULA_FUNCTIONS",
 ]
 
 # ---------------------------------------------------------------------------
@@ -111,14 +127,15 @@ class _Node:
         return f"{self.args[0].text()}{sep}{self.args[1].text()}"
 
 
-def _tokenize(text: str) -> list[tuple[str, object]]:
+def _tokenize(text: str, where: str | None = None) -> list[tuple[str, object]]:
+    where = where or f"formula {_short(text)}"
     tokens, pos = [], 0
     text = text.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise ModelSpecificationError(
-                f"The formula {text!r} has an unexpected character {text[pos:].strip()[:1]!r} at position "
+                f"The {where} has an unexpected character {text[pos:].strip()[:1]!r} at position "
                 f"{pos}; expected names, numbers and the operators ~ + - * / : ^ | || ( ), so check the spelling."
             )
         pos = m.end()
@@ -137,16 +154,58 @@ def _tokenize(text: str) -> list[tuple[str, object]]:
     return tokens
 
 
+#: longest formula or expression text read (characters), deepest nesting of parentheses, calls
+#: and operators, and longest chain of terms (each bound keeps parsing within Python's call depth)
+MAX_FORMULA_CHARS = 10_000
+MAX_FORMULA_DEPTH = 100
+MAX_FORMULA_CHAIN = 300
+
+
+def _short(text: str, n: int = 120) -> str:
+    """``repr`` of a text, cut to about ``n`` characters for messages."""
+    return repr(text) if len(text) <= n else repr(text[:n]) + "..."
+
+
+def _tree_depth(node) -> int:
+    """Depth of a parsed tree, counted without recursion (a long chain of '+' counts one per term)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        nd, d = stack.pop()
+        if not isinstance(nd, _Node):
+            continue
+        deepest = max(deepest, d)
+        stack.extend((a, d + 1) for a in nd.args)
+    return deepest
+
+
 class _Parser:
-    def __init__(self, text: str):
+    """Pratt parser over the formula tokens; ``where`` names the text in messages
+    (``"formula 'y ~ x'"``, ``"offset 'log(t)' in formula 'y ~ ...'"``)."""
+
+    def __init__(self, text: str, where: str | None = None):
         self.text = text
-        self.tokens = _tokenize(text)
+        self.where = where or f"formula {_short(text)}"
+        if len(text) > MAX_FORMULA_CHARS:
+            raise ModelSpecificationError(
+                f"The {self.where} has {len(text)} characters; expected at most {MAX_FORMULA_CHARS}, "
+                f"so shorten it (compute long expressions as columns of `data` beforehand)."
+            )
+        self.tokens = _tokenize(text, self.where)
         self.i = 0
+        self.depth = 0
 
     def _fail(self, what: str) -> ModelSpecificationError:
         return ModelSpecificationError(
-            f"The formula {self.text!r} could not be read: {what}; write it as in R, "
+            f"The {self.where} could not be read: {what}; write it as in R, "
             f"e.g. 'y ~ x + (1 | group)'."
+        )
+
+    def _too_deep(self, chain: bool = False) -> ModelSpecificationError:
+        what = (f"chains more than {MAX_FORMULA_CHAIN} terms" if chain else
+                f"nests parentheses, calls or operators more than {MAX_FORMULA_DEPTH} levels deep")
+        return ModelSpecificationError(
+            f"The {self.where} {what}; expected a shorter formula, so compute long or deeply nested "
+            f"expressions as columns of `data` beforehand."
         )
 
     def peek(self):
@@ -161,9 +220,20 @@ class _Parser:
         node = self.expr(0)
         if self.i != len(self.tokens):
             raise self._fail(f"unexpected {self.peek()[1]!r} after {node.text()!r}")
+        if _tree_depth(node) > MAX_FORMULA_CHAIN:
+            raise self._too_deep(chain=True)
         return node
 
     def expr(self, min_bp: int) -> _Node:
+        self.depth += 1
+        if self.depth > MAX_FORMULA_DEPTH:
+            raise self._too_deep()
+        try:
+            return self._expr(min_bp)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, min_bp: int) -> _Node:
         left = self.prefix()
         while True:
             kind, val = self.peek()
@@ -220,8 +290,18 @@ class _Parser:
 # ---------------------------------------------------------------------------
 
 _CATEGORICAL_CALLS = {"C", "factor", "as.factor"}
-_NUMERIC_CALLS = {"I", "log", "log2", "log10", "exp", "sqrt", "abs", "as.numeric"}
+#: the only functions arithmetic may call (inside I(), offset(), cbind(), `weights=`, `offset=`)
+_ARITHMETIC_FUNCS = {
+    "log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp,
+    "sqrt": np.sqrt, "abs": np.abs,
+}
+_IDENTITY_CALLS = {"I", "as.numeric"}
+_ARITHMETIC_OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}
+_NUMERIC_CALLS = _IDENTITY_CALLS | set(_ARITHMETIC_FUNCS)
 _CENTRING_CALLS = {"gmc", "cwc", "clustermean"}
+#: every function name the formula grammar knows (``offset`` and ``cbind`` in glmm/gee formulas)
+FORMULA_FUNCTIONS = frozenset(_CATEGORICAL_CALLS | _NUMERIC_CALLS | _CENTRING_CALLS | {"offset", "cbind"})
+_ALLOWED_ARITHMETIC = "I(), as.numeric(), log(), log2(), log10(), exp(), sqrt(), abs()"
 _UNSUPPORTED_HINT = {
     "poly": "write the powers explicitly with I(x^2)",
     "ns": "compute the spline basis beforehand and add its columns",
@@ -229,6 +309,46 @@ _UNSUPPORTED_HINT = {
     "offset": "offsets are not used in linear mixed models; subtract the offset from the response",
     "scale": "use gmc(x) for grand-mean centring or standardise the column beforehand",
 }
+
+
+def _check_arithmetic(node: "_Node", label: str, where: str) -> None:
+    """Accept only numbers, column names, + - * / ^, unary minus, parentheses and the
+    functions of ``_ARITHMETIC_FUNCS`` / ``_IDENTITY_CALLS`` with one argument each.
+
+    Raises ModelSpecificationError naming the term and the allowed functions otherwise.
+    The tree depth is already bounded by the parser, so the walk uses an explicit stack.
+    """
+    stack = [node]
+    while stack:
+        nd = stack.pop()
+        if nd.kind in ("num", "name"):
+            continue
+        if nd.kind in ("paren", "neg"):
+            stack.append(nd.args[0])
+            continue
+        if nd.kind == "call":
+            fn = str(nd.value)
+            if fn not in _NUMERIC_CALLS:
+                hint = _UNSUPPORTED_HINT.get(fn)
+                raise ModelSpecificationError(
+                    f"The term {label!r} in {where} calls {fn}(), which is not allowed in arithmetic; "
+                    f"expected only {_ALLOWED_ARITHMETIC}" + (f" ({hint})." if hint and fn != "offset" else ".")
+                )
+            if len(nd.args) != 1:
+                raise ModelSpecificationError(
+                    f"The term {label!r} in {where} gives {fn}() {len(nd.args)} arguments; expected one, "
+                    f"e.g. {fn}(x) (allowed functions: {_ALLOWED_ARITHMETIC})."
+                )
+            stack.append(nd.args[0])
+            continue
+        if nd.kind == "binop" and nd.value in _ARITHMETIC_OPS:
+            stack.extend(nd.args)
+            continue
+        shown = nd.text() if nd.kind != "binop" or nd.args[0] is not None else f"~ {nd.args[1].text()}"
+        raise ModelSpecificationError(
+            f"The term {label!r} in {where} contains {shown!r}, which is not arithmetic; expected numbers, "
+            f"numeric columns, + - * / ^, parentheses and the functions {_ALLOWED_ARITHMETIC}."
+        )
 
 
 @dataclass(frozen=True)
@@ -317,7 +437,7 @@ class _Expander:
 
     def fail(self, term: str, why: str) -> ModelSpecificationError:
         return ModelSpecificationError(
-            f"The term {term!r} in formula {self.text!r} cannot be represented: {why}."
+            f"The term {term!r} in formula {_short(self.text)} cannot be represented: {why}."
         )
 
     def variable(self, node: _Node) -> str:
@@ -327,13 +447,21 @@ class _Expander:
         if node.kind == "call":
             fn = str(node.value)
             if fn not in _CATEGORICAL_CALLS | _NUMERIC_CALLS | _CENTRING_CALLS:
-                hint = _UNSUPPORTED_HINT.get(fn, "supported functions are I(), log(), exp(), sqrt(), abs(), "
-                                                  "C()/factor(), gmc(), cwc() and clustermean()")
+                hint = _UNSUPPORTED_HINT.get(fn, "supported functions are I(), log(), log2(), log10(), exp(), "
+                                                  "sqrt(), abs(), C()/factor(), gmc(), cwc() and clustermean()")
                 raise self.fail(label, f"the function {fn}() is not supported ({hint})")
             if fn in ("cwc", "clustermean") and len(node.args) != 2:
                 raise self.fail(label, f"{fn}() needs two arguments, the variable and the cluster column")
             if fn not in ("cwc", "clustermean") and len(node.args) != 1:
                 raise self.fail(label, f"{fn}() takes one argument")
+            where = f"formula {_short(self.text)}"
+            if fn in _NUMERIC_CALLS:
+                _check_arithmetic(node, label, where)
+            else:
+                _check_arithmetic(node.args[0], label, where)
+            if fn in ("cwc", "clustermean") and node.args[1].kind != "name":
+                raise self.fail(label, f"the cluster argument of {fn}() must be a column name; "
+                                       f"found {node.args[1].text()!r}")
         elif node.kind not in ("name",):
             raise self.fail(label, "expected a column name or a function call here")
         self.nodes[label] = node
@@ -521,14 +649,189 @@ def parse_formula(formula: str) -> FormulaSpec:
 
 
 # ---------------------------------------------------------------------------
-# evaluation on data
+# arithmetic expressions outside the formula's terms (offsets, cbind(), weights)
 # ---------------------------------------------------------------------------
 
-_SAFE_FUNCS = {
-    "log": np.log, "log2": np.log2, "log10": np.log10, "exp": np.exp,
-    "sqrt": np.sqrt, "abs": np.abs,
-}
+@dataclass(frozen=True)
+class NumericExpression:
+    """An arithmetic expression of data columns, checked against the formula grammar.
 
+    The text is read by the formula's own tokenizer and parser; only numbers,
+    column names (backquoted when they hold spaces), ``+ - * / ^`` (``**`` is
+    read as ``^``), unary minus, parentheses and the functions ``I()``,
+    ``as.numeric()``, ``log()``, ``log2()``, ``log10()``, ``exp()``, ``sqrt()``
+    and ``abs()`` are accepted; nothing in it is run as Python code.
+    Create one with :func:`parse_expression`.
+    """
+
+    text: str
+    where: str
+    node: _Node = field(repr=False)
+
+    @property
+    def columns(self) -> list[str]:
+        """The data columns the expression reads, in order of appearance."""
+        return _columns_of(self.node)
+
+    def evaluate(self, data: pd.DataFrame) -> np.ndarray:
+        """Values on every row of ``data`` (float; NaN where an input is missing)."""
+        ev = _Evaluator(data, self.text, where=self.where)
+        return np.array(ev.numeric(self.node, self.text.strip()), dtype=float)
+
+
+def parse_expression(text: str, *, where: str | None = None) -> NumericExpression:
+    """Read an arithmetic expression of columns (an offset, a cbind() count, a weight).
+
+    Parameters
+    ----------
+    text : str
+        For example ``"log(months)"`` or ``"size - incidence"``.
+    where : str, optional
+        How the expression is named in error messages, e.g.
+        ``"offset 'log(t)' in formula 'y ~ x + offset(log(t)) + (1 | g)'"``.
+
+    Returns
+    -------
+    NumericExpression
+
+    Raises
+    ------
+    ModelSpecificationError
+        For characters outside the grammar, an unknown function, syntax that is
+        not arithmetic (``~``, ``|``, ``:``, text in quotes), or a text longer
+        than ``MAX_FORMULA_CHARS`` or nested deeper than ``MAX_FORMULA_DEPTH``;
+        the message names the term and the allowed functions.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> e = parse_expression("log(months) - 1")
+    >>> e.columns
+    ['months']
+    >>> e.evaluate(pd.DataFrame({"months": [1.0, 10.0]})).round(3).tolist()
+    [-1.0, 1.303]
+    >>> try:
+    ...     parse_expression("system('ls')")
+    ... except Exception as exc:
+    ...     print(type(exc).__name__)
+    ModelSpecificationError
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ModelSpecificationError(
+            f"The {where or 'expression'} is {text!r}; expected an arithmetic expression of numeric columns "
+            f"such as 'log(months)' or 'size - incidence'."
+        )
+    where = where or f"expression {_short(text)}"
+    node = _Parser(text, where).parse()
+    _check_arithmetic(node, text.strip(), where)
+    return NumericExpression(text, where, node)
+
+
+def _split_top(s: str, sep: str) -> list[str]:
+    """Split ``s`` at ``sep`` characters outside parentheses and backquotes."""
+    out, depth, cur, quoted = [], 0, [], False
+    for ch in s:
+        if ch == "`":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        if ch == sep and depth == 0 and not quoted:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
+_OFFSET_TERM = re.compile(r"\s*offset\s*\((.*)\)\s*", flags=re.S)
+_CBIND = re.compile(r"\s*cbind\s*\((.*)\)\s*", flags=re.S)
+
+
+def split_offsets(formula: str) -> tuple[str, list[str], list[str]]:
+    """Split a glmm/gee formula into (outcome text, other right-hand terms, offset() contents).
+
+    ``offset(...)`` terms are recognised at the top level of the right-hand
+    side (joined by ``+``); their contents are read later with
+    :func:`parse_expression`.
+
+    Examples
+    --------
+    >>> split_offsets("n ~ z + offset(log(expo)) + (1 | g)")
+    ('n', [' z ', ' (1 | g)'], ['log(expo)'])
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ModelSpecificationError(
+            f"`formula` is {formula!r}; expected a string such as 'y ~ x + (1 | cluster)'."
+        )
+    if len(formula) > MAX_FORMULA_CHARS:
+        _Parser(formula)  # raises the length error
+    lhs, rhs = formula.split("~", 1)
+    offsets, kept = [], []
+    for t in _split_top(rhs, "+"):
+        mt = _OFFSET_TERM.fullmatch(t)
+        if mt:
+            offsets.append(mt.group(1))
+        else:
+            kept.append(t)
+    return lhs.strip(), kept, offsets
+
+
+def cbind_parts(lhs: str, formula: str) -> list[NumericExpression] | None:
+    """The two count expressions of a ``cbind(successes, failures)`` outcome, or None without cbind()."""
+    mc = _CBIND.fullmatch(lhs)
+    if not mc:
+        return None
+    parts = _split_top(mc.group(1), ",")
+    if len(parts) != 2:
+        raise ModelSpecificationError(
+            f"The response {lhs!r} has {len(parts)} argument(s) in cbind(); expected two: "
+            f"cbind(successes, failures)."
+        )
+    return [parse_expression(p, where=f"cbind() {what} {_short(p.strip())} in formula {_short(formula)}")
+            for p, what in zip(parts, ("successes", "failures"))]
+
+
+def formula_variables(formula: str) -> list[str]:
+    """The data columns an lmm, glmm or gee formula uses, read by the formula parser.
+
+    Function names (``log``, ``I``, ``offset``, ``cbind``, ``gmc`` ...) are
+    not variables; the columns inside ``offset()`` and ``cbind()`` are. Order:
+    outcome, predictors, grouping factors, offset columns.
+
+    Raises
+    ------
+    ModelSpecificationError
+        When the formula cannot be read or uses a function or syntax outside the grammar.
+
+    Examples
+    --------
+    >>> formula_variables("n ~ log10(dose) + I(age^2) + offset(log(t)) + (1 | practice/ego)")
+    ['n', 'dose', 'age', 'practice', 'ego', 't']
+    >>> formula_variables("cbind(k, size - k) ~ x + (1 | herd)")
+    ['k', 'size', 'x', 'herd']
+    """
+    lhs, kept, offsets = split_offsets(formula)
+    names: list[str] = []
+    placeholder = "cimstats_cbind_response__"
+    parts = cbind_parts(lhs, formula)
+    if parts is not None:
+        for e in parts:
+            names.extend(e.columns)
+        lhs = placeholder
+    rhs = "+".join(kept) if any(t.strip() for t in kept) else " 1"
+    spec = parse_formula(f"{lhs} ~{rhs}")
+    names.extend(c for c in spec.variables() if c != placeholder)
+    for o in offsets:
+        names.extend(parse_expression(o, where=f"offset {_short(o.strip())} in formula {_short(formula)}").columns)
+    return list(dict.fromkeys(names))
+
+
+# ---------------------------------------------------------------------------
+# evaluation on data
+# ---------------------------------------------------------------------------
 
 @dataclass
 class _VarInfo:
@@ -572,9 +875,10 @@ class _Evaluator:
     """
 
     def __init__(self, data: pd.DataFrame, formula: str, infos: dict | None = None,
-                 rows: np.ndarray | None = None):
+                 rows: np.ndarray | None = None, where: str | None = None):
         self.data = data
         self.formula = formula
+        self.where = where or f"formula {_short(formula)}"
         self.infos = infos  # fitted infos when evaluating new data
         self.rows = rows
         self._codes: dict = {}  # grouping column -> (int32 codes, sorted uniques)
@@ -591,10 +895,12 @@ class _Evaluator:
         if name not in self.data.columns:
             cols = ", ".join(map(str, list(self.data.columns)[:12]))
             raise ModelSpecificationError(
-                f"The formula {self.formula!r} uses {name!r}, which is not a column of `data`; "
+                f"The {self.where} uses {name!r}, which is not a column of `data`; "
                 f"available: {cols}{' ...' if self.data.shape[1] > 12 else ''}."
             )
         s = self.data[name]
+        if isinstance(s, pd.DataFrame):  # the name labels several columns
+            check_unique_columns(self.data, [name])
         return s if self.rows is None else s[self.rows]
 
     def numeric(self, node: _Node, label: str) -> np.ndarray:
@@ -612,20 +918,19 @@ class _Evaluator:
             return self.numeric(node.args[0], label)
         if node.kind == "neg":
             return -self.numeric(node.args[0], label)
-        if node.kind == "call" and str(node.value) in _SAFE_FUNCS and len(node.args) == 1:
+        if node.kind == "call" and str(node.value) in _ARITHMETIC_FUNCS and len(node.args) == 1:
             with np.errstate(all="ignore"):
-                return _SAFE_FUNCS[str(node.value)](self.numeric(node.args[0], label))
-        if node.kind == "call" and str(node.value) in ("I", "as.numeric") and len(node.args) == 1:
+                return _ARITHMETIC_FUNCS[str(node.value)](self.numeric(node.args[0], label))
+        if node.kind == "call" and str(node.value) in _IDENTITY_CALLS and len(node.args) == 1:
             return self.numeric(node.args[0], label)
-        if node.kind == "binop" and node.value in ("+", "-", "*", "/", "^"):
+        if node.kind == "binop" and node.value in _ARITHMETIC_OPS:
             a = self.numeric(node.args[0], label)
             b = self.numeric(node.args[1], label)
             with np.errstate(all="ignore"):
-                return {"+": np.add, "-": np.subtract, "*": np.multiply,
-                        "/": np.divide, "^": np.power}[node.value](a, b)
+                return _ARITHMETIC_OPS[node.value](a, b)
         raise ModelSpecificationError(
             f"The term {label!r} contains {node.text()!r}, which cannot be evaluated; "
-            f"inside I() use numbers, numeric columns, + - * / ^ and log/exp/sqrt/abs."
+            f"inside I() use numbers, numeric columns, + - * / ^ and {_ALLOWED_ARITHMETIC}."
         )
 
     def raw_columns(self, node: _Node) -> list[str]:
@@ -1061,6 +1366,8 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     for c in used:
         if c not in data.columns:
             _Evaluator(data, spec.text).column(c)  # raises the informative error
+    # a name used twice, infinite values, values whose squares overflow: named before any arithmetic
+    check_model_columns(data, used)
     # response
     ev0 = _Evaluator(data, spec.text)
     ynode = spec.nodes[spec.response]
@@ -1095,6 +1402,14 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     keep = ~miss
     del miss
     if not keep.any():
+        empty = [c for c in used if by_col.get(c, 0) == len(data)]
+        if empty and len(data):
+            role = "outcome" if empty[0] in _columns_of(ynode) else "column"
+            raise ModelSpecificationError(
+                f"The {role} {empty[0]!r} of formula {_short(spec.text)} has no observed values (all {len(data)} "
+                f"rows are missing); expected some observed values, so check the column name and its "
+                f"missing-value codes."
+            )
         detail = ", ".join(f"{k}: {v}" for k, v in by_col.items())
         raise ModelSpecificationError(
             f"Every row of `data` has a missing value in a model variable ({detail}); expected complete rows, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -10,7 +9,8 @@ import pandas as pd
 
 from ...errors import (CimstatsWarning, ConvergenceWarning, EstimationError, MissingDataWarning,
                        ModelSpecificationError, SingularFitWarning)
-from ..formula import build_design, parse_formula
+from ..checks import check_unique_columns
+from ..formula import build_design, cbind_parts, parse_expression, parse_formula, split_offsets
 from ..mixed.fit import _as_frame, _blas_single_thread, _check_rank
 from ..mixed.core import theta_layout
 from ..mixed.optimize import (OptimizerSummary, _fd_grad_hess, _projected_gradient, minimize_theta,
@@ -50,35 +50,18 @@ class BoundaryVarianceWarning(SingularFitWarning):
         self.components = tuple(components)
 
 
-def _split_top(s: str, sep: str) -> list[str]:
-    """Split ``s`` at ``sep`` characters outside parentheses."""
-    out, depth, cur = [], 0, []
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == sep and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-def _eval_expr(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
-    expr = expr.strip()
-    if expr in data.columns:
-        col = data[expr]
+def _eval_expr(expr: str, data: pd.DataFrame, what: str, formula: str | None = None) -> np.ndarray:
+    """Values of a column name or an arithmetic expression of columns (read by the formula
+    parser, never run as code); ``what`` names it in messages ("offset", "`weights` column")."""
+    text = expr.strip() if isinstance(expr, str) else expr
+    if isinstance(text, str) and text in data.columns:
+        check_unique_columns(data, [text])
+        col = data[text]
     else:
-        try:
-            col = data.eval(expr.replace("^", "**"), engine="python")
-        except Exception as exc:  # unknown columns, syntax
-            raise ModelSpecificationError(
-                f"The {what} {expr!r} could not be computed from `data` ({exc}); expected an arithmetic "
-                f"expression of numeric columns such as 'size - incidence' or 'log(months)'."
-            ) from None
+        where = f"{what} {text!r}" + (f" in formula {formula!r}" if formula else "")
+        if len(where) > 300:
+            where = f"{what} {str(text)[:100]!r}..." + (f" in formula {formula[:100]!r}..." if formula else "")
+        return parse_expression(text, where=where).evaluate(data)
     try:
         return pd.to_numeric(pd.Series(np.asarray(col)), errors="raise").to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError):
@@ -87,43 +70,31 @@ def _eval_expr(expr: str, data: pd.DataFrame, what: str) -> np.ndarray:
         ) from None
 
 
+def offset_values(exprs, data: pd.DataFrame, formula: str | None = None) -> np.ndarray:
+    """Sum of the offset() expressions of a formula on ``data`` (zeros without offsets)."""
+    off = np.zeros(len(data))
+    for expr in exprs:
+        off = off + _eval_expr(expr, data, "offset", formula)
+    return off
+
+
 def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
     """Take cbind() responses and offset() terms out of the formula; returns the pieces."""
-    if not isinstance(formula, str) or "~" not in formula:
-        raise ModelSpecificationError(
-            f"`formula` is {formula!r}; expected a string such as 'y ~ x + (1 | cluster)'."
-        )
-    lhs, rhs = formula.split("~", 1)
-    lhs = lhs.strip()
-    terms = _split_top(rhs, "+")
-    offsets = []
-    kept = []
-    for t in terms:
-        mt = re.fullmatch(r"\s*offset\s*\((.*)\)\s*", t, flags=re.S)
-        if mt:
-            offsets.append(mt.group(1))
-        else:
-            kept.append(t)
+    lhs, kept, offsets = split_offsets(formula)
     data = data.copy()
     if not data.index.is_unique:
         data = data.reset_index(drop=True)
     n = len(data)
     extra_missing = {}
-    mc = re.fullmatch(r"cbind\s*\((.*)\)", lhs, flags=re.S)
-    if mc:
+    parts = cbind_parts(lhs, formula)
+    if parts is not None:
         if family.name != "binomial":
             raise ModelSpecificationError(
                 f"The response {lhs!r} uses cbind(), which is only meaningful for family='binomial'; "
                 f"give a single count column for family={family.name!r}."
             )
-        parts = _split_top(mc.group(1), ",")
-        if len(parts) != 2:
-            raise ModelSpecificationError(
-                f"The response {lhs!r} has {len(parts)} argument(s) in cbind(); expected two: "
-                f"cbind(successes, failures)."
-            )
-        succ = _eval_expr(parts[0], data, "cbind() successes")
-        fail = _eval_expr(parts[1], data, "cbind() failures")
+        succ = parts[0].evaluate(data)
+        fail = parts[1].evaluate(data)
         total = succ + fail
         with np.errstate(invalid="ignore", divide="ignore"):
             yv = np.where(total > 0, succ / np.where(total > 0, total, 1), 0.0)
@@ -152,9 +123,7 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
         if np.any(wv[~np.isnan(wv)] < 0):
             raise ModelSpecificationError("`weights` has negative values; expected numbers of trials (>= 0).")
         mvec = mvec * wv
-    off = np.zeros(n)
-    for expr in offsets:
-        off = off + _eval_expr(expr, data, "offset")
+    off = offset_values(offsets, data, formula)
     if offset is not None:
         ov = (_eval_expr(offset, data, "`offset` column") if isinstance(offset, str)
               else np.asarray(offset, dtype=float))
@@ -164,20 +133,56 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
     for name, v in (("offset", off), ("weights", mvec), (response_label, yv)):
         if v is not None and np.isnan(v).any():
             extra_missing[name] = int(np.isnan(v).sum())
+        if v is not None and np.isinf(v).any():
+            raise ModelSpecificationError(
+                f"The {'outcome' if name == response_label else name} of {formula!r} has "
+                f"{int(np.isinf(v).sum())} infinite value(s) (first in row {data.index[np.flatnonzero(np.isinf(v))[0]]!r}); "
+                f"expected finite numbers (log(0) is -inf), so correct or set those rows aside."
+            )
     keep = ~np.isnan(off) & ~np.isnan(mvec) & (np.ones(n, bool) if yv is None else ~np.isnan(yv))
+    rhs = "+".join(kept) if any(t.strip() for t in kept) else " 1"
     if yv is not None:
         data[_RESPONSE] = yv
-        new_formula = f"{_RESPONSE} ~ {'+'.join(kept)}"
+        new_formula = f"{_RESPONSE} ~{rhs}"
     else:
-        new_formula = f"{lhs} ~ {'+'.join(kept)}"
-    sub = data.loc[keep]
+        new_formula = f"{lhs} ~{rhs}"
     spec = parse_formula(new_formula)
+    check_unique_columns(data, spec.variables())
+    ynode = spec.nodes[spec.response]
+    if yv is None and ynode.kind == "name":
+        _binary_response(data, str(ynode.value), family)
+    sub = data.loc[keep]
     frame = build_design(spec, sub)
     pos = data.index.get_indexer(frame.rows)
     return frame, response_label, mvec[pos], off[pos], offsets, int((~keep).sum()), extra_missing, pos, data
 
 
+def _binary_response(data: pd.DataFrame, col: str, family) -> None:
+    """Booleans are read as 0/1 (True = 1); text or categories get a message naming the remedy."""
+    s = data[col]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        data[col] = s.to_numpy(dtype=float, na_value=np.nan) if not isinstance(s.dtype, np.dtype) \
+            else s.to_numpy().astype(float)
+        return
+    if (isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s.dtype)
+            or s.dtype == object):
+        vals = [str(v) for v in pd.unique(s.dropna())[:4]]
+        want = "0/1 (or True/False)" if family.name == "binomial" else "whole-number counts"
+        raise ModelSpecificationError(
+            f"The outcome {col!r} has non-numeric values (dtype {s.dtype}, e.g. {vals}); family={family.name!r} "
+            f"needs {want}, so recode it, e.g. data[{col!r}] = (data[{col!r}] == {vals[0] if vals else 'yes'!r})"
+            f".astype(int)."
+        )
+
+
 def _check_response(frame, y, m, family, label):
+    if len(y) and np.all(y == y[0]):
+        # as glmer ("Response is constant"): the fixed effects have no finite estimate
+        raise ModelSpecificationError(
+            f"The outcome {label!r} is constant ({float(y[0]):g} in all {len(y)} rows used); a model of a "
+            f"{'binary or binomial' if family.name == 'binomial' else 'count'} outcome needs rows with different "
+            f"values, so check the outcome column and the rows selected."
+        )
     if family.name == "binomial":
         bad = (y < 0) | (y > 1)
         if bad.any():
@@ -323,7 +328,7 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     Parameters
     ----------
     formula : str
-        lme4-style formula. Binomial outcomes are 0/1 columns, proportions
+        lme4-style formula. Binomial outcomes are 0/1 (or True/False) columns, proportions
         with ``weights=`` giving the numbers of trials, or
         ``cbind(successes, failures)``; Poisson offsets are written
         ``offset(log(exposure))`` in the formula or passed as ``offset=``.
@@ -338,10 +343,14 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
         approximation. Values above 1 need a single scalar random effect
         (a random intercept), as with glmer's ``nAGQ``.
     weights : str or array-like, optional
-        Prior weights (numbers of trials for a binomial proportion).
+        Prior weights (numbers of trials for a binomial proportion): a column
+        name, an arithmetic expression of columns, or values.
     offset : str or array-like, optional
-        Offset added to the linear predictor (a column name or expression,
-        or values).
+        Offset added to the linear predictor (a column name, an arithmetic
+        expression of columns such as ``"log(months)"``, or values).
+        Expressions, like ``offset()`` and ``cbind()`` in the formula, are read
+        by the formula parser (numbers, columns, ``+ - * / ^``, ``log``,
+        ``log2``, ``log10``, ``exp``, ``sqrt``, ``abs``, ``I``), never run as code.
     start : array-like, optional
         Starting values for (theta, beta).
 
@@ -355,8 +364,10 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     ------
     ModelSpecificationError
         Unknown family or link, a non-binary (or out-of-range) binomial outcome,
-        negative or non-integer counts, ``nagq > 1`` with more than one scalar
-        random effect, or formula problems.
+        a constant outcome (as glmer), negative or non-integer counts,
+        ``nagq > 1`` with more than one scalar random effect, formula problems
+        (an unknown function is named with the allowed ones), a column name
+        that appears twice in ``data``, infinite or overflowing values.
 
     Warns
     -----

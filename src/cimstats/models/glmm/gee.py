@@ -20,7 +20,7 @@ from scipy import stats
 from ...errors import ConvergenceWarning, MissingDataWarning, ModelSpecificationError
 from ..mixed.fit import _as_frame, _check_rank
 from .family import make_family
-from .fit import _check_response, _prepare
+from .fit import _check_response, _prepare, offset_values
 from .results import WaldFixedEffects
 
 __all__ = ["gee", "GeeResult"]
@@ -144,7 +144,12 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
             )
         if not isinstance(groups, str):
             raise ModelSpecificationError(f"`groups` is {groups!r}; expected the name of the cluster column.")
-        formula_full = f"{formula} + (1 | {groups})"
+        if "`" in groups:
+            raise ModelSpecificationError(
+                f"`groups` is {groups!r}, which contains a backquote; expected a column name without "
+                f"backquotes, so rename the cluster column."
+            )
+        formula_full = f"{formula} + (1 | `{groups}`)"
     else:
         formula_full = formula
     df = _as_frame(data)
@@ -251,9 +256,8 @@ class GeeResult(WaldFixedEffects):
         if newdata is None:
             eta = self._frame.X @ self.beta + self._offset
         else:
-            eta = self._frame.new_fixed_matrix(newdata) @ self.beta
-            for expr in self._offset_exprs:
-                eta = eta + newdata.eval(expr.replace("^", "**"), engine="python").to_numpy(dtype=float)
+            eta = self._frame.new_fixed_matrix(newdata) @ self.beta + offset_values(
+                self._offset_exprs, newdata, self.formula)
         return eta if type == "link" else self._family.link.inverse(eta)
 
     def glance(self) -> pd.DataFrame:

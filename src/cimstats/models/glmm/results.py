@@ -11,6 +11,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from ...errors import ModelSpecificationError
 from ..mixed.optimize import OptimizerSummary
+from .fit import offset_values
 
 __all__ = ["GlmmResult", "GlmmSummary"]
 
@@ -225,9 +226,7 @@ class GlmmResult(WaldFixedEffects):
                     eta = eta + np.einsum("ij,ij->i", blk.Z, mu[blk.codes])
             return eta
         X = fr.new_fixed_matrix(newdata)
-        off = np.zeros(len(newdata))
-        for expr in self._offset_exprs:
-            off = off + newdata.eval(expr.replace("^", "**"), engine="python").to_numpy(dtype=float)
+        off = offset_values(self._offset_exprs, newdata, self.formula)
         eta = X @ self.beta + off
         if re:
             order = {b.group: i for i, b in enumerate(fr.random)}

@@ -14,6 +14,7 @@ from cimstats.models.mediation import kernel as K
 from cimstats.models.mediation.results import MediationResult
 from cimstats.models.mediation.spec import Spec, build_spec
 from cimstats.io.survey import analysis_frame
+from cimstats.models.checks import check_model_columns, check_unique_columns
 
 _CI_METHODS = ("percentile", "bc", "bca")
 _PATHS = ("a", "b", "direct")
@@ -211,8 +212,16 @@ def mediation(
                    n_boot, ci, level, resample_index, serial, seed)
     numeric = [x, *mediators, y, *covs] + ([moderator] if moderator else [])
     used = numeric + [c for c in (cluster, strata) if c]
+    check_unique_columns(df, used)
+    for col in numeric:
+        if len(df) and not df[col].notna().any():
+            raise ModelSpecificationError(
+                f"`{_role(col, x, mediators, y, covs, moderator)}=` column '{col}' has no observed values "
+                f"(all {len(df)} rows are missing); expected some observed values, so check the column name and "
+                f"its missing-value codes.")
     for col in numeric:
         _check_numeric(df[col], col, _role(col, x, mediators, y, covs, moderator))
+    check_model_columns(df, numeric)
 
     # ---- listwise deletion, counted by column
     sub = df[used]
@@ -232,6 +241,11 @@ def mediation(
                       MissingDataWarning, stacklevel=2)
     sub = sub.loc[complete]
     n = len(sub)
+    if n == 0:
+        raise ModelSpecificationError(
+            f"No row of `data` has values for all of {', '.join(used)} (most often missing: "
+            f"{', '.join(dropped.sort_values('n_missing', ascending=False)['column'].head(3))}); expected complete "
+            f"rows, so check the missing-value codes or drop a covariate.")
     values = {c: sub[c].to_numpy(dtype=float) for c in numeric}
     for c in numeric:
         if n and np.ptp(values[c]) == 0:

@@ -63,6 +63,15 @@ def _check_rank(X: np.ndarray, names) -> None:
         )
 
 
+def _check_outcome_varies(y: np.ndarray, label: str, model: str) -> None:
+    """A constant outcome has no variance to split between levels (lme4 stops with "response is constant")."""
+    if len(y) and np.all(y == y[0]):
+        raise ModelSpecificationError(
+            f"The outcome {label!r} is constant ({float(y[0]):g} in all {len(y)} rows used); {model} needs an "
+            f"outcome that varies, so check the outcome column and the rows selected."
+        )
+
+
 def fit_frame(frame: ModelFrame, *, reml: bool = True, start=None, df_method: str = "satterthwaite",
               formula: str | None = None, warn: bool = True):
     """Fit a prepared :class:`~cimstats.models.formula.ModelFrame` (internal entry point)."""
@@ -73,6 +82,7 @@ def fit_frame(frame: ModelFrame, *, reml: bool = True, start=None, df_method: st
             f"The formula {frame.spec.text!r} has no random-effect term; expected at least one such as "
             f"(1 | cluster), or use an ordinary regression."
         )
+    _check_outcome_varies(frame.y, frame.spec.response, "a linear mixed model")
     _check_rank(frame.X, frame.fixed_names)
     order = sorted(range(len(frame.random)), key=lambda i: -frame.random[i].nlevels)  # lme4 order
     blocks = [frame.random[i] for i in order]
@@ -97,6 +107,14 @@ def fit_frame(frame: ModelFrame, *, reml: bool = True, start=None, df_method: st
             raise EstimationError(
                 f"The {'REML' if reml else 'ML'} criterion of {frame.spec.text!r} could not be evaluated "
                 f"at any variance parameters tried; check the outcome for constant values or extreme scales."
+            )
+        if "beta" not in core.evaluate(theta, reml):
+            # the criterion is finite nearby but not at the optimum: the residual sum of squares is zero
+            # (or lost to underflow) or the fixed-effect cross-products are singular there
+            raise EstimationError(
+                f"The {'REML' if reml else 'ML'} criterion of {frame.spec.text!r} cannot be evaluated at the "
+                f"estimated variance parameters (no residual variation left, or values too small or large for "
+                f"double precision); check that the outcome varies beyond the fixed effects and rescale it."
             )
         beta, u, bs, ev = core.solve(theta, reml=reml)
     result = LmmResult._from_fit(frame=frame, blocks=tuple(blocks), core=core, theta=theta, beta=beta,
@@ -149,9 +167,11 @@ def lmm(formula, data=None, *, reml: bool = True, df_method: str = "satterthwait
     Raises
     ------
     ModelSpecificationError
-        Unreadable formula or a term that cannot be represented (named),
-        unknown columns, a non-numeric outcome, a grouping factor with one
-        level, perfectly collinear fixed effects.
+        Unreadable formula or a term that cannot be represented (named, with
+        the allowed functions), unknown columns, a column name that appears
+        twice in ``data``, infinite values or values whose squares overflow
+        (named by column), a non-numeric or constant outcome, a grouping factor
+        with one level, perfectly collinear fixed effects.
     EstimationError
         When the criterion cannot be evaluated.
 

@@ -28,6 +28,7 @@ from .kernel import GroupKernel, chol_inv_logdet, em_saturated, group_loglik
 from .partable import build_partable
 from .syntax import parse_model
 from cimstats.io.survey import analysis_frame
+from cimstats.models.checks import check_model_columns, check_unique_columns
 
 __all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian"]
 
@@ -91,11 +92,13 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             f"`model` names {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not "
             f"a column of `data` and not a latent variable (no '=~' defines it); available columns: {avail}."
         )
+    check_unique_columns(df, list(ov) + [c for c in (group, cluster) if c is not None])
     for v in ov:
         if not pd.api.types.is_numeric_dtype(df[v]):
             raise ModelSpecificationError(
                 f"Column '{v}' of `data` is {df[v].dtype}, not numeric; recode it to numbers before fitting."
             )
+    check_model_columns(df, ov)
     for name, arg in (("group", group), ("cluster", cluster)):
         if arg is not None and arg not in df.columns:
             raise ModelSpecificationError(f"`{name}=` is '{arg}', which is not a column of `data`.")
@@ -109,6 +112,12 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                 keep &= ~bad
     Yall = df[ov].to_numpy(dtype=float)
     miss = np.isnan(Yall)
+    empty = [v for j, v in enumerate(ov) if keep.any() and miss[keep, j].all()]
+    if empty:
+        raise ModelSpecificationError(
+            f"Variable '{empty[0]}' has no observed value in the {int(keep.sum())} rows of `data`; expected some "
+            f"observed values, so check the column and its missing-value codes or remove it from `model`."
+        )
     if missing == "listwise":
         bad = miss.any(axis=1) & keep
         if bad.any():
@@ -294,6 +303,16 @@ def _check_variables(Y, ov, lab, group):
 
 
 def _not_pd_error(S, ov, lab, n):
+    d = np.diag(S)
+    if n > len(ov) and np.all(d > 0) and d.max() > 1e10 * d.min():
+        # the eigenvalue test is relative to the total variance: wildly different scales fail it
+        big, small = ov[int(np.argmax(d))], ov[int(np.argmin(d))]
+        where = "" if lab is None else f" in group {lab!r}"
+        return ModelSpecificationError(
+            f"The variances of the model variables{where} differ by a factor of {d.max() / d.min():.2g} "
+            f"('{big}' {d.max():.3g}, '{small}' {d.min():.3g}), too much for the covariance matrix to be checked "
+            f"and inverted in double precision; rescale the variables to similar units."
+        )
     ev, vec = np.linalg.eigh(S)
     load = np.abs(vec[:, 0])
     # the (at most six) variables that carry the dependency, named in model order so that the

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import MissingDataWarning, ModelSpecificationError
+from cimstats.models.checks import check_model_columns, check_unique_columns
 from cimstats.io.survey import analysis_frame
 
 from .fit import sem
@@ -239,6 +240,7 @@ def _check_columns(df, items, id, wave):
             f"`items` lists {', '.join(map(repr, absent))}, which {'is' if len(absent) == 1 else 'are'} not "
             f"a column of `data`; available columns: {avail}."
         )
+    check_unique_columns(df, items + [id, wave])
     dup = sorted({c for c in items if items.count(c) > 1})
     if dup:
         raise ModelSpecificationError(f"`items` lists {', '.join(map(repr, dup))} more than once; give each item once.")
@@ -259,6 +261,7 @@ def _check_columns(df, items, id, wave):
             raise ModelSpecificationError(
                 f"Item column '{c}' of `data` is {df[c].dtype}, not numeric; recode it to numbers before fitting."
             )
+    check_model_columns(df, items)
     for col in (id, wave):
         bad = df[col].isna().to_numpy()
         if bad.any():

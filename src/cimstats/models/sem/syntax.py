@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cimstats.errors import ModelSpecificationError
+from cimstats.models.formula import MAX_FORMULA_CHAIN, MAX_FORMULA_CHARS, MAX_FORMULA_DEPTH
 
 __all__ = ["Statement", "parse_model", "Expression"]
 
@@ -280,6 +281,16 @@ def parse_model(model: str) -> list[Statement]:
 # a small, safe arithmetic expression language for := and constraints
 # --------------------------------------------------------------------------
 
+def _tuple_depth(tree) -> int:
+    """Depth of an expression tree of tuples, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((a, d + 1) for a in node[1:] if isinstance(a, tuple))
+    return deepest
+
+
 _TOKEN_RE = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|([A-Za-z_.][A-Za-z0-9_.]*)|(\*\*|[-+*/^()]))")
 _FUNCS = {"sqrt": np.sqrt, "exp": np.exp, "log": np.log, "abs": None}
 
@@ -305,11 +316,17 @@ class Expression:
 
     def __init__(self, text: str):
         self.text = text
+        if len(text) > MAX_FORMULA_CHARS:
+            raise ValueError(f"the expression has {len(text)} characters; at most {MAX_FORMULA_CHARS} are read, "
+                             f"so shorten it")
         self._tokens = self._tokenize(text)
         self._pos = 0
+        self._depth = 0
         self.tree = self._parse_sum()
         if self._pos != len(self._tokens):
             raise ValueError(f"unexpected '{self._tokens[self._pos][1]}' in the expression '{text}'")
+        if _tuple_depth(self.tree) > MAX_FORMULA_CHAIN:
+            raise ValueError(f"the expression chains more than {MAX_FORMULA_CHAIN} terms; shorten it")
         self.names = set()
         self._collect(self.tree)
 
@@ -358,6 +375,16 @@ class Expression:
         return node
 
     def _parse_unary(self):
+        self._depth += 1
+        if self._depth > MAX_FORMULA_DEPTH:
+            raise ValueError(f"the expression nests parentheses, signs, powers or calls more than "
+                             f"{MAX_FORMULA_DEPTH} levels deep; simplify it")
+        try:
+            return self._parse_unary_inner()
+        finally:
+            self._depth -= 1
+
+    def _parse_unary_inner(self):
         if self._peek() == ("op", "-"):
             self._take()
             return ("neg", self._parse_unary())
