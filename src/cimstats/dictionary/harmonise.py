@@ -287,7 +287,7 @@ def _collect_inputs(studies, d: Dictionary, data_dir, issues: Report) -> dict[st
             obj = Survey(obj)
         if obj is None or isinstance(obj, (str, Path)):
             fname = str(obj) if obj is not None else info.get("file", "")
-            path = resolve_study_file(d, fname, data_dir) if fname else None
+            path = resolve_study_file(d, fname, data_dir, from_dictionary=obj is None) if fname else None
             if path is None:
                 issues.add("H201", f"study '{sid}' file '{fname}' was not found.", file="studies", column="file",
                            remedy="Correct the path in studies.csv (relative to the dictionary folder) or give `data_dir`.")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats import _files
-from cimstats.errors import CimstatsWarning, SurveyWriteError
+from cimstats.errors import CimstatsError, CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
 from cimstats.io.readers import DECLARED_ONLY
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
@@ -359,7 +359,7 @@ def _plain_frame(df: pd.DataFrame, survey: Survey) -> pd.DataFrame:
 def _run(path: Path, fmt: str, write: Callable[[str], None]) -> None:
     try:
         atomic_write(path, write)
-    except SurveyWriteError:
+    except CimstatsError:  # its own sentence (e.g. a path outside the output folder), not a format failure
         raise
     except (OSError, ValueError, TypeError, OverflowError, Exception) as exc:  # pyreadstat raises plain Exception
         raise _fail(path, fmt, exc) from None

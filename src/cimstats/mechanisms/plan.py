@@ -47,6 +47,7 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
+from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.errors import PlanError, Report
 
 __all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
@@ -190,7 +191,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M017``).
+    ``M001``-``M018``; ``M018``: a model id that cannot be part of a file name).
 
     Raises
     ------
@@ -265,6 +266,10 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     for mid, spec in models.items():
         where = f"model {mid!r}"
+        bad = name_problem(mid)
+        if bad:  # the id becomes part of file names (models/<id>_terms.csv)
+            rep.add("M018", f"{where}: the model id {bad}; ids name output files, so they must use {SAFE_NAME_RULE}.",
+                    file=source, remedy="Rename the model (and the hypotheses naming it).")
         if not isinstance(spec, Mapping):
             rep.add("M005", f"{where} must be a mapping with a 'template'.", file=source)
             continue
@@ -315,8 +320,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             continue
         hid = h.get("id")
         where = f"hypothesis {hid!r} (entry {k})"
-        if not hid or not _ID.match(str(hid)):
-            rep.add("M010", f"{where} needs an id of letters, digits, '_', '.', '-' starting with a letter.",
+        if not hid or not _ID.match(str(hid)) or name_problem(str(hid)):
+            rep.add("M010", f"{where} needs an id starting with a letter and using {SAFE_NAME_RULE}.",
                     file=source, row=k)
         elif hid in seen:
             rep.add("M011", f"{where}: the id is used twice.", file=source, row=k, remedy="Give every hypothesis its own id.")

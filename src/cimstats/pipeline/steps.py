@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from cimstats._files import inside
 from cimstats.errors import CimstatsError, PlanError
 
 from .plan import AnalysisPlan
@@ -42,8 +43,14 @@ class StepContext:
     notes: list = field(default_factory=list)
 
     def path(self, rel: str) -> Path:
-        """Where to write ``rel`` (created folders included)."""
-        p = self.stage / rel
+        """Where to write ``rel`` (created folders included), checked to lie inside the staging folder.
+
+        Raises
+        ------
+        PlanError
+            ``rel`` (built from an id of the plan) would climb out of the folder.
+        """
+        p = inside(self.stage, rel, error=PlanError)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
