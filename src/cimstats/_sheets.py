@@ -204,11 +204,13 @@ def restore_spreadsheet_text(value: Any) -> Any:
 
 
 def _map_text(df, fn):
+    import pandas as pd
+
     out = df.copy()
     for c in out.columns:
         col = out[c]
-        if col.dtype == object or str(col.dtype).startswith("string"):
-            out[c] = col.map(fn, na_action="ignore")
+        if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
+            out[c] = col.map(fn, na_action="ignore").astype(col.dtype)
     out.columns = [fn(c) if isinstance(c, str) else c for c in out.columns]
     return out
 
