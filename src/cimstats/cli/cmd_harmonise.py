@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cimstats.dictionary import harmonise, read_dictionary
-    from cimstats._files import publish, temp_beside
+    from cimstats._files import inside, publish, temp_beside
     from cimstats.errors import HarmonisationError, SurveyWriteError
     from cimstats.io import write_survey
 
@@ -49,8 +49,11 @@ def run(args) -> int:
         say(exc.report.summary(), file=sys.stderr)
         say(f"cimstats: {len(exc.report.errors)} error(s) in strict mode; nothing was written.", file=sys.stderr)
         return 2
-    targets = {tb: (out if len(res.surveys) == 1 else out.with_name(f"{out.stem}_{tb}{out.suffix}"))
-               for tb in res.surveys}
+    targets = {}
+    for tb in res.surveys:
+        name = f"{out.stem}_{tb}{out.suffix}"
+        inside(out.parent, name, error=SurveyWriteError)  # table names are checked (D019); files stay beside --out
+        targets[tb] = out if len(res.surveys) == 1 else out.parent / name
     tmps: list[Path] = []
     try:
         staged = []
