@@ -161,7 +161,7 @@ def write_survey(
       (a declared missing code ``""``). When the variable also holds empty
       text as a value, or already declares three codes, this is not possible
       and a :class:`~cimstats.errors.CimstatsWarning` says so.
-    * **Same survey, same bytes.** .sav, .zsav and .dta headers record when
+    * **Same survey, same bytes.** .sav, .zsav, .dta, .por and .xpt headers record when
       the file was written; cimstats sets that date to 1 January 1980, 00:00
       (as in its Word and Excel files), so writing the same survey twice gives
       identical files and run manifests can be compared by hash.
@@ -368,29 +368,49 @@ _SAV_DATE, _SAV_TIME, _DTA_STAMP = b"01 Jan 80", b"00:00:00", b"01 Jan 1980 00:0
 _SAV_DATE_AT = 92  # after "$FL2", product name (60), layout, case size, compression, weight, cases (4 each), bias (8)
 _SAV_DATE_RE = re.compile(rb"\d\d [A-Za-z]{3} \d\d\d\d:\d\d:\d\d")
 _DTA_STAMP_RE = re.compile(rb"<timestamp>\x11\d\d [A-Za-z]{3} \d{4} \d\d:\d\d</timestamp>")
+_XPT_STAMP_RE = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
+# after the "SPSSPORT" signature: "8/" and 8 date digits, "6/" and 6 time digits (lines are cut every 80 characters)
+_POR_STAMP_RE = re.compile(rb"SPSSPORT(?:\r?\n)?[A-Z](8(?:\r?\n)?/)((?:\r?\n)?(?:\d(?:\r?\n)?){8})"
+                           rb"(6(?:\r?\n)?/)((?:\r?\n)?(?:\d(?:\r?\n)?){6})")
 
 
 def _fix_header_date(path: str, fmt: str) -> None:
-    """Overwrite the creation date and time that ReadStat stamps into a .sav/.zsav/.dta header.
+    """Overwrite the creation date and time that ReadStat stamps into a file header.
 
     pyreadstat offers no way to set them, so the bytes are rewritten in place
-    after writing (same length, nothing else touched): .sav/.zsav get
-    ``01 Jan 80 00:00:00`` at their fixed header position, .dta files (format
-    118/119) ``01 Jan 1980 00:00`` in their ``<timestamp>`` element. A header
-    that does not look as expected is left as it is.
+    after writing (same length, nothing else touched), all to 1 January 1980,
+    00:00: .sav/.zsav at their fixed header position (``01 Jan 80`` and
+    ``00:00:00``), .dta files (format 118/119) in their ``<timestamp>``
+    element, .xpt headers (``01JAN80:00:00:00``, created and modified) and
+    the .por header (date ``19800101``, time ``000000``, whose digits may run
+    across a line break). A header that does not look as expected is left as
+    it is.
     """
     with open(path, "r+b") as fh:
-        head = fh.read(512)
+        head = fh.read(1024)
         if fmt in ("sav", "zsav"):
             at = _SAV_DATE_AT
             if head[:4] in (b"$FL2", b"$FL3") and _SAV_DATE_RE.fullmatch(head[at:at + 17]):
                 fh.seek(at)
                 fh.write(_SAV_DATE + _SAV_TIME)
         elif fmt == "dta":
-            m = _DTA_STAMP_RE.search(head)
+            m = _DTA_STAMP_RE.search(head[:512])
             if m:
                 fh.seek(m.start() + len(b"<timestamp>\x11"))
                 fh.write(_DTA_STAMP)
+        elif fmt == "xpt":
+            for m in _XPT_STAMP_RE.finditer(head[:640]):
+                fh.seek(m.start())
+                fh.write(b"01JAN80:00:00:00")
+        elif fmt == "por":
+            m = _POR_STAMP_RE.search(head)
+            if m:
+                digits = iter(b"19800101000000")
+                fixed = bytes(next(digits) if 0x30 <= b <= 0x39 else b for b in m.group(2) + m.group(4))
+                fh.seek(m.start(2))
+                fh.write(fixed[:len(m.group(2))])
+                fh.seek(m.start(4))
+                fh.write(fixed[len(m.group(2)):])
 
 
 def _num_or_str(v: Any) -> Any:
@@ -545,6 +565,7 @@ def _write_por_xpt(survey: Survey, path: Path, fmt: str, label: str, **_) -> Non
             pyreadstat.write_por(df, tmp, file_label=label or "", column_labels=_column_labels(survey) or None)
         else:
             pyreadstat.write_xport(df, tmp, file_label=label or "", column_labels=_column_labels(survey) or None)
+        _fix_header_date(tmp, fmt)
 
     _run(path, fmt, write)
 
