@@ -151,3 +151,26 @@ def test_inspect_with_long_label_exits_cleanly(tmp_path, capsys):
     with pytest.raises(SurveyWriteError, match="at most 32,767"):
         write_codebook(cb, tmp_path / "cb.xlsx")
     assert not (tmp_path / "cb.xlsx").exists()
+
+
+def test_qdpx_exports_are_quoted_for_spreadsheets(tmp_path, capsys):
+    qde = """<?xml version="1.0" encoding="utf-8"?>
+<Project xmlns="urn:QDA-XML:project:1.0" name="hostile" origin="test">
+ <CodeBook><Codes><Code guid="c1" name="=HYPERLINK(&quot;http://evil.example&quot;)" isCodable="true"/></Codes></CodeBook>
+ <Variables><Variable guid="v1" name="area" typeOfVariable="Text"/></Variables>
+ <Cases><Case guid="k1" name="+EN-0001"><VariableValue><VariableRef targetGUID="v1"/>
+  <TextValue>@SUM(A1)</TextValue></VariableValue><SourceRef targetGUID="s1"/></Case></Cases>
+ <Sources><TextSource guid="s1" name="-interview"><PlainTextContent>=1+1 said nobody</PlainTextContent>
+  <PlainTextSelection guid="p1" startPosition="0" endPosition="4">
+   <Coding guid="g1"><CodeRef targetGUID="c1"/></Coding></PlainTextSelection></TextSource></Sources>
+</Project>"""
+    p = tmp_path / "hostile.qdpx"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("project.qde", qde)
+    out = tmp_path / "export"
+    assert main(["qdpx", str(p), "--out", str(out)]) == 0
+    cells = set()
+    for f in out.glob("*.csv"):
+        cells |= set(pd.read_csv(f, dtype=str, keep_default_na=False).to_numpy().ravel())
+    assert "'=HYPERLINK(\"http://evil.example\")" in cells and "'@SUM(A1)" in cells and "'=1+1" in cells
+    assert not any(c.startswith(("=", "+", "@")) for c in cells)
