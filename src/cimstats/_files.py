@@ -5,6 +5,12 @@ and is renamed into place only when complete, so a failure or an interruption
 leaves the previous file (or nothing) behind. Outputs get the permissions a
 plain ``open(path, "w")`` would give them.
 
+When a writer runs inside :func:`writing_into` (the pipeline runs every step
+that way), every path it writes through :func:`atomic_write_with` is first
+checked with :func:`inside`: it must lie inside that folder, reached without
+following a symbolic link. A path that would land outside is refused with one
+sentence.
+
 Examples
 --------
 >>> import os, tempfile
@@ -16,17 +22,84 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import os
 import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from cimstats.errors import CimstatsError
 
-__all__ = ["temp_beside", "publish", "atomic_write_with", "atomic_write"]
+__all__ = ["temp_beside", "publish", "atomic_write_with", "atomic_write", "inside", "writing_into"]
+
+
+#: the folder every write must stay inside (set by :func:`writing_into`; ``None``: no restriction)
+_ROOT: contextvars.ContextVar[tuple[Path, type] | None] = contextvars.ContextVar("cimstats_output_root", default=None)
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike, *,
+           error: type[CimstatsError] = CimstatsError) -> Path:
+    """``path`` (relative paths are taken relative to ``root``) after checking that writing it stays in ``root``.
+
+    The path is made absolute and normalised (``..`` removed), then it must
+    lie inside ``root``, and no folder between ``root`` and the file may be a
+    symbolic link (a link inside an output folder could send the file
+    anywhere). ``root`` itself may be a link.
+
+    Raises
+    ------
+    error
+        The path lies outside ``root`` or passes through a symbolic link.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> inside(root, "models/m1_terms.csv").name
+    'm1_terms.csv'
+    >>> try:
+    ...     inside(root, "models/../../ESCAPED_terms.csv")
+    ... except CimstatsError as exc:
+    ...     print("refused")
+    refused
+    """
+    base = Path(os.path.abspath(root))
+    p = Path(path)
+    full = Path(os.path.normpath(p if p.is_absolute() else base / p))
+    if full == base or base not in full.parents:
+        raise error(f"The output '{path}' would be written to '{full}', outside the output folder '{base}'; "
+                    "ids and names that become file names must not climb out of it (no '..', no absolute paths).")
+    rel = full.relative_to(base)
+    step = base
+    for part in rel.parts[:-1]:
+        step = step / part
+        if step.is_symlink():
+            raise error(f"The output folder '{base}' holds '{step.relative_to(base).as_posix()}', a symbolic link "
+                        f"(to '{os.readlink(step)}'), and cimstats does not write through links inside an output "
+                        "folder; remove the link or choose another output folder.")
+    return full
+
+
+@contextlib.contextmanager
+def writing_into(root: str | os.PathLike, *, error: type[CimstatsError] = CimstatsError) -> Iterator[Path]:
+    """Within this block, every :func:`atomic_write_with` must write inside ``root`` (see :func:`inside`)."""
+    token = _ROOT.set((Path(os.path.abspath(root)), error))
+    try:
+        yield Path(root)
+    finally:
+        _ROOT.reset(token)
+
+
+def _checked(path: str | os.PathLike) -> Path:
+    held = _ROOT.get()
+    if held is None:
+        return Path(path)
+    root, error = held
+    return inside(root, os.path.abspath(path), error=error)
 
 
 def _umask() -> int:
@@ -58,7 +131,9 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None], *,
     """Call ``writer(tmp)`` on a temporary file beside ``path``, then put it in place.
 
     On any error the temporary file is removed and ``path`` is left as it was.
+    Inside :func:`writing_into`, ``path`` is checked with :func:`inside` first.
     """
+    path = _checked(path)
     tmp = temp_beside(path, error=error)
     try:
         writer(str(tmp))

@@ -133,7 +133,7 @@ def _mechanism_plan(formula):
 def test_mechanism_plan_with_an_injected_formula_is_refused(payload, in_tmp):
     with pytest.raises(PlanError) as err:
         read_mechanism_plan(_mechanism_plan(f"y ~ x + offset({payload}) + (1 | g)"))
-    assert [i.code for i in err.value.report.errors] == ["M018"]
+    assert [i.code for i in err.value.report.errors] == ["M019"]
     assert "offset" in err.value.report.errors[0].message
 
 
@@ -145,7 +145,7 @@ def test_analysis_plan_with_an_injected_formula_is_refused_before_any_work(in_tm
     out = in_tmp / "out"
     with pytest.raises(PlanError) as err:
         cimstats.run(doc, out=out)
-    assert "M018" in [i.code for i in err.value.report]
+    assert "M019" in [i.code for i in err.value.report]
     assert not out.exists()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from cimstats.cli._output import say
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("dictionary", help="check or draft a data dictionary",
@@ -28,8 +30,10 @@ def check(args) -> int:
 
     rep = check_dictionary(args.folder, data_dir=args.data_dir)
     if args.csv:
-        rep.to_frame().to_csv(args.csv, index=False)
-    print(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
+        from cimstats._sheets import spreadsheet_safe_frame
+
+        spreadsheet_safe_frame(rep.to_frame()).to_csv(args.csv, index=False)  # names quoted from the tables stay text
+    say(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
     return 1 if rep.has_errors else 0
 
 
@@ -39,6 +43,6 @@ def draft(args) -> int:
     ids = [s.strip() for s in args.study_ids.split(",")] if args.study_ids else None
     tables = draft_dictionary(args.files, study_ids=ids)
     paths = write_draft(tables, args.out, overwrite=args.overwrite)
-    print(f"Drafted {len(tables['variables'])} variables, {len(tables['categories'])} categories and "
+    say(f"Drafted {len(tables['variables'])} variables, {len(tables['categories'])} categories and "
           f"{len(tables['mappings'])} mappings into {', '.join(str(p) for p in paths)}; review them before use.")
     return 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from cimstats.cli._output import say
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from cimstats.dictionary import harmonise, read_dictionary
-    from cimstats._files import publish, temp_beside
+    from cimstats._files import inside, publish, temp_beside
     from cimstats.errors import HarmonisationError, SurveyWriteError
     from cimstats.io import write_survey
 
@@ -44,11 +46,14 @@ def run(args) -> int:
     try:
         res = harmonise(None, d, data_dir=args.data_dir, strict=args.strict)
     except HarmonisationError as exc:
-        print(exc.report.summary(), file=sys.stderr)
-        print(f"cimstats: {len(exc.report.errors)} error(s) in strict mode; nothing was written.", file=sys.stderr)
+        say(exc.report.summary(), file=sys.stderr)
+        say(f"cimstats: {len(exc.report.errors)} error(s) in strict mode; nothing was written.", file=sys.stderr)
         return 2
-    targets = {tb: (out if len(res.surveys) == 1 else out.with_name(f"{out.stem}_{tb}{out.suffix}"))
-               for tb in res.surveys}
+    targets = {}
+    for tb in res.surveys:
+        name = f"{out.stem}_{tb}{out.suffix}"
+        inside(out.parent, name, error=SurveyWriteError)  # table names are checked (D019); files stay beside --out
+        targets[tb] = out if len(res.surveys) == 1 else out.parent / name
     tmps: list[Path] = []
     try:
         staged = []
@@ -73,10 +78,10 @@ def run(args) -> int:
     if not args.quiet:
         for tb, final in targets.items():
             s = res.surveys[tb]
-            print(f"Wrote {final} ({s.shape[0]} rows x {s.shape[1]} variables).")
-        print(f"Wrote the report {report_path} ({len(res.rows)} studies).")
+            say(f"Wrote {final} ({s.shape[0]} rows x {s.shape[1]} variables).")
+        say(f"Wrote the report {report_path} ({len(res.rows)} studies).")
     if len(rep.issues) or not args.quiet:
-        print(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
+        say(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
     return 1 if rep.has_errors else 0
 
 

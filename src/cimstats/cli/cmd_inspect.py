@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cimstats.cli._output import say
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -51,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         head.append(f"encoding: {src.encoding}")
     for note in src.notes:
         head.append(f"note: {note}")
-    print("\n".join(head) + "\n")
-    print(format_codebook(cb))
+    say("\n".join(head) + "\n")
+    say(format_codebook(cb))
     if args.out:
         write_codebook(cb, args.out, title=f"Codebook of {Path(args.file).name}")
-        print(f"\ncodebook written to {args.out}")
+        say(f"\ncodebook written to {args.out}")
     return 0

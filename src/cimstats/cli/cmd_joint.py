@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cimstats.cli._output import say
+
 
 def register(subparsers) -> None:
     from cimstats.integrate import DISPLAY_KINDS
@@ -41,5 +43,5 @@ def run(args) -> int:
                        number_format=args.style, title=args.title)
     for out in args.out:
         jd.render(out)
-        print(f"Wrote {out}.")
+        say(f"Wrote {out}.")
     return 0

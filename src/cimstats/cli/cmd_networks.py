@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cimstats.cli.cmd_score import read_table, write_table
+from cimstats.cli._output import say
 
 
 def _run(args) -> int:
@@ -16,16 +17,16 @@ def _run(args) -> int:
         columns["wave"] = None
     net = networks.ego_networks(alters, egos=egos, ties=ties, columns=columns)
     wide = networks.ego_measures(net)
-    print(f"{net.n_egos} egos, {net.n_alters} alters; mean size {wide['size'].mean():.2f}; "
+    say(f"{net.n_egos} egos, {net.n_alters} alters; mean size {wide['size'].mean():.2f}; "
           f"{int((wide['size'] == 0).sum())} egos without alters")
     if len(net.report):
-        print(net.report.summary())
+        say(net.report.summary())
     if args.out:
         write_table(wide, args.out)
-        print(f"wrote ego-level measures to {args.out}")
+        say(f"wrote ego-level measures to {args.out}")
     if args.long:
         write_table(networks.alter_table(net), args.long)
-        print(f"wrote alter-level table to {args.long}")
+        say(f"wrote alter-level table to {args.long}")
     return 0
 
 

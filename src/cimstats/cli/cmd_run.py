@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from cimstats.cli._output import say
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def execute(plan, args: argparse.Namespace, *, seed: int | None = None) -> int:
     progress = False if args.quiet else None  # default: progress lines only on a terminal
     res = run_plan(plan, out=args.out, dry_run=args.dry_run, force=args.force, seed=seed, progress=progress)
     if not args.quiet:
-        sys.stdout.write(res.summary())
+        say(res.summary(), end="")
     return 0
 
 

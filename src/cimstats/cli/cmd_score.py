@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cimstats.errors import CimstatsError
+from cimstats.cli._output import say
 
 
 def read_table(path: str):
@@ -45,7 +46,7 @@ def _run(args) -> int:
     from cimstats.measures.scales import list_instruments, load_instrument, score_scale
 
     if args.list:
-        print(list_instruments()[["id", "n_items", "scores"]].to_string(index=False))
+        say(list_instruments()[["id", "n_items", "scores"]].to_string(index=False))
         return 0
     if not args.data or not args.instrument:
         raise CimstatsError("`cimstats score` needs a data file and --instrument (or --list to see the "
@@ -67,10 +68,10 @@ def _run(args) -> int:
     import pandas as pd
 
     out = pd.concat([data[keep].reset_index(drop=True), res.wide().reset_index(drop=True)], axis=1)
-    print(res.summary())
+    say(res.summary())
     if args.out:
         write_table(out, args.out)
-        print(f"wrote {len(out)} rows to {args.out}")
+        say(f"wrote {len(out)} rows to {args.out}")
     return 0
 
 

@@ -4,6 +4,10 @@ Each command lives in its own module ``cimstats.cli.cmd_<name>`` exposing
 ``register(subparsers)``, which adds a sub-parser whose ``func(args)`` does the
 work by calling the public API and returns an exit code.
 
+Everything printed goes through :func:`cimstats.cli._output.say`, which
+shows control characters (terminal escape sequences hidden in labels or file
+names) as visible escapes.
+
 Errors raised on purpose (:class:`cimstats.errors.CimstatsError`) are printed
 as one sentence, without a traceback, and the command exits with status 2.
 ``--debug`` shows the traceback instead.
@@ -14,15 +18,30 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from cimstats import __version__
+from cimstats.cli._output import say
 
 #: command modules, in the order they appear in ``cimstats --help``
 COMMANDS: list[str] = ["inspect", "demo", "harmonise", "dictionary", "score", "networks", "qdpx", "joint", "run"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's messages quote what was typed (file names, choices): printed through :func:`say` too."""
+
+    def _print_message(self, message, file=None):
+        if message:
+            say(message, file=file or sys.stderr, end="")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # warnings name labels and values from the files read: they reach the terminal through say() as well
+    say(f"cimstats: {category.__name__}: {message}", file=file or sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cimstats",
         description=(
             "Harmonise labelled survey files, score scales and network measures, fit "
@@ -47,21 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except CimstatsError as exc:
         if args.debug:
             raise
-        print(f"cimstats: error: {exc}", file=sys.stderr)
+        say(f"cimstats: error: {exc}", file=sys.stderr)
         if getattr(exc, "report", None) is not None and len(exc.report):
-            print(exc.report.summary(), file=sys.stderr)
+            say(exc.report.summary(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cimstats: interrupted; no partial output was kept.", file=sys.stderr)
+        say("cimstats: interrupted; no partial output was kept.", file=sys.stderr)
         return 130
     except Exception as exc:  # unexpected: still one sentence, traceback on --debug
         if args.debug:
             raise
-        print(
+        say(
             f"cimstats: unexpected error ({type(exc).__name__}: {exc}); "
             "re-run with --debug to see where it happened.",
             file=sys.stderr,

@@ -83,24 +83,43 @@ class HarmonisationReport:
     def to_frames(self) -> dict[str, pd.DataFrame]:
         return {"summary": self.table, "unmapped": self.unmapped, "issues": self.issues.to_frame()}
 
-    def to_csv(self, path: str | Path) -> list[Path]:
-        """Write ``PATH`` (summary) plus ``PATH-stem_unmapped.csv`` and ``_issues.csv``; returns the paths."""
+    def to_csv(self, path: str | Path, *, spreadsheet_safe: bool = True) -> list[Path]:
+        """Write ``PATH`` (summary) plus ``PATH-stem_unmapped.csv`` and ``_issues.csv``; returns the paths.
+
+        Source values, labels and comments come from the study files and the
+        dictionary, so with ``spreadsheet_safe`` (default) text that a
+        spreadsheet would read as a formula (``= + - @``, tab, CR; not plain
+        numbers such as ``-9``) gets a leading apostrophe; ``False`` writes the
+        text exactly, for programs that read the CSV.
+        """
+        from cimstats._files import atomic_write
+        from cimstats._sheets import spreadsheet_safe_frame
+        from cimstats.errors import SurveyWriteError
+
         p = Path(path)
         out = []
         for name, df in self.to_frames().items():
             q = p if name == "summary" else p.with_name(f"{p.stem}_{name}{p.suffix or '.csv'}")
-            df.to_csv(q, index=False)
+            df = spreadsheet_safe_frame(df) if spreadsheet_safe else df
+            atomic_write(q, df.to_csv(index=False), error=SurveyWriteError)
             out.append(q)
         return out
 
     def to_excel(self, path: str | Path) -> Path:
-        """Write one workbook with sheets ``summary``, ``unmapped`` and ``issues``."""
-        from cimstats._files import make_office_file_reproducible
+        """Write one workbook with sheets ``summary``, ``unmapped`` and ``issues``.
 
-        with pd.ExcelWriter(path, engine="openpyxl") as xw:
-            for name, df in self.to_frames().items():
-                df.to_excel(xw, sheet_name=name, index=False)
-        make_office_file_reproducible(path)
+        Every text cell is stored as text, never as a formula (cells starting
+        with ``= + - @``, tab or CR carry Excel's quote prefix); control
+        characters are kept as Excel escapes; a text longer than an Excel cell
+        holds (32,767 characters) raises :class:`~cimstats.errors.SurveyWriteError`
+        naming the cell instead of being cut. The workbook has fixed dates, so
+        the same report gives the same bytes.
+        """
+        from cimstats._files import atomic_write
+        from cimstats._sheets import frames_to_xlsx
+        from cimstats.errors import SurveyWriteError
+
+        atomic_write(path, frames_to_xlsx(self.to_frames(), error=SurveyWriteError), error=SurveyWriteError)
         return Path(path)
 
     def to_html(self, path: str | Path | None = None) -> str:
@@ -287,7 +306,7 @@ def _collect_inputs(studies, d: Dictionary, data_dir, issues: Report) -> dict[st
             obj = Survey(obj)
         if obj is None or isinstance(obj, (str, Path)):
             fname = str(obj) if obj is not None else info.get("file", "")
-            path = resolve_study_file(d, fname, data_dir) if fname else None
+            path = resolve_study_file(d, fname, data_dir, from_dictionary=obj is None) if fname else None
             if path is None:
                 issues.add("H201", f"study '{sid}' file '{fname}' was not found.", file="studies", column="file",
                            remedy="Correct the path in studies.csv (relative to the dictionary folder) or give `data_dir`.")

@@ -7,7 +7,8 @@ sheets named after the tables). Column names are case-insensitive.
 
 ``studies`` (one row per source file)
     ``study`` (id, required), ``file`` (path relative to the dictionary folder
-    or to a data folder), ``format`` (sav, dta, csv, parquet...; default from
+    or to a data folder, and inside it: absolute paths, ``..`` and links leading
+    out are refused), ``format`` (sav, dta, csv, parquet...; default from
     the extension), ``country``, ``wave``, ``language``, ``id_variable``,
     ``description``.
 ``variables`` (one row per target variable)
@@ -37,12 +38,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
+from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.dictionary.rules import NUMERIC_RULES, Rule, RuleSyntaxError, parse_rule, parse_scalar
 from cimstats.errors import DictionaryError, Report
 
@@ -296,26 +299,75 @@ def check_dictionary(folder: str | Path, *, data_dir: str | Path | None = None) 
 
 def _check_files(d: Dictionary, report: Report, data_dir) -> None:
     # without a data folder, look only when some study file sits beside the dictionary (else data live elsewhere)
-    if data_dir is None and not any(resolve_study_file(d, f) for f in d.studies["file"] if f):
+    def found(name, folder=None):
+        try:
+            return resolve_study_file(d, name, folder)
+        except DictionaryError as exc:  # outside the data folder: reported (D020), never looked at
+            if not _escapes(name):
+                report.add("D020", str(exc), file="studies", column="file",
+                           remedy="Put the file itself in the data folder.")
+            return False
+
+    if data_dir is None and not any(found(f) for f in d.studies["file"] if f):
         return
     for _, r in d.studies.iterrows():
         if not r["file"]:
             continue
-        if resolve_study_file(d, r["file"], data_dir) is None:
+        if found(r["file"], data_dir) is None:
             report.add("D014", f"study '{r['study']}' names file '{r['file']}', which was not found.", severity="warning",
                        file=r["_file"], row=int(r["_row"]), column="file",
                        remedy="Correct the path (relative to the dictionary folder or --data-dir) or give --data-dir.")
 
 
-def resolve_study_file(d: Dictionary, name: str, data_dir=None) -> Path | None:
+def resolve_study_file(d: Dictionary, name: str, data_dir=None, *, from_dictionary: bool = True) -> Path | None:
+    """The file a study's data are read from, looked for in ``data_dir`` first, then beside the dictionary.
+
+    Parameters
+    ----------
+    d : Dictionary
+    name : str
+        The ``file`` entry of the studies table (or a path given by the caller).
+    data_dir : path, optional
+        The data folder.
+    from_dictionary : bool
+        ``name`` comes from the dictionary's ``file`` column (default). Such an
+        entry must resolve inside the data folder or the dictionary folder: an
+        absolute path, a path climbing out with ``..`` or a symbolic link
+        pointing outside is refused. A path the caller gives directly
+        (``from_dictionary=False``) may be anywhere.
+
+    Returns
+    -------
+    Path or None
+        The file, or ``None`` when it is not found.
+
+    Raises
+    ------
+    DictionaryError
+        A dictionary entry resolves outside the data folder and the dictionary folder.
+    """
     p = Path(name)
-    cands = [p] if p.is_absolute() else [Path(data_dir) / p] if data_dir else []
-    if not p.is_absolute() and d.root is not None:
-        cands.append(d.root / p)
-    for c in cands:
+    if p.is_absolute() and not from_dictionary:
+        return p if p.exists() else None
+    if from_dictionary and _escapes(name):
+        raise DictionaryError(f"The studies table names file '{name}', which lies outside the data folder (an "
+                              "absolute path or one climbing out with '..'); give the path relative to the data "
+                              "folder or the dictionary folder.")
+    bases = ([Path(data_dir)] if data_dir else []) + ([d.root] if d.root is not None else [])
+    for base in bases:
+        c = base / p
         if c.exists():
+            if from_dictionary and not _resolves_inside(c, base):
+                raise DictionaryError(f"The studies table names file '{name}', which resolves to '{c.resolve()}', "
+                                      f"outside its folder '{base}' (through a symbolic link); put the file itself in "
+                                      "the data folder.")
             return c
     return None
+
+
+def _resolves_inside(path: Path, base: Path) -> bool:
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(base))
+    return real == root or root in real.parents
 
 
 def _num(report, t, r, col, text) -> float | None:
@@ -367,6 +419,8 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
     # studies
     for _, r in st.iterrows():
         _empty(report, "studies", r, ("study",))
+        _safe_names(report, r)
+        _inside_data_folder(report, r)
         if r["format"] and r["format"].lower().lstrip(".") not in FORMATS:
             report.add("D006", f"studies row {r['_row']} has format '{r['format']}'.", file=r["_file"], row=int(r["_row"]),
                        column="format", remedy=f"Use one of {', '.join(FORMATS)}, or leave it empty to use the file extension.")
@@ -514,6 +568,31 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                                severity="error" if t.required else "warning", file="mappings", column="target",
                                remedy=f"Add a mappings row for {name} x {sid} (rule impossible if the study cannot provide it).")
     return Dictionary(root, st, va, ca, ma, tables, rules, report)
+
+
+def _safe_names(report: Report, r) -> None:
+    """Study ids and table names become parts of file names (``OUT-stem_TABLE.sav``): refuse unsafe ones."""
+    for col in ("study", "table"):
+        bad = name_problem(r[col]) if r[col] else None
+        if bad:
+            report.add("D019", f"studies row {r['_row']} has {col} '{r[col]}', which {bad}; {col} names become parts of "
+                               f"file names, so they must use {SAFE_NAME_RULE}.", file=r["_file"], row=int(r["_row"]),
+                       column=col, remedy=f"Rename the {col} (and every row naming it).")
+
+
+def _escapes(name: str) -> bool:
+    """True when a study's ``file`` entry is absolute or climbs out of its folder with ``..``."""
+    p = Path(name)
+    return p.is_absolute() or bool(p.drive) or name.startswith(("/", "\\")) or ".." in p.parts \
+        or ".." in name.replace("\\", "/").split("/")
+
+
+def _inside_data_folder(report: Report, r) -> None:
+    if r["file"] and _escapes(r["file"]):
+        report.add("D020", f"studies row {r['_row']} names file '{r['file']}', which lies outside the data folder "
+                           "(an absolute path or one climbing out with '..').", file=r["_file"], row=int(r["_row"]),
+                   column="file", remedy="Give the path relative to the data folder (--data-dir) or to the dictionary "
+                                         "folder, and put the file there.")
 
 
 def _fmt(v):

@@ -182,8 +182,16 @@ def format_codebook(cb: pd.DataFrame, *, title: str | None = None) -> str:
 
 
 def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | None = None,
-                   title: str | None = None) -> None:
+                   title: str | None = None, spreadsheet_safe: bool = True) -> None:
     """Write a codebook to CSV, Excel (.xlsx) or HTML; the file appears only when complete.
+
+    Labels come from the survey file, so they may look like spreadsheet
+    formulas (``=HYPERLINK(...)``) or hold control characters. In the Excel
+    file every text cell is stored as text (never a formula), with control
+    characters kept as Excel escapes; a text longer than an Excel cell holds
+    is refused, never cut. In the CSV file, text that a spreadsheet would read
+    as a formula gets a leading apostrophe (``spreadsheet_safe``, see
+    :mod:`cimstats._sheets`).
 
     Parameters
     ----------
@@ -195,6 +203,17 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
         Overrides the extension.
     title : str, optional
         Heading for HTML and the sheet name for Excel.
+    spreadsheet_safe : bool
+        For CSV: put an apostrophe before text starting with ``= + - @``, tab
+        or CR (not before plain numbers such as ``-9``), so that a spreadsheet
+        opening the file shows it as text (default). ``False`` writes the text
+        exactly as it is, for programs that read the CSV.
+
+    Raises
+    ------
+    SurveyWriteError
+        The format is unknown, the folder does not exist, a text is longer
+        than an Excel cell holds (.xlsx), or the file cannot be written.
 
     Examples
     --------
@@ -205,8 +224,8 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
     >>> pd.read_csv(path)["max"].tolist()
     [61]
     """
+    from cimstats._sheets import frames_to_xlsx, spreadsheet_safe_frame
     from cimstats.io.writers import atomic_write
-    from cimstats._files import make_office_file_reproducible
 
     p = Path(path)
     fmt = (format or p.suffix.lstrip(".")).lower()
@@ -220,11 +239,9 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
 
     def write(tmp: str) -> None:
         if fmt == "csv":
-            cb.to_csv(tmp, index=False, encoding="utf-8")
+            (spreadsheet_safe_frame(cb) if spreadsheet_safe else cb).to_csv(tmp, index=False, encoding="utf-8")
         elif fmt == "xlsx":
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                cb.to_excel(xl, index=False, sheet_name=(title or "codebook")[:31])
-            make_office_file_reproducible(tmp)
+            Path(tmp).write_bytes(frames_to_xlsx({title or "codebook": cb}, error=SurveyWriteError))
         else:
             body = cb.to_html(index=False, escape=True, na_rep="", border=0, classes="cimstats-codebook")
             heading = html.escape(title or "Codebook")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats import _files
-from cimstats.errors import CimstatsWarning, SurveyWriteError
+from cimstats.errors import CimstatsError, CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
 from cimstats.io.readers import DECLARED_ONLY
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
@@ -155,6 +155,16 @@ def write_survey(
       levels are not written.
     * **.por and .xpt** hold variable labels but neither value labels nor
       missing declarations; surveys that have them are refused.
+    * **Missing text in SPSS files.** SPSS has no system-missing value for
+      text, so a missing text cell is written as empty text, and the empty
+      text is declared missing for that variable: it reads back as missing
+      (a declared missing code ``""``). When the variable also holds empty
+      text as a value, or already declares three codes, this is not possible
+      and a :class:`~cimstats.errors.CimstatsWarning` says so.
+    * **Same survey, same bytes.** .sav, .zsav, .dta, .por and .xpt headers record when
+      the file was written; cimstats sets that date to 1 January 1980, 00:00
+      (as in its Word and Excel files), so writing the same survey twice gives
+      identical files and run manifests can be compared by hash.
 
     Examples
     --------
@@ -277,6 +287,7 @@ def _write_sav(survey: Survey, path: Path, fmt: str, label: str, **_) -> None:
                 f"Variable '{name}' declares Stata/SAS extended missing values {', '.join(ext)}, which an SPSS file "
                 f"cannot hold; give them numeric codes with `missing_map={{'{ext[0]}': -91, ...}}`."
             )
+        codes = list(m.missing_codes)
         if m.storage == "string":
             bad = [c for c in m.missing_codes if not isinstance(c, str) or len(c.encode('utf-8')) > 8]
             if bad or len(m.missing_codes) > 3 or m.missing_ranges:
@@ -284,6 +295,7 @@ def _write_sav(survey: Survey, path: Path, fmt: str, label: str, **_) -> None:
                     f"String variable '{name}' declares missing codes {list(m.missing_codes) + list(m.missing_ranges)}, "
                     "but SPSS allows at most three text codes of up to 8 bytes and no ranges; shorten or drop codes."
                 )
+            codes += _blank_as_missing(name, df[name], codes)
         else:
             bad = [c for c in m.missing_codes if isinstance(c, str)]
             if bad:
@@ -296,8 +308,8 @@ def _write_sav(survey: Survey, path: Path, fmt: str, label: str, **_) -> None:
                     "range(s), but SPSS allows at most three codes, or one range plus one code; "
                     "merge codes into a range or drop some."
                 )
-        if m.missing_codes or m.missing_ranges:
-            missing[name] = [_num_or_str(c) for c in m.missing_codes] + [
+        if codes or m.missing_ranges:
+            missing[name] = [_num_or_str(c) for c in codes] + [
                 {"lo": float(lo), "hi": float(hi)} for lo, hi in m.missing_ranges]
         if m.value_labels:
             if m.storage == "string":
@@ -325,8 +337,80 @@ def _write_sav(survey: Survey, path: Path, fmt: str, label: str, **_) -> None:
             missing_ranges=missing or None, variable_measure=measures or None,
             variable_format=formats or None,
         )
+        _fix_header_date(tmp, fmt)
 
     _run(path, fmt, write)
+
+
+def _blank_as_missing(name: str, col: pd.Series, codes: list) -> list:
+    """``[""]`` when the empty text must be declared missing so that missing text cells read back as missing.
+
+    SPSS has no system-missing value for text: a missing cell is written as
+    empty text, which is a valid value unless declared missing.
+    """
+    holes = col.isna()
+    if not holes.any() or "" in codes:
+        return []
+    if (col == "").any() or len(codes) >= 3:
+        why = ("it also holds empty text as a value" if (col == "").any()
+               else "it already declares three missing codes, the most SPSS allows")
+        warnings.warn(
+            f"Text variable '{name}' has {int(holes.sum())} missing cell(s), which an SPSS file stores as empty text, "
+            f"and the empty text cannot be declared missing because {why}; they will read back as empty text "
+            "(write .parquet to keep them missing).", CimstatsWarning, stacklevel=4)
+        return []
+    return [""]
+
+
+#: the creation date written into .sav and .dta headers, so that the same survey gives the same bytes
+#: (Word and Excel outputs carry the same date, see cimstats._files.reproducible_office_file)
+_SAV_DATE, _SAV_TIME, _DTA_STAMP = b"01 Jan 80", b"00:00:00", b"01 Jan 1980 00:00"
+_SAV_DATE_AT = 92  # after "$FL2", product name (60), layout, case size, compression, weight, cases (4 each), bias (8)
+_SAV_DATE_RE = re.compile(rb"\d\d [A-Za-z]{3} \d\d\d\d:\d\d:\d\d")
+_DTA_STAMP_RE = re.compile(rb"<timestamp>\x11\d\d [A-Za-z]{3} \d{4} \d\d:\d\d</timestamp>")
+_XPT_STAMP_RE = re.compile(rb"\d\d[A-Z]{3}\d\d:\d\d:\d\d:\d\d")
+# after the "SPSSPORT" signature: "8/" and 8 date digits, "6/" and 6 time digits (lines are cut every 80 characters)
+_POR_STAMP_RE = re.compile(rb"SPSSPORT(?:\r?\n)?[A-Z](8(?:\r?\n)?/)((?:\r?\n)?(?:\d(?:\r?\n)?){8})"
+                           rb"(6(?:\r?\n)?/)((?:\r?\n)?(?:\d(?:\r?\n)?){6})")
+
+
+def _fix_header_date(path: str, fmt: str) -> None:
+    """Overwrite the creation date and time that ReadStat stamps into a file header.
+
+    pyreadstat offers no way to set them, so the bytes are rewritten in place
+    after writing (same length, nothing else touched), all to 1 January 1980,
+    00:00: .sav/.zsav at their fixed header position (``01 Jan 80`` and
+    ``00:00:00``), .dta files (format 118/119) in their ``<timestamp>``
+    element, .xpt headers (``01JAN80:00:00:00``, created and modified) and
+    the .por header (date ``19800101``, time ``000000``, whose digits may run
+    across a line break). A header that does not look as expected is left as
+    it is.
+    """
+    with open(path, "r+b") as fh:
+        head = fh.read(1024)
+        if fmt in ("sav", "zsav"):
+            at = _SAV_DATE_AT
+            if head[:4] in (b"$FL2", b"$FL3") and _SAV_DATE_RE.fullmatch(head[at:at + 17]):
+                fh.seek(at)
+                fh.write(_SAV_DATE + _SAV_TIME)
+        elif fmt == "dta":
+            m = _DTA_STAMP_RE.search(head[:512])
+            if m:
+                fh.seek(m.start() + len(b"<timestamp>\x11"))
+                fh.write(_DTA_STAMP)
+        elif fmt == "xpt":
+            for m in _XPT_STAMP_RE.finditer(head[:640]):
+                fh.seek(m.start())
+                fh.write(b"01JAN80:00:00:00")
+        elif fmt == "por":
+            m = _POR_STAMP_RE.search(head)
+            if m:
+                digits = iter(b"19800101000000")
+                fixed = bytes(next(digits) if 0x30 <= b <= 0x39 else b for b in m.group(2) + m.group(4))
+                fh.seek(m.start(2))
+                fh.write(fixed[:len(m.group(2))])
+                fh.seek(m.start(4))
+                fh.write(fixed[len(m.group(2)):])
 
 
 def _num_or_str(v: Any) -> Any:
@@ -359,7 +443,7 @@ def _plain_frame(df: pd.DataFrame, survey: Survey) -> pd.DataFrame:
 def _run(path: Path, fmt: str, write: Callable[[str], None]) -> None:
     try:
         atomic_write(path, write)
-    except SurveyWriteError:
+    except CimstatsError:  # its own sentence (e.g. a path outside the output folder), not a format failure
         raise
     except (OSError, ValueError, TypeError, OverflowError, Exception) as exc:  # pyreadstat raises plain Exception
         raise _fail(path, fmt, exc) from None
@@ -457,6 +541,7 @@ def _write_dta(survey: Survey, path: Path, fmt: str, label: str, *, expand_range
             df, tmp, file_label=label or "", column_labels=_column_labels(survey) or None,
             variable_value_labels=value_labels or None, missing_user_values=user_missing or None,
         )
+        _fix_header_date(tmp, fmt)
 
     _run(path, fmt, write)
 
@@ -480,6 +565,7 @@ def _write_por_xpt(survey: Survey, path: Path, fmt: str, label: str, **_) -> Non
             pyreadstat.write_por(df, tmp, file_label=label or "", column_labels=_column_labels(survey) or None)
         else:
             pyreadstat.write_xport(df, tmp, file_label=label or "", column_labels=_column_labels(survey) or None)
+        _fix_header_date(tmp, fmt)
 
     _run(path, fmt, write)
 

@@ -47,6 +47,7 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
+from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.errors import ModelSpecificationError, PlanError, Report
 from cimstats.models.formula import formula_variables
 
@@ -189,7 +190,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M017``).
+    ``M001``-``M019``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read).
 
     Raises
     ------
@@ -264,6 +265,10 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     for mid, spec in models.items():
         where = f"model {mid!r}"
+        bad = name_problem(mid)
+        if bad:  # the id becomes part of file names (models/<id>_terms.csv)
+            rep.add("M018", f"{where}: the model id {bad}; ids name output files, so they must use {SAFE_NAME_RULE}.",
+                    file=source, remedy="Rename the model (and the hypotheses naming it).")
         if not isinstance(spec, Mapping):
             rep.add("M005", f"{where} must be a mapping with a 'template'.", file=source)
             continue
@@ -284,7 +289,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             try:
                 formula_names(str(spec["formula"]))
             except ModelSpecificationError as exc:
-                rep.add("M018", f"{where} has a formula that cannot be used: {exc}", file=source,
+                rep.add("M019", f"{where} has a formula that cannot be used: {exc}", file=source,
                         remedy="Write it as in lme4 with the functions the formula grammar lists.")
         if tpl == "glmm" and spec.get("family", "binomial") not in ("binomial", "poisson"):
             rep.add("M007", f"{where} has family {spec.get('family')!r}.", file=source,
@@ -320,8 +325,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             continue
         hid = h.get("id")
         where = f"hypothesis {hid!r} (entry {k})"
-        if not hid or not _ID.match(str(hid)):
-            rep.add("M010", f"{where} needs an id of letters, digits, '_', '.', '-' starting with a letter.",
+        if not hid or not _ID.match(str(hid)) or name_problem(str(hid)):
+            rep.add("M010", f"{where} needs an id starting with a letter and using {SAFE_NAME_RULE}.",
                     file=source, row=k)
         elif hid in seen:
             rep.add("M011", f"{where}: the id is used twice.", file=source, row=k, remedy="Give every hypothesis its own id.")
@@ -405,7 +410,7 @@ def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[s
         try:
             names = formula_names(str(spec.get("formula", "")))
         except ModelSpecificationError:
-            names = []  # an unreadable formula is reported by the plan check (M018)
+            names = []  # an unreadable formula is reported by the plan check (M019)
     elif tpl in ("mediation", "moderated_mediation"):
         m = spec.get("m")
         ms = [m] if isinstance(m, str) else list(m or [])

@@ -8,7 +8,9 @@ skips it) only when the input hash is the same and every recorded output is
 still there with the recorded content.
 
 A step writes into a fresh staging folder under ``OUT/.cache/``; only when it
-has finished are its files moved into ``OUT`` and then its record written. A
+has finished are its files moved into ``OUT`` and then its record written.
+Every file is checked to land inside ``OUT`` without passing through a
+symbolic link (:func:`cimstats._files.inside`) before anything is moved. A
 run that stops part-way (an error, Ctrl-C, a power cut) leaves either no new
 files or files without a record, which the next run does not trust and
 replaces.
@@ -24,7 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from cimstats._files import atomic_write
+from cimstats._files import atomic_write, inside
+from cimstats.errors import PlanError
 
 __all__ = ["file_hash", "files_hash", "input_hash", "StepCache"]
 
@@ -72,6 +75,7 @@ class StepCache:
         self.dir = self.out / CACHE_DIR
 
     def ensure(self) -> None:
+        inside(self.out, f"{CACHE_DIR}/record.json", error=PlanError)  # refuses a .cache that is a link
         self.dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ records
@@ -121,14 +125,18 @@ class StepCache:
         outputs = {}
         for rel in rels:
             outputs[rel] = file_hash(stage / rel)
+        dests = {rel: inside(self.out, rel, error=PlanError) for rel in rels}  # all checked before any is moved
         for rel in rels:
-            dest = self.out / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(stage / rel, dest)
+            dests[rel].parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, dests[rel])
         for rel in old:
             if rel not in outputs:
-                (self.out / rel).unlink(missing_ok=True)
-                _prune_empty(self.out / rel, self.out)
+                try:
+                    stale = inside(self.out, rel, error=PlanError)
+                except PlanError:
+                    continue  # a record naming a file outside OUT is not trusted: nothing outside is removed
+                stale.unlink(missing_ok=True)
+                _prune_empty(stale, self.out)
         self.discard(stage)
         rec = {"step": step_id, "input_hash": ihash, "outputs": outputs, "info": dict(info or {})}
         atomic_write(self.record_path(step_id), json.dumps(rec, indent=1, sort_keys=True, default=str))

@@ -22,7 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
-from cimstats._files import atomic_write
+from cimstats._files import atomic_write, writing_into
 from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
@@ -309,7 +309,9 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
     ------
     PlanError
         The plan has problems (all listed in ``.report``; nothing is run), or
-        ``out`` is a file or a non-empty folder that no earlier run wrote.
+        ``out`` is a file or a non-empty folder that no earlier run wrote, or
+        an output would land outside ``out`` or pass through a symbolic link
+        to a folder inside it (links inside an output folder are never followed).
 
     Notes
     -----
@@ -373,7 +375,8 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
         stage = cache.stage(st.id)
         ctx = StepContext(plan=aplan, out=out, stage=stage)
         try:
-            info = STEP_FUNCTIONS[st.function](ctx) or {}
+            with writing_into(stage, error=PlanError):  # every file the step writes stays in its staging folder
+                info = STEP_FUNCTIONS[st.function](ctx) or {}
         except StepSkipped as exc:
             cache.discard(stage)
             cache.forget(st.id)
@@ -394,8 +397,9 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
         bar.end("ran", secs)
     table = pd.DataFrame(rows, columns=STEP_COLUMNS)
     manifest = _manifest(aplan, out, table, started, __version__)
-    atomic_write(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False, ensure_ascii=False,
-                                             default=str) + "\n")
+    with writing_into(out, error=PlanError):
+        atomic_write(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False, ensure_ascii=False,
+                                                 default=str) + "\n")
     return RunResult(out=out, plan=aplan, steps=table, manifest=manifest)
 
 

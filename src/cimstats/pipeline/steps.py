@@ -19,6 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from cimstats._files import inside
+from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import CimstatsError, PlanError
 
 from .plan import AnalysisPlan
@@ -42,8 +44,14 @@ class StepContext:
     notes: list = field(default_factory=list)
 
     def path(self, rel: str) -> Path:
-        """Where to write ``rel`` (created folders included)."""
-        p = self.stage / rel
+        """Where to write ``rel`` (created folders included), checked to lie inside the staging folder.
+
+        Raises
+        ------
+        PlanError
+            ``rel`` (built from an id of the plan) would climb out of the folder.
+        """
+        p = inside(self.stage, rel, error=PlanError)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -51,8 +59,18 @@ class StepContext:
         return self.out / rel
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    # fixed float format so that identical numbers give identical bytes
+def _write_csv(df: pd.DataFrame, path: Path, *, spreadsheet_safe: bool = False) -> None:
+    """Write a table as CSV (fixed float format, so identical numbers give identical bytes).
+
+    ``spreadsheet_safe`` marks the CSV files meant to be opened in a
+    spreadsheet whose text comes from survey files, the dictionary or QDA
+    projects (codebooks, harmonisation reports, joint displays): text that
+    would start a formula gets a leading apostrophe
+    (:func:`cimstats._sheets.spreadsheet_safe_frame`; the report reads them
+    back with :func:`cimstats._sheets.restore_spreadsheet_frame`).
+    """
+    if spreadsheet_safe:
+        df = spreadsheet_safe_frame(df)
     df.to_csv(path, index=False, encoding="utf-8", lineterminator="\n", float_format="%.10g")
 
 
@@ -155,11 +173,12 @@ def step_harmonise(ctx: StepContext) -> dict:
                 write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
         info["notes"] += [n for n in _caught(ws) if n not in info["notes"]]
         cb = survey.codebook()
-        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}), ctx.path(f"data/{name}_codebook.csv"))
+        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}),
+                   ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
         info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
-    _write_csv(rep.table, ctx.path("harmonisation/report.csv"))
-    _write_csv(rep.unmapped, ctx.path("harmonisation/unmapped.csv"))
-    _write_csv(rep.issues.to_frame(), ctx.path("harmonisation/issues.csv"))
+    _write_csv(rep.table, ctx.path("harmonisation/report.csv"), spreadsheet_safe=True)
+    _write_csv(rep.unmapped, ctx.path("harmonisation/unmapped.csv"), spreadsheet_safe=True)
+    _write_csv(rep.issues.to_frame(), ctx.path("harmonisation/issues.csv"), spreadsheet_safe=True)
     rep.to_excel(ctx.path("harmonisation/report.xlsx"))
     rep.to_html(ctx.path("harmonisation/report.html"))
     ctx.path("harmonisation/summary.txt").write_text(rep.summary() + "\n", encoding="utf-8")
@@ -183,7 +202,8 @@ def step_load_harmonised(ctx: StepContext) -> dict:
                 write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
         info["notes"] += _caught(ws)
         cb = survey.codebook()
-        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}), ctx.path(f"data/{name}_codebook.csv"))
+        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}),
+                   ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
         info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
     return info
 
@@ -492,12 +512,15 @@ def step_joint_displays(ctx: StepContext) -> dict:
         notes += _caught(ws)
         base = ctx.path(f"joint_displays/{stem}.csv")
         spec_frame = jd.to_frame()
-        _write_csv(spec_frame.astype({c: str for c in spec_frame.columns if spec_frame[c].dtype == object}), base)
+        _write_csv(spec_frame.astype({c: str for c in spec_frame.columns if spec_frame[c].dtype == object}), base,
+                   spreadsheet_safe=True)
         if jd.meta_inferences is not None:
-            _write_csv(jd.meta_inferences, ctx.path(f"joint_displays/{stem}_meta_inferences.csv"))
+            _write_csv(jd.meta_inferences, ctx.path(f"joint_displays/{stem}_meta_inferences.csv"),
+                       spreadsheet_safe=True)
         written += _render_all(jd.table, base, formats)
         index.append({"file": stem, "kind": kind, "title": jd.table.caption_text()})
-    _write_csv(pd.DataFrame(index, columns=["file", "kind", "title"]), ctx.path("joint_displays/index.csv"))
+    _write_csv(pd.DataFrame(index, columns=["file", "kind", "title"]), ctx.path("joint_displays/index.csv"),
+               spreadsheet_safe=True)
     return {"displays": len(index), "notes": notes}
 
 

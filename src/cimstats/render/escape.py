@@ -31,8 +31,7 @@ __all__ = [
     "FORMULA_PREFIXES",
 ]
 
-#: characters that make a spreadsheet cell a formula (or DDE command) when typed first
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+from cimstats._sheets import FORMULA_PREFIXES  # one list for every spreadsheet writer
 
 # XML 1.0 forbids C0 controls other than tab/newline/CR, lone surrogates and U+FFFE/U+FFFF
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

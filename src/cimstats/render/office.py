@@ -14,7 +14,8 @@ from typing import Sequence
 from cimstats.errors import RenderError
 from cimstats.render._atomic import atomic_write
 from cimstats._files import reproducible_office_file
-from cimstats.render.escape import spreadsheet_text, xml_safe
+from cimstats._sheets import set_text_cell, sheet_title
+from cimstats.render.escape import xml_safe
 from cimstats.render.spec import Cell, TableSpec
 
 __all__ = ["to_docx", "to_xlsx"]
@@ -243,8 +244,6 @@ def to_docx(spec: TableSpec | Sequence[TableSpec], path: str | os.PathLike | Non
 
 
 # --------------------------------------------------------------------- Excel
-_SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
-
 
 def _decimals_of(text: str) -> int:
     m = re.search(r"[.\u00b7,](\d+)", text)
@@ -278,12 +277,8 @@ def _xlsx_sheet(ws, spec: TableSpec, numbers_as_values: bool) -> None:
                 cell.value = float(v)
                 number_format = "0" + ("." + "0" * d if d else "")
         else:
-            text, quote_prefix = spreadsheet_text(c.text)
-            if c.footnotes:
-                text = f"{text} [{','.join(c.footnotes)}]"
-            cell.value = text if text != "" else None
-            if text != "":
-                cell.data_type = "s"
+            text = f"{c.text} [{','.join(c.footnotes)}]" if c.footnotes else c.text
+            quote_prefix = set_text_cell(cell, text, error=RenderError)
         b, it = bool(c.bold or bold), bool(c.italic or italic or c.kind == "quote")
         wrap = c.kind == "quote" or len(c.text) > 40 or "\n" in c.text
         horizontal = "right" if c.numeric else ("center" if c.colspan > 1 and bold else "left")
@@ -363,7 +358,10 @@ def to_xlsx(
     table. Text never becomes a formula: cells whose text starts with
     ``= + - @`` (or tab/CR) are stored as string cells with Excel's quote
     prefix, so they show literally even after editing. Control characters
-    are replaced.
+    are kept, written as Excel's ``_xHHHH_`` escapes. Text longer than an
+    Excel cell holds (32,767 characters) raises :class:`RenderError` naming
+    the cell; it is never cut. All of this is done by the one cell writer
+    that codebooks and harmonisation reports use too (``cimstats._sheets``).
 
     Parameters
     ----------
@@ -400,13 +398,7 @@ def to_xlsx(
     for k, s in enumerate(specs):
         ws = wb.active if k == 0 else wb.create_sheet()
         name = names[k] if k < len(names) else (f"Table {s.number}" if s.number else "Table")
-        base = _SHEET_BAD.sub("_", name)[:31] or "Table"
-        title, n = base, 2
-        while title.lower() in used:
-            title = f"{base[:27]} ({n})"
-            n += 1
-        used.add(title.lower())
-        ws.title = title
+        ws.title = sheet_title(name, used, default="Table")
         _xlsx_sheet(ws, s, numbers_as_values)
     buf = io.BytesIO()
     wb.save(buf)

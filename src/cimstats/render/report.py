@@ -49,10 +49,16 @@ figcaption{font-size:.92rem;color:#333;margin-top:.4rem}
 _FMT = NumberFormat()
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, *, spreadsheet: bool = False) -> pd.DataFrame | None:
+    """A CSV output of the run; ``spreadsheet``: one written for spreadsheets (formula-like text quoted), restored."""
     if not path.is_file():
         return None
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if spreadsheet:
+        from cimstats._sheets import restore_spreadsheet_frame
+
+        df = restore_spreadsheet_frame(df)  # the report shows the text as it was
+    return df
 
 
 def _frame_table(df: pd.DataFrame, title: str, *, kinds=None, labels=None, notes=(), number=None,
@@ -141,7 +147,7 @@ def build_report(plan, out) -> str:
         parts.append(f"<p>{escape_html(text[0])}</p>")
         if len(text) > 1:
             parts.append(f"<p>{escape_html(' '.join(text[1:3]))}</p>")
-    rep = _read_csv(out / "harmonisation/report.csv")
+    rep = _read_csv(out / "harmonisation/report.csv", spreadsheet=True)
     if rep is not None and len(rep):
         by = rep.groupby(["study", "status"]).size().unstack(fill_value=0).reset_index()
         by.columns = [str(c) for c in by.columns]
@@ -154,7 +160,7 @@ def build_report(plan, out) -> str:
                                   labels={"study": "Study", "targets": "Targets", "share_valid": "Valid cells"},
                                   notes=("complete: every source value mapped; partial: some values unmapped, out of "
                                          "range or of the wrong type (see harmonisation/report.xlsx).",)))
-    unm = _read_csv(out / "harmonisation/unmapped.csv")
+    unm = _read_csv(out / "harmonisation/unmapped.csv", spreadsheet=True)
     if unm is not None and len(unm):
         show = unm.head(30)
         more = f" The first 30 of {len(unm)} are shown; all are in harmonisation/unmapped.csv." if len(unm) > 30 else ""
@@ -166,7 +172,7 @@ def build_report(plan, out) -> str:
     # ---------------------------------------------------------------- codebook
     parts = []
     for name in ("patients", "alters"):
-        cb = _read_csv(out / f"data/{name}_codebook.csv")
+        cb = _read_csv(out / f"data/{name}_codebook.csv", spreadsheet=True)
         if cb is None:
             continue
         cols = [c for c in ("name", "label", "measure", "n_valid", "n_declared_missing", "n_system_missing", "min",
@@ -259,7 +265,7 @@ def build_report(plan, out) -> str:
 
     # ---------------------------------------------------------------- joint displays
     parts = []
-    idx = _read_csv(out / "joint_displays/index.csv")
+    idx = _read_csv(out / "joint_displays/index.csv", spreadsheet=True)
     if idx is not None:
         for r in idx.itertuples():
             f = out / "joint_displays" / f"{r.file}.html"
