@@ -280,9 +280,10 @@ class ScalarTermsKernel:
         self.shapes = [TermShape(1, g) for g in self.G]
         self.offsets = np.cumsum([0] + self.G)
         self.r = int(self.offsets[-1] - self.G[0])
-        # dense coupling block only when it is small: nested designs have one pair per level of the
-        # first term, so a sparse block makes each factorisation cost O(levels), not O(levels^2)
-        self.dense = self.r <= 400 and self.r * self.G[0] <= max(len(y), 100_000)
+        # dense coupling block unless its product L21 L21' (r^2 G0 flops per PIRLS step) is large:
+        # nested designs have one pair per level of the first term, so a sparse block then makes
+        # each factorisation cost O(levels) rather than O(r^2 levels)
+        self.dense = self.r <= 400 and self.r * self.r * self.G[0] <= 20_000_000
         # level pairs (term a, term b) with a < b that occur together
         self.pairs = []
         for a in range(len(blocks)):
