@@ -118,6 +118,8 @@ PROBE_STEPS = (1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 2.0)
 BOUNDARY_TOL = 1e-4
 #: Restarts from the interior allowed after a boundary check found a lower criterion.
 MAX_RESTARTS = 8
+#: Wording of the check that failed when the restarts ran out (other modules look for it).
+BOUNDARY_UNRESOLVED = "still lowers the criterion"
 
 
 def _local_fit(fun, x, lower, bounds, maxiter):
@@ -221,7 +223,7 @@ def minimize_theta(f, x0, lower, *, maxiter=1000) -> tuple[np.ndarray, float, Op
             break
         if restarts >= MAX_RESTARTS:
             boundary_ok = False
-            checks.append(f"boundary: theta{_fmt_idx(idx)} stepped into the interior lowers the criterion "
+            checks.append(f"boundary: theta{_fmt_idx(idx)} stepped into the interior {BOUNDARY_UNRESOLVED} "
                           f"after {restarts} restarts")
             x, fx = xp, fp
             break
@@ -250,10 +252,10 @@ def _steps(x, d=1e-4, eps=1e-4, zero_tol=float(np.sqrt(np.finfo(float).eps / 7e-
     return np.abs(d * x) + eps * (np.abs(x) < zero_tol)
 
 
-def richardson_gradient(f, x, r=4, v=2):
+def richardson_gradient(f, x, r=4, v=2, d=1e-4, eps=1e-4):
     """Gradient by central differences with Richardson extrapolation (as numDeriv)."""
     x = np.asarray(x, dtype=float)
-    h0 = _steps(x)
+    h0 = _steps(x, d=d, eps=eps)
     out = np.zeros(len(x))
     for i in range(len(x)):
         a = []
