@@ -129,3 +129,26 @@ def test_glmm_guimmun_standard_errors_match_converged_glmer():
     # glmer's reported SEs are those of a Richardson-extrapolated Hessian of its deviance
     assert np.all(rel(tb["std_error"], fx["std_error_richardson"]) < TOL["se"])
     assert close_varcomp(m.theta, r["theta"], TOL["varcomp"])
+
+
+# ---------------------------------------------------------------- glmm: first stage onto the boundary
+def _bernoulli_small_variance(seed):
+    """40 clusters of 6 Bernoulli outcomes with a random-intercept SD of 0.15 (logit scale)."""
+    rng = np.random.default_rng([5, seed])
+    g = np.repeat(np.arange(40), 6)
+    x = rng.normal(size=g.size)
+    eta = -0.3 + 0.6 * x + rng.normal(0, 0.15, 40)[g]
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@pytest.mark.parametrize("seed", [22, 44])
+def test_glmm_small_variance_is_not_left_at_zero(seed):
+    """The PIRLS-profiled first stage can stop at theta = 0 although the Laplace optimum is inside;
+    the fit must reach the optimum a start inside finds."""
+    d = _bernoulli_small_variance(seed)
+    m = cimstats.glmm("y ~ x + (1 | g)", d)
+    inside = cimstats.glmm("y ~ x + (1 | g)", d, start=np.r_[0.3, m.params.to_numpy()])
+    assert m.optimizer.converged
+    assert -2 * m.loglik <= -2 * inside.loglik + TOL["criterion"]
+    assert m.theta[0] > 1e-3 and not m.singular
