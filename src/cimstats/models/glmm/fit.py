@@ -361,6 +361,11 @@ def _newton_joint(f, x, lower, maxit=12):
     return x, fx, g, H, ok, nev[0]
 
 
+def _first_stage(checks):
+    """The first stage's checks (theta with the fixed effects found by PIRLS), labelled as such."""
+    return tuple(f"first stage, {c}" for c in checks if not c.startswith("projected gradient"))
+
+
 def _with_stage(opt, x0, iterations, evaluations, first_checks):
     """The joint optimiser's summary with the first stage's start, counts and checks folded in."""
     return OptimizerSummary(f"PIRLS-profiled theta (L-BFGS-B + Newton), then {opt.method} on (theta, beta)",
@@ -561,7 +566,8 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
                 if fp < dev_n:
                     par, dev, opt = minimize_theta(kern.deviance, xp, lower)
                     opt = _with_stage(opt, x0, opt1.iterations + opt.iterations,
-                                      opt1.evaluations + nev + opt.evaluations, opt1.checks)
+                                      opt1.evaluations + nev + opt.evaluations,
+                                      _first_stage(opt1.checks))
                 else:
                     par, dev = par_n, dev_n
                     checks = ()
@@ -572,7 +578,7 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
                     opt = OptimizerSummary("PIRLS-profiled theta (L-BFGS-B + Newton), then Newton on (theta, beta) "
                                            "(finite differences)", tuple(map(float, x0)), tuple(map(float, par)),
                                            opt1.iterations, opt1.evaluations + nev, np.nan, True,
-                                           "Newton step below tolerance", tuple(opt1.checks) + checks)
+                                           "Newton step below tolerance", _first_stage(opt1.checks) + checks)
         if par is None:
             par, dev, opt = minimize_theta(kern.deviance, x0, lower)
         if not np.isfinite(dev):
