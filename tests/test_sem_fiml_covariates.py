@@ -198,3 +198,12 @@ def test_modification_indices(case):
     for col in ("mi", "epc"):
         bad = ~_close(m[col], m[f"{col}_r"], atol=1e-5)
         assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "group", f"{col}_r", col]]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "group" not in REF["cases"][c]["call"]])
+def test_r_squared(case):
+    r2 = _fit(case).r_squared()
+    got = dict(zip(r2["variable"], r2["r2"]))
+    ref = REF["cases"][case]["r2"]
+    bad = {k: (got.get(k), v) for k, v in ref.items() if not _close(got.get(k, np.nan), v)}
+    assert not bad, bad
