@@ -158,6 +158,13 @@ def apply_rule(rule: Rule, cols: dict[str, SourceColumn], n: int, *, target_min=
         return Applied(np.full(n, np.nan), np.full(n, IMP, dtype=np.int8))
     if name == "constant":
         v = rule.params["value"]
+        if isinstance(v, str) and not target_is_text:
+            # a text constant for a numeric target (reported as R113 when the dictionary is read): no values
+            ap = Applied(np.full(n, np.nan), np.full(n, TYP, dtype=np.int8))
+            ap.problems.append(("H205", f"rule 'constant' gives the text {v[:40]!r} for a numeric target, so its "
+                                        f"{n} value(s) are left missing",
+                                "Give a number or NA, or declare the target with type string."))
+            return ap
         if isinstance(v, str) or target_is_text:
             return Applied(np.full(n, None if v is None else str(v), dtype=object), np.zeros(n, dtype=np.int8))
         return Applied(np.full(n, np.nan if v is None else float(v)), np.zeros(n, dtype=np.int8))

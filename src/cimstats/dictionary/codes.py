@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "R111": "case_when refers to a variable not listed as a source",
     "R112": "status and rule disagree",
     "R113": "rule does not fit the target's type",
+    "R114": "numeric rule argument outside its documented range",
     # harmonisation (data)
     "H201": "study data could not be read",
     "H202": "source variable not found in the study data",

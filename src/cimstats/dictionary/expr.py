@@ -23,6 +23,10 @@ unknown stays missing (reason ``source_missing``) instead of falling through
 to ``else``. ``x is missing`` is always known, so missing values can be
 routed explicitly.
 
+Parentheses and ``not`` may be nested at most :data:`MAX_DEPTH` (100) deep;
+deeper nesting is reported as a parse error instead of exhausting Python's
+stack.
+
 A quoted string compared with a labelled numeric variable is matched against
 its value labels (``sex == 'Female'``), case and spacing ignored.
 
@@ -65,6 +69,9 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+
+#: deepest nesting of parentheses and ``not`` a condition may have
+MAX_DEPTH = 100
 
 KEYWORDS = {"when", "then", "else", "and", "or", "not", "in", "is", "missing", "between", "na"}
 
@@ -168,6 +175,7 @@ class _Parser:
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -241,12 +249,24 @@ class _Parser:
             parts.append(self.not_expr())
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            t = self.toks[self.i - 1]
+            raise ExpressionError(f"parentheses and 'not' are nested more than {MAX_DEPTH} deep at position "
+                                  f"{t.pos + 1}", t.pos)
+
     def not_expr(self):
         if self.accept("keyword", "not"):
-            return Not(self.not_expr())
+            self._deeper()
+            node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         if self.accept("op", "("):
+            self._deeper()
             inner = self.condition()
             self.expect("op", ")", "')'")
+            self.depth -= 1
             return inner
         return self.test()
 

@@ -44,6 +44,24 @@ rule            sources    arguments
 ``impossible``  0          none: the study cannot provide the target
 ==============  =========  ======================================================
 
+Valid ranges of numeric arguments (checked when the dictionary is read,
+before any data are touched; code ``R114`` unless noted):
+
+* ``reverse`` ``min``/``max``, ``rescale`` ``from``/``to``/``scale``/``shift``:
+  finite numbers of magnitude at most 10^15.
+* ``cut``: 2 to 1,000 ``breaks`` (``-inf``/``inf`` allowed at the ends,
+  code ``R108``); labels finite numbers, quoted text or ``NA``.
+* ``quantile`` ``n``: a whole number from 2 to 1,000 (code ``R109``).
+* ``sum``/``mean`` ``min_valid``: a whole number from 1 to the number of
+  sources (code ``R102``).
+* ``id`` ``width`` and template field widths ``{k:w}``: whole numbers from
+  1 (0 for a field: no padding) to 64; template fields ``{k}`` number a
+  source from 1 to the number of sources (code ``R102``).
+* ``constant`` ``value``: a finite number, quoted text or ``NA``; text only
+  for a ``string`` target (code ``R113``).
+* ``case_when``: parentheses and ``not`` nested at most 100 deep (code
+  ``R110``; see :mod:`cimstats.dictionary.expr`).
+
 Examples
 --------
 >>> r = parse_rule("recode", "q1", "1=2; 2=1; 99=NA")
@@ -205,6 +223,16 @@ def _kv(args: str) -> dict[str, str]:
     return out
 
 
+#: largest magnitude of a numeric rule argument (min, max, scale, shift, rescale ranges)
+MAX_MAGNITUDE = 1e15
+#: largest number of quantile groups (``quantile n=``)
+MAX_QUANTILES = 1000
+#: largest zero-padding width of an identifier (``id width=``, template ``{k:w}``)
+MAX_ID_WIDTH = 64
+#: largest number of ``cut`` breaks
+MAX_BREAKS = 1000
+
+
 def _number(key: str, text: str) -> float:
     v = parse_scalar(text)
     if not isinstance(v, float):
@@ -213,12 +241,21 @@ def _number(key: str, text: str) -> float:
     return v
 
 
+def _bounded(key: str, text: str) -> float:
+    """A finite number of magnitude at most :data:`MAX_MAGNITUDE` (code R114 otherwise)."""
+    v = _number(key, text)
+    if not math.isfinite(v) or abs(v) > MAX_MAGNITUDE:
+        raise RuleSyntaxError("R114", f"argument '{key}' is '{text.strip()[:40]}', outside the valid range "
+                                      f"-1e15 to 1e15", f"Give a finite number for '{key}'.")
+    return v
+
+
 def _range(key: str, text: str) -> tuple[float, float]:
     if ":" not in text:
         raise RuleSyntaxError("R102", f"argument '{key}' is '{text}'; expected a range low:high",
                               f"Write '{key}=1:5'.")
     lo, hi = text.split(":", 1)
-    return _number(key, lo), _number(key, hi)
+    return _bounded(key, lo), _bounded(key, hi)
 
 
 def _bool(key: str, text: str) -> bool:
@@ -314,7 +351,7 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
     if rname == "reverse":
         for k in ("min", "max"):
             if k in kv:
-                p[k] = _number(k, kv[k])
+                p[k] = _bounded(k, kv[k])
         if ("min" in p) != ("max" in p):
             raise RuleSyntaxError("R103", "rule 'reverse' needs both 'min' and 'max' or neither",
                                   "Give both, e.g. 'min=1; max=5', or neither to use the target's valid range.")
@@ -329,8 +366,8 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
             p["scale"] = (d - c) / (b - a)
             p["shift"] = c - a * p["scale"]
         elif "scale" in kv or "shift" in kv:
-            p["scale"] = _number("scale", kv.get("scale", "1"))
-            p["shift"] = _number("shift", kv.get("shift", "0"))
+            p["scale"] = _bounded("scale", kv.get("scale", "1"))
+            p["shift"] = _bounded("shift", kv.get("shift", "0"))
         else:
             raise RuleSyntaxError("R103", "rule 'rescale' needs 'from' and 'to', or 'scale'/'shift'",
                                   "Write 'from=1:7; to=0:100'.")
@@ -343,7 +380,11 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
             _check_conversion(p["from"], p["to"])
     elif rname == "cut":
         breaks = []
-        for b in split_top(kv["breaks"], ","):
+        parts = split_top(kv["breaks"], ",")
+        if len(parts) > MAX_BREAKS:
+            raise RuleSyntaxError("R108", f"{len(parts)} breaks are more than the {MAX_BREAKS} allowed",
+                                  "Give at most 1000 breaks; use quantile for many equal-sized groups.")
+        for b in parts:
             v = parse_scalar(b)
             if not isinstance(v, float):
                 raise RuleSyntaxError("R108", f"break '{b}' is not a number", "Give breaks as numbers, e.g. '0, 18.5, 25, inf'.")
@@ -353,6 +394,10 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
                                   "Give increasing breaks; use -inf/inf for open ends.")
         if "labels" in kv:
             labels = [parse_scalar(x) for x in split_top(kv["labels"], ",")]
+            bad = [x for x in labels if isinstance(x, float) and not math.isfinite(x)]
+            if bad:
+                raise RuleSyntaxError("R108", f"label {bad[0]} is not a finite number",
+                                      "Give each band a finite code, quoted text or NA.")
             if len(labels) != len(breaks) - 1:
                 raise RuleSyntaxError("R108", f"{len(labels)} labels for {len(breaks) - 1} bands",
                                       "Give one label (target code) per band: one fewer than the breaks.")
@@ -364,8 +409,9 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
         p.update(breaks=breaks, labels=labels, closed=closed)
     elif rname == "quantile":
         n = parse_scalar(kv["n"])
-        if not isinstance(n, float) or not n.is_integer() or n < 2:
-            raise RuleSyntaxError("R109", f"n='{kv['n']}'; expected a whole number of at least 2", "Write 'n=5' for quintiles.")
+        if not isinstance(n, float) or not n.is_integer() or not 2 <= n <= MAX_QUANTILES:
+            raise RuleSyntaxError("R109", f"n='{kv['n'][:40]}'; expected a whole number from 2 to {MAX_QUANTILES}",
+                                  "Write 'n=5' for quintiles.")
         d = kv["direction"].strip().lower()
         if d not in DIRECTIONS:
             raise RuleSyntaxError("R109", f"direction='{kv['direction']}'; expected one of {', '.join(DIRECTIONS)}",
@@ -380,7 +426,7 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
     elif rname in ("sum", "mean"):
         mv = parse_scalar(kv.get("min_valid", str(len(sources))))
         if not isinstance(mv, float) or not mv.is_integer() or not 1 <= mv <= len(sources):
-            raise RuleSyntaxError("R102", f"min_valid='{kv.get('min_valid')}'; expected a whole number from 1 to {len(sources)}",
+            raise RuleSyntaxError("R102", f"min_valid='{str(kv.get('min_valid'))[:40]}'; expected a whole number from 1 to {len(sources)}",
                                   "Give the minimum number of valid items.")
         p["min_valid"] = int(mv)
         if rname == "sum":
@@ -398,13 +444,17 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
         p["prefix"] = str(parse_scalar(kv["prefix"])) if "prefix" in kv else ""
         if "width" in kv:
             w = _number("width", kv["width"])
-            if not w.is_integer() or w < 1:
-                raise RuleSyntaxError("R102", f"width='{kv['width']}'; expected a whole number", "Write 'width=4'.")
+            if not w.is_integer() or not 1 <= w <= MAX_ID_WIDTH:
+                raise RuleSyntaxError("R114", f"width='{kv['width'][:40]}'; expected a whole number from 1 to "
+                                              f"{MAX_ID_WIDTH}", "Write 'width=4'.")
             p["width"] = int(w)
         else:
             p["width"] = 0
     elif rname == "constant":
         p["value"] = parse_scalar(kv["value"])
+        if isinstance(p["value"], float) and not math.isfinite(p["value"]):
+            raise RuleSyntaxError("R114", f"value='{kv['value'][:40]}' is not a finite number",
+                                  "Give a finite number, quoted text or NA.")
     return Rule(rname, sources, p, text=args)
 
 
@@ -424,6 +474,10 @@ def parse_template(text: str, n_sources: int) -> tuple:
     for m in _FIELD.finditer(text):
         if m.start() > pos:
             parts.append(text[pos:m.start()])
+        if len(m.group(1)) > 6 or len(m.group(2) or "") > 6 or int(m.group(2) or 0) > MAX_ID_WIDTH:
+            raise RuleSyntaxError("R114", f"template field {m.group(0)[:40]} has a source number or width outside "
+                                          f"the valid range (width 0 to {MAX_ID_WIDTH})",
+                                  "Write fields as {1} or {1:4}.")
         k = int(m.group(1))
         if not 1 <= k <= n_sources:
             raise RuleSyntaxError("R102", f"template field {m.group(0)} refers to source {k}, but the rule has {n_sources} source(s)",

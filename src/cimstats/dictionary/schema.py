@@ -608,6 +608,10 @@ def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where, check
     if rule.name == "id" and not t.is_text:
         report.add("R113", f"mappings row {r['_row']} creates identifiers in '{t.name}', whose type is {t.type}.",
                    column="rule", remedy="Declare identifier targets with type string.", **where)
+    if rule.name == "constant" and not t.is_text and isinstance(rule.params.get("value"), str):
+        report.add("R113", f"mappings row {r['_row']} sets {t.type} target '{t.name}' to the text "
+                           f"{rule.params['value'][:40]!r}, which is not a number.", column="arguments",
+                   remedy="Give a number or NA, or declare the target with type string.", **where)
     if rule.name == "convert" and "to" not in rule.params:
         from cimstats.dictionary.rules import _UNITS, canonical_unit
 

@@ -197,6 +197,128 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8")
 
 
+#: default largest uncompressed size of one archive member (project.qde or a source text), in bytes
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
+#: default largest ratio of a member's uncompressed to compressed size (checked above 1 MiB uncompressed)
+MAX_COMPRESSION_RATIO = 200
+_RATIO_FLOOR = 1024 * 1024
+_CHUNK = 1024 * 1024
+#: largest number of digits a selection position may have (positions are character counts)
+_MAX_POSITION_DIGITS = 15
+
+
+class _CappedReader:
+    """A binary file object that stops with :class:`QDAImportError` once more than ``cap`` bytes came out."""
+
+    def __init__(self, fh, cap: int, ratio_cap: float, packed: int | None, what: str):
+        self.fh, self.cap, self.ratio_cap, self.packed, self.what = fh, cap, ratio_cap, packed, what
+        self.n = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = _CHUNK if size is None or size < 0 else min(size, _CHUNK)
+        block = self.fh.read(size)
+        self.n += len(block)
+        if self.n > self.cap:
+            raise QDAImportError(
+                f"{self.what} holds more than {self.cap} bytes uncompressed (the limit `max_member_bytes`); "
+                "if the project really is that large, pass a larger `max_member_bytes=`."
+            )
+        if self.packed is not None and self.n > _RATIO_FLOOR and self.n > self.ratio_cap * max(self.packed, 1):
+            raise QDAImportError(
+                f"{self.what} expands more than {self.ratio_cap:g} times its compressed size (the limit "
+                "`max_compression_ratio`), as a zip bomb does; if the archive is genuine, pass a larger "
+                "`max_compression_ratio=`."
+            )
+        return block
+
+    def read_all(self) -> bytes:
+        parts = []
+        while True:
+            block = self.read(_CHUNK)
+            if not block:
+                return b"".join(parts)
+            parts.append(block)
+
+
+def _open_member(zf, info, p: Path, cap: int, ratio_cap: float) -> _CappedReader:
+    """Open one archive member for reading, refusing sizes and ratios above the caps before any byte is inflated."""
+    what = f"Member '{info.filename}' of '{p}'"
+    if info.file_size > cap:
+        raise QDAImportError(
+            f"{what} declares {info.file_size} bytes uncompressed, more than the limit `max_member_bytes`={cap}; "
+            "if the project really is that large, pass a larger `max_member_bytes=`."
+        )
+    if info.file_size > _RATIO_FLOOR and info.file_size > ratio_cap * max(info.compress_size, 1):
+        raise QDAImportError(
+            f"{what} declares {info.file_size} bytes packed into {info.compress_size}, more than "
+            f"`max_compression_ratio`={ratio_cap:g} times smaller, as a zip bomb does; if the archive is genuine, "
+            "pass a larger `max_compression_ratio=`."
+        )
+    if info.flag_bits & 0x1:
+        raise QDAImportError(f"{what} is encrypted; export the project again without a password.")
+    try:
+        fh = zf.open(info)
+    except NotImplementedError as exc:
+        raise QDAImportError(
+            f"{what} uses a compression method this reader does not support ({exc}); re-export the project "
+            "(REFI-QDA archives use deflate)."
+        ) from None
+    except (RuntimeError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise QDAImportError(f"{what} cannot be opened ({exc}); the archive is corrupt or encrypted; re-export it.") from None
+    return _CappedReader(fh, cap, ratio_cap, info.compress_size if info.compress_type != zipfile.ZIP_STORED else None,
+                         what)
+
+
+def _read_member(zf, info, p: Path, cap: int, ratio_cap: float) -> bytes:
+    reader = _open_member(zf, info, p, cap, ratio_cap)
+    try:
+        return reader.read_all()
+    except QDAImportError:
+        raise
+    except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError, NotImplementedError...
+        raise _member_error(exc, p, info.filename) from None
+    finally:
+        reader.fh.close()
+
+
+def _parse_member(etree, parser, zf, info, p: Path, cap: int, ratio_cap: float):
+    """Parse ``project.qde`` straight from the archive, in pieces, within the caps."""
+    reader = _open_member(zf, info, p, cap, ratio_cap)
+    try:
+        return etree.parse(reader, parser).getroot()
+    except QDAImportError:
+        raise
+    except etree.XMLSyntaxError as exc:
+        raise QDAImportError(f"project.qde in '{p}' is not well-formed XML ({exc}); re-export the project.") from None
+    except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError...
+        raise _member_error(exc, p, info.filename) from None
+    finally:
+        reader.fh.close()
+
+
+def _member_error(exc: BaseException, p: Path, member: str) -> QDAImportError:
+    return QDAImportError(
+        f"Member '{member}' of '{p}' cannot be decompressed ({type(exc).__name__}: {exc}); the archive is "
+        "corrupt or truncated; re-export the project as .qdpx."
+    )
+
+
+def _position(sel, attr: str, fname: str) -> int:
+    """A selection's position attribute as a whole number, or a :class:`QDAImportError` naming the selection."""
+    raw = sel.get(attr)
+    text = (raw or "").strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isdigit() or not digits.isascii() or len(digits) > _MAX_POSITION_DIGITS:
+        what = "has no" if raw is None else f"has {attr}={raw[:40]!r}, which is not a whole number of at most " \
+                                             f"{_MAX_POSITION_DIGITS} digits, as its"
+        raise QDAImportError(
+            f"project.qde in '{fname}': <{_local(sel.tag)}> guid={sel.get('guid')!r} (line {sel.sourceline}) "
+            f"{what} {attr if raw is None else 'value'}; expected a character or time position such as "
+            f"{attr}=\"120\"; correct or re-export the project."
+        )
+    return int(text)
+
+
 def _slice(text: str, start: int, end: int, unit: str, b16: bytes | None = None) -> str:
     if unit == "codepoint":
         return text[start:end]
@@ -221,7 +343,9 @@ def _boundary_score(text: str, spans: list[tuple[int, int]], unit: str) -> int:
     return score
 
 
-def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAProject:
+def read_qdpx(path, *, positions: str = "auto", validate: bool = False,
+              max_member_bytes: int = MAX_MEMBER_BYTES,
+              max_compression_ratio: float = MAX_COMPRESSION_RATIO) -> QDAProject:
     """Read a REFI-QDA project exchange file (.qdpx) into tables.
 
     Parameters
@@ -235,6 +359,15 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
         Also validate ``project.qde`` against the REFI-QDA XML schema when
         one is given as ``validate=<path to .xsd>``; ``True`` is not
         accepted because the schema is not shipped.
+    max_member_bytes : int, default 268435456 (256 MiB)
+        Largest uncompressed size of ``project.qde`` or of one source text
+        (a bare ``project.qde`` file included). Larger members are refused
+        before they are read; members are read in pieces, so a member that
+        claims to be small but is not is stopped at the limit too.
+    max_compression_ratio : float, default 200
+        Largest ratio of a member's uncompressed to compressed size, checked
+        for members above 1 MiB uncompressed; text and XML rarely compress
+        more than 20 to 1, so a larger ratio is the mark of a "zip bomb".
 
     Returns
     -------
@@ -246,8 +379,11 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
     Raises
     ------
     cimstats.errors.QDAImportError
-        When the file is missing, not a zip archive, has no ``project.qde``,
-        or the XML is not a REFI-QDA project.
+        When the file is missing, a folder or not a regular file, not a zip
+        archive, has no ``project.qde``, has a member above the size or
+        compression limits, encrypted, corrupt or compressed with an
+        unsupported method, or the XML is not a REFI-QDA project (a ``<Code>``
+        without ``guid``, a selection position that is not a whole number).
 
     Examples
     --------
@@ -274,45 +410,84 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
     p = Path(path)
     if not p.exists():
         raise QDAImportError(f"The QDA project file '{p}' does not exist; check the path.")
-    members: dict[str, bytes] = {}
+    if p.is_dir():
+        raise QDAImportError(f"'{p}' is a folder, not a QDA project file; give the path of the .qdpx file "
+                             "(or of a project.qde file) inside it.")
+    if not p.is_file():
+        raise QDAImportError(f"'{p}' is not a regular file (it is a device, pipe or socket); give the path of a "
+                             ".qdpx file saved on disk.")
+    for name, v in (("max_member_bytes", max_member_bytes), ("max_compression_ratio", max_compression_ratio)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise QDAImportError(f"`{name}`={v!r} is not a positive number; pass e.g. {name}="
+                                 f"{MAX_MEMBER_BYTES if name == 'max_member_bytes' else MAX_COMPRESSION_RATIO}.")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     names: set[str] = set()
+    infos: dict = {}
     zf = None
-    if zipfile.is_zipfile(p):
+    try:
+        is_zip = zipfile.is_zipfile(p)
+    except OSError as exc:
+        raise QDAImportError(f"'{p}' cannot be opened ({exc.strerror}); check its permissions.") from None
+    if is_zip:
         try:
             zf = zipfile.ZipFile(p)
-            names = set(zf.namelist())
-            qde_name = next((n for n in names if n.lower() == "project.qde"), None)
-            if qde_name is None:
-                qde_candidates = [n for n in names if n.lower().endswith(".qde")]
-                qde_name = qde_candidates[0] if len(qde_candidates) == 1 else None
-            if qde_name is None:
-                raise QDAImportError(
-                    f"'{p}' is a zip archive without 'project.qde'; expected a REFI-QDA export "
-                    "(.qdpx) holding project.qde and Sources/; re-export the project from your QDA software."
-                )
-            xml_bytes = zf.read(qde_name)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            infos = {i.filename: i for i in zf.infolist()}
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             raise QDAImportError(
                 f"'{p}' could not be read as a zip archive ({exc}); the file is corrupt or truncated; re-export it."
-            ) from exc
+            ) from None
+        names = set(infos)
+        qde_name = next((n for n in sorted(names) if n.lower() == "project.qde"), None)
+        if qde_name is None:
+            qde_candidates = [n for n in names if n.lower().endswith(".qde")]
+            qde_name = qde_candidates[0] if len(qde_candidates) == 1 else None
+        if qde_name is None:
+            zf.close()
+            raise QDAImportError(
+                f"'{p}' is a zip archive without 'project.qde'; expected a REFI-QDA export "
+                "(.qdpx) holding project.qde and Sources/; re-export the project from your QDA software."
+            )
+        try:
+            root = _parse_member(etree, parser, zf, infos[qde_name], p, max_member_bytes, max_compression_ratio)
+        except BaseException:
+            zf.close()
+            raise
     else:
-        raw = p.read_bytes()
-        if raw[:2] == b"PK":
+        size = p.stat().st_size
+        if size > max_member_bytes:
+            raise QDAImportError(
+                f"'{p}' holds {size} bytes, more than the limit `max_member_bytes`={max_member_bytes}; if the "
+                "project really is that large, pass a larger `max_member_bytes=`."
+            )
+        with open(p, "rb") as fh:
+            start = fh.read(4096)
+        if start[:2] == b"PK":
             raise QDAImportError(
                 f"'{p}' looks like a zip archive but is corrupt or truncated; re-export the project as .qdpx."
             )
-        if not raw.lstrip()[:1] == b"<" and not raw.startswith(b"\xef\xbb\xbf"):
+        if not start.lstrip()[:1] == b"<" and not start.startswith(b"\xef\xbb\xbf"):
             raise QDAImportError(
                 f"'{p}' is neither a zip archive (.qdpx) nor a project.qde XML file; expected a REFI-QDA export."
             )
-        xml_bytes = raw
+        try:
+            with open(p, "rb") as fh:
+                root = etree.parse(_CappedReader(fh, max_member_bytes, max_compression_ratio, None, f"'{p}'"),
+                                   parser).getroot()
+        except etree.XMLSyntaxError as exc:
+            raise QDAImportError(
+                f"project.qde in '{p}' is not well-formed XML ({exc}); re-export the project."
+            ) from None
     try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-        root = etree.fromstring(xml_bytes, parser)
-    except etree.XMLSyntaxError as exc:
-        raise QDAImportError(
-            f"project.qde in '{p}' is not well-formed XML ({exc}); re-export the project."
-        ) from exc
+        return _project(root, p, zf, infos, names, positions, validate, max_member_bytes, max_compression_ratio)
+    finally:
+        if zf is not None:
+            zf.close()
+
+
+def _project(root, p: Path, zf, infos: dict, names: set, positions: str, validate, max_member_bytes: int,
+             max_compression_ratio: float) -> QDAProject:
+    from lxml import etree
+
     if _local(root.tag) != "Project" or not root.tag.startswith("{" + NAMESPACE + "}"):
         raise QDAImportError(
             f"project.qde in '{p}' has root element {root.tag!r}; expected <Project> in namespace {NAMESPACE}."
@@ -340,29 +515,33 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
     codes: list[dict] = []
     code_info: dict[str, dict] = {}
 
-    def walk(el, parent: dict | None, level: int):
-        for c in el.findall("q:Code", _NS):
-            row = {
-                "guid": c.get("guid"),
-                "name": c.get("name"),
-                "parent": parent["guid"] if parent else None,
-                "parent_name": parent["name"] if parent else None,
-                "path": (parent["path"] + " > " if parent else "") + (c.get("name") or ""),
-                "level": level,
-                "description": _desc(c),
-                "is_codable": (c.get("isCodable", "true").lower() in ("true", "1")),
-                "color": c.get("color"),
-            }
-            if row["guid"] in code_info:
-                report.add("Q010", f"Code guid {row['guid']} appears twice; both rows are kept.",
-                           severity="warning", file=fname)
-            codes.append(row)
-            code_info[row["guid"]] = row
-            walk(c, row, level + 1)
-
     codes_el = root.find("q:CodeBook/q:Codes", _NS)
-    if codes_el is not None:
-        walk(codes_el, None, 0)
+    # depth-first, children in document order, without recursion (code trees may be deep)
+    stack: list = [(c, None, 0) for c in reversed(codes_el.findall("q:Code", _NS))] if codes_el is not None else []
+    while stack:
+        c, parent, level = stack.pop()
+        if not c.get("guid"):
+            raise QDAImportError(
+                f"project.qde in '{fname}': <Code> {c.get('name')!r} (line {c.sourceline}) has no guid attribute, "
+                "so codings cannot refer to it; give it a guid or re-export the project."
+            )
+        row = {
+            "guid": c.get("guid"),
+            "name": c.get("name"),
+            "parent": parent["guid"] if parent else None,
+            "parent_name": parent["name"] if parent else None,
+            "path": (parent["path"] + " > " if parent else "") + (c.get("name") or ""),
+            "level": level,
+            "description": _desc(c),
+            "is_codable": (c.get("isCodable", "true").lower() in ("true", "1")),
+            "color": c.get("color"),
+        }
+        if row["guid"] in code_info:
+            report.add("Q010", f"Code guid {row['guid']} appears twice; both rows are kept.",
+                       severity="warning", file=fname)
+        codes.append(row)
+        code_info[row["guid"]] = row
+        stack.extend((child, row, level + 1) for child in reversed(c.findall("q:Code", _NS)))
 
     # -------------------------------------------------------------- sources
     sources: list[dict] = []
@@ -425,7 +604,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
                 member = _resolve_member(names, text_el.get("plainTextPath"), root.get("basePath"))
                 if member is not None and zf is not None:
                     try:
-                        text = _decode(zf.read(member))
+                        text = _decode(_read_member(zf, infos[member], p, max_member_bytes, max_compression_ratio))
                     except UnicodeDecodeError:
                         report.add("Q030", f"Source '{row['name']}' ({member}) is not UTF-8/UTF-16 text; "
                                    "its selection texts are left missing.", file=fname)
@@ -444,7 +623,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
         if text is not None:
             texts[row["guid"]] = text
             row["n_characters"] = len(text)
-            spans = [(int(sel.get("startPosition")), int(sel.get("endPosition")))
+            spans = [(_position(sel, "startPosition", fname), _position(sel, "endPosition", fname))
                      for sel, k in sels if k == "text"]
             has_astral = _ASTRAL.search(text) is not None
             if positions == "auto":
@@ -463,7 +642,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
             start = end = None
             sel_text = None
             if k == "text":
-                start, end = int(sel.get("startPosition")), int(sel.get("endPosition"))
+                start, end = _position(sel, "startPosition", fname), _position(sel, "endPosition", fname)
                 if text is not None:
                     if not (0 <= start <= end <= limit):
                         report.add("Q040", f"Selection {sel.get('guid')} in source '{row['name']}' spans {start}-{end}, "
@@ -472,7 +651,7 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
                     else:
                         sel_text = _slice(text, start, end, row["position_unit"], b16)
             elif k in ("audio", "video"):
-                start, end = int(sel.get("begin")), int(sel.get("end"))
+                start, end = _position(sel, "begin", fname), _position(sel, "end", fname)
             cods = sel.findall("q:Coding", _NS)
             if not cods:
                 report.add("Q050", f"Selection {sel.get('guid')} in source '{row['name']}' has no coding; it is not "
@@ -516,8 +695,6 @@ def read_qdpx(path, *, positions: str = "auto", validate: bool = False) -> QDAPr
             case_vars.append({"case_guid": c.get("guid"), "case": c.get("name"), "variable_guid": vg,
                               "variable": info.get("name"), "type": vtype, "value": value})
 
-    if zf is not None:
-        zf.close()
     import pandas as pd
 
     codes_df = _frame(codes, CODE_COLUMNS)

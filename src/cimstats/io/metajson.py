@@ -74,7 +74,14 @@ def meta_to_json(
 
 
 def meta_from_json(text: str | bytes, *, where: str = "the metadata") -> tuple[dict[str, VariableMeta], dict]:
-    """Parse :func:`meta_to_json` output: ``(meta per variable, file-level fields)``."""
+    """Parse :func:`meta_to_json` output: ``(meta per variable, file-level fields)``.
+
+    Raises
+    ------
+    MetadataError
+        When ``text`` is not JSON, not a cimstats metadata document, or nests
+        arrays or objects too deeply to parse.
+    """
     try:
         doc = json.loads(text)
         if not str(doc.get("schema", "")).startswith("cimstats-survey-metadata/"):
@@ -96,7 +103,13 @@ def meta_from_json(text: str | bytes, *, where: str = "the metadata") -> tuple[d
             )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MetadataError(
-            f"{where} is not valid cimstats survey metadata ({exc}); remove it or rewrite the file with write_survey."
+            f"{where} is not valid cimstats survey metadata ({str(exc)[:160]}); remove it or rewrite the file with "
+            "write_survey."
+        ) from None
+    except RecursionError:
+        raise MetadataError(
+            f"{where} nests JSON arrays or objects too deeply to be cimstats survey metadata (which needs four "
+            "levels); remove it or rewrite the file with write_survey."
         ) from None
     extra = {k: doc.get(k) for k in ("file_label", "source_format", "encoding", "missing_code_columns")}
     return meta, extra

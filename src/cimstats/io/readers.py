@@ -98,9 +98,12 @@ def read_survey(
     Raises
     ------
     SurveyReadError
-        When the file is absent, empty, truncated or corrupt, its content does
-        not match its extension, its encoding is unknown or wrong, a date is
-        out of range, or it has duplicate variable names.
+        When the file is absent, not a regular file (a folder, device or
+        pipe), empty, truncated or corrupt, its header declares more rows
+        than the file's size can hold (.sav, .zsav, .dta: checked before
+        anything is allocated), its content does not match its extension,
+        its encoding is unknown or wrong, a date is out of range, or it has
+        duplicate variable names.
 
     Notes
     -----
@@ -135,6 +138,10 @@ def read_survey(
         )
     cols = list(columns) if columns is not None else None
     if fmt in _LABELLED:
+        if fmt in _DECLARED_ROWS:
+            _, head_meta = _pyreadstat_read(path, fmt, encoding=encoding, columns=None, convert_dates=convert_dates,
+                                            row_offset=0, row_limit=0, metadataonly=True)
+            _check_declared_rows(path, fmt, head_meta)
         raw, rmeta = _pyreadstat_read(
             path, fmt, encoding=encoding, columns=cols, convert_dates=convert_dates,
             row_offset=row_offset, row_limit=row_limit or 0,
@@ -188,6 +195,8 @@ def iter_survey(
         # metadata first: tells how many rows there are (some formats do not say)
         _, head_meta = _pyreadstat_read(path, fmt, encoding=encoding, columns=cols,
                                         convert_dates=convert_dates, row_offset=0, row_limit=0, metadataonly=True)
+        if fmt in _DECLARED_ROWS:
+            _check_declared_rows(path, fmt, head_meta)
         n_rows = head_meta.number_rows
         offset = 0
         while True:
@@ -236,6 +245,9 @@ def _check_path(path: str | os.PathLike, format: str | None) -> tuple[Path, str]
         raise SurveyReadError(f"Survey file '{p}' does not exist; check the path and the current folder.")
     if p.is_dir():
         raise SurveyReadError(f"'{p}' is a folder, not a survey file; give the path of a file inside it.")
+    if not p.is_file():
+        raise SurveyReadError(f"'{p}' is not a regular file (it is a device, pipe or socket), so it cannot be a "
+                              "survey file; give the path of a survey file saved on disk.")
     try:
         size = p.stat().st_size
         with open(p, "rb") as fh:
@@ -266,6 +278,53 @@ def _check_path(path: str | os.PathLike, format: str | None) -> tuple[Path, str]
     if fmt in ("sav", "zsav") and found in ("sav", "zsav"):
         fmt = found  # the bytes tell compressed from plain
     return p, fmt
+
+
+#: formats whose header declares the number of rows that the reader then allocates at once
+_DECLARED_ROWS = ("sav", "zsav", "dta")
+#: most bytes one byte of a zlib (deflate) stream can expand to; bounds .zsav data from below
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _min_bytes_per_row(path: Path, fmt: str, n_columns: int) -> float:
+    """A lower bound of the bytes one row of the file takes, from its format and header.
+
+    Each variable takes at least 8 bytes of an uncompressed .sav row, one
+    command byte of a bytecode-compressed .sav row, one byte of a Stata row,
+    and a .zsav row is that bytecode deflated (at most 1032 to 1).
+    """
+    if fmt == "dta":
+        return float(n_columns)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(76)
+    except OSError:
+        return 0.0
+    if len(head) < 76:
+        return 0.0
+    order = "<" if int.from_bytes(head[64:68], "little") in (2, 3) else ">"
+    compression = int.from_bytes(head[72:76], "little" if order == "<" else "big")
+    if compression == 0:
+        return 8.0 * n_columns
+    if compression == 1:
+        return float(n_columns)
+    return n_columns / _DEFLATE_MAX_RATIO
+
+
+def _check_declared_rows(path: Path, fmt: str, head_meta) -> None:
+    """Refuse a file whose header declares more rows than its size can hold, before anything is allocated."""
+    n_rows = getattr(head_meta, "number_rows", None)
+    n_cols = int(getattr(head_meta, "number_columns", 0) or 0)
+    if n_rows is None or n_rows <= 0 or n_cols <= 0:
+        return
+    size = path.stat().st_size
+    need = int(n_rows) * _min_bytes_per_row(path, fmt, n_cols)
+    if need > size:
+        raise SurveyReadError(
+            f"'{path.name}' declares {int(n_rows)} rows of {n_cols} variable(s) in its {FORMAT_NAMES[fmt]} header, "
+            f"which need at least {int(need)} bytes, but the file holds only {size} bytes, so its header is corrupt "
+            "or the file is truncated; export it again from the software that made it."
+        )
 
 
 def _check_encoding(encoding: str | None, path: Path) -> None:
@@ -577,11 +636,17 @@ def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_of
     meta: dict[str, VariableMeta] = {}
     extra: dict = {}
     side = sidecar_path(path)
+    if side.exists() and not side.is_file():
+        raise SurveyReadError(f"The metadata file '{side.name}' beside '{path.name}' is a folder or a device, not a "
+                              "file; remove it or replace it with the file write_survey wrote.")
     if side.exists():
         try:
-            meta, extra = meta_from_json(side.read_text(encoding="utf-8"), where=f"'{side.name}'")
+            meta, extra = meta_from_json(side.read_bytes(), where=f"'{side.name}'")
         except MetadataError as exc:
             raise SurveyReadError(str(exc)) from None
+        except OSError as exc:
+            raise SurveyReadError(f"The metadata file '{side.name}' beside '{path.name}' cannot be read "
+                                  f"({exc.strerror}); remove it or check its permissions.") from None
     dtype = {n: "string" for n, m in meta.items() if m.storage == "string"}
     # text variables keep "" as text (SPSS and Stata strings have no empty/missing distinction)
     na_values = {h: [""] for h in header if h not in dtype} if dtype else None

@@ -33,10 +33,15 @@ A plan has four sections:
     the hypothesis speaks to (timing, trust, legitimising).
 ``verdict_rules``
     Defaults for :class:`~cimstats.mechanisms.rules.VerdictRules`.
+
+Numeric fields have documented ranges, checked when the plan is read: a
+model's ``wave`` is a whole number from 0 to 99 (``M007``) and its
+``moderator_values`` a list of 1 to 20 finite numbers (``M020``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,6 +78,9 @@ DIRECTIONS = ("positive", "negative", "nonzero", "holds")
 MECHANISMS = ("network_navigation", "negotiation", "collective_efficacy")
 INVARIANCE_LEVELS = ("configural", "metric", "scalar", "strict")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+#: numeric fields of a model and their ranges (checked as codes M007 and M020)
+MAX_WAVE = 99
+MAX_MODERATOR_VALUES = 20
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M019``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read).
+    ``M001``-``M020``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read;
+    ``M020``: moderator values outside their range).
 
     Raises
     ------
@@ -214,8 +223,14 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         if isinstance(plan, Path) or (len(str(plan)) < 1000 and "\n" not in str(plan) and p.suffix in (".yaml", ".yml")):
             if not p.exists():
                 raise PlanError(f"The plan file '{p}' does not exist; give a path to a YAML plan or a dict.")
+            if not p.is_file():
+                raise PlanError(f"The plan file '{p}' is a folder or a device, not a file; give a path to a YAML plan.")
             source = source or str(p)
-            text = p.read_text(encoding="utf-8")
+            try:
+                text = p.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise PlanError(f"The plan file '{p}' is not UTF-8 text (byte {exc.start} cannot be decoded), so it "
+                                "is not a YAML plan; give the YAML file, saved as UTF-8.") from None
         else:
             text = str(plan)
             source = source or "<yaml text>"
@@ -223,6 +238,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             plan = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise PlanError(f"The plan '{source}' is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax.") from exc
+        except RecursionError:
+            raise PlanError(f"The plan '{source}' nests lists or mappings too deeply to be read; fix the YAML.") from None
     source = source or "<dict>"
     if not isinstance(plan, Mapping):
         raise PlanError(f"The plan '{source}' must be a mapping with sections constructs, models, hypotheses; "
@@ -283,8 +300,15 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         lvl = spec.get("level", "ego")
         if lvl not in LEVELS:
             rep.add("M007", f"{where} has level {lvl!r}.", file=source, remedy=f"Use one of {', '.join(LEVELS)}.")
-        if "wave" in spec and spec["wave"] is not None and not isinstance(spec["wave"], int):
-            rep.add("M007", f"{where} has wave {spec['wave']!r}; expected an integer wave number.", file=source)
+        if "wave" in spec and spec["wave"] is not None and not _whole(spec["wave"], 0, MAX_WAVE):
+            rep.add("M007", f"{where} has wave {_short(spec['wave'])}; expected a whole wave number from 0 to "
+                            f"{MAX_WAVE}.", file=source)
+        mv = spec.get("moderator_values")
+        if mv is not None and not (isinstance(mv, list) and 1 <= len(mv) <= MAX_MODERATOR_VALUES and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in mv)):
+            rep.add("M020", f"{where} has moderator_values {_short(mv)}; expected a list of 1 to "
+                            f"{MAX_MODERATOR_VALUES} finite numbers.", file=source,
+                    remedy="Write e.g. moderator_values: [1, 2, 3].")
         if tpl in ("lmm", "glmm") and spec.get("formula"):
             try:
                 formula_names(str(spec["formula"]))
@@ -401,6 +425,15 @@ def formula_names(formula: str) -> list[str]:
     ['n', 'dose', 'scale_score', 'practice_id', 't']
     """
     return formula_variables(formula)
+
+
+def _whole(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _short(v, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[str]:

@@ -31,6 +31,15 @@ A plan has these sections (all but ``sources`` optional)::
       figures: [svg, png]
       report: true
 
+Numbers have documented ranges, checked before any work starts (code
+``P014`` unless noted): ``seeds`` whole numbers from 0 to 2^32 - 1 (``P011``);
+``mechanisms.n_boot`` a whole number from 50 to 100,000 and
+``mechanisms.level`` a number above 0.5 and below 1 (``P012``);
+``networks.change_waves`` two different whole wave numbers from 0 to 99;
+``joint_displays`` ``threshold`` a whole number from 1 to 1,000,
+``quotes_per_cell`` from 0 to 100 and ``max_quote_chars`` from 10 to 100,000
+(or null).
+
 Relative paths are read relative to the plan file's folder. :func:`read_plan`
 checks everything that can be checked before any work starts (files exist, the
 dictionary is sound, instruments and models are known, every variable a
@@ -63,6 +72,10 @@ FIGURE_FORMATS = ("svg", "png")
 DEFAULT_OUTPUTS = {"data": ["parquet", "sav", "dta"], "tables": ["csv", "xlsx", "docx", "tex", "html", "md"],
                    "figures": ["svg", "png"], "report": True}
 DEFAULT_SEEDS = {"data": 20140601, "bootstrap": 20240601}
+MAX_SEED = 2**32 - 1
+N_BOOT_RANGE = (50, 100_000)
+#: (low, high) of the whole-number options of a joint display (``max_quote_chars`` may also be null)
+_DISPLAY_RANGES = {"threshold": (1, 1000), "quotes_per_cell": (0, 100), "max_quote_chars": (10, 100_000)}
 _DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
                     "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism"}
 
@@ -142,24 +155,48 @@ def _load(plan, base_dir) -> tuple[dict, Path, str, str]:
         p = Path(plan)
         looks_like_path = isinstance(plan, Path) or ("\n" not in str(plan) and p.suffix in (".yaml", ".yml"))
         if looks_like_path:
-            if not p.is_file():
-                raise PlanError(f"The analysis plan '{p}' does not exist; give the path of a YAML plan "
-                                "(for example examples/demo_plan.yaml).")
-            text = p.read_text(encoding="utf-8")
+            text = read_plan_text(p, "analysis plan")
             source, base = str(p), Path(base_dir) if base_dir else p.resolve().parent
         else:
             text, source, base = str(plan), "<yaml text>", Path(base_dir or ".").resolve()
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PlanError(f"The analysis plan '{source}' is not valid YAML ({str(exc).splitlines()[0]}); "
-                            "fix the syntax and run again.") from exc
-        return doc, base, source, text
+        return load_yaml(text, f"The analysis plan '{source}'"), base, source, text
     if isinstance(plan, Mapping):
         doc = copy.deepcopy(dict(plan))
         return doc, Path(base_dir or ".").resolve(), "<dict>", yaml.safe_dump(doc, sort_keys=False)
     raise PlanError(f"`plan` is a {type(plan).__name__}; expected a YAML file path, YAML text, a dict or an "
                     "AnalysisPlan.")
+
+
+def read_plan_text(p: Path, what: str) -> str:
+    """The text of a plan file, or a :class:`PlanError` naming the file (absent, a folder, a device, not text)."""
+    if not p.exists():
+        raise PlanError(f"The {what} '{p}' does not exist; give the path of a YAML plan "
+                        "(for example examples/demo_plan.yaml).")
+    if not p.is_file():
+        kind = "a folder" if p.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise PlanError(f"The {what} '{p}' is {kind}; give the path of a YAML plan file.")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"The {what} '{p}' is not UTF-8 text (byte {exc.start} cannot be decoded), so it is not a "
+                        "YAML plan; give the YAML file, saved as UTF-8.") from None
+    except OSError as exc:
+        raise PlanError(f"The {what} '{p}' cannot be read ({exc.strerror}); check its permissions.") from None
+
+
+def load_yaml(text: str, what: str):
+    """Parse YAML text; a syntax error or nesting too deep to parse becomes a :class:`PlanError` about ``what``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{what} is not valid YAML ({str(exc).splitlines()[0]}); fix the syntax and run again.") from None
+    except RecursionError:
+        raise PlanError(f"{what} nests lists or mappings too deeply to be read; a plan needs only a few levels, "
+                        "so fix the YAML.") from None
+
+
+def _whole(v, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
@@ -181,7 +218,7 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     Raises
     ------
     PlanError
-        One error whose ``report`` lists every problem (codes ``P001``-``P016``,
+        One error whose ``report`` lists every problem (codes ``P001``-``P014``,
         plus the mechanism plan's ``M`` codes and the dictionary's ``D``/``R``
         codes): unknown sections, missing files or folders, an unreadable
         dictionary, unknown instruments, scores or network measures, unknown
@@ -258,6 +295,9 @@ class _Checker:
         if s is None:
             return out
         if isinstance(s, int) and not isinstance(s, bool):
+            if not _whole(s, 0, MAX_SEED):
+                self.add("P011", f"seeds is {_short(s)}; expected a whole number from 0 to {MAX_SEED}.")
+                return out
             return {k: s for k in out}
         if not isinstance(s, Mapping):
             self.add("P011", f"Section 'seeds' is {s!r}; expected a mapping such as {{data: 1, bootstrap: 2}}.")
@@ -265,8 +305,8 @@ class _Checker:
         for k, v in s.items():
             if k not in out:
                 self.add("P011", f"seeds has an unknown key {k!r}.", remedy="Use data and bootstrap.")
-            elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                self.add("P011", f"seeds.{k} is {v!r}; expected a non-negative integer.")
+            elif not _whole(v, 0, MAX_SEED):
+                self.add("P011", f"seeds.{k} is {_short(v)}; expected a whole number from 0 to {MAX_SEED}.")
             else:
                 out[k] = int(v)
         return out
@@ -428,6 +468,11 @@ class _Checker:
                     self.add("P006", f"networks.measures names {', '.join(map(repr, bad))}, which are not measure "
                                      "groups.", remedy=f"Use {', '.join(sorted(funcs))}.")
         waves = s.get("change_waves", [0, 1])
+        if not (isinstance(waves, list) and len(waves) == 2 and all(_whole(w, 0, 99) for w in waves)
+                and waves[0] != waves[1]):
+            self.add("P014", f"networks.change_waves is {_short(waves)}; expected two different whole wave "
+                             "numbers from 0 to 99.", remedy="Write change_waves: [0, 1].")
+            waves = [0, 1]
         return {"measures": measures, "change": bool(s.get("change", True)), "change_waves": list(waves)}
 
     def mechanisms(self, s, sections: dict) -> dict | None:
@@ -446,8 +491,13 @@ class _Checker:
                "n_boot": s.get("n_boot", 2000), "level": s.get("level")}
         if out["adjust"] not in ("holm", "bh", None):
             self.add("P012", f"mechanisms.adjust is {out['adjust']!r}; expected holm, bh or null.")
-        if not isinstance(out["n_boot"], int) or isinstance(out["n_boot"], bool) or out["n_boot"] < 50:
-            self.add("P012", f"mechanisms.n_boot is {out['n_boot']!r}; expected an integer of at least 50.")
+        if not _whole(out["n_boot"], *N_BOOT_RANGE):
+            self.add("P012", f"mechanisms.n_boot is {_short(out['n_boot'])}; expected a whole number from "
+                             f"{N_BOOT_RANGE[0]} to {N_BOOT_RANGE[1]}.", remedy="Write n_boot: 2000.")
+        lvl = out["level"]
+        if lvl is not None and (isinstance(lvl, bool) or not isinstance(lvl, (int, float)) or not 0.5 < lvl < 1):
+            self.add("P012", f"mechanisms.level is {_short(lvl)}; expected a confidence level above 0.5 and "
+                             "below 1.", remedy="Write level: 0.95.")
         if value == "default":
             doc = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml")
                                  .read_text(encoding="utf-8"))
@@ -458,9 +508,9 @@ class _Checker:
                 return out
             out["plan_file"] = p
             try:
-                doc = yaml.safe_load(Path(p).read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                self.add("P012", f"mechanisms.plan '{value}' is not valid YAML ({str(exc).splitlines()[0]}).")
+                doc = load_yaml(read_plan_text(Path(p), "mechanism plan"), f"mechanisms.plan '{value}'")
+            except PlanError as exc:
+                self.add("P012", str(exc))
                 return out
         elif isinstance(value, Mapping):
             doc = copy.deepcopy(dict(value))
@@ -590,6 +640,11 @@ class _Checker:
                 if opt not in _DISPLAY_OPTIONS:
                     self.add("P009", f"joint_displays entry {k} ({kind}) has an unknown option {opt!r}.",
                              remedy=f"Use {', '.join(sorted(_DISPLAY_OPTIONS))}.")
+            for opt, (lo, hi) in _DISPLAY_RANGES.items():
+                v = spec.get(opt)
+                if opt in spec and not _whole(v, lo, hi) and not (opt == "max_quote_chars" and v is None):
+                    self.add("P014", f"joint_displays entry {k} ({kind}) has {opt} {_short(v)}; expected a whole "
+                                     f"number from {lo} to {hi}.")
             if kind in needs_results and sections.get("mechanisms") is None:
                 self.add("P009", f"joint_displays entry {k} ({kind}) needs the mechanism table, but the plan has "
                                  "no mechanisms section.")
@@ -646,13 +701,23 @@ class _Checker:
             if k not in allowed:
                 self.add("P001", f"outputs has an unknown key {k!r}.", remedy="Use data, tables, figures, report.")
                 continue
+            if v is not None and not isinstance(v, (str, list)):
+                self.add("P010", f"outputs.{k} is {_short(v)}; expected a list of formats such as "
+                                 f"[{', '.join(allowed[k][:2])}].", remedy=f"Use {', '.join(allowed[k])}.")
+                continue
             vals = [v] if isinstance(v, str) else list(v or [])
-            bad = [f for f in vals if str(f).lower().lstrip(".") not in allowed[k]]
+            bad = [f for f in vals if not isinstance(f, str) or f.lower().lstrip(".") not in allowed[k]]
             if bad:
                 self.add("P010", f"outputs.{k} names format(s) {', '.join(map(repr, bad))}.",
                          remedy=f"Use {', '.join(allowed[k])}.")
-            out[k] = [str(f).lower().lstrip(".") for f in vals if f not in bad]
+            out[k] = [f.lower().lstrip(".") for f in vals if f not in bad]
         return out
+
+
+def _short(v, limit: int = 60) -> str:
+    """``repr`` of a plan value, shortened for a message."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _score_items(ins, score_id: str) -> list[str]:
