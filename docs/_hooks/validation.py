@@ -436,7 +436,7 @@ def corpus_markdown() -> str:
              "reports them; "
              "SEM fit measures are chi-square, df, CFI, TLI, RMSEA, SRMR, AIC, BIC and for MLR the "
              "scaled and robust versions). The data sets are under `tests/reference/data/corpus/`.", "",
-             "Reference: " + ", ".join(f"{k} {v}" for k, v in ref["versions"].items()) + ".", "",
+             "Reference: " + ", ".join(v if k == "R" else f"{k} {v}" for k, v in ref["versions"].items()) + ".", "",
              "| case | data | model | criterion gap | fixed effects / estimates | standard errors "
              "| variance components / fit measures | log-likelihood | Satterthwaite df |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -449,12 +449,18 @@ def corpus_markdown() -> str:
             if c.get("weights"):
                 model += f", weights = {c['weights']}"
         else:
-            opts = ", ".join(f"{k} = {v}" for k, v in c["call"].items())
+            call = c["call"] if isinstance(c["call"], dict) else {}   # R's empty list() is written as []
+            opts = ", ".join(f"{k} = {v}" for k, v in call.items())
             model = _code(c["model"].replace("\n", "; ")) + (f" ({opts})" if opts else "")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            comps = {q: (o, t, FLOOR if f is None else f)
-                     for q, o, t, f in corpus.comparisons(name, corpus.fit_case(name))}
+            try:
+                comps = {q: (o, t, FLOOR if f is None else f)
+                         for q, o, t, f in corpus.comparisons(name, corpus.fit_case(name))}
+            except Exception as exc:   # a case cimstats cannot fit or label is shown as such
+                lines.append(f"| {name} | {html.escape(ref['datasets'][c['data']]['source'])} | {model} | "
+                             f"not compared: {html.escape(str(exc)[:200]).replace('|', '&#124;')} | - | - | - | - | - |")
+                continue
         gap = float(comps["criterion"][0][0] - comps["criterion"][1][0])
         cell = lambda q: _digits(*comps[q]) if q in comps else "-"
         first = "fixed effects" if "fixed effects" in comps else "estimates"
