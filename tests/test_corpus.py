@@ -63,8 +63,8 @@ _HESSIAN = "GLMM standard errors from the Hessian of the Laplace deviance differ
 _FLAT = ("GLMM optimum not resolved finely enough along a flat direction (criterion within 1e-7 of glmer's) "
          "and standard errors from the Hessian")
 _PIRLS = "the Laplace log-likelihood at glmer's optimum differs from glmer's by 3e-6 (inner-loop evaluation)"
-_FIXED_X = ("FIML with exogenous covariates and fixed.x: lavaan's log-likelihood and fit measures include "
-            "the covariates' saturated part")
+_FIXED_X = ("FIML with exogenous covariates under fixed.x: estimates and chi-square agree, but the "
+            "log-likelihood (so AIC, BIC) and the baseline model (so CFI, TLI) differ from lavaan's")
 _DROP_X = ("FIML with fixed.x: lavaan deletes rows with a missing exogenous covariate (n = 16), "
            "cimstats keeps them (n = 25)")
 _RANDOM_X = ("FIML with fixed_x=False: cimstats leaves out the covariance between the exogenous covariates, "
