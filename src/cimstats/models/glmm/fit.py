@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,8 @@ from ...errors import (CimstatsWarning, ConvergenceWarning, EstimationError, Mis
 from ..formula import build_design, parse_formula
 from ..mixed.fit import _as_frame, _blas_single_thread, _check_rank
 from ..mixed.core import theta_layout
-from ..mixed.optimize import (OptimizerSummary, _fd_grad_hess, _projected_gradient, minimize_theta,
-                              richardson_hessian)
+from ..mixed.optimize import (BOUNDARY_UNRESOLVED, OptimizerSummary, _fd_grad_hess, minimize_theta,
+                              probe_boundary, richardson_grad_hess, richardson_gradient)
 from .family import make_family
 from .laplace import GeneralKernel, ScalarKernel, ScalarTermsKernel
 
@@ -227,29 +228,74 @@ def _glm_start(X, y, m, off, family, maxit=50):
     return beta
 
 
-def _fixed_vcov(kern, par, ntheta, lower_theta):
-    """Covariance of the fixed effects: the (beta, beta) block of 2 H^{-1}, with H the
-    finite-difference Hessian of the deviance in (theta, beta) (as glmer's default);
-    variance parameters on their boundary are held fixed."""
+def _fixed_vcov(kern, par, dev, ntheta, lower_theta, lower):
+    """Covariance of the fixed effects: the (beta, beta) block of 2 H^{-1}, with H the Hessian of
+    the deviance in (theta, beta) (as glmer's default); variance parameters on their boundary
+    are held fixed.
+
+    H is taken by Richardson extrapolation of central differences (relative steps 0.01 and
+    0.005) with the inner PIRLS loop converged to rounding
+    error, so neither the step sizes nor where the inner loop stopped limit its accuracy. The
+    gradient from the same evaluations gives one last Newton correction of the optimum, kept
+    when it lowers the deviance (the gradient is then taken again there). Returns (vcov, par,
+    deviance, gradient over the free parameters).
+    """
     idx = np.flatnonzero(_free_for_vcov(par, ntheta, lower_theta))
+    tight = getattr(kern, "tight", False)
+    kern.tight = True
+    try:
+        def f(x, base=par.copy()):
+            full = base.copy()
+            full[idx] = x
+            return kern.deviance(full)
 
-    def f(x):
-        full = par.copy()
-        full[idx] = x
-        return kern.deviance(full)
-
-    # four Richardson steps for small models (as numDeriv); two for larger ones, where the
-    # number of deviance evaluations (r k (k + 1)) dominates the fit
+        # two Richardson steps (h and h/2, error O(h^4)): with h = 0.01 |x| that is far below what
+        # the standard errors need, at half the r k (k + 1) evaluations of numDeriv's four
+        g, Hf, f0 = richardson_grad_hess(f, par[idx], r=2, d=0.01)
+        dev = f0 if np.isfinite(f0) else dev
+        try:
+            step = -np.linalg.solve(0.5 * (Hf + Hf.T), g)
+        except np.linalg.LinAlgError:
+            step = np.zeros(len(idx))
+        if np.all(np.isfinite(step)) and np.max(np.abs(step), initial=0.0) < 1e-2:
+            cand = par.copy()
+            cand[idx] += step
+            cand = np.maximum(cand, lower)
+            fc = kern.deviance(cand)
+            if np.isfinite(fc) and fc < dev:
+                par, dev = cand, fc
+                # the gradient where the fit now stands (4k evaluations, against r k (k + 1) above)
+                g = richardson_gradient(lambda x: f(x, base=par), par[idx], r=2, d=0.01, eps=1e-3)
+    finally:
+        kern.tight = tight
     H = np.zeros((len(par), len(par)))
-    H[np.ix_(idx, idx)] = richardson_hessian(f, par[idx], r=4 if len(idx) <= 8 else 2)
-    return _vcov_from_hessian(H, par, ntheta, lower_theta)
+    H[np.ix_(idx, idx)] = Hf
+    return _vcov_from_hessian(H, par, ntheta, lower_theta), par, float(dev), g
 
 
-def _newton_joint(f, x, lower, maxit=8):
-    """Bounded Newton iterations on central-difference derivatives over (theta, beta).
+def _final_summary(opt, par, grad):
+    """The optimiser summary with the gradient at the optimum taken from the Hessian's evaluations
+    (Richardson-extrapolated, inner loop converged: free of the inner loop's noise, which can
+    reach 1e-2 in a forward difference); converged when that gradient is below 1e-2 and no
+    boundary check still found a lower deviance."""
+    gnorm = float(np.max(np.abs(grad), initial=0.0))
+    boundary_ok = not any(BOUNDARY_UNRESOLVED in c for c in opt.checks)
+    checks = tuple(c for c in opt.checks if not c.startswith("projected gradient"))
+    checks = (f"gradient at the optimum (Richardson extrapolation, inner loop converged): max |component| "
+              f"{gnorm:.2g} (limit 1e-2)",) + checks
+    return replace(opt, final=tuple(map(float, par)), gradient_norm=gnorm, checks=checks,
+                   converged=bool(boundary_ok and np.isfinite(gnorm) and gnorm < 1e-2))
 
-    Returns (x, f(x), gradient, Hessian at the last iterate, converged, evaluations); the
-    Hessian is the one the standard errors use (computed within one tiny step of the optimum).
+
+def _newton_joint(f, x, lower, maxit=12):
+    """Bounded quasi-Newton iterations over (theta, beta) from near the optimum.
+
+    The first iteration takes a central-difference Hessian; later ones take a
+    central-difference gradient only (2k evaluations rather than k(k + 1)) and
+    update the Hessian by BFGS, going back to a full Hessian when a step had to be
+    shortened. The final polish and the Hessian for the standard errors come
+    afterwards (:func:`_fixed_vcov`). Returns (x, f(x), gradient, Hessian,
+    converged, evaluations).
     """
     nev = [0]
 
@@ -258,19 +304,36 @@ def _newton_joint(f, x, lower, maxit=8):
         r = f(v)
         return r if np.isfinite(r) else 1e300
 
+    def grad(v, fv, h):
+        gv = np.zeros_like(v)
+        for i in range(len(v)):
+            e = np.zeros_like(v)
+            e[i] = h[i]
+            gv[i] = (fun(v + e) - fun(v - e)) / (2 * h[i])
+        return gv
+
     fx = fun(x)
     g = H = None
     ok = False
+    refresh = True
     for _ in range(maxit):
         h = 1e-4 * np.maximum(np.abs(x), 0.05)
-        g, H = _fd_grad_hess(fun, x, fx, h)
+        if refresh or H is None:
+            g, H = _fd_grad_hess(fun, x, fx, h)
         active = (x <= lower + 1e-10) & (g > 0)
         free = ~active
         Hf = H[np.ix_(free, free)]
         try:
             np.linalg.cholesky(Hf)
         except np.linalg.LinAlgError:
-            return x, fx, g, H, False, nev[0]
+            if not refresh:  # the updated Hessian went wrong: take a full one
+                refresh = True
+                g, H = _fd_grad_hess(fun, x, fx, h)
+                Hf = H[np.ix_(free, free)]
+            try:
+                np.linalg.cholesky(Hf)
+            except np.linalg.LinAlgError:
+                return x, fx, g, H, False, nev[0]
         d = np.zeros_like(x)
         d[free] = -np.linalg.solve(Hf, g[free])
         t, improved = 1.0, False
@@ -285,13 +348,29 @@ def _newton_joint(f, x, lower, maxit=8):
             ok = True
             break
         step = np.max(np.abs(xn - x))
-        x, fx = xn, fn
-        # Newton converges quadratically: after a step below 1e-3 the next is of order 1e-6,
-        # so this iterate is accepted and the Hessian just computed serves the standard errors
-        if step < 1e-3 * max(1.0, np.max(np.abs(x))):
+        gn = grad(xn, fn, 1e-4 * np.maximum(np.abs(xn), 0.05))
+        sv, yv = xn - x, gn - g
+        refresh = t < 1.0
+        if not refresh and sv @ yv > 1e-12 * np.sqrt((sv @ sv) * (yv @ yv)):
+            Hs = H @ sv
+            H = H - np.outer(Hs, Hs) / (sv @ Hs) + np.outer(yv, yv) / (sv @ yv)
+        x, fx, g = xn, fn, gn
+        if step < 1e-4 * max(1.0, np.max(np.abs(x))):
             ok = True
             break
     return x, fx, g, H, ok, nev[0]
+
+
+def _first_stage(checks):
+    """The first stage's checks (theta with the fixed effects found by PIRLS), labelled as such."""
+    return tuple(f"first stage, {c}" for c in checks if not c.startswith("projected gradient"))
+
+
+def _with_stage(opt, x0, iterations, evaluations, first_checks):
+    """The joint optimiser's summary with the first stage's start, counts and checks folded in."""
+    return OptimizerSummary(f"PIRLS-profiled theta (L-BFGS-B + Newton), then {opt.method} on (theta, beta)",
+                            tuple(map(float, x0)), opt.final, iterations, evaluations, opt.gradient_norm,
+                            opt.converged, opt.message, tuple(first_checks) + tuple(opt.checks))
 
 
 def _free_for_vcov(par, ntheta, lower_theta):
@@ -377,8 +456,12 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     intercept the start is an ordinary GLM; with several random intercepts
     (nested or crossed) theta is first optimised with the fixed effects found
     by PIRLS (glmer's first stage) and Newton steps on (theta, beta) finish.
-    Standard errors of the fixed effects come from the finite-difference
-    Hessian of the deviance in (theta, beta) (glmer's default), with variance
+    A solution with a variance on its boundary (zero) is checked by stepping
+    into the interior and the search restarts from there when that lowers the
+    deviance (``optimizer.checks`` lists the checks). Standard errors of the
+    fixed effects come from the Hessian of the deviance in (theta, beta)
+    (glmer's default), taken by Richardson-extrapolated central differences
+    with the inner PIRLS loop converged to rounding error, with variance
     parameters on their boundary held fixed. The Laplace deviance is evaluated
     with the working weights at the conditional modes. glmer's inner loop
     stops by default (``tolPwrss = 1e-7``) one step before the modes settle and
@@ -471,31 +554,40 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
         par = None
         if start is None and hasattr(kern, "profiled_deviance"):
             # scalar random-effect terms: theta alone with the fixed effects found by PIRLS (glmer's
-            # first stage), then Newton steps on (theta, beta) whose last Hessian gives the SEs
+            # first stage), then Newton steps on (theta, beta); a boundary solution is checked below
             th, _, opt1 = minimize_theta(kern.profiled_deviance, x0[:ntheta], lower_theta)
             kern.profiled_deviance(th)
             x1 = np.concatenate([th, kern.beta_hat])
             par_n, dev_n, g_n, H_n, ok, nev = _newton_joint(kern.deviance, x1, lower)
             if ok and np.isfinite(dev_n) and dev_n < 1e300:
-                par, dev = par_n, dev_n
-                g_fin = _projected_gradient(kern.deviance, par, lower)
-                gnorm = float(np.max(np.abs(g_fin)))
-                nev += 2 * len(par) + 1
-                opt = OptimizerSummary("PIRLS-profiled theta (L-BFGS-B + Newton), then Newton on (theta, beta) "
-                                       "(finite differences)", tuple(map(float, x0)), tuple(map(float, par)),
-                                       opt1.iterations, opt1.evaluations + nev, gnorm, gnorm < 1e-2,
-                                       "Newton step below tolerance")
-                vcov = _vcov_from_hessian(H_n, par, ntheta, lower_theta)
+                # a variance on its boundary must survive steps into the interior (else restart there)
+                xp, fp, bidx, nprobe = probe_boundary(kern.deviance, par_n, dev_n, lower)
+                nev += nprobe
+                if fp < dev_n:
+                    par, dev, opt = minimize_theta(kern.deviance, xp, lower)
+                    opt = _with_stage(opt, x0, opt1.iterations + opt.iterations,
+                                      opt1.evaluations + nev + opt.evaluations,
+                                      _first_stage(opt1.checks))
+                else:
+                    par, dev = par_n, dev_n
+                    checks = ()
+                    if len(bidx):
+                        checks += (f"boundary: theta[{', '.join(str(int(i)) for i in bidx)}] stepped into the "
+                                   f"interior, no lower deviance",)
+                    # gradient norm and convergence are set below from the gradient at the optimum
+                    opt = OptimizerSummary("PIRLS-profiled theta (L-BFGS-B + Newton), then Newton on (theta, beta) "
+                                           "(finite differences)", tuple(map(float, x0)), tuple(map(float, par)),
+                                           opt1.iterations, opt1.evaluations + nev, np.nan, True,
+                                           "Newton step below tolerance", _first_stage(opt1.checks) + checks)
         if par is None:
             par, dev, opt = minimize_theta(kern.deviance, x0, lower)
-            vcov = None
         if not np.isfinite(dev):
             raise EstimationError(
                 f"The Laplace deviance of {formula!r} could not be evaluated at any parameters tried; check the "
                 f"outcome for constant values and the predictors for extreme scales."
             )
-        if vcov is None:
-            vcov = _fixed_vcov(kern, par, ntheta, lower_theta)
+        vcov, par, dev, grad = _fixed_vcov(kern, par, dev, ntheta, lower_theta, lower)
+        opt = _final_summary(opt, par, grad)
         kern.deviance(par)
         means, sds = kern.ranef(par)
     result = GlmmResult._from_fit(frame=frame, blocks=tuple(blocks), layouts=layouts, family=fam, nagq=nagq,

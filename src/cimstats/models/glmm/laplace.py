@@ -28,11 +28,18 @@ from ..mixed.core import CrossProducts, PLSCore
 __all__ = ["ScalarKernel", "GeneralKernel"]
 
 _TOL = 1e-10
+#: Largest mode update accepted as converged when the inner loop runs tight (Hessians for
+#: standard errors): the modes then settle to rounding error, so differences of the
+#: deviance over small steps are not dominated by where the inner loop stopped.
+_TIGHT_STEP = 1e-11
 
 
-def _halved_step(u, step, pdev, eta_of, pdev_of):
+def _halved_step(u, step, pdev, eta_of, pdev_of, tight=False):
     """One PIRLS update of the modes ``u``: the full step, halved (at most 30 times) until the
-    penalised deviance does not rise. Returns (u, eta, penalised deviance, converged)."""
+    penalised deviance does not rise. Returns (u, eta, penalised deviance, converged).
+
+    Converged means the penalised deviance changed by less than 1e-11 (relative) or the
+    step was below 1e-10; with ``tight`` only a step below ``_TIGHT_STEP`` counts."""
     for _ in range(30):
         cand = u + step
         eta = eta_of(cand)
@@ -40,7 +47,11 @@ def _halved_step(u, step, pdev, eta_of, pdev_of):
         if pc <= pdev + 1e-10 * (1 + abs(pdev)):
             break
         step = step / 2
-    done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or np.max(np.abs(step)) < _TOL
+    big = np.max(np.abs(step)) if np.size(step) else 0.0
+    if tight:
+        done = big < _TIGHT_STEP * (1.0 + np.max(np.abs(cand)))
+    else:
+        done = abs(pdev - pc) < 1e-11 * (1 + abs(pc)) or big < _TOL
     return cand, eta, pc, done
 _MAXIT = 100
 
@@ -58,6 +69,7 @@ class ScalarKernel:
             self.nodes, self.logw = x, np.log(w / w.sum())
         self.u = np.zeros(G)
         self.ntheta = 1
+        self.tight = False  # the modes always converge to a step below 1e-10 here
 
     def _cluster_loglik(self, eta):
         return np.bincount(self.codes, weights=self.family.loglik_eta(self.y, eta, self.m, self._const),
@@ -174,6 +186,7 @@ class GeneralKernel:
         self.q = sum(b.nlevels * b.k for b in blocks)
         self.u = np.zeros(self.q)
         self._core = None
+        self.tight = False  # inner-loop tolerance: True while a Hessian is taken
 
     def _re_part(self, core, Ts, u):
         b = core.lambda_times(Ts, u)
@@ -207,7 +220,7 @@ class GeneralKernel:
             core = self._system(w, zres)
             _, unew, _, ev = core.solve(theta, beta=zero, reml=False)
             u, eta, pdev, done = _halved_step(u, unew - u, pdev, lambda v: eta0 + self._re_part(core, Ts, v),
-                                              self._pdev)
+                                              self._pdev, self.tight)
             if done:
                 break
         _, s, w = fam.score_weight(self.y, eta, self.m)
@@ -267,7 +280,10 @@ class ScalarTermsKernel:
         self.shapes = [TermShape(1, g) for g in self.G]
         self.offsets = np.cumsum([0] + self.G)
         self.r = int(self.offsets[-1] - self.G[0])
-        self.dense = self.r <= 400
+        # dense coupling block unless its product L21 L21' (r^2 G0 flops per PIRLS step) is large:
+        # nested designs have one pair per level of the first term, so a sparse block then makes
+        # each factorisation cost O(levels) rather than O(r^2 levels)
+        self.dense = self.r <= 400 and self.r * self.r * self.G[0] <= 20_000_000
         # level pairs (term a, term b) with a < b that occur together
         self.pairs = []
         for a in range(len(blocks)):
@@ -280,6 +296,7 @@ class ScalarTermsKernel:
         self.u = np.zeros(int(self.offsets[-1]))
         self._plan: dict = {}
         self._fac = None
+        self.tight = False  # inner-loop tolerance: True while a Hessian is taken
 
     def _factor(self, theta, w):
         import scipy.sparse as sp
@@ -347,7 +364,7 @@ class ScalarTermsKernel:
             fac = self._factor(theta, w)
             unew = fac.solve(self._rhs(theta, w * (eta - eta0) + s)[:, None])[:, 0]
             u, eta, pdev, done = _halved_step(u, unew - u, pdev, lambda v: eta0 + self._re_part(theta, v),
-                                              self._pdev)
+                                              self._pdev, self.tight)
             if done:
                 break
         _, _, w = fam.score_weight(self.y, eta, self.m)

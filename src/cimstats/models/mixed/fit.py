@@ -168,7 +168,12 @@ def lmm(formula, data=None, *, reml: bool = True, df_method: str = "satterthwait
     -----
     The profiled REML/ML criterion of Bates et al. (2015) is minimised over the
     relative covariance factor theta with bounds (diagonal elements >= 0) by
-    L-BFGS-B on a central-difference gradient. The cross-products
+    L-BFGS-B and bounded Newton steps on finite-difference derivatives. A
+    solution on the boundary (a variance of zero or a correlation of +-1, i.e. a
+    zero diagonal element of theta) is accepted only after steps into the
+    interior along each such element fail to lower the criterion; otherwise the
+    search restarts from the better point (``optimizer.checks`` lists the checks
+    run). The cross-products
     ``Z'Z, Z'X, X'X, Z'y, X'y, y'y`` are formed once; each evaluation is a
     blocked Cholesky factorisation (batched for the grouping factor with most
     levels, recursive for nested factors, dense or sparse for crossed ones) whose

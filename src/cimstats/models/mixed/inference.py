@@ -9,7 +9,7 @@ from scipy import optimize, stats
 
 from ...errors import ModelSpecificationError
 from .core import CrossProducts, PLSCore
-from .optimize import minimize_theta, richardson_hessian, richardson_jacobian
+from .optimize import MAX_RESTARTS, minimize_theta, probe_boundary, richardson_hessian, richardson_jacobian
 
 __all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp", "profile_varcomp"]
 
@@ -208,6 +208,26 @@ def _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim):
     return sims
 
 
+def _bounded_min(f, x0, lower):
+    """Minimise ``f`` with lower bounds by L-BFGS-B; a solution on a bound is checked by stepping
+    into the interior (:func:`~cimstats.models.mixed.optimize.probe_boundary`) and the search
+    restarts from there while that lowers ``f``. Returns (minimum, minimiser)."""
+    def fun(x):
+        v = f(x)
+        return v if np.isfinite(v) else 1e300
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    x = np.asarray(x0, dtype=float)
+    for _ in range(MAX_RESTARTS + 1):
+        res = optimize.minimize(fun, x, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7})
+        x, fx = np.maximum(res.x, lower), float(res.fun)
+        xp, fp, _, _ = probe_boundary(fun, x, fx, lower)
+        if fp >= fx:
+            break
+        x, fx = xp, fp
+    return fx, x
+
+
 def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
     """Profile-likelihood intervals for the random-effect and residual standard deviations.
 
@@ -246,19 +266,17 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
     def profile(j, psi, start):
         if j == m:  # residual sd fixed
             f = lambda th: core.deviance_varpar(np.r_[th, psi], reml)  # noqa: E731
-            res = optimize.minimize(f, start[:m], method="L-BFGS-B", bounds=[(0, None)] * m,
-                                    options={"ftol": 1e-13, "gtol": 1e-7})
-            return res.fun, np.r_[res.x, psi]
+            fun, x = _bounded_min(f, start[:m], np.zeros(m))
+            return fun, np.r_[x, psi]
 
         def f(x):
             sig = np.exp(x[-1])
             th = np.insert(x[:-1], j, psi / sig)
             return core.deviance_varpar(np.r_[th, sig], reml)
         x0 = np.r_[np.delete(start[:m], j), np.log(start[m])]
-        bounds = [(0, None)] * (m - 1) + [(None, None)]
-        res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7})
-        sig = np.exp(res.x[-1])
-        return res.fun, np.r_[np.insert(res.x[:-1], j, psi / sig), sig]
+        fun, x = _bounded_min(f, x0, np.r_[np.zeros(m - 1), -np.inf])
+        sig = np.exp(x[-1])
+        return fun, np.r_[np.insert(x[:-1], j, psi / sig), sig]
 
     rows = []
     labels = model._group_labels()

@@ -7,13 +7,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["OptimizerSummary", "minimize_theta", "richardson_gradient", "richardson_hessian",
-           "richardson_jacobian"]
+__all__ = ["OptimizerSummary", "minimize_theta", "probe_boundary", "boundary_coordinates", "richardson_gradient",
+           "richardson_hessian", "richardson_jacobian", "richardson_grad_hess"]
 
 
 @dataclass(frozen=True)
 class OptimizerSummary:
-    """How the optimisation went: start and final theta, iterations, gradient norm, convergence."""
+    """How the optimisation went: start and final theta, iterations, gradient norm, convergence.
+
+    ``checks`` lists, in words, the checks the final point passed or failed: the
+    projected gradient and, for a solution on the boundary (a variance of zero
+    or a correlation of +-1), the steps into the interior that test whether the
+    boundary point is a local optimum (and any restarts they caused).
+    """
 
     method: str
     start: tuple
@@ -23,6 +29,7 @@ class OptimizerSummary:
     gradient_norm: float
     converged: bool
     message: str
+    checks: tuple = ()
 
 
 def _projected_gradient(f, x, lower, h=1e-6):
@@ -105,15 +112,93 @@ def _newton_polish(f, x, fx, lower, maxit=8):
     return x, fx, g, ok
 
 
+#: Steps into the interior tried from a boundary coordinate (theta units: relative standard deviations).
+PROBE_STEPS = (1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 2.0)
+#: Coordinates this close to their bound are checked as boundary coordinates.
+BOUNDARY_TOL = 1e-4
+#: Restarts from the interior allowed after a boundary check found a lower criterion.
+MAX_RESTARTS = 8
+#: Wording of the check that failed when the restarts ran out (other modules look for it).
+BOUNDARY_UNRESOLVED = "still lowers the criterion"
+
+
+def _local_fit(fun, x, lower, bounds, maxiter):
+    """L-BFGS-B from ``x``, then bounded Newton polish (or L-BFGS-B on central differences when
+    the Hessian is not positive definite). Returns (x, f(x), iterations, method, message)."""
+    res = minimize(fun, x, method="L-BFGS-B", jac="2-point", bounds=bounds,
+                   options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-6, "maxls": 50})
+    it = int(res.nit)
+    x = np.maximum(res.x, lower)
+    fx = fun(x)
+    x, fx, _, ok = _newton_polish(fun, x, fx, lower)
+    method = "L-BFGS-B + Newton polish (bounded, finite differences)"
+    if not ok:
+        res = minimize(fun, x, method="L-BFGS-B", jac="3-point", bounds=bounds,
+                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50})
+        it += int(res.nit)
+        xn = np.maximum(res.x, lower)
+        fn = fun(xn)
+        if fn <= fx:
+            x, fx = xn, fn
+        method = "L-BFGS-B (bounded, finite differences)"
+    return x, fx, it, method, str(res.message)
+
+
+def boundary_coordinates(x, lower, tol=BOUNDARY_TOL) -> np.ndarray:
+    """Indices of the bounded coordinates (theta diagonal elements) at or within ``tol`` of their bound."""
+    x = np.asarray(x, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    return np.flatnonzero(np.isfinite(lower) & (x - lower <= tol))
+
+
+def probe_boundary(fun, x, fx, lower, steps=PROBE_STEPS):
+    """Step into the interior from each boundary coordinate of ``x`` (and from all of them together).
+
+    A variance estimated as zero (a diagonal element of the relative Cholesky
+    factor at 0; for a correlated term this is also how a correlation of +-1
+    appears) is a local optimum only if moving that element off zero does not
+    lower the criterion. For a scalar random effect the criterion depends on
+    theta through theta^2, so its gradient vanishes at 0 and gradient-based
+    stopping rules cannot tell a minimum from a maximum there; these probes can.
+
+    Returns (best point, its value, indices checked, number of evaluations); the
+    best point is ``x`` itself when no probe lowered the criterion by more than
+    a rounding margin.
+    """
+    idx = boundary_coordinates(x, lower)
+    best_x, best_f, nev = x, fx, 0
+    if not len(idx):
+        return best_x, best_f, idx, nev
+    margin = 1e-10 * (1.0 + abs(fx))
+    groups = [[i] for i in idx] + ([list(idx)] if len(idx) > 1 else [])
+    for grp in groups:
+        for d in steps:
+            xp = x.copy()
+            xp[grp] = lower[grp] + d
+            fp = fun(xp)
+            nev += 1
+            if fp < best_f - margin:
+                best_x, best_f = xp, fp
+    return best_x, best_f, idx, nev
+
+
 def minimize_theta(f, x0, lower, *, maxiter=1000) -> tuple[np.ndarray, float, OptimizerSummary]:
-    """Minimise ``f`` over theta with lower bounds.
+    """Minimise ``f`` over theta with lower bounds, checking any boundary solution.
 
     L-BFGS-B on a forward-difference gradient brings theta close to the
     optimum; bounded Newton steps on central-difference derivatives then polish
     it (quadratic convergence, so the optimum is located to ~1e-8). If the
     Hessian is not positive definite there (e.g. near a boundary), L-BFGS-B on
-    a central-difference gradient finishes instead. The reported gradient norm
-    is the largest projected central-difference gradient component at the optimum.
+    a central-difference gradient finishes instead.
+
+    Every solution with a bounded coordinate on (or within 1e-4 of) its bound --
+    a variance of zero, or a correlation of +-1 (a zero diagonal element of the
+    relative Cholesky factor) -- is then checked by stepping into the interior
+    along each such coordinate and along all of them together
+    (:func:`probe_boundary`); when a step lowers the criterion the optimiser
+    restarts from there. ``converged`` is true only when the largest projected
+    central-difference gradient component is below 1e-2 and no boundary step
+    lowers the criterion. The summary's ``checks`` lists the checks run.
     """
     nev = [0]
 
@@ -124,37 +209,53 @@ def minimize_theta(f, x0, lower, *, maxiter=1000) -> tuple[np.ndarray, float, Op
 
     lower = np.asarray(lower, dtype=float)
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    x = np.asarray(x0, dtype=float)
-    res = minimize(fun, x, method="L-BFGS-B", jac="2-point", bounds=bounds,
-                   options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-6, "maxls": 50})
-    total_it = int(res.nit)
-    x = np.maximum(res.x, lower)
-    fx = fun(x)
-    x, fx, g, ok = _newton_polish(fun, x, fx, lower)
-    method = "L-BFGS-B + Newton polish (bounded, finite differences)"
-    if not ok:
-        res = minimize(fun, x, method="L-BFGS-B", jac="3-point", bounds=bounds,
-                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50})
-        total_it += int(res.nit)
-        x = np.maximum(res.x, lower)
-        fx = fun(x)
-        method = "L-BFGS-B (bounded, finite differences)"
+    x0 = np.asarray(x0, dtype=float)
+    x, fx, total_it, method, message = _local_fit(fun, x0, lower, bounds, maxiter)
+    checks = []
+    boundary_ok = True
+    restarts = 0
+    while True:
+        xp, fp, idx, _ = probe_boundary(fun, x, fx, lower)
+        if not len(idx):
+            break
+        if fp >= fx:
+            checks.append(f"boundary: theta{_fmt_idx(idx)} stepped into the interior, no lower criterion")
+            break
+        if restarts >= MAX_RESTARTS:
+            boundary_ok = False
+            checks.append(f"boundary: theta{_fmt_idx(idx)} stepped into the interior {BOUNDARY_UNRESOLVED} "
+                          f"after {restarts} restarts")
+            x, fx = xp, fp
+            break
+        restarts += 1
+        checks.append(f"boundary: theta{_fmt_idx(idx)} stepped into the interior lowered the criterion by "
+                      f"{fx - fp:.3g}; restarted")
+        xn, fn, it, method, message = _local_fit(fun, xp, lower, bounds, maxiter)
+        total_it += it
+        x, fx = (xn, fn) if fn <= fp else (xp, fp)
     g = _projected_gradient(fun, x, lower)
     gnorm = float(np.max(np.abs(g))) if len(g) else 0.0
-    converged = bool(np.isfinite(fx) and fx < 1e300 and gnorm < 1e-2)
+    checks.insert(0, f"projected gradient: max |component| {gnorm:.2g} (limit 1e-2)")
+    converged = bool(np.isfinite(fx) and fx < 1e300 and gnorm < 1e-2 and boundary_ok)
+    if restarts:
+        method += f", {restarts} restart(s) from the interior after boundary checks"
     summ = OptimizerSummary(method, tuple(map(float, x0)), tuple(map(float, x)), total_it, nev[0], gnorm,
-                            converged, str(res.message))
+                            converged, message, tuple(checks))
     return x, float(fx), summ
+
+
+def _fmt_idx(idx):
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
 
 
 def _steps(x, d=1e-4, eps=1e-4, zero_tol=float(np.sqrt(np.finfo(float).eps / 7e-7))):
     return np.abs(d * x) + eps * (np.abs(x) < zero_tol)
 
 
-def richardson_gradient(f, x, r=4, v=2):
+def richardson_gradient(f, x, r=4, v=2, d=1e-4, eps=1e-4):
     """Gradient by central differences with Richardson extrapolation (as numDeriv)."""
     x = np.asarray(x, dtype=float)
-    h0 = _steps(x)
+    h0 = _steps(x, d=d, eps=eps)
     out = np.zeros(len(x))
     for i in range(len(x)):
         a = []
@@ -220,6 +321,50 @@ def richardson_hessian(f, x, r=4, v=2, d=0.1, eps=1e-4):
                 h = h / v
             H[i, j] = H[j, i] = _extrapolate(a, v)
     return H
+
+
+def richardson_grad_hess(f, x, r=4, v=2, d=0.01, eps=1e-3):
+    """Gradient and Hessian by Richardson-extrapolated central differences (numDeriv's ``genD``).
+
+    The initial steps are ``d * |x|`` (``eps`` where ``x`` is about zero), halved
+    ``r - 1`` times; the gradient comes free from the same evaluations
+    (``r k (k + 1)`` evaluations in all, plus one). With a criterion whose
+    evaluation has an inner iterative loop (the conditional modes of a GLMM), the
+    steps should be large enough that the loop's tolerance is negligible next to
+    ``f(x + h) - f(x)``: relative steps of 0.01 with four halvings reach an
+    extrapolated accuracy far below what the standard errors need.
+    """
+    x = np.asarray(x, dtype=float)
+    k = len(x)
+    h0 = _steps(x, d=d, eps=eps)
+    f0 = f(x)
+    H = np.zeros((k, k))
+    g = np.zeros(k)
+    for i in range(k):
+        a, b = [], []
+        h = h0.copy()
+        for _ in range(r):
+            e = np.zeros(k)
+            e[i] = h[i]
+            fp, fm = f(x + e), f(x - e)
+            b.append((fp - fm) / (2 * h[i]))
+            a.append((fp - 2 * f0 + fm) / h[i] ** 2)
+            h = h / v
+        H[i, i] = _extrapolate(a, v)
+        g[i] = _extrapolate(b, v)
+    for i in range(k):
+        for j in range(i):
+            a = []
+            h = h0.copy()
+            for _ in range(r):
+                e = np.zeros(k)
+                e[i] = h[i]
+                e[j] = h[j]
+                a.append((f(x + e) - 2 * f0 + f(x - e) - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2)
+                         / (2 * h[i] * h[j]))
+                h = h / v
+            H[i, j] = H[j, i] = _extrapolate(a, v)
+    return g, H, f0
 
 
 def _extrapolate(a, v):

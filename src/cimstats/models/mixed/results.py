@@ -238,7 +238,17 @@ class LmmResult:
         parts = []
         for label, b, T in zip(self._group_labels(), self._blocks, self._core.T_blocks(self.theta)):
             for i, t in enumerate(b.term_names):
-                if T[i, i] < 1e-4:
+                if T[i, i] >= 1e-4:
+                    continue
+                if i > 0 and np.any(np.abs(T[i, :i]) >= 1e-4):  # the term's effect is not zero: it is
+                    # (nearly) a linear combination of the terms before it
+                    if b.k == 2:
+                        parts.append(f"the correlation of {b.term_names[0]} and {t} for {label!r} is "
+                                     f"estimated as (nearly) {'+' if T[1, 0] > 0 else '-'}1")
+                    else:
+                        parts.append(f"the random effect of {t} for {label!r} is (nearly) a linear combination "
+                                     f"of those of {', '.join(b.term_names[:i])} (singular covariance matrix)")
+                else:
                     parts.append(f"the variance of {t} for {label!r} is estimated as (nearly) zero")
         return "; ".join(parts)
 

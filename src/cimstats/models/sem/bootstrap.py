@@ -111,6 +111,7 @@ def _worker(payload):
             if pr.missing:
                 rows = np.repeat(np.arange(n), counts.astype(int))
                 gk.set_missing(Ys[gi][rows])
+                gk.refresh_exo()  # fixed covariates at the resample's (complete) moments
             else:
                 good &= gk.set_weights(Ys[gi], counts)
         if not good:

@@ -33,6 +33,8 @@ __all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian"]
 
 ESTIMATORS = ("ML", "MLR")
 MISSING = ("listwise", "fiml")
+#: reason recorded in ``SEMResult.dropped`` for rows set aside under FIML with fixed covariates
+X_MISSING_REASON = "missing exogenous covariate (fixed_x=True; fixed_x=False keeps these rows under FIML)"
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,14 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             dropped["missing value in a model variable (listwise deletion)"] = int(bad.sum())
             keep &= ~bad
     else:
+        x_cols = [ov.index(v) for v in roles["ov_x"]] if fixed_x else []
+        if x_cols:
+            # lavaan (missing = "ml", fixed.x = TRUE): the model is conditional on the covariates,
+            # so rows with a missing covariate cannot contribute
+            bad = miss[:, x_cols].any(axis=1) & keep
+            if bad.any():
+                dropped[X_MISSING_REASON] = int(bad.sum())
+                keep &= ~bad
         bad = miss.all(axis=1) & keep
         if bad.any():
             dropped["no observed model variable"] = int(bad.sum())
@@ -135,7 +145,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             labels = tuple(pd.unique(col.dropna()))
     else:
         labels = ("1",)
-    _check_rows(df, ov, group, gall, labels, keep, miss, missing)
+    _check_rows(df, ov, group, gall, labels, keep, miss, missing, x_missing=X_MISSING_REASON in dropped)
     Yall = Yall[keep]
     gcol = gall[keep] if group is not None else None
     ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
@@ -244,10 +254,11 @@ def _where(lab, group):
     return f" in group '{lab}' of `group=` ('{group}')" if lab is not None else ""
 
 
-def _check_rows(df, ov, group, gall, labels, keep, miss, missing):
+def _check_rows(df, ov, group, gall, labels, keep, miss, missing, x_missing=False):
     """Every group (or the whole data) keeps at least two usable rows; say why when it does not."""
     reason = ("listwise deletion of rows with a missing model variable" if missing == "listwise"
-              else "setting aside rows with no observed model variable")
+              else "setting aside rows with a missing fixed covariate or no observed model variable"
+              if x_missing else "setting aside rows with no observed model variable")
     for lab in labels:
         before = np.ones(len(df), bool) if group is None else (gall == lab)
         n_before = int(before.sum())
@@ -271,7 +282,8 @@ def _check_rows(df, ov, group, gall, labels, keep, miss, missing):
         raise ModelSpecificationError(
             f"{where} keeps {n_after} of {n_before} rows after {reason}"
             + (f" (most often missing: {', '.join(worst)})" if worst else "")
-            + "; use missing='fiml' or drop the variable from `model`"
+            + ("; use fixed_x=False (covariates modelled as random) or drop the variable from `model`"
+               if x_missing else "; use missing='fiml' or drop the variable from `model`")
             + (" or the group from `data`." if group is not None else ".")
         )
 
@@ -516,6 +528,33 @@ def estimate_free(prep: Prepared, z0=None):
     return pr.fit(z0)
 
 
+def _newton_polish(pr, z, trace):
+    """One Newton step from a converged FIML solution; returns ``(z, observed information)``.
+
+    The quasi-Newton optimiser stops within about 1e-6 (relative) of the optimum; one step
+    on the observed information brings the estimates to machine precision (quadratic
+    convergence), so that statistics comparing the model with the saturated moments (chi-square
+    and SRMR of a just-identified model) are exact. The step is kept only when it does not
+    worsen the criterion; the information is the one at the original point (the step is
+    negligible for standard errors).
+    """
+    H = pr.hessian_z(z)
+    if H is None:
+        return z, H
+    f, g = pr.fz(z)
+    try:
+        step = -np.linalg.solve(2.0 * H, g)
+    except np.linalg.LinAlgError:
+        return z, H
+    if not np.all(np.isfinite(step)) or np.max(np.abs(step)) > 1e-3 * (1.0 + np.max(np.abs(z))):
+        return z, H
+    fn, gn = pr.fz(z + step)
+    if np.isfinite(fn) and fn <= f + 1e-12 * abs(f):
+        z = z + step
+        trace.update(final=z.copy(), f=fn, grad_norm=float(np.max(np.abs(gn))), newton_polish=True)
+    return z, H
+
+
 def _safe_start(prep, x0):
     x = x0.copy()
     for r in prep.records:
@@ -552,7 +591,10 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
         the Yuan-Bentler scaled chi-square (lavaan's ``"yuan.bentler.mplus"``).
     missing : {"listwise", "fiml"}
         ``"fiml"``: full-information ML using every observed value (rows with
-        no observed model variable are set aside and counted).
+        no observed model variable are set aside and counted). With fixed
+        covariates (``fixed_x=True``) the model is conditional on the
+        covariates, so rows with a missing covariate are set aside too (with a
+        warning, counted in ``dropped``), as lavaan's ``missing = "ml"`` does.
     cluster : str, optional
         Column of cluster identifiers (e.g. practice) for cluster-robust
         standard errors and test (implies the sandwich; use with ``"MLR"``).
@@ -562,7 +604,12 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     meanstructure : bool, optional
         Model means and intercepts (default: with groups or FIML).
     fixed_x : bool
-        Treat exogenous observed covariates as fixed (lavaan's default).
+        Treat exogenous observed covariates (observed variables that only
+        predict) as fixed: their means, variances and covariances are set to
+        the sample values and not estimated (lavaan's default ``fixed.x =
+        TRUE``). ``False`` makes them random: their means, variances and
+        covariances are model parameters, and under ``missing="fiml"`` rows
+        with a missing covariate are kept (lavaan's ``fixed.x = FALSE``).
     group_equal : sequence of str
         Parameter types held equal across groups: ``loadings``, ``intercepts``,
         ``means``, ``residuals``, ``residual.covariances``, ``lv.variances``,
@@ -609,7 +656,8 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     binding inequality gets no standard error (NaN). Degrees of freedom count
     equality constraints only.
 
-    Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R).
+    Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R;
+    FIML with fixed and random covariates, clusters: tests/reference/sem_fiml_x.R).
 
     Examples
     --------
@@ -668,7 +716,12 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
             "variances, covariances and means; fix parameters, add indicators or equality constraints."
         )
     # identification: the information must be non-singular
-    Iexp = pr.info_z(z) if (information == "expected" and not pr.missing) else pr.hessian_z(z)
+    if pr.missing and getattr(prep, "problem_constrained", None) is None and trace.get("converged"):
+        # FIML: one Newton step on the observed information, which the standard errors need anyway
+        z, Iexp = _newton_polish(pr, z, trace)
+        x = pr.x_of(z)
+    else:
+        Iexp = pr.info_z(z) if (information == "expected" and not pr.missing) else pr.hessian_z(z)
     if Iexp is None:
         raise EstimationError(
             "The model-implied covariance matrix is not positive definite at the solution; "

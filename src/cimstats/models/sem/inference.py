@@ -91,7 +91,10 @@ def vcov_free(prep, z, *, information_kind: str, se: str, A=None):
 def h1_stats(prep):
     """Per group: (S, ybar, loglik_h1, loglik_baseline, baseline free params count)."""
     pr = prep.problem
-    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    # the baseline keeps the covariances among exogenous covariates: fixed at their sample values
+    # (fixed_x) or free (fixed_x=False), as lavaan's independence model
+    x_all = [prep.ov.index(v) for v in prep.roles["ov_x"]]
+    ov_x = x_all if prep.fixed_x else []
     out = []
     for gk in pr.groups:
         p = gk.p
@@ -100,11 +103,10 @@ def h1_stats(prep):
             ll1 = group_loglik(gk, S, ybar)
         else:
             S, ybar, ll1, sat_pr, sat_z = em_saturated(gk, return_problem=True)
-        # baseline: independent variables (covariances among fixed-x covariates kept)
         if gk.patterns is None:
             Sb = np.diag(np.diag(S))
-            if ov_x:
-                Sb[np.ix_(ov_x, ov_x)] = S[np.ix_(ov_x, ov_x)]
+            if x_all:
+                Sb[np.ix_(x_all, x_all)] = S[np.ix_(x_all, x_all)]
             llb = group_loglik(gk, Sb, ybar)
         else:
             mu_b = np.zeros(p)
@@ -115,12 +117,37 @@ def h1_stats(prep):
                 mu_b[j] = yj.mean()
                 var_b[j] = yj.var()
             Sb = np.diag(var_b)
+            if ov_x:
+                # fixed covariates are complete in the rows kept: their sample moments
+                Sb[np.ix_(ov_x, ov_x)] = S[np.ix_(ov_x, ov_x)]
+                mu_b[ov_x] = ybar[ov_x]
+            elif len(x_all) > 1:
+                # random covariates: their joint (saturated) FIML moments
+                Sx, mx = _saturated_subset(gk, x_all)
+                Sb[np.ix_(x_all, x_all)] = Sx
+                mu_b[x_all] = mx
             llb = group_loglik(gk, Sb, mu_b)
         h = dict(S=S, ybar=ybar, ll1=ll1, llb=llb)
         if gk.patterns is not None:
             h.update(sat_problem=sat_pr, sat_z=sat_z, base_S=Sb, base_mu=mu_b)
         out.append(h)
     return out
+
+
+def _saturated_subset(gk, idx):
+    """Saturated FIML covariance and mean of a subset of the variables of a group."""
+    from .kernel import GroupKernel
+
+    Y = gk.Y[:, idx]
+    Y = Y[~np.all(np.isnan(Y), axis=1)]
+    if not np.isnan(Y).any():
+        m = Y.mean(axis=0)
+        R = Y - m
+        return R.T @ R / Y.shape[0], m
+    sub = GroupKernel([], [gk.ov[j] for j in idx], [], 0, True)
+    sub.set_missing(Y)
+    Sx, mx, _ = em_saturated(sub)
+    return Sx, mx
 
 
 def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
@@ -149,11 +176,12 @@ def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
             srmr_parts.append(srmr_group(h["S"], Sigma, h["ybar"], mu))
         else:
             srmr_parts.append(srmr_group(h["S"], Sigma))
-    if px and not pr.missing:
-        # lavaan reports the likelihood conditional on fixed covariates
+    if px:
+        # lavaan reports the likelihood conditional on fixed covariates (under FIML the rows kept
+        # have every covariate observed, so the covariates' own likelihood is that of complete data)
         ix = [prep.ov.index(v) for v in prep.roles["ov_x"]]
-        for gk in pr.groups:
-            Sxx = gk.S[np.ix_(ix, ix)]
+        for gk, h in zip(pr.groups, h1):
+            Sxx = (h["S"] if pr.missing else gk.S)[np.ix_(ix, ix)]
             llx = -0.5 * gk.n * (px * LOG2PI + np.linalg.slogdet(Sxx)[1] + px)
             ll0 -= llx
             ll1 -= llx
@@ -162,7 +190,8 @@ def assemble_fit(prep, z, h1, *, scaled=None, robust=None):
     df = nstat - npar
     # baseline: variances (and means) of the non-fixed-x variables are free
     p = pr.groups[0].p
-    dfb = nstat - G * ((p - px) + ((p - px) if pr.groups[0].meanstructure else 0))
+    pxa = 0 if prep.fixed_x else len(prep.roles["ov_x"])
+    dfb = nstat - G * ((p - px) + ((p - px) if pr.groups[0].meanstructure else 0) + pxa * (pxa - 1) // 2)
     X2 = max(2.0 * (ll1 - ll0), 0.0)
     X2b = max(2.0 * (ll1 - llb), 0.0)
     fmin = X2 / (2 * N)
@@ -231,9 +260,13 @@ def _meat(sc, cl, n):
     return (Gc / (Gc - 1.0)) * sums.T @ sums / n
 
 
-def _h1_keep(prep, p, ms):
-    """Indices of the (mean, vech) h1 moments that are not fixed-x moments."""
-    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+def _h1_keep(prep, p, ms, covariates_fixed=None):
+    """Indices of the (mean, vech) h1 moments that are not fixed-x moments.
+
+    ``covariates_fixed`` overrides ``prep.fixed_x`` (True: leave out the covariates' moments).
+    """
+    fixed = prep.fixed_x if covariates_fixed is None else covariates_fixed
+    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if fixed else []
     iu = _vech_idx(p)
     nm = p if ms else 0
     keep = [j for j in range(nm) if j not in ov_x]
@@ -284,6 +317,10 @@ def yuan_bentler_mplus(prep, z, vc_extras, df):
 def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
     """Yuan-Bentler (Mplus) scaling factors of model and baseline under FIML.
 
+    The saturated-model information and scores are those of the incomplete
+    data, in the (mean, vech covariance) order; moments of fixed covariates
+    (``fixed_x``) are left out, as lavaan does.
+
     Returns ``(c, cb, tr_h1, tr_h0)``.
     """
     from .kernel import missing_h1_information, missing_h1_scores
@@ -298,59 +335,73 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
         p = gk.p
         iu = _vech_idx(p)
         nv = len(iu[0])
-        vm = np.r_[np.arange(p, p + nv), np.arange(p)]  # (vech, mu) order of the scores
-        A1 = missing_h1_information(gk, h["S"], h["ybar"])[np.ix_(vm, vm)]
-        B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"]), prep.clusters[gi], gk.n)
+        perm = np.r_[np.arange(nv, nv + p), np.arange(nv)]  # scores (vech, mu) -> (mu, vech)
+        k = _h1_keep(prep, p, True)
+        cl = prep.clusters[gi]
+        A1 = missing_h1_information(gk, h["S"], h["ybar"])[np.ix_(k, k)]
+        B1 = _meat(missing_h1_scores(gk, h["S"], h["ybar"])[:, perm[k]], cl, gk.n)
         tr_h1 += np.sum(B1 * np.linalg.inv(A1).T)
         Sigma, mu, A_, C_, Aa = gk.implied(x)
-        B1s = _meat(missing_h1_scores(gk, Sigma, mu), prep.clusters[gi], gk.n)
+        B1s = _meat(missing_h1_scores(gk, Sigma, mu)[:, perm[k]], cl, gk.n)
         DS, Dm = gk.delta(A_, C_, Aa)
-        Delta = np.vstack([DS[:, iu[0], iu[1]].T, Dm.T]) @ pr.K
+        Delta = (np.vstack([Dm.T, DS[:, iu[0], iu[1]].T]) @ pr.K)[k]
         tr_h0 += w * np.sum(B1s * (Delta @ Ainv @ Delta.T))
-        # baseline: free variances and means
+        # baseline: free variances and means of the variables that are not fixed covariates
         Sb, mb = h["base_S"], h["base_mu"]
-        Hb = missing_h1_information(gk, Sb, mb)[np.ix_(vm, vm)]
-        cols = [k for k in range(nv) if iu[0][k] == iu[1][k]] + [nv + j for j in range(p)]
-        D = np.zeros((nv + p, len(cols)))
-        D[cols, np.arange(len(cols))] = 1.0
+        Hb = missing_h1_information(gk, Sb, mb)[np.ix_(k, k)]
+        D = _baseline_columns(prep, p)[k]
         Ab = D.T @ Hb @ D
-        B1b = _meat(missing_h1_scores(gk, Sb, mb), prep.clusters[gi], gk.n)
+        B1b = _meat(missing_h1_scores(gk, Sb, mb)[:, perm[k]], cl, gk.n)
         tr_b0 += np.sum(B1b * (D @ np.linalg.inv(Ab) @ D.T))
     c = (tr_h1 - tr_h0) / df if df > 0 else math.nan
     cb = (tr_h1 - tr_b0) / dfb if dfb > 0 else math.nan
     return c, cb, tr_h1, tr_h0
 
 
+def _baseline_mean_count(prep, p):
+    return p - (len(prep.roles["ov_x"]) if prep.fixed_x else 0)
+
+
+def _baseline_columns(prep, p):
+    """Derivatives of the (mean, vech covariance) moments wrt the baseline parameters.
+
+    One mean and one variance per variable that is not a fixed covariate (means first), then,
+    with random covariates (``fixed_x=False``), the covariances among the covariates.
+    """
+    iu = _vech_idx(p)
+    nv = len(iu[0])
+    x_all = [prep.ov.index(v) for v in prep.roles["ov_x"]]
+    fixed = x_all if prep.fixed_x else []
+    free_vars = [j for j in range(p) if j not in fixed]
+    vech_pos = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(*iu))}
+    xcov = [] if prep.fixed_x else [(a, b) for n, a in enumerate(x_all) for b in x_all[n + 1:]]
+    nf = len(free_vars)
+    D = np.zeros((p + nv, 2 * nf + len(xcov)))
+    for c, j in enumerate(free_vars):
+        D[j, c] = 1.0
+        D[p + vech_pos[(j, j)], nf + c] = 1.0
+    for c, (a, b) in enumerate(xcov):
+        D[p + vech_pos[(min(a, b), max(a, b))], 2 * nf + c] = 1.0
+    return D
+
+
 def baseline_scaling(prep, h1):
     """(tr_h1, tr_h0) for the baseline (independence) model under MLR, complete data."""
     pr = prep.problem
-    ov_x = [prep.ov.index(v) for v in prep.roles["ov_x"]] if prep.fixed_x else []
+    x_all = [prep.ov.index(v) for v in prep.roles["ov_x"]]
     tr_h0 = 0.0
     for gi, (w, gk) in enumerate(zip(pr.w, pr.groups)):
         p = gk.p
         ms = gk.meanstructure
         Sb = np.diag(np.diag(gk.S))
-        if ov_x:
-            Sb[np.ix_(ov_x, ov_x)] = gk.S[np.ix_(ov_x, ov_x)]
+        if x_all:
+            Sb[np.ix_(x_all, x_all)] = gk.S[np.ix_(x_all, x_all)]
         mu = gk.ybar
         A1 = h1_information_observed(Sb, mu, gk.S, gk.ybar, ms)
         B1 = _meat(h1_scores(gk.Y, Sb, mu, ms), prep.clusters[gi], gk.n)
-        iu = _vech_idx(p)
-        nv = len(iu[0])
-        nm = p if ms else 0
-        cols = []
-        for j in range(p):
-            if ms and j not in ov_x:
-                c = np.zeros(nm + nv)
-                c[j] = 1.0
-                cols.append(c)
-        for k in range(nv):
-            i, j = iu[0][k], iu[1][k]
-            if i == j and i not in ov_x:
-                c = np.zeros(nm + nv)
-                c[nm + k] = 1.0
-                cols.append(c)
-        D = np.array(cols).T
+        D = _baseline_columns(prep, p)
+        if not ms:
+            D = D[p:, _baseline_mean_count(prep, p):]
         k = _h1_keep(prep, p, ms)
         A1 = A1[np.ix_(k, k)]
         B1 = B1[np.ix_(k, k)]
@@ -685,15 +736,14 @@ def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
     first-order information), version ``"V6"`` has ``k = tr(Wc Wm^-1 U Wm^-1)``;
     ``c = k / df``. Groups enter block-diagonally with weights ``n_g / N``.
 
-    Models with fixed exogenous covariates (``fixed_x``) are not covered:
-    every value is then NaN.
+    With fixed exogenous covariates (``fixed_x``) the moments of the
+    covariates are left out of every matrix (lavaan sets their rows and
+    columns to zero and inverts the rest).
 
     Returns
     -------
     dict with ``X2, df, c, X2b, dfb, cb``.
     """
-    if prep.fixed_x and prep.roles["ov_x"]:
-        return dict(X2=math.nan, df=df, c=math.nan, X2b=math.nan, dfb=dfb, cb=math.nan)
     from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
@@ -709,27 +759,32 @@ def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
         nv = len(iu[0])
         S_t, m_t = h["S"], h["ybar"]
         perm = np.r_[np.arange(nv, nv + p), np.arange(nv)]  # (mu, vech Sigma) order
-        Wm = missing_h1_information(gk, S_t, m_t)
+        k = _h1_keep(prep, p, True)
+        Wm = missing_h1_information(gk, S_t, m_t)[np.ix_(k, k)]
         Wmi = np.linalg.inv(Wm)
-        Wc = h1_information_observed(S_t, m_t, S_t, m_t, True)
+        Wc = h1_information_observed(S_t, m_t, S_t, m_t, True)[np.ix_(k, k)]
+        if not prep.fixed_x and prep.roles["ov_x"]:
+            # lavaan 0.6 evaluates the complete-data information on a refit that treats the
+            # covariates as fixed whatever the model says: their moments drop out of Wc only
+            kx = _h1_keep(prep, p, True, covariates_fixed=True)
+            out_x = np.setdiff1d(np.arange(len(k)), kx)
+            Wc[out_x, :] = 0.0
+            Wc[:, out_x] = 0.0
         Sigma, mu, A_, C_, Aa = gk.implied(x)
         X2 += gk.n * _ml_discrepancy(Sigma, mu, S_t, m_t)
         X2b += gk.n * _ml_discrepancy(h["base_S"], h["base_mu"], S_t, m_t)
         DS, Dm = gk.delta(A_, C_, Aa)
-        D_b.append(np.vstack([Dm.T, DS[:, iu[0], iu[1]].T]) @ pr.K)
-        # baseline: one mean and one variance per variable in this group
-        DB = np.zeros((p + nv, 2 * p))
-        DB[np.arange(p), np.arange(p)] = 1.0
-        diag_pos = [k for k in range(nv) if iu[0][k] == iu[1][k]]
-        DB[p + np.array(diag_pos), p + np.arange(p)] = 1.0
+        D_b.append((np.vstack([Dm.T, DS[:, iu[0], iu[1]].T]) @ pr.K)[k])
+        # baseline: one mean and one variance per variable (fixed covariates excepted) in this group
+        DB = _baseline_columns(prep, p)[k]
         DB_b.append(DB)
-        nb += 2 * p
+        nb += DB.shape[1]
         Wm_b.append(fg[g] * Wm)
         Wmi_b.append(Wmi / fg[g])
         Wc_b.append(fg[g] * Wc)
         if version == "V3":
-            sc = missing_h1_scores(gk, S_t, m_t)[:, perm]
-            J = sc.T @ sc / gk.n
+            sc = missing_h1_scores(gk, S_t, m_t)[:, perm[k]]
+            J = _meat(sc, prep.clusters[g], gk.n)
             Gam_b.append(Wmi @ J @ Wmi / fg[g])
     Wm = sla.block_diag(*Wm_b)
     Wmi = sla.block_diag(*Wmi_b)

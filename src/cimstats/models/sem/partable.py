@@ -10,7 +10,8 @@ defaults:
 * covariances among exogenous latent variables free, and among endogenous
   variables that predict nothing else;
 * exogenous observed covariates (``fixed_x=True``): variances, covariances
-  and means fixed at their sample values;
+  and means fixed at their sample values; with ``fixed_x=False`` they are
+  free parameters (variances, means and covariances among the covariates);
 * with a mean structure: observed intercepts free, latent means fixed to 0
   (free in groups 2.. when intercepts are held equal across groups).
 
@@ -217,10 +218,12 @@ def build_partable(
             for i in range(len(lx)):
                 for j in range(i + 1, len(lx)):
                     add_default(lx[i], "~~", lx[j], free=False, ustart=0.0)
-        # exogenous observed covariates: fixed at sample values
-        for i in range(len(ov_x)):
-            for j in range(i + 1, len(ov_x)):
-                add_default(ov_x[i], "~~", ov_x[j], free=False, exo=1)
+        # exogenous observed covariates: covariances fixed at sample values (fixed_x) or free
+        # parameters (fixed_x=False: the covariates are random, as lavaan's fixed.x = FALSE)
+        x_all = roles["ov_x"]
+        for i in range(len(x_all)):
+            for j in range(i + 1, len(x_all)):
+                add_default(x_all[i], "~~", x_all[j], free=not fixed_x, exo=int(fixed_x))
         # covariances among pure dependent variables
         py = roles["pure_y"]
         for i in range(len(py)):
