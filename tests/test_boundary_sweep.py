@@ -24,10 +24,7 @@ sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
 # (design, seed) pairs that fail today because of a known optimiser defect (temporary)
-_BOUNDARY = ("the optimiser stops with a variance at zero although the REML criterion is lower inside "
-             "(L-BFGS-B reports convergence on the boundary)")
-KNOWN: dict = {("intercept_tiny", 6): _BOUNDARY, ("intercept_tiny", 7): _BOUNDARY, ("intercept_tiny", 8): _BOUNDARY,
-               ("intercept_tiny", 9): _BOUNDARY, ("crossed_zero", 2): _BOUNDARY}
+KNOWN: dict = {}
 
 
 def _params():
