@@ -169,3 +169,41 @@ def test_every_row_missing_a_fixed_covariate_names_the_remedy():
         warnings.simplefilter("error")
         fit = sem(d, "y ~ x", missing="fiml", fixed_x=False)
     assert fit.nobs == 40 and fit.n_dropped == 0
+
+
+def _ref_rows(rows):
+    ref = pd.DataFrame(rows)
+    if "group" not in ref:
+        ref["group"] = 1
+    ref["rhs"] = ref["rhs"].fillna("")
+    return ref
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_standardized_estimates(case):
+    m = _ref_rows(REF["cases"][case]["partable"]).merge(
+        _fit(case).tidy(), on=["lhs", "op", "rhs", "group"], how="left", validate="one_to_one")
+    for ref_col, col in (("std.all", "std_all"), ("std.lv", "std_lv")):
+        bad = ~_close(m[col], m[ref_col])
+        assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "group", ref_col, col]]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_modification_indices(case):
+    """Score tests with fixed covariates' moments left out of the (pattern-wise) information."""
+    ref = _ref_rows(REF["cases"][case]["mi"])
+    mine = _fit(case).modification_indices()
+    m = ref.merge(mine, on=["lhs", "op", "rhs", "group"], how="outer", suffixes=("_r", ""), indicator=True)
+    assert (m["_merge"] == "both").all(), m.loc[m["_merge"] != "both", ["lhs", "op", "rhs", "group", "_merge"]]
+    for col in ("mi", "epc"):
+        bad = ~_close(m[col], m[f"{col}_r"], atol=1e-5)
+        assert not bad.any(), m.loc[bad, ["lhs", "op", "rhs", "group", f"{col}_r", col]]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "group" not in REF["cases"][c]["call"]])
+def test_r_squared(case):
+    r2 = _fit(case).r_squared()
+    got = dict(zip(r2["variable"], r2["r2"]))
+    ref = REF["cases"][case]["r2"]
+    bad = {k: (got.get(k), v) for k, v in ref.items() if not _close(got.get(k, np.nan), v)}
+    assert not bad, bad

@@ -123,8 +123,11 @@ fit_case <- function(model, data, ...) {
                               start = pt, optim.method = "none", ...))
   stopifnot(lavInspect(fit, "converged"))
   list(
-    partable = df_of(parameterEstimates(fit, remove.nonfree = FALSE)[
-      , intersect(c("lhs", "op", "rhs", "group", "est", "se"), names(parameterEstimates(fit)))]),
+    partable = df_of(parameterEstimates(fit, remove.nonfree = FALSE, standardized = TRUE)[
+      , intersect(c("lhs", "op", "rhs", "group", "est", "se", "std.lv", "std.all"),
+                  names(parameterEstimates(fit, standardized = TRUE)))]),
+    mi = df_of(modindices(fit, sort. = FALSE)),
+    r2 = as.list(unlist(lavInspect(fit, "r2"))),
     fit = as.list(fitMeasures(fit)),
     nobs = lavInspect(fit, "nobs"),
     norig = lavInspect(fit, "norig"),

@@ -593,23 +593,31 @@ def _kernel_value(gk, r):
 def _expected_info_without_x(gk, x, x_idx):
     """Expected information with the moments of fixed covariates left out (lavaan's fixed.x):
     ``Delta' W Delta`` with the rows and columns of ``W`` (saturated-model information) that
-    belong to covariate means and (co)variances among covariates set to zero."""
+    belong to covariate means and (co)variances among covariates set to zero. Under FIML the
+    sum over missing-data patterns (the covariates are observed in every row kept), each
+    weighted by its share of rows."""
     Sigma, mu, A, C, Aa = gk.implied(x)
     DS, Dm = gk.delta(A, C, Aa)
-    p = gk.p
-    iu = _vech_idx(p)
     ms = gk.meanstructure
-    W = h1_information_observed(Sigma, mu, Sigma, mu, ms)
     xs = set(x_idx)
-    zero = [a in xs and b in xs for a, b in zip(*iu)]
-    D = DS[:, iu[0], iu[1]].T
-    if ms:
-        zero = [j in xs for j in range(p)] + zero
-        D = np.vstack([Dm.T, D])
-    zero = np.array(zero)
-    W[zero, :] = 0.0
-    W[:, zero] = 0.0
-    return D.T @ W @ D
+    pats = ([(np.arange(gk.p), 1.0)] if gk.patterns is None
+            else [(pt["obs"], pt["n"] / gk.n) for pt in gk.patterns])
+    out = 0.0
+    for o, share in pats:
+        So = Sigma[np.ix_(o, o)]
+        W = h1_information_observed(So, mu[o], So, mu[o], ms)
+        iu = _vech_idx(len(o))
+        r, c = o[iu[0]], o[iu[1]]
+        zero = [a in xs and b in xs for a, b in zip(r, c)]
+        D = DS[:, r, c].T
+        if ms:
+            zero = [j in xs for j in o] + zero
+            D = np.vstack([Dm[:, o].T, D])
+        zero = np.array(zero)
+        W[zero, :] = 0.0
+        W[:, zero] = 0.0
+        out = out + share * (D.T @ W @ D)
+    return out
 
 
 def modification_indices(prep, x):
@@ -661,7 +669,7 @@ def modification_indices(prep, x):
         if pr.missing:
             ek.batches = gk.batches
             _, grad = group_fiml(ek, xe)
-            I = group_expected_info_missing(ek, xe)
+            I = group_expected_info_missing(ek, xe) if not x_idx else _expected_info_without_x(ek, xe, x_idx)
         else:
             _, grad = group_fml(ek, xe)
             I = group_expected_info(ek, xe) if not x_idx else _expected_info_without_x(ek, xe, x_idx)
