@@ -19,7 +19,8 @@
 #     Laplace fits with canonical links the Laplace log-likelihood is also evaluated afresh at
 #     glmer's estimates with the conditional modes converged to 1e-13 (loglik_exact), and that is
 #     the reference log-likelihood and criterion;
-#   - lavaan: nlminb with rel.tol = 1e-14; FIML saturated moments by EM to 1e-10.
+#   - lavaan: the best of nlminb (tight and default tolerance) and BFGS (reltol = 1e-16);
+#     FIML saturated moments by EM to 1e-10.
 # Needs R with lme4, lmerTest, mlmRev, nlme, MASS, HSAUR3, mice, lavaan, semTools, psych
 # and jsonlite (Debian: r-cran-lme4, r-cran-lmertest, r-cran-mlmrev, r-cran-nlme,
 # r-cran-mass, r-cran-hsaur3, r-cran-mice, r-cran-lavaan, r-cran-semtools, r-cran-psych,
@@ -329,15 +330,22 @@ sem_case <- function(data, model, ...) {
   if (!is.null(args$meanstructure)) lav_args$meanstructure <- args$meanstructure
   if (!is.null(args$fixed_x)) lav_args$fixed.x <- args$fixed_x
   if (!is.null(args$std_lv)) lav_args$std.lv <- args$std_lv
-  # nlminb with a very small relative tolerance sometimes stops with a warning although at the
-  # optimum: the fit is then repeated with lavaan's default tolerance and the better one kept
-  fit <- tryCatch(do.call("sem", lav_args), warning = function(w) NULL)
-  tol <- lav_control$rel.tol
-  if (is.null(fit) || !lavInspect(fit, "converged")) {
-    lav_args$control <- list(rel.tol = 1e-10, iter.max = 10000L, eval.max = 20000L)
-    fit <- do.call("sem", lav_args)
-    tol <- 1e-10
-  }
+  # nlminb with a very small relative tolerance often stops with a warning (no fit measures then),
+  # and with lavaan's default it can stop ~1e-8 (in the log-likelihood) short of the optimum: the
+  # model is fitted with nlminb (tight, then default tolerance) and with BFGS at a tight tolerance,
+  # and the converged fit with the highest log-likelihood is kept
+  quiet <- function(a) tryCatch(withCallingHandlers(do.call("sem", a), warning = function(w) invokeRestart("muffleWarning")),
+                                error = function(e) NULL)
+  fits <- list(nlminb_tight = quiet(lav_args))
+  lav_args$control <- list(rel.tol = 1e-10, iter.max = 10000L, eval.max = 20000L)
+  fits$nlminb <- do.call("sem", lav_args)
+  lav_args$optim.method <- "BFGS"
+  lav_args$control <- list(reltol = 1e-16, maxit = 10000L)
+  fits$bfgs <- quiet(lav_args)
+  fits <- Filter(function(f) !is.null(f) && lavInspect(f, "converged"), fits)
+  logl <- sapply(fits, function(f) unname(fitMeasures(f, "logl")))
+  fit <- fits[[which.max(logl)]]
+  best <- names(fits)[which.max(logl)]
   pe <- parameterEstimates(fit, remove.nonfree = FALSE, remove.system.eq = FALSE, remove.eq = FALSE,
                            remove.ineq = FALSE, remove.def = FALSE)
   pe <- pe[pe$op %in% c("=~", "~", "~~", "~1"), ]
@@ -345,7 +353,7 @@ sem_case <- function(data, model, ...) {
   fm <- fitMeasures(fit)
   keys <- c(fit_keys, if (identical(args$estimator, "MLR")) scaled_keys)
   list(kind = "sem", data = data, model = model, call = args,
-       nobs = sum(lavInspect(fit, "nobs")), rel_tol = tol, converged = lavInspect(fit, "converged"),
+       nobs = sum(lavInspect(fit, "nobs")), optimizer = best, logl_fits = as.list(logl),
        partable = list(lhs = pe$lhs, op = pe$op, rhs = pe$rhs, group = pe$group,
                        est = pe$est, se = pe$se),
        fit = as.list(fm[keys]), criterion = -as.numeric(fm["logl"]))
