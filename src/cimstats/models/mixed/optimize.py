@@ -294,33 +294,7 @@ def richardson_hessian(f, x, r=4, v=2, d=0.1, eps=1e-4):
     halvings, off-diagonal terms from ``f(x + hi + hj)`` and ``f(x - hi - hj)``),
     which is what lmerTest uses, so Satterthwaite df agree with lmerTest.
     """
-    x = np.asarray(x, dtype=float)
-    k = len(x)
-    h0 = _steps(x, d=d, eps=eps)
-    f0 = f(x)
-    H = np.zeros((k, k))
-    for i in range(k):
-        a = []
-        h = h0.copy()
-        for _ in range(r):
-            e = np.zeros(k)
-            e[i] = h[i]
-            a.append((f(x + e) - 2 * f0 + f(x - e)) / h[i] ** 2)
-            h = h / v
-        H[i, i] = _extrapolate(a, v)
-    for i in range(k):
-        for j in range(i):
-            a = []
-            h = h0.copy()
-            for _ in range(r):
-                e = np.zeros(k)
-                e[i] = h[i]
-                e[j] = h[j]
-                a.append((f(x + e) - 2 * f0 + f(x - e) - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2)
-                         / (2 * h[i] * h[j]))
-                h = h / v
-            H[i, j] = H[j, i] = _extrapolate(a, v)
-    return H
+    return richardson_grad_hess(f, x, r=r, v=v, d=d, eps=eps)[1]
 
 
 def richardson_grad_hess(f, x, r=4, v=2, d=0.01, eps=1e-3):
