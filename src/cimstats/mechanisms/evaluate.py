@@ -15,6 +15,7 @@ import pandas as pd
 from cimstats.errors import CimstatsError, PlanError
 from cimstats.models.sem.criteria import fit_change_holds as _chen_holds
 
+from .adjust import p_adjust
 from .plan import INVARIANCE_LEVELS, Plan, default_plan, invariance_models_for, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
@@ -598,41 +599,6 @@ def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
         return _Workspace(patients, alters, plan).frame_for(model_id)
     except _Unavailable as exc:
         raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
-
-
-# ---------------------------------------------------------------- multiple testing
-def p_adjust(p, method: str | None) -> np.ndarray:
-    """Holm or Benjamini-Hochberg adjusted p-values (missing values kept missing).
-
-    Examples
-    --------
-    >>> p_adjust([0.01, 0.04, 0.03], "holm").round(3).tolist()
-    [0.03, 0.06, 0.06]
-    >>> p_adjust([0.01, 0.04, 0.03], "bh").round(3).tolist()
-    [0.03, 0.04, 0.04]
-    """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if method is None:
-        out[ok] = p[ok]
-        return out
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="mergesort")
-    s = q[order]
-    if method == "holm":
-        adj = np.maximum.accumulate((m - np.arange(m)) * s)
-    elif method in ("bh", "fdr_bh"):
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * s[::-1]))[::-1]
-    else:
-        raise PlanError(f"`adjust` is {method!r}; expected 'holm', 'bh' or None.")
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
 
 
 # ---------------------------------------------------------------- the verb
