@@ -26,7 +26,8 @@ from scipy import linalg as sla
 from scipy import stats
 
 from .fitmeasures import fit_measures, srmr_group
-from .kernel import LOG2PI, chol_inv_logdet, em_saturated, group_loglik
+from .kernel import LOG2PI, chol_inv_logdet, group_loglik
+from .saturated import em_saturated
 
 __all__ = ["vcov_free", "h1_stats", "assemble_fit", "standardize_fn", "modification_indices"]
 
