@@ -27,6 +27,7 @@ from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_plan
+from .report import report_inputs
 from .steps import STEP_FUNCTIONS, StepContext, StepSkipped, raw_folder
 
 __all__ = ["run", "RunResult", "plan_steps", "STEP_COLUMNS"]
@@ -167,8 +168,6 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
 
 
 def _report_files(plan: AnalysisPlan, out: Path) -> list[Path]:
-    from cimstats.render.report import report_inputs
-
     return report_inputs(plan, out)
 
 
