@@ -22,6 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
+from cimstats import __version__
 from cimstats._files import atomic_write, writing_into
 from cimstats.errors import PlanError
 
@@ -328,8 +329,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
     >>> res.steps["step"].tolist()[:3]
     ['demo_files', 'data', 'scales']
     """
-    from cimstats import __version__
-
     aplan = _resolve_plan(plan, seed)
     out = Path(out)
     _check_out(out)

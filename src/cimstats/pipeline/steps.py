@@ -208,7 +208,7 @@ def step_scales(ctx: StepContext) -> dict:
 # =========================================================================== networks
 def step_networks(ctx: StepContext) -> dict:
     """Ego-network measures per patient and wave, and network change between the waves."""
-    from cimstats import networks as nw
+    from cimstats.measures import networks as nw
 
     spec = ctx.plan.sections["networks"]
     p = _patients(ctx)
@@ -255,14 +255,14 @@ def mechanism_plan(plan: AnalysisPlan):
 
 def step_mechanisms(ctx: StepContext) -> dict:
     """Fit every model of the mechanism plan once and fill the mechanism table."""
-    import cimstats
+    from cimstats.mechanisms import test_mechanisms
 
     spec = ctx.plan.sections["mechanisms"]
     p = _patients(ctx)
     a = _alters(ctx)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
-        res = cimstats.test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+        res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
                                        adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
                                        n_boot=spec["n_boot"], level=spec.get("level"))
     notes = _caught(ws)
