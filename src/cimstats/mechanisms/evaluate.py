@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from cimstats.errors import CimstatsError, PlanError
+from cimstats.errors import CimstatsError, EstimationError, ModelSpecificationError, PlanError
 from cimstats.models.glmm.fit import glmm as _glmm
 from cimstats.models.mediation.fit import mediation as _mediation
 from cimstats.models.mixed.fit import lmm as _lmm
@@ -438,8 +438,6 @@ def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> N
 
 
 def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules: VerdictRules) -> None:
-    from cimstats.errors import EstimationError, ModelSpecificationError
-
     group = spec["group"]
     longitudinal = group == "wave"
     model = f"{spec['construct'].upper()}_F =~ " + " + ".join(items)
