@@ -46,7 +46,9 @@ from typing import Any, Mapping
 import pandas as pd
 
 from cimstats._names import SAFE_NAME_RULE, name_problem
-from cimstats.dictionary.rules import NUMERIC_RULES, Rule, RuleSyntaxError, parse_rule, parse_scalar
+from cimstats.dictionary.rules import (
+    NUMERIC_RULES, Rule, RuleSyntaxError, _UNITS, canonical_unit, parse_rule, parse_scalar,
+)
 from cimstats.errors import DictionaryError, Report
 
 TABLES = ("studies", "variables", "categories", "mappings")
@@ -613,8 +615,6 @@ def _check_rule_vs_target(rule: Rule, t: Target, r, report: Report, where, check
                            f"{rule.params['value'][:40]!r}, which is not a number.", column="arguments",
                    remedy="Give a number or NA, or declare the target with type string.", **where)
     if rule.name == "convert" and "to" not in rule.params:
-        from cimstats.dictionary.rules import _UNITS, canonical_unit
-
         unit = canonical_unit(t.unit)
         if not t.unit or unit not in _UNITS or _UNITS[unit][0] != _UNITS[rule.params["from"]][0]:
             report.add("R107", f"mappings row {r['_row']} converts from '{rule.params['from']}' but target '{t.name}' has unit "

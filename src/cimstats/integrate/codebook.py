@@ -51,7 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cimstats.errors import QDAImportError, Report
+from cimstats.errors import Report
+from cimstats.integrate._errors import CodebookError
+from cimstats.integrate.excerpts import read_excerpts
 
 __all__ = [
     "Codebook",
@@ -81,10 +83,6 @@ LINK_COLUMNS = ["theme_id", "target_type", "target_id"]
 MECHANISM_COLUMNS = ["mechanism_id", "name", "definition", "expectation"]
 ELEMENT_COLUMNS = ["element_id", "mechanism_id", "name", "definition"]
 CONSTRUCT_COLUMNS = ["construct_id", "name", "table", "variables", "measure"]
-
-
-class CodebookError(QDAImportError):
-    """A theme codebook or code-to-theme mapping has problems; ``report`` lists all of them."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +139,6 @@ class Codebook:
 
     def excerpts(self):
         """The codebook's excerpts as a coded-excerpt table (see :func:`cimstats.integrate.read_excerpts`)."""
-        from cimstats.integrate.excerpts import read_excerpts
-
         ex = self.exemplars.rename(columns={"code": "code"})
         return read_excerpts(ex[["excerpt_id", "case_id", "theme_id", "text", "source", "code", "mechanism", "element"]])
 

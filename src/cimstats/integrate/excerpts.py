@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cimstats.errors import CimstatsWarning, Report
-from cimstats.integrate.codebook import CodebookError
+from cimstats.integrate._errors import CodebookError
 
 __all__ = [
     "EXCERPT_COLUMNS",

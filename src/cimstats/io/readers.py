@@ -31,6 +31,7 @@ from cimstats.io.formats import (
     format_from_extension,
     sniff_format,
 )
+from cimstats.io.metajson import KEY, meta_from_json
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _LABELLED = ("sav", "zsav", "por", "dta", "sas7bdat", "xpt")
@@ -615,7 +616,6 @@ def sidecar_path(path: Path) -> Path:
 
 
 def _read_csv(path: Path, encoding, columns, user_missing, extra_missing, row_offset, row_limit) -> Survey:
-    from cimstats.io.metajson import meta_from_json
 
     enc = encoding or "utf-8-sig"
     try:
@@ -721,8 +721,6 @@ def _parse_dates(col: pd.Series, storage: str) -> pd.Series:
 
 # -- Parquet -----------------------------------------------------------------------------
 def _parquet_meta(schema, path: Path):
-    from cimstats.io.metajson import KEY, meta_from_json
-
     names = list(schema.names)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

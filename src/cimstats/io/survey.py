@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import MetadataError
+from cimstats.io import _describe
 
 MEASURES = ("nominal", "ordinal", "scale")
 STORAGES = ("numeric", "string", "date", "datetime", "time")
@@ -489,9 +490,7 @@ class Survey:
         n_valid, n_declared_missing, n_system_missing, min, max, top_categories,
         missing_code_counts`` (see :func:`cimstats.io.codebook.codebook`).
         """
-        from cimstats.io.codebook import codebook
-
-        return codebook(self)
+        return _describe.codebook_table(self)
 
 
 def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.DataFrame:

@@ -28,7 +28,8 @@ import pandas as pd
 from cimstats import _files
 from cimstats.errors import CimstatsError, CimstatsWarning, SurveyWriteError
 from cimstats.io.formats import EXTENSIONS, FORMAT_NAMES, WRITE_FORMATS, short_reason
-from cimstats.io.readers import DECLARED_ONLY
+from cimstats.io.metajson import KEY, meta_to_json
+from cimstats.io.readers import DECLARED_ONLY, sidecar_path
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 _SPSS_FORMAT = re.compile(r"^(F|COMMA|DOT|DOLLAR|PCT|E|N)\d+(\.\d+)?$")
@@ -613,8 +614,6 @@ def _frame_with_codes(survey: Survey, for_csv: bool) -> tuple[pd.DataFrame, dict
 
 
 def _write_csv(survey: Survey, path: Path, fmt: str, label: str, *, metadata: bool = True, **_) -> None:
-    from cimstats.io.metajson import meta_to_json
-    from cimstats.io.readers import sidecar_path
 
     df, _ = _frame_with_codes(survey, for_csv=True)
     src = SourceInfo(path=None, format=survey.source.format, encoding="utf-8", file_label=label or None)
@@ -629,7 +628,6 @@ def _write_parquet(survey: Survey, path: Path, fmt: str, label: str, **_) -> Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cimstats.io.metajson import KEY, meta_to_json
 
     df, companions = _frame_with_codes(survey, for_csv=False)
     src = SourceInfo(path=None, format=survey.source.format, encoding="utf-8", file_label=label or None)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from cimstats.errors import EstimationError, ScaleError
+from cimstats.errors import EstimationError, MissingDataWarning, ScaleError
 
 __all__ = ["alpha", "omega", "scale_reliability", "AlphaResult", "OmegaResult", "alpha_from_cov", "one_factor_ml"]
 
@@ -475,7 +475,6 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
     model = ("f =~ " + " + ".join(f"{l}*{c}" for l, c in zip(lam, cols)) + "\n"
              + "\n".join(f"{c} ~~ {t}*{c}" for c, t in zip(cols, th)) + "\n"
              + f"omega := ({' + '.join(lam)})^2 / (({' + '.join(lam)})^2 + {' + '.join(th)})")
-    from cimstats.errors import MissingDataWarning
 
     with warnings.catch_warnings():
         # rows set aside are reported in n_dropped; convergence and admissibility warnings pass

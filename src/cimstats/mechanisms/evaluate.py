@@ -12,9 +12,15 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from cimstats.errors import CimstatsError, PlanError
+from cimstats.errors import CimstatsError, EstimationError, ModelSpecificationError, PlanError
+from cimstats.models.glmm.fit import glmm as _glmm
+from cimstats.models.mediation.fit import mediation as _mediation
+from cimstats.models.mixed.fit import lmm as _lmm
 from cimstats.models.sem.criteria import fit_change_holds as _chen_holds
+from cimstats.models.sem.invariance import invariance as _invariance
+from cimstats.models.sem.longitudinal import longitudinal_invariance as _longitudinal_invariance
 
+from .adjust import p_adjust
 from .plan import INVARIANCE_LEVELS, Plan, default_plan, invariance_models_for, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
@@ -358,26 +364,14 @@ def _indicator_columns(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFra
 
 
 def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
-    import cimstats
-
     formula = spec["formula"]
-    if glmm:
-        try:
-            fn = getattr(cimstats, "glmm")
-        except AttributeError:
-            fn = None
-        if fn is None:
-            fit.status = "not testable"
-            fit.reason = ("a generalised linear mixed model (cimstats.glmm) is not available in this version of "
-                          "cimstats, and the binomial hypothesis is not tested with a different model")
-            return
     caught = []
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         if glmm:
-            res = fn(formula, frame, family=spec.get("family", "binomial"))
+            res = _glmm(formula, frame, family=spec.get("family", "binomial"))
         else:
-            res = cimstats.lmm(formula, frame)
+            res = _lmm(formula, frame)
         caught = [str(x.message) for x in w]
     tidy = res.tidy().copy()
     if level != 0.95 and hasattr(res, "conf_int"):
@@ -409,7 +403,6 @@ def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
 
 
 def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> None:
-    import cimstats
 
     covs = list(spec.get("covariates") or [])
     frame, cov_names = _indicator_columns(frame, covs)
@@ -425,7 +418,7 @@ def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> N
         kwargs["cluster"] = spec["cluster"]
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        res = cimstats.mediation(frame, **kwargs)
+        res = _mediation(frame, **kwargs)
         caught = [str(x.message) for x in w]
     tidy = res.tidy()
     fit.result = res
@@ -445,9 +438,6 @@ def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> N
 
 
 def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules: VerdictRules) -> None:
-    import cimstats
-    from cimstats.errors import EstimationError, ModelSpecificationError
-
     group = spec["group"]
     longitudinal = group == "wave"
     model = f"{spec['construct'].upper()}_F =~ " + " + ".join(items)
@@ -466,10 +456,10 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if longitudinal:
-                    res = cimstats.longitudinal_invariance(frame, items, id=_ID, wave="wave", steps=tuple(steps),
+                    res = _longitudinal_invariance(frame, items, id=_ID, wave="wave", steps=tuple(steps),
                                                            missing=missing)
                 else:
-                    res = cimstats.invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
+                    res = _invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
         except (ModelSpecificationError, EstimationError, np.linalg.LinAlgError) as exc:
             failed[steps[-1]] = str(exc).split(";")[0]
             steps = steps[:-1]
@@ -598,41 +588,6 @@ def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
         return _Workspace(patients, alters, plan).frame_for(model_id)
     except _Unavailable as exc:
         raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
-
-
-# ---------------------------------------------------------------- multiple testing
-def p_adjust(p, method: str | None) -> np.ndarray:
-    """Holm or Benjamini-Hochberg adjusted p-values (missing values kept missing).
-
-    Examples
-    --------
-    >>> p_adjust([0.01, 0.04, 0.03], "holm").round(3).tolist()
-    [0.03, 0.06, 0.06]
-    >>> p_adjust([0.01, 0.04, 0.03], "bh").round(3).tolist()
-    [0.03, 0.04, 0.04]
-    """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if method is None:
-        out[ok] = p[ok]
-        return out
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="mergesort")
-    s = q[order]
-    if method == "holm":
-        adj = np.maximum.accumulate((m - np.arange(m)) * s)
-    elif method in ("bh", "fdr_bh"):
-        adj = np.minimum.accumulate((m / np.arange(m, 0, -1) * s[::-1]))[::-1]
-    else:
-        raise PlanError(f"`adjust` is {method!r}; expected 'holm', 'bh' or None.")
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
 
 
 # ---------------------------------------------------------------- the verb

@@ -56,6 +56,8 @@ from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.errors import ModelSpecificationError, PlanError, Report
 from cimstats.models.formula import formula_variables
 
+from .rules import VerdictRules
+
 __all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
 TEMPLATES = {
@@ -389,7 +391,6 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         })
     rules = plan.get("verdict_rules") or {}
     if rules:
-        from .rules import VerdictRules
 
         try:
             VerdictRules.from_any(rules)

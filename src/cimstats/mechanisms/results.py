@@ -8,6 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from cimstats.errors import PlanError
+
+from .adjust import p_adjust
+from .rules import VerdictRules, apply_rules
+
 __all__ = ["MechanismResult", "TABLE_COLUMNS"]
 
 TABLE_COLUMNS = [
@@ -69,8 +74,6 @@ class MechanismResult:
             ``model_id`` is not a model of the plan, or the model was not
             fitted (the reason is given).
         """
-        from cimstats.errors import PlanError
-
         if model_id not in self.fits:
             raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{self.plan.name}'; models: "
                             f"{', '.join(self.fits)}.")
@@ -90,9 +93,6 @@ class MechanismResult:
             As in :func:`cimstats.test_mechanisms`; a dict overrides the current rules.
         adjust : {"holm", "bh", None, "same"}
         """
-        from .evaluate import p_adjust
-        from .rules import VerdictRules, apply_rules
-
         adj = self.adjust if adjust == "same" else adjust
         base = self.rules if isinstance(self.rules, VerdictRules) else VerdictRules()
         if callable(rules) and not isinstance(rules, (VerdictRules, dict)):
@@ -102,8 +102,6 @@ class MechanismResult:
         t = self.table.copy()
         tested = (t["template"] != "invariance") & t["estimate"].notna()
         if isinstance(rule_fn, VerdictRules) and rule_fn.level != base.level:
-            from cimstats.errors import PlanError
-
             raise PlanError("`rules` changes the confidence level, which needs refitting; call "
                             "cimstats.test_mechanisms(..., level=...) instead.")
         inv = ["invariance_criterion", "max_cfi_drop", "max_rmsea_rise", "max_srmr_rise_metric", "max_srmr_rise_scalar"]
@@ -112,8 +110,6 @@ class MechanismResult:
             inv.append("alpha")  # the chi-square difference test uses alpha
         if (isinstance(rule_fn, VerdictRules) and (t["template"] == "invariance").any()
                 and any(getattr(rule_fn, k) != getattr(base, k) for k in inv)):
-            from cimstats.errors import PlanError
-
             raise PlanError("`rules` changes the measurement-invariance criteria, which decide which models are fitted; "
                             "call cimstats.test_mechanisms(..., rules=...) to refit with them.")
         padj = p_adjust(t["p_value"].where(tested).to_numpy(dtype=float), adj)

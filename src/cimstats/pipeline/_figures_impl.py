@@ -11,7 +11,7 @@ import pandas as pd
 
 from cimstats.errors import CimstatsError
 
-from .steps import StepContext, _caught, _write_csv, mechanism_result_from_files
+from .context import StepContext, _caught, _write_csv, mechanism_result_from_files
 
 __all__ = ["build", "SavedMediation", "MAX_LEVELS"]
 

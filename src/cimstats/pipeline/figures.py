@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .steps import StepContext, StepSkipped
+from .context import StepContext, StepSkipped
 
 __all__ = ["build_figures"]
 

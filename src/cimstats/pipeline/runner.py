@@ -22,11 +22,13 @@ from typing import Callable
 
 import pandas as pd
 
+from cimstats import __version__
 from cimstats._files import atomic_write, writing_into
 from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_plan
+from .report import report_inputs
 from .steps import STEP_FUNCTIONS, StepContext, StepSkipped, raw_folder
 
 __all__ = ["run", "RunResult", "plan_steps", "STEP_COLUMNS"]
@@ -167,8 +169,6 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
 
 
 def _report_files(plan: AnalysisPlan, out: Path) -> list[Path]:
-    from cimstats.render.report import report_inputs
-
     return report_inputs(plan, out)
 
 
@@ -329,8 +329,6 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
     >>> res.steps["step"].tolist()[:3]
     ['demo_files', 'data', 'scales']
     """
-    from cimstats import __version__
-
     aplan = _resolve_plan(plan, seed)
     out = Path(out)
     _check_out(out)

@@ -12,66 +12,23 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from cimstats._files import inside
-from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import CimstatsError, PlanError
 
+from . import figures as F
+from .context import (StepContext, StepSkipped, _caught, _codebook, _write_csv,  # noqa: F401 (names kept here)
+                      mechanism_result_from_files)
 from .plan import AnalysisPlan
+from .report import build_report
 
 __all__ = ["StepContext", "StepSkipped", "STEP_FUNCTIONS"]
 
 _KEYS = ["patient_id", "wave"]
-
-
-class StepSkipped(Exception):
-    """A step that cannot produce anything with what is installed (the message says why)."""
-
-
-@dataclass
-class StepContext:
-    """What a step gets: the plan, the output folder (read), the staging folder (write)."""
-
-    plan: AnalysisPlan
-    out: Path
-    stage: Path
-    notes: list = field(default_factory=list)
-
-    def path(self, rel: str) -> Path:
-        """Where to write ``rel`` (created folders included), checked to lie inside the staging folder.
-
-        Raises
-        ------
-        PlanError
-            ``rel`` (built from an id of the plan) would climb out of the folder.
-        """
-        p = inside(self.stage, rel, error=PlanError)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
-
-    def read(self, rel: str) -> Path:
-        return self.out / rel
-
-
-def _write_csv(df: pd.DataFrame, path: Path, *, spreadsheet_safe: bool = False) -> None:
-    """Write a table as CSV (fixed float format, so identical numbers give identical bytes).
-
-    ``spreadsheet_safe`` marks the CSV files meant to be opened in a
-    spreadsheet whose text comes from survey files, the dictionary or QDA
-    projects (codebooks, harmonisation reports, joint displays): text that
-    would start a formula gets a leading apostrophe
-    (:func:`cimstats._sheets.spreadsheet_safe_frame`; the report reads them
-    back with :func:`cimstats._sheets.restore_spreadsheet_frame`).
-    """
-    if spreadsheet_safe:
-        df = spreadsheet_safe_frame(df)
-    df.to_csv(path, index=False, encoding="utf-8", lineterminator="\n", float_format="%.10g")
 
 
 def _json(obj: Any) -> str:
@@ -85,15 +42,6 @@ def _json(obj: Any) -> str:
         return str(v)
 
     return json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False, default=default) + "\n"
-
-
-def _caught(ws) -> list[str]:
-    out = []
-    for w in ws:
-        msg = f"{w.category.__name__}: {w.message}"
-        if msg not in out:
-            out.append(msg)
-    return out
 
 
 def _render_all(spec, base: Path, formats: list[str]) -> list[str]:
@@ -260,7 +208,7 @@ def step_scales(ctx: StepContext) -> dict:
 # =========================================================================== networks
 def step_networks(ctx: StepContext) -> dict:
     """Ego-network measures per patient and wave, and network change between the waves."""
-    from cimstats import networks as nw
+    from cimstats.measures import networks as nw
 
     spec = ctx.plan.sections["networks"]
     p = _patients(ctx)
@@ -307,14 +255,14 @@ def mechanism_plan(plan: AnalysisPlan):
 
 def step_mechanisms(ctx: StepContext) -> dict:
     """Fit every model of the mechanism plan once and fill the mechanism table."""
-    import cimstats
+    from cimstats.mechanisms import test_mechanisms
 
     spec = ctx.plan.sections["mechanisms"]
     p = _patients(ctx)
     a = _alters(ctx)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
-        res = cimstats.test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+        res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
                                        adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
                                        n_boot=spec["n_boot"], level=spec.get("level"))
     notes = _caught(ws)
@@ -374,22 +322,6 @@ _TIDY_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "stat
                 "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
 
 
-def mechanism_result_from_files(out: Path):
-    """A :class:`MechanismResult` view (table, models, rules) read back from the mechanisms step's files."""
-    from cimstats.mechanisms import MechanismResult, VerdictRules
-
-    t = pd.read_csv(out / "mechanisms/mechanism_table.csv", keep_default_na=False, na_values=[""])
-    for c in ("statement", "theme_ids", "required_variables", "diagnostics", "verdict_reason", "model"):
-        if c in t.columns:
-            t[c] = t[c].fillna("").astype(str)
-    meta = json.loads((out / "mechanisms/result.json").read_text(encoding="utf-8"))
-    models = pd.read_csv(out / "mechanisms/models.csv", keep_default_na=False, na_values=[""])
-    plan = type("PlanName", (), {"name": meta["plan"]})()
-    return MechanismResult(table=t, models=models, fits={}, plan=plan, rules=VerdictRules(level=meta["level"]),
-                           adjust=meta["adjust"], seed=meta["seed"], n_boot=meta["n_boot"],
-                           waves=tuple(meta["waves"]), rules_text=meta["rules_text"]), meta
-
-
 def step_tables(ctx: StepContext) -> dict:
     """Publication tables: the mechanism table and one table per fitted model, in every table format."""
     from cimstats.render import TableSpec
@@ -436,17 +368,6 @@ def step_tables(ctx: StepContext) -> dict:
 
 
 # =========================================================================== joint displays
-def _codebook(plan: AnalysisPlan):
-    from cimstats.integrate import read_codebook
-
-    q = plan.sections["qualitative"]
-    if q["codebook"] == "demo":
-        from importlib import resources
-
-        return read_codebook(Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")))
-    return read_codebook(q["codebook"])
-
-
 def _excerpts(plan: AnalysisPlan, out: Path):
     from cimstats.integrate import excerpts_from_qdpx, read_excerpts, read_mapping, read_qdpx
 
@@ -535,16 +456,12 @@ def _num(v):
 # =========================================================================== figures
 def step_figures(ctx: StepContext) -> dict:
     """Figures of the mechanism results (built by cimstats.render.figures), as SVG and PNG with alt text."""
-    from . import figures as F
-
     return F.build_figures(ctx)
 
 
 # =========================================================================== report
 def step_report(ctx: StepContext) -> dict:
     """The one-page, self-contained report.html."""
-    from cimstats.render.report import build_report
-
     html = build_report(ctx.plan, ctx.out)
     ctx.path("report.html").write_text(html, encoding="utf-8")
     return {"bytes": len(html.encode("utf-8"))}

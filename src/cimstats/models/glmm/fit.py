@@ -11,13 +11,15 @@ import pandas as pd
 from ...errors import (CimstatsWarning, ConvergenceWarning, EstimationError, MissingDataWarning,
                        ModelSpecificationError, SingularFitWarning)
 from ..checks import check_unique_columns
-from ..formula import build_design, cbind_parts, parse_expression, parse_formula, split_offsets
+from ..formula import build_design, cbind_parts, parse_formula, split_offsets
 from ..mixed.fit import _as_frame, _blas_single_thread, _check_rank
 from ..mixed.core import theta_layout
 from ..mixed.optimize import (BOUNDARY_UNRESOLVED, OptimizerSummary, _fd_grad_hess, minimize_theta,
                               probe_boundary, richardson_grad_hess, richardson_gradient)
 from .family import make_family
 from .laplace import GeneralKernel, ScalarKernel, ScalarTermsKernel
+from .offsets import _eval_expr, offset_values
+from .results import GlmmResult
 
 __all__ = ["glmm", "SeparationWarning", "BoundaryVarianceWarning"]
 
@@ -49,34 +51,6 @@ class BoundaryVarianceWarning(SingularFitWarning):
         super().__init__(message)
         self.code = "G002"
         self.components = tuple(components)
-
-
-def _eval_expr(expr: str, data: pd.DataFrame, what: str, formula: str | None = None) -> np.ndarray:
-    """Values of a column name or an arithmetic expression of columns (read by the formula
-    parser, never run as code); ``what`` names it in messages ("offset", "`weights` column")."""
-    text = expr.strip() if isinstance(expr, str) else expr
-    if isinstance(text, str) and text in data.columns:
-        check_unique_columns(data, [text])
-        col = data[text]
-    else:
-        where = f"{what} {text!r}" + (f" in formula {formula!r}" if formula else "")
-        if len(where) > 300:
-            where = f"{what} {str(text)[:100]!r}..." + (f" in formula {formula[:100]!r}..." if formula else "")
-        return parse_expression(text, where=where).evaluate(data)
-    try:
-        return pd.to_numeric(pd.Series(np.asarray(col)), errors="raise").to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise ModelSpecificationError(
-            f"The {what} {expr!r} has non-numeric values; expected numbers (recode the column first)."
-        ) from None
-
-
-def offset_values(exprs, data: pd.DataFrame, formula: str | None = None) -> np.ndarray:
-    """Sum of the offset() expressions of a formula on ``data`` (zeros without offsets)."""
-    off = np.zeros(len(data))
-    for expr in exprs:
-        off = off + _eval_expr(expr, data, "offset", formula)
-    return off
 
 
 def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
@@ -506,8 +480,6 @@ def glmm(formula, data=None, *, family: str = "binomial", link: str | None = Non
     >>> bool(m.glance()["converged"].iloc[0])
     True
     """
-    from .results import GlmmResult
-
     if isinstance(formula, pd.DataFrame) or (not isinstance(formula, str) and hasattr(formula, "data")):
         formula, data = data, formula
     if data is None:

@@ -11,7 +11,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from ...errors import ModelSpecificationError
 from ..mixed.optimize import OptimizerSummary
-from .fit import offset_values
+from .offsets import offset_values
 
 __all__ = ["GlmmResult", "GlmmSummary"]
 

@@ -12,29 +12,14 @@ from ...errors import (ConvergenceWarning, EstimationError, MissingDataWarning,
                        ModelSpecificationError, SingularFitWarning)
 from ..formula import ModelFrame, build_design, parse_formula
 from .core import CrossProducts, PLSCore
+from ._threads import _blas_single_thread
 from .optimize import minimize_theta
+from .results import LmmResult
 from cimstats.io.survey import analysis_frame
 
 __all__ = ["lmm", "fit_frame"]
 
 _SINGULAR_TOL = 1e-4  # as lme4's isSingular()
-
-
-def _blas_single_thread():
-    """Limit BLAS to one thread: the per-evaluation matrices are small and
-    multi-threaded BLAS only adds synchronisation cost (and contends with other work)."""
-    global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-            _CONTROLLER = ThreadpoolController()  # scanning loaded libraries is slow: do it once
-        return _CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # pragma: no cover - threadpoolctl missing
-        import contextlib
-        return contextlib.nullcontext()
-
-
-_CONTROLLER = None
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -75,7 +60,6 @@ def _check_outcome_varies(y: np.ndarray, label: str, model: str) -> None:
 def fit_frame(frame: ModelFrame, *, reml: bool = True, start=None, df_method: str = "satterthwaite",
               formula: str | None = None, warn: bool = True):
     """Fit a prepared :class:`~cimstats.models.formula.ModelFrame` (internal entry point)."""
-    from .results import LmmResult  # local import: results depend on this module's helpers
 
     if not frame.random:
         raise ModelSpecificationError(

@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ...errors import ModelSpecificationError
+from ._threads import _blas_single_thread
 from .core import CrossProducts, PLSCore
 from .optimize import MAX_RESTARTS, minimize_theta, probe_boundary, richardson_hessian, richardson_jacobian
 
@@ -87,7 +88,6 @@ def _ml_fit(model):
     """(loglik, deviance, npar) of a model fitted or refitted by maximum likelihood."""
     if not model.reml:
         return model.loglik, -2 * model.loglik, model.npar
-    from .fit import _blas_single_thread
     core = model._core
     with _blas_single_thread():
         theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
@@ -172,7 +172,6 @@ def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None)
     mu = X @ model._beta
     Ts = core.T_blocks(model.theta)
     sims = []
-    from .fit import _blas_single_thread
     limiter = _blas_single_thread()
     limiter.__enter__()
     try:
@@ -250,7 +249,6 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
             f"Profile intervals are available when every random-effect term is scalar; {model.formula!r} has "
             f"correlated terms, so use method='bootstrap'."
         )
-    from .fit import _blas_single_thread
     reml = False  # as lme4: the profile is of the ML deviance, REML fits are refitted by ML first
     if model.reml:
         with _blas_single_thread():

@@ -12,7 +12,9 @@ from scipy import stats
 
 from ...errors import ModelSpecificationError
 from ..formula import ModelFrame, RandomBlock
+from ._threads import _blas_single_thread
 from .core import PLSCore
+from .inference import bootstrap_varcomp, contest_f, profile_varcomp, satterthwaite
 from .optimize import OptimizerSummary
 
 __all__ = ["LmmResult", "MixedSummary"]
@@ -113,8 +115,6 @@ class LmmResult:
         """Denominator degrees of freedom of each fixed effect's t-test."""
         if self.df_method == "asymptotic":
             return pd.Series(np.inf, index=list(self.fixed_names), name="df")
-        from .inference import satterthwaite
-        from .fit import _blas_single_thread
         with _blas_single_thread():
             d, _, _ = satterthwaite(self._core, self.theta, self.sigma, self.reml, np.eye(len(self._beta)))
         return pd.Series(d, index=list(self.fixed_names), name="df")
@@ -254,7 +254,6 @@ class LmmResult:
 
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
-        from .fit import _blas_single_thread
         with _blas_single_thread():
             fac, _, Ts = self._core.factor(self.theta)
             blocks = fac.inv_diag_blocks()
@@ -357,8 +356,6 @@ class LmmResult:
         pandas.DataFrame
             term, statistic (F), numdf, df (denominator), p_value.
         """
-        from .fit import _blas_single_thread
-        from .inference import contest_f, satterthwaite
         terms: dict[str, list[int]] = {}
         for j, (name, recipe) in enumerate(self._frame._columns):
             if not recipe:
@@ -398,7 +395,6 @@ class LmmResult:
         pandas.DataFrame
             group, term1, term2, estimate, ci_lower, ci_upper, method.
         """
-        from .inference import bootstrap_varcomp, profile_varcomp
         if method == "profile":
             return profile_varcomp(self, level=level)
         if method == "bootstrap":

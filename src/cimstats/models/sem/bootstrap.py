@@ -29,6 +29,10 @@ from scipy import stats
 
 from cimstats.errors import ModelSpecificationError
 
+from .derivatives import complex_jacobian, label_env
+from .inference import standardize_fn
+from .partable import _terms
+
 __all__ = ["bootstrap", "BootstrapResult"]
 
 
@@ -56,8 +60,6 @@ class BootstrapResult:
 
 
 def _row_values(prep, x, std_fn, defined_names):
-    from .fit import label_env
-
     tab = prep.table
     free = tab["free"].to_numpy()
     ust = tab["ustart"].to_numpy(dtype=float)
@@ -95,7 +97,6 @@ def _counts_for(rng, prep, gi, n, cluster_codes, strata_codes):
 
 def _worker(payload):
     prep, z_hat, seeds, std_kind, defined_names, cl_codes, st_codes, Hinv0 = payload
-    from .inference import standardize_fn
 
     prep = copy.deepcopy(prep)
     pr = prep.problem
@@ -217,8 +218,6 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     >>> bool(row["ci_lower"] < row["estimate"] < row["ci_upper"])
     True
     """
-    from .fit import complex_jacobian
-    from .inference import standardize_fn
 
     prep = result._prep
     if n_boot < 2:
@@ -244,7 +243,6 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     std_kind = "std.all"
     std_fn = standardize_fn(prep, std_kind)
     x_hat = prep.problem.x_of(result._z)
-    from .fit import label_env
 
     def raw_fn(xx):
         tab = prep.table
@@ -289,7 +287,6 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     se, lo, hi, bl, bh = _intervals(reps, est_raw, U_raw, level)
     sse, slo, shi, sbl, sbh = _intervals(sreps, est_std, U_std, level)
     tab = prep.table
-    from .results import _terms
     lhs = list(tab["lhs"]) + defined_names
     ops = list(tab["op"]) + [":="] * len(defined_names)
     rhs = list(tab["rhs"]) + [prep.constraints.defined[n].text for n in defined_names]

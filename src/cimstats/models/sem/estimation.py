@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 from scipy import optimize
 
+from .derivatives import complex_jacobian
 from .kernel import (
     GroupKernel, group_casewise_scores, group_expected_info, group_fiml, group_fml,
 )
@@ -207,8 +208,6 @@ class SEMProblem:
 
     def constraint_jacobians(self, z):
         """Jacobians (in z) of the equality and inequality constraints (complex step)."""
-        from .fit import complex_jacobian
-
         x = self.x_of(z)
         out = []
         for fn in (self.ceq, self.cin):

@@ -22,10 +22,13 @@ from cimstats.errors import (
     ModelSpecificationError,
 )
 
+from .derivatives import complex_jacobian, label_env
 from .estimation import SEMProblem
 from .fitmeasures import fit_measures, srmr_group
-from .kernel import GroupKernel, chol_inv_logdet, em_saturated, group_loglik
-from .partable import build_partable
+from .kernel import GroupKernel, chol_inv_logdet, group_loglik
+from . import inference as inf
+from .partable import build_partable, classify_variables
+from .results import SEMResult
 from .syntax import parse_model
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
@@ -84,7 +87,6 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     if isinstance(group_partial, str):
         group_partial = (group_partial,)
     statements = parse_model(model)
-    from .partable import classify_variables
     roles = classify_variables(statements)
     ov = roles["ov"]
     absent = [v for v in ov if v not in df.columns]
@@ -337,52 +339,6 @@ def _not_pd_error(S, ov, lab, n):
         f"The sample covariance matrix of the model variables{_where(lab, None) if lab is None else f' in group {lab!r}'}"
         f" is not positive definite ({why}); remove redundant variables from `model` or add rows."
     )
-
-
-_ENV_CACHE: dict = {}
-
-
-def label_env(tab: pd.DataFrame, x, defined: dict | None = None):
-    """Map labels (and plabels) to values given the free-parameter vector x."""
-    env = {}
-    key = id(tab)
-    cached = _ENV_CACHE.get(key)
-    if cached is None or cached[0] is not tab:
-        cached = (tab, tab["free"].to_numpy(), tab["ustart"].to_numpy(dtype=float),
-                  tab["label"].to_numpy(), tab["plabel"].to_numpy())
-        if len(_ENV_CACHE) > 64:
-            _ENV_CACHE.clear()
-        _ENV_CACHE[key] = cached
-    _, free, ustart, labels, plabels = cached
-    for i in range(len(free)):
-        v = x[..., free[i] - 1] if free[i] > 0 else ustart[i]
-        if labels[i] and labels[i] not in env:
-            env[labels[i]] = v
-        env[plabels[i]] = v
-    if defined:
-        for name, expr in defined.items():
-            env[name] = expr.evaluate(env)
-    return env
-
-
-def complex_jacobian(fun, x, h=1e-20, batched=False):
-    """Jacobian of a real-analytic vector function by complex-step differentiation.
-
-    With ``batched=True`` ``fun`` evaluates a batch of parameter vectors (rows) at once.
-    """
-    x = np.asarray(x, dtype=float)
-    if batched and x.size:
-        X = np.repeat(x[None].astype(complex), x.size, axis=0)
-        X[np.arange(x.size), np.arange(x.size)] += 1j * h
-        F = np.asarray(fun(X))
-        return np.real(F[0]), (np.imag(F) / h).T
-    f0 = np.asarray(fun(x.astype(complex)))
-    J = np.zeros((f0.size, x.size))
-    for i in range(x.size):
-        xc = x.astype(complex)
-        xc[i] += 1j * h
-        J[:, i] = np.imag(np.asarray(fun(xc))).ravel() / h
-    return np.real(f0).ravel(), J
 
 
 def _constraint_function(tab, cons, items):
@@ -706,9 +662,6 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
 
 
 def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_only=False):
-    from . import inference as inf
-    from .results import SEMResult
-
     pr = prep.problem
     robust = prep.estimator == "MLR" or prep.cluster is not None
     if information is None:

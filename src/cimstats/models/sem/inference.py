@@ -26,7 +26,11 @@ from scipy import linalg as sla
 from scipy import stats
 
 from .fitmeasures import fit_measures, srmr_group
-from .kernel import LOG2PI, chol_inv_logdet, em_saturated, group_loglik
+from .kernel import (
+    LOG2PI, GroupKernel, chol_inv_logdet, group_expected_info, group_expected_info_missing, group_fiml, group_fml,
+    group_loglik, missing_h1_information, missing_h1_scores,
+)
+from .saturated import em_saturated
 
 __all__ = ["vcov_free", "h1_stats", "assemble_fit", "standardize_fn", "modification_indices"]
 
@@ -136,7 +140,6 @@ def h1_stats(prep):
 
 def _saturated_subset(gk, idx):
     """Saturated FIML covariance and mean of a subset of the variables of a group."""
-    from .kernel import GroupKernel
 
     Y = gk.Y[:, idx]
     Y = Y[~np.all(np.isnan(Y), axis=1)]
@@ -323,7 +326,6 @@ def yuan_bentler_missing(prep, z, vc_extras, h1, df, dfb):
 
     Returns ``(c, cb, tr_h1, tr_h0)``.
     """
-    from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
     x = pr.x_of(z)
@@ -631,7 +633,6 @@ def modification_indices(prep, x):
     (numerically) zero are equivalent to parameters already in the model and
     are not reported.
     """
-    from .kernel import GroupKernel, group_expected_info, group_expected_info_missing, group_fiml, group_fml
 
     pr = prep.problem
     tab = prep.table
@@ -752,7 +753,6 @@ def fiml_corrected(prep, z, h1, df, dfb, *, version: str = "V3"):
     -------
     dict with ``X2, df, c, X2b, dfb, cb``.
     """
-    from .kernel import missing_h1_information, missing_h1_scores
 
     pr = prep.problem
     x = pr.x_of(z)

@@ -359,3 +359,8 @@ def _param_type(records: list, roles: dict) -> list[str]:
             else:
                 out.append("lv.covariances" if both_lv else "residual.covariances")
     return out
+
+
+def _terms(t: pd.DataFrame) -> list[str]:
+    """Each row of a parameter table as one ``lhs op rhs`` string (``y~1`` for an intercept)."""
+    return [f"{l}{o}{r}" if o != "~1" else f"{l}~1" for l, o, r in zip(t["lhs"], t["op"], t["rhs"])]

@@ -13,6 +13,11 @@ from scipy import stats
 
 from cimstats.errors import InadmissibleSolutionWarning
 
+from .bootstrap import bootstrap as _bootstrap
+from .derivatives import complex_jacobian, label_env
+from .inference import modification_indices, standardize_fn
+from .partable import _terms
+
 __all__ = ["SEMResult"]
 
 
@@ -58,9 +63,6 @@ class SEMResult:
     # ------------------------------------------------------------------
     @classmethod
     def _build(cls, spec, prep, z, x, V, fm, trace, h1):
-        from .fit import complex_jacobian, label_env
-        from .inference import standardize_fn
-
         base = prep.table
         cols = {c: base[c].to_numpy() for c in base.columns}
         free = cols["free"].astype(int)
@@ -332,7 +334,6 @@ class SEMResult:
 
         Validated against: lavaan 0.6-14 ``modindices()`` (tests/reference/sem.R).
         """
-        from .inference import modification_indices
 
         x = self._prep.problem.x_of(self._z)
         mi = modification_indices(self._prep, x)
@@ -344,9 +345,7 @@ class SEMResult:
 
     def bootstrap(self, n_boot: int = 1000, **kw):
         """Nonparametric (or cluster) bootstrap; see :func:`cimstats.models.sem.bootstrap.bootstrap`."""
-        from .bootstrap import bootstrap
-
-        return bootstrap(self, n_boot=n_boot, **kw)
+        return _bootstrap(self, n_boot=n_boot, **kw)
 
     def summary(self, format: str = "text") -> str:
         """Fit statistics then the parameter table, as ``"text"``, ``"html"`` or ``"latex"``."""
@@ -386,7 +385,3 @@ class SEMResult:
 
     def _repr_html_(self) -> str:
         return self.tidy().to_html(index=False, float_format=lambda v: f"{v:.3f}")
-
-
-def _terms(t: pd.DataFrame) -> list[str]:
-    return [f"{l}{o}{r}" if o != "~1" else f"{l}~1" for l, o, r in zip(t["lhs"], t["op"], t["rhs"])]

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from cimstats.errors import RenderError
+from cimstats.render.numbers import NumberFormat
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
@@ -145,8 +146,6 @@ def caterpillar_plot(result, *, group=None, term=None, level: float = 0.95, labe
     >>> fig.alt_text.split(":")[0]
     'Caterpillar plot of 64 practice_id random intercepts with 95% intervals, ordered by conditional mode'
     """
-    from cimstats.render import NumberFormat
-
     rows = caterpillar_table(result, group=group, term=term, level=level)
     _, scale = _ranef(result)
     fmt = number_format or NumberFormat(decimals=2)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import RenderError
+from cimstats.render.numbers import NumberFormat
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
@@ -204,8 +205,6 @@ def forest_plot(table, *, label=None, group=None, null=None, log_scale=None, xla
     >>> fig.alt_text.startswith("Forest plot of 2 estimates")
     True
     """
-    from cimstats.render import NumberFormat
-
     rows = forest_table(table, label=label, group=group, null=None if null is None else null)
     fmt = number_format or NumberFormat(decimals=3)
     nulls = rows["null"].unique()

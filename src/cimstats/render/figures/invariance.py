@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cimstats._criteria import fit_change_holds
 from cimstats.errors import RenderError
-from cimstats.models.sem.criteria import fit_change_holds
+from cimstats.render.numbers import NumberFormat
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
@@ -117,8 +118,6 @@ def invariance_plot(result, *, cfi_cutoff: float = -0.01, rmsea_cutoff: float = 
     >>> fig.alt_text.split(":")[0]
     'Measurement invariance across country'
     """
-    from cimstats.render import NumberFormat
-
     rows = invariance_table(result, cfi_cutoff=cfi_cutoff, rmsea_cutoff=rmsea_cutoff, alpha=alpha)
     fmt = number_format or NumberFormat(decimals=3)
     group = getattr(result, "group", None)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import RenderError
+from cimstats.render.numbers import NumberFormat
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
@@ -318,11 +319,10 @@ def _mediation_graph(result, fmt, intervals: bool):
 
 
 def _is_mediation(result) -> bool:
-    """A fitted mediation model, or a saved one read back with the same fields (spec, effects, level, ci, n_boot)."""
-    from cimstats.models.mediation import MediationResult
+    """A fitted mediation model, or a saved one read back with the same fields (spec, effects, level, ci, n_boot).
 
-    if isinstance(result, MediationResult):
-        return True
+    Judged by its fields alone, so that drawing needs nothing from the model stage.
+    """
     return all(hasattr(result, a) for a in ("spec", "effects", "level", "ci", "n_boot")) and \
         isinstance(getattr(result, "effects"), pd.DataFrame)
 
@@ -344,8 +344,6 @@ def path_layout(result, *, standardized: bool = False, group=None, residuals: bo
     notes : list of str
         Lines written under the diagram (defined or indirect effects, covariates).
     """
-    from cimstats.render import NumberFormat
-
     fmt = number_format or NumberFormat(decimals=2)
     name = type(result).__name__
     if _is_mediation(result):

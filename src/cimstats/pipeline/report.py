@@ -21,10 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from cimstats import __version__
+from cimstats._sheets import restore_spreadsheet_frame
 from cimstats.render.escape import escape_html
 from cimstats.render.numbers import NumberFormat
 from cimstats.render.spec import TableSpec
 from cimstats.render.text_formats import _CSS, to_html
+
+from .context import _codebook, mechanism_result_from_files
 
 __all__ = ["build_report", "report_inputs"]
 
@@ -55,7 +59,6 @@ def _read_csv(path: Path, *, spreadsheet: bool = False) -> pd.DataFrame | None:
         return None
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     if spreadsheet:
-        from cimstats._sheets import restore_spreadsheet_frame
 
         df = restore_spreadsheet_frame(df)  # the report shows the text as it was
     return df
@@ -122,7 +125,6 @@ def build_report(plan, out) -> str:
     str
         The HTML page (UTF-8 text).
     """
-    from cimstats import __version__
 
     out = Path(out)
     sec: list[tuple[str, str, str]] = []  # (id, heading, html)
@@ -227,7 +229,6 @@ def build_report(plan, out) -> str:
     # ---------------------------------------------------------------- mechanisms and models
     parts = []
     if (out / "mechanisms/mechanism_table.csv").is_file():
-        from cimstats.pipeline.steps import mechanism_result_from_files
 
         res, meta = mechanism_result_from_files(out)
         parts.append(f'<div class="table-wrap">{to_html(res.to_table_spec(number="1"), standalone=False)}</div>')
@@ -321,7 +322,6 @@ def _themes(plan) -> pd.DataFrame | None:
     q = plan.sections.get("qualitative") or {}
     if not q.get("codebook"):
         return None
-    from cimstats.pipeline.steps import _codebook
 
     try:
         cb = _codebook(plan)
