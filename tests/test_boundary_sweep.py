@@ -23,16 +23,12 @@ _spec = importlib.util.spec_from_file_location("boundary_sweep", ROOT / "benchma
 sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
-# (design, seed) pairs that fail today because of a known optimiser defect (temporary)
-KNOWN: dict = {}
 
 
 def _params():
     out = []
     for f in REF["fits"]:
-        key = (f["design"], f["seed"])
-        marks = [pytest.mark.xfail(strict=True, reason=KNOWN[key])] if key in KNOWN else []
-        out.append(pytest.param(f, marks=marks, id=f"{f['design']}-{f['seed']}"))
+        out.append(pytest.param(f, id=f"{f['design']}-{f['seed']}"))
     return out
 
 

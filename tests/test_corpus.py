@@ -58,9 +58,6 @@ SEM_SCALED = ["chisq.scaled", "chisq.scaling.factor", "cfi.scaled", "tli.scaled"
 # Cases whose cimstats fit takes more than a few seconds (they still run in CI).
 SLOW = {"guimmun_nested"}
 
-# (case, quantity) pairs that fail today because of known engine defects; each entry states
-# the defect. This is a temporary state: the goal is an empty table.
-KNOWN: dict = {}
 
 
 def _list(v):
@@ -221,8 +218,6 @@ def _params(kinds: tuple[str, ...], quantity: str):
         marks = []
         if name in SLOW:
             marks.append(pytest.mark.slow)
-        if (name, quantity) in KNOWN:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN[(name, quantity)]))
         out.append(pytest.param(name, quantity, marks=marks, id=f"{name}-{quantity.replace(' ', '_')}"))
     return out
 

@@ -9,6 +9,7 @@ immunisation data, whose community-level standard errors need an accurate Hessia
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ from scipy.optimize import minimize
 import cimstats
 from cimstats.models.mixed.inference import _bounded_min
 from cimstats.models.mixed.optimize import minimize_theta, probe_boundary
-from conftest import REFERENCE
+from conftest import REFERENCE, ROOT
 
 REF = json.loads((REFERENCE / "boundary.json").read_text())
 DATA = REFERENCE / "data"
@@ -132,21 +133,17 @@ def test_glmm_guimmun_standard_errors_match_converged_glmer():
 
 
 # ---------------------------------------------------------------- glmm: first stage onto the boundary
-def _bernoulli_small_variance(seed):
-    """40 clusters of 6 Bernoulli outcomes with a random-intercept SD of 0.15 (logit scale)."""
-    rng = np.random.default_rng([5, seed])
-    g = np.repeat(np.arange(40), 6)
-    x = rng.normal(size=g.size)
-    eta = -0.3 + 0.6 * x + rng.normal(0, 0.15, 40)[g]
-    y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
-    return pd.DataFrame({"y": y, "x": x, "g": g})
+# 40 clusters of 6 Bernoulli outcomes with a random-intercept SD of 0.15 (logit scale): the sweep's design
+_spec = importlib.util.spec_from_file_location("boundary_sweep", ROOT / "benchmarks" / "boundary_sweep.py")
+sweep = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sweep)
 
 
 @pytest.mark.parametrize("seed", [22, 44])
 def test_glmm_small_variance_is_not_left_at_zero(seed):
     """The PIRLS-profiled first stage can stop at theta = 0 although the Laplace optimum is inside;
     the fit must reach the optimum a start inside finds."""
-    d = _bernoulli_small_variance(seed)
+    d = sweep.simulate("bernoulli_small", seed)
     m = cimstats.glmm("y ~ x + (1 | g)", d)
     inside = cimstats.glmm("y ~ x + (1 | g)", d, start=np.r_[0.3, m.params.to_numpy()])
     assert m.optimizer.converged
