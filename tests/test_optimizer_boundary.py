@@ -93,6 +93,13 @@ def test_profile_minimiser_leaves_the_bound():
 
 
 # ---------------------------------------------------------------- lmm against lme4 / lmerTest
+def _assert_fixed_effects_match(tb, fx):
+    """Same terms in the same order; estimates and SEs within the reference tolerances."""
+    assert tb["term"].tolist() == fx["term"]
+    assert np.all(rel(tb["estimate"], fx["estimate"]) < TOL["fixef"])
+    assert np.all(rel(tb["std_error"], fx["std_error"]) < TOL["se"])
+
+
 @pytest.mark.parametrize("case", sorted(REF["lmm"]))
 def test_lmm_boundary_cases_match_lme4(case):
     r = REF["lmm"][case]
@@ -100,11 +107,8 @@ def test_lmm_boundary_cases_match_lme4(case):
     assert m.optimizer.converged
     assert m.criterion <= r["criterion"] + TOL["criterion"]
     assert abs(m.loglik - r["loglik"]) < TOL["loglik"]
-    tb = m.tidy()
-    fx = r["fixef"]
-    assert tb["term"].tolist() == fx["term"]
-    assert np.all(rel(tb["estimate"], fx["estimate"]) < TOL["fixef"])
-    assert np.all(rel(tb["std_error"], fx["std_error"]) < TOL["se"])
+    tb, fx = m.tidy(), r["fixef"]
+    _assert_fixed_effects_match(tb, fx)
     assert np.all(rel(tb["df"], fx["df"]) < TOL["df"])
     vc = m.varcorr()
     assert vc["term1"].tolist() == r["varcorr"]["term1"] and vc["term2"].tolist() == r["varcorr"]["term2"]
@@ -122,11 +126,8 @@ def test_glmm_guimmun_standard_errors_match_converged_glmer():
     assert m.optimizer.converged
     assert m.loglik >= r["loglik"] - TOL["loglik"]
     assert abs(m.loglik - r["loglik"]) < TOL["loglik"]
-    tb = m.tidy()
-    fx = r["fixef"]
-    assert tb["term"].tolist() == fx["term"]
-    assert np.all(rel(tb["estimate"], fx["estimate"]) < TOL["fixef"])
-    assert np.all(rel(tb["std_error"], fx["std_error"]) < TOL["se"])
+    tb, fx = m.tidy(), r["fixef"]
+    _assert_fixed_effects_match(tb, fx)
     # glmer's reported SEs are those of a Richardson-extrapolated Hessian of its deviance
     assert np.all(rel(tb["std_error"], fx["std_error_richardson"]) < TOL["se"])
     assert close_varcomp(m.theta, r["theta"], TOL["varcomp"])

@@ -98,12 +98,18 @@ def test_every_writer_is_held_inside_the_folder(tmp_path):
     assert not list(tmp_path.rglob("ESCAPED*"))
 
 
-def test_symlinked_subfolder_of_an_existing_output_folder_is_not_followed(tmp_path):
+def _output_folder_with_link(tmp_path, name):
+    """An output folder whose subfolder ``name`` is a symbolic link to a folder outside it."""
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    (out / "models").symlink_to(outside, target_is_directory=True)
+    (out / name).symlink_to(outside, target_is_directory=True)
+    return out, outside
+
+
+def test_symlinked_subfolder_of_an_existing_output_folder_is_not_followed(tmp_path):
+    out, outside = _output_folder_with_link(tmp_path, "models")
     cache = StepCache(out)
     stage = cache.stage("mechanisms")
     (stage / "models").mkdir()
@@ -114,11 +120,7 @@ def test_symlinked_subfolder_of_an_existing_output_folder_is_not_followed(tmp_pa
 
 
 def test_symlinked_cache_folder_is_refused(tmp_path):
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / ".cache").symlink_to(outside, target_is_directory=True)
+    out, outside = _output_folder_with_link(tmp_path, ".cache")
     with pytest.raises(PlanError, match="symbolic link"):
         StepCache(out).stage("data")
     assert list(outside.iterdir()) == []
