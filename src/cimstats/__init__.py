@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "joint_display": "cimstats.integrate",
     # pipeline
     "run": "cimstats.pipeline",
+    "load_result": "cimstats.pipeline.results",
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",

@@ -7,29 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from .._result import OptimizerSummary
+
 __all__ = ["OptimizerSummary", "minimize_theta", "probe_boundary", "boundary_coordinates", "richardson_gradient",
            "richardson_hessian", "richardson_jacobian", "richardson_grad_hess"]
-
-
-@dataclass(frozen=True)
-class OptimizerSummary:
-    """How the optimisation went: start and final theta, iterations, gradient norm, convergence.
-
-    ``checks`` lists, in words, the checks the final point passed or failed: the
-    projected gradient and, for a solution on the boundary (a variance of zero
-    or a correlation of +-1), the steps into the interior that test whether the
-    boundary point is a local optimum (and any restarts they caused).
-    """
-
-    method: str
-    start: tuple
-    final: tuple
-    iterations: int
-    evaluations: int
-    gradient_norm: float
-    converged: bool
-    message: str
-    checks: tuple = ()
 
 
 def _projected_gradient(f, x, lower, h=1e-6):
