@@ -402,13 +402,14 @@ def test_render_by_suffix_writes_atomically(tmp_path, suffix):
 def test_render_failure_leaves_old_file(tmp_path, monkeypatch):
     out = tmp_path / "t.html"
     out.write_text("old")
-    import cimstats.render._atomic as atomic
+    import cimstats._files as files
 
-    def boom(tmp):
+    def boom(tmp, path):
         raise OSError("disk full")
 
+    monkeypatch.setattr(files, "publish", boom)
     with pytest.raises(OSError):
-        atomic.atomic_write_with(out, boom)
+        render(sample_spec(), out)
     assert out.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.html"]
 

@@ -23,9 +23,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from cimstats._files import atomic_write
     from cimstats._sheets import spreadsheet_safe_frame
     from cimstats.integrate import mapping_template, read_qdpx
-    from cimstats.render._atomic import atomic_write
 
     proj = read_qdpx(args.path, positions=args.positions)
     say(proj.summary())

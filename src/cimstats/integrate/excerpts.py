@@ -24,7 +24,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from cimstats.errors import CimstatsWarning, Report
+from cimstats._files import atomic_write
+from cimstats.errors import CimstatsWarning, RenderError, Report
 from cimstats.integrate._errors import CodebookError
 
 __all__ = [
@@ -123,9 +124,7 @@ def mapping_template(project, path=None):
         "theme_id": "",
     })
     if path is not None:
-        from cimstats.render._atomic import atomic_write
-
-        atomic_write(path, out.to_csv(index=False))
+        atomic_write(path, out.to_csv(index=False), error=RenderError)
     return out
 
 

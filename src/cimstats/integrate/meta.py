@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from cimstats.integrate.codebook import CodebookError
+from cimstats.mechanisms.rules import VERDICTS
 
 __all__ = ["DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "suggest_meta_inferences",
            "normalise_verdict", "combine_convergence"]
@@ -35,7 +36,6 @@ META_INFERENCES = ("confirmation", "expansion", "discordance", "silence")
 #: meta-inference -> convergence-coding category
 CONVERGENCE = {"confirmation": "agreement", "expansion": "partial agreement",
                "discordance": "dissonance", "silence": "silence"}
-VERDICTS = ("supported", "not supported", "contrary", "not testable")
 _VERDICT_SYNONYMS = {
     "supported": "supported", "support": "supported", "confirmed": "supported",
     "not supported": "not supported", "not_supported": "not supported", "unsupported": "not supported",

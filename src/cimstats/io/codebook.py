@@ -24,12 +24,12 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from cimstats import _files
 from cimstats._sheets import frames_to_xlsx, spreadsheet_safe_frame
 from cimstats.errors import CimstatsError, SurveyWriteError
 from cimstats.io import _describe
 from cimstats.io._describe import COLUMNS, _code_text  # noqa: F401 (COLUMNS: the column order, public here)
 from cimstats.io.survey import Survey
-from cimstats.io.writers import atomic_write
 
 
 def codebook(survey, *, variables: Iterable[str] | None = None) -> pd.DataFrame:
@@ -153,6 +153,6 @@ def write_codebook(cb: pd.DataFrame, path: str | os.PathLike, *, format: str | N
             )
 
     try:
-        atomic_write(p, write)
+        _files.atomic_write_with(p, write, error=SurveyWriteError)
     except OSError as exc:
         raise SurveyWriteError(f"Writing the codebook '{p.name}' failed ({exc.strerror or exc}); nothing was written.") from None

@@ -211,15 +211,6 @@ def write_survey(
 
 
 # -- helpers ---------------------------------------------------------------------------
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    The temporary file is removed if ``write`` fails, so ``path`` is either the
-    complete new file or what it was before.
-    """
-    _files.atomic_write_with(path, write, error=SurveyWriteError)
-
-
 def _fail(path: Path, fmt: str, exc: Exception) -> SurveyWriteError:
     return SurveyWriteError(
         f"Writing '{path.name}' as {FORMAT_NAMES[fmt]} failed ({short_reason(exc)}); nothing was written, "
@@ -443,7 +434,7 @@ def _plain_frame(df: pd.DataFrame, survey: Survey) -> pd.DataFrame:
 
 def _run(path: Path, fmt: str, write: Callable[[str], None]) -> None:
     try:
-        atomic_write(path, write)
+        _files.atomic_write_with(path, write, error=SurveyWriteError)
     except CimstatsError:  # its own sentence (e.g. a path outside the output folder), not a format failure
         raise
     except (OSError, ValueError, TypeError, OverflowError, Exception) as exc:  # pyreadstat raises plain Exception

@@ -12,7 +12,7 @@ import re
 from typing import Sequence
 
 from cimstats.errors import RenderError
-from cimstats.render._atomic import atomic_write
+from cimstats._files import atomic_write
 from cimstats._files import reproducible_office_file
 from cimstats._sheets import set_text_cell, sheet_title
 from cimstats.render.escape import xml_safe
@@ -239,7 +239,7 @@ def to_docx(spec: TableSpec | Sequence[TableSpec], path: str | os.PathLike | Non
     doc.save(buf)
     data = reproducible_office_file(buf.getvalue())
     if path is not None:
-        atomic_write(path, data)
+        atomic_write(path, data, error=RenderError)
     return data
 
 
@@ -404,5 +404,5 @@ def to_xlsx(
     wb.save(buf)
     data = reproducible_office_file(buf.getvalue())
     if path is not None:
-        atomic_write(path, data)
+        atomic_write(path, data, error=RenderError)
     return data

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import unicodedata
 
-from cimstats.render._atomic import atomic_write
+from cimstats._files import atomic_write
+from cimstats.errors import RenderError
 from cimstats.render.escape import escape_html, escape_latex, escape_markdown, xml_safe
 from cimstats.render.spec import Cell, TableSpec
 
@@ -149,7 +150,7 @@ def to_html(spec: TableSpec, path: str | os.PathLike | None = None, *, standalon
             f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
         )
     if path is not None:
-        atomic_write(path, body)
+        atomic_write(path, body, error=RenderError)
     return body
 
 
@@ -344,7 +345,7 @@ def to_latex(
             "\\begin{document}\n" + tex + "\\end{document}\n"
         )
     if path is not None:
-        atomic_write(path, tex)
+        atomic_write(path, tex, error=RenderError)
     return tex
 
 
@@ -433,7 +434,7 @@ def to_markdown(spec: TableSpec, path: str | os.PathLike | None = None) -> str:
             lines.pop()
     md = "\n".join(lines) + "\n"
     if path is not None:
-        atomic_write(path, md)
+        atomic_write(path, md, error=RenderError)
     return md
 
 
@@ -535,5 +536,5 @@ def to_text(spec: TableSpec, path: str | os.PathLike | None = None, *, max_width
         out += wrap(f"{xml_safe(f.marker)} {xml_safe(f.text)}", max(total, 40))
     txt = "\n".join(out) + "\n"
     if path is not None:
-        atomic_write(path, txt)
+        atomic_write(path, txt, error=RenderError)
     return txt
