@@ -106,6 +106,14 @@ class OptimizerSummary:
     message: str
     checks: tuple = ()
 
+    def __eq__(self, other) -> bool:
+        # NaN (a gradient that does not apply) equals NaN here, so a saved-and-loaded summary equals its original
+        if not isinstance(other, OptimizerSummary):
+            return NotImplemented
+        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(other.to_dict(), sort_keys=True)
+
+    __hash__ = None
+
     def to_dict(self) -> dict:
         """The summary as plain numbers and text (what :meth:`FittedResult.save` writes)."""
         return {"method": self.method, "start": [float(v) for v in self.start],
