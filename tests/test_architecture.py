@@ -23,7 +23,7 @@ PACKAGE = SRC / "cimstats"
 
 #: lowest first; a module may import only from its own layer or a lower one
 LAYERS = [
-    {"errors", "_names", "_sheets", "_files", "_criteria"},
+    {"errors", "_names", "_sheets", "_files", "_criteria", "_parallel"},
     {"render"},
     {"io"},
     {"datasets"},

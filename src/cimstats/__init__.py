@@ -46,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "invariance": "cimstats.models.sem.invariance",
     "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "mediation": "cimstats.models.mediation.fit",
+    "power": "cimstats.models.power",
+    "parametric_bootstrap": "cimstats.models.mixed.bootstrap",
+    "bootstrap_lrt": "cimstats.models.mixed.bootstrap",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate

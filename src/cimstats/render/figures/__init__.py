@@ -12,6 +12,7 @@ shows itself in notebooks.
 ``path_diagram``       SEM or mediation model with estimates on the arrows
 ``invariance_plot``    change in CFI/RMSEA and chi-square tests across invariance steps
 ``mechanism_figures``  all of the above for one ``test_mechanisms`` result
+``power_curve``        simulated power by number of clusters and cluster size
 =====================  =====================================================
 
 Examples
@@ -38,7 +39,8 @@ from .collection import mechanism_figures
 from .forest import forest_plot, forest_table
 from .invariance import invariance_plot, invariance_table
 from .path import path_diagram, path_layout
+from .power import power_curve
 
 __all__ = ["Figure", "forest_plot", "forest_table", "caterpillar_plot", "caterpillar_table", "path_diagram",
            "path_layout", "invariance_plot", "invariance_table",
-           "mechanism_figures"]
+           "mechanism_figures", "power_curve"]
