@@ -203,7 +203,7 @@ class ResultSummary:
 
         parts = [self.title, *self.lines, ""]
         for t in self.tables:
-            parts += [to_text(t, max_width=60), ""]
+            parts += [to_text(t, max_width=60).rstrip("\n"), ""]
         parts += list(self.notes)
         return "\n".join(parts).rstrip() + "\n"
 
