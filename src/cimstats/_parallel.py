@@ -13,7 +13,9 @@ hundreds of replications each, to keep scheduling overhead small):
   chunk shows that the rest would take longer than ``LOCAL_CLUSTER_AFTER``
   seconds and the machine has more than one core, the rest runs on a local
   Dask cluster of worker processes sized to the machine (started once per
-  session). ``client`` may also be a ``dask.distributed.Client`` or the
+  session). A script starts worker processes only if its top level is
+  protected by ``if __name__ == "__main__":`` (each worker imports the main
+  file); otherwise its jobs stay in this process. ``client`` may also be a ``dask.distributed.Client`` or the
   address of a running scheduler (``"tcp://host:8786"``), e.g. a cluster on
   Kubernetes or SLURM (dask-jobqueue); ``client="process"`` forces this
   process.
@@ -48,8 +50,10 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -58,7 +62,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from cimstats._files import atomic_write
-from cimstats.errors import CimstatsError
+from cimstats.errors import CimstatsError, CimstatsWarning
 
 __all__ = ["replicate", "resolve_seed", "ExecutionError", "job_fingerprint", "default_chunk_size", "LOCAL_CLUSTER_AFTER",
            "local_client", "close_local_client"]
@@ -71,6 +75,10 @@ CHECKPOINT_FORMAT = 1
 
 class ExecutionError(CimstatsError, RuntimeError):
     """A repeated-fit job could not be run, resumed or sent to the cluster."""
+
+
+class ExecutionWarning(CimstatsWarning):
+    """A repeated-fit job ran somewhere other than first planned (results are unaffected)."""
 
 
 # --------------------------------------------------------------------------- sizing
@@ -145,6 +153,28 @@ def close_local_client() -> None:
 
 
 atexit.register(close_local_client)
+
+
+_GUARD = re.compile(r"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", re.M)
+
+
+def _workers_can_start() -> bool:
+    """Whether worker processes can be started safely from this program.
+
+    New worker processes import the program's main file. A script without an
+    ``if __name__ == "__main__":`` guard would run again in every worker, so
+    for such scripts (and only then) jobs stay in this process; the module
+    description says how to use more cores from a script.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return True  # an interactive session, a notebook or ``python -c``
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(_GUARD.search(text))
 
 
 def _resolve_client(client):
@@ -401,8 +431,16 @@ def replicate(task: Callable, n: int, *, seed=None, data=None, args: Sequence = 
                 finished(a, b, _run_chunk(task, data, entropy, a, b, tuple(args)))
                 per_rep = (time.perf_counter() - t0) / max(1, bar.new_reps)
                 left = per_rep * sum(y - x for x, y in todo)
-                if resolved is None and todo and left > LOCAL_CLUSTER_AFTER and (os.cpu_count() or 1) > 1:
-                    resolved = local_client()
+                if resolved is None and todo and left > LOCAL_CLUSTER_AFTER and (os.cpu_count() or 1) > 1 \
+                        and _workers_can_start():
+                    try:
+                        resolved = local_client()
+                    except (OSError, RuntimeError, TimeoutError) as exc:
+                        warnings.warn(f"The local cluster did not start ({exc.__class__.__name__}); the job "
+                                      f"continues in this process with the same results.", ExecutionWarning,
+                                      stacklevel=2)
+                        resolved = "process"
+                        continue
                     break
         if todo and resolved not in (None, "process"):
             _run_on_cluster(resolved, task, data, entropy, todo, tuple(args), finished)

@@ -24,7 +24,7 @@ from cimstats import __version__
 from cimstats.cli._output import say
 
 #: command modules, in the order they appear in ``cimstats --help``
-COMMANDS: list[str] = ["inspect", "demo", "harmonise", "dictionary", "score", "networks", "qdpx", "joint", "run"]
+COMMANDS: list[str] = ["inspect", "demo", "harmonise", "dictionary", "score", "networks", "qdpx", "joint", "run", "power"]
 
 
 class _Parser(argparse.ArgumentParser):
