@@ -110,7 +110,7 @@ def test_bootstrap_equals_lstsq_on_the_same_resamples(case):
     res = cimstats.mediation(df, x="x", y="y", n_boot=B, seed=seed, **CASES[case])
     draws = res.bootstrap_draws()
     n = len(df)
-    counts = np.vstack(list(K.draw_counts(B, np.arange(n), n, None, seed)))
+    counts = K.counts_from_seeds(np.random.SeedSequence(seed).spawn(B), np.arange(n), n, None)
     wvals = res.moderator_values
     full = effects_by_lstsq(df, case, wvals)
     est = res.tidy().set_index("term")["estimate"]
@@ -135,7 +135,7 @@ def test_cluster_bootstrap_within_strata_equals_lstsq(case):
                                  n_boot=B, seed=seed, **kw)
     unit, levels = pd.factorize(df["cl"], sort=True)
     st_of_unit = np.asarray(levels) % 3
-    counts = np.vstack(list(K.draw_counts(B, unit, len(levels), st_of_unit, seed)))
+    counts = K.counts_from_seeds(np.random.SeedSequence(seed).spawn(B), unit, len(levels), st_of_unit)
     draws = res.bootstrap_draws()
     est = res.tidy().set_index("term")["estimate"]
     wvals = res.moderator_values

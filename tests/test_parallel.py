@@ -117,6 +117,12 @@ def test_power_and_bootstrap_identical_on_two_workers(cluster):
     b_there = parametric_bootstrap(fit, nsim=200, seed=5, client=cluster, progress=False)
     pd.testing.assert_frame_equal(b_here.draws, b_there.draws, check_exact=True)
     assert b_here.draws["converged"].all()
+    d = _mixed_data()
+    d["m"] = 0.5 * d["x"] + np.random.default_rng(3).normal(size=len(d))
+    med = dict(x="x", m="m", y="y", cluster="g", n_boot=400, seed=9, sensitivity=False, progress=False)
+    m_here = cimstats.mediation(d, client="process", **med)
+    m_there = cimstats.mediation(d, client=cluster, **med)
+    pd.testing.assert_frame_equal(m_here.boot, m_there.boot, check_exact=True)
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, cluster):

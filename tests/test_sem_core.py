@@ -121,7 +121,7 @@ def test_nonlinear_constraint_holds_and_bootstrap_respects_constraints(hs):
     assert est["visual=~x2"] * est["visual=~x3"] == pytest.approx(est["textual=~x5"] * est["textual=~x6"], abs=1e-9)
     assert est["textual=~x6"] == pytest.approx(0.8, abs=1e-8)
     assert fit.fit_measures()["df"] == 25
-    bs = fit.bootstrap(20, seed=3, n_jobs=1)
+    bs = fit.bootstrap(20, seed=3, client="process")
     reps = pd.DataFrame(bs.replicates, columns=bs.table["term"])
     assert np.all(reps["textual=~x6"] <= 0.8 + 1e-7)
     np.testing.assert_allclose(reps["visual=~x2"] * reps["visual=~x3"],
@@ -287,9 +287,10 @@ MED = "m ~ a*x\ny ~ b*m + c*x\nab := a*b\ntotal := c + a*b"
 
 def test_bootstrap_agrees_with_delta_method_and_is_reproducible(mediation):
     fit = sem(mediation, MED)
-    b1 = fit.bootstrap(300, seed=4, n_jobs=1)
-    b2 = fit.bootstrap(300, seed=4, n_jobs=2)
-    np.testing.assert_allclose(b1.replicates, b2.replicates)
+    b1 = fit.bootstrap(300, seed=4, client="process")
+    with pytest.warns(DeprecationWarning, match="client="):
+        b2 = fit.bootstrap(300, seed=4, n_jobs=1)
+    np.testing.assert_array_equal(b1.replicates, b2.replicates)
     t = b1.table.set_index("term")
     d = fit.tidy().set_index("term")
     for term in ("m~x", "y~m", "ab:=a*b"):
@@ -301,7 +302,7 @@ def test_bootstrap_agrees_with_delta_method_and_is_reproducible(mediation):
 
 def test_cluster_bootstrap_within_strata(mediation):
     fit = sem(mediation, MED, estimator="MLR", cluster="practice")
-    bs = fit.bootstrap(200, seed=2, n_jobs=1, strata="area", data=mediation)
+    bs = fit.bootstrap(200, seed=2, client="process", strata="area", data=mediation)
     t = bs.table.set_index("term")
     assert bs.cluster == "practice"
     assert t.loc["ab:=a*b", "boot_se"] == pytest.approx(fit.tidy().set_index("term").loc["ab:=a*b", "std_error"], rel=0.3)

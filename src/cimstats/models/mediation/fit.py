@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cimstats._parallel import job_fingerprint, replicate, resolve_seed
 from cimstats.errors import CimstatsWarning, EstimationError, MissingDataWarning, ModelSpecificationError
 from cimstats.models.mediation import kernel as K
 from cimstats.models.mediation.results import MediationResult
@@ -43,6 +44,9 @@ def mediation(
     sensitivity: bool = True,
     rho: Sequence[float] | None = None,
     resample_index: np.ndarray | None = None,
+    client=None,
+    checkpoint=None,
+    progress: bool | None = None,
 ) -> MediationResult:
     """Estimate direct and indirect effects of an exposure through one or more mediators.
 
@@ -114,6 +118,14 @@ def mediation(
         An (n_boot x n) matrix of row positions (after removal of incomplete rows)
         defining each resample, to reproduce another program's resamples; overrides
         ``n_boot``, ``seed``, ``cluster`` and ``strata`` for the resampling.
+    client : None, "process", dask.distributed.Client or scheduler address
+        Where the resamples are computed (see :mod:`cimstats._parallel`);
+        resample ``i`` uses child ``i`` of ``SeedSequence(seed)``, so the
+        result is identical on any number of workers.
+    checkpoint : path, optional
+        A folder for finished chunks of resamples; a re-run resumes from it.
+    progress : bool, optional
+        Show a progress line (default: on a terminal or in Jupyter).
 
     Returns
     -------
@@ -341,8 +353,8 @@ def mediation(
     est = np.array([K.eval_polynomial(theta_hat, p) for p in polys])
 
     # ---- bootstrap
-    if seed is None and resample_index is None:
-        seed = int(np.random.SeedSequence().entropy % (2**32))
+    if resample_index is None:
+        seed = resolve_seed(seed, checkpoint)
     eq_cols = [(col[eq.outcome], [0] + [col[p] for p in eq.predictors]) for eq in spec.equations]
     sens_on = (sensitivity and len(mediators) == 1 and not moderator and not within_between)
     rho_grid = np.round(np.arange(-0.9, 0.9001, 0.05), 10) if rho is None else np.asarray(rho, float)
@@ -350,14 +362,13 @@ def mediation(
         raise ModelSpecificationError("`rho=` contains values outside (-1, 1); the sensitivity "
                                       "parameter is a correlation, so give values strictly between -1 and 1.")
 
+    boot_state = {"equations": [(eq.role, eq.outcome, tuple(eq.predictors)) for eq in spec.equations],
+                  "eq_cols": eq_cols, "scale": Zs.scale, "kpos": kpos, "n_keys": len(keys), "z": Zs.z,
+                  "products": products, "unit_of_row": unit_of_row, "n_units": n_units,
+                  "stratum_of_unit": stratum_of_unit, "sens": (spec, col, Zs) if sens_on else None}
+
     def params_from_gram(G):
-        th = np.empty((G.shape[0], len(keys)))
-        for (o, P), eq in zip(eq_cols, spec.equations):
-            beta, _ = K.solve_equation(G, o, P)
-            scale = Zs.scale[o] / Zs.scale[np.asarray(P[1:])]
-            for i, p in enumerate(eq.predictors):
-                th[:, kpos[(eq.role, eq.outcome, p)]] = beta[:, i + 1] * scale[i]
-        return th
+        return _params_from_gram(boot_state, G)
 
     if resample_index is not None:
         idx = np.asarray(resample_index)
@@ -365,24 +376,25 @@ def mediation(
             raise ModelSpecificationError(
                 f"`resample_index=` has shape {idx.shape} and dtype {idx.dtype}; an integer matrix of "
                 f"resamples x {n} complete rows with positions 0 to {n - 1} was expected.")
-        blocks = (K.index_to_counts(idx[i:i + K.BLOCK], n) for i in range(0, idx.shape[0], K.BLOCK))
         n_boot = idx.shape[0]
         resampling = "rows (given index)"
+        boot_theta = np.empty((n_boot, len(keys)))
+        sens_parts = []
+        for i in range(0, n_boot, K.BLOCK):
+            G = K.gram_blocks(K.index_to_counts(idx[i:i + K.BLOCK], n), Zs.z, products)
+            boot_theta[i:i + G.shape[0]] = params_from_gram(G)
+            if sens_on:
+                sens_parts.append(_sens_parts(G, spec, col, Zs))
     else:
-        blocks = K.draw_counts(n_boot, unit_of_row, n_units, stratum_of_unit, seed)
         resampling = "clusters" if cluster else "rows"
         if strata:
             resampling += " within strata"
-    boot_theta = np.empty((n_boot, len(keys)))
-    sens_parts = []
-    done = 0
-    for W in blocks:
-        G = K.gram_blocks(W, Zs.z, products)
-        b = W.shape[0]
-        boot_theta[done:done + b] = params_from_gram(G)
-        if sens_on:
-            sens_parts.append(_sens_parts(G, spec, col, Zs))
-        done += b
+        fp = job_fingerprint("mediation", Zs.z, unit_of_row, stratum_of_unit, [repr(e) for e in boot_state["equations"]],
+                             bool(sens_on))
+        draws = replicate(_bootstrap_chunk, int(n_boot), seed=seed, data=boot_state, client=client,
+                          checkpoint=checkpoint, progress=progress, name="mediation bootstrap", fingerprint=fp)
+        boot_theta = draws[:, :len(keys)]
+        sens_parts = [draws[:, len(keys):]] if sens_on else []
     boot = np.column_stack([K.eval_polynomial(boot_theta, p) for p in polys])
     failed = ~np.isfinite(boot_theta).all(axis=1)
     n_failed = int(failed.sum())
@@ -655,6 +667,27 @@ def _block_diag(blocks):
         out[i:i + k, i:i + k] = b
         i += k
     return out
+
+
+def _params_from_gram(st: dict, G: np.ndarray) -> np.ndarray:
+    """Path coefficients (original scale) of every equation for each resample's Gram matrix."""
+    th = np.empty((G.shape[0], st["n_keys"]))
+    for (o, P), (role, outcome, predictors) in zip(st["eq_cols"], st["equations"]):
+        beta, _ = K.solve_equation(G, o, P)
+        scale = st["scale"][o] / st["scale"][np.asarray(P[1:])]
+        for i, p in enumerate(predictors):
+            th[:, st["kpos"][(role, outcome, p)]] = beta[:, i + 1] * scale[i]
+    return th
+
+
+def _bootstrap_chunk(st: dict, seeds) -> np.ndarray:
+    """One chunk of the bootstrap: each seed's resample, its path coefficients (and sensitivity parts)."""
+    W = K.counts_from_seeds(seeds, st["unit_of_row"], st["n_units"], st["stratum_of_unit"])
+    G = K.gram_blocks(W, st["z"], st["products"])
+    th = _params_from_gram(st, G)
+    if st["sens"] is None:
+        return th
+    return np.column_stack([th, _sens_parts(G, *st["sens"])])
 
 
 def _sens_parts(G, spec, col, Zs):

@@ -27,7 +27,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import stats
@@ -132,52 +132,26 @@ def well_conditioned(A: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------- resampling
-def draw_counts(
-    n_boot: int,
-    unit_of_row: np.ndarray,
-    n_units: int,
-    stratum_of_unit: np.ndarray | None,
-    seed: int,
-    block: int = BLOCK,
-) -> Iterator[np.ndarray]:
-    """Yield blocks of bootstrap row weights (resamples x rows), reproducible from ``seed``.
+def counts_from_seeds(seeds, unit_of_row: np.ndarray, n_units: int, stratum_of_unit: np.ndarray | None) -> np.ndarray:
+    """Bootstrap row weights, one resample per seed (a :class:`numpy.random.SeedSequence`).
 
-    Units (rows, or clusters when rows share a cluster code) are drawn with
-    replacement, separately within each stratum, as many as the stratum holds.
-    A row's weight is the number of times its unit was drawn.
-
-    Parameters
-    ----------
-    n_boot : number of resamples.
-    unit_of_row : (n,) integer codes 0..n_units-1 (``arange(n)`` for a row bootstrap).
-    n_units : number of units.
-    stratum_of_unit : (n_units,) integer codes, or None for one stratum.
-    seed : integer seed of :func:`numpy.random.default_rng`.
-    block : resamples per yielded block (the stream of draws does not depend on it
-        only for a single stratum; keep the default for reproducibility across calls).
+    Each resample draws its units from its own generator, so resample ``i``
+    is the same whichever chunk or worker computes it. Units (rows, or
+    clusters) are drawn with replacement within each stratum, as many as the
+    stratum holds; a row's weight is the number of times its unit was drawn.
     """
-    rng = np.random.default_rng(seed)
     if stratum_of_unit is None:
         groups = [np.arange(n_units)]
     else:
         groups = [np.flatnonzero(stratum_of_unit == s) for s in np.unique(stratum_of_unit)]
-    # the smallest integer type that holds the unit positions keeps the draws cheap
-    dtype = np.uint16 if n_units < 2**16 else np.int64
+    counts = np.empty((len(seeds), n_units))
+    for i, s in enumerate(seeds):
+        rng = np.random.default_rng(s)
+        idx = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
+        counts[i] = np.bincount(idx, minlength=n_units)
     rows_are_units = stratum_of_unit is None and n_units == len(unit_of_row) and bool(
         np.array_equal(unit_of_row, np.arange(n_units)))
-    done = 0
-    while done < n_boot:
-        b = min(block, n_boot - done)
-        if len(groups) == 1:  # positions are the units themselves: no gather needed
-            picks = [rng.integers(0, n_units, size=(b, n_units), dtype=dtype)]
-        else:
-            picks = [g[rng.integers(0, len(g), size=(b, len(g)), dtype=dtype)] for g in groups]
-        idx = picks[0] if len(picks) == 1 else np.concatenate(picks, axis=1)
-        counts = np.empty((b, n_units))
-        for i in range(b):  # one small bincount per resample stays in cache
-            counts[i] = np.bincount(idx[i], minlength=n_units)
-        done += b
-        yield counts if rows_are_units else counts[:, unit_of_row]
+    return counts if rows_are_units else counts[:, unit_of_row]
 
 
 def index_to_counts(index: np.ndarray, n: int) -> np.ndarray:

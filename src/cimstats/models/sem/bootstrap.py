@@ -17,16 +17,14 @@ infinitesimal-jackknife form of the jackknife acceleration.
 from __future__ import annotations
 
 import copy
-import math
-import os
-from concurrent.futures import ProcessPoolExecutor
+import warnings
 from dataclasses import dataclass
-import multiprocessing as mp
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cimstats._parallel import job_fingerprint, replicate, resolve_seed
 from cimstats.errors import ModelSpecificationError
 
 from .derivatives import complex_jacobian, label_env
@@ -95,44 +93,43 @@ def _counts_for(rng, prep, gi, n, cluster_codes, strata_codes):
     return counts
 
 
-def _worker(payload):
-    prep, z_hat, seeds, std_kind, defined_names, cl_codes, st_codes, Hinv0 = payload
-
-    prep = copy.deepcopy(prep)
+def _bootstrap_chunk(st: dict, seeds):
+    """Refit the model to each seed's resample: one row per resample (ok flag, raw values, standardized values)."""
+    prep = copy.deepcopy(st["prep"])
     pr = prep.problem
-    std_fn = standardize_fn(prep, std_kind)
-    raws, stds, ok = [], [], []
+    std_fn = standardize_fn(prep, st["std_kind"])
+    width = st["n_raw"] + st["n_std"]
+    rows = []
     Ys = [gk.Y.copy() for gk in pr.groups]
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
+    for seq in seeds:
+        # the resample's generator is seeded from its own child of the job's SeedSequence
+        rng = np.random.default_rng(int(seq.generate_state(1)[0]))
         good = True
         for gi, gk in enumerate(pr.groups):
             n = Ys[gi].shape[0]
-            counts = _counts_for(rng, prep, gi, n, cl_codes[gi], st_codes[gi])
+            counts = _counts_for(rng, prep, gi, n, st["cl_codes"][gi], st["st_codes"][gi])
             if pr.missing:
-                rows = np.repeat(np.arange(n), counts.astype(int))
-                gk.set_missing(Ys[gi][rows])
+                picked = np.repeat(np.arange(n), counts.astype(int))
+                gk.set_missing(Ys[gi][picked])
                 gk.refresh_exo()  # fixed covariates at the resample's (complete) moments
             else:
                 good &= gk.set_weights(Ys[gi], counts)
         if not good:
-            ok.append(False)
+            rows.append([0.0] + [np.nan] * width)
             continue
         pr.N = float(sum(g.n for g in pr.groups))
         pr.w = np.array([g.n / pr.N for g in pr.groups])
         try:
-            z, tr = pr.fit(z_hat.copy(), Hinv0=Hinv0)
+            z, tr = pr.fit(st["z_start"].copy(), Hinv0=st["Hinv0"])
         except (np.linalg.LinAlgError, ValueError):
-            ok.append(False)
+            rows.append([0.0] + [np.nan] * width)
             continue
         if not tr.get("converged", False):
-            ok.append(False)
+            rows.append([0.0] + [np.nan] * width)
             continue
-        r, s = _row_values(prep, pr.x_of(z), std_fn, defined_names)
-        raws.append(r)
-        stds.append(s)
-        ok.append(True)
-    return np.array(raws), np.array(stds), np.array(ok)
+        r, s = _row_values(prep, pr.x_of(z), std_fn, st["defined_names"])
+        rows.append([1.0] + list(np.asarray(r, float)) + list(np.asarray(s, float)))
+    return np.array(rows, dtype=float).reshape(len(seeds), width + 1)
 
 
 def _influence(result, J_raw, J_std, cl_codes):
@@ -178,7 +175,8 @@ def _intervals(reps, est, U, level):
 
 
 def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strata: str | None = None,
-              data=None, seed: int | None = None, n_jobs: int = 2, level: float = 0.95) -> BootstrapResult:
+              data=None, seed: int | None = None, n_jobs: int | None = None, level: float = 0.95, client=None,
+              checkpoint=None, progress: bool | None = None) -> BootstrapResult:
     """Bootstrap every free, defined and standardized parameter of a fitted SEM.
 
     Parameters
@@ -195,11 +193,18 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     data : pandas.DataFrame, optional
         The data the model was fitted to (needed only for ``strata``).
     seed : int, optional
-        Seed; results do not depend on ``n_jobs``.
-    n_jobs : int
-        Worker processes (1 runs in this process).
+        Seed; resample ``i`` uses child ``i`` of ``SeedSequence(seed)``, so the
+        results do not depend on where or in how many chunks they are computed.
+    n_jobs : int, optional
+        Deprecated: use ``client=``. ``1`` keeps the work in this process.
     level : float
         Confidence level of the intervals.
+    client : None, "process", dask.distributed.Client or scheduler address
+        Where the resamples are refitted (see :mod:`cimstats._parallel`).
+    checkpoint : path, optional
+        A folder for finished chunks; a re-run with the same folder resumes.
+    progress : bool, optional
+        Show a progress line.
 
     Returns
     -------
@@ -213,12 +218,17 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     >>> x = rng.normal(size=300); m = 0.5 * x + rng.normal(size=300)
     >>> y = 0.4 * m + rng.normal(size=300)
     >>> fit = sem(pd.DataFrame({"x": x, "m": m, "y": y}), "m ~ a*x\\ny ~ b*m + x\\nab := a*b")
-    >>> bs = fit.bootstrap(200, seed=1, n_jobs=1)
+    >>> bs = fit.bootstrap(200, seed=1, client="process", progress=False)
     >>> row = bs.table.query("op == ':='").iloc[0]
     >>> bool(row["ci_lower"] < row["estimate"] < row["ci_upper"])
     True
     """
 
+    if n_jobs is not None:
+        warnings.warn("`n_jobs=` is replaced by `client=` (None: this machine, 'process': this process, or a "
+                      "Dask client); it will be removed in the next release.", DeprecationWarning, stacklevel=2)
+        if n_jobs == 1 and client is None:
+            client = "process"
     prep = result._prep
     if n_boot < 2:
         raise ModelSpecificationError(f"`n_boot` is {n_boot}; use at least 2 (typically 1000 or more).")
@@ -257,10 +267,6 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
 
     est_raw, J_raw = complex_jacobian(raw_fn, x_hat, batched=True)
     est_std, J_std = complex_jacobian(std_fn, x_hat, batched=True)
-    seeds = np.random.SeedSequence(seed).spawn(n_boot)
-    seeds = [int(s.generate_state(1)[0]) for s in seeds]
-    n_jobs = max(1, min(int(n_jobs), os.cpu_count() or 1))
-    chunks = np.array_split(np.array(seeds, dtype=np.uint64), n_jobs)
     if getattr(prep, "problem_constrained", None) is not None:
         # resamples are refitted under the model's non-linear / inequality constraints
         prep_b = copy.copy(prep)
@@ -270,19 +276,18 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
         prep_b, z_start = prep, result._z
         I0 = prep.problem.info_z(result._z)
         Hinv0 = np.linalg.inv(2.0 * I0) if I0 is not None else None
-    payloads = [(prep_b, z_start, list(map(int, ch)), std_kind, defined_names, cl_codes, st_codes, Hinv0)
-                for ch in chunks]
-    if n_jobs == 1:
-        outs = [_worker(payloads[0])]
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as ex:
-            outs = list(ex.map(_worker, payloads))
-    raws = [o[0] for o in outs if len(o[0])]
-    stds = [o[1] for o in outs if len(o[1])]
-    n_ok = sum(int(o[2].sum()) for o in outs)
-    reps = np.vstack(raws) if raws else np.empty((0, est_raw.size))
-    sreps = np.vstack(stds) if stds else np.empty((0, est_std.size))
+    state = {"prep": prep_b, "z_start": np.asarray(z_start), "Hinv0": Hinv0, "std_kind": std_kind,
+             "defined_names": defined_names, "cl_codes": cl_codes, "st_codes": st_codes,
+             "n_raw": int(est_raw.size), "n_std": int(est_std.size)}
+    entropy = resolve_seed(seed, checkpoint)
+    fp = job_fingerprint("sem_bootstrap", np.asarray(result._z), list(prep.table["lhs"]), list(prep.table["rhs"]),
+                         cl_codes, st_codes)
+    draws = replicate(_bootstrap_chunk, int(n_boot), seed=entropy, data=state, client=client,
+                      checkpoint=checkpoint, progress=progress, name="SEM bootstrap", fingerprint=fp)
+    ok = draws[:, 0] == 1
+    n_ok = int(ok.sum())
+    reps = draws[ok, 1:1 + est_raw.size]
+    sreps = draws[ok, 1 + est_raw.size:]
     U_raw, U_std = _influence(result, J_raw, J_std, cl_codes)
     se, lo, hi, bl, bh = _intervals(reps, est_raw, U_raw, level)
     sse, slo, shi, sbl, sbh = _intervals(sreps, est_std, U_std, level)
