@@ -64,6 +64,7 @@ CODES: dict[str, str] = {
     "H212": "too few valid items for a sum or mean",
     "H213": "no case_when condition matched",
     "H214": "harmonised values of an integer target are not whole numbers",
+    "H215": "source value labels contradict the target's categories code by code (swapped codes or a reversed scale)",
 }
 
 #: reasons a harmonised cell is missing; every missing cell has exactly one

@@ -560,6 +560,8 @@ def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list)
         issues.add(code, f"{t.name} x {sid}: {msg}.", severity=sev, column="arguments", remedy=remedy, **where)
     rec = _finalise(t, ap, sid, issues, where)
     reason = ap.reason
+    if rule.name == "direct" and t.has_categories and t.missing_codes and not t.is_text:
+        rec = _keep_declared_missing(t, cols[rule.sources[0]], reason, rec)
     # unmapped values
     src_labels = cols[rule.sources[0]].meta.value_labels if len(rule.sources) == 1 else {}
     if ap.unmapped:
@@ -574,6 +576,7 @@ def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list)
     if rule.name == "recode" and src_labels:
         _check_label_coverage(t, rule, cols[rule.sources[0]], sid, issues, where)
     if rule.name == "direct" and t.has_categories and src_labels:
+        _check_label_agreement(t, cols[rule.sources[0]], sid, issues, where)
         extra = [c for c in src_labels if float(c) not in {float(x) for x, _, _ in t.categories}
                  and not cols[rule.sources[0]].meta.is_declared_missing(c)] if all(
             isinstance(c, (int, float)) for c in src_labels) else []
@@ -675,6 +678,68 @@ def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.nda
     ap.values = v
     ap.reason = reason
     return rec
+
+
+def _keep_declared_missing(t: Target, col: SourceColumn, reason: np.ndarray, rec):
+    """A source cell holding a declared missing code that the target also declares missing keeps that code.
+
+    A ``direct`` mapping of, say, 9 "no answer" (missing in the source) onto a
+    target whose categories declare 9 as missing keeps 9 in the target's
+    declared-missing record (reason ``declared_missing``) instead of making the
+    cell system-missing.
+    """
+    if col.record is None:
+        return rec
+    mcodes = {float(c) for c in t.missing_codes if isinstance(c, (int, float))}
+    src = np.flatnonzero(reason == REASON_CODE["source_missing"])
+    hits = [i for i in src if isinstance(col.record[i], (int, float)) and float(col.record[i]) in mcodes]
+    if not hits:
+        return rec
+    if rec is None:
+        rec = np.full(len(reason), None, dtype=object)
+    for i in hits:
+        code = float(col.record[i])
+        rec[i] = int(code) if code.is_integer() else code
+        reason[i] = _DECL
+    return rec
+
+
+def _check_label_agreement(t: Target, col: SourceColumn, sid: str, issues: Report, where) -> None:
+    """Compare, code by code, the source's value labels with the target's category labels (H215).
+
+    A source code whose label is the target's label of a *different* code means
+    the codes are swapped (1 = girl onto a target where 1 = boy) or the scale is
+    reversed (1 = "very accurate" onto 1 = "very inaccurate"); a ``direct``
+    mapping would turn every such value into its opposite, so it is an error
+    until the mapping states the recode. Labels are compared after folding case
+    and spaces; codes whose labels simply differ in wording are not judged.
+    """
+    target = {float(c): norm_label(lab) for c, lab, miss in t.categories
+              if not miss and isinstance(c, (int, float)) and lab}
+    if len(target) < 2:
+        return
+    by_label = {}
+    for c, lab in target.items():
+        by_label.setdefault(lab, c)
+    wrong = []
+    for code, lab in col.meta.value_labels.items():
+        if not isinstance(code, (int, float)) or col.meta.is_declared_missing(code):
+            continue
+        c, nl = float(code), norm_label(lab)
+        if c in target and target[c] != nl and nl in by_label and by_label[nl] != c:
+            wrong.append((c, lab, by_label[nl]))
+    if not wrong:
+        return
+    lo, hi = min(target), max(target)
+    reversed_scale = len(target) >= 3 and len(wrong) >= 2 and all(abs((lo + hi - c) - c2) < 1e-9 for c, _, c2 in wrong)
+    what = "the scale is reversed" if reversed_scale else "the codes are swapped"
+    shown = "; ".join(f"source {_show(c)} is {lab!r}, which is the target's {_show(c2)}" for c, lab, c2 in wrong[:4])
+    pairs = "; ".join(f"{_show(c)}={_show(c2)}" for c, _, c2 in wrong[:8])
+    issues.add("H215", f"{t.name} x {sid}: source '{col.name}' labels disagree with the target code by code ({shown}): "
+                       f"{what}, so a direct mapping would turn these values into their opposites.",
+               severity="error", column="rule",
+               remedy=f"Map it with a recode rule that states the change (arguments \"{pairs}\"), or correct the "
+                      f"source's value labels if they are wrong.", **where)
 
 
 def _check_label_coverage(t: Target, rule, col: SourceColumn, sid: str, issues: Report, where) -> None:
