@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from cimstats.dictionary import Dictionary, harmonise
+from cimstats.errors import HarmonisationError
 from cimstats.io import Survey, VariableMeta
 
 
@@ -66,3 +67,47 @@ def test_declared_missing_code_stays_the_targets_declared_missing_code():
     assert res.survey.missing["y"].tolist() == [None, 9, None, None]
     r = res.report.table.set_index("target").loc["y"]
     assert (r.n_declared_missing, r.n_source_missing, r.n_system_missing) == (1, 0, 1)
+
+
+def _out_of_range(**kw):
+    s = Survey.from_raw(pd.DataFrame({"age": [30.0, 140.0, 55.0]}), {})
+    d = Dictionary.from_frames(studies=[{"study": "S", "country": "EN", "wave": 0}],
+                               variables=[{"name": "age", "type": "decimal", "min": 18, "max": 110}],
+                               categories=[], mappings=[{"study": "S", "target": "age", "rule": "direct", "source": "age"}])
+    return harmonise({"S": s}, d, **kw)
+
+
+def test_each_code_has_one_severity_and_a_plan_can_accept_it():
+    from cimstats.dictionary.codes import CODES, SEVERITY
+
+    assert set(SEVERITY) == {c for c in CODES if c.startswith("H")}
+    res = _out_of_range()
+    (issue,) = [i for i in res.report.issues if i.code == "H206"]
+    assert issue.severity == "warning" and not res.report.issues.has_errors
+    assert res.survey.data["age"].isna().tolist() == [False, True, False]
+    res = _out_of_range(accept=["h206"])
+    (issue,) = [i for i in res.report.issues if i.code == "H206"]
+    assert issue.severity == "info" and issue.message.endswith("(accepted)")
+    with pytest.raises(HarmonisationError, match="H999"):
+        _out_of_range(accept=["H999"])
+
+
+def test_dictionary_check_with_data_agrees_with_harmonise(tmp_path):
+    import subprocess
+    import sys
+
+    from cimstats.io import write_survey
+
+    folder = tmp_path / "dict"
+    folder.mkdir()
+    (folder / "studies.csv").write_text("study,country,wave,file\nS,EN,0,s.sav\n")
+    (folder / "variables.csv").write_text("name,type,label\nsex,categorical,Sex\n")
+    (folder / "categories.csv").write_text("variable,code,label\nsex,1,boy\nsex,2,girl\n")
+    (folder / "mappings.csv").write_text("study,target,rule,source\nS,sex,direct,sex\n")
+    write_survey(Survey.from_raw(pd.DataFrame({"sex": [1.0, 2.0]}),
+                                 {"sex": VariableMeta("sex", value_labels={1: "girl", 2: "boy"})}), folder / "s.sav")
+    cmd = [sys.executable, "-m", "cimstats.cli.main", "dictionary", "check", str(folder)]
+    plain = subprocess.run(cmd, capture_output=True, text=True)
+    assert plain.returncode == 0 and "--with-data" in plain.stdout
+    full = subprocess.run(cmd + ["--with-data"], capture_output=True, text=True)
+    assert full.returncode == 1 and "H215" in full.stderr and "swapped" in full.stderr

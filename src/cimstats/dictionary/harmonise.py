@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,7 +23,7 @@ import pandas as pd
 
 from cimstats.dictionary.apply import Applied, SourceColumn, apply_rule, norm_label
 from cimstats.dictionary.apply import counts as _counts
-from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER
+from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER, SEVERITY
 from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
 from cimstats.errors import HarmonisationError, Report
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
@@ -361,7 +361,8 @@ def _show(v):
 
 
 # -- the verb -------------------------------------------------------------------------
-def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict: bool = False) -> HarmonisationResult:
+def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict: bool = False,
+              accept=()) -> HarmonisationResult:
     """Harmonise studies to the target schema of a data dictionary and stack them.
 
     Parameters
@@ -379,6 +380,11 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         Raise :class:`~cimstats.errors.HarmonisationError` carrying the report
         when any error is found (dictionary or data). Otherwise the result is
         returned with every problem in its report.
+    accept : sequence of str
+        Harmonisation codes (e.g. ``["H206"]``) the analysis accepts: their
+        issues stay in the report as notes (severity ``info``) instead of
+        errors or warnings. Each code's default severity is in
+        :data:`cimstats.dictionary.codes.SEVERITY`.
 
     Returns
     -------
@@ -422,6 +428,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     >>> survey.data["sex"].tolist(), report.all_complete
     ([1.0, 2.0, 2.0, 2.0, 1.0], True)
     """
+    accepted = _accepted_codes(accept)
     d = dictionary if isinstance(dictionary, Dictionary) else read_dictionary(dictionary, strict=False)
     issues = Report(list(d.report.issues))
     inputs = _collect_inputs(studies, d, data_dir, issues)
@@ -434,6 +441,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     for tb, tmap in d.tables.items():
         members = {sid: s for sid, s in inputs.items() if s is not None and d.table_of(sid) == tb}
         surveys[tb] = _stack(d, tb, tmap, members, issues, rows_meta, unmapped_rows, audit, rows, offsets)
+    issues = _with_severities(issues, accepted)
     table = pd.DataFrame(rows_meta, columns=["table"] + REPORT_COLUMNS)
     if len(d.tables) <= 1:
         table = table.drop(columns="table")
@@ -444,6 +452,29 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         raise HarmonisationError(f"Harmonisation found {len(issues.errors)} error(s); the report lists each with its code, "
                                  "file, row and remedy (run without strict to inspect the result).", report=issues)
     return result
+
+
+def _accepted_codes(accept) -> frozenset:
+    if isinstance(accept, str):
+        accept = [accept]
+    codes = [str(c).strip().upper() for c in (accept or ())]
+    unknown = [c for c in codes if c not in SEVERITY]
+    if unknown:
+        raise HarmonisationError(f"`accept` names {', '.join(unknown)}, which are not harmonisation codes; "
+                                 f"accept codes such as H206 (values outside the valid range set missing).")
+    return frozenset(codes)
+
+
+def _with_severities(issues: Report, accepted: frozenset) -> Report:
+    """Every harmonisation issue gets its code's severity from the one table; accepted codes become notes."""
+    out = []
+    for i in issues:
+        if i.code in SEVERITY:
+            sev = "info" if i.code in accepted else SEVERITY[i.code]
+            if sev != i.severity:
+                i = replace(i, severity=sev, message=i.message + (" (accepted)" if i.code in accepted else ""))
+        out.append(i)
+    return Report(out)
 
 
 def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, rows_meta, unmapped_rows, audit,
