@@ -111,3 +111,11 @@ def test_dictionary_check_with_data_agrees_with_harmonise(tmp_path):
     assert plain.returncode == 0 and "--with-data" in plain.stdout
     full = subprocess.run(cmd + ["--with-data"], capture_output=True, text=True)
     assert full.returncode == 1 and "H215" in full.stderr and "swapped" in full.stderr
+
+
+def test_one_table_result_is_found_by_any_name_and_prints_briefly():
+    res = _out_of_range()
+    assert res["pupils"] is res.survey
+    text = repr(res)
+    assert len(text) < 300 and "1 studies" in text and "3 rows" in text
+    assert res._repr_html_().startswith("<div class='cimstats-harmonisation'>")

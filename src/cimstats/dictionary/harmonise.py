@@ -26,6 +26,7 @@ from cimstats.dictionary.apply import counts as _counts
 from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER, SEVERITY
 from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
 from cimstats.errors import HarmonisationError, Report
+from cimstats.render.escape import escape_html
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 REPORT_COLUMNS = (["study", "target", "rule", "source", "declared_status", "status", "n_rows", "n_valid"]
@@ -193,10 +194,26 @@ class HarmonisationResult:
                                  "use `result.surveys[name]` or `result[name]`.")
 
     def __getitem__(self, table: str) -> Survey:
+        if table not in self.surveys and len(self.surveys) == 1 and "" in self.surveys:
+            # a one-table dictionary leaves its table unnamed: any name picks that one table
+            return self.surveys[""]
         try:
             return self.surveys[table]
         except KeyError:
             raise HarmonisationError(f"No harmonised table '{table}'; available: {', '.join(map(repr, self.surveys))}.") from None
+
+    def __repr__(self) -> str:
+        g = self.glance().iloc[0].to_dict()
+        tables = ", ".join(f"{tb or 'table'}: {s.shape[0]} rows x {s.shape[1]} variables" for tb, s in self.surveys.items())
+        n_err = len(self.report.issues.errors)
+        return (f"HarmonisationResult({len(self.rows)} studies; {tables}; {g.get('n_complete', '?')} complete, "
+                f"{n_err} error(s), {len(self.report.issues) - n_err} other issue(s))")
+
+    def _repr_html_(self) -> str:
+        head = escape_html(repr(self))
+        rows = self.report.table.head(20).to_html(index=False, border=0, classes="cimstats-report")
+        more = "" if len(self.report.table) <= 20 else f"<p>{len(self.report.table) - 20} more rows in result.report.table</p>"
+        return f"<div class='cimstats-harmonisation'><p>{head}</p>{rows}{more}</div>"
 
     def __iter__(self):
         """``survey, report`` (``surveys`` dict instead of one survey when there are several tables)."""
