@@ -119,3 +119,15 @@ def test_one_table_result_is_found_by_any_name_and_prints_briefly():
     text = repr(res)
     assert len(text) < 300 and "1 studies" in text and "3 rows" in text
     assert res._repr_html_().startswith("<div class='cimstats-harmonisation'>")
+
+
+def test_a_file_without_an_identifier_gets_row_numbers():
+    s = Survey.from_raw(pd.DataFrame({"score": [3.0, 4.0, 5.0]}), {})
+    d = Dictionary.from_frames(studies=[{"study": "S", "country": "NL", "wave": 0}],
+                               variables=[{"name": "pupil_id", "type": "string"}, {"name": "score", "type": "decimal"}],
+                               categories=[], mappings=[
+                                   {"study": "S", "target": "pupil_id", "rule": "id", "arguments": "prefix=NL-; width=3"},
+                                   {"study": "S", "target": "score", "rule": "direct", "source": "score"}])
+    assert not d.report.has_errors, d.report.summary()
+    res = harmonise({"S": s}, d)
+    assert res.survey.data["pupil_id"].tolist() == ["NL-001", "NL-002", "NL-003"]
