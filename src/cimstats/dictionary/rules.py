@@ -37,9 +37,10 @@ rule            sources    arguments
 ``mean``        >= 1       ``min_valid=4``
 ``case_when``   >= 1       ``when age < 18 then 1; when sex == 'Female' then 2;
                            else 3``
-``id``          >= 1       ``prefix=EN-; width=4`` (one source), or
+``id``          >= 0       ``prefix=EN-; width=4`` (one source), or
                            ``template=EN-{1:4}-A{2:2}``: text with fields
-                           ``{k}`` / ``{k:w}`` = source k, zero-padded to w
+                           ``{k}`` / ``{k:w}`` = source k, zero-padded to w;
+                           with no source the rows are numbered 1, 2, ...
 ``constant``    0          ``value=EN``
 ``impossible``  0          none: the study cannot provide the target
 ==============  =========  ======================================================
