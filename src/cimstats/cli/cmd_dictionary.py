@@ -11,10 +11,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("dictionary", help="check or draft a data dictionary",
                               description="Check a data dictionary without reading data, or draft one from source files.")
     sub = p.add_subparsers(dest="dictionary_command", metavar="ACTION")
-    c = sub.add_parser("check", help="check every table and rule of a dictionary folder (no data read)")
+    c = sub.add_parser("check", help="check every table and rule of a dictionary folder (with --with-data, the data too)")
     c.add_argument("folder", metavar="DIR")
     c.add_argument("--data-dir", metavar="DIR", help="also look for the study files here")
     c.add_argument("--csv", metavar="FILE", help="write the problems as CSV (code, severity, file, row, column, message, remedy)")
+    c.add_argument("--with-data", action="store_true",
+                   help="also harmonise the study files in memory (nothing written) and report what harmonisation "
+                        "would report, with the same severities as `cimstats harmonise` and `cimstats run`")
+    c.add_argument("--accept", metavar="CODES", default="",
+                   help="comma-separated harmonisation codes to accept as notes (e.g. H206), as a plan's accept: list")
     c.set_defaults(func=check)
     d = sub.add_parser("draft", help="draft variables, categories and mappings tables from source files' metadata")
     d.add_argument("files", nargs="+", metavar="FILE")
@@ -28,12 +33,22 @@ def register(subparsers) -> None:
 def check(args) -> int:
     from cimstats.dictionary import check_dictionary
 
-    rep = check_dictionary(args.folder, data_dir=args.data_dir)
+    accept = [c for c in (x.strip() for x in args.accept.split(",")) if c]
+    if args.with_data:
+        from cimstats.dictionary import harmonise
+
+        rep = harmonise(None, args.folder, data_dir=args.data_dir, accept=accept).report.issues
+    else:
+        rep = check_dictionary(args.folder, data_dir=args.data_dir)
     if args.csv:
         from cimstats._sheets import spreadsheet_safe_frame
 
         spreadsheet_safe_frame(rep.to_frame()).to_csv(args.csv, index=False)  # names quoted from the tables stay text
-    say(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
+    text = rep.summary()
+    if not args.with_data and not len(rep):
+        text = ("No problems found in the dictionary tables and rules. Problems that need the data (codes not "
+                "covered, values out of range, swapped codes) are found with --with-data or when harmonising.")
+    say(text, file=sys.stderr if rep.has_errors else sys.stdout)
     return 1 if rep.has_errors else 0
 
 

@@ -19,7 +19,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "harmonise", help="harmonise studies with a data dictionary",
         description="Apply the rules of a data dictionary (studies, variables, categories, mappings) to each study "
-                    "file and write one stacked, labelled data file plus a report of every target x study.")
+                    "file and write one stacked, labelled data file plus a report of every target x study. Exit "
+                    "status: 0 when the report has no error; 1 when the files were written but the report lists "
+                    "errors (read the report before using the data); 2 when nothing was written (--strict with "
+                    "errors, or a dictionary or file that cannot be read).")
     p.add_argument("--dictionary", required=True, metavar="DIR", help="folder with the dictionary tables")
     p.add_argument("--data-dir", metavar="DIR", help="folder where the study files are looked for first")
     p.add_argument("--out", required=True, metavar="FILE",
@@ -28,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--report", metavar="FILE",
                    help="report file (.xlsx, .html or .csv; default: OUT's name with _report.xlsx)")
     p.add_argument("--strict", action="store_true", help="write nothing and exit 2 when the report has any error")
+    p.add_argument("--accept", metavar="CODES", default="",
+                   help="comma-separated harmonisation codes to accept as notes, e.g. H206 (as a plan's accept: list)")
     p.add_argument("--quiet", action="store_true", help="print only problems")
     p.set_defaults(func=run)
 
@@ -44,7 +49,8 @@ def run(args) -> int:
         raise SurveyWriteError(f"The folder of --out '{out}' does not exist; create it first.")
     d = read_dictionary(args.dictionary, strict=False)
     try:
-        res = harmonise(None, d, data_dir=args.data_dir, strict=args.strict)
+        accept = [c for c in (x.strip() for x in args.accept.split(",")) if c]
+        res = harmonise(None, d, data_dir=args.data_dir, strict=args.strict, accept=accept)
     except HarmonisationError as exc:
         say(exc.report.summary(), file=sys.stderr)
         say(f"cimstats: {len(exc.report.errors)} error(s) in strict mode; nothing was written.", file=sys.stderr)
@@ -82,7 +88,11 @@ def run(args) -> int:
         say(f"Wrote the report {report_path} ({len(res.rows)} studies).")
     if len(rep.issues) or not args.quiet:
         say(rep.summary(), file=sys.stderr if rep.has_errors else sys.stdout)
-    return 1 if rep.has_errors else 0
+    if rep.has_errors:
+        say(f"cimstats: the files were written, but the report lists {len(rep.issues.errors)} error(s); "
+            f"fix them (or accept named codes with --accept) before using the data.", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _fmt(path: Path) -> str:

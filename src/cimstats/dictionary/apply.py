@@ -172,6 +172,8 @@ def apply_rule(rule: Rule, cols: dict[str, SourceColumn], n: int, *, target_min=
         return _items(rule, [cols[s] for s in rule.sources], n)
     if name == "case_when":
         return _case_when(rule, cols, n)
+    if name == "id" and rule.params.get("row_number"):
+        return _id_rows(rule, n)
     col = cols[rule.sources[0]]
     if name == "direct":
         if target_is_text:
@@ -233,6 +235,14 @@ def _text(col: SourceColumn) -> Applied:
         out = per_unique(v, lambda t: t if isinstance(t, str) else str(t))
     out[reason != 0] = None
     return Applied(out, reason)
+
+
+def _id_rows(rule: Rule, n: int) -> Applied:
+    """Identifiers for a file without one: the row numbers 1..n, zero-padded to ``width``, after ``prefix``."""
+    s = pd.Series(np.arange(1, n + 1)).astype(str)
+    if rule.params["width"]:
+        s = s.str.zfill(rule.params["width"])
+    return Applied((rule.params["prefix"] + s).to_numpy(dtype=object), np.zeros(n, dtype=np.int8))
 
 
 def _id(rule: Rule, col: SourceColumn) -> Applied:

@@ -64,6 +64,17 @@ CODES: dict[str, str] = {
     "H212": "too few valid items for a sum or mean",
     "H213": "no case_when condition matched",
     "H214": "harmonised values of an integer target are not whole numbers",
+    "H215": "source value labels contradict the target's categories code by code (swapped codes or a reversed scale)",
+}
+
+#: how serious each harmonisation code is, in one place: ``error`` (the harmonised data cannot be
+#: trusted until it is fixed; ``cimstats run`` stops), ``warning`` (values were set missing for a
+#: stated reason, counted in the report; the run goes on) or ``info`` (a note). A plan or
+#: ``harmonise(accept=...)`` can accept named codes, which then become notes.
+SEVERITY: dict[str, str] = {
+    "H201": "error", "H202": "error", "H203": "error", "H204": "error", "H205": "warning", "H206": "warning",
+    "H207": "warning", "H208": "error", "H209": "warning", "H210": "warning", "H211": "error", "H212": "info",
+    "H213": "warning", "H214": "warning", "H215": "error",
 }
 
 #: reasons a harmonised cell is missing; every missing cell has exactly one

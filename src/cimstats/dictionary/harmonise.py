@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,9 +23,10 @@ import pandas as pd
 
 from cimstats.dictionary.apply import Applied, SourceColumn, apply_rule, norm_label
 from cimstats.dictionary.apply import counts as _counts
-from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER
+from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER, SEVERITY
 from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
 from cimstats.errors import HarmonisationError, Report
+from cimstats.render.escape import escape_html
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 
 REPORT_COLUMNS = (["study", "target", "rule", "source", "declared_status", "status", "n_rows", "n_valid"]
@@ -193,10 +194,26 @@ class HarmonisationResult:
                                  "use `result.surveys[name]` or `result[name]`.")
 
     def __getitem__(self, table: str) -> Survey:
+        if table not in self.surveys and len(self.surveys) == 1 and "" in self.surveys:
+            # a one-table dictionary leaves its table unnamed: any name picks that one table
+            return self.surveys[""]
         try:
             return self.surveys[table]
         except KeyError:
             raise HarmonisationError(f"No harmonised table '{table}'; available: {', '.join(map(repr, self.surveys))}.") from None
+
+    def __repr__(self) -> str:
+        g = self.glance().iloc[0].to_dict()
+        tables = ", ".join(f"{tb or 'table'}: {s.shape[0]} rows x {s.shape[1]} variables" for tb, s in self.surveys.items())
+        n_err = len(self.report.issues.errors)
+        return (f"HarmonisationResult({len(self.rows)} studies; {tables}; {g.get('n_complete', '?')} complete, "
+                f"{n_err} error(s), {len(self.report.issues) - n_err} other issue(s))")
+
+    def _repr_html_(self) -> str:
+        head = escape_html(repr(self))
+        rows = self.report.table.head(20).to_html(index=False, border=0, classes="cimstats-report")
+        more = "" if len(self.report.table) <= 20 else f"<p>{len(self.report.table) - 20} more rows in result.report.table</p>"
+        return f"<div class='cimstats-harmonisation'><p>{head}</p>{rows}{more}</div>"
 
     def __iter__(self):
         """``survey, report`` (``surveys`` dict instead of one survey when there are several tables)."""
@@ -361,7 +378,8 @@ def _show(v):
 
 
 # -- the verb -------------------------------------------------------------------------
-def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict: bool = False) -> HarmonisationResult:
+def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict: bool = False,
+              accept=()) -> HarmonisationResult:
     """Harmonise studies to the target schema of a data dictionary and stack them.
 
     Parameters
@@ -379,6 +397,11 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         Raise :class:`~cimstats.errors.HarmonisationError` carrying the report
         when any error is found (dictionary or data). Otherwise the result is
         returned with every problem in its report.
+    accept : sequence of str
+        Harmonisation codes (e.g. ``["H206"]``) the analysis accepts: their
+        issues stay in the report as notes (severity ``info``) instead of
+        errors or warnings. Each code's default severity is in
+        :data:`cimstats.dictionary.codes.SEVERITY`.
 
     Returns
     -------
@@ -422,6 +445,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     >>> survey.data["sex"].tolist(), report.all_complete
     ([1.0, 2.0, 2.0, 2.0, 1.0], True)
     """
+    accepted = _accepted_codes(accept)
     d = dictionary if isinstance(dictionary, Dictionary) else read_dictionary(dictionary, strict=False)
     issues = Report(list(d.report.issues))
     inputs = _collect_inputs(studies, d, data_dir, issues)
@@ -434,6 +458,7 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
     for tb, tmap in d.tables.items():
         members = {sid: s for sid, s in inputs.items() if s is not None and d.table_of(sid) == tb}
         surveys[tb] = _stack(d, tb, tmap, members, issues, rows_meta, unmapped_rows, audit, rows, offsets)
+    issues = _with_severities(issues, accepted)
     table = pd.DataFrame(rows_meta, columns=["table"] + REPORT_COLUMNS)
     if len(d.tables) <= 1:
         table = table.drop(columns="table")
@@ -444,6 +469,29 @@ def harmonise(studies, dictionary, *, data_dir: str | Path | None = None, strict
         raise HarmonisationError(f"Harmonisation found {len(issues.errors)} error(s); the report lists each with its code, "
                                  "file, row and remedy (run without strict to inspect the result).", report=issues)
     return result
+
+
+def _accepted_codes(accept) -> frozenset:
+    if isinstance(accept, str):
+        accept = [accept]
+    codes = [str(c).strip().upper() for c in (accept or ())]
+    unknown = [c for c in codes if c not in SEVERITY]
+    if unknown:
+        raise HarmonisationError(f"`accept` names {', '.join(unknown)}, which are not harmonisation codes; "
+                                 f"accept codes such as H206 (values outside the valid range set missing).")
+    return frozenset(codes)
+
+
+def _with_severities(issues: Report, accepted: frozenset) -> Report:
+    """Every harmonisation issue gets its code's severity from the one table; accepted codes become notes."""
+    out = []
+    for i in issues:
+        if i.code in SEVERITY:
+            sev = "info" if i.code in accepted else SEVERITY[i.code]
+            if sev != i.severity:
+                i = replace(i, severity=sev, message=i.message + (" (accepted)" if i.code in accepted else ""))
+        out.append(i)
+    return Report(out)
 
 
 def _stack(d: Dictionary, tb: str, tmap: dict, members: dict, issues: Report, rows_meta, unmapped_rows, audit,
@@ -560,6 +608,8 @@ def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list)
         issues.add(code, f"{t.name} x {sid}: {msg}.", severity=sev, column="arguments", remedy=remedy, **where)
     rec = _finalise(t, ap, sid, issues, where)
     reason = ap.reason
+    if rule.name == "direct" and t.has_categories and t.missing_codes and not t.is_text:
+        rec = _keep_declared_missing(t, cols[rule.sources[0]], reason, rec)
     # unmapped values
     src_labels = cols[rule.sources[0]].meta.value_labels if len(rule.sources) == 1 else {}
     if ap.unmapped:
@@ -574,6 +624,7 @@ def _one(t: Target, m, s: Survey, sid: str, issues: Report, unmapped_rows: list)
     if rule.name == "recode" and src_labels:
         _check_label_coverage(t, rule, cols[rule.sources[0]], sid, issues, where)
     if rule.name == "direct" and t.has_categories and src_labels:
+        _check_label_agreement(t, cols[rule.sources[0]], sid, issues, where)
         extra = [c for c in src_labels if float(c) not in {float(x) for x, _, _ in t.categories}
                  and not cols[rule.sources[0]].meta.is_declared_missing(c)] if all(
             isinstance(c, (int, float)) for c in src_labels) else []
@@ -675,6 +726,68 @@ def _finalise(t: Target, ap: Applied, sid: str, issues: Report, where) -> np.nda
     ap.values = v
     ap.reason = reason
     return rec
+
+
+def _keep_declared_missing(t: Target, col: SourceColumn, reason: np.ndarray, rec):
+    """A source cell holding a declared missing code that the target also declares missing keeps that code.
+
+    A ``direct`` mapping of, say, 9 "no answer" (missing in the source) onto a
+    target whose categories declare 9 as missing keeps 9 in the target's
+    declared-missing record (reason ``declared_missing``) instead of making the
+    cell system-missing.
+    """
+    if col.record is None:
+        return rec
+    mcodes = {float(c) for c in t.missing_codes if isinstance(c, (int, float))}
+    src = np.flatnonzero(reason == REASON_CODE["source_missing"])
+    hits = [i for i in src if isinstance(col.record[i], (int, float)) and float(col.record[i]) in mcodes]
+    if not hits:
+        return rec
+    if rec is None:
+        rec = np.full(len(reason), None, dtype=object)
+    for i in hits:
+        code = float(col.record[i])
+        rec[i] = int(code) if code.is_integer() else code
+        reason[i] = _DECL
+    return rec
+
+
+def _check_label_agreement(t: Target, col: SourceColumn, sid: str, issues: Report, where) -> None:
+    """Compare, code by code, the source's value labels with the target's category labels (H215).
+
+    A source code whose label is the target's label of a *different* code means
+    the codes are swapped (1 = girl onto a target where 1 = boy) or the scale is
+    reversed (1 = "very accurate" onto 1 = "very inaccurate"); a ``direct``
+    mapping would turn every such value into its opposite, so it is an error
+    until the mapping states the recode. Labels are compared after folding case
+    and spaces; codes whose labels simply differ in wording are not judged.
+    """
+    target = {float(c): norm_label(lab) for c, lab, miss in t.categories
+              if not miss and isinstance(c, (int, float)) and lab}
+    if len(target) < 2:
+        return
+    by_label = {}
+    for c, lab in target.items():
+        by_label.setdefault(lab, c)
+    wrong = []
+    for code, lab in col.meta.value_labels.items():
+        if not isinstance(code, (int, float)) or col.meta.is_declared_missing(code):
+            continue
+        c, nl = float(code), norm_label(lab)
+        if c in target and target[c] != nl and nl in by_label and by_label[nl] != c:
+            wrong.append((c, lab, by_label[nl]))
+    if not wrong:
+        return
+    lo, hi = min(target), max(target)
+    reversed_scale = len(target) >= 3 and len(wrong) >= 2 and all(abs((lo + hi - c) - c2) < 1e-9 for c, _, c2 in wrong)
+    what = "the scale is reversed" if reversed_scale else "the codes are swapped"
+    shown = "; ".join(f"source {_show(c)} is {lab!r}, which is the target's {_show(c2)}" for c, lab, c2 in wrong[:4])
+    pairs = "; ".join(f"{_show(c)}={_show(c2)}" for c, _, c2 in wrong[:8])
+    issues.add("H215", f"{t.name} x {sid}: source '{col.name}' labels disagree with the target code by code ({shown}): "
+                       f"{what}, so a direct mapping would turn these values into their opposites.",
+               severity="error", column="rule",
+               remedy=f"Map it with a recode rule that states the change (arguments \"{pairs}\"), or correct the "
+                      f"source's value labels if they are wrong.", **where)
 
 
 def _check_label_coverage(t: Target, rule, col: SourceColumn, sid: str, issues: Report, where) -> None:

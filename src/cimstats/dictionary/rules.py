@@ -37,9 +37,10 @@ rule            sources    arguments
 ``mean``        >= 1       ``min_valid=4``
 ``case_when``   >= 1       ``when age < 18 then 1; when sex == 'Female' then 2;
                            else 3``
-``id``          >= 1       ``prefix=EN-; width=4`` (one source), or
+``id``          >= 0       ``prefix=EN-; width=4`` (one source), or
                            ``template=EN-{1:4}-A{2:2}``: text with fields
-                           ``{k}`` / ``{k:w}`` = source k, zero-padded to w
+                           ``{k}`` / ``{k:w}`` = source k, zero-padded to w;
+                           with no source the rows are numbered 1, 2, ...
 ``constant``    0          ``value=EN``
 ``impossible``  0          none: the study cannot provide the target
 ==============  =========  ======================================================
@@ -103,7 +104,7 @@ _KEYS: dict[str, dict[str, bool]] = {
 }
 _N_SOURCES = {"direct": (1, 1), "recode": (1, 1), "reverse": (1, 1), "rescale": (1, 1), "convert": (1, 1),
               "cut": (1, 1), "quantile": (1, None), "sum": (1, None), "mean": (1, None),
-              "case_when": (1, None), "id": (1, None), "constant": (0, 0), "impossible": (0, 0)}
+              "case_when": (1, None), "id": (0, None), "constant": (0, 0), "impossible": (0, 0)}
 NUMERIC_RULES = {"reverse", "rescale", "convert", "cut", "quantile", "sum", "mean"}
 
 DIRECTIONS = ("higher_more_deprived", "lower_more_deprived")
@@ -438,6 +439,8 @@ def parse_rule(name: str | None, source: str | None, args: str | None) -> Rule:
                                       "Write the prefix into the template, e.g. 'template=EN-{1:4}'.")
             p["template"] = parse_template(str(parse_scalar(kv["template"])), len(sources))
             return Rule(rname, sources, p, text=args)
+        # no identifier in the file: the rows are numbered 1, 2, ... (with the prefix and width given)
+        p["row_number"] = not sources
         if len(sources) > 1:
             raise RuleSyntaxError("R103", "rule 'id' with several sources needs 'template'",
                                   "Write e.g. 'template=EN-{1:4}-A{2:2}' (source 1 padded to 4 digits, source 2 to 2).")
