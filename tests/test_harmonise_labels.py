@@ -131,3 +131,27 @@ def test_a_file_without_an_identifier_gets_row_numbers():
     assert not d.report.has_errors, d.report.summary()
     res = harmonise({"S": s}, d)
     assert res.survey.data["pupil_id"].tolist() == ["NL-001", "NL-002", "NL-003"]
+
+
+def test_draft_infers_measure_level_and_proposes_missing_codes():
+    from cimstats.dictionary.draft import draft_dictionary
+
+    rng = __import__("numpy").random.default_rng(4)
+    pct = list(rng.uniform(3.2, 97.9, size=40).round(3)) + [-99.0, -99.0]
+    s = Survey.from_raw(pd.DataFrame({"pct_correct": pct, "sex": [1, 2] * 21, "trust": [1, 2, 3, 9] * 10 + [1, 2]}),
+                        {"pct_correct": VariableMeta("pct_correct", value_labels={-99: "not collected"}),
+                         "sex": VariableMeta("sex", value_labels={1: "girl", 2: "boy"}),
+                         "trust": VariableMeta("trust", value_labels={1: "low", 2: "mid", 3: "high", 9: "no answer"})})
+    t = draft_dictionary([s], study_ids=["A"])
+    v = t["variables"].set_index("name")
+    assert v.loc["pct_correct", "type"] == "decimal"
+    import math
+
+    assert (v.loc["pct_correct", "min"], v.loc["pct_correct", "max"]) == (math.floor(min(pct[:40])), math.ceil(max(pct[:40])))
+    assert "proposed as missing" in v.loc["pct_correct", "description"]
+    c = t["categories"]
+    pc = c[c["variable"] == "pct_correct"]
+    assert pc[["code", "is_missing"]].values.tolist() == [[-99, "yes"]]
+    tr = c[c["variable"] == "trust"].set_index("code")["is_missing"]
+    assert tr.to_dict() == {1: "no", 2: "no", 3: "no", 9: "yes"}
+    assert v.loc["sex", "type"] == "categorical"

@@ -6,11 +6,18 @@ and a ``direct`` mapping for each study that has the variable (``impossible``
 for those that do not). Where a study's value labels differ from the first
 study's, a ``recode`` is proposed by matching the labels' text (codes whose
 labels match nothing are named in the comment and the mapping is marked
-partial). Review before use.
+partial). Each variable's measurement level is inferred from its values and
+labels (:func:`infer_level`): a continuous score with one labelled code such
+as -99 "not collected" is a number with a proposed missing code, not a
+category, and its valid range is rounded outward (:func:`nice_range`).
+Review before use.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -73,21 +80,20 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
             comment = "drafted from source metadata; review"
             if name not in first:
                 first[name] = (sid, dict(m.value_labels))
-                if m.value_labels:
-                    typ = "ordinal" if m.measure == "ordinal" else "categorical"
-                elif m.storage in _STORAGE_TO_TYPE or not pd.api.types.is_numeric_dtype(col):
-                    typ = "string"
-                else:
-                    vals = col.dropna().to_numpy(dtype=float)
-                    typ = "integer" if len(vals) and np.all(vals == np.floor(vals)) else "decimal"
+                kind = infer_level(col, m)
+                typ = kind.type
                 lo = hi = ""
-                if typ in ("integer", "decimal") and col.notna().any():
-                    lo, hi = _num(col.min()), _num(col.max())
+                if typ in ("integer", "decimal") and kind.bulk_min is not None:
+                    lo, hi = nice_range(kind.bulk_min, kind.bulk_max, integer=typ == "integer")
                 variables.append({"name": name, "type": typ, "label": m.label or "", "unit": "", "min": lo, "max": hi,
-                                  "required": "no", "construct": "", "description": ""})
+                                  "required": "no", "construct": "", "description": kind.note})
                 for code, lab in m.value_labels.items():
+                    declared = m.is_declared_missing(code)
+                    proposed = not declared and code in kind.missing_candidates
+                    if typ in ("integer", "decimal") and not (declared or proposed):
+                        continue  # a labelled point on a continuous scale is not a category
                     categories.append({"variable": name, "code": _num(code), "label": lab, "order": "",
-                                       "is_missing": "yes" if m.is_declared_missing(code) else "no"})
+                                       "is_missing": "yes" if declared or proposed else "no"})
                 for code in m.missing_codes:
                     if code not in m.value_labels and not isinstance(code, str):
                         categories.append({"variable": name, "code": _num(code), "label": f"missing ({_num(code)})",
@@ -108,6 +114,85 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
     return {"studies": pd.DataFrame(studies), "variables": pd.DataFrame(variables),
             "categories": pd.DataFrame(categories, columns=["variable", "code", "label", "order", "is_missing"]),
             "mappings": pd.DataFrame(mappings)}
+
+
+#: words in a value label that mark a missing-value code
+_MISSING_WORDS = re.compile(r"(don'?t know|do not know|refus|no answer|not answered|not collected|not asked|"
+                            r"not applicable|\bn/?a\b|missing|unknown|weet niet|geen antwoord|onbekend|"
+                            r"weiß nicht|keine angabe|ne sait pas|sans réponse|no sabe|no contesta)", re.I)
+
+
+@dataclass(frozen=True)
+class Level:
+    """What a source variable's values and labels say about its measurement level."""
+
+    type: str
+    bulk_min: float | None = None
+    bulk_max: float | None = None
+    missing_candidates: tuple = ()
+    note: str = ""
+
+
+def infer_level(col: pd.Series, meta) -> Level:
+    """Infer the measurement level of a variable from its values and value labels.
+
+    A variable whose labelled codes cover its values is categorical (ordinal
+    when its metadata says so). A numeric variable with many unlabelled values
+    is continuous (integer or decimal) even when a few codes carry labels:
+    labelled codes outside the bulk of its values (such as -99 "not
+    collected") or whose label reads as missing ("don't know", "refused") are
+    proposed as missing codes, and the note says so. Text is a string.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cimstats.io import VariableMeta
+    >>> score = pd.Series([12.5, 40.0, 77.25, 93.0, 55.5, 61.0, 38.75, 84.0, 20.0, 49.5, 66.0, -99.0])
+    >>> lv = infer_level(score, VariableMeta("score", value_labels={-99: "not collected"}))
+    >>> lv.type, lv.missing_candidates, (lv.bulk_min, lv.bulk_max)
+    ('decimal', (-99,), (12.5, 93.0))
+    """
+    labels = dict(meta.value_labels)
+    if meta.storage in _STORAGE_TO_TYPE or not pd.api.types.is_numeric_dtype(col):
+        return Level("string")
+    vals = col.dropna().to_numpy(dtype=float)
+    labelled = {float(c) for c in labels if isinstance(c, (int, float))}
+    declared = {float(c) for c in meta.missing_codes if isinstance(c, (int, float))}
+    wordy = {float(c) for c, lab in labels.items() if isinstance(c, (int, float)) and _MISSING_WORDS.search(str(lab))}
+    bulk = vals[~np.isin(vals, list(labelled | declared))]
+    n_unlabelled = len(np.unique(bulk))
+    if labels and n_unlabelled < max(10, 2 * len(labels)):
+        typ = "ordinal" if meta.measure == "ordinal" else "categorical"
+        cands = tuple(_num(c) for c in labels if isinstance(c, (int, float)) and float(c) in wordy - declared)
+        note = (f"codes {', '.join(map(str, cands))} are labelled like missing values and are proposed as missing; review"
+                if cands else "")
+        return Level(typ, missing_candidates=cands, note=note)
+    if not len(bulk):
+        return Level("decimal")
+    lo, hi = float(bulk.min()), float(bulk.max())
+    outside = {c for c in labelled - declared if c < lo or c > hi}
+    cands = tuple(_num(c) for c in sorted(outside | (wordy - declared)))
+    typ = "integer" if np.all(bulk == np.floor(bulk)) else "decimal"
+    note = (f"labelled code(s) {', '.join(map(str, cands))} lie outside the bulk of the values or are labelled like "
+            f"missing values, and are proposed as missing codes; review" if cands else "")
+    return Level(typ, lo, hi, cands, note)
+
+
+def nice_range(lo: float, hi: float, *, integer: bool) -> tuple:
+    """A valid range that contains the observed values, rounded outward to a sensible precision.
+
+    Examples
+    --------
+    >>> nice_range(12.5, 93.0, integer=False), nice_range(0.1234567, 0.9876, integer=False), nice_range(3, 17, integer=True)
+    ((12, 93), (0.12, 0.99), (3, 17))
+    """
+    if integer:
+        return int(math.floor(lo)), int(math.ceil(hi))
+    scale = max(abs(lo), abs(hi), hi - lo)
+    d = 0 if scale == 0 else int(min(6, max(0, 1 - math.floor(math.log10(scale)))))
+    f = 10 ** d
+    a, b = math.floor(lo * f) / f, math.ceil(hi * f) / f
+    return (_num(float(round(a, d))), _num(float(round(b, d))))
 
 
 def _propose_recode(meta, first: tuple[str, dict]) -> tuple[str, str, str, str]:
