@@ -189,7 +189,8 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
         naive_vcov=np.asarray(res.cov_naive, dtype=float), working_correlation=dep,
         nobs=int(frame.nobs), n_dropped=int(frame.n_dropped + n_pre), dropped_by_column=dropped,
         n_clusters=int(blk.nlevels), converged=not not_converged, iterations=len(res.fit_history["params"]) - 1,
-        qic=qic[0], qicu=qic[1], score_norm=float(getattr(res, "score_norm", np.nan)), _frame=frame, _family=fam, _offset=off, _offset_exprs=tuple(offset_exprs))
+        qic=qic[0], qicu=qic[1], score_norm=float(getattr(res, "score_norm", np.nan)),
+        _frame=frame, _family=fam, _offset=off, _offset_exprs=tuple(offset_exprs))
     if result.n_dropped:
         txt = ", ".join(f"{k}: {v}" for k, v in dropped.items())
         warnings.warn(f"{result.n_dropped} row(s) with missing values in model variables were set aside ({txt}); "
@@ -311,7 +312,8 @@ class GeeResult(WaldFixedEffects, FittedResult):
                     if self.n_dropped and self.dropped_by_column else "")
                  + f"; clusters ({self.cluster}): {self.n_clusters}",
                  f"QIC {self.qic:.2f}  QICu {self.qicu:.2f}  converged: {'yes' if self.converged else 'NO'}"]
-        fixed = summary_table("Marginal (population-averaged) effects, Wald z", *ratio_summary_columns(self.tidy(), self.link))
+        fixed = summary_table("Marginal (population-averaged) effects, Wald z",
+                              *ratio_summary_columns(self.tidy(), self.link))
         notes = [f"Estimating equations: {'converged' if self.converged else 'NOT converged'} after "
                  f"{self.iterations} iterations, final norm of the estimating function {self.score_norm:.2g}."]
         return ResultSummary(title=title, lines=tuple(lines), tables=(fixed,), notes=tuple(notes))

@@ -457,7 +457,8 @@ class GlmmResult(WaldFixedEffects, FittedResult):
         """
         t = self._wald(level)
         ratio = ratio_label(self.link)
-        method = "Laplace approximation" if self.nagq == 1 else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)"
+        method = ("Laplace approximation" if self.nagq == 1
+                  else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)")
         notes = [f"Maximum-likelihood estimates ({method}) on the {self.link} scale"
                  + (f" and as {ratio}s" if ratio else "") + "; Wald z-tests and intervals.",
                  f"n = {self.nobs} observations; groups: " + ", ".join(f"{g} {k}" for g, k in self.ngroups.items())
