@@ -71,7 +71,7 @@ def test_tidy_columns_and_wald(bern):
     assert np.allclose(t["p_value"], 2 * stats.norm.sf(np.abs(t["statistic"])))
     assert np.all(np.isinf(t["df"]))
     q = stats.norm.ppf(0.95)
-    t90 = m.tidy(conf_level=0.90)
+    t90 = m.tidy(level=0.90)
     assert np.allclose(t90["ci_upper"] - t90["estimate"], q * t90["std_error"])
 
 
@@ -120,7 +120,7 @@ def test_glance_matches_lmm_layout(bern):
 def test_summary_forms(bern):
     _, m = bern
     text = str(m.summary())
-    assert "odds_ratio" in text and "Laplace" in text and "(Intercept)" in text
+    assert "Odds ratio" in text and "Laplace" in text and "(Intercept)" in text
     assert "<table" in m.summary().to_html()
     assert "tabular" in m.summary().to_latex()
 

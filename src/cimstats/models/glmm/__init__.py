@@ -8,6 +8,6 @@ verb), ``results``.
 
 from .fit import BoundaryVarianceWarning, SeparationWarning, glmm
 from .gee import GeeResult, gee
-from .results import GlmmResult, GlmmSummary
+from .results import GlmmResult
 
-__all__ = ["glmm", "gee", "GlmmResult", "GeeResult", "GlmmSummary", "SeparationWarning", "BoundaryVarianceWarning"]
+__all__ = ["glmm", "gee", "GlmmResult", "GeeResult", "SeparationWarning", "BoundaryVarianceWarning"]

@@ -8,20 +8,21 @@ design and turns the fit into a frozen :class:`GeeResult`.
 
 from __future__ import annotations
 
-import html
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ...errors import ConvergenceWarning, MissingDataWarning, ModelSpecificationError
+from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
+from .._wald import (WaldFixedEffects, exponentiate_table, publication_table, ratio_label, ratio_summary_columns,
+                     resolve_level, summary_table)
 from ..mixed.fit import _as_frame, _check_rank
 from .family import make_family
 from .fit import _check_response, _prepare, offset_values
-from .results import WaldFixedEffects
 
 __all__ = ["gee", "GeeResult"]
 
@@ -188,7 +189,8 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
         naive_vcov=np.asarray(res.cov_naive, dtype=float), working_correlation=dep,
         nobs=int(frame.nobs), n_dropped=int(frame.n_dropped + n_pre), dropped_by_column=dropped,
         n_clusters=int(blk.nlevels), converged=not not_converged, iterations=len(res.fit_history["params"]) - 1,
-        qic=qic[0], qicu=qic[1], _frame=frame, _family=fam, _offset=off, _offset_exprs=tuple(offset_exprs))
+        qic=qic[0], qicu=qic[1], score_norm=float(getattr(res, "score_norm", np.nan)),
+        _frame=frame, _family=fam, _offset=off, _offset_exprs=tuple(offset_exprs))
     if result.n_dropped:
         txt = ", ".join(f"{k}: {v}" for k, v in dropped.items())
         warnings.warn(f"{result.n_dropped} row(s) with missing values in model variables were set aside ({txt}); "
@@ -200,13 +202,17 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
 
 
 @dataclass(frozen=True)
-class GeeResult(WaldFixedEffects):
+class GeeResult(WaldFixedEffects, FittedResult):
     """A fitted GEE model (read-only): marginal effects with robust standard errors.
 
     ``working_correlation`` is the estimated exchangeable correlation (0 for
-    independence); ``nobs``, ``n_dropped`` and ``dropped_by_column`` count the
-    rows used and set aside; ``n_clusters`` the clusters.
+    independence); ``nobs``, ``n_dropped`` and ``dropped`` (also
+    ``dropped_by_column``) count the rows used and set aside; ``n_clusters``
+    the clusters. A result read back with :func:`cimstats.load_result`
+    answers everything but ``predict``, which needs the data and says so.
     """
+
+    kind: ClassVar[str] = "gee"
 
     formula: str
     family: str
@@ -227,30 +233,50 @@ class GeeResult(WaldFixedEffects):
     iterations: int = 0
     qic: float = np.nan
     qicu: float = np.nan
-    _frame: object = field(default=None, repr=False)
+    score_norm: float = np.nan
+    _frame: object = field(default=None, repr=False)     # the data; None on a loaded result
     _family: object = field(default=None, repr=False)
     _offset: np.ndarray = field(default=None, repr=False)
     _offset_exprs: tuple = field(default=(), repr=False)
 
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals on the link scale (normal quantiles)."""
-        if not 0 < level < 1:
-            raise ModelSpecificationError(f"`level` is {level!r}; expected a number between 0 and 1.")
-        q = stats.norm.ppf(0.5 + level / 2)
-        est, se = self.params, self.std_errors
-        return pd.DataFrame({"ci_lower": est - q * se, "ci_upper": est + q * se})
+    def _wald_parts(self):
+        return self.fixed_names, self.beta, self.vcov_matrix
 
-    def tidy(self, conf_level: float = 0.95, *, exponentiate: bool = False) -> pd.DataFrame:
+    def tidy(self, *args, level: float = 0.95, exponentiate: bool = False, conf_level=None) -> pd.DataFrame:
         """Marginal effects: term, estimate, std_error, statistic (Wald z), df (inf), p_value, ci_lower, ci_upper.
 
-        ``exponentiate=True`` gives population-averaged odds ratios (logit) or
-        rate ratios (log link) with intervals from the exponentiated limits and
-        a delta-method ``std_error``.
+        Parameters
+        ----------
+        level : float, keyword only
+            Coverage of the Wald intervals (default 0.95). The older
+            ``tidy(0.9)`` and ``tidy(conf_level=0.9)`` still work for one
+            release, with a ``DeprecationWarning``.
+        exponentiate : bool
+            ``True`` gives population-averaged odds ratios (logit) or rate
+            ratios (log link) with intervals from the exponentiated limits and
+            a delta-method ``std_error``.
         """
-        return self._wald_table(conf_level, exponentiate)
+        t = self._wald(resolve_level(args, level, conf_level, "GeeResult"))
+        return exponentiate_table(t, self.link) if exponentiate else t
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows set aside for missing values: one row per variable (``variable``, ``n_missing``)."""
+        return dropped_frame(self.dropped_by_column)
+
+    @property
+    def optimizer(self) -> OptimizerSummary:
+        """How the estimating equations were solved (iterations, final norm of the estimating function)."""
+        return OptimizerSummary(
+            method="GEE: iteratively reweighted estimating equations (statsmodels)", start=(),
+            final=tuple(float(b) for b in self.beta), iterations=int(self.iterations),
+            evaluations=int(self.iterations), gradient_norm=float(self.score_norm), converged=bool(self.converged),
+            message="converged" if self.converged else f"not converged after {self.iterations} iterations")
 
     def predict(self, newdata: pd.DataFrame | None = None, *, type: str = "response") -> np.ndarray:
         """Population-averaged predictions on the response (default) or link scale."""
+        if self._frame is None:
+            raise not_available("predict()", "GEE")
         if type not in ("link", "response"):
             raise ModelSpecificationError(f"`type` is {type!r}; expected 'link' or 'response'.")
         if newdata is None:
@@ -269,49 +295,89 @@ class GeeResult(WaldFixedEffects):
                               "qic": self.qic, "qicu": self.qicu, "converged": self.converged,
                               "iterations": self.iterations}])
 
-    def summary(self) -> "GeeSummary":
-        return GeeSummary(self)
+    def summary(self) -> ResultSummary:
+        """The printable summary: header and the marginal effects (with odds or rate ratios).
+
+        Returns
+        -------
+        ResultSummary
+            ``str()`` gives text; ``to_html()``, ``to_latex()`` and
+            ``to_markdown()`` the other formats.
+        """
+        title = (f"Generalised estimating equations ({self.family}, {self.link} link), {self.cov_struct} working "
+                 f"correlation ({self.working_correlation:.4f}), {self.cov_type} standard errors")
+        lines = [f"Formula: {self.formula}",
+                 f"Observations: {self.nobs} used, {self.n_dropped} set aside"
+                 + (f" ({', '.join(f'{k}: {v}' for k, v in self.dropped_by_column.items())} missing)"
+                    if self.n_dropped and self.dropped_by_column else "")
+                 + f"; clusters ({self.cluster}): {self.n_clusters}",
+                 f"QIC {self.qic:.2f}  QICu {self.qicu:.2f}  converged: {'yes' if self.converged else 'NO'}"]
+        fixed = summary_table("Marginal (population-averaged) effects, Wald z",
+                              *ratio_summary_columns(self.tidy(), self.link))
+        notes = [f"Estimating equations: {'converged' if self.converged else 'NOT converged'} after "
+                 f"{self.iterations} iterations, final norm of the estimating function {self.score_norm:.2g}."]
+        return ResultSummary(title=title, lines=tuple(lines), tables=(fixed,), notes=tuple(notes))
+
+    def to_table_spec(self, *, level: float = 0.95, title: str | None = None, number=None,
+                      number_format=None):
+        """The marginal effects (with odds or rate ratios) as one publication table.
+
+        Columns: Term, Estimate on the link scale, SE, CI, the odds or rate
+        ratio with its CI (logit and log links), p. Render it with
+        :func:`cimstats.render.render`.
+
+        Parameters
+        ----------
+        level : float
+            Coverage of the intervals.
+        title : str, optional
+        number : str or int, optional
+            Table number in the caption.
+        number_format : cimstats.render.NumberFormat, optional
+            How numbers are written (default two decimals).
+        """
+        t = self._wald(level)
+        ratio = ratio_label(self.link)
+        se = {"robust": "robust (sandwich)", "naive": "model-based", "bias_reduced": "bias-reduced sandwich"}
+        notes = [f"Population-averaged estimates by generalised estimating equations on the {self.link} scale"
+                 + (f" and as {ratio}s" if ratio else "") + f"; {se.get(self.cov_type, self.cov_type)} standard "
+                 f"errors, Wald z-tests and intervals; {self.cov_struct} working correlation "
+                 f"({self.working_correlation:.3f}).",
+                 f"n = {self.nobs} observations in {self.n_clusters} clusters ({self.cluster})"
+                 + (f"; {self.n_dropped} set aside for missing values ("
+                    + ", ".join(f"{k}: {v}" for k, v in self.dropped_by_column.items()) + ")"
+                    if self.n_dropped else "") + "."]
+        response = self.formula.split("~", 1)[0].strip()
+        return publication_table(t, level=level, ratios=exponentiate_table(t, self.link) if ratio else None,
+                                 ratio_name=ratio, title=title or f"Marginal model (GEE) of {response}",
+                                 notes=notes, number=number, number_format=number_format)
 
     def __repr__(self) -> str:
         return (f"GeeResult({self.formula!r}, {self.family}/{self.link}, {self.cov_struct}, nobs={self.nobs}, "
                 f"clusters={self.n_clusters})")
 
-    def _repr_html_(self) -> str:
-        return self.summary().to_html()
+    # ---- saving ---------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"formula": self.formula, "family": self.family, "link": self.link, "cov_struct": self.cov_struct,
+                "cov_type": self.cov_type, "cluster": self.cluster, "fixed_names": list(self.fixed_names),
+                "beta": np.asarray(self.beta, dtype=float), "vcov": np.asarray(self.vcov_matrix, dtype=float),
+                "naive_vcov": np.asarray(self.naive_vcov, dtype=float),
+                "working_correlation": float(self.working_correlation), "nobs": int(self.nobs),
+                "n_dropped": int(self.n_dropped), "dropped_by_column": dict(self.dropped_by_column),
+                "n_clusters": int(self.n_clusters), "converged": bool(self.converged),
+                "iterations": int(self.iterations), "qic": float(self.qic), "qicu": float(self.qicu),
+                "score_norm": float(self.score_norm)}
 
-
-class GeeSummary:
-    """Text, HTML and LaTeX summary of a :class:`GeeResult`."""
-
-    def __init__(self, model: GeeResult):
-        self.model = m = model
-        self.header = [
-            f"Generalised estimating equations ({m.family}, {m.link} link), {m.cov_struct} working correlation"
-            f" ({m.working_correlation:.4f}), {m.cov_type} standard errors",
-            f"Formula: {m.formula}",
-            f"Observations: {m.nobs} used, {m.n_dropped} set aside; clusters ({m.cluster}): {m.n_clusters}",
-            f"QIC {m.qic:.2f}  QICu {m.qicu:.2f}  converged: {'yes' if m.converged else 'NO'}",
-        ]
-        t = m.tidy().drop(columns=["df"])
-        if m.link in ("logit", "log"):
-            e = m.tidy(exponentiate=True)
-            lab = "odds_ratio" if m.link == "logit" else "rate_ratio"
-            t[lab] = e["estimate"]
-            t[f"{lab}_lower"] = e["ci_lower"]
-            t[f"{lab}_upper"] = e["ci_upper"]
-        self.fixed = t
-
-    def __str__(self) -> str:
-        return "\n".join(self.header + ["", "Marginal (population-averaged) effects, Wald z:",
-                                        self.fixed.to_string(index=False, float_format=lambda v: f"{v:.4g}")])
-
-    __repr__ = __str__
-
-    def to_html(self) -> str:
-        head = "".join(f"<p>{html.escape(h)}</p>" for h in self.header)
-        return (f"<div class='cimstats-gee'>{head}<h4>Marginal effects</h4>"
-                + self.fixed.to_html(index=False, float_format=lambda v: f"{v:.4g}") + "</div>")
-
-    def to_latex(self) -> str:
-        notes = "\n".join("% " + h.replace("%", r"\%") for h in self.header)
-        return notes + "\n" + self.fixed.to_latex(index=False, float_format="%.4g")
+    @classmethod
+    def _from_state(cls, state: dict) -> "GeeResult":
+        return cls(formula=state["formula"], family=state["family"], link=state["link"],
+                   cov_struct=state["cov_struct"], cov_type=state["cov_type"], cluster=state["cluster"],
+                   fixed_names=tuple(state["fixed_names"]), beta=np.asarray(state["beta"], dtype=float),
+                   vcov_matrix=np.asarray(state["vcov"], dtype=float),
+                   naive_vcov=np.asarray(state["naive_vcov"], dtype=float),
+                   working_correlation=float(state["working_correlation"]), nobs=int(state["nobs"]),
+                   n_dropped=int(state["n_dropped"]), dropped_by_column=dict(state["dropped_by_column"]),
+                   n_clusters=int(state["n_clusters"]), converged=bool(state["converged"]),
+                   iterations=int(state["iterations"]), qic=float(state["qic"]), qicu=float(state["qicu"]),
+                   score_norm=float(state["score_norm"]), _frame=None,
+                   _family=make_family(state["family"], state["link"]))

@@ -1,8 +1,9 @@
-"""Result object of a generalised linear mixed-model fit (frozen), and its summary."""
+"""Result object of a generalised linear mixed-model fit (frozen): the result contract, saving and loading."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -10,63 +11,31 @@ from scipy import stats
 from numpy.polynomial.hermite_e import hermegauss
 
 from ...errors import ModelSpecificationError
-from ..mixed.optimize import OptimizerSummary
+from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
+from .._wald import (WaldFixedEffects, exponentiate_table, publication_table, random_rows, ratio_label,
+                     ratio_summary_columns, resolve_level, summary_table)
+from ..mixed.core import theta_layout
+from .family import make_family
 from .offsets import offset_values
 
-__all__ = ["GlmmResult", "GlmmSummary"]
+__all__ = ["GlmmResult"]
 
 _SINGULAR_TOL = 1e-4
 
 
-class WaldFixedEffects:
-    """Fixed-effect accessors shared by results whose inference is Wald (normal) on ``beta`` and ``vcov_matrix``."""
-
-    @property
-    def params(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.fixed_names), name="estimate")
-
-    @property
-    def std_errors(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov_matrix)), index=list(self.fixed_names), name="std_error")
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        names = list(self.fixed_names)
-        return pd.DataFrame(self.vcov_matrix, index=names, columns=names)
-
-    @property
-    def pvalues(self) -> pd.Series:
-        z = self.params / self.std_errors
-        return pd.Series(2 * stats.norm.sf(np.abs(z)), index=list(self.fixed_names), name="p_value")
-
-    def _wald_table(self, conf_level: float, exponentiate: bool) -> pd.DataFrame:
-        """The tidy fixed-effect table (Wald z), optionally as odds or rate ratios."""
-        ci = self.conf_int(conf_level)
-        est, se = self.params.to_numpy(), self.std_errors.to_numpy()
-        out = pd.DataFrame({"term": list(self.fixed_names), "estimate": est, "std_error": se,
-                            "statistic": est / se, "df": np.inf, "p_value": self.pvalues.to_numpy(),
-                            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy()})
-        if exponentiate:
-            if self.link not in ("logit", "log"):
-                raise ModelSpecificationError(
-                    f"`exponentiate=True` gives odds or rate ratios only for logit and log links; this model uses "
-                    f"the {self.link} link, so report the estimates on the link scale."
-                )
-            out["estimate"] = np.exp(est)
-            out["std_error"] = np.exp(est) * se
-            out["ci_lower"] = np.exp(out["ci_lower"])
-            out["ci_upper"] = np.exp(out["ci_upper"])
-        return out
-
-
 @dataclass(frozen=True)
-class GlmmResult(WaldFixedEffects):
+class GlmmResult(WaldFixedEffects, FittedResult):
     """A fitted GLMM (read-only).
 
     ``params``/``std_errors`` are the fixed effects on the link scale with Wald
     standard errors; ``theta`` the relative covariance factor (lme4 order);
-    ``nobs``, ``n_dropped`` and ``dropped_by_column`` the rows used and set aside.
+    ``nobs``, ``n_dropped`` and ``dropped`` (also ``dropped_by_column``) the
+    rows used and set aside. A result read back with
+    :func:`cimstats.load_result` answers everything but what needs the data
+    (``predict``, ``fitted``), which says so.
     """
+
+    kind: ClassVar[str] = "glmm"
 
     formula: str
     family: str
@@ -85,7 +54,7 @@ class GlmmResult(WaldFixedEffects):
     groups: tuple = field(repr=False)           # (group label, term names, levels, nlevels, k)
     re_means: tuple = field(repr=False)
     re_sds: tuple = field(repr=False)
-    _frame: object = field(repr=False)
+    _frame: object = field(repr=False)          # the data; None on a loaded result
     _family: object = field(repr=False)
     _m: np.ndarray = field(repr=False)
     _offset: np.ndarray = field(repr=False)
@@ -108,24 +77,35 @@ class GlmmResult(WaldFixedEffects):
                    _frame=frame, _family=family, _m=m, _offset=offset, _offset_exprs=tuple(offset_exprs),
                    _layouts=tuple(layouts), response=response_label)
 
-    # ---- fixed effects: params, std_errors, vcov, pvalues from WaldFixedEffects ----
+    def _need_data(self, what: str) -> None:
+        if self._frame is None:
+            raise not_available(what, "generalised linear mixed model")
 
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald confidence intervals on the link scale."""
-        q = stats.norm.ppf(0.5 + level / 2)
-        est, se = self.params, self.std_errors
-        return pd.DataFrame({"ci_lower": est - q * se, "ci_upper": est + q * se})
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows set aside for missing values: one row per variable (``variable``, ``n_missing``)."""
+        return dropped_frame(self.dropped_by_column)
 
-    def tidy(self, conf_level: float = 0.95, *, exponentiate: bool = False) -> pd.DataFrame:
-        """Fixed effects: term, estimate, std_error, statistic (Wald z), df (inf), p_value, CI.
+    # ---- fixed effects: params, std_errors, pvalues, vcov(), conf_int() from WaldFixedEffects ----
+    def _wald_parts(self):
+        return self.fixed_names, self.beta, self.vcov_matrix
 
-        With ``exponentiate=True`` the estimates and interval limits are odds
-        ratios (logit link) or rate ratios (log link); ``std_error`` is then
-        the delta-method standard error of the ratio.
+    def tidy(self, *args, level: float = 0.95, exponentiate: bool = False, conf_level=None) -> pd.DataFrame:
+        """Fixed effects: term, estimate, std_error, statistic (Wald z), df (inf), p_value, ci_lower, ci_upper.
+
+        Parameters
+        ----------
+        level : float, keyword only
+            Coverage of the Wald intervals (default 0.95). The older
+            ``tidy(0.9)`` and ``tidy(conf_level=0.9)`` still work for one
+            release, with a ``DeprecationWarning``.
+        exponentiate : bool
+            ``True`` gives the estimates and interval limits as odds ratios
+            (logit link) or rate ratios (log link); ``std_error`` is then the
+            delta-method standard error of the ratio.
         """
-        if not 0 < conf_level < 1:
-            raise ModelSpecificationError(f"`conf_level` is {conf_level!r}; expected a number between 0 and 1.")
-        return self._wald_table(conf_level, exponentiate)
+        t = self._wald(resolve_level(args, level, conf_level, "GlmmResult"))
+        return exponentiate_table(t, self.link) if exponentiate else t
 
     # ---- random effects ------------------------------------------------------------
     @property
@@ -297,6 +277,7 @@ class GlmmResult(WaldFixedEffects):
         >>> bool(average < typical)   # marginal probabilities are pulled towards 0.5
         True
         """
+        self._need_data("predict()")
         if type not in ("link", "response"):
             raise ModelSpecificationError(f"`type` is {type!r}; expected 'link' or 'response'.")
         if marginal:
@@ -424,57 +405,105 @@ class GlmmResult(WaldFixedEffects):
                     "iterations": self.optimizer.iterations, "gradient_norm": self.optimizer.gradient_norm})
         return pd.DataFrame([row])
 
-    def summary(self) -> "GlmmSummary":
-        return GlmmSummary(self)
+    def summary(self) -> ResultSummary:
+        """The printable summary: header, random effects, fixed effects (with odds or rate ratios), optimiser.
+
+        Returns
+        -------
+        ResultSummary
+            ``str()`` gives text; ``to_html()``, ``to_latex()`` and
+            ``to_markdown()`` the other formats.
+        """
+        method = ("Laplace approximation" if self.nagq == 1
+                  else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)")
+        title = (f"Generalised linear mixed model ({self.family}, {self.link} link), maximum likelihood by "
+                 f"{method}")
+        lines = [f"Formula: {self.formula}",
+                 f"Observations: {self.nobs} used, {self.n_dropped} set aside"
+                 + (f" ({', '.join(f'{k}: {v}' for k, v in self.dropped_by_column.items())} missing)"
+                    if self.n_dropped and self.dropped_by_column else "")
+                 + "; groups: " + ", ".join(f"{k} {v}" for k, v in self.ngroups.items()),
+                 f"Log-likelihood {self.loglik:.3f}  AIC {self.aic:.2f}  BIC {self.bic:.2f}  "
+                 f"deviance {self.deviance:.3f}"]
+        random = summary_table("Random effects", self.varcorr(), [
+            ("group", "Group", "text"), ("term1", "Term 1", "text"), ("term2", "Term 2", "text"),
+            ("vcov", "Variance/Cov", "number"), ("sdcor", "SD/Corr", "number")])
+        fixed = summary_table("Fixed effects (Wald z)", *ratio_summary_columns(self.tidy(), self.link))
+        o = self.optimizer
+        notes = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
+                 f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| {o.gradient_norm:.2g}."]
+        if self.singular:
+            notes.append(f"Singular fit: {self.singular_detail}.")
+        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=tuple(notes))
+
+    def to_table_spec(self, *, level: float = 0.95, title: str | None = None, number=None,
+                      number_format=None):
+        """The fixed effects (with odds or rate ratios) and variance components as one publication table.
+
+        Two row groups: "Fixed effects" (Term, Estimate on the link scale, SE,
+        CI, the odds or rate ratio with its CI for logit and log links, p) and
+        the random effects' standard deviations and correlations. Render it
+        with :func:`cimstats.render.render`.
+
+        Parameters
+        ----------
+        level : float
+            Coverage of the intervals.
+        title : str, optional
+        number : str or int, optional
+            Table number in the caption.
+        number_format : cimstats.render.NumberFormat, optional
+            How numbers are written (default two decimals).
+        """
+        t = self._wald(level)
+        ratio = ratio_label(self.link)
+        method = ("Laplace approximation" if self.nagq == 1
+                  else f"adaptive Gauss-Hermite quadrature ({self.nagq} points)")
+        notes = [f"Maximum-likelihood estimates ({method}) on the {self.link} scale"
+                 + (f" and as {ratio}s" if ratio else "") + "; Wald z-tests and intervals.",
+                 f"n = {self.nobs} observations; groups: " + ", ".join(f"{g} {k}" for g, k in self.ngroups.items())
+                 + (f"; {self.n_dropped} set aside for missing values ("
+                    + ", ".join(f"{k}: {v}" for k, v in self.dropped_by_column.items()) + ")"
+                    if self.n_dropped else "") + "."]
+        if self.singular:
+            notes.append(f"Singular fit: {self.singular_detail}.")
+        response = self.response or self.formula.split("~", 1)[0].strip()
+        return publication_table(t, level=level, ratios=exponentiate_table(t, self.link) if ratio else None,
+                                 ratio_name=ratio, title=title or f"Generalised linear mixed model of {response}",
+                                 random=random_rows(self.varcorr()), notes=notes, number=number,
+                                 number_format=number_format)
 
     def __repr__(self) -> str:
         return str(self.summary())
 
-    def _repr_html_(self) -> str:
-        return self.summary().to_html()
+    # ---- saving ---------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"formula": self.formula, "family": self.family, "link": self.link, "nagq": int(self.nagq),
+                "fixed_names": list(self.fixed_names), "beta": np.asarray(self.beta, dtype=float),
+                "vcov": np.asarray(self.vcov_matrix, dtype=float), "theta": np.asarray(self.theta, dtype=float),
+                "deviance": float(self.deviance), "loglik": float(self.loglik), "nobs": int(self.nobs),
+                "n_dropped": int(self.n_dropped), "dropped_by_column": dict(self.dropped_by_column),
+                "optimizer": self.optimizer.to_dict(),
+                "groups": [[g[0], list(g[1]), list(g[2]), int(g[3]), int(g[4])] for g in self.groups],
+                "re_means": [np.asarray(v, dtype=float) for v in self.re_means],
+                "re_sds": [np.asarray(v, dtype=float) for v in self.re_sds], "response": self.response}
 
+    @classmethod
+    def _from_state(cls, state: dict) -> "GlmmResult":
+        groups = tuple((str(g[0]), tuple(str(t) for t in g[1]), tuple(g[2]), int(g[3]), int(g[4]))
+                       for g in state["groups"])
+        return cls(formula=state["formula"], family=state["family"], link=state["link"], nagq=int(state["nagq"]),
+                   fixed_names=tuple(state["fixed_names"]), beta=np.asarray(state["beta"], dtype=float),
+                   vcov_matrix=np.asarray(state["vcov"], dtype=float),
+                   theta=np.asarray(state["theta"], dtype=float), deviance=float(state["deviance"]),
+                   loglik=float(state["loglik"]), nobs=int(state["nobs"]), n_dropped=int(state["n_dropped"]),
+                   dropped_by_column=dict(state["dropped_by_column"]),
+                   optimizer=OptimizerSummary.from_dict(state["optimizer"]), groups=groups,
+                   re_means=tuple(np.asarray(v, dtype=float).reshape(g[3], g[4])
+                                  for v, g in zip(state["re_means"], groups)),
+                   re_sds=tuple(np.asarray(v, dtype=float).reshape(g[3], g[4])
+                                for v, g in zip(state["re_sds"], groups)),
+                   _frame=None, _family=make_family(state["family"], state["link"]), _m=None, _offset=None,
+                   _offset_exprs=(), _layouts=tuple(theta_layout(g[4]) for g in groups),
+                   response=str(state["response"]))
 
-class GlmmSummary:
-    """Text, HTML and LaTeX summary of a :class:`GlmmResult`."""
-
-    def __init__(self, model: GlmmResult):
-        self.model = model
-
-    def _header(self) -> list[str]:
-        m = self.model
-        method = "Laplace approximation" if m.nagq == 1 else f"adaptive Gauss-Hermite quadrature ({m.nagq} points)"
-        return [f"Generalised linear mixed model ({m.family}, {m.link} link), maximum likelihood by {method}",
-                f"Formula: {m.formula}",
-                f"Observations: {m.nobs} used, {m.n_dropped} set aside; groups: "
-                + ", ".join(f"{k} {v}" for k, v in m.ngroups.items()),
-                f"Log-likelihood {m.loglik:.3f}  AIC {m.aic:.2f}  BIC {m.bic:.2f}  "
-                f"converged: {'yes' if m.converged else 'NO'} ({m.optimizer.iterations} iterations, "
-                f"max |gradient| {m.optimizer.gradient_norm:.2g})"] + (
-                    [f"Singular fit: {m.singular_detail}."] if m.singular else [])
-
-    def _tables(self):
-        m = self.model
-        t = m.tidy()
-        if m.link in ("logit", "log"):
-            e = m.tidy(exponentiate=True)
-            lab = "odds_ratio" if m.link == "logit" else "rate_ratio"
-            t[lab] = e["estimate"]
-            t[f"{lab}_lower"] = e["ci_lower"]
-            t[f"{lab}_upper"] = e["ci_upper"]
-        return t.drop(columns=["df"]), m.varcorr()
-
-    def __str__(self) -> str:
-        fixed, vc = self._tables()
-        return "\n".join(self._header() + ["", "Random effects:", vc.to_string(index=False), "",
-                                           "Fixed effects (Wald z):", fixed.to_string(index=False, float_format=lambda v: f"{v:.4g}")])
-
-    def to_html(self) -> str:
-        fixed, vc = self._tables()
-        head = "".join(f"<p>{h.replace('&', '&amp;').replace('<', '&lt;')}</p>" for h in self._header())
-        return head + "<h4>Random effects</h4>" + vc.to_html(index=False) + "<h4>Fixed effects</h4>" + \
-            fixed.to_html(index=False, float_format=lambda v: f"{v:.4g}")
-
-    def to_latex(self) -> str:
-        fixed, vc = self._tables()
-        return (vc.to_latex(index=False, float_format="%.4g") + "\n" +
-                fixed.to_latex(index=False, float_format="%.4g"))

@@ -10,7 +10,7 @@ numerical derivatives), ``fit`` (the ``lmm`` verb), ``inference``
 from .core import CrossProducts, PLSCore
 from .fit import lmm
 from .inference import anova, bootstrap_varcomp, satterthwaite
-from .results import LmmResult, MixedSummary
+from .results import LmmResult
 
-__all__ = ["lmm", "anova", "LmmResult", "MixedSummary", "CrossProducts", "PLSCore",
+__all__ = ["lmm", "anova", "LmmResult", "CrossProducts", "PLSCore",
            "satterthwaite", "bootstrap_varcomp"]

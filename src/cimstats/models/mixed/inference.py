@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ...errors import ModelSpecificationError
+from .._result import not_available
 from ._threads import _blas_single_thread
 from .core import CrossProducts, PLSCore
 from .optimize import MAX_RESTARTS, minimize_theta, probe_boundary, richardson_hessian, richardson_jacobian
@@ -84,10 +85,16 @@ def contest_f(core: PLSCore, theta, sigma, reml: bool, beta: np.ndarray, L: np.n
     return F, q, ddf, float(stats.f.sf(F, q, ddf))
 
 
+def _need_data(model, what: str) -> None:
+    if getattr(model, "_core", None) is None:
+        raise not_available(what, "linear mixed model")
+
+
 def _ml_fit(model):
     """(loglik, deviance, npar) of a model fitted or refitted by maximum likelihood."""
     if not model.reml:
         return model.loglik, -2 * model.loglik, model.npar
+    _need_data(model, "anova() with refit=True of a REML fit")
     core = model._core
     with _blas_single_thread():
         theta, dev, _ = minimize_theta(lambda t: core.deviance(t, False), model.theta, core.lower)
@@ -164,6 +171,7 @@ def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None)
     Responses are simulated from the fitted model and the model is refitted to
     each; only the response cross-products change, so each refit is cheap.
     """
+    _need_data(model, "bootstrap_varcomp()")
     rng = np.random.default_rng(seed)
     core: PLSCore = model._core
     frame = model._frame
@@ -243,6 +251,7 @@ def profile_varcomp(model, *, level: float = 0.95) -> pd.DataFrame:
     pandas.DataFrame
         group, term1, term2, estimate, ci_lower, ci_upper, method.
     """
+    _need_data(model, "profile_varcomp()")
     core: PLSCore = model._core
     if any(s.k > 1 for s in core.shapes):
         raise ModelSpecificationError(

@@ -1,27 +1,28 @@
-"""Result object of a linear mixed-model fit (frozen), and its summary rendering."""
+"""Result object of a linear mixed-model fit (frozen): the result contract, saving and loading."""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ...errors import ModelSpecificationError
-from ..formula import ModelFrame, RandomBlock
+from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
+from .._wald import (WaldFixedEffects, dropped_phrase, publication_table, random_rows, resolve_level,
+                     summary_table)
 from ._threads import _blas_single_thread
-from .core import PLSCore
+from .core import theta_layout
 from .inference import bootstrap_varcomp, contest_f, profile_varcomp, satterthwaite
-from .optimize import OptimizerSummary
 
-__all__ = ["LmmResult", "MixedSummary"]
+__all__ = ["LmmResult"]
 
 
 @dataclass(frozen=True)
-class LmmResult:
+class LmmResult(WaldFixedEffects, FittedResult):
     """A fitted linear mixed model.
 
     Attributes
@@ -29,8 +30,8 @@ class LmmResult:
     formula : str
     reml : bool
     nobs, n_dropped : int
-        Rows used and rows set aside for missing values; ``dropped_by_column``
-        gives the count per column.
+        Rows used and rows set aside for missing values; ``dropped`` (and the
+        older ``dropped_by_column``) gives the count per variable.
     theta : ndarray
         Relative covariance factor (lme4's ``getME(m, "theta")``).
     sigma : float
@@ -38,7 +39,13 @@ class LmmResult:
     criterion : float
         REML criterion (REML fits) or deviance (ML fits) at the optimum.
     optimizer : OptimizerSummary
+
+    A result read back with :func:`cimstats.load_result` answers everything
+    but what needs the data (``predict``, ``fitted``, ``residuals``,
+    ``term_tests``, ``varcomp_ci``), which says so.
     """
+
+    kind: ClassVar[str] = "lmm"
 
     formula: str
     reml: bool
@@ -51,13 +58,14 @@ class LmmResult:
     optimizer: OptimizerSummary
     df_method: str
     fixed_names: tuple
-    _beta: np.ndarray = field(repr=False)
-    _vcov: np.ndarray = field(repr=False)
-    _bs: tuple = field(repr=False)
-    _frame: ModelFrame = field(repr=False)
-    _blocks: tuple = field(repr=False)
-    _core: PLSCore = field(repr=False)
-    _ev: dict = field(repr=False)
+    _beta: np.ndarray
+    _vcov: np.ndarray
+    _bs: tuple
+    _groups: tuple        # (grouping label as lme4 prints it, term names, number of levels, k) per block
+    _frame: object        # the data; None on a loaded result
+    _blocks: tuple
+    _core: object
+    _ev: dict
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -70,8 +78,18 @@ class LmmResult:
                    dropped_by_column=dict(frame.dropped_by_column), theta=np.array(theta), sigma=sigma,
                    criterion=float(ev["deviance"]), optimizer=opt, df_method=df_method,
                    fixed_names=tuple(frame.fixed_names), _beta=np.array(beta), _vcov=vcov,
-                   _bs=tuple(bs), _frame=frame, _blocks=tuple(blocks), _core=core,
+                   _bs=tuple(bs), _groups=tuple((b.group, tuple(b.term_names), int(b.nlevels), int(b.k))
+                                                for b in blocks),
+                   _frame=frame, _blocks=tuple(blocks), _core=core,
                    _ev={k: ev[k] for k in ("ldL2", "ldRX2", "pwrss")})
+
+    @property
+    def _loaded(self) -> bool:
+        return self._core is None
+
+    def _need_data(self, what: str) -> None:
+        if self._loaded:
+            raise not_available(what, "linear mixed model")
 
     # ------------------------------------------------------------ basic stats
     @property
@@ -98,17 +116,15 @@ class LmmResult:
         return self.criterion
 
     @property
-    def params(self) -> pd.Series:
-        return pd.Series(self._beta, index=list(self.fixed_names), name="estimate")
+    def dropped(self) -> pd.DataFrame:
+        """Rows set aside for missing values: one row per variable (``variable``, ``n_missing``)."""
+        return dropped_frame(self.dropped_by_column)
 
-    @property
-    def std_errors(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._vcov)), index=list(self.fixed_names), name="std_error")
+    def _wald_parts(self):
+        return self.fixed_names, self._beta, self._vcov
 
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed effects."""
-        names = list(self.fixed_names)
-        return pd.DataFrame(self._vcov, index=names, columns=names)
+    def _wald_df(self):
+        return self.df.to_numpy()
 
     @cached_property
     def df(self) -> pd.Series:
@@ -119,45 +135,30 @@ class LmmResult:
             d, _, _ = satterthwaite(self._core, self.theta, self.sigma, self.reml, np.eye(len(self._beta)))
         return pd.Series(d, index=list(self.fixed_names), name="df")
 
-    @property
-    def pvalues(self) -> pd.Series:
-        t = self._beta / np.sqrt(np.diag(self._vcov))
-        df = self.df.to_numpy()
-        p = np.where(np.isinf(df), 2 * stats.norm.sf(np.abs(t)), 2 * stats.t.sf(np.abs(t), np.where(np.isinf(df), 1, df)))
-        return pd.Series(p, index=list(self.fixed_names), name="p_value")
-
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals for the fixed effects (t quantiles with the model's df)."""
-        se = np.sqrt(np.diag(self._vcov))
-        df = self.df.to_numpy()
-        q = np.where(np.isinf(df), stats.norm.ppf(0.5 + level / 2),
-                     stats.t.ppf(0.5 + level / 2, np.where(np.isinf(df), 1, df)))
-        return pd.DataFrame({"ci_lower": self._beta - q * se, "ci_upper": self._beta + q * se},
-                            index=list(self.fixed_names))
-
-    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+    def tidy(self, *args, level: float = 0.95, conf_level=None) -> pd.DataFrame:
         """Fixed effects, one row per coefficient.
+
+        Parameters
+        ----------
+        level : float, keyword only
+            Coverage of the confidence intervals (default 0.95). The older
+            ``tidy(0.9)`` and ``tidy(conf_level=0.9)`` still work for one
+            release, with a ``DeprecationWarning``.
 
         Returns
         -------
         pandas.DataFrame
             term, estimate, std_error, statistic (t), df (Satterthwaite or inf),
-            p_value, ci_lower, ci_upper.
+            p_value, ci_lower, ci_upper (t quantiles with the term's df).
         """
-        se = np.sqrt(np.diag(self._vcov))
-        ci = self.conf_int(conf_level)
-        return pd.DataFrame({
-            "term": list(self.fixed_names), "estimate": self._beta, "std_error": se,
-            "statistic": self._beta / se, "df": self.df.to_numpy(), "p_value": self.pvalues.to_numpy(),
-            "ci_lower": ci["ci_lower"].to_numpy(), "ci_upper": ci["ci_upper"].to_numpy(),
-        })
+        return self._wald(resolve_level(args, level, conf_level, "LmmResult"))
 
     @property
     def ngroups(self) -> dict:
         """Number of levels per grouping factor (lme4's ``ngrps``)."""
         out = {}
-        for b in self._blocks:
-            out.setdefault(b.group, b.nlevels)
+        for g in self._groups:
+            out.setdefault(g[0], g[2])
         return out
 
     def glance(self) -> pd.DataFrame:
@@ -182,16 +183,27 @@ class LmmResult:
     def _group_labels(self) -> list[str]:
         seen: dict[str, int] = {}
         out = []
-        for b in self._blocks:
-            k = seen.get(b.group, 0)
-            out.append(b.group if k == 0 else f"{b.group}.{k}")
-            seen[b.group] = k + 1
+        for g in self._groups:
+            k = seen.get(g[0], 0)
+            out.append(g[0] if k == 0 else f"{g[0]}.{k}")
+            seen[g[0]] = k + 1
+        return out
+
+    def _T_blocks(self, theta) -> list[np.ndarray]:
+        """Relative covariance factor (k x k, lower triangular) per random-effect term."""
+        out, i = [], 0
+        for g in self._groups:
+            r, c = theta_layout(g[3])
+            T = np.zeros((g[3], g[3]))
+            T[r, c] = theta[i: i + len(r)]
+            out.append(T)
+            i += len(r)
         return out
 
     def _covs(self, theta=None, sigma=None):
         theta = self.theta if theta is None else theta
         sigma = self.sigma if sigma is None else sigma
-        return [sigma ** 2 * (T @ T.T) for T in self._core.T_blocks(theta)]
+        return [sigma ** 2 * (T @ T.T) for T in self._T_blocks(theta)]
 
     def _sdcor_vector(self, theta, sigma) -> np.ndarray:
         vals = []
@@ -216,15 +228,16 @@ class LmmResult:
             row is the residual. Same layout as R's ``as.data.frame(VarCorr(m))``.
         """
         rows = []
-        for label, b, S in zip(self._group_labels(), self._blocks, self._covs()):
+        for label, g, S in zip(self._group_labels(), self._groups, self._covs()):
+            names = g[1]
             sd = np.sqrt(np.diag(S))
-            for i, t in enumerate(b.term_names):
+            for i, t in enumerate(names):
                 rows.append((label, t, "", S[i, i], sd[i]))
             k = len(sd)
             for j in range(k):
                 for i in range(j + 1, k):
                     cor = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
-                    rows.append((label, b.term_names[j], b.term_names[i], S[i, j], cor))
+                    rows.append((label, names[j], names[i], S[i, j], cor))
         rows.append(("Residual", "", "", self.sigma ** 2, self.sigma))
         return pd.DataFrame(rows, columns=["group", "term1", "term2", "vcov", "sdcor"])
 
@@ -236,28 +249,35 @@ class LmmResult:
     def singular_detail(self) -> str:
         """Which components sit on the boundary (empty when none)."""
         parts = []
-        for label, b, T in zip(self._group_labels(), self._blocks, self._core.T_blocks(self.theta)):
-            for i, t in enumerate(b.term_names):
+        for label, g, T in zip(self._group_labels(), self._groups, self._T_blocks(self.theta)):
+            names, k = g[1], g[3]
+            for i, t in enumerate(names):
                 if T[i, i] >= 1e-4:
                     continue
                 if i > 0 and np.any(np.abs(T[i, :i]) >= 1e-4):  # the term's effect is not zero: it is
                     # (nearly) a linear combination of the terms before it
-                    if b.k == 2:
-                        parts.append(f"the correlation of {b.term_names[0]} and {t} for {label!r} is "
+                    if k == 2:
+                        parts.append(f"the correlation of {names[0]} and {t} for {label!r} is "
                                      f"estimated as (nearly) {'+' if T[1, 0] > 0 else '-'}1")
                     else:
                         parts.append(f"the random effect of {t} for {label!r} is (nearly) a linear combination "
-                                     f"of those of {', '.join(b.term_names[:i])} (singular covariance matrix)")
+                                     f"of those of {', '.join(names[:i])} (singular covariance matrix)")
                 else:
                     parts.append(f"the variance of {t} for {label!r} is estimated as (nearly) zero")
         return "; ".join(parts)
 
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
+        # a loaded result holds these arrays (saved with the result)
         with _blas_single_thread():
             fac, _, Ts = self._core.factor(self.theta)
             blocks = fac.inv_diag_blocks()
         return [self.sigma ** 2 * np.matmul(np.matmul(T[None], B), T.T[None]) for T, B in zip(Ts, blocks)]
+
+    @cached_property
+    def _levels(self) -> tuple:
+        # level labels per block (a loaded result holds them)
+        return tuple(tuple(b.levels) for b in self._blocks)
 
     def ranef(self, condvar: bool = True) -> pd.DataFrame:
         """Conditional modes of the random effects (BLUPs) with their conditional SDs.
@@ -269,18 +289,18 @@ class LmmResult:
             ``as.data.frame(ranef(m, condVar = TRUE))``).
         """
         frames = []
-        cv = self._condvar if condvar else [None] * len(self._blocks)
-        for label, b, u, V in zip(self._group_labels(), self._blocks, self._bs, cv):
-            for i, t in enumerate(b.term_names):
+        cv = self._condvar if condvar else [None] * len(self._groups)
+        for g, levels, u, V in zip(self._groups, self._levels, self._bs, cv):
+            for i, t in enumerate(g[1]):
                 frames.append(pd.DataFrame({
-                    "group": b.group, "term": t, "level": list(b.levels), "condval": u[:, i],
+                    "group": g[0], "term": t, "level": list(levels), "condval": u[:, i],
                     "condsd": np.sqrt(V[:, i, i]) if V is not None else np.nan}))
         return pd.concat(frames, ignore_index=True)
 
     # ------------------------------------------------------------ prediction
     def _random_part(self, Zcodes) -> np.ndarray:
         total = 0.0
-        for (Z, codes), b, u in zip(Zcodes, self._blocks, self._bs):
+        for (Z, codes), u in zip(Zcodes, self._bs):
             ok = codes >= 0
             contrib = np.zeros(len(codes))
             contrib[ok] = np.einsum("ij,ij->i", Z[ok], u[codes[ok]])
@@ -289,9 +309,12 @@ class LmmResult:
 
     def fitted(self) -> np.ndarray:
         """Fitted values including the random effects, for the rows used."""
+        self._need_data("fitted()")
         return self._frame.X @ self._beta + self._random_part([(b.Z, b.codes) for b in self._blocks])
 
     def residuals(self) -> np.ndarray:
+        """Observed minus fitted values, for the rows used."""
+        self._need_data("residuals()")
         return self._frame.y - self.fitted()
 
     def predict(self, newdata: pd.DataFrame | None = None, *, include_random: bool = True) -> np.ndarray:
@@ -305,6 +328,7 @@ class LmmResult:
         include_random : bool
             ``False`` gives the fixed-effects-only prediction (R's ``re.form = NA``).
         """
+        self._need_data("predict()")
         if newdata is None:
             fixed = self._frame.X @ self._beta
             return fixed + self._random_part([(b.Z, b.codes) for b in self._blocks]) if include_random else fixed
@@ -316,17 +340,9 @@ class LmmResult:
         zc = self._frame.new_random_blocks(newdata)
         return fixed + np.nan_to_num(self._random_part([zc[i] for i in order]))
 
-    def icc(self) -> pd.DataFrame:
-        """Variance partition and intraclass correlations of random intercepts.
-
-        Returns
-        -------
-        pandas.DataFrame
-            group, variance, vpc (share of the total variance at this level),
-            icc (correlation between two observations sharing this group and
-            every group it is nested in). Random slopes are evaluated at x = 0
-            (their variance is not included).
-        """
+    @cached_property
+    def _icc(self) -> pd.DataFrame:
+        # a loaded result holds this table (nesting is read from the data's level codes)
         comps = []
         for b, S in zip(self._blocks, self._covs()):
             if "(Intercept)" in b.term_names:
@@ -342,6 +358,19 @@ class LmmResult:
                      "icc": np.nan})
         return pd.DataFrame(rows)
 
+    def icc(self) -> pd.DataFrame:
+        """Variance partition and intraclass correlations of random intercepts.
+
+        Returns
+        -------
+        pandas.DataFrame
+            group, variance, vpc (share of the total variance at this level),
+            icc (correlation between two observations sharing this group and
+            every group it is nested in). Random slopes are evaluated at x = 0
+            (their variance is not included).
+        """
+        return self._icc.copy()
+
     # ------------------------------------------------------------- inference
     def term_tests(self) -> pd.DataFrame:
         """Joint F-test of each fixed-effect term (all its columns at once).
@@ -356,6 +385,7 @@ class LmmResult:
         pandas.DataFrame
             term, statistic (F), numdf, df (denominator), p_value.
         """
+        self._need_data("term_tests()")
         terms: dict[str, list[int]] = {}
         for j, (name, recipe) in enumerate(self._frame._columns):
             if not recipe:
@@ -395,6 +425,7 @@ class LmmResult:
         pandas.DataFrame
             group, term1, term2, estimate, ci_lower, ci_upper, method.
         """
+        self._need_data("varcomp_ci()")
         if method == "profile":
             return profile_varcomp(self, level=level)
         if method == "bootstrap":
@@ -402,16 +433,117 @@ class LmmResult:
         raise ModelSpecificationError(f"`method` is {method!r}; expected 'profile' or 'bootstrap'.")
 
     # ---------------------------------------------------------------- output
-    def summary(self) -> "MixedSummary":
-        """Printable summary (``str()``, ``.to_html()``, ``.to_latex()``)."""
-        return MixedSummary(self)
+    def summary(self) -> ResultSummary:
+        """The printable summary: header, random effects, fixed effects, optimiser.
 
-    def _repr_html_(self) -> str:
-        return self.summary().to_html()
+        Returns
+        -------
+        ResultSummary
+            ``str()`` gives text; ``to_html()``, ``to_latex()`` and
+            ``to_markdown()`` the other formats.
+        """
+        satt = self.df_method == "satterthwaite"
+        title = (f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
+                 f" ({'Satterthwaite t-tests' if satt else 'asymptotic z-tests'})")
+        lines = [f"Formula: {self.formula}",
+                 f"{'REML criterion' if self.reml else 'Deviance'}: {self.criterion:.4f}   logLik: "
+                 f"{self.loglik:.4f}   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}",
+                 dropped_phrase(self.nobs, self.n_dropped, self.dropped_by_column),
+                 "Groups: " + ", ".join(f"{g} {k}" for g, k in self.ngroups.items())]
+        random = summary_table("Random effects", self.varcorr(), [
+            ("group", "Group", "text"), ("term1", "Term 1", "text"), ("term2", "Term 2", "text"),
+            ("vcov", "Variance/Cov", "number"), ("sdcor", "SD/Corr", "number")])
+        pct = "95%"
+        cols = [("term", "Term", "text"), ("estimate", "Estimate", "number"), ("std_error", "Std. Error", "number")]
+        if satt:
+            cols += [("statistic", "t value", "number"), ("df", "df", "df"), ("p_value", "Pr(>|t|)", "p_value")]
+        else:
+            cols += [("statistic", "z value", "number"), ("p_value", "Pr(>|z|)", "p_value")]
+        cols += [("ci_lower", f"{pct} CI lower", "number"), ("ci_upper", f"{pct} CI upper", "number")]
+        fixed = summary_table("Fixed effects", self.tidy(), cols)
+        o = self.optimizer
+        notes = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
+                 f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| {o.gradient_norm:.2g}."]
+        if self.singular:
+            notes.append(f"Singular fit: {self.singular_detail}.")
+        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=tuple(notes))
+
+    def to_table_spec(self, *, level: float = 0.95, title: str | None = None, number=None,
+                      number_format=None):
+        """The fixed effects and variance components as one publication table.
+
+        Two row groups: "Fixed effects" (Term, Estimate, SE, CI, df, p) and the
+        random effects' standard deviations and correlations. Render it with
+        :func:`cimstats.render.render` (Word, Excel, HTML, LaTeX, Markdown, text).
+
+        Parameters
+        ----------
+        level : float
+            Coverage of the intervals.
+        title : str, optional
+        number : str or int, optional
+            Table number in the caption.
+        number_format : cimstats.render.NumberFormat, optional
+            How numbers are written (default two decimals).
+        """
+        satt = self.df_method == "satterthwaite"
+        response = self.formula.split("~", 1)[0].strip()
+        notes = [f"{'REML' if self.reml else 'Maximum-likelihood'} estimates; "
+                 + ("t-tests with Satterthwaite degrees of freedom." if satt else "Wald z-tests."),
+                 f"n = {self.nobs} observations; groups: "
+                 + ", ".join(f"{g} {k}" for g, k in self.ngroups.items())
+                 + (f"; {self.n_dropped} set aside for missing values ("
+                    + ", ".join(f"{k}: {v}" for k, v in self.dropped_by_column.items()) + ")"
+                    if self.n_dropped else "") + "."]
+        if self.singular:
+            notes.append(f"Singular fit: {self.singular_detail}.")
+        return publication_table(self._wald(level), level=level, show_df=satt,
+                                 title=title or f"Linear mixed model of {response}",
+                                 random=random_rows(self.varcorr()), notes=notes, number=number,
+                                 number_format=number_format)
 
     def __repr__(self) -> str:
         return (f"LmmResult({self.formula!r}, {'REML' if self.reml else 'ML'}, nobs={self.nobs}, "
                 f"n_dropped={self.n_dropped}, loglik={self.loglik:.4f})")
+
+    # ------------------------------------------------------------- saving
+    def _state(self) -> dict:
+        return {"formula": self.formula, "reml": bool(self.reml), "nobs": int(self.nobs),
+                "n_dropped": int(self.n_dropped), "dropped_by_column": dict(self.dropped_by_column),
+                "theta": np.asarray(self.theta, dtype=float), "sigma": float(self.sigma),
+                "criterion": float(self.criterion), "optimizer": self.optimizer.to_dict(),
+                "df_method": self.df_method, "fixed_names": list(self.fixed_names),
+                "beta": np.asarray(self._beta, dtype=float), "vcov": np.asarray(self._vcov, dtype=float),
+                "df": self.df.to_numpy(dtype=float),
+                "groups": [[g[0], list(g[1]), g[2], g[3]] for g in self._groups],
+                "levels": [list(v) for v in self._levels],
+                "modes": [np.asarray(u, dtype=float) for u in self._bs],
+                "condvar": [np.asarray(v, dtype=float) for v in self._condvar],
+                "singular_detail": self.singular_detail, "icc": self._icc}
+
+    @classmethod
+    def _from_state(cls, state: dict) -> "LmmResult":
+        groups = tuple((str(g[0]), tuple(str(t) for t in g[1]), int(g[2]), int(g[3])) for g in state["groups"])
+        obj = cls(formula=state["formula"], reml=bool(state["reml"]), nobs=int(state["nobs"]),
+                  n_dropped=int(state["n_dropped"]), dropped_by_column=dict(state["dropped_by_column"]),
+                  theta=np.asarray(state["theta"], dtype=float), sigma=float(state["sigma"]),
+                  criterion=float(state["criterion"]), optimizer=OptimizerSummary.from_dict(state["optimizer"]),
+                  df_method=state["df_method"], fixed_names=tuple(state["fixed_names"]),
+                  _beta=np.asarray(state["beta"], dtype=float), _vcov=np.asarray(state["vcov"], dtype=float),
+                  _bs=tuple(_matrix(u, g[2], g[3]) for u, g in zip(state["modes"], groups)), _groups=groups,
+                  _frame=None, _blocks=None, _core=None, _ev=None)
+        cached = obj.__dict__  # the values a fitted result computes from its data, as saved
+        cached["df"] = pd.Series(np.asarray(state["df"], dtype=float), index=list(obj.fixed_names), name="df")
+        cached["_levels"] = tuple(tuple(v) for v in state["levels"])
+        cached["_condvar"] = [np.asarray(v, dtype=float).reshape(g[2], g[3], g[3])
+                              for v, g in zip(state["condvar"], groups)]
+        cached["singular_detail"] = str(state["singular_detail"])
+        cached["_icc"] = state["icc"]
+        return obj
+
+
+def _matrix(values, rows: int, cols: int) -> np.ndarray:
+    return np.asarray(values, dtype=float).reshape(rows, cols)
 
 
 def _is_nested(inner: np.ndarray, outer: np.ndarray) -> bool:
@@ -421,97 +553,3 @@ def _is_nested(inner: np.ndarray, outer: np.ndarray) -> bool:
     pairs = np.unique(np.column_stack([inner, outer]), axis=0)
     return len(pairs) == len(np.unique(inner))
 
-
-def _fmt(x, digits=4):
-    if isinstance(x, str):
-        return x
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return ""
-    if isinstance(x, float) and np.isinf(x):
-        return "Inf"
-    if abs(x) != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}f}"
-
-
-class MixedSummary:
-    """Summary tables of a mixed model (text, HTML, LaTeX)."""
-
-    def __init__(self, model: LmmResult):
-        self.model = model
-        m = model
-        self.header = [
-            f"Linear mixed model fit by {'REML' if m.reml else 'maximum likelihood'}"
-            f" ({'Satterthwaite' if m.df_method == 'satterthwaite' else 'asymptotic'} t-tests)",
-            f"Formula: {m.formula}",
-            f"{'REML criterion' if m.reml else 'Deviance'}: {m.criterion:.4f}   logLik: {m.loglik:.4f}"
-            f"   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}",
-            f"Observations: {m.nobs} used, {m.n_dropped} dropped"
-            + (f" ({', '.join(f'{k}: {v}' for k, v in m.dropped_by_column.items())} missing)"
-               if m.n_dropped else ""),
-            "Groups: " + ", ".join(f"{g} {k}" for g, k in m.ngroups.items()),
-        ]
-        vc = m.varcorr()
-        self.random = vc
-        self.fixed = m.tidy()
-        o = m.optimizer
-        self.footer = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
-                       f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| "
-                       f"{o.gradient_norm:.2g}."]
-        if m.singular:
-            self.footer.append(f"Singular fit: {m.singular_detail}.")
-
-    def _tables(self):
-        rnd = self.random.copy()
-        rnd.columns = ["Group", "Term 1", "Term 2", "Variance/Cov", "SD/Corr"]
-        fx = self.fixed.copy()
-        fx.columns = ["Term", "Estimate", "Std. Error", "t value", "df", "Pr(>|t|)", "CI lower", "CI upper"]
-        return rnd, fx
-
-    def __str__(self) -> str:
-        rnd, fx = self._tables()
-        fmt = {c: _fmt for c in list(rnd.columns[3:]) + list(fx.columns[1:])}
-        return "\n".join(self.header + ["", "Random effects:",
-                                        rnd.to_string(index=False, formatters=fmt), "",
-                                        "Fixed effects:", fx.to_string(index=False, formatters=fmt), ""]
-                         + self.footer)
-
-    __repr__ = __str__
-
-    def to_html(self) -> str:
-        rnd, fx = self._tables()
-
-        def table(df):
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                           for row in df.itertuples(index=False))
-            return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-        lines = "".join(f"<p>{html.escape(h)}</p>" for h in self.header)
-        foot = "".join(f"<p>{html.escape(f)}</p>" for f in self.footer)
-        return (f"<div class='cimstats-lmm'>{lines}<h4>Random effects</h4>{table(rnd)}"
-                f"<h4>Fixed effects</h4>{table(fx)}{foot}</div>")
-
-    def to_latex(self) -> str:
-        rnd, fx = self._tables()
-
-        def esc(s):
-            s = str(s)
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                         ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                         ("^", r"\textasciicircum{}")):
-                s = s.replace(a, b) if a != "\\" else s.replace(a, "\x00")
-            return s.replace("\x00", r"\textbackslash{}")
-
-        def table(df, caption):
-            cols = "l" * 3 + "r" * (df.shape[1] - 3) if caption == "Random effects" else "l" + "r" * (df.shape[1] - 1)
-            out = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{esc(caption)}}}",
-                   rf"\begin{{tabular}}{{{cols}}}", r"\hline",
-                   " & ".join(esc(c) for c in df.columns) + r" \\", r"\hline"]
-            for row in df.itertuples(index=False):
-                out.append(" & ".join(esc(_fmt(v)) for v in row) + r" \\")
-            out += [r"\hline", r"\end{tabular}", r"\end{table}"]
-            return "\n".join(out)
-
-        notes = "\n".join("% " + esc(h) for h in self.header + self.footer)
-        return notes + "\n" + table(rnd, "Random effects") + "\n" + table(fx, "Fixed effects")
