@@ -6,7 +6,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -469,7 +469,7 @@ def _dropped_from_fits(models: pd.DataFrame, fits) -> pd.DataFrame:
         by = getattr(fit, "dropped_by_column", None)
         if isinstance(d, pd.DataFrame) and {"variable", "n_missing"} <= set(d.columns):
             items = zip(d["variable"], d["n_missing"])
-        elif isinstance(by, dict):
+        elif isinstance(by, Mapping):
             items = by.items()
         elif pd.notna(r.n_dropped) and int(r.n_dropped) > 0:
             items = [("any model variable", int(r.n_dropped))]
