@@ -354,7 +354,7 @@ def test_views(result):
     g = result.glance()
     assert int(g["n_hypotheses"].iloc[0]) == len(result.table)
     s = result.summary()
-    assert "NAV1" in s and "Verdicts:" in s
+    assert "NAV1" in str(s) and "Verdicts:" in str(s)
     with pytest.raises(Exception):
         result.table = None  # frozen
 

@@ -221,4 +221,4 @@ def test_mean_sd_beyond_the_observed_range_is_replaced_and_named():
     assert res.moderator_values == pytest.approx((weak_ties.min(), mu, mu + sd), rel=1e-12)
     rule = res.glance().loc[0, "moderator_values_rule"]
     assert "below the minimum" in rule and "above the maximum" not in rule
-    assert "below the minimum" in res.summary()
+    assert "below the minimum" in str(res.summary())

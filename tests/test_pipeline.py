@@ -286,6 +286,39 @@ def test_raw_files_to_estimates_match_the_generated_study(demo_run):
     assert piped.loc[ids, "n"].tolist() == direct.loc[ids, "n"].astype(int).tolist()
 
 
+def test_report_from_the_saved_results_equals_the_run(demo_run, tmp_path):
+    """Results pass between steps as saved results: the report rebuilt from the saved folders alone (the readable
+    mechanism CSVs removed) is the report the run wrote, and the saved mechanism result is the run's table."""
+    import numpy as np
+
+    from cimstats.mechanisms import MechanismResult
+    from cimstats.models.mediation.results import MediationResult
+    from cimstats.pipeline.report import build_report
+
+    out = tmp_path / "saved-only"
+    shutil.copytree(demo_run, out)
+    for rel in ("mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
+                "mechanisms/summary.txt", "models/ce_mediation_mediation.json"):
+        (out / rel).unlink()
+    assert build_report(demo_plan(), out) == (demo_run / "report.html").read_text(encoding="utf-8")
+    res = cimstats.load_result(demo_run / "mechanisms" / "saved")
+    meta = json.loads((demo_run / "mechanisms/result.json").read_text(encoding="utf-8"))
+    assert isinstance(res, MechanismResult) and res.plan_name == meta["plan"] and res.level == meta["level"]
+    csv = pd.read_csv(demo_run / "mechanisms/mechanism_table.csv")
+    assert res.table["hypothesis_id"].tolist() == csv["hypothesis_id"].tolist()
+    assert res.table["verdict"].tolist() == csv["verdict"].tolist()
+    for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "p_adjusted"):
+        np.testing.assert_allclose(res.table[col].to_numpy(float), csv[col].to_numpy(float), rtol=1e-9,
+                                   err_msg=col)
+    assert (demo_run / "mechanisms/summary.txt").read_text(encoding="utf-8") == res.to_text() + "\n"
+    med = cimstats.load_result(demo_run / "models" / "ce_mediation")
+    terms = pd.read_csv(demo_run / "models/ce_mediation_terms.csv")
+    assert isinstance(med, MediationResult) and med.tidy()["term"].tolist() == terms["term"].tolist()
+    for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value"):
+        np.testing.assert_allclose(med.tidy()[col].to_numpy(float), terms[col].to_numpy(float), rtol=1e-9,
+                                   err_msg=col)
+
+
 def test_own_files_and_relative_paths(demo_run, tmp_path, cli):
     """A user's project: raw files and a dictionary beside the plan, read relative to the plan's folder."""
     proj = tmp_path / "project"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cimstats.errors import PlanError
+from cimstats.models._result import (FittedResult, OptimizerSummary, ResultSummary, dropped_frame,
+                                     not_available)
 
 from .adjust import p_adjust
 from .rules import VerdictRules, apply_rules
@@ -25,9 +31,22 @@ _MECH_LABEL = {"network_navigation": "Network navigation", "negotiation": "Negot
                "collective_efficacy": "Collective efficacy"}
 
 
+#: templates whose intervals are bootstrap intervals (recomputed from the stored draws at another level)
+_BOOTSTRAP_TEMPLATES = ("mediation", "moderated_mediation")
+
+
 @dataclass(frozen=True)
-class MechanismResult:
+class MechanismResult(FittedResult):
     """Result of :func:`cimstats.test_mechanisms`: the filled mechanism table.
+
+    It honours the result contract (:class:`cimstats.models._result.FittedResult`,
+    kind ``"mechanisms"``). What the views need from the analysis plan (its
+    name, the hypotheses with their statements, mechanisms and themes) is in
+    the table itself and in ``plan_name``; a result read back with
+    :func:`cimstats.load_result` therefore has the same tidy, glance, summary,
+    publication table and forest plot as the original, but no ``plan`` object
+    and no fitted models (``fit()`` says so; save each fitted model with its
+    own ``save`` to keep it).
 
     Attributes
     ----------
@@ -51,7 +70,20 @@ class MechanismResult:
         Waves present in the patient table.
     rules_text : str
         The verdict rules in words (printed with the table).
+    plan_name : str
+        The name of the analysis plan (taken from ``plan`` when not given).
+    level : float
+        Confidence level of the intervals in ``table`` (the rules' level).
+    intervals : dict
+        What :meth:`tidy` needs to give intervals at another level: for each
+        hypothesis whose interval is a bootstrap interval, the bootstrap draws
+        of its estimand, the interval method and its acceleration (filled from
+        ``fits`` when not given).
+    dropped_counts : DataFrame
+        Rows set aside for missing values, per model and variable (see :attr:`dropped`).
     """
+
+    kind = "mechanisms"
 
     table: pd.DataFrame
     models: pd.DataFrame
@@ -63,6 +95,20 @@ class MechanismResult:
     n_boot: int
     waves: tuple
     rules_text: str
+    plan_name: str | None = None
+    level: float | None = None
+    intervals: Any = None
+    dropped_counts: Any = None
+
+    def __post_init__(self):
+        if self.plan_name is None:
+            object.__setattr__(self, "plan_name", str(getattr(self.plan, "name", "") or ""))
+        if self.level is None:
+            object.__setattr__(self, "level", float(getattr(self.rules, "level", 0.95)))
+        if self.intervals is None:
+            object.__setattr__(self, "intervals", _intervals_from_fits(self.table, self.fits))
+        if self.dropped_counts is None:
+            object.__setattr__(self, "dropped_counts", _dropped_from_fits(self.models, self.fits))
 
     # ------------------------------------------------------------ fitted models
     def fit(self, model_id: str):
@@ -74,9 +120,12 @@ class MechanismResult:
             ``model_id`` is not a model of the plan, or the model was not
             fitted (the reason is given).
         """
+        known = list(self.fits) or [str(m) for m in self.models["model_id"]]
+        if model_id not in known:
+            raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{self.plan_name}'; models: "
+                            f"{', '.join(known)}.")
         if model_id not in self.fits:
-            raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{self.plan.name}'; models: "
-                            f"{', '.join(self.fits)}.")
+            raise not_available(f"The fitted model {model_id!r}", "mechanisms")
         res = self.fits[model_id]
         if res is None:
             why = self.models.set_index("model_id").loc[model_id, "reason"]
@@ -123,18 +172,73 @@ class MechanismResult:
         return replace(self, table=t, rules=rule_fn, adjust=adj, rules_text=text)
 
     # ------------------------------------------------------------ views
-    def tidy(self) -> pd.DataFrame:
+    def tidy(self, *, level: float | None = None) -> pd.DataFrame:
         """One row per hypothesis with the shared columns.
 
-        Columns: term (hypothesis id), estimand, estimate, std_error,
-        statistic, df, p_value, p_adjusted, ci_lower, ci_upper, n, verdict.
+        Parameters
+        ----------
+        level : float, optional
+            Confidence level of ``ci_lower`` and ``ci_upper``; by default the
+            level the tests were run at (``self.level``, the rules' level).
+            At another level, bootstrap intervals (mediation templates) are
+            computed again from the stored draws with the same method, and the
+            other intervals as estimate +/- quantile x std_error with the t
+            quantile on the row's df (the normal quantile when there is no df).
+            Rows without an interval (invariance checks, hypotheses not
+            testable) stay empty.
+
+        Returns
+        -------
+        DataFrame
+            Columns: term (hypothesis id), estimand, estimate, std_error,
+            statistic, df, p_value, p_adjusted, ci_lower, ci_upper, n,
+            verdict. ``statistic`` is the test statistic of the estimand (t or
+            z; for an invariance check the chi-square difference) and NaN where
+            there is none.
         """
         t = self.table
         out = pd.DataFrame({"term": t["hypothesis_id"], "estimand": t["estimand"]})
         for c in ("estimate", "std_error", "statistic", "df", "p_value", "p_adjusted", "ci_lower", "ci_upper", "n",
                   "verdict"):
             out[c] = t[c].to_numpy()
+        if level is None or level == self.level:
+            return out
+        lo, hi = self._intervals_at(level)
+        out["ci_lower"] = lo
+        out["ci_upper"] = hi
         return out
+
+    def _intervals_at(self, level) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
+            raise PlanError(f"`level` is {level!r}; expected a confidence level between 0 and 1, e.g. 0.95.")
+        from cimstats.models.mediation.kernel import adjusted_interval, percentile_interval
+
+        level = float(level)
+        t = self.table
+        est = t["estimate"].to_numpy(dtype=float)
+        se = t["std_error"].to_numpy(dtype=float)
+        df = t["df"].to_numpy(dtype=float)
+        has_ci = t["ci_lower"].notna().to_numpy() & t["ci_upper"].notna().to_numpy()
+        q = 1 - (1 - level) / 2
+        lo, hi = np.full(len(t), np.nan), np.full(len(t), np.nan)
+        for i, hid in enumerate(t["hypothesis_id"]):
+            if not has_ci[i]:
+                continue
+            boot = self.intervals.get(str(hid))
+            if boot is not None:
+                draws = np.asarray(boot["draws"], dtype=float)[:, None]
+                if boot["ci"] == "percentile":
+                    a, b = percentile_interval(draws, level)
+                else:
+                    acc = None if boot["ci"] == "bc" else np.array([float(boot["acceleration"])])
+                    a, b = adjusted_interval(draws, np.array([est[i]]), level, acc)
+                lo[i], hi[i] = float(a[0]), float(b[0])
+            elif t["template"].iloc[i] in _BOOTSTRAP_TEMPLATES:
+                continue  # a bootstrap interval whose draws were not kept: not recomputed
+            else:
+                z = stats.t.ppf(q, df[i]) if np.isfinite(df[i]) else stats.norm.ppf(q)
+                lo[i], hi[i] = est[i] - z * se[i], est[i] + z * se[i]
+        return lo, hi
 
     def glance(self) -> pd.DataFrame:
         """One row: counts of hypotheses by verdict, models fitted, adjustment, bootstrap settings."""
@@ -147,9 +251,92 @@ class MechanismResult:
             "waves": ",".join(map(str, self.waves)),
         }])
 
-    def summary(self) -> str:
-        """The mechanism table as text, with verdict reasons and the rules."""
-        lines = [f"Mechanism tests (plan '{self.plan.name}', {len(self.table)} hypotheses; "
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the hypothesis estimates (rows and columns: hypothesis ids).
+
+        The diagonal is the square of ``std_error`` (NaN where a hypothesis has
+        no standard error: invariance checks, hypotheses not testable). Two
+        estimands of the same mediation model get the covariance of their
+        bootstrap draws. Every other off-diagonal entry is 0: the models are
+        fitted one by one and the covariance between their estimates is not
+        estimated, so do not combine estimates of different models with this
+        matrix as if it were complete.
+        """
+        t = self.table
+        ids = [str(h) for h in t["hypothesis_id"]]
+        se = t["std_error"].to_numpy(dtype=float)
+        v = np.diag(se ** 2)
+        models = [str(m) for m in t["model_id"]]
+        for i in range(len(ids)):
+            for j in range(i + 1, len(ids)):
+                bi, bj = self.intervals.get(ids[i]), self.intervals.get(ids[j])
+                if bi is None or bj is None or models[i] != models[j]:
+                    continue
+                x, y = np.asarray(bi["draws"], dtype=float), np.asarray(bj["draws"], dtype=float)
+                ok = np.isfinite(x) & np.isfinite(y)
+                c = float(np.cov(x[ok], y[ok], ddof=1)[0, 1]) if ok.sum() > 1 else np.nan
+                v[i, j] = v[j, i] = c
+        return pd.DataFrame(v, index=pd.Index(ids, name="term"), columns=ids)
+
+    @property
+    def dropped(self) -> pd.DataFrame:
+        """Rows set aside for missing values, per model: ``variable`` is ``"<model_id>: <column>"``.
+
+        Each model of the plan is fitted on its own rows, so the counts are
+        per model and variable (a row missing several variables counts under
+        each); a model that reports only its total is listed as
+        ``"<model_id>: any model variable"``. The models table has the number
+        of rows each model set aside (``n_dropped``).
+        """
+        return dropped_frame(self.dropped_counts)
+
+    @property
+    def optimizer(self) -> OptimizerSummary:
+        """A mechanism result runs no optimisation of its own; the summary says so.
+
+        ``checks`` lists, per fitted model, whether it converged (as its own
+        diagnostics report it); ``converged`` is False when any model reports
+        that it did not. Each model's optimiser is ``result.fit(model_id).optimizer``.
+        """
+        checks, ok = [], True
+        for r in self.models.itertuples(index=False):
+            if r.status != "fitted":
+                continue
+            m = re.search(r"converged: (True|False)", str(r.diagnostics or ""))
+            if m:
+                checks.append(f"{r.model_id}: converged {m.group(1)}")
+                ok = ok and m.group(1) == "True"
+        return OptimizerSummary(
+            method="none (collects the fitted models of the plan)", start=(), final=(), iterations=0,
+            evaluations=0, gradient_norm=0.0, converged=ok,
+            message="the mechanism tests run no optimisation of their own; each fitted model reports its own",
+            checks=tuple(checks))
+
+    def summary(self) -> ResultSummary:
+        """The mechanism table with verdicts, the verdict reasons and the rules.
+
+        Returns
+        -------
+        ResultSummary
+            A header (plan, number of hypotheses, adjustment, verdict counts),
+            the publication table (:meth:`to_table_spec`, verdict reasons as
+            footnotes) and the rules as a note. The paragraph-per-hypothesis
+            text of earlier versions is :meth:`to_text`.
+        """
+        g = self.glance().iloc[0]
+        counts = ", ".join(f"{int(g['n_' + k.replace(' ', '_')])} {k}" for k in
+                           ("supported", "not supported", "contrary", "not testable"))
+        return ResultSummary(
+            title=f"Mechanism tests (plan '{self.plan_name}', {len(self.table)} hypotheses; "
+                  f"adjustment: {self.adjust or 'none'})",
+            lines=(f"  verdicts: {counts}",
+                   f"  models: {int(g['n_models_fitted'])} of {int(g['n_models'])} fitted; bootstrap "
+                   f"{self.n_boot} resamples, seed {self.seed}"),
+            tables=(self.to_table_spec(),), notes=(self.rules_text,))
+
+    def to_text(self) -> str:
+        """The mechanism table as text: one paragraph per hypothesis with its verdict reason, then the rules."""
+        lines = [f"Mechanism tests (plan '{self.plan_name}', {len(self.table)} hypotheses; "
                  f"adjustment: {self.adjust or 'none'})", ""]
         for r in self.table.itertuples(index=False):
             head = f"{r.hypothesis_id} [{r.mechanism}] {r.verdict.upper()}"
@@ -170,19 +357,10 @@ class MechanismResult:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        from cimstats.render import text_formats
-
-        try:
-            return text_formats.to_html(self.to_table_spec())
-        except Exception:  # rendering for notebooks only; the text form is always available
-            return "<pre>" + self.summary().replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+        return self.to_text()
 
     def _level_pct(self) -> str:
-        lv = getattr(self.rules, "level", 0.95)
-        return f"{lv * 100:g}%"
+        return f"{self.level * 100:g}%"
 
     def to_table_spec(self, *, title: str = "Pre-specified tests of network mechanisms", number=None,
                       number_format=None):
@@ -213,3 +391,91 @@ class MechanismResult:
         return TableSpec.from_frame(frame, title=title, kinds=kinds, number_format=fmt, group_by="mechanism",
                                     header_labels=labels, notes=(self.rules_text,), footnotes=foot,
                                     number=number, orientation="landscape")
+
+    # ------------------------------------------------------------ saving
+    def _state(self) -> dict:
+        rules = ({"kind": "rules", **dataclasses.asdict(self.rules)} if isinstance(self.rules, VerdictRules)
+                 else {"kind": "user"})
+        return {"table": _plain(self.table), "table_dtypes": _extension_dtypes(self.table),
+                "models": _plain(self.models), "models_dtypes": _extension_dtypes(self.models),
+                "plan_name": self.plan_name, "rules": rules, "adjust": self.adjust,
+                "seed": None if self.seed is None else int(self.seed), "n_boot": int(self.n_boot),
+                "waves": [w.item() if hasattr(w, "item") else w for w in self.waves], "rules_text": self.rules_text,
+                "level": float(self.level),
+                "intervals": {h: {"draws": np.asarray(v["draws"], dtype=float), "ci": str(v["ci"]),
+                                  "acceleration": float(v["acceleration"])} for h, v in self.intervals.items()},
+                "dropped_counts": dropped_frame(self.dropped_counts)}
+
+    @classmethod
+    def _from_state(cls, state: dict) -> "MechanismResult":
+        r = dict(state["rules"])
+        rules = VerdictRules(**{k: v for k, v in r.items() if k != "kind"}) if r.get("kind") == "rules" else None
+        return cls(table=_typed(state["table"], state["table_dtypes"]),
+                   models=_typed(state["models"], state["models_dtypes"]), fits=MappingProxyType({}), plan=None,
+                   rules=rules, adjust=state["adjust"], seed=state["seed"], n_boot=int(state["n_boot"]),
+                   waves=tuple(state["waves"]), rules_text=state["rules_text"], plan_name=state["plan_name"],
+                   level=float(state["level"]),
+                   intervals={h: {"draws": np.asarray(v["draws"], dtype=float), "ci": v["ci"],
+                                  "acceleration": float(v["acceleration"])} for h, v in state["intervals"].items()},
+                   dropped_counts=state["dropped_counts"])
+
+
+def _extension_dtypes(df: pd.DataFrame) -> dict:
+    """Columns with a nullable dtype (Int64, boolean...) whose missing values JSON keeps as null."""
+    return {str(c): str(df[c].dtype) for c in df.columns
+            if isinstance(df[c].dtype, pd.api.extensions.ExtensionDtype) and str(df[c].dtype)[:1].isupper()}
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for c in _extension_dtypes(df):
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def _typed(df: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
+    out = df.copy()
+    for c, dt in dtypes.items():
+        out[c] = pd.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in out[c]],
+                          dtype=dt)
+    return out
+
+
+def _intervals_from_fits(table: pd.DataFrame, fits) -> dict:
+    """Bootstrap draws, interval method and acceleration of every hypothesis with a bootstrap interval."""
+    out = {}
+    for r in table.itertuples(index=False):
+        if r.template not in _BOOTSTRAP_TEMPLATES or pd.isna(r.ci_lower):
+            continue
+        fit = (fits or {}).get(r.model_id)
+        boot = getattr(fit, "boot", None)
+        if not isinstance(boot, pd.DataFrame) or r.estimand not in boot.columns:
+            continue
+        j = list(boot.columns).index(r.estimand)
+        acc = getattr(fit, "acceleration", None)
+        out[str(r.hypothesis_id)] = {"draws": boot[r.estimand].to_numpy(dtype=float), "ci": str(fit.ci),
+                                     "acceleration": float(acc[j]) if acc is not None else float("nan")}
+    return out
+
+
+def _dropped_from_fits(models: pd.DataFrame, fits) -> pd.DataFrame:
+    """Rows set aside per model and variable (``"<model_id>: <variable>"``)."""
+    counts: dict = {}
+    for r in models.itertuples(index=False):
+        if r.status != "fitted":
+            continue
+        fit = (fits or {}).get(r.model_id)
+        d = getattr(fit, "dropped", None)
+        by = getattr(fit, "dropped_by_column", None)
+        if isinstance(d, pd.DataFrame) and {"variable", "n_missing"} <= set(d.columns):
+            items = zip(d["variable"], d["n_missing"])
+        elif isinstance(by, Mapping):
+            items = by.items()
+        elif pd.notna(r.n_dropped) and int(r.n_dropped) > 0:
+            items = [("any model variable", int(r.n_dropped))]
+        else:
+            items = []
+        for v, n in items:
+            if int(n) > 0:
+                counts[f"{r.model_id}: {v}"] = int(n)
+    return dropped_frame(counts)

@@ -1,60 +1,18 @@
-"""Draw the run's figures from the files of the mechanisms step (see :mod:`cimstats.pipeline.figures`)."""
+"""Draw the run's figures from the results the mechanisms step saved (see :mod:`cimstats.pipeline.figures`)."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 
 from cimstats.errors import CimstatsError
 
-from .context import StepContext, _caught, _write_csv, mechanism_result_from_files
+from .context import StepContext, StepSkipped, _caught, _write_csv, load_mechanisms, load_model
 
-__all__ = ["build", "SavedMediation", "MAX_LEVELS"]
+__all__ = ["build", "MAX_LEVELS"]
 
 #: caterpillar plots are drawn for grouping factors with at most this many levels (practices, areas);
 #: thousands of patients' intercepts are listed in models/<id>_ranef.csv instead
 MAX_LEVELS = 300
-
-
-@dataclass(frozen=True)
-class SavedMediation:
-    """A mediation result read back from ``models/<id>_terms.csv`` and ``_mediation.json``.
-
-    It carries what a path diagram shows (the model's variables, its effects
-    with bootstrap intervals and how they were obtained), so the figure is drawn
-    without refitting.
-    """
-
-    spec: SimpleNamespace
-    effects: pd.DataFrame
-    level: float
-    ci: str
-    n_boot: int
-    nobs: int = 0
-    extra: dict = field(default_factory=dict)
-
-    def tidy(self) -> pd.DataFrame:
-        return self.effects.copy()
-
-
-def _mediation(out: Path, mid: str) -> SavedMediation | None:
-    terms, meta = out / f"models/{mid}_terms.csv", out / f"models/{mid}_mediation.json"
-    if not (terms.is_file() and meta.is_file()):
-        return None
-    m = json.loads(meta.read_text(encoding="utf-8"))
-    eff = pd.read_csv(terms, keep_default_na=False, na_values=[""])
-    for c in ("term", "effect", "path", "level"):
-        if c in eff.columns:
-            eff[c] = eff[c].astype("string").fillna("").astype(str)
-    spec = SimpleNamespace(x=m["x"], y=m["y"], mediators=tuple(m["mediators"]), moderator=m["moderator"],
-                           moderated_paths=tuple(m["moderated_paths"]), serial=m["serial"],
-                           covariates=tuple(m["covariates"]))
-    return SavedMediation(spec=spec, effects=eff, level=m["level"], ci=m["ci"], n_boot=m["n_boot"],
-                           nobs=m.get("nobs", 0))
 
 
 def build(ctx: StepContext) -> dict:
@@ -63,7 +21,9 @@ def build(ctx: StepContext) -> dict:
     from cimstats.render import figures as F
 
     formats = ctx.plan.sections["outputs"]["figures"]
-    res, meta = mechanism_result_from_files(ctx.out)
+    res = load_mechanisms(ctx.out)
+    if res is None:
+        raise StepSkipped("the mechanisms step saved no result, so there is nothing to draw")
     made: list[dict] = []
     notes: list[str] = []
 
@@ -88,7 +48,7 @@ def build(ctx: StepContext) -> dict:
             notes.append(f"{name}: not drawn ({exc})")
 
     attempt("forest_mechanisms", "forest_plot",
-            lambda: F.forest_plot(res, level=meta["level"], title="Pre-specified tests of network mechanisms"))
+            lambda: F.forest_plot(res, level=res.level, title="Pre-specified tests of network mechanisms"))
     for r in res.models.itertuples():
         mid = r.model_id
         if r.status != "fitted":
@@ -106,12 +66,12 @@ def build(ctx: StepContext) -> dict:
                     continue
                 attempt(f"caterpillar_{mid}_{g}", "caterpillar_plot",
                         lambda re=re, g=g, n=n: F.caterpillar_plot(
-                            re, group=g, level=meta["level"],
+                            re, group=g, level=res.level,
                             title=f"Random effects of {g} in model {mid} ({n} levels)"))
-        med = _mediation(ctx.out, mid)
-        if med is not None:
+        fit = load_model(ctx.out, mid)
+        if fit is not None and fit.kind == "mediation":
             attempt(f"path_{mid}", "path_diagram",
-                    lambda med=med: F.path_diagram(med, title=f"Mediation model {mid} with estimates"))
+                    lambda med=fit: F.path_diagram(med, title=f"Mediation model {mid} with estimates"))
         inv = ctx.read(f"models/{mid}_invariance.csv")
         if inv.is_file():
             attempt(f"invariance_{mid}", "invariance_plot",

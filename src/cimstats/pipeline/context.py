@@ -1,9 +1,16 @@
-"""What every step of the pipeline shares: the step context, the skip signal, the CSV writer, and the
-readers of earlier steps' files that later steps, the figures and the report use."""
+"""What every step of the pipeline shares: the step context, the skip signal, the CSV writer, where the
+saved results live, and the readers of earlier steps' files that later steps, the figures and the report use.
+
+Results pass between steps through the result contract: the mechanisms step
+saves the :class:`~cimstats.mechanisms.MechanismResult` with ``result.save``
+into :data:`MECHANISM_RESULT` and every fitted model that can be saved into
+``models/<model_id>/``; later steps read them back with
+:func:`cimstats.load_result`. The CSV tables beside them are for people and
+spreadsheets.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,11 +21,25 @@ from cimstats._files import inside
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import PlanError
 from cimstats.integrate import read_codebook
-from cimstats.mechanisms import MechanismResult, VerdictRules
 
 from .plan import AnalysisPlan
+from .results import load_result
 
-__all__ = ["StepContext", "StepSkipped", "mechanism_result_from_files"]
+__all__ = ["StepContext", "StepSkipped", "MECHANISM_RESULT", "model_folder", "load_mechanisms", "load_model",
+           "TERM_COLUMNS", "TERM_KINDS", "TERM_LABELS", "INVARIANCE_COLUMNS"]
+
+#: the folder (below OUT) the mechanisms step saves its MechanismResult to
+MECHANISM_RESULT = "mechanisms/saved"
+
+#: the columns of a model's estimates shown in the model tables, their number kinds and headings
+TERM_COLUMNS = ("term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper")
+TERM_KINDS = {"estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "df": "number",
+              "p_value": "p_value", "ci_lower": "estimate", "ci_upper": "estimate"}
+TERM_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "df": "df",
+               "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
+#: the columns of a measurement-invariance table shown in the model tables
+INVARIANCE_COLUMNS = ("model", "npar", "chisq", "df", "cfi", "rmsea", "srmr", "delta_cfi", "delta_rmsea",
+                      "chisq_diff", "df_diff", "p_diff")
 
 
 class StepSkipped(Exception):
@@ -74,18 +95,21 @@ def _caught(ws) -> list[str]:
     return out
 
 
-def mechanism_result_from_files(out: Path):
-    """A :class:`MechanismResult` view (table, models, rules) read back from the mechanisms step's files."""
-    t = pd.read_csv(out / "mechanisms/mechanism_table.csv", keep_default_na=False, na_values=[""])
-    for c in ("statement", "theme_ids", "required_variables", "diagnostics", "verdict_reason", "model"):
-        if c in t.columns:
-            t[c] = t[c].fillna("").astype(str)
-    meta = json.loads((out / "mechanisms/result.json").read_text(encoding="utf-8"))
-    models = pd.read_csv(out / "mechanisms/models.csv", keep_default_na=False, na_values=[""])
-    plan = type("PlanName", (), {"name": meta["plan"]})()
-    return MechanismResult(table=t, models=models, fits={}, plan=plan, rules=VerdictRules(level=meta["level"]),
-                           adjust=meta["adjust"], seed=meta["seed"], n_boot=meta["n_boot"],
-                           waves=tuple(meta["waves"]), rules_text=meta["rules_text"]), meta
+def model_folder(model_id: str) -> str:
+    """The folder (below OUT) a fitted model of the mechanism plan is saved to."""
+    return f"models/{model_id}"
+
+
+def load_mechanisms(out: Path):
+    """The :class:`~cimstats.mechanisms.MechanismResult` the mechanisms step saved, or None when there is none."""
+    folder = Path(out) / MECHANISM_RESULT
+    return load_result(folder) if (folder / "result.json").is_file() else None
+
+
+def load_model(out: Path, model_id: str):
+    """The saved fitted model ``model_id`` of the mechanism plan, or None when it was not saved."""
+    folder = Path(out) / model_folder(model_id)
+    return load_result(folder) if (folder / "result.json").is_file() else None
 
 
 def _codebook(plan: AnalysisPlan):

@@ -1,7 +1,9 @@
 """The figures step: mechanism estimates, random effects, the mediation model and measurement invariance.
 
-Reads only the files the mechanisms step wrote (``mechanisms/`` and
-``models/``) and draws with :mod:`cimstats.render.figures`. Each figure is
+Reads only what the mechanisms step wrote: the saved mechanism result and
+fitted models (read back with :func:`cimstats.load_result`) and the random
+effects and invariance tables in ``models/``; draws with
+:mod:`cimstats.render.figures`. Each figure is
 written as every requested format plus ``<name>.alt.txt`` (its alt text);
 ``figures/index.csv`` lists file, title and alt text for the report.
 """

@@ -28,7 +28,8 @@ from cimstats.render.numbers import NumberFormat
 from cimstats.render.spec import TableSpec
 from cimstats.render.text_formats import _CSS, to_html
 
-from .context import _codebook, mechanism_result_from_files
+from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_COLUMNS, TERM_KINDS, TERM_LABELS, _codebook,
+                      load_mechanisms)
 
 __all__ = ["build_report", "report_inputs"]
 
@@ -98,9 +99,10 @@ def report_inputs(plan, out: Path) -> list[Path]:
             "harmonisation/unmapped.csv", "data/patients_codebook.csv", "data/alters_codebook.csv",
             "scales/score_status.csv", "scales/reliability.csv", "networks/summary.csv", "networks/change.csv",
             "mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
-            "joint_displays/index.csv", "figures/index.csv"]
+            f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv"]
     paths = [out / r for r in rels]
-    for folder, pattern in (("models", "*.csv"), ("joint_displays", "*.html"), ("figures", "*.svg")):
+    for folder, pattern in (("models", "*.csv"), ("models", "*/result.json"), ("joint_displays", "*.html"),
+                            ("figures", "*.svg")):
         d = out / folder
         if d.is_dir():
             paths += sorted(d.glob(pattern))
@@ -228,9 +230,8 @@ def build_report(plan, out) -> str:
 
     # ---------------------------------------------------------------- mechanisms and models
     parts = []
-    if (out / "mechanisms/mechanism_table.csv").is_file():
-
-        res, meta = mechanism_result_from_files(out)
+    res = load_mechanisms(out)
+    if res is not None:
         parts.append(f'<div class="table-wrap">{to_html(res.to_table_spec(number="1"), standalone=False)}</div>')
         models = res.models
         parts.append("<h3>Models</h3>")
@@ -244,20 +245,14 @@ def build_report(plan, out) -> str:
         for r in models.itertuples():
             terms = _read_csv(out / f"models/{r.model_id}_terms.csv")
             if terms is not None:
-                cols = [c for c in ("term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower",
-                                    "ci_upper") if c in terms.columns]
+                cols = [c for c in TERM_COLUMNS if c in terms.columns]
                 parts.append(f"<h3>Model {escape_html(r.model_id)}</h3>")
                 parts.append(_frame_table(terms[cols], f"Estimates of model {r.model_id}: {r.model}",
-                                          kinds={"estimate": "estimate", "std_error": "estimate",
-                                                 "statistic": "estimate", "p_value": "p_value",
-                                                 "ci_lower": "estimate", "ci_upper": "estimate"},
-                                          labels={"term": "Term", "estimate": "Estimate", "std_error": "SE",
-                                                  "statistic": "Statistic", "df": "df", "p_value": "p",
-                                                  "ci_lower": "CI lower", "ci_upper": "CI upper"}))
+                                          kinds={k: v for k, v in TERM_KINDS.items() if k != "df"},
+                                          labels=TERM_LABELS))
             inv = _read_csv(out / f"models/{r.model_id}_invariance.csv")
             if inv is not None:
-                keep = [c for c in ("model", "npar", "chisq", "df", "cfi", "rmsea", "srmr", "delta_cfi", "delta_rmsea",
-                                    "chisq_diff", "df_diff", "p_diff") if c in inv.columns]
+                keep = [c for c in INVARIANCE_COLUMNS if c in inv.columns]
                 parts.append(f"<h3>Model {escape_html(r.model_id)}</h3>")
                 parts.append(_frame_table(inv[keep], f"Measurement invariance: {r.model}",
                                           kinds={"p_diff": "p_value"}))

@@ -28,6 +28,7 @@ from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_plan
+from .context import MECHANISM_RESULT
 from .report import report_inputs
 from .steps import STEP_FUNCTIONS, StepContext, StepSkipped, raw_folder
 
@@ -124,7 +125,7 @@ def _qualitative_files(plan: AnalysisPlan, out: Path) -> list[Path]:
             paths.append(out / "qualitative/coded_excerpts.csv")
         elif v and v != "demo":
             paths.append(Path(v))
-    paths += [out / "mechanisms/mechanism_table.csv", out / "data/patients.parquet", out / "scales/scores.parquet",
+    paths += [out / MECHANISM_RESULT / "result.json", out / "data/patients.parquet", out / "scales/scores.parquet",
               out / "networks/ego_measures.parquet"]
     return paths
 
@@ -221,8 +222,8 @@ class RunResult:
                  ("harmonisation/", "harmonisation report (.xlsx, .html, .csv)"),
                  ("scales/", "scale scores, how each was obtained, reliability"),
                  ("networks/", "ego-network measures and network change"),
-                 ("mechanisms/", "the mechanism table and model summaries"),
-                 ("models/", "estimates, random effects and fit of every model"),
+                 ("mechanisms/", "the mechanism table and model summaries (saved result in mechanisms/saved/)"),
+                 ("models/", "estimates, random effects and fit of every model (saved results in models/<id>/)"),
                  ("tables/", "publication tables (CSV, Excel, Word, LaTeX, HTML, Markdown)"),
                  ("joint_displays/", "joint displays in every format"),
                  ("figures/", "figures (SVG, PNG) with alt text")]

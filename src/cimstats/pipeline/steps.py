@@ -5,13 +5,17 @@ Every step function takes a :class:`StepContext` and writes only below
 it reads the outputs of earlier steps from ``ctx.out``. It returns a small dict
 of facts (counts, notes) kept in the step's cache record and in the manifest.
 Steps talk to each other only through files, so a step whose input files and
-plan sections have not changed can be skipped.
+plan sections have not changed can be skipped. Fitted results pass through the
+result contract: the mechanisms step saves them with ``result.save`` and later
+steps read them with :func:`cimstats.load_result` (see
+:mod:`cimstats.pipeline.context`).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import CimstatsError, PlanError
+from cimstats.models._result import FittedResult
 
 from . import figures as F
-from .context import (StepContext, StepSkipped, _caught, _codebook, _write_csv,  # noqa: F401 (names kept here)
-                      mechanism_result_from_files)
+from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_KINDS, TERM_LABELS, StepContext,  # noqa: F401
+                      StepSkipped, _caught, _codebook, _write_csv, load_mechanisms, model_folder)
 from .plan import AnalysisPlan
 from .report import build_report
 
@@ -272,22 +277,25 @@ def step_mechanisms(ctx: StepContext) -> dict:
     model_seconds = {str(m): round(float(x), 3) for m, x in zip(models["model_id"], models["seconds"])} \
         if "seconds" in models.columns else {}
     _write_csv(models.drop(columns=["seconds"], errors="ignore"), ctx.path("mechanisms/models.csv"))
-    ctx.path("mechanisms/summary.txt").write_text(res.summary() + "\n", encoding="utf-8")
-    level = getattr(res.rules, "level", 0.95)
-    meta = {"adjust": res.adjust, "seed": res.seed, "n_boot": res.n_boot, "level": level,
-            "waves": list(res.waves), "rules_text": res.rules_text, "plan": res.plan.name}
+    ctx.path("mechanisms/summary.txt").write_text(res.to_text() + "\n", encoding="utf-8")
+    meta = {"adjust": res.adjust, "seed": res.seed, "n_boot": res.n_boot, "level": res.level,
+            "waves": list(res.waves), "rules_text": res.rules_text, "plan": res.plan_name}
     ctx.path("mechanisms/result.json").write_text(_json(meta), encoding="utf-8")
+    # the result itself, for the later steps (without the fitting times, which differ between runs)
+    replace(res, models=models.drop(columns=["seconds"], errors="ignore")).save(ctx.path(MECHANISM_RESULT))
     for mid, fit in res.fits.items():
         if fit is None:
             continue
         _export_fit(ctx, mid, fit, res.plan.models[mid])
+        if isinstance(fit, FittedResult):
+            fit.save(ctx.path(model_folder(mid)))
     return {"hypotheses": int(len(res.table)),
             "verdicts": {str(k): int(v) for k, v in res.table["verdict"].value_counts().sort_index().items()},
             "model_seconds": model_seconds, "notes": notes}
 
 
 def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
-    """The tables the figures and the model tables need, one CSV per view of the fit."""
+    """The fit's views as readable CSV tables (the model tables and the report show them)."""
     tpl = spec["template"]
     if tpl == "invariance":
         _write_csv(fit.table, ctx.path(f"models/{mid}_invariance.csv"))
@@ -305,6 +313,7 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
                "moderator": sp.moderator, "moderated_paths": list(sp.moderated_paths), "serial": bool(sp.serial),
                "level": fit.level, "ci": fit.ci, "n_boot": fit.n_boot, "seed": fit.seed,
                "resampling": fit.resampling, "nobs": fit.nobs, "n_dropped": fit.n_dropped}
+        # a readable description of the mediation model; the figures read the saved result instead
         ctx.path(f"models/{mid}_mediation.json").write_text(_json(doc), encoding="utf-8")
     g = fit.glance() if hasattr(fit, "glance") else None
     if isinstance(g, pd.DataFrame):
@@ -316,20 +325,14 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
 
 
 # =========================================================================== tables
-_TIDY_KINDS = {"estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "df": "number",
-               "p_value": "p_value", "ci_lower": "estimate", "ci_upper": "estimate"}
-_TIDY_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "df": "df",
-                "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
-
-
 def step_tables(ctx: StepContext) -> dict:
     """Publication tables: the mechanism table and one table per fitted model, in every table format."""
     from cimstats.render import TableSpec
 
     formats = ctx.plan.sections["outputs"]["tables"]
     written = []
-    if ctx.read("mechanisms/mechanism_table.csv").is_file():
-        res, _meta = mechanism_result_from_files(ctx.out)
+    res = load_mechanisms(ctx.out)
+    if res is not None:
         spec = res.to_table_spec(number="1")
         _write_csv(res.tidy(), ctx.path("tables/mechanism_table.csv"))
         written += _render_all(spec, ctx.path("tables/mechanism_table.csv"), formats)
@@ -343,16 +346,14 @@ def step_tables(ctx: StepContext) -> dict:
                 continue
             d = pd.read_csv(f)
             if "term" in d.columns:
-                cols = [c for c in _TIDY_LABELS if c in d.columns]
+                cols = [c for c in TERM_LABELS if c in d.columns]
                 d = d[cols]
-                spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", kinds=_TIDY_KINDS,
-                                            header_labels=_TIDY_LABELS, number=str(k),
+                spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", kinds=TERM_KINDS,
+                                            header_labels=TERM_LABELS, number=str(k),
                                             notes=tuple(x for x in (f"n = {r.nobs}" if pd.notna(r.nobs) else "",
                                                                     str(r.diagnostics or "")) if x))
             else:
-                keep = [c for c in ("model", "npar", "chisq", "df", "cfi", "rmsea", "srmr", "delta_cfi",
-                                    "delta_rmsea", "chisq_diff", "df_diff", "p_diff") if c in d.columns]
-                d = d[keep]
+                d = d[[c for c in INVARIANCE_COLUMNS if c in d.columns]]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", number=str(k),
                                             kinds={"p_diff": "p_value"})
             _write_csv(d, ctx.path(f"tables/model_{r.model_id}.csv"))
@@ -407,12 +408,8 @@ def step_joint_displays(ctx: StepContext) -> dict:
     formats = ctx.plan.sections["outputs"]["tables"]
     codebook = _codebook(ctx.plan)
     excerpts = _excerpts(ctx.plan, ctx.out)
-    results = None
-    if ctx.read("mechanisms/mechanism_table.csv").is_file():
-        results = pd.read_csv(ctx.read("mechanisms/mechanism_table.csv"), keep_default_na=False, na_values=[""])
-        for c in ("theme_ids", "statement", "verdict_reason", "model", "diagnostics"):
-            if c in results.columns:
-                results[c] = results[c].fillna("").astype(str)
+    mech = load_mechanisms(ctx.out)
+    results = None if mech is None else mech.table
     cases = _cases(ctx)
     if excerpts is not None:
         cases = cases.loc[cases["patient_id"].isin(set(excerpts["case_id"]))].reset_index(drop=True)

@@ -456,7 +456,7 @@ def mediation(
         sensitivity_info=sens_info,
         nobs=n,
         n_dropped=n_dropped,
-        dropped=dropped,
+        dropped_detail=dropped,
         n_boot=n_boot,
         n_boot_failed=n_failed,
         seed=seed,
@@ -468,6 +468,7 @@ def mediation(
         strata=strata,
         moderator_values=tuple(w_values),
         moderator_values_rule=w_rule,
+        acceleration=accel,
     )
 
 
