@@ -16,7 +16,7 @@ import pytest
 import cimstats
 from cimstats.errors import CimstatsWarning
 from cimstats._parallel import ExecutionError, default_chunk_size, job_fingerprint, replicate
-from cimstats.models.mixed.bootstrap import parametric_bootstrap
+from cimstats.models.bootstrap import parametric_bootstrap
 
 
 def normal_rows(data, seeds, width):

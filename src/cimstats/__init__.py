@@ -47,8 +47,8 @@ _EXPORTS: dict[str, str] = {
     "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "mediation": "cimstats.models.mediation.fit",
     "power": "cimstats.models.power",
-    "parametric_bootstrap": "cimstats.models.mixed.bootstrap",
-    "bootstrap_lrt": "cimstats.models.mixed.bootstrap",
+    "parametric_bootstrap": "cimstats.models.bootstrap",
+    "bootstrap_lrt": "cimstats.models.bootstrap",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate

@@ -15,7 +15,7 @@ from cimstats.models._result import read_saved_result
 from cimstats.models.glmm import gee as _gee  # noqa: F401  (registers "gee")
 from cimstats.models.glmm import results as _glmm_results  # noqa: F401  (registers "glmm")
 from cimstats.models.mediation import results as _mediation_results  # noqa: F401  (registers "mediation")
-from cimstats.models.mixed import bootstrap as _bootstrap  # noqa: F401  (registers "parametric_bootstrap", "bootstrap_lrt")
+from cimstats.models import bootstrap as _bootstrap  # noqa: F401  (registers "parametric_bootstrap", "bootstrap_lrt")
 from cimstats.models.mixed import results as _mixed_results  # noqa: F401  (registers "lmm")
 from cimstats.models import power as _power  # noqa: F401  (registers "power")
 from cimstats.models.sem import invariance as _invariance  # noqa: F401  (registers "invariance")

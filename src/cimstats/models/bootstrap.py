@@ -29,10 +29,10 @@ from cimstats.models._result import FittedResult, OptimizerSummary, ResultSummar
 from cimstats.render.numbers import NumberFormat
 from cimstats.render.spec import Cell, Row, TableSpec
 
-from ..glmm.fit import glmm
-from ._threads import _blas_single_thread
-from .core import CrossProducts, PLSCore
-from .optimize import minimize_theta
+from cimstats.models.glmm.fit import glmm
+from cimstats.models.mixed._threads import _blas_single_thread
+from cimstats.models.mixed.core import CrossProducts, PLSCore
+from cimstats.models.mixed.optimize import minimize_theta
 
 __all__ = ["parametric_bootstrap", "bootstrap_lrt", "BootstrapResult", "BootstrapTestResult"]
 
@@ -371,7 +371,7 @@ def parametric_bootstrap(fit, *, data=None, nsim: int = 1000, seed=None, client=
     Examples
     --------
     >>> import numpy as np, pandas as pd, cimstats
-    >>> from cimstats.models.mixed.bootstrap import parametric_bootstrap
+    >>> from cimstats.models.bootstrap import parametric_bootstrap
     >>> rng = np.random.default_rng(2)
     >>> d = pd.DataFrame({"g": np.repeat(np.arange(15), 6), "x": rng.normal(size=90)})
     >>> d["y"] = 0.4 * d["x"] + rng.normal(size=15)[d["g"]] + rng.normal(size=90)
