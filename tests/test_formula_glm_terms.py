@@ -213,3 +213,17 @@ def test_glmm_errors_name_the_formula_as_written():
     with pytest.raises(ModelSpecificationError) as err:
         cimstats.gee("yb ~ spline(x) + (1 | g)", d)
     assert "'yb ~ spline(x) + (1 | g)'" in str(err.value) and "spline()" in str(err.value)
+
+
+def test_missing_cbind_counts_are_set_aside_once_under_the_outcome():
+    d = _data()
+    d.loc[[8, 9], "s"] = np.nan
+    d["w"] = 1.0
+    d.loc[[20], "w"] = np.nan
+    with pytest.warns(MissingDataWarning) as caught:
+        a = cimstats.glmm("cbind(s, f) ~ x + (1 | g)", d)
+    assert a.n_dropped == 2 and a.dropped_by_column == {"cbind(s, f)": 2}
+    assert "(cbind(s, f): 2)" in str(caught[0].message)
+    with pytest.warns(MissingDataWarning):
+        b = cimstats.glmm("cbind(s, f) ~ x + (1 | g)", d, weights="w")
+    assert b.n_dropped == 3 and b.dropped_by_column == {"weights": 1, "cbind(s, f)": 2}

@@ -115,7 +115,9 @@ def _prepare(formula, data: pd.DataFrame, family, weights, offset):
         if ov.shape != (n,):
             raise ModelSpecificationError(f"`offset` has {ov.size} values; expected one per row of `data` ({n}).")
         off = off + ov
-    for name, v, missing in (("offset", off, off), ("weights", mvec, mvec), (lhs, yv, yv)):
+    # rows without an offset, a weight or a cbind() outcome, counted under each; a missing count of
+    # successes or failures is counted under the outcome, not again under the trials it leaves unknown
+    for name, v, missing in (("offset", off, off), ("weights", mvec, wv), (lhs, yv, yv)):
         if missing is not None and np.isnan(missing).any():
             extra_missing[name] = int(np.isnan(missing).sum())
         if v is not None and np.isinf(v).any():
