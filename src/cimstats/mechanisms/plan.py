@@ -54,7 +54,7 @@ import yaml
 
 from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.errors import ModelSpecificationError, PlanError, Report
-from cimstats.models.formula import formula_variables
+from cimstats.models.formula import parse_formula
 
 from .rules import VerdictRules
 
@@ -313,7 +313,7 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
                     remedy="Write e.g. moderator_values: [1, 2, 3].")
         if tpl in ("lmm", "glmm") and spec.get("formula"):
             try:
-                formula_names(str(spec["formula"]))
+                formula_names(str(spec["formula"]), template=tpl)
             except ModelSpecificationError as exc:
                 rep.add("M019", f"{where} has a formula that cannot be used: {exc}", file=source,
                         remedy="Write it as in lme4 with the functions the formula grammar lists.")
@@ -408,24 +408,33 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
                 source=source)
 
 
-def formula_names(formula: str) -> list[str]:
+def formula_names(formula: str, *, template: str = "glmm") -> list[str]:
     """Variable names in an lme4 formula, read by the model formula parser.
 
     Function names (``log10``, ``offset``, ``I``, ``cbind`` ...) are not
     variables; the columns inside ``offset()`` and ``cbind()`` are. Order:
     outcome, predictors, grouping factors, offset columns.
 
+    Parameters
+    ----------
+    formula : str
+    template : {"glmm", "lmm"}
+        The model template the formula belongs to: a ``glmm`` formula may hold
+        ``offset()`` terms and a ``cbind(successes, failures)`` outcome, an
+        ``lmm`` formula neither (as the verbs that fit them).
+
     Raises
     ------
     ModelSpecificationError
-        When the formula cannot be read or uses a function outside the grammar.
+        When the formula cannot be read or uses a function outside the grammar
+        of its template.
 
     Examples
     --------
     >>> formula_names("n ~ log10(dose) + scale_score + offset(log(t)) + (1 | practice_id)")
     ['n', 'dose', 'scale_score', 'practice_id', 't']
     """
-    return formula_variables(formula)
+    return parse_formula(formula, glm_terms=template != "lmm").variables()
 
 
 def _whole(v, lo: int, hi: int) -> bool:
@@ -442,7 +451,7 @@ def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[s
     names: list[str] = []
     if tpl in ("lmm", "glmm"):
         try:
-            names = formula_names(str(spec.get("formula", "")))
+            names = formula_names(str(spec.get("formula", "")), template=tpl)
         except ModelSpecificationError:
             names = []  # an unreadable formula is reported by the plan check (M019)
     elif tpl in ("mediation", "moderated_mediation"):

@@ -30,8 +30,9 @@ Functions on the fixed side: ``I(expr)`` (arithmetic with ``+ - * / ^``),
 for cross-level interactions: ``gmc(x)`` (grand-mean centred), ``cwc(x, g)``
 (centred within the clusters of ``g``) and ``clustermean(x, g)`` (the mean of
 ``x`` in each cluster of ``g``). Centring constants are computed on the rows
-used in the fit. ``glmm`` and ``gee`` also read ``offset(expr)`` and
-``cbind(successes, failures)``.
+used in the fit. ``glmm`` and ``gee`` also read ``offset(expr)`` terms and a
+``cbind(successes, failures)`` outcome (``parse_formula(..., glm_terms=True)``);
+their columns come from the parsed formula like every other variable.
 
 Arithmetic (inside ``I()``, the functions above, ``offset()``, ``cbind()`` and
 the ``weights=``/``offset=`` expressions of ``glmm``) is read by this module's
@@ -77,8 +78,6 @@ __all__ = [
     "build_design",
     "NumericExpression",
     "parse_expression",
-    "split_offsets",
-    "cbind_parts",
     "formula_variables",
     "FORMULA_FUNCTIONS",
 ]
@@ -106,6 +105,8 @@ class _Node:
     kind: str  # "name", "num", "str", "call", "binop", "neg", "paren"
     value: object = None
     args: tuple = ()
+    #: (start, end) of the node's text in the parsed string (``text[start:end]`` is the node as written)
+    span: tuple = field(default=(0, 0), compare=False, repr=False)
 
     def text(self) -> str:
         """Deparse the node (R-like spelling, used for term labels)."""
@@ -127,10 +128,13 @@ class _Node:
         return f"{self.args[0].text()}{sep}{self.args[1].text()}"
 
 
-def _tokenize(text: str, where: str | None = None) -> list[tuple[str, object]]:
+def _tokenize(text: str, where: str | None = None) -> tuple[list[tuple[str, object]], list[tuple[int, int]]]:
+    """Tokens of ``text`` and, per token, its (start, end) position in ``text``."""
     where = where or f"formula {_short(text)}"
-    tokens, pos = [], 0
+    tokens, spans = [], []
+    lead = len(text) - len(text.lstrip())
     text = text.strip()
+    pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
@@ -139,6 +143,8 @@ def _tokenize(text: str, where: str | None = None) -> list[tuple[str, object]]:
                 f"{pos}; expected names, numbers and the operators ~ + - * / : ^ | || ( ), so check the spelling."
             )
         pos = m.end()
+        g0 = m.group(0)
+        span = (lead + m.start() + len(g0) - len(g0.lstrip()), lead + m.end())
         if m.group("num") is not None:
             tokens.append(("num", float(m.group("num"))))
         elif m.group("name") is not None:
@@ -151,7 +157,8 @@ def _tokenize(text: str, where: str | None = None) -> list[tuple[str, object]]:
             tokens.append(("op", m.group("op")))
         else:  # trailing whitespace
             break
-    return tokens
+        spans.append(span)
+    return tokens, spans
 
 
 #: longest formula or expression text read (characters), deepest nesting of parentheses, calls
@@ -190,7 +197,7 @@ class _Parser:
                 f"The {self.where} has {len(text)} characters; expected at most {MAX_FORMULA_CHARS}, "
                 f"so shorten it (compute long expressions as columns of `data` beforehand)."
             )
-        self.tokens = _tokenize(text, self.where)
+        self.tokens, self.spans = _tokenize(text, self.where)
         self.i = 0
         self.depth = 0
 
@@ -215,6 +222,10 @@ class _Parser:
         tok = self.peek()
         self.i += 1
         return tok
+
+    def _span(self, first: int) -> tuple[int, int]:
+        """Text span from token ``first`` to the last token taken."""
+        return (self.spans[first][0], self.spans[self.i - 1][1])
 
     def parse(self) -> _Node:
         node = self.expr(0)
@@ -244,17 +255,18 @@ class _Parser:
                 break
             self.take()
             right = self.expr(bp if val in _RIGHT_ASSOC else bp + 1)
-            left = _Node("binop", "^" if val == "**" else val, (left, right))
+            left = _Node("binop", "^" if val == "**" else val, (left, right), (left.span[0], right.span[1]))
         return left
 
     def prefix(self) -> _Node:
+        first = self.i
         kind, val = self.take()
         if kind is None:
             raise self._fail("it ends too early")
         if kind == "num":
-            return _Node("num", val)
+            return _Node("num", val, (), self._span(first))
         if kind == "str":
-            return _Node("str", val)
+            return _Node("str", val, (), self._span(first))
         if kind == "name":
             if self.peek() == ("op", "("):
                 self.take()
@@ -269,19 +281,21 @@ class _Parser:
                         break
                 if self.take() != ("op", ")"):
                     raise self._fail(f"the call {val}(...) is not closed with ')'")
-                return _Node("call", val, tuple(args))
-            return _Node("name", val)
+                return _Node("call", val, tuple(args), self._span(first))
+            return _Node("name", val, (), self._span(first))
         if kind == "op" and val == "(":
             inner = self.expr(0)
             if self.take() != ("op", ")"):
                 raise self._fail("a '(' is not closed")
-            return _Node("paren", None, (inner,))
+            return _Node("paren", None, (inner,), self._span(first))
         if kind == "op" and val == "-":
-            return _Node("neg", None, (self.expr(45),))
+            inner = self.expr(45)
+            return _Node("neg", None, (inner,), (self.spans[first][0], inner.span[1]))
         if kind == "op" and val == "+":
             return self.expr(45)
         if kind == "op" and val == "~":
-            return _Node("binop", "~", (None, self.expr(6)))
+            inner = self.expr(6)
+            return _Node("binop", "~", (None, inner), (self.spans[first][0], inner.span[1]))
         raise self._fail(f"unexpected {val!r}")
 
 
@@ -302,6 +316,11 @@ _CENTRING_CALLS = {"gmc", "cwc", "clustermean"}
 #: every function name the formula grammar knows (``offset`` and ``cbind`` in glmm/gee formulas)
 FORMULA_FUNCTIONS = frozenset(_CATEGORICAL_CALLS | _NUMERIC_CALLS | _CENTRING_CALLS | {"offset", "cbind"})
 _ALLOWED_ARITHMETIC = "I(), as.numeric(), log(), log2(), log10(), exp(), sqrt(), abs()"
+#: where offset() and cbind() belong in a glmm/gee formula (used when they turn up elsewhere)
+_GLM_TERM_HINT = {
+    "offset": "an offset is a term of its own, joined to the others with '+', e.g. 'y ~ x + offset(log(t))'",
+    "cbind": "cbind(successes, failures) is written as the outcome, on the left of '~'",
+}
 _UNSUPPORTED_HINT = {
     "poly": "write the powers explicitly with I(x^2)",
     "ns": "compute the spline basis beforehand and add its columns",
@@ -389,7 +408,13 @@ class RandomTerm:
 
 @dataclass(frozen=True)
 class FormulaSpec:
-    """A parsed formula: response, fixed terms, intercept flag, random terms."""
+    """A parsed formula: response, fixed terms, intercept flag, random terms.
+
+    For ``glmm`` and ``gee`` formulas (``parse_formula(..., glm_terms=True)``)
+    ``offsets`` holds one :class:`NumericExpression` per ``offset()`` term and
+    ``cbind`` the two count expressions (successes, failures) of a
+    ``cbind(successes, failures)`` outcome; both are empty otherwise.
+    """
 
     text: str
     response: str
@@ -397,11 +422,29 @@ class FormulaSpec:
     intercept: bool
     random: tuple[RandomTerm, ...]
     nodes: dict = field(default_factory=dict, compare=False, repr=False)
+    offsets: tuple = ()
+    cbind: tuple = ()
+
+    @property
+    def response_text(self) -> str:
+        """The outcome as written in the formula (e.g. ``'cbind(k, size - k)'``)."""
+        node = self.nodes[self.response]
+        start, end = node.span
+        return self.text[start:end] if end > start else self.response
 
     def variables(self) -> list[str]:
-        """All data columns the model uses (response, predictors, groups)."""
+        """All data columns the model uses: outcome (both counts of a cbind() outcome),
+        predictors, grouping factors, then the columns of offset() terms."""
+        cols = self._model_columns(response=True)
+        for e in self.offsets:
+            cols.extend(c for c in e.columns if c not in cols)
+        return cols
+
+    def _model_columns(self, response: bool) -> list[str]:
+        """Columns of the outcome (when ``response``), the fixed and random terms and the grouping factors."""
         cols: list[str] = []
-        for expr in [self.response] + [v for t in self.fixed_terms for v in t.variables] + [
+        exprs = [self.response] if response else []
+        for expr in exprs + [v for t in self.fixed_terms for v in t.variables] + [
             v for r in self.random for t in r.terms for v in t.variables
         ]:
             for c in _columns_of(self.nodes[expr]):
@@ -431,9 +474,10 @@ def _columns_of(node: _Node) -> list[str]:
 class _Expander:
     """Turns a right-hand-side node into terms (R's terms() algebra)."""
 
-    def __init__(self, text: str, nodes: dict):
+    def __init__(self, text: str, nodes: dict, glm_terms: bool = False):
         self.text = text
         self.nodes = nodes
+        self.glm_terms = glm_terms
 
     def fail(self, term: str, why: str) -> ModelSpecificationError:
         return ModelSpecificationError(
@@ -447,6 +491,8 @@ class _Expander:
         if node.kind == "call":
             fn = str(node.value)
             if fn not in _CATEGORICAL_CALLS | _NUMERIC_CALLS | _CENTRING_CALLS:
+                if self.glm_terms and fn in _GLM_TERM_HINT:
+                    raise self.fail(label, f"{fn}() cannot stand there ({_GLM_TERM_HINT[fn]})")
                 hint = _UNSUPPORTED_HINT.get(fn, "supported functions are I(), log(), log2(), log10(), exp(), "
                                                   "sqrt(), abs(), C()/factor(), gmc(), cwc() and clustermean()")
                 raise self.fail(label, f"the function {fn}() is not supported ({hint})")
@@ -579,13 +625,19 @@ def _group_factors(exp: _Expander, node: _Node, source: str) -> list[tuple[str, 
                            "an interaction a:b or a nesting a/b")
 
 
-def parse_formula(formula: str) -> FormulaSpec:
+def parse_formula(formula: str, *, glm_terms: bool = False) -> FormulaSpec:
     """Parse an lme4-style formula into a :class:`FormulaSpec`.
 
     Parameters
     ----------
     formula : str
         For example ``"support ~ contact_freq * gmc(age) + (1 | practice/ego)"``.
+    glm_terms : bool, default False
+        Also read what ``glmm`` and ``gee`` formulas may hold: ``offset(expr)``
+        terms joined to the others with ``+`` (kept in ``FormulaSpec.offsets``,
+        not in the fixed effects) and a ``cbind(successes, failures)`` outcome
+        (its two count expressions in ``FormulaSpec.cbind``). Without it (as for
+        ``lmm``) both are refused with a message.
 
     Returns
     -------
@@ -595,7 +647,7 @@ def parse_formula(formula: str) -> FormulaSpec:
     ------
     ModelSpecificationError
         When the text is not a formula or uses a term that cannot be represented
-        (the message names the term).
+        (the message names the term and the formula).
 
     Examples
     --------
@@ -604,6 +656,9 @@ def parse_formula(formula: str) -> FormulaSpec:
     ['a', 'b', 'a:b']
     >>> [(r.group, r.intercept, [t.label for t in r.terms]) for r in s.random]
     [('g', True, []), ('g', False, ['x'])]
+    >>> s = parse_formula("cbind(k, size - k) ~ x + offset(log(t)) + (1 | g)", glm_terms=True)
+    >>> [e.text for e in s.cbind], [e.text for e in s.offsets], [t.label for t in s.fixed_terms]
+    (['k', 'size - k'], ['log(t)'], ['x'])
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise ModelSpecificationError(
@@ -616,13 +671,25 @@ def parse_formula(formula: str) -> FormulaSpec:
             f"`formula` {formula!r} has no outcome on the left of '~'; write it as 'outcome ~ predictors'."
         )
     nodes: dict = {}
-    exp = _Expander(formula, nodes)
-    lhs = root.args[0]
-    if lhs.kind not in ("name", "call"):
+    exp = _Expander(formula, nodes, glm_terms)
+    lhs, rhs = root.args
+    counts: tuple = ()
+    if glm_terms and lhs.kind == "call" and lhs.value == "cbind":
+        counts = _cbind_counts(lhs, formula)
+        response = lhs.text()
+    elif lhs.kind not in ("name", "call"):
         raise exp.fail(lhs.text(), "the outcome must be one column or a function of one column")
-    response = exp.variable(lhs) if lhs.kind == "call" else lhs.text()
-    nodes[response] = lhs
-    terms, icpt, random_nodes = exp.terms(root.args[1])
+    else:
+        response = exp.variable(lhs) if lhs.kind == "call" else lhs.text()
+    offsets: tuple = ()
+    if glm_terms:
+        found: list = []
+        rhs = _take_offsets(rhs, found)
+        offsets = tuple(_offset_expression(o, formula) for o in found)
+        if rhs is None:  # only offsets on the right: the intercept remains, as in R
+            rhs = _Node("num", 1.0)
+    terms, icpt, random_nodes = exp.terms(rhs)
+    nodes[response] = lhs  # after the right-hand side, which may name the same variable
     fixed = tuple(FixedTerm(t) for t in sorted(terms, key=len))  # R orders terms by degree
     randoms: list[RandomTerm] = []
     for rn in random_nodes:
@@ -645,7 +712,65 @@ def parse_formula(formula: str) -> FormulaSpec:
     return FormulaSpec(
         text=formula, response=response, fixed_terms=fixed,
         intercept=True if icpt is None else icpt, random=tuple(randoms), nodes=nodes,
+        offsets=offsets, cbind=counts,
     )
+
+
+def _take_offsets(node: _Node, found: list) -> _Node | None:
+    """The right-hand side without its offset() terms (appended to ``found`` left to right).
+
+    Only terms joined by ``+`` at the top level are offsets (as lme4 reads them);
+    elsewhere (``x:offset(t)``, ``- offset(t)``, inside parentheses) offset() is
+    left in place and refused by the term expansion. Returns None when nothing
+    but offsets remains.
+    """
+    if node.kind == "call" and node.value == "offset":
+        found.append(node)
+        return None
+    if node.kind == "binop" and node.value == "+":
+        a = _take_offsets(node.args[0], found)
+        b = _take_offsets(node.args[1], found)
+        if a is None or b is None:
+            return b if a is None else a
+        return _Node("binop", "+", (a, b), node.span)
+    return node
+
+
+def _written(formula: str, node: _Node) -> str:
+    """A node's text as written in ``formula``."""
+    return formula[node.span[0]:node.span[1]]
+
+
+def _offset_expression(call: _Node, formula: str) -> "NumericExpression":
+    """The checked expression inside one ``offset(...)`` term."""
+    if len(call.args) != 1:
+        raise ModelSpecificationError(
+            f"The term {_written(formula, call)!r} in formula {_short(formula)} gives offset() {len(call.args)} "
+            f"arguments; expected one, e.g. offset(log(exposure))."
+        )
+    arg = call.args[0]
+    text = _written(formula, arg)
+    where = f"offset {text!r} in formula {formula!r}"
+    if len(where) > 300:
+        where = f"offset {text[:100]!r}... in formula {formula[:100]!r}..."
+    _check_arithmetic(arg, text, where)
+    return NumericExpression(text, where, arg)
+
+
+def _cbind_counts(call: _Node, formula: str) -> tuple["NumericExpression", "NumericExpression"]:
+    """The two checked count expressions of a ``cbind(successes, failures)`` outcome."""
+    if len(call.args) != 2:
+        raise ModelSpecificationError(
+            f"The response {_written(formula, call)!r} of formula {_short(formula)} has {len(call.args)} argument(s) "
+            f"in cbind(); expected two: cbind(successes, failures)."
+        )
+    out = []
+    for arg, what in zip(call.args, ("successes", "failures")):
+        text = _written(formula, arg)
+        where = f"cbind() {what} {_short(text)} in formula {_short(formula)}"
+        _check_arithmetic(arg, text, where)
+        out.append(NumericExpression(text, where, arg))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------
@@ -727,73 +852,6 @@ def parse_expression(text: str, *, where: str | None = None) -> NumericExpressio
     return NumericExpression(text, where, node)
 
 
-def _split_top(s: str, sep: str) -> list[str]:
-    """Split ``s`` at ``sep`` characters outside parentheses and backquotes."""
-    out, depth, cur, quoted = [], 0, [], False
-    for ch in s:
-        if ch == "`":
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth -= 1
-        if ch == sep and depth == 0 and not quoted:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-_OFFSET_TERM = re.compile(r"\s*offset\s*\((.*)\)\s*", flags=re.S)
-_CBIND = re.compile(r"\s*cbind\s*\((.*)\)\s*", flags=re.S)
-
-
-def split_offsets(formula: str) -> tuple[str, list[str], list[str]]:
-    """Split a glmm/gee formula into (outcome text, other right-hand terms, offset() contents).
-
-    ``offset(...)`` terms are recognised at the top level of the right-hand
-    side (joined by ``+``); their contents are read later with
-    :func:`parse_expression`.
-
-    Examples
-    --------
-    >>> split_offsets("n ~ z + offset(log(expo)) + (1 | g)")
-    ('n', [' z ', ' (1 | g)'], ['log(expo)'])
-    """
-    if not isinstance(formula, str) or "~" not in formula:
-        raise ModelSpecificationError(
-            f"`formula` is {formula!r}; expected a string such as 'y ~ x + (1 | cluster)'."
-        )
-    if len(formula) > MAX_FORMULA_CHARS:
-        _Parser(formula)  # raises the length error
-    lhs, rhs = formula.split("~", 1)
-    offsets, kept = [], []
-    for t in _split_top(rhs, "+"):
-        mt = _OFFSET_TERM.fullmatch(t)
-        if mt:
-            offsets.append(mt.group(1))
-        else:
-            kept.append(t)
-    return lhs.strip(), kept, offsets
-
-
-def cbind_parts(lhs: str, formula: str) -> list[NumericExpression] | None:
-    """The two count expressions of a ``cbind(successes, failures)`` outcome, or None without cbind()."""
-    mc = _CBIND.fullmatch(lhs)
-    if not mc:
-        return None
-    parts = _split_top(mc.group(1), ",")
-    if len(parts) != 2:
-        raise ModelSpecificationError(
-            f"The response {lhs!r} has {len(parts)} argument(s) in cbind(); expected two: "
-            f"cbind(successes, failures)."
-        )
-    return [parse_expression(p, where=f"cbind() {what} {_short(p.strip())} in formula {_short(formula)}")
-            for p, what in zip(parts, ("successes", "failures"))]
-
-
 def formula_variables(formula: str) -> list[str]:
     """The data columns an lmm, glmm or gee formula uses, read by the formula parser.
 
@@ -813,20 +871,7 @@ def formula_variables(formula: str) -> list[str]:
     >>> formula_variables("cbind(k, size - k) ~ x + (1 | herd)")
     ['k', 'size', 'x', 'herd']
     """
-    lhs, kept, offsets = split_offsets(formula)
-    names: list[str] = []
-    placeholder = "cimstats_cbind_response__"
-    parts = cbind_parts(lhs, formula)
-    if parts is not None:
-        for e in parts:
-            names.extend(e.columns)
-        lhs = placeholder
-    rhs = "+".join(kept) if any(t.strip() for t in kept) else " 1"
-    spec = parse_formula(f"{lhs} ~{rhs}")
-    names.extend(c for c in spec.variables() if c != placeholder)
-    for o in offsets:
-        names.extend(parse_expression(o, where=f"offset {_short(o.strip())} in formula {_short(formula)}").columns)
-    return list(dict.fromkeys(names))
+    return parse_formula(formula, glm_terms=True).variables()
 
 
 # ---------------------------------------------------------------------------
@@ -1329,8 +1374,12 @@ def _level_label(key) -> str:
     return str(key)
 
 
-def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) -> ModelFrame:
+def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2,
+                 response=None) -> ModelFrame:
     """Evaluate ``spec`` on ``data`` (rows with missing used values are dropped).
+
+    Offset terms (``spec.offsets``) are not part of the design; the verbs that
+    read them (``glmm``, ``gee``) evaluate them themselves.
 
     Parameters
     ----------
@@ -1338,6 +1387,11 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     data : pandas.DataFrame
     min_levels : int
         Smallest number of levels a grouping factor may have.
+    response : array-like, optional
+        The outcome's values on every row of ``data``, when the caller computes
+        them from the parsed outcome (``glmm`` turns ``cbind(successes,
+        failures)`` into proportions); the outcome's columns are then not read.
+        Needed for a ``cbind()`` outcome.
 
     Returns
     -------
@@ -1362,7 +1416,12 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
         raise ModelSpecificationError(
             f"`data` is a {type(data).__name__}; expected a pandas DataFrame with one row per observation."
         )
-    used = spec.variables()
+    if spec.cbind and response is None:
+        raise ModelSpecificationError(
+            f"The outcome {spec.response_text!r} of formula {_short(spec.text)} is cbind(successes, failures), "
+            f"which only glmm() reads; fit it with glmm(..., family='binomial')."
+        )
+    used = spec._model_columns(response=response is None)
     for c in used:
         if c not in data.columns:
             _Evaluator(data, spec.text).column(c)  # raises the informative error
@@ -1371,7 +1430,14 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     # response
     ev0 = _Evaluator(data, spec.text)
     ynode = spec.nodes[spec.response]
-    if ynode.kind == "name":
+    if response is not None:
+        y_all = np.array(response, dtype=float)
+        if y_all.shape != (len(data),):
+            raise ModelSpecificationError(
+                f"The outcome values given for formula {_short(spec.text)} number {y_all.size}; expected one per "
+                f"row of `data` ({len(data)})."
+            )
+    elif ynode.kind == "name":
         ys = data[str(ynode.value)]
         if _is_categorical_series(ys):
             raise ModelSpecificationError(
@@ -1393,7 +1459,7 @@ def build_design(spec: FormulaSpec, data: pd.DataFrame, *, min_levels: int = 2) 
     nonfinite = ~np.isfinite(y_all)
     if nonfinite.any():
         raw_na = np.zeros(len(data), dtype=bool)
-        for c in _columns_of(ynode):
+        for c in (_columns_of(ynode) if response is None else ()):
             raw_na |= data[c].isna().to_numpy()
         extra = int((nonfinite & ~raw_na).sum())  # e.g. log(0): not missing in the data itself
         if extra:

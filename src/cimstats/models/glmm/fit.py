@@ -11,7 +11,7 @@ import pandas as pd
 from ...errors import (CimstatsWarning, ConvergenceWarning, EstimationError, MissingDataWarning,
                        ModelSpecificationError, SingularFitWarning)
 from ..checks import check_unique_columns
-from ..formula import build_design, cbind_parts, parse_formula, split_offsets
+from ..formula import FormulaSpec, build_design, parse_formula
 from ..mixed.fit import _as_frame, _blas_single_thread, _check_rank
 from ..mixed.core import theta_layout
 from ..mixed.optimize import (BOUNDARY_UNRESOLVED, OptimizerSummary, _fd_grad_hess, minimize_theta,
@@ -22,9 +22,6 @@ from .offsets import _eval_expr, offset_values
 from .results import GlmmResult
 
 __all__ = ["glmm", "SeparationWarning", "BoundaryVarianceWarning"]
-
-_RESPONSE = "glmm_response__"
-
 
 class SeparationWarning(CimstatsWarning):
     """A fixed effect is (quasi-)completely separated: its estimate diverges.
@@ -53,23 +50,36 @@ class BoundaryVarianceWarning(SingularFitWarning):
         self.components = tuple(components)
 
 
-def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
-    """Take cbind() responses and offset() terms out of the formula; returns the pieces."""
-    lhs, kept, offsets = split_offsets(formula)
+def _prepare(formula, data: pd.DataFrame, family, weights, offset):
+    """Evaluate a glmm/gee formula on ``data``: outcome, trials, offsets and the model frame.
+
+    ``formula`` is the formula text or a :class:`~cimstats.models.formula.FormulaSpec`
+    already read with ``glm_terms=True`` (``gee`` adds its ``groups=`` cluster to it).
+    The outcome comes from the parsed response: a column (or expression) of
+    0/1 values, proportions or counts, or ``cbind(successes, failures)``, whose
+    proportions of successes are the outcome and whose totals the numbers of
+    trials. Offsets are the parsed ``offset()`` terms plus ``offset=``.
+
+    Returns (model frame, outcome as written, trials, offset, offset() texts,
+    rows set aside before the design, their counts by source, positions of the
+    used rows, the data read).
+    """
+    spec = formula if isinstance(formula, FormulaSpec) else parse_formula(formula, glm_terms=True)
+    formula = spec.text
+    lhs = spec.response_text
     data = data.copy()
     if not data.index.is_unique:
         data = data.reset_index(drop=True)
     n = len(data)
     extra_missing = {}
-    parts = cbind_parts(lhs, formula)
-    if parts is not None:
+    if spec.cbind:
         if family.name != "binomial":
             raise ModelSpecificationError(
                 f"The response {lhs!r} uses cbind(), which is only meaningful for family='binomial'; "
                 f"give a single count column for family={family.name!r}."
             )
-        succ = parts[0].evaluate(data)
-        fail = parts[1].evaluate(data)
+        succ = spec.cbind[0].evaluate(data)
+        fail = spec.cbind[1].evaluate(data)
         total = succ + fail
         with np.errstate(invalid="ignore", divide="ignore"):
             yv = np.where(total > 0, succ / np.where(total > 0, total, 1), 0.0)
@@ -83,11 +93,10 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
                 f"The response {lhs!r} has {int(bad.sum())} row(s) with negative or non-integer counts "
                 f"(first: row {data.index[i]!r}); expected whole numbers of successes and failures >= 0."
             )
-        response_label = lhs
     else:
         yv = None
         mvec = np.ones(n)
-        response_label = lhs
+    wv = None
     if weights is not None:
         wv = (_eval_expr(weights, data, "`weights` column") if isinstance(weights, str)
               else np.asarray(weights, dtype=float))
@@ -98,38 +107,33 @@ def _prepare(formula: str, data: pd.DataFrame, family, weights, offset):
         if np.any(wv[~np.isnan(wv)] < 0):
             raise ModelSpecificationError("`weights` has negative values; expected numbers of trials (>= 0).")
         mvec = mvec * wv
-    off = offset_values(offsets, data, formula)
+    offset_texts = [e.text for e in spec.offsets]
+    off = offset_values(offset_texts, data, formula)
     if offset is not None:
         ov = (_eval_expr(offset, data, "`offset` column") if isinstance(offset, str)
               else np.asarray(offset, dtype=float))
         if ov.shape != (n,):
             raise ModelSpecificationError(f"`offset` has {ov.size} values; expected one per row of `data` ({n}).")
         off = off + ov
-    for name, v in (("offset", off), ("weights", mvec), (response_label, yv)):
-        if v is not None and np.isnan(v).any():
-            extra_missing[name] = int(np.isnan(v).sum())
+    # rows without an offset, a weight or a cbind() outcome, counted under each; a missing count of
+    # successes or failures is counted under the outcome, not again under the trials it leaves unknown
+    for name, v, missing in (("offset", off, off), ("weights", mvec, wv), (lhs, yv, yv)):
+        if missing is not None and np.isnan(missing).any():
+            extra_missing[name] = int(np.isnan(missing).sum())
         if v is not None and np.isinf(v).any():
             raise ModelSpecificationError(
-                f"The {'outcome' if name == response_label else name} of {formula!r} has "
+                f"The {'outcome' if name == lhs else name} of {formula!r} has "
                 f"{int(np.isinf(v).sum())} infinite value(s) (first in row {data.index[np.flatnonzero(np.isinf(v))[0]]!r}); "
                 f"expected finite numbers (log(0) is -inf), so correct or set those rows aside."
             )
     keep = ~np.isnan(off) & ~np.isnan(mvec) & (np.ones(n, bool) if yv is None else ~np.isnan(yv))
-    rhs = "+".join(kept) if any(t.strip() for t in kept) else " 1"
-    if yv is not None:
-        data[_RESPONSE] = yv
-        new_formula = f"{_RESPONSE} ~{rhs}"
-    else:
-        new_formula = f"{lhs} ~{rhs}"
-    spec = parse_formula(new_formula)
     check_unique_columns(data, spec.variables())
     ynode = spec.nodes[spec.response]
     if yv is None and ynode.kind == "name":
         _binary_response(data, str(ynode.value), family)
-    sub = data.loc[keep]
-    frame = build_design(spec, sub)
+    frame = build_design(spec, data.loc[keep], response=None if yv is None else yv[keep])
     pos = data.index.get_indexer(frame.rows)
-    return frame, response_label, mvec[pos], off[pos], offsets, int((~keep).sum()), extra_missing, pos, data
+    return frame, lhs, mvec[pos], off[pos], offset_texts, int((~keep).sum()), extra_missing, pos, data
 
 
 def _binary_response(data: pd.DataFrame, col: str, family) -> None:

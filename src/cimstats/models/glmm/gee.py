@@ -8,9 +8,8 @@ design and turns the fit into a frozen :class:`GeeResult`.
 
 from __future__ import annotations
 
-import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +19,7 @@ from ...errors import ConvergenceWarning, MissingDataWarning, ModelSpecification
 from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
 from .._wald import (WaldFixedEffects, exponentiate_table, publication_table, ratio_label, ratio_summary_columns,
                      resolve_level, summary_table)
+from ..formula import RandomTerm, parse_formula
 from ..mixed.fit import _as_frame, _check_rank
 from .family import make_family
 from .fit import _check_response, _prepare, offset_values
@@ -132,29 +132,29 @@ def gee(formula, data=None, *, family: str = "binomial", link: str | None = None
         raise ModelSpecificationError(
             f"`formula` is {formula!r}; expected a string such as 'y ~ x + (1 | cluster)'."
         )
-    if re.match(r"\s*cbind\s*\(", formula.split("~", 1)[0]):
+    spec = parse_formula(formula, glm_terms=True)
+    if spec.cbind:
         raise ModelSpecificationError(
             f"The response of {formula!r} uses cbind(); gee() takes one row per binary outcome, so expand the "
             f"successes and failures into 0/1 rows (or use glmm())."
         )
-    has_bar = "|" in formula
+    df = _as_frame(data)
     if groups is not None:
-        if has_bar:
+        if spec.random:
             raise ModelSpecificationError(
                 f"`groups` is {groups!r} but the formula already names a cluster with a (1 | ...) term; give one."
             )
         if not isinstance(groups, str):
             raise ModelSpecificationError(f"`groups` is {groups!r}; expected the name of the cluster column.")
-        if "`" in groups:
+        if groups not in df.columns:
+            cols = ", ".join(map(str, list(df.columns)[:12]))
             raise ModelSpecificationError(
-                f"`groups` is {groups!r}, which contains a backquote; expected a column name without "
-                f"backquotes, so rename the cluster column."
+                f"`groups` is {groups!r}, which is not a column of `data`; expected the name of the cluster "
+                f"column, one of: {cols}{' ...' if df.shape[1] > 12 else ''}."
             )
-        formula_full = f"{formula} + (1 | `{groups}`)"
-    else:
-        formula_full = formula
-    df = _as_frame(data)
-    frame, label, m, off, offset_exprs, n_pre, extra_missing, pos, _ = _prepare(formula_full, df, fam, None, offset)
+        # the cluster joins the parsed formula as a random intercept term (1 | groups)
+        spec = replace(spec, random=(RandomTerm((), True, groups, (groups,), f"(1 | {groups})"),))
+    frame, label, m, off, offset_exprs, n_pre, extra_missing, pos, _ = _prepare(spec, df, fam, None, offset)
     if len(frame.random) != 1 or frame.random[0].k != 1 or frame.random[0].term_names != ("(Intercept)",):
         raise ModelSpecificationError(
             f"The formula {formula!r} {'has no cluster' if not frame.random else 'has several or non-intercept random terms'}; "
