@@ -212,7 +212,7 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=300); m = 0.5 * x + rng.normal(size=300)
     >>> y = 0.4 * m + rng.normal(size=300)
-    >>> fit = sem(pd.DataFrame({"x": x, "m": m, "y": y}), "m ~ a*x\\ny ~ b*m + x\\nab := a*b")
+    >>> fit = sem("m ~ a*x\\ny ~ b*m + x\\nab := a*b", pd.DataFrame({"x": x, "m": m, "y": y}))
     >>> bs = fit.bootstrap(200, seed=1, n_jobs=1)
     >>> row = bs.table.query("op == ':='").iloc[0]
     >>> bool(row["ci_lower"] < row["estimate"] < row["ci_upper"])
