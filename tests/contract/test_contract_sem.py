@@ -132,3 +132,12 @@ def test_loaded_sem_refuses_what_needs_the_data(tmp_path):
     for name in NEEDS_DATA:
         with pytest.raises(ResultNotAvailableError, match="data the model was fitted to"):
             getattr(again, name)()
+
+
+def test_bootstrap_function_on_a_loaded_result_says_it_needs_the_data(tmp_path):
+    from cimstats import load_result
+    from cimstats.models.sem import bootstrap
+
+    _quiet(sem, "m ~ a*x\ny ~ b*m + x\nab := a*b", _data("mediation")).save(tmp_path / "med")
+    with pytest.raises(ResultNotAvailableError, match="bootstrap needs the data"):
+        bootstrap(load_result(tmp_path / "med"), 10, n_jobs=1)

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from cimstats.errors import ModelSpecificationError
+from cimstats.models._result import not_available
 
 from .derivatives import complex_jacobian, label_env
 from .inference import standardize_fn
@@ -219,7 +220,9 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     True
     """
 
-    prep = result._prep
+    prep = getattr(result, "_prep", None)
+    if prep is None:
+        raise not_available("The bootstrap", "structural equation model")
     if n_boot < 2:
         raise ModelSpecificationError(f"`n_boot` is {n_boot}; use at least 2 (typically 1000 or more).")
     if cluster == "auto":
