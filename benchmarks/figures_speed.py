@@ -95,8 +95,8 @@ def main() -> None:
     p0[items] = p0[items].astype(float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = cimstats.sem(p0, "CE =~ ce_1 + ce_2 + ce_3\nCX =~ ce_4 + ce_5 + ce_6\nCX ~ CE")
-        inv = cimstats.invariance(p0, "CE =~ ce_1 + ce_2 + ce_3 + ce_4", group="country")
+        fit = cimstats.sem("CE =~ ce_1 + ce_2 + ce_3\nCX =~ ce_4 + ce_5 + ce_6\nCX ~ CE", p0)
+        inv = cimstats.invariance("CE =~ ce_1 + ce_2 + ce_3 + ce_4", p0, group="country")
 
     ours = {
         "caterpillar_svg": _wall(lambda: caterpillar_plot(re).svg()),

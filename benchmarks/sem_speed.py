@@ -59,7 +59,7 @@ def hs_case(repeat, skip_lavaan):
     hs = pd.read_csv(ROOT / "tests" / "reference" / "data" / "sem_holzinger.csv")
 
     def ours():
-        fit = sem(hs, HS_MODEL)
+        fit = sem(HS_MODEL, hs)
         return fit.tidy(), fit.fit_measures()
 
     ours()
@@ -129,7 +129,7 @@ def fiml_case(skip_semopy):
     model = "f1 =~ y1 + y2 + y3 + y4\nf2 =~ y5 + y6 + y7 + y8\nf3 =~ y9 + y10 + y11 + y12"
 
     def ours():
-        fit = sem(d, model, missing="fiml")
+        fit = sem(model, d, missing="fiml")
         return fit.tidy(), fit.fit_measures()
 
     w, c, _ = timed(ours, 3)
@@ -180,7 +180,7 @@ def boot_case(skip_lavaan=False):
     m = 0.5 * x + rng.normal(size=n)
     y = 0.4 * m + 0.2 * x + rng.normal(size=n)
     d = pd.DataFrame({"x": x, "m": m, "y": y})
-    fit = sem(d, "m ~ a*x\ny ~ b*m + c*x\nab := a*b\ntotal := c + a*b")
+    fit = sem("m ~ a*x\ny ~ b*m + c*x\nab := a*b\ntotal := c + a*b", d)
     w = time.perf_counter()
     bs = fit.bootstrap(1000, seed=1)
     wall = time.perf_counter() - w

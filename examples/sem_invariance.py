@@ -18,7 +18,7 @@ items = [f"ce_{i}" for i in range(1, 9)]
 wide[items] = wide[items].astype(float)
 
 # confirmatory factor analysis, lavaan syntax; incomplete answers by full-information ML
-cfa = cimstats.sem(wide, "ce =~ " + " + ".join(items), missing="fiml", estimator="MLR")
+cfa = cimstats.sem("ce =~ " + " + ".join(items), wide, missing="fiml", estimator="MLR")
 print(cfa.glance()[["nobs", "chisq", "df", "cfi", "tli", "rmsea", "srmr"]].to_string(index=False))
 
 # structural part: network diversity -> collective efficacy -> self-monitoring (one heiQ item here)
@@ -29,11 +29,11 @@ heiq_smi_1 ~ b*ce + n_tie_types
 indirect := a*b
 """
 wide["heiq_smi_1"] = wide["heiq_smi_1"].astype(float)
-full = cimstats.sem(wide, model, missing="fiml", cluster="practice_id", estimator="MLR")
+full = cimstats.sem(model, wide, missing="fiml", cluster="practice_id", estimator="MLR")
 print(full.tidy().query("op in ['~', ':=']")[["lhs", "op", "rhs", "estimate", "std_error", "p_value"]])
 
 # configural, metric, scalar and strict invariance across the six countries
-inv = cimstats.invariance(wide, "ce =~ " + " + ".join(items), group="country")
+inv = cimstats.invariance("ce =~ " + " + ".join(items), wide, group="country")
 print(inv.summary())
 inv.table.to_csv(out / "ce_invariance.csv", index=False)
 full.tidy().to_csv(out / "ce_sem.csv", index=False)

@@ -97,7 +97,7 @@ def fit_case(name: str):
         if c["kind"] == "glmm":
             return cimstats.glmm(c["formula"], data, family=c["family"], link=c["link"], nagq=c["nagq"],
                                  weights=c.get("weights"))
-        return cimstats.sem(data, c["model"], **_sem_kwargs(c["call"]))
+        return cimstats.sem(c["model"], data, **_sem_kwargs(c["call"]))
 
 
 _FITS: dict = {}

@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
+from scipy import stats
 
 from cimstats.errors import (
     InadmissibleSolutionWarning, MissingDataWarning, ModelSpecificationError,
 )
+from cimstats.models._result import OptimizerSummary, ResultSummary
 from cimstats.models.sem import invariance, parse_model, sem
 from cimstats.models.sem.syntax import Expression
 from conftest import REFERENCE
@@ -60,7 +62,7 @@ def test_parse_modifiers():
 def test_syntax_errors_name_the_line(bad, line, hs):
     with pytest.raises(ModelSpecificationError, match=f"line {line}"):
         prep_data = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=["x1", "x2", "x3"])
-        sem(prep_data.assign(y=prep_data["x1"]), bad)
+        sem(bad, prep_data.assign(y=prep_data["x1"]))
 
 
 def test_expression_parser_has_no_eval():
@@ -74,13 +76,13 @@ def test_expression_parser_has_no_eval():
 
 # --------------------------------------------------------------------------- parameter table defaults
 def test_partable_defaults(hs):
-    t = sem(hs, HS).table
+    t = sem(HS, hs).table
     load = t[t["op"] == "=~"]
     first = load.groupby("lhs").head(1)
     assert (first["free"] == 0).all() and (first["estimate"] == 1).all()
     lvcov = t[(t["op"] == "~~") & t["lhs"].isin(["visual", "textual", "speed"]) & (t["lhs"] != t["rhs"])]
     assert len(lvcov) == 3 and (lvcov["free"] > 0).all()
-    t2 = sem(hs, HS, std_lv=True).table
+    t2 = sem(HS, hs, std_lv=True).table
     assert (t2[t2["op"] == "=~"]["free"] > 0).all()
     lvvar = t2[(t2["op"] == "~~") & (t2["lhs"] == t2["rhs"]) & t2["lhs"].isin(["visual", "speed"])]
     assert (lvvar["estimate"] == 1).all() and (lvvar["free"] == 0).all()
@@ -88,7 +90,7 @@ def test_partable_defaults(hs):
 
 def test_general_linear_constraint_matches_shared_label(hs):
     ref = json.loads((REFERENCE / "sem.json").read_text())["cases"]["hs_eq"]
-    a = sem(hs, "visual =~ x1 + a*x2 + b*x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n2*a - 2*b == 0")
+    a = sem("visual =~ x1 + a*x2 + b*x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n2*a - 2*b == 0", hs)
     assert a.fit_measures()["chisq"] == pytest.approx(ref["fit"]["chisq"], rel=1e-6)
     assert a.fit_measures()["df"] == ref["fit"]["df"]
     tid = a.tidy().set_index("term")
@@ -97,7 +99,7 @@ def test_general_linear_constraint_matches_shared_label(hs):
 
 
 def test_bounds_are_respected(hs):
-    fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0.7")
+    fit = sem("visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0.7", hs)
     t = fit.tidy().set_index("term")
     assert t.loc["visual=~x2", "estimate"] == pytest.approx(0.7, abs=1e-8)
     # a parameter pinned at a binding inequality has no standard error (as lavaan)
@@ -107,8 +109,8 @@ def test_bounds_are_respected(hs):
 
 
 def test_inactive_inequality_changes_nothing(hs):
-    free = sem(hs, HS)
-    fit = sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0")
+    free = sem(HS, hs)
+    fit = sem("visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 0", hs)
     assert fit.fit_measures()["chisq"] == pytest.approx(free.fit_measures()["chisq"], rel=1e-9)
     np.testing.assert_allclose(fit.tidy()["std_error"], free.tidy()["std_error"], rtol=1e-6)
 
@@ -116,7 +118,7 @@ def test_inactive_inequality_changes_nothing(hs):
 def test_nonlinear_constraint_holds_and_bootstrap_respects_constraints(hs):
     model = ("visual =~ x1 + a1*x2 + b1*x3\ntextual =~ x4 + a2*x5 + b2*x6\nspeed =~ x7 + x8 + x9\n"
              "a1*b1 == a2*b2\nb2 < 0.8")
-    fit = sem(hs, model)
+    fit = sem(model, hs)
     est = fit.tidy().set_index("term")["estimate"]
     assert est["visual=~x2"] * est["visual=~x3"] == pytest.approx(est["textual=~x5"] * est["textual=~x6"], abs=1e-9)
     assert est["textual=~x6"] == pytest.approx(0.8, abs=1e-8)
@@ -132,13 +134,13 @@ def test_infeasible_constraints_warn(hs):
     from cimstats.errors import ConvergenceWarning
 
     with pytest.warns(ConvergenceWarning):
-        sem(hs, "visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 1\na < 0.5")
+        sem("visual =~ x1 + a*x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\na > 1\na < 0.5", hs)
 
 
 # --------------------------------------------------------------------------- errors
 def test_non_numeric_column(hs):
     with pytest.raises(ModelSpecificationError, match="school"):
-        sem(hs, "f =~ x1 + x2 + school")
+        sem("f =~ x1 + x2 + school", hs)
 
 
 def _one_sentence(msg: str) -> bool:
@@ -155,7 +157,7 @@ def _one_sentence(msg: str) -> bool:
 ])
 def test_unidentified_model(hs, model, kw, match):
     with pytest.raises(ModelSpecificationError, match=match) as e:
-        sem(hs, model, **kw)
+        sem(model, hs, **kw)
     assert _one_sentence(str(e.value)), str(e.value)
 
 
@@ -172,13 +174,13 @@ def test_non_positive_definite_data(hs, extra, kw, match):
     d["x10"] = {"x1+x2": hs["x1"] + hs["x2"], "const": 1.0,
                 "const_pasteur": np.where(hs["school"] == "Pasteur", 2.0, hs["x3"])}[rule]
     with pytest.raises(ModelSpecificationError, match=match) as e:
-        sem(d, "f =~ x1 + x2 + x10", **kw)
+        sem("f =~ x1 + x2 + x10", d, **kw)
     assert _one_sentence(str(e.value)), str(e.value)
 
 
 def test_fewer_rows_than_variables(hs):
     with pytest.raises(ModelSpecificationError, match="5 rows for 9 variables") as e:
-        sem(hs.head(5), HS)
+        sem(HS, hs.head(5))
     assert _one_sentence(str(e.value))
 
 
@@ -190,37 +192,38 @@ def test_fewer_rows_than_variables(hs):
 ])
 def test_variables_not_in_data(hs, model, kw, match):
     with pytest.raises(ModelSpecificationError, match=match) as e:
-        sem(hs, model, **kw)
+        sem(model, hs, **kw)
     assert _one_sentence(str(e.value)), str(e.value)
 
 
 def test_empty_groups(hs):
     unused = hs.assign(school=pd.Categorical(hs["school"], categories=["Pasteur", "Grant-White", "Other"]))
     with pytest.raises(ModelSpecificationError, match="Group 'Other' .* has no rows") as e:
-        sem(unused, HS, group="school")
+        sem(HS, unused, group="school")
     assert _one_sentence(str(e.value))
     gone = hs.assign(x3=np.where(hs["school"] == "Pasteur", np.nan, hs["x3"]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingDataWarning)
         with pytest.raises(ModelSpecificationError, match="'Pasteur' .* keeps 0 of 156 rows .*x3") as e:
-            sem(gone, HS, group="school")
+            sem(HS, gone, group="school")
         assert _one_sentence(str(e.value))
         with pytest.raises(ModelSpecificationError, match="'x3' has no observed value in group 'Pasteur'"):
-            sem(gone, HS, group="school", missing="fiml")
+            sem(HS, gone, group="school", missing="fiml")
     solo = hs.assign(school=np.where(np.arange(len(hs)) == 0, "Solo", hs["school"]))
     with pytest.raises(ModelSpecificationError, match="'Solo' .* has 1 row"):
-        sem(solo, HS, group="school")
+        sem(HS, solo, group="school")
     with pytest.raises(ModelSpecificationError, match="`data` has no rows"):
-        sem(hs.iloc[:0], HS)
+        sem(HS, hs.iloc[:0])
 
 
 def test_listwise_deletion_is_counted(hs):
     d = hs.copy()
     d.loc[:9, "x1"] = np.nan
     with pytest.warns(MissingDataWarning, match="10 of 301"):
-        fit = sem(d, HS)
+        fit = sem(HS, d)
     assert fit.nobs == 291 and fit.n_dropped == 10
-    assert "listwise" in next(iter(fit.dropped))
+    assert "listwise" in next(iter(fit.dropped_reasons))
+    assert fit.dropped.to_dict("list") == {"variable": ["x1"], "n_missing": [10]}
 
 
 def test_heywood_case_warns():
@@ -228,13 +231,13 @@ def test_heywood_case_warns():
     rng = np.random.default_rng(5)
     d = pd.DataFrame(rng.multivariate_normal(np.zeros(3), corr, size=2000), columns=["a", "b", "c"])
     with pytest.warns(InadmissibleSolutionWarning, match="negative"):
-        sem(d, "f =~ a + b + c")
+        sem("f =~ a + b + c", d)
 
 
 # --------------------------------------------------------------------------- planted truth and invariances
 def test_planted_truth_recovery():
     d = _cfa_data(n=4000)
-    fit = sem(d, "f =~ y1 + y2 + y3")
+    fit = sem("f =~ y1 + y2 + y3", d)
     t = fit.tidy().set_index("term")
     for term, truth in (("f=~y2", 0.8), ("f=~y3", 0.6), ("y1~~y1", 0.5), ("f~~f", 1.0)):
         assert abs(t.loc[term, "estimate"] - truth) < 4 * t.loc[term, "std_error"], term
@@ -244,9 +247,9 @@ def test_planted_truth_recovery():
 @given(k=st.floats(0.2, 20.0), shift=st.floats(-50, 50))
 def test_rescaling_an_indicator(k, shift):
     d = _cfa_data(n=400, seed=3, loadings=(1.0, 0.8, 0.6, 0.7))
-    base = sem(d, "f =~ y1 + y2 + y3 + y4", meanstructure=True)
+    base = sem("f =~ y1 + y2 + y3 + y4", d, meanstructure=True)
     d2 = d.assign(y3=d["y3"] * k + shift)
-    alt = sem(d2, "f =~ y1 + y2 + y3 + y4", meanstructure=True)
+    alt = sem("f =~ y1 + y2 + y3 + y4", d2, meanstructure=True)
     tb, ta = base.tidy().set_index("term"), alt.tidy().set_index("term")
     assert alt.fit_measures()["chisq"] == pytest.approx(base.fit_measures()["chisq"], rel=1e-5, abs=1e-7)
     assert ta.loc["f=~y3", "estimate"] == pytest.approx(k * tb.loc["f=~y3", "estimate"], rel=1e-5)
@@ -254,7 +257,7 @@ def test_rescaling_an_indicator(k, shift):
 
 
 def test_std_lv_and_marker_give_same_fit(hs):
-    a, b = sem(hs, HS), sem(hs, HS, std_lv=True)
+    a, b = sem(HS, hs), sem(HS, hs, std_lv=True)
     assert a.fit_measures()["chisq"] == pytest.approx(b.fit_measures()["chisq"], rel=1e-7)
     np.testing.assert_allclose(a.tidy()["std_all"], b.tidy()["std_all"], rtol=1e-5, atol=1e-8)
 
@@ -263,7 +266,7 @@ def test_std_lv_and_marker_give_same_fit(hs):
 def test_invariance_table_columns(hs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        inv = invariance(hs, HS, group="school", steps=("configural", "metric"))
+        inv = invariance(HS, hs, group="school", steps=("configural", "metric"))
     assert list(inv.table["model"]) == ["configural", "metric"]
     for col in ("chisq_diff", "df_diff", "p_diff", "delta_cfi", "delta_rmsea"):
         assert col in inv.table
@@ -286,7 +289,7 @@ MED = "m ~ a*x\ny ~ b*m + c*x\nab := a*b\ntotal := c + a*b"
 
 
 def test_bootstrap_agrees_with_delta_method_and_is_reproducible(mediation):
-    fit = sem(mediation, MED)
+    fit = sem(MED, mediation)
     b1 = fit.bootstrap(300, seed=4, client="process")
     with pytest.warns(DeprecationWarning, match="client="):
         b2 = fit.bootstrap(300, seed=4, n_jobs=1)
@@ -301,7 +304,7 @@ def test_bootstrap_agrees_with_delta_method_and_is_reproducible(mediation):
 
 
 def test_cluster_bootstrap_within_strata(mediation):
-    fit = sem(mediation, MED, estimator="MLR", cluster="practice")
+    fit = sem(MED, mediation, estimator="MLR", cluster="practice")
     bs = fit.bootstrap(200, seed=2, client="process", strata="area", data=mediation)
     t = bs.table.set_index("term")
     assert bs.cluster == "practice"
@@ -309,14 +312,69 @@ def test_cluster_bootstrap_within_strata(mediation):
 
 
 def test_summary_formats_and_glance(hs):
-    fit = sem(hs, "vis_ual =~ x1 + x2 + x3")
-    assert "chisq" in fit.summary()
-    assert r"vis\_ual=\textasciitilde{}x1" in fit.summary("latex")
-    assert "<table" in fit.summary("html")
+    fit = sem("vis_ual =~ x1 + x2 + x3", hs)
+    s = fit.summary()
+    assert isinstance(s, ResultSummary) and "Chi-square" in str(s)
+    assert r"vis\_ual =\textasciitilde{} x1" in s.to_latex()
+    assert "<table" in s.to_html() and "| vis\\_ual =\\~ x1 |" in s.to_markdown()
     g = fit.glance()
-    assert g.loc[0, "nobs"] == 301 and g.loc[0, "df"] == 0
+    assert g.loc[0, "nobs"] == 301 and g.loc[0, "df"] == 0 and "p_value" in g.columns and "pvalue" not in g.columns
     with pytest.raises(ValueError):
         fit.summary("pdf")
+
+
+@pytest.mark.parametrize("fmt, method", [("text", "to_text"), ("html", "to_html"), ("latex", "to_latex"),
+                                         ("markdown", "to_markdown")])
+def test_summary_format_keyword_is_deprecated(hs, fmt, method):
+    fit = sem("visual =~ x1 + x2 + x3", hs)
+    with pytest.warns(DeprecationWarning, match="summary\\(format"):
+        text = fit.summary(fmt)
+    assert text == getattr(fit.summary(), method)()
+
+
+def test_tidy_level_and_deprecated_conf_level(hs):
+    fit = sem(HS, hs)
+    t90 = fit.tidy(level=0.9)
+    free = t90["std_error"] > 0
+    q = stats.norm.ppf(0.95)
+    np.testing.assert_allclose(t90.loc[free, "ci_upper"], t90.loc[free, "estimate"] + q * t90.loc[free, "std_error"],
+                               rtol=1e-12)
+    with pytest.warns(DeprecationWarning, match="conf_level"):
+        old = fit.tidy(conf_level=0.9)
+    pd.testing.assert_frame_equal(old, t90)
+    with pytest.raises(ValueError, match="level"):
+        fit.tidy(level=95)
+    with pytest.raises(TypeError):
+        fit.tidy(0.9)  # keyword-only
+
+
+def test_model_first_then_data(hs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = sem(HS, hs)
+        inv_new = invariance(HS, hs, group="school", steps=("configural", "metric"))
+    with pytest.warns(DeprecationWarning, match=r"sem\(data, model\) is deprecated"):
+        old = sem(hs, HS)
+    pd.testing.assert_frame_equal(old.tidy(), new.tidy())
+    with pytest.warns(DeprecationWarning, match=r"invariance\(data, model\) is deprecated"):
+        inv_old = invariance(hs, HS, group="school", steps=("configural", "metric"))
+    pd.testing.assert_frame_equal(inv_old.table, inv_new.table)
+    # everything after the data is keyword-only
+    with pytest.raises(TypeError):
+        sem(HS, hs, "school")
+    with pytest.raises(TypeError):
+        invariance(HS, hs, "school")
+    with pytest.raises(ModelSpecificationError, match="`model` is a DataFrame"):
+        sem(hs, hs)
+
+
+def test_optimizer_summary_and_dropped_shape(hs):
+    fit = sem(HS, hs)
+    op = fit.optimizer
+    assert isinstance(op, OptimizerSummary) and op.converged and op.iterations > 0
+    assert op.evaluations >= op.iterations and op.gradient_norm < 1e-6
+    assert len(op.final) == len(op.start) == len(fit.params)
+    assert list(fit.dropped.columns) == ["variable", "n_missing"] and len(fit.dropped) == 0
 
 
 @pytest.mark.parametrize("equal, extra_df", [
@@ -326,14 +384,14 @@ def test_summary_formats_and_glance(hs):
 def test_group_equal_types_add_constraints(hs, equal, extra_df):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        free = sem(hs, HS, group="school")
-        eq = sem(hs, HS, group="school", group_equal=equal)
+        free = sem(HS, hs, group="school")
+        eq = sem(HS, hs, group="school", group_equal=equal)
     assert eq.fit_measures()["df"] - free.fit_measures()["df"] == extra_df
     assert eq.fit_measures()["chisq"] >= free.fit_measures()["chisq"] - 1e-8
 
 
 def test_group_specific_fixed_values(hs):
-    fit = sem(hs, "visual =~ x1 + c(1, NA)*x2 + x3\ntextual =~ x4 + x5 + x6", group="school")
+    fit = sem("visual =~ x1 + c(1, NA)*x2 + x3\ntextual =~ x4 + x5 + x6", hs, group="school")
     t = fit.tidy().set_index(["term", "group"])
     assert t.loc[("visual=~x2", 1), "estimate"] == 1.0 and t.loc[("visual=~x2", 1), "std_error"] == 0
     assert t.loc[("visual=~x2", 2), "std_error"] > 0
@@ -341,4 +399,4 @@ def test_group_specific_fixed_values(hs):
 
 def test_wrong_number_of_group_values(hs):
     with pytest.raises(ModelSpecificationError, match="line 1.*one value per group"):
-        sem(hs, "visual =~ x1 + c(a, b, c)*x2 + x3", group="school")
+        sem("visual =~ x1 + c(a, b, c)*x2 + x3", hs, group="school")

@@ -81,14 +81,14 @@ def test_demo_has_what_the_models_need(baseline):
 
 
 def test_collective_efficacy_measurement_model(baseline, truth):
-    fit = sem(baseline, CFA, missing="fiml")
+    fit = sem(CFA, baseline, missing="fiml")
     g = fit.glance().iloc[0]
     assert bool(g["converged"])
     assert int(g["nobs"]) == len(baseline) and int(g["n_dropped"]) == 0
     # one tau-equivalent factor is the true model: the fit must be close
     assert g["df"] == 20
     assert g["cfi"] > 0.99 and g["rmsea"] < 0.03 and g["srmr"] < 0.03
-    assert g["pvalue"] > 1e-3
+    assert g["p_value"] > 1e-3
     t = fit.tidy()
     loadings = t.loc[(t["op"] == "=~") & (t["rhs"] != "ce_1")]
     assert len(loadings) == 7
@@ -115,7 +115,7 @@ def test_mediation_recovers_planted_paths(baseline, truth):
     imm := a_int*b
     total := c + a*b
     """
-    fit = sem(baseline, model, cluster="practice_id")
+    fit = sem(model, baseline, cluster="practice_id")
     assert int(fit.glance().iloc[0]["nobs"]) == len(baseline)
     est = _by_label(fit)
     ce_t, med = truth["collective_efficacy"], truth["mediation"]
@@ -149,7 +149,7 @@ def test_latent_mediation_a_path_and_attenuation_of_b(baseline, truth):
     sm ~ b*CE + c*diversity + m + {COVARIATES}
     indirect := a*b
     """
-    fit = sem(baseline, model, missing="fiml")
+    fit = sem(model, baseline, missing="fiml")
     est = _by_label(fit)
     ce_t, med = truth["collective_efficacy"], truth["mediation"]
     _within(est.loc["a"], ce_t["diversity"])
@@ -165,7 +165,7 @@ def test_latent_mediation_a_path_and_attenuation_of_b(baseline, truth):
 def test_invariance_across_six_countries(baseline):
     # FIML keeps every patient: listwise deletion would set aside almost half of them
     # (about 9% of each item is missing) and leave ~150 patients per country.
-    inv = invariance(baseline, CFA, group="country", missing="fiml")
+    inv = invariance(CFA, baseline, group="country", missing="fiml")
     tab = inv.table
     assert tab["model"].tolist() == ["configural", "metric", "scalar", "strict"]
     # degrees of freedom: 6 groups x 20, then +7 loadings, +7 intercepts, +8 residuals per extra group
@@ -195,7 +195,7 @@ def test_invariance_with_more_than_two_groups_constrains_every_group():
     f = rng.normal(size=n)
     d = pd.DataFrame({f"y{i}": 0.7 * f + rng.normal(scale=0.7, size=n) for i in range(1, 5)})
     d["country"] = np.repeat(["EN", "NL", "NO"], n // 3)
-    inv = invariance(d, "ce =~ y1 + y2 + y3 + y4", group="country")
+    inv = invariance("ce =~ y1 + y2 + y3 + y4", d, group="country")
     assert inv.table["df"].tolist() == [6, 12, 18, 26]
     scalar = inv.fits["scalar"].tidy()
     ints = scalar.loc[(scalar["op"] == "~1") & (scalar["lhs"] == "y2")]

@@ -45,7 +45,7 @@ def _fit(case):
         data = pd.read_csv(REFERENCE / "data" / f"sem_fiml_x_{c['data']}.csv")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = sem(data, c["model"], **c["call"])
+            fit = sem(c["model"], data, **c["call"])
         _CACHE[case] = (fit, caught)
     return _CACHE[case][0]
 
@@ -65,7 +65,7 @@ def test_rows_used_and_set_aside(case):
     assert fit.nobs == nobs
     assert fit.n_dropped == norig - nobs
     if c["call"].get("fixed_x") and c["call"]["missing"] == "fiml" and norig > nobs:
-        assert dict(fit.dropped) == {X_MISSING_REASON: norig - nobs}
+        assert dict(fit.dropped_reasons) == {X_MISSING_REASON: norig - nobs}
         # the warning names the count as lavaan's does
         msgs = [str(w.message) for w in _CACHE[case][1] if issubclass(w.category, MissingDataWarning)]
         assert any(f"{norig - nobs} of {norig} rows" in m and "exogenous covariate" in m for m in msgs), msgs
@@ -118,7 +118,7 @@ def test_fixed_covariate_rows_refit_equal_complete_covariate_subset():
     data = pd.read_csv(REFERENCE / "data" / "sem_fiml_x_holzinger.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sub = sem(data.dropna(subset=["age", "grade"]), c["model"], **c["call"])
+        sub = sem(c["model"], data.dropna(subset=["age", "grade"]), **c["call"])
     full = _fit("hs_mlr_fixed")
     assert sub.n_dropped == 0
     assert np.allclose(sub.tidy()["estimate"], full.tidy()["estimate"], rtol=1e-10, atol=1e-12)
@@ -162,12 +162,12 @@ def test_every_row_missing_a_fixed_covariate_names_the_remedy():
     d.loc[1:, "x"] = np.nan
     with pytest.raises(ModelSpecificationError, match=r"keeps 1 of 40 rows .*fixed_x=False"), \
             pytest.warns(MissingDataWarning, match="39 of 40 rows were set aside: missing exogenous covariate"):
-        sem(d, "y ~ x", missing="fiml")
+        sem("y ~ x", d, missing="fiml")
     # random covariates keep every row
     d["x"] = np.where(np.arange(40) % 4 == 0, np.nan, rng.normal(size=40))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit = sem(d, "y ~ x", missing="fiml", fixed_x=False)
+        fit = sem("y ~ x", d, missing="fiml", fixed_x=False)
     assert fit.nobs == 40 and fit.n_dropped == 0
 
 

@@ -57,7 +57,7 @@ def _fit(case: str):
         c = REF["cases"][case]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _CACHE[case] = sem(_data(c["data"]), c["model"], **_kwargs(c["call"]))
+            _CACHE[case] = sem(c["model"], _data(c["data"]), **_kwargs(c["call"]))
     return _CACHE[case]
 
 
@@ -243,7 +243,7 @@ def test_constrained_optimum_is_feasible_and_at_least_as_good(case):
     """Under == / < / > constraints the solution satisfies them (to 1e-8) and its chi-square is no
     larger than lavaan's (whose augmented-Lagrangian optimiser stops at a 1e-6 tolerance)."""
     fit = _fit(case)
-    assert fit.optimizer["converged"]
+    assert fit.optimizer.converged
     ref_chisq = REF["cases"][case]["fit"]["chisq"]
     assert fit.fit_measures()["chisq"] <= ref_chisq + 1e-6
     pr = fit._prep.problem_constrained if getattr(fit._prep, "problem_constrained", None) else None
@@ -259,7 +259,7 @@ def invariance_case(request):
     c = REF["cases"]["hs_ml"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = invariance(_data("holzinger"), c["model"], group="school", estimator=request.param)
+        res = invariance(c["model"], _data("holzinger"), group="school", estimator=request.param)
     return request.param, res
 
 

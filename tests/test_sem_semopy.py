@@ -34,8 +34,8 @@ def test_semopy_and_cimstats_agree(data, model):
     d = pd.read_csv(REFERENCE / "data" / f"sem_{data}.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = _swap(sem(d, model).tidy())
-        theirs = _swap(sem(d, model, engine="semopy").tidy())
+        ours = _swap(sem(model, d).tidy())
+        theirs = _swap(sem(model, d, engine="semopy").tidy())
     m = theirs.merge(ours, on=["lhs", "op", "rhs"], suffixes=("_semopy", ""))
     assert len(m) == len(theirs)
     # semopy's optimiser stops early (third-decimal differences), so the parity tolerance is loose
@@ -47,4 +47,4 @@ def test_semopy_and_cimstats_agree(data, model):
 def test_semopy_engine_refuses_defined_parameters():
     d = pd.read_csv(REFERENCE / "data" / "sem_mediation.csv")
     with pytest.raises(ValueError, match="semopy"):
-        sem(d, "m ~ a*x\ny ~ b*m\nab := a*b", engine="semopy")
+        sem("m ~ a*x\ny ~ b*m\nab := a*b", d, engine="semopy")

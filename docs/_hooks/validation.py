@@ -197,7 +197,7 @@ def sem_agreement() -> tuple[pd.DataFrame, dict]:
         warnings.simplefilter("ignore")
         for name, c in sorted(ref["cases"].items()):
             data = _read_r_csv(DATA / f"sem_{c['data']}.csv")
-            fit = cimstats.sem(data, c["model"], **_sem_kwargs(c["call"]))
+            fit = cimstats.sem(c["model"], data, **_sem_kwargs(c["call"]))
             opts = ", ".join(f"{k}={v}" for k, v in c["call"].items())
             label = f"{name} ({opts})"
             m = _sem_merge(c["partable"], fit.tidy())
@@ -211,7 +211,7 @@ def sem_agreement() -> tuple[pd.DataFrame, dict]:
                              [fm[k] for k in keys], [c["fit"][k] for k in keys]))
         model = ref["cases"]["hs_ml"]["model"]
         for est, inv in sorted(ref["invariance"].items()):
-            res = cimstats.invariance(_read_r_csv(DATA / "sem_holzinger.csv"), model, group="school",
+            res = cimstats.invariance(model, _read_r_csv(DATA / "sem_holzinger.csv"), group="school",
                                       estimator=est)
             label = f"measurement invariance across schools ({est}): configural, metric, scalar, strict"
             rows += _invariance_rows(label, res, inv)

@@ -162,5 +162,5 @@ def test_sem_defined_parameters_are_parsed_and_bounded(rhs, in_tmp):
     f = rng.normal(size=60)
     d = pd.DataFrame({f"i{k}": f + rng.normal(0, 0.5, 60) for k in range(1, 4)})
     with pytest.raises(ModelSpecificationError) as err:
-        cimstats.sem(d, f"F =~ i1 + a1*i2 + i3\nq := {rhs}")
+        cimstats.sem(f"F =~ i1 + a1*i2 + i3\nq := {rhs}", d)
     assert "line 2" in str(err.value)

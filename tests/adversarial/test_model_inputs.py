@@ -55,8 +55,8 @@ VERBS = {
     "lmm": (_mixed, "x", lambda d: cimstats.lmm("y ~ x + (1 | g)", d)),
     "glmm": (_mixed, "x", lambda d: cimstats.glmm("yb ~ x + (1 | g)", d, family="binomial")),
     "gee": (_mixed, "x", lambda d: cimstats.gee("yb ~ x + (1 | g)", d, family="binomial")),
-    "sem": (_items, "i2", lambda d: cimstats.sem(d, ITEMS)),
-    "invariance": (_items, "i2", lambda d: cimstats.invariance(d, ITEMS, group="grp", steps=("configural",))),
+    "sem": (_items, "i2", lambda d: cimstats.sem(ITEMS, d)),
+    "invariance": (_items, "i2", lambda d: cimstats.invariance(ITEMS, d, group="grp", steps=("configural",))),
     "mediation": (_items, "m", lambda d: cimstats.mediation(d, x="i1", m="m", y="out", n_boot=20, seed=1)),
     "longitudinal_invariance": (_long_items, "i2", lambda d: cimstats.longitudinal_invariance(
         d, ["i1", "i2", "i3"], id="pid", wave="wave", steps=("configural",))),

@@ -345,7 +345,8 @@ class OmegaResult:
         The one-factor CFA (``std_lv=True``) with ``omega`` as a defined
         parameter; its ``fit_measures()`` tell whether one factor fits.
     optimizer : dict
-        ``converged, iterations, grad_norm, method`` of the CFA.
+        How the CFA converged (``method, iterations, gradient_norm, converged``
+        ...: the fit's ``optimizer.to_dict()``).
     """
 
     items: tuple[str, ...]
@@ -365,7 +366,7 @@ class OmegaResult:
 
     def tidy(self) -> pd.DataFrame:
         """``omega_total`` (with SE and interval), ``omega_observed``, ``omega_psych``, loadings."""
-        t = self.fit.tidy(conf_level=self.conf_level)
+        t = self.fit.tidy(level=self.conf_level)
         rows = [{"term": "omega_total", "estimate": self.omega_total, "std_error": self.std_error,
                  "statistic": np.nan, "df": np.nan, "p_value": np.nan, "ci_lower": self.ci_lower,
                  "ci_upper": self.ci_upper},
@@ -479,8 +480,8 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
     with warnings.catch_warnings():
         # rows set aside are reported in n_dropped; convergence and admissibility warnings pass
         warnings.simplefilter("ignore", category=MissingDataWarning)
-        fit = sem(df, model, std_lv=True, missing=missing)
-    t = fit.tidy(conf_level=conf_level)
+        fit = sem(model, df, std_lv=True, missing=missing)
+    t = fit.tidy(level=conf_level)
     om = t[t["op"] == ":="].iloc[0]
     load = t[t["op"] == "=~"]
     resid = t[(t["op"] == "~~") & (t["lhs"] == t["rhs"]) & t["lhs"].isin(cols)]
@@ -495,7 +496,7 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
         loadings=pd.DataFrame({"loading": load["estimate"].to_numpy(),
                                "residual_variance": resid["estimate"].to_numpy(),
                                "std_loading": load["std_all"].to_numpy()}, index=list(names)),
-        fit=fit, optimizer=dict(fit.optimizer), nobs=fit.nobs, n_dropped=fit.n_dropped,
+        fit=fit, optimizer=fit.optimizer.to_dict(), nobs=fit.nobs, n_dropped=fit.n_dropped,
         standardized=standardized, conf_level=conf_level)
 
 

@@ -459,7 +459,7 @@ def _fit_invariance(fit: _Fit, spec, frame, items: list[str], needed: str, rules
                     res = _longitudinal_invariance(frame, items, id=_ID, wave="wave", steps=tuple(steps),
                                                            missing=missing)
                 else:
-                    res = _invariance(frame, model, group=group, steps=tuple(steps), missing=missing)
+                    res = _invariance(model, frame, group=group, steps=tuple(steps), missing=missing)
         except (ModelSpecificationError, EstimationError, np.linalg.LinAlgError) as exc:
             failed[steps[-1]] = str(exc).split(";")[0]
             steps = steps[:-1]

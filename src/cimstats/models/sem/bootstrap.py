@@ -26,6 +26,7 @@ from scipy import stats
 
 from cimstats._parallel import job_fingerprint, replicate, resolve_seed
 from cimstats.errors import ModelSpecificationError
+from cimstats.models._result import not_available
 
 from .derivatives import complex_jacobian, label_env
 from .inference import standardize_fn
@@ -217,7 +218,7 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
     >>> rng = np.random.default_rng(2)
     >>> x = rng.normal(size=300); m = 0.5 * x + rng.normal(size=300)
     >>> y = 0.4 * m + rng.normal(size=300)
-    >>> fit = sem(pd.DataFrame({"x": x, "m": m, "y": y}), "m ~ a*x\\ny ~ b*m + x\\nab := a*b")
+    >>> fit = sem("m ~ a*x\\ny ~ b*m + x\\nab := a*b", pd.DataFrame({"x": x, "m": m, "y": y}))
     >>> bs = fit.bootstrap(200, seed=1, client="process", progress=False)
     >>> row = bs.table.query("op == ':='").iloc[0]
     >>> bool(row["ci_lower"] < row["estimate"] < row["ci_upper"])
@@ -229,7 +230,9 @@ def bootstrap(result, n_boot: int = 1000, *, cluster: str | None = "auto", strat
                       "Dask client); it will be removed in the next release.", DeprecationWarning, stacklevel=2)
         if n_jobs == 1 and client is None:
             client = "process"
-    prep = result._prep
+    prep = getattr(result, "_prep", None)
+    if prep is None:
+        raise not_available("The bootstrap", "structural equation model")
     if n_boot < 2:
         raise ModelSpecificationError(f"`n_boot` is {n_boot}; use at least 2 (typically 1000 or more).")
     if cluster == "auto":

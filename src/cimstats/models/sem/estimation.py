@@ -71,6 +71,7 @@ class SEMProblem:
         return f, g
 
     def fz(self, z, want_grad=True):
+        self.n_evals = getattr(self, "n_evals", 0) + 1
         f, g = self.fx(self.x_of(z), want_grad)
         if g is None:
             return f, None
@@ -115,6 +116,18 @@ class SEMProblem:
 
     # optimiser ----------------------------------------------------------------
     def fit(self, z0, *, maxit=500, tol=1e-9, switch=1e-2, Hinv0=None):
+        """Minimise the fit function from ``z0``; returns ``(z, trace)``.
+
+        The trace holds the start and final values, iterations, the number of
+        evaluations of the fit function, the largest gradient element and
+        whether the optimiser converged.
+        """
+        n0 = getattr(self, "n_evals", 0)
+        z, trace = self._fit(z0, maxit=maxit, tol=tol, switch=switch, Hinv0=Hinv0)
+        trace["evaluations"] = getattr(self, "n_evals", 0) - n0
+        return z, trace
+
+    def _fit(self, z0, *, maxit=500, tol=1e-9, switch=1e-2, Hinv0=None):
         z = np.asarray(z0, dtype=float).copy()
         f, g = self.fz(z)
         trace = FitTrace(start=z.copy(), iterations=0, converged=False, method="fisher-scoring",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,37 +27,17 @@ from .fitmeasures import fit_measures, srmr_group
 from .kernel import GroupKernel, chol_inv_logdet, group_loglik
 from . import inference as inf
 from .partable import build_partable, classify_variables
-from .results import SEMResult
+from .results import SEMResult, Spec
 from .syntax import parse_model
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
 
-__all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian"]
+__all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian", "model_and_data"]
 
 ESTIMATORS = ("ML", "MLR")
 MISSING = ("listwise", "fiml")
 #: reason recorded in ``SEMResult.dropped`` for rows set aside under FIML with fixed covariates
 X_MISSING_REASON = "missing exogenous covariate (fixed_x=True; fixed_x=False keeps these rows under FIML)"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """The options of one fit (kept on the result)."""
-
-    model: str
-    estimator: str
-    missing: str
-    group: str | None
-    group_labels: tuple
-    cluster: str | None
-    std_lv: bool
-    meanstructure: bool
-    fixed_x: bool
-    group_equal: tuple
-    group_partial: tuple
-    information: str
-    se: str
-    test: str
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -107,15 +86,26 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         if arg is not None and arg not in df.columns:
             raise ModelSpecificationError(f"`{name}=` is '{arg}', which is not a column of `data`.")
     dropped: dict[str, int] = {}
+    # per variable: how many of the rows set aside lacked it (a row lacking two variables counts for both)
+    by_variable: dict[str, int] = {}
+
+    def blame(rows, columns, missing_of):
+        for c in columns:
+            k = int((rows & missing_of(c)).sum())
+            if k:
+                by_variable[c] = by_variable.get(c, 0) + k
+
     keep = np.ones(len(df), dtype=bool)
     for name, arg in (("group", group), ("cluster", cluster)):
         if arg is not None:
             bad = df[arg].isna().to_numpy()
             if bad.any():
                 dropped[f"missing {name} ('{arg}')"] = int(bad[keep].sum())
+                blame(bad & keep, [arg], lambda c: df[c].isna().to_numpy())
                 keep &= ~bad
     Yall = df[ov].to_numpy(dtype=float)
     miss = np.isnan(Yall)
+    col_missing = {v: miss[:, j] for j, v in enumerate(ov)}
     empty = [v for j, v in enumerate(ov) if keep.any() and miss[keep, j].all()]
     if empty:
         raise ModelSpecificationError(
@@ -126,6 +116,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         bad = miss.any(axis=1) & keep
         if bad.any():
             dropped["missing value in a model variable (listwise deletion)"] = int(bad.sum())
+            blame(bad, ov, col_missing.__getitem__)
             keep &= ~bad
     else:
         x_cols = [ov.index(v) for v in roles["ov_x"]] if fixed_x else []
@@ -135,10 +126,12 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             bad = miss[:, x_cols].any(axis=1) & keep
             if bad.any():
                 dropped[X_MISSING_REASON] = int(bad.sum())
+                blame(bad, [ov[j] for j in x_cols], col_missing.__getitem__)
                 keep &= ~bad
         bad = miss.all(axis=1) & keep
         if bad.any():
             dropped["no observed model variable"] = int(bad.sum())
+            blame(bad, ov, col_missing.__getitem__)
             keep &= ~bad
     if dropped:
         warnings.warn(
@@ -258,6 +251,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.n_input = len(df)
     prep.records = records
     prep.dropped = dropped
+    prep.dropped_by_variable = by_variable
     return prep
 
 
@@ -548,7 +542,29 @@ def _safe_start(prep, x0):
 # the public verb
 # ---------------------------------------------------------------------------
 
-def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
+def model_and_data(model, data, verb: str):
+    """``(model, data)`` in the documented order; the old order ``verb(data, model)`` is accepted with a warning.
+
+    The old order is recognised by a model syntax (a string) given second and
+    something other than a string given first; it will stop working in the
+    next release.
+    """
+    if not isinstance(model, str) and isinstance(data, str):
+        warnings.warn(
+            f"{verb}(data, model) is deprecated: give the model first and the data second, as lavaan does "
+            f"({verb}(model, data, ...)); the old order works for one more release.",
+            DeprecationWarning, stacklevel=3,
+        )
+        return data, model
+    if not isinstance(model, str):
+        raise ModelSpecificationError(
+            f"`model` is a {type(model).__name__}; expected the model in lavaan syntax as a string, "
+            f"e.g. {verb}(\"f =~ y1 + y2 + y3\", data)."
+        )
+    return model, data
+
+
+def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
         missing: str = "listwise", cluster: str | None = None, std_lv: bool = False,
         meanstructure: bool | None = None, fixed_x: bool = True, group_equal=(),
         group_partial=(), orthogonal: bool = False, information: str | None = None,
@@ -557,11 +573,14 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
 
     Parameters
     ----------
-    data : pandas.DataFrame or Survey
-        One row per respondent; model variables must be numeric columns.
     model : str
         lavaan model syntax (``=~``, ``~``, ``~~``, ``~ 1``, labels, fixed and
         start values, ``c()`` per group, ``:=``, ``==``, ``<``, ``>``).
+    data : pandas.DataFrame or Survey
+        One row per respondent; model variables must be numeric columns.
+        Everything after ``data`` is given by keyword. (The old order
+        ``sem(data, model)`` still works in this release, with a
+        ``DeprecationWarning``.)
     group : str, optional
         Column defining groups for a multigroup model (groups in order of
         appearance, as lavaan).
@@ -606,11 +625,13 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     Returns
     -------
     SEMResult
-        Frozen result: ``tidy()`` (columns ``term, lhs, op, rhs, label, group,
-        estimate, std_error, statistic, df, p_value, ci_lower, ci_upper,
-        std_lv, std_all``), ``fit_measures()``, ``glance()``,
-        ``standardized_solution()``, ``modification_indices()``,
-        ``r_squared()``, ``implied()``, ``residuals()``, ``bootstrap()``.
+        Frozen result: ``tidy(level=0.95)`` (columns ``term, lhs, op, rhs,
+        label, group, estimate, std_error, statistic, df, p_value, ci_lower,
+        ci_upper, std_lv, std_all``), ``fit_measures()``, ``glance()``,
+        ``summary()``, ``to_table_spec()``, ``vcov()``, ``dropped``,
+        ``optimizer``, ``standardized_solution()``,
+        ``modification_indices()``, ``r_squared()``, ``implied()``,
+        ``residuals()``, ``bootstrap()``, ``save(folder)``.
 
     Raises
     ------
@@ -644,12 +665,13 @@ def sem(data, model: str, *, group: str | None = None, estimator: str = "ML",
     >>> rng = np.random.default_rng(1)
     >>> f = rng.normal(size=500)
     >>> d = pd.DataFrame({f"y{i}": 0.8 * f + rng.normal(scale=0.6, size=500) for i in range(1, 4)})
-    >>> fit = sem(d, "efficacy =~ y1 + y2 + y3")
+    >>> fit = sem("efficacy =~ y1 + y2 + y3", d)
     >>> fit.fit_measures()["df"]
     0.0
     >>> round(float(fit.tidy().query("op == '=~'")["std_all"].iloc[0]), 1)
     0.8
     """
+    model, data = model_and_data(model, data, "sem")
     if engine == "semopy":
         from .semopy_adapter import fit_semopy
         return fit_semopy(data, model)

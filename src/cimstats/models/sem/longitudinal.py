@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import MissingDataWarning, ModelSpecificationError
+from cimstats.models._result import dropped_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
 from cimstats.io.survey import analysis_frame
 
@@ -371,13 +372,14 @@ def longitudinal_invariance(data, items, *, id: str, wave: str, waves=None, fact
     -------
     InvarianceResult
         ``across == "waves"``; ``group`` reads e.g. ``"waves 0, 1"``.
-        ``table`` has one row per model (``model, npar, df, chisq, pvalue,
+        ``table`` has one row per model (``model, npar, df, chisq, p_value,
         chisq_scaled, scaling_factor, aic, bic, cfi, tli, rmsea, srmr,
         chisq_diff, df_diff, p_diff, rmsea_diff, delta_cfi, delta_rmsea,
         method``); ``fits`` the :class:`SEMResult` of each step (whose
         ``spec.model`` is the syntax fitted); ``nobs`` people used,
-        ``n_dropped`` and ``dropped`` (reason -> number of people) those set
-        aside; ``items``, ``waves``; ``columns`` (``item, wave, column,
+        ``n_dropped`` those set aside, ``dropped_reasons`` (reason -> number
+        of people) and ``dropped`` (per wide column ``<item>_w<wave>``: how
+        many of the people set aside lacked it); ``items``, ``waves``; ``columns`` (``item, wave, column,
         factor, n_observed``: which wide column holds each item at each wave
         and how many people answered it); ``wide`` the data fitted (one row
         per person: the ``id`` column, then ``<item>_w<wave>`` wave by wave).
@@ -489,6 +491,8 @@ def longitudinal_invariance(data, items, *, id: str, wave: str, waves=None, fact
             dropped["no observed item at any wave"] = int(none.sum())
         keep = ~none
     n_people = len(wide)
+    # per wide column: how many of the people set aside lacked it
+    by_column = {c: int((~keep & ~observed[:, j]).sum()) for j, c in enumerate(cols)}
     wide = wide.loc[keep].reset_index(drop=True)
     if dropped:
         warnings.warn(
@@ -500,12 +504,13 @@ def longitudinal_invariance(data, items, *, id: str, wave: str, waves=None, fact
     fits = {}
     for s in steps:
         model = longitudinal_syntax(items, waves, factor=factor, step=s, partial=partial)
-        fits[s] = sem(wide, model, estimator=estimator, missing=mode, meanstructure=True)
+        fits[s] = sem(model, wide, estimator=estimator, missing=mode, meanstructure=True)
     robust = str(estimator).upper() == "MLR"
     return InvarianceResult(
         table=comparison_table(fits, robust=robust), fits=MappingProxyType(fits),
         group="waves " + ", ".join(map(str, waves)), estimator=str(estimator).upper(), across="waves",
-        nobs=int(len(wide)), n_dropped=int(sum(dropped.values())), dropped=MappingProxyType(dropped),
+        nobs=int(len(wide)), n_dropped=int(sum(dropped.values())),
+        dropped=dropped_frame({c: k for c, k in by_column.items() if k}), dropped_reasons=MappingProxyType(dropped),
         items=tuple(items), waves=waves, columns=columns, wide=wide,
     )
 

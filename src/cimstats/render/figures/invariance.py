@@ -111,7 +111,7 @@ def invariance_plot(result, *, cfi_cutoff: float = -0.01, rmsea_cutoff: float = 
     >>> f = rng.normal(size=400)
     >>> d = pd.DataFrame({f"y{i}": 0.7 * f + rng.normal(scale=0.7, size=400) for i in range(1, 5)})
     >>> d["country"] = np.repeat(["EN", "NL"], 200)
-    >>> inv = cimstats.invariance(d, "ce =~ y1 + y2 + y3 + y4", group="country")
+    >>> inv = cimstats.invariance("ce =~ y1 + y2 + y3 + y4", d, group="country")
     >>> fig = invariance_plot(inv)
     >>> fig.data["model"].tolist()
     ['configural', 'metric', 'scalar', 'strict']

@@ -433,7 +433,7 @@ def path_diagram(result, *, standardized: bool = False, group=None, residuals: b
     >>> p0 = p[p["wave"] == 0].astype({f"ce_{i}": float for i in range(1, 5)})
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     fit = cimstats.sem(p0, "CE =~ ce_1 + ce_2 + ce_3 + ce_4")
+    ...     fit = cimstats.sem("CE =~ ce_1 + ce_2 + ce_3 + ce_4", p0)
     >>> fig = path_diagram(fit, standardized=True)
     >>> fig.data["kind"].tolist()
     ['loading', 'loading', 'loading', 'loading']
