@@ -436,15 +436,21 @@ class Measures:
                 return n
         return None
 
-    def _aligned(self, keys: pd.DataFrame, col: str) -> np.ndarray:
-        """``col`` of the given ego table in the row order of ``keys`` (patient_id, wave)."""
-        m = keys[_KEYS].merge(self.ego[_KEYS + [col]], on=_KEYS, how="left", indicator=True)
+    def check_rows(self, patients: pd.DataFrame) -> None:
+        """Raise :class:`PlanError` unless the given ego table has a row for every patient and wave of ``patients``."""
+        if self.ego is None:
+            return
+        m = patients[_KEYS].merge(self.ego[_KEYS], on=_KEYS, how="left", indicator=True)
         absent = m["_merge"].to_numpy() != "both"
         if absent.any():
-            ex = keys.loc[absent, _KEYS].iloc[0].tolist()
+            ex = patients.loc[absent, _KEYS].iloc[0].tolist()
             raise PlanError(f"The measures table has no row for {int(absent.sum())} patient-wave(s) of the patient "
                             f"table (first: {ex}); pass measures computed from the same patients.")
-        return m[col].to_numpy()
+
+    def _aligned(self, keys: pd.DataFrame, col: str) -> np.ndarray:
+        """``col`` of the given ego table in the row order of ``keys`` (patient_id, wave)."""
+        self.check_rows(keys)
+        return keys[_KEYS].merge(self.ego[_KEYS + [col]], on=_KEYS, how="left")[col].to_numpy()
 
     # ---- ego level
     def scale(self, construct: Construct, patients: pd.DataFrame, *, out_of_range: str = "error") -> np.ndarray:

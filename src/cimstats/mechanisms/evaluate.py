@@ -118,6 +118,7 @@ class _Workspace:
         self._built: dict[str, str | None] = {}
         self._change = None
         self.notes: list[str] = []
+        self.measures.check_rows(self._ego)
 
     def construct(self, name: str) -> Construct | None:
         spec = self.plan.constructs.get(name)

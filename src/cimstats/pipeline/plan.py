@@ -14,6 +14,8 @@ A plan has these sections (all but ``sources`` optional)::
       - semcd6
       - {instrument: heiq, scores: [self_monitoring_insight]}
     networks: {measures: all, change: true}
+    constructs:                    # named constructs (the construct table's schema, as in the mechanism plan)
+      support_size: {kind: network, measure: size}
     mechanisms:                    # the mechanism plan of cimstats.mechanisms
       plan: default                # "default", a YAML path, or the plan itself (a mapping)
       adjust: holm
@@ -31,10 +33,22 @@ A plan has these sections (all but ``sources`` optional)::
       figures: [svg, png]
       report: true
 
+``instruments``, ``networks`` and ``constructs`` make up the run's construct
+table (:mod:`cimstats.measures.constructs`): every score of the listed
+instruments (named by its score id), every ego-level network measure (named
+by its column) and the named constructs. The mechanism plan names constructs
+from this table without declaring them again; a construct it declares under
+a name the table already has must have the same definition (``P015``
+otherwise, also for an entry that breaks the schema). The scales and networks
+steps compute the constructs once; the mechanisms step takes their results
+and computes only what they lack.
+
 Numbers have documented ranges, checked before any work starts (code
 ``P014`` unless noted): ``seeds`` whole numbers from 0 to 2^32 - 1 (``P011``);
 ``mechanisms.n_boot`` a whole number from 50 to 100,000 and
-``mechanisms.level`` a number above 0.5 and below 1 (``P012``);
+``mechanisms.level`` a number above 0.5 and below 1 (``P012``; checked by
+:func:`cimstats.mechanisms.options.option_problems`, as
+:func:`cimstats.test_mechanisms` checks them);
 ``networks.change_waves`` two different whole wave numbers from 0 to 99;
 ``joint_displays`` ``threshold`` a whole number from 1 to 1,000,
 ``quotes_per_cell`` from 0 to 100 and ``max_quote_chars`` from 10 to 100,000
@@ -231,7 +245,7 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     Raises
     ------
     PlanError
-        One error whose ``report`` lists every problem (codes ``P001``-``P014``,
+        One error whose ``report`` lists every problem (codes ``P001``-``P015``,
         plus the mechanism plan's ``M`` codes and the dictionary's ``D``/``R``
         codes): unknown sections, missing files or folders, an unreadable
         dictionary, unknown instruments, scores or network measures, unknown
