@@ -35,10 +35,10 @@ Examples
 >>> from cimstats.measures.constructs import ConstructTable
 >>> t = ConstructTable.from_spec({"sm": {"kind": "scale", "instrument": "heiq", "score": "self_monitoring_insight"},
 ...                               "diversity": {"kind": "network", "measure": "n_tie_types"}})
->>> t.to_frame()[["name", "kind", "level", "definition"]]
-        name     kind level                                   definition
-0         sm    scale   ego  instrument: heiq; score: self_monitoring_insight
-1  diversity  network   ego                          measure: n_tie_types
+>>> t.to_frame()[["name", "kind", "level", "computed_by"]]
+        name     kind level                     computed_by
+0         sm    scale   ego            cimstats.score_scale
+1  diversity  network   ego  cimstats.networks.ego_measures
 """
 
 from __future__ import annotations

@@ -271,6 +271,10 @@ def measures_from_files(plan: AnalysisPlan, out: Path):
     for rel in files:
         if (out / rel).is_file():
             x = pd.read_parquet(out / rel)
+            if "patient_id" not in x.columns:
+                continue  # not keyed by patient: the mechanism tests compute these constructs themselves
+            if "wave" not in x.columns:
+                x = x.assign(wave=0)  # one wave, numbered 0 as the mechanism tests number it
             if ego is not None:
                 x = x[[c for c in x.columns if c in _KEYS or c not in ego.columns]]
             ego = x if ego is None else ego.merge(x, on=_KEYS, how="outer")
