@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import collections
-from pathlib import Path
 
 import pandas as pd
 import pytest

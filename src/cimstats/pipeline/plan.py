@@ -68,7 +68,6 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Mapping
 
 import yaml
