@@ -158,8 +158,11 @@ def hypotheses_table() -> str:
     import yaml
 
     plan = yaml.safe_load((PACKAGE / "mechanisms" / "default_plan.yaml").read_text())
-    lines = ["| id | mechanism | hypothesis | model | estimand | expected | themes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["The mechanisms the shipped plan declares:", "", "| mechanism | label | elements |", "|---|---|---|"]
+    for mid, spec in (plan.get("mechanisms") or {}).items():
+        lines.append(f"| `{mid}` | {_cell(spec.get('label', ''))} | {_cell(spec.get('elements', []))} |")
+    lines += ["", "| id | mechanism | hypothesis | model | estimand | expected | themes |",
+              "|---|---|---|---|---|---|---|"]
     for h in plan["hypotheses"]:
         lines.append("| " + " | ".join(_cell(h.get(k, "")) for k in
                                          ("id", "mechanism", "statement", "model", "estimand", "expected",

@@ -540,7 +540,8 @@ def scale_reliability(data, instrument, *, items=None, scores: Sequence[str] | N
        score  n_items  nobs
     0  semcd        6   200
     """
-    from cimstats.measures.scales import load_instrument, score_scale
+    from cimstats.measures.scales import load_instrument
+    from cimstats.measures.scales.scoring import _prepare
 
     ins = load_instrument(instrument)
     wanted = [s for s in ins.scores if s.items and len(s.items) >= 2 and (scores is None or s.id in scores)]
@@ -548,8 +549,8 @@ def scale_reliability(data, instrument, *, items=None, scores: Sequence[str] | N
         bad = [s for s in scores if s not in ins.score_ids]
         if bad:
             raise ScaleError(f"`scores=` names {', '.join(map(repr, bad))}, not a score of '{ins.id}'.")
-    # checks columns and ranges exactly as scoring does (raises on problems)
-    score_scale(data, ins, items=items, scores=[s.id for s in wanted])
+    # checks columns and ranges exactly as scoring does (raises on problems), without scoring
+    _prepare(data, ins, items=items, scores=[s.id for s in wanted])
     if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
         data = data.data
     colmap = {i: (items or {}).get(i, i) for i in ins.item_ids}

@@ -20,7 +20,12 @@ from cimstats.models.sem.criteria import fit_change_holds as _chen_holds
 from cimstats.models.sem.invariance import invariance as _invariance
 from cimstats.models.sem.longitudinal import longitudinal_invariance as _longitudinal_invariance
 
+from cimstats.measures.constructs import Construct, Measures, Unavailable
+from cimstats.measures.networks.change import alter_role_changes
+from cimstats.measures.networks.core import SUPPORT
+
 from .adjust import p_adjust
+from .options import option_problems
 from .plan import INVARIANCE_LEVELS, Plan, default_plan, invariance_models_for, read_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
@@ -99,22 +104,25 @@ class _Unavailable(Exception):
 
 
 class _Workspace:
-    """Builds constructs once (scale scores, network measures, change, wave differences)."""
+    """Builds the analysis frames from the plan's constructs, each computed once (or taken from ``measures``)."""
 
-    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: Plan):
+    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: Plan, measures=None):
         self.patients = patients.reset_index(drop=True)
         self.alters = alters
         self.plan = plan
+        self.measures = Measures.coerce(measures)
         self.waves = sorted(pd.unique(self.patients["wave"].dropna()).tolist()) if "wave" in self.patients else [0]
         self._ego = self.patients.copy()
         if "wave" not in self._ego:
             self._ego["wave"] = 0
         self._built: dict[str, str | None] = {}
-        self._net = None
-        self._net_measures = None
         self._change = None
-        self._change_obj = None
         self.notes: list[str] = []
+        self.measures.check_rows(self._ego)
+
+    def construct(self, name: str) -> Construct | None:
+        spec = self.plan.constructs.get(name)
+        return None if spec is None else Construct.from_spec(name, spec)
 
     # ---- ego-level columns
     def ego_column(self, name: str) -> None:
@@ -131,46 +139,24 @@ class _Workspace:
             raise
 
     def _build(self, name: str) -> None:
-        spec = self.plan.constructs.get(name)
-        if spec is None:
+        c = self.construct(name)
+        if c is None:
             if name not in self._ego.columns:
                 raise _Unavailable(f"variable '{name}' is absent from the patient table")
             return
-        kind = spec["kind"]
-        if kind == "scale":
-            self._build_scale(name, spec)
-        elif kind == "network":
-            m = self._network_measures()
-            col = spec["measure"]
-            if col not in m.columns:
-                raise _Unavailable(f"network measure '{col}' (construct '{name}') is not computed by "
-                                   "cimstats.networks.ego_measures")
-            self._ego[name] = m[col].to_numpy()
-        elif kind == "wave_difference":
-            base = spec["of"]
-            self.ego_column(base)
-            if not {0, 1} <= set(self.waves):
-                raise _Unavailable(f"construct '{name}' needs waves 0 and 1; the data hold wave(s) "
-                                   f"{', '.join(map(str, self.waves))} only")
-        elif kind == "change":
-            pass  # change-level only (see change_frame)
-
-    def _build_scale(self, name: str, spec: Mapping) -> None:
-        from cimstats.measures import score_scale
-        from cimstats.measures.scales import load_instrument
-
-        ins = load_instrument(spec["instrument"])
-        rule = next((r for r in ins.scores if r.id == spec["score"]), None)
-        if rule is None:
-            raise _Unavailable(f"instrument '{ins.id}' has no score '{spec['score']}' (construct '{name}')")
-        items = list(rule.items)
-        absent = [i for i in items if i not in self._ego.columns]
-        if absent:
-            raise _Unavailable(f"construct '{name}' needs item(s) {', '.join(absent)}, absent from the patient table")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = score_scale(self._ego, spec["instrument"], scores=[spec["score"]])
-        self._ego[name] = res.scores[spec["score"]].to_numpy()
+        try:
+            if c.kind == "scale":
+                self._ego[name] = self.measures.scale(c, self._ego)
+            elif c.kind == "network":
+                self._ego[name] = self.measures.network(c, self._ego, self.alters)
+            elif c.kind == "wave_difference":
+                self.ego_column(c.definition["of"])
+                if not {0, 1} <= set(self.waves):
+                    raise _Unavailable(f"construct '{name}' needs waves 0 and 1; the data hold wave(s) "
+                                       f"{', '.join(map(str, self.waves))} only")
+            # kind "change": change level only (see change_frame)
+        except Unavailable as exc:
+            raise _Unavailable(str(exc)) from None
 
     def items_of(self, construct: str) -> list[str]:
         spec = self.plan.constructs.get(construct)
@@ -187,29 +173,11 @@ class _Workspace:
             raise _Unavailable(f"construct '{construct}' needs item(s) {', '.join(absent)}, absent from the patient table")
         return list(rule.items)
 
-    def _network(self):
-        if self._net is None:
-            if self.alters is None:
-                raise _Unavailable("no alter table was given, so network measures cannot be computed")
-            from cimstats.measures import networks
-
-            egos = self._ego[[c for c in (_ID, "wave") if c in self._ego.columns]]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._net = networks.ego_networks(self.alters, egos=egos)
-        return self._net
-
-    def _network_measures(self) -> pd.DataFrame:
-        if self._net_measures is None:
-            from cimstats.measures import networks
-
-            m = networks.ego_measures(self._network())
-            key = self._ego[[_ID, "wave"]]
-            m = key.merge(m, on=[_ID, "wave"], how="left", suffixes=("", "_net"))
-            if len(m) != len(self._ego):
-                raise _Unavailable("the patient table repeats (patient_id, wave); network measures cannot be joined")
-            self._net_measures = m
-        return self._net_measures
+    def _network_change(self):
+        try:
+            return self.measures.network_change(self._ego, self.alters, waves=(0, 1))
+        except Unavailable as exc:
+            raise _Unavailable(str(exc)) from None
 
     # ---- frames per level
     def ego_frame(self, names: list[str], wave) -> pd.DataFrame:
@@ -228,7 +196,7 @@ class _Workspace:
             raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
                                f"{', '.join(map(str, self.waves))} only")
         if self._change is None:
-            ch = self._change_result().egos
+            ch = self._network_change()[0]
             self._change = ch.reset_index(drop=("patient_id" in ch.columns))
         ch = self._change
         for n in names:  # build every ego-level column first, so the wave slices below carry them
@@ -236,20 +204,17 @@ class _Workspace:
             if spec is None or spec["kind"] != "change":
                 self.ego_column(n)
         base = self._ego.loc[self._ego["wave"] == 0]
-        foll = self._ego.loc[self._ego["wave"] == 1]
         out = ch[[_ID]].copy()
         for n in names:
-            spec = self.plan.constructs.get(n)
-            if spec is not None and spec["kind"] == "change":
-                if spec["measure"] not in ch.columns:
-                    raise _Unavailable(f"change measure '{spec['measure']}' is not computed by cimstats.networks.change")
-                out[n] = pd.to_numeric(ch[spec["measure"]], errors="coerce").to_numpy(dtype=float)
-            elif spec is not None and spec["kind"] == "wave_difference":
+            c = self.construct(n)
+            if c is not None and c.kind == "change":
+                meas = c.definition["measure"]
+                if meas not in ch.columns:
+                    raise _Unavailable(f"change measure '{meas}' is not computed by cimstats.networks.change")
+                out[n] = pd.to_numeric(ch[meas], errors="coerce").to_numpy(dtype=float)
+            elif c is not None and c.kind == "wave_difference":
                 self.ego_column(n)
-                of = spec["of"]
-                a = base.set_index(_ID)[of]
-                b = foll.set_index(_ID)[of]
-                out[n] = (out[_ID].map(b) - out[_ID].map(a)).to_numpy(dtype=float)
+                out[n] = c.compute(self._ego, c.definition["of"], out[_ID], (0, 1))
             else:
                 self.ego_column(n)
                 out[n] = out[_ID].map(base.set_index(_ID)[n]).to_numpy()
@@ -276,32 +241,18 @@ class _Workspace:
             return self.alter_change_frame(names)
         return self.alter_frame(names, wave)
 
-    def _change_result(self):
-        if self._change_obj is None:
-            from cimstats.measures import networks
-
-            self._change_obj = networks.change(self._network(), waves=(0, 1))
-        return self._change_obj
-
     def alter_change_frame(self, names: list[str]) -> pd.DataFrame:
         """One row per network member named at both waves, with role changes and the patient's baseline values."""
         if not {0, 1} <= set(self.waves):
             raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
                                f"{', '.join(map(str, self.waves))} only")
-        al = self._change_result().alters
+        al = self._network_change()[1]
         al = al.loc[al["status"] == "retained"].reset_index(drop=True)
         if al.empty:
             raise _Unavailable("no network member is named at both waves")
         out = al.copy()
-        works = [w for w in ("illness", "everyday", "emotional") if f"{w}_from" in al.columns]
-        f = np.column_stack([pd.to_numeric(al[f"{w}_from"], errors="coerce").to_numpy(dtype=float) for w in works])
-        t = np.column_stack([pd.to_numeric(al[f"{w}_to"], errors="coerce").to_numpy(dtype=float) for w in works])
-        gained = (f == 0) & (t == 1)
-        dropped = (f == 1) & (t == 0)
-        known = ~(np.isnan(f) | np.isnan(t)).any(axis=1)
-        out["roles_gained"] = np.where(known, gained.sum(axis=1), np.nan)
-        out["role_gained"] = np.where(known, gained.any(axis=1).astype(float), np.nan)
-        out["role_dropped"] = np.where(known, dropped.any(axis=1).astype(float), np.nan)
+        if "role_gained" not in out.columns:  # a change table from before these columns were computed
+            out = alter_role_changes(out, SUPPORT)
         ego_names = [n for n in names if n not in out.columns]
         for n in ego_names:
             self.ego_column(n)
@@ -543,7 +494,7 @@ def invariance_level_holds(fit: _Fit, level: str) -> tuple[bool | None, str]:
     return (True if st == "holds" else (None if st == "not testable" else False)), why
 
 
-def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
+def model_frame(data, model_id: str, plan=None, *, measures=None) -> pd.DataFrame:
     """The analysis frame that :func:`test_mechanisms` fits one model of the plan on.
 
     Constructs (scale scores, network measures, change measures, wave
@@ -558,6 +509,8 @@ def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
         A model of the plan.
     plan : optional
         The analysis plan (default: the shipped plan).
+    measures : DataFrame or Measures, optional
+        Constructs already computed (as for :func:`test_mechanisms`).
 
     Returns
     -------
@@ -585,14 +538,15 @@ def model_frame(data, model_id: str, plan=None) -> pd.DataFrame:
     patients, alters = _tables(data)
     _check_tables(patients, alters)
     try:
-        return _Workspace(patients, alters, plan).frame_for(model_id)
+        return _Workspace(patients, alters, plan, measures).frame_for(model_id)
     except _Unavailable as exc:
         raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
 
 
 # ---------------------------------------------------------------- the verb
 def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "holm", rules=None,
-                    seed: int | None = 20240601, n_boot: int = 2000, level: float | None = None) -> MechanismResult:
+                    seed: int | None = 20240601, n_boot: int = 2000, level: float | None = None,
+                    measures=None) -> MechanismResult:
     """Test pre-specified network mechanisms and fill the mechanism table with verdicts.
 
     Parameters
@@ -623,6 +577,14 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         Bootstrap resamples for mediation templates.
     level : float, optional
         Confidence level (default the rules' ``level``, 0.95).
+    measures : DataFrame or Measures, optional
+        Constructs already computed by the measure stage: a table keyed by
+        ``patient_id`` and ``wave`` with one column per scale score or network
+        measure (a construct's column is found by its name, or by the score or
+        measure it is built from), or a
+        :class:`~cimstats.measures.constructs.Measures` (which can also hold the
+        network change between the waves). Only constructs it lacks are
+        computed; the numbers are the same as without it.
 
     Returns
     -------
@@ -641,8 +603,9 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     ------
     PlanError
         The plan is malformed (all problems in ``.report``); ``hypotheses``,
-        ``adjust``, ``n_boot``, ``seed``, ``level`` or the rules are invalid;
-        ``data`` is not a table or lacks ``patient_id``.
+        ``adjust``, ``n_boot`` (a whole number from 50 to 100,000), ``seed``,
+        ``level`` or the rules are invalid; ``data`` is not a table or lacks
+        ``patient_id``; ``measures`` does not match the patient table.
 
     Notes
     -----
@@ -664,18 +627,12 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     >>> res.fit("ego_navigation").nobs
     1434
     """
+    problems = option_problems(adjust=adjust, n_boot=n_boot, level=level, seed=seed)
+    if problems:
+        raise PlanError(problems[0][1])
     plan = default_plan() if plan is None else read_plan(plan)
     if hypotheses is not None:
         plan = plan.subset(hypotheses)
-    if adjust not in ("holm", "bh", None):
-        raise PlanError(f"`adjust` is {adjust!r}; expected 'holm', 'bh' or None.")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)):
-        raise PlanError(f"`n_boot` is {n_boot!r}; expected a whole number of bootstrap resamples (e.g. 2000).")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise PlanError(f"`seed` is {seed!r}; expected a non-negative whole number, or None for an unseeded run.")
-    if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float))
-                              or not 0.5 < float(level) < 1):
-        raise PlanError(f"`level` is {level!r}; expected a confidence level between 0.5 and 1, e.g. 0.95.")
     if callable(rules) and not isinstance(rules, (VerdictRules, Mapping)):
         vr = VerdictRules.from_any(dict(plan.verdict_rules))
         rule_fn: VerdictRules | Callable = rules
@@ -687,11 +644,9 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         if isinstance(rule_fn, VerdictRules):
             rule_fn = vr
     n_boot = int(n_boot)
-    if n_boot < 50:
-        raise PlanError(f"`n_boot` is {n_boot}; use at least 50 resamples (2,000 or more for publication).")
     patients, alters = _tables(data)
     _check_tables(patients, alters)
-    ws = _Workspace(patients, alters, plan)
+    ws = _Workspace(patients, alters, plan, measures)
 
     # the highest invariance level any hypothesis or model needs, per invariance model
     needed: dict[str, str] = {}

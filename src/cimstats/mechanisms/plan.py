@@ -1,13 +1,23 @@
-"""The analysis plan: constructs, model templates and hypotheses, read from YAML and checked.
+"""The analysis plan: mechanisms, constructs, model templates and hypotheses, read from YAML and checked.
 
-A plan has four sections:
+A plan has these sections:
 
+``mechanisms``
+    The mechanisms the hypotheses test: id -> ``{label, elements}`` (the label
+    heads the mechanism's rows in tables; ``elements`` lists the ids a
+    hypothesis of that mechanism may give as its ``element``). A plan without
+    this section uses the shipped plan's mechanisms (as plans written before
+    the section existed did).
 ``constructs``
-    Derived variables, each built from harmonised variables: ``scale``
-    (``instrument`` and ``score`` of :func:`cimstats.score_scale`), ``network``
-    (a column of :func:`cimstats.networks.ego_measures`), ``change`` (a column
-    of :func:`cimstats.networks.change` ``.egos``), ``wave_difference``
-    (follow-up minus baseline of another ego-level variable).
+    Derived variables, in the schema of the construct table
+    (:mod:`cimstats.measures.constructs`): ``scale`` (``instrument`` and
+    ``score`` of :func:`cimstats.score_scale`), ``network`` (a column of
+    :func:`cimstats.networks.ego_measures`), ``change`` (a column of
+    :func:`cimstats.networks.change` ``.egos``), ``wave_difference``
+    (follow-up minus baseline of another ego-level variable). Within
+    :func:`cimstats.run`, constructs of the analysis plan (its
+    ``instruments``, ``networks`` and ``constructs`` sections) can be named
+    without being declared again.
 ``models``
     One entry per fitted model; every hypothesis naming the model reuses the
     same fit. Templates: ``lmm`` and ``glmm`` (lme4 formula), ``moderated_mediation``
@@ -23,14 +33,14 @@ A plan has four sections:
     patient's variables joined), ``change`` (one row per patient seen at waves
     0 and 1: change constructs, wave differences and baseline values) and
     ``alter_change`` (one row per network member named at both waves, with
-    ``role_gained``, ``role_dropped``, ``roles_gained``, the columns of
-    :func:`cimstats.networks.change` ``.alters`` and the patient's baseline
-    values).
+    the columns of :func:`cimstats.networks.change` ``.alters``, such as
+    ``role_gained``, ``role_dropped`` and ``roles_gained``, and the patient's
+    baseline values).
 ``hypotheses``
     The rows of the mechanism table: id, mechanism, statement, model, estimand,
     expected direction (positive, negative, nonzero; ``holds`` for invariance),
-    qualitative theme ids and, optionally, the element of collective efficacy
-    the hypothesis speaks to (timing, trust, legitimising).
+    qualitative theme ids and, optionally, the element of its mechanism the
+    hypothesis speaks to (one of the mechanism's ``elements``).
 ``verdict_rules``
     Defaults for :class:`~cimstats.mechanisms.rules.VerdictRules`.
 
@@ -41,6 +51,7 @@ model's ``wave`` is a whole number from 0 to 99 (``M007``) and its
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -56,6 +67,8 @@ from cimstats._names import SAFE_NAME_RULE, name_problem
 from cimstats.errors import ModelSpecificationError, PlanError, Report
 from cimstats.models.formula import parse_formula
 
+from cimstats.measures.constructs import KINDS, Construct, ConstructTable, construct_problems
+
 from .rules import VerdictRules
 
 __all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
@@ -68,16 +81,9 @@ TEMPLATES = {
     "invariance": ("construct", "group"),
 }
 LEVELS = ("ego", "alter", "change", "alter_change")
-#: elements of collective efficacy named by the qualitative synthesis (optional ``element`` of a hypothesis)
-CE_ELEMENTS = ("timing", "trust", "legitimising")
-CONSTRUCT_KINDS = {
-    "scale": ("instrument", "score"),
-    "network": ("measure",),
-    "change": ("measure",),
-    "wave_difference": ("of",),
-}
+#: construct kind -> the keys its definition needs (the construct table of :mod:`cimstats.measures.constructs`)
+CONSTRUCT_KINDS = {k: v.required for k, v in KINDS.items()}
 DIRECTIONS = ("positive", "negative", "nonzero", "holds")
-MECHANISMS = ("network_navigation", "negotiation", "collective_efficacy")
 INVARIANCE_LEVELS = ("configural", "metric", "scalar", "strict")
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: numeric fields of a model and their ranges (checked as codes M007 and M020)
@@ -108,6 +114,13 @@ class Plan:
     hypotheses: pd.DataFrame
     verdict_rules: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<dict>"
+    mechanisms: Mapping[str, dict] = field(default_factory=dict)
+    declares_mechanisms: bool = True
+
+    def mechanism_label(self, mechanism: str) -> str:
+        """The label of a mechanism for tables (its id when the plan gives none)."""
+        spec = self.mechanisms.get(mechanism) or {}
+        return str(spec.get("label") or mechanism)
 
     def required_variables(self, model_id: str) -> list[str]:
         """Harmonised variables and constructs a model needs (constructs expanded to what they use)."""
@@ -123,7 +136,10 @@ class Plan:
             if h.get("element"):
                 d["element"] = h["element"]
             hyps.append(d)
-        return {"plan": self.name, "constructs": {k: dict(v) for k, v in self.constructs.items()},
+        out = {"plan": self.name}
+        if self.declares_mechanisms and self.mechanisms:
+            out["mechanisms"] = {k: dict(v) for k, v in self.mechanisms.items()}
+        return {**out, "constructs": {k: dict(v) for k, v in self.constructs.items()},
                 "models": {k: dict(v) for k, v in self.models.items()}, "hypotheses": hyps,
                 "verdict_rules": dict(self.verdict_rules)}
 
@@ -162,7 +178,8 @@ class Plan:
                 models += [m for m in invariance_models_for(self.models, ri) if m not in models]
         return Plan(name=self.name, constructs=self.constructs,
                     models=MappingProxyType({m: self.models[m] for m in self.models if m in models}),
-                    hypotheses=keep.reset_index(drop=True), verdict_rules=self.verdict_rules, source=self.source)
+                    hypotheses=keep.reset_index(drop=True), verdict_rules=self.verdict_rules, source=self.source,
+                    mechanisms=self.mechanisms, declares_mechanisms=self.declares_mechanisms)
 
 
 def invariance_models_for(models: Mapping, requirement: Mapping) -> list[str]:
@@ -195,8 +212,13 @@ def default_plan() -> Plan:
     return read_plan(yaml.safe_load(text), source="default_plan.yaml")
 
 
-def read_plan(plan, *, source: str | None = None) -> Plan:
+def read_plan(plan, *, source: str | None = None, constructs=None) -> Plan:
     """Read and check an analysis plan (a YAML file path, YAML text, a dict or a :class:`Plan`).
+
+    ``constructs`` (a :class:`~cimstats.measures.constructs.ConstructTable` or
+    a ``constructs:`` mapping) adds constructs declared elsewhere, e.g. by the
+    analysis plan of a :func:`cimstats.run`: the plan may name them without
+    declaring them, and a name it declares too must have the same definition.
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
@@ -218,8 +240,13 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
     ...     print(len(e.report) > 2)
     True
     """
-    if isinstance(plan, Plan):
+    if isinstance(plan, Plan) and constructs is None:
         return plan
+    if isinstance(plan, Plan):
+        plan, source = plan.to_dict(), source or plan.source
+    external = None
+    if constructs is not None:
+        external = constructs if isinstance(constructs, ConstructTable) else ConstructTable.from_spec(constructs)
     if isinstance(plan, (str, Path)):
         p = Path(plan)
         if isinstance(plan, Path) or (len(str(plan)) < 1000 and "\n" not in str(plan) and p.suffix in (".yaml", ".yml")):
@@ -247,7 +274,8 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         raise PlanError(f"The plan '{source}' must be a mapping with sections constructs, models, hypotheses; "
                         f"got {type(plan).__name__}.")
     rep = Report()
-    known_sections = {"plan", "version", "constructs", "models", "hypotheses", "verdict_rules", "description"}
+    known_sections = {"plan", "version", "mechanisms", "constructs", "models", "hypotheses", "verdict_rules",
+                      "description"}
     for k in plan:
         if k not in known_sections:
             rep.add("M001", f"Unknown section {k!r}.", file=source,
@@ -267,20 +295,23 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
         hyps = hyps if isinstance(hyps, list) else []
 
     for name, spec in constructs.items():
-        where = f"construct {name!r}"
-        if not isinstance(spec, Mapping):
-            rep.add("M003", f"{where} must be a mapping with a 'kind'.", file=source)
-            continue
-        kind = spec.get("kind")
-        if kind not in CONSTRUCT_KINDS:
-            rep.add("M003", f"{where} has kind {kind!r}.", file=source,
-                    remedy=f"Use one of {', '.join(CONSTRUCT_KINDS)}.")
-            continue
-        for key in CONSTRUCT_KINDS[kind]:
-            if not spec.get(key):
-                rep.add("M004", f"{where} (kind {kind}) lacks {key!r}.", file=source)
-        if kind == "wave_difference" and spec.get("of") and spec["of"] not in constructs:
-            pass  # a harmonised variable is allowed too
+        for what, msg in construct_problems(name, spec):
+            rep.add("M003" if what == "kind" else "M004", msg, file=source,
+                    remedy=f"Use one of {', '.join(CONSTRUCT_KINDS)}." if what == "kind" else None)
+    if external is not None:  # constructs declared by the analysis plan: one table, one definition per name
+        for name, c in external.items():
+            own = constructs.get(name)
+            if isinstance(own, Mapping) and not construct_problems(name, own) and \
+                    Construct.from_spec(name, own).key != c.key:
+                rep.add("M003", f"construct {name!r} is defined as {Construct.from_spec(name, own).describe()} here "
+                                f"and as {c.describe()} in the construct table of the analysis plan.", file=source,
+                        remedy="Give one of them another name.")
+        constructs = {**external.to_spec(), **constructs}
+
+    mech_spec, mech_problems = _mechanisms_section(plan.get("mechanisms"))
+    for msg in mech_problems:
+        rep.add("M012", msg, file=source, remedy="Write mechanisms: {ID: {label: TEXT, elements: [ID, ...]}}.")
+    elements = {m: tuple(v.get("elements") or ()) for m, v in mech_spec.items()}
 
     for mid, spec in models.items():
         where = f"model {mid!r}"
@@ -358,9 +389,9 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             rep.add("M011", f"{where}: the id is used twice.", file=source, row=k, remedy="Give every hypothesis its own id.")
         seen.add(hid)
         mech = h.get("mechanism")
-        if mech not in MECHANISMS:
+        if mech not in mech_spec:
             rep.add("M012", f"{where} has mechanism {mech!r}.", file=source, row=k,
-                    remedy=f"Use one of {', '.join(MECHANISMS)}.")
+                    remedy=f"Use one of {', '.join(mech_spec)}, or declare it under mechanisms.")
         mid = h.get("model")
         if mid not in models:
             rep.add("M013", f"{where} names model {mid!r}, which is not defined under models.", file=source, row=k,
@@ -376,9 +407,12 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
             rep.add("M014", f"{where}: an invariance estimand must be one of {', '.join(INVARIANCE_LEVELS)}; "
                     f"got {h.get('estimand')!r}.", file=source, row=k)
         element = h.get("element")
-        if element is not None and element not in CE_ELEMENTS:
+        allowed = elements.get(mech, ())
+        if element is not None and element not in allowed:
             rep.add("M017", f"{where} has element {element!r}.", file=source, row=k,
-                    remedy=f"Use one of {', '.join(CE_ELEMENTS)} or leave it out.")
+                    remedy=(f"Use one of {', '.join(allowed)} or leave it out." if allowed else
+                            f"Mechanism {mech!r} declares no elements: leave it out, or list it under "
+                            "mechanisms.<id>.elements."))
         themes = h.get("themes") or []
         if isinstance(themes, str):
             themes = [t.strip() for t in themes.replace(",", ";").split(";") if t.strip()]
@@ -405,7 +439,53 @@ def read_plan(plan, *, source: str | None = None) -> Plan:
     return Plan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
                 models=MappingProxyType({k: dict(v) for k, v in models.items()}),
                 hypotheses=pd.DataFrame(rows, columns=cols), verdict_rules=MappingProxyType(dict(rules)),
-                source=source)
+                source=source, mechanisms=MappingProxyType({k: dict(v) for k, v in mech_spec.items()}),
+                declares_mechanisms="mechanisms" in plan)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_mechanisms() -> dict:
+    """The mechanisms section of the shipped plan (data, read once)."""
+    text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
+    return dict(yaml.safe_load(text).get("mechanisms") or {})
+
+
+def _mechanisms_section(spec) -> tuple[dict, list[str]]:
+    """The mechanisms a plan declares (id -> {label, elements}) and the problems of the section.
+
+    A plan without the section uses the shipped plan's mechanisms, as plans
+    written before mechanisms were declared in the plan did.
+    """
+    if spec is None:
+        return {k: dict(v) for k, v in _shipped_mechanisms().items()}, []
+    if not isinstance(spec, Mapping) or not spec:
+        return {}, [f"Section 'mechanisms' is {_short(spec)}; expected a mapping of mechanism ids to "
+                    "{label, elements}."]
+    out, problems = {}, []
+    for mid, v in spec.items():
+        v = {} if v is None else v
+        if not isinstance(mid, str) or not _ID.match(mid) or not isinstance(v, Mapping):
+            problems.append(f"mechanisms entry {_short(mid)} must be an id starting with a letter mapped to "
+                            "{label: TEXT, elements: [ID, ...]}.")
+            continue
+        unknown = [k for k in v if k not in ("label", "elements", "description")]
+        el = v.get("elements") or []
+        if unknown or not isinstance(el, list) or not all(isinstance(e, str) and _ID.match(e) for e in el):
+            problems.append(f"mechanisms entry {mid!r} has {_short(dict(v))}; expected label, description and "
+                            "elements (a list of ids).")
+            continue
+        out[mid] = {"label": str(v.get("label") or mid), "elements": list(el),
+                    **({"description": str(v["description"])} if v.get("description") else {})}
+    return out, problems
+
+
+def __getattr__(name: str):
+    # the shipped plan's mechanism ids and elements, kept under their former names (read from the plan's data)
+    if name == "MECHANISMS":
+        return tuple(_shipped_mechanisms())
+    if name == "CE_ELEMENTS":
+        return tuple(e for v in _shipped_mechanisms().values() for e in (v.get("elements") or ()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def formula_names(formula: str, *, template: str = "glmm") -> list[str]:

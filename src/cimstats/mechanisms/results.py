@@ -27,8 +27,14 @@ TABLE_COLUMNS = [
     "p_adjusted", "n", "n_dropped", "diagnostics", "verdict", "verdict_reason",
 ]
 
-_MECH_LABEL = {"network_navigation": "Network navigation", "negotiation": "Negotiation within networks",
-               "collective_efficacy": "Collective efficacy"}
+def _mechanism_label(plan, mechanism: str) -> str:
+    """The plan's label of a mechanism; for a plan that declares none, the shipped plan's (else the id)."""
+    spec = (getattr(plan, "mechanisms", None) or {}).get(mechanism)
+    if spec and spec.get("label"):
+        return str(spec["label"])
+    from .plan import _shipped_mechanisms
+
+    return str((_shipped_mechanisms().get(mechanism) or {}).get("label") or mechanism)
 
 
 #: templates whose intervals are bootstrap intervals (recomputed from the stored draws at another level)
@@ -376,7 +382,7 @@ class MechanismResult(FittedResult):
         t = self.table
         ci = [fmt.ci(lo, hi) if pd.notna(lo) else "" for lo, hi in zip(t["ci_lower"], t["ci_upper"])]
         frame = pd.DataFrame({
-            "mechanism": [_MECH_LABEL.get(m, m) for m in t["mechanism"]],
+            "mechanism": [_mechanism_label(self.plan, m) for m in t["mechanism"]],
             "hypothesis_id": t["hypothesis_id"], "statement": t["statement"], "estimand": t["estimand"],
             "estimate": t["estimate"], "ci": ci, "p_value": t["p_value"], "p_adjusted": t["p_adjusted"],
             "n": t["n"].astype("float"), "verdict": list(t["verdict"]),

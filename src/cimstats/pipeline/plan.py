@@ -14,6 +14,8 @@ A plan has these sections (all but ``sources`` optional)::
       - semcd6
       - {instrument: heiq, scores: [self_monitoring_insight]}
     networks: {measures: all, change: true}
+    constructs:                    # named constructs (the construct table's schema, as in the mechanism plan)
+      support_size: {kind: network, measure: size}
     mechanisms:                    # the mechanism plan of cimstats.mechanisms
       plan: default                # "default", a YAML path, or the plan itself (a mapping)
       adjust: holm
@@ -31,10 +33,22 @@ A plan has these sections (all but ``sources`` optional)::
       figures: [svg, png]
       report: true
 
+``instruments``, ``networks`` and ``constructs`` make up the run's construct
+table (:mod:`cimstats.measures.constructs`): every score of the listed
+instruments (named by its score id), every ego-level network measure (named
+by its column) and the named constructs. The mechanism plan names constructs
+from this table without declaring them again; a construct it declares under
+a name the table already has must have the same definition (``P015``
+otherwise, also for an entry that breaks the schema). The scales and networks
+steps compute the constructs once; the mechanisms step takes their results
+and computes only what they lack.
+
 Numbers have documented ranges, checked before any work starts (code
 ``P014`` unless noted): ``seeds`` whole numbers from 0 to 2^32 - 1 (``P011``);
 ``mechanisms.n_boot`` a whole number from 50 to 100,000 and
-``mechanisms.level`` a number above 0.5 and below 1 (``P012``);
+``mechanisms.level`` a number above 0.5 and below 1 (``P012``; checked by
+:func:`cimstats.mechanisms.options.option_problems`, as
+:func:`cimstats.test_mechanisms` checks them);
 ``networks.change_waves`` two different whole wave numbers from 0 to 99;
 ``joint_displays`` ``threshold`` a whole number from 1 to 1,000,
 ``quotes_per_cell`` from 0 to 100 and ``max_quote_chars`` from 10 to 100,000
@@ -54,7 +68,6 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Mapping
 
 import yaml
@@ -64,8 +77,8 @@ from cimstats.errors import CimstatsError, PlanError, Report
 __all__ = ["AnalysisPlan", "read_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
            "DATA_FORMATS", "FIGURE_FORMATS"]
 
-SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "mechanisms",
-            "qualitative", "joint_displays", "outputs")
+SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "constructs",
+            "mechanisms", "qualitative", "joint_displays", "outputs")
 DATA_FORMATS = ("parquet", "sav", "zsav", "dta", "csv")
 TABLE_FORMATS = ("csv", "xlsx", "docx", "tex", "html", "md", "txt")
 FIGURE_FORMATS = ("svg", "png")
@@ -73,7 +86,6 @@ DEFAULT_OUTPUTS = {"data": ["parquet", "sav", "dta"], "tables": ["csv", "xlsx", 
                    "figures": ["svg", "png"], "report": True}
 DEFAULT_SEEDS = {"data": 20140601, "bootstrap": 20240601}
 MAX_SEED = 2**32 - 1
-N_BOOT_RANGE = (50, 100_000)
 #: (low, high) of the whole-number options of a joint display (``max_quote_chars`` may also be null)
 _DISPLAY_RANGES = {"threshold": (1, 1000), "quotes_per_cell": (0, 100), "max_quote_chars": (10, 100_000)}
 _DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
@@ -97,6 +109,16 @@ class AnalysisPlan:
         Where the plan came from (a file path, ``<dict>`` or ``<yaml text>``).
     text : str
         The plan as written (YAML), recorded in the manifest.
+    constructs : ConstructTable
+        The construct table of the run (:mod:`cimstats.measures.constructs`):
+        the scores of ``instruments``, the measures of ``networks`` and the
+        named ``constructs``; the mechanism plan names constructs from it.
+    dictionary : Dictionary or None
+        The data dictionary, read once when the plan was checked (the
+        harmonise step uses this object).
+    mechanism_plan : cimstats.mechanisms.Plan or None
+        The mechanism plan, read and checked once (the mechanisms step uses
+        this object).
     """
 
     name: str
@@ -104,6 +126,9 @@ class AnalysisPlan:
     base_dir: Path
     source: str = "<dict>"
     text: str = field(default="", repr=False)
+    constructs: Any = field(default=None, repr=False, compare=False)
+    dictionary: Any = field(default=None, repr=False, compare=False)
+    mechanism_plan: Any = field(default=None, repr=False, compare=False)
 
     def section(self, name: str) -> Any:
         """A copy of one section (``None`` when the plan leaves it out)."""
@@ -120,7 +145,8 @@ class AnalysisPlan:
             s["seeds"]["data"] = int(data)
         if bootstrap is not None:
             s["seeds"]["bootstrap"] = int(bootstrap)
-        return AnalysisPlan(self.name, s, self.base_dir, self.source, self.text)
+        return AnalysisPlan(self.name, s, self.base_dir, self.source, self.text, constructs=self.constructs,
+                            dictionary=self.dictionary, mechanism_plan=self.mechanism_plan)
 
     def to_dict(self) -> dict:
         return copy.deepcopy(self.sections)
@@ -218,7 +244,7 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     Raises
     ------
     PlanError
-        One error whose ``report`` lists every problem (codes ``P001``-``P014``,
+        One error whose ``report`` lists every problem (codes ``P001``-``P015``,
         plus the mechanism plan's ``M`` codes and the dictionary's ``D``/``R``
         codes): unknown sections, missing files or folders, an unreadable
         dictionary, unknown instruments, scores or network measures, unknown
@@ -237,6 +263,8 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     ...     print(sorted({i.code for i in e.report}))
     ['P003', 'P005', 'P010']
     """
+    if isinstance(plan, AnalysisPlan) and base_dir is None:
+        return plan  # already read and checked: the dictionary and the mechanism plan are not read again
     doc, base, source, text = _load(plan, base_dir)
     if doc is None:
         doc = {}
@@ -254,6 +282,7 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     sections["sources"] = chk.sources(doc.get("sources"))
     sections["instruments"] = chk.instruments(doc.get("instruments"))
     sections["networks"] = chk.networks(doc.get("networks"))
+    sections["constructs"] = chk.constructs(doc.get("constructs"), sections)
     sections["mechanisms"] = chk.mechanisms(doc.get("mechanisms"), sections)
     sections["qualitative"] = chk.qualitative(doc.get("qualitative"))
     sections["joint_displays"] = chk.joint_displays(doc.get("joint_displays"), sections)
@@ -262,7 +291,8 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
         first = rep.errors[0].message
         raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), all listed in `.report` "
                         f"(first: {first}); fix them and run again; nothing was run.", report=rep)
-    return AnalysisPlan(name=sections["plan"], sections=sections, base_dir=base, source=source, text=text)
+    return AnalysisPlan(name=sections["plan"], sections=sections, base_dir=base, source=source, text=text,
+                        constructs=chk.table, dictionary=chk.dictionary, mechanism_plan=chk.mechanism_plan)
 
 
 class _Checker:
@@ -272,6 +302,8 @@ class _Checker:
         self.rep, self.source, self.base = rep, source, base
         self.dictionary = None  # the Dictionary when one could be read
         self.targets: set[str] = set()
+        self.table = None  # the ConstructTable when the construct sections could be read
+        self.mechanism_plan = None  # the mechanism Plan when it could be read
 
     def add(self, code: str, message: str, remedy: str | None = None, severity: str = "error") -> None:
         self.rep.add(code, message, file=self.source, remedy=remedy, severity=severity)
@@ -475,8 +507,72 @@ class _Checker:
             waves = [0, 1]
         return {"measures": measures, "change": bool(s.get("change", True)), "change_waves": list(waves)}
 
+    def constructs(self, s, sections: dict) -> dict:
+        """Named constructs (the construct table's schema); builds the run's construct table."""
+        from cimstats.measures.constructs import (ConstructTable, construct_problems, network_constructs,
+                                                  scale_constructs)
+        from cimstats.measures.networks.catalogue import measure_catalogue
+
+        out: dict = {}
+        if s is not None and not isinstance(s, Mapping):
+            self.add("P015", f"Section 'constructs' is {_short(s)}; expected a mapping of names to "
+                             "{kind: ..., ...} entries.")
+            s = None
+        for name, spec in (s or {}).items():
+            problems = construct_problems(name, spec)
+            for _, msg in problems:
+                self.add("P015", msg, remedy="Use kind scale (instrument, score), network (measure), change "
+                                             "(measure) or wave_difference (of).")
+            if not problems:
+                out[str(name)] = dict(spec)
+        try:
+            table = ConstructTable(scale_constructs([x for x in sections.get("instruments") or []]))
+            if sections.get("networks"):
+                table = table.merged(ConstructTable(network_constructs(measure_catalogue(expand=True)["column"])))
+            self.table = table.merged(out)
+        except CimstatsError as exc:
+            self.add("P015", str(exc))
+        self._check_constructs(out)
+        return out
+
+    def _check_constructs(self, constructs: Mapping) -> None:
+        """Instruments, scores and measures that named constructs use exist (and their items are in the data)."""
+        from cimstats.measures.networks.catalogue import measure_catalogue
+        from cimstats.measures.networks.change import change_columns
+        from cimstats.measures.scales.instrument import list_instruments, load_instrument
+
+        shipped = set(list_instruments()["id"])
+        net_cols = set(measure_catalogue(expand=True)["column"])
+        change_cols = set(change_columns("ego"))
+        for name, spec in constructs.items():
+            kind = spec.get("kind")
+            if kind == "scale":
+                ins = spec.get("instrument")
+                if ins not in shipped:
+                    self.add("P005", f"construct {name!r} uses instrument {ins!r}, which is not shipped.",
+                             remedy=f"Use one of {', '.join(sorted(shipped))}.")
+                    continue
+                inst = load_instrument(ins)
+                if spec.get("score") not in inst.score_ids:
+                    self.add("P005", f"construct {name!r} uses score {spec.get('score')!r} of {ins}, which it does "
+                                     f"not define.", remedy=f"Its scores are {', '.join(inst.score_ids)}.")
+                elif self.targets:
+                    mapping = spec.get("items") if isinstance(spec.get("items"), Mapping) else {}
+                    absent = [i for i in _score_items(inst, spec["score"]) if mapping.get(i, i) not in self.targets]
+                    if absent:
+                        self.add("P007", f"construct {name!r} scores {ins} items {', '.join(absent)}, which the "
+                                         "data dictionary does not define.")
+            elif kind == "network" and spec.get("measure") not in net_cols:
+                self.add("P006", f"construct {name!r} uses network measure {spec.get('measure')!r}, which is not "
+                                 "an ego-level measure.", remedy="See cimstats.networks.measure_catalogue(expand=True).")
+            elif kind == "change" and spec.get("measure") not in change_cols:
+                self.add("P006", f"construct {name!r} uses change measure {spec.get('measure')!r}, which "
+                                 "cimstats.networks.change does not compute.",
+                         remedy=f"Use one of {', '.join(sorted(change_cols))}.")
+
     def mechanisms(self, s, sections: dict) -> dict | None:
         from cimstats.mechanisms import read_plan as read_mechanism_plan
+        from cimstats.mechanisms.options import option_problems
 
         if s is None or s is False:
             return None
@@ -489,15 +585,9 @@ class _Checker:
         value = s.get("plan", "default")
         out = {"plan": None, "plan_file": None, "adjust": s.get("adjust", "holm"),
                "n_boot": s.get("n_boot", 2000), "level": s.get("level")}
-        if out["adjust"] not in ("holm", "bh", None):
-            self.add("P012", f"mechanisms.adjust is {out['adjust']!r}; expected holm, bh or null.")
-        if not _whole(out["n_boot"], *N_BOOT_RANGE):
-            self.add("P012", f"mechanisms.n_boot is {_short(out['n_boot'])}; expected a whole number from "
-                             f"{N_BOOT_RANGE[0]} to {N_BOOT_RANGE[1]}.", remedy="Write n_boot: 2000.")
-        lvl = out["level"]
-        if lvl is not None and (isinstance(lvl, bool) or not isinstance(lvl, (int, float)) or not 0.5 < lvl < 1):
-            self.add("P012", f"mechanisms.level is {_short(lvl)}; expected a confidence level above 0.5 and "
-                             "below 1.", remedy="Write level: 0.95.")
+        for _, msg, remedy in option_problems(adjust=out["adjust"], n_boot=out["n_boot"], level=out["level"],
+                                              seed=None, prefix="mechanisms.", suffix=""):
+            self.add("P012", msg, remedy=remedy)
         if value == "default":
             doc = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml")
                                  .read_text(encoding="utf-8"))
@@ -518,7 +608,8 @@ class _Checker:
             self.add("P012", f"mechanisms.plan is {value!r}; expected default, a YAML file or a mapping.")
             return out
         try:
-            read_mechanism_plan(doc, source=str(out["plan_file"] or "mechanisms.plan"))
+            self.mechanism_plan = read_mechanism_plan(doc, source=str(out["plan_file"] or "mechanisms.plan"),
+                                                      constructs=self.table)
             out["plan"] = doc
         except PlanError as exc:
             if exc.report is not None and len(exc.report):
@@ -530,59 +621,22 @@ class _Checker:
         return out
 
     def _check_hypothesis_variables(self, doc: Mapping) -> None:
-        """Every variable a hypothesis's model uses must come from the dictionary or the plan's constructs.
+        """Every variable a hypothesis's model uses must come from the dictionary or the construct table.
 
         Works on the mechanism plan as written, so these problems are reported
         together with the plan's own (even when it has other errors).
         """
-        from cimstats.measures.networks.catalogue import measure_catalogue
-        from cimstats.measures.scales.instrument import list_instruments, load_instrument
+        from cimstats.measures.networks.change import change_columns
         from cimstats.mechanisms.plan import _model_variables
 
         constructs = doc.get("constructs") if isinstance(doc.get("constructs"), Mapping) else {}
         models = doc.get("models") if isinstance(doc.get("models"), Mapping) else {}
         hyps = doc.get("hypotheses") if isinstance(doc.get("hypotheses"), list) else []
-        mp = SimpleNamespace(constructs={k: v for k, v in constructs.items() if isinstance(v, Mapping)})
-        defined = set(constructs)
-        shipped = set(list_instruments()["id"])
-        net_cols = set(measure_catalogue(expand=True)["column"])
-        change_cols = {"size_from", "size_to", "n_retained", "n_added", "n_lost", "turnover", "roles_gained",
-                       "roles_dropped", "role_change_index", "any_role_gained"}
-        for name, spec in mp.constructs.items():
-            kind = spec.get("kind")
-            if kind == "scale":
-                ins = spec.get("instrument")
-                if ins not in shipped:
-                    self.add("P005", f"construct {name!r} uses instrument {ins!r}, which is not shipped.",
-                             remedy=f"Use one of {', '.join(sorted(shipped))}.")
-                    continue
-                inst = load_instrument(ins)
-                if spec.get("score") not in inst.score_ids:
-                    self.add("P005", f"construct {name!r} uses score {spec.get('score')!r} of {ins}, which it does "
-                                     f"not define.", remedy=f"Its scores are {', '.join(inst.score_ids)}.")
-                elif self.targets:
-                    absent = [i for i in _score_items(inst, spec["score"]) if i not in self.targets]
-                    if absent:
-                        self.add("P007", f"construct {name!r} scores {ins} items {', '.join(absent)}, which the "
-                                         "data dictionary does not define.")
-            elif kind == "network" and spec.get("measure") not in net_cols:
-                self.add("P006", f"construct {name!r} uses network measure {spec.get('measure')!r}, which is not "
-                                 "an ego-level measure.", remedy="See cimstats.networks.measure_catalogue(expand=True).")
-            elif kind == "change" and spec.get("measure") not in change_cols and not str(
-                    spec.get("measure", "")).endswith(("_gained", "_dropped")):
-                self.add("P006", f"construct {name!r} uses change measure {spec.get('measure')!r}, which "
-                                 "cimstats.networks.change does not compute.",
-                         remedy=f"Use one of {', '.join(sorted(change_cols))}.")
+        self._check_constructs({k: v for k, v in constructs.items() if isinstance(v, Mapping)})
+        defined = set(constructs) | set(self.table or ())
         if not self.targets:
             return  # no dictionary or dataset to check against (reported elsewhere)
-        works = ("illness", "everyday", "emotional")
-        by_level = {
-            "change": change_cols,
-            "alter_change": {"role_gained", "role_dropped", "roles_gained", "status", "tie_type_from", "tie_type_to",
-                             "circle_from", "circle_to", "circle_change"}
-                            | {f"{w}_work_{s}" for w in works for s in ("from", "to", "change")}
-                            | {f"{w}_{s}" for w in works for s in ("from", "to", "change")},
-        }
+        by_level = {"change": set(change_columns("ego")), "alter_change": set(change_columns("alter"))}
         for h in hyps:
             if not isinstance(h, Mapping) or not isinstance(models.get(h.get("model")), Mapping):
                 continue  # reported by the mechanism plan's own check
@@ -657,33 +711,16 @@ class _Checker:
             prof = spec.get("profile") or []
             cols += list(prof) if isinstance(prof, (list, Mapping)) else []
             if self.targets:
-                extra = set()
+                extra = set(self.table or ())
                 mech = sections.get("mechanisms") or {}
                 if mech.get("plan"):
                     extra.update((mech["plan"].get("constructs") or {}).keys())
-                extra.update(self._derived_columns(sections))
                 absent = [c for c in cols if c not in self.targets and c not in extra]
                 if absent:
                     self.add("P007", f"joint_displays entry {k} ({kind}) uses {', '.join(map(repr, absent))}, which "
                                      "neither the data dictionary nor the plan's scale scores and network measures "
                                      "define.")
             out.append(spec)
-        return out
-
-    def _derived_columns(self, sections: dict) -> set[str]:
-        """Columns the scales and networks steps add to the case table."""
-        from cimstats.measures.networks.catalogue import measure_catalogue
-        from cimstats.measures.scales.instrument import load_instrument
-
-        out: set[str] = set()
-        for spec in sections.get("instruments") or []:
-            try:
-                ins = load_instrument(spec["instrument"])
-            except CimstatsError:
-                continue
-            out.update(spec.get("scores") or ins.score_ids)
-        if sections.get("networks"):
-            out.update(measure_catalogue(expand=True)["column"])
         return out
 
     def outputs(self, s) -> dict:

@@ -111,6 +111,11 @@ def _load_files(plan: AnalysisPlan, out: Path) -> list[Path]:
 def _mechanism_files(plan: AnalysisPlan, out: Path) -> list[Path]:
     spec = plan.sections["mechanisms"]
     paths = [out / "data/patients.parquet", out / "data/alters.parquet"]
+    if plan.sections.get("instruments"):  # the constructs the measure steps computed (not computed again)
+        paths.append(out / "scales/scores.parquet")
+    if plan.sections.get("networks"):
+        paths += [out / "networks/ego_measures.parquet", out / "networks/change.parquet",
+                  out / "networks/change_alters.parquet"]
     if spec.get("plan_file") not in (None, "default"):
         paths.append(Path(spec["plan_file"]))
     return paths
@@ -148,7 +153,10 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
         steps.append(StepDef("networks", "networks", ("data",), _sec("networks"),
                              _out_files("data/patients.parquet", "data/alters.parquet")))
     if s["mechanisms"]:
-        steps.append(StepDef("mechanisms", "mechanisms", ("data",), _sec("mechanisms", "seeds.bootstrap"),
+        have = [x.id for x in steps]
+        steps.append(StepDef("mechanisms", "mechanisms",
+                             ("data",) + tuple(x for x in ("scales", "networks") if x in have),
+                             _sec("mechanisms", "seeds.bootstrap", "instruments", "networks", "constructs"),
                              _mechanism_files))
     have = [x.id for x in steps]
     if s["outputs"]["tables"] and ("mechanisms" in have or "scales" in have):

@@ -105,7 +105,9 @@ def step_harmonise(ctx: StepContext) -> dict:
     from cimstats.io import write_survey
 
     src = ctx.plan.sections["sources"]
-    d = read_dictionary(src["dictionary"]["path"], strict=False)
+    d = ctx.plan.dictionary  # read once, when the plan was checked
+    if d is None:
+        d = read_dictionary(src["dictionary"]["path"], strict=False)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
         res = harmonise(None, d, data_dir=raw_folder(ctx.plan, ctx.out))
@@ -245,6 +247,9 @@ def step_networks(ctx: StepContext) -> dict:
     if spec["change"] and "wave" in p.columns and p["wave"].nunique() > 1:
         ch = nw.change(net, waves=tuple(spec["change_waves"]))
         _write_csv(ch.egos, ctx.path("networks/change.csv"))
+        # exact copies for the mechanisms step, which uses these instead of computing them again
+        ch.egos.to_parquet(ctx.path("networks/change.parquet"), index=False)
+        ch.alters.to_parquet(ctx.path("networks/change_alters.parquet"), index=False)
         info["change_egos"] = int(len(ch.egos))
         info["change_dropped"] = {str(k): int(v) for k, v in dict(ch.n_dropped).items()}
     return info
@@ -252,10 +257,42 @@ def step_networks(ctx: StepContext) -> dict:
 
 # =========================================================================== mechanisms
 def mechanism_plan(plan: AnalysisPlan):
+    """The mechanism plan: the one read when the analysis plan was checked (read here only if there is none)."""
     from cimstats.mechanisms import read_plan
 
+    if plan.mechanism_plan is not None:
+        return plan.mechanism_plan
     spec = plan.sections["mechanisms"]
-    return read_plan(spec["plan"], source=str(spec["plan_file"] or "mechanisms.plan"))
+    return read_plan(spec["plan"], source=str(spec["plan_file"] or "mechanisms.plan"), constructs=plan.constructs)
+
+
+def measures_from_files(plan: AnalysisPlan, out: Path):
+    """The constructs the scales and networks steps computed, as the mechanism tests' ``measures=``."""
+    from cimstats.measures.constructs import Measures
+
+    ego = None
+    files = (["scales/scores.parquet"] if plan.sections.get("instruments") else []) + \
+        (["networks/ego_measures.parquet"] if plan.sections.get("networks") else [])
+    for rel in files:
+        if (out / rel).is_file():
+            x = pd.read_parquet(out / rel)
+            if "patient_id" not in x.columns:
+                continue  # not keyed by patient: the mechanism tests compute these constructs themselves
+            if "wave" not in x.columns:
+                x = x.assign(wave=0)  # one wave, numbered 0 as the mechanism tests number it
+            if ego is not None:
+                x = x[[c for c in x.columns if c in _KEYS or c not in ego.columns]]
+            ego = x if ego is None else ego.merge(x, on=_KEYS, how="outer")
+    net = plan.sections.get("networks") or {}
+    change = alters = None
+    if net.get("change") and (out / "networks/change.parquet").is_file() and \
+            (out / "networks/change_alters.parquet").is_file():
+        change = pd.read_parquet(out / "networks/change.parquet")
+        alters = pd.read_parquet(out / "networks/change_alters.parquet")
+    if ego is None and change is None:
+        return None
+    return Measures(ego, change=change, change_alters=alters, change_waves=tuple(net.get("change_waves") or (0, 1)),
+                    constructs=plan.constructs)
 
 
 def step_mechanisms(ctx: StepContext) -> dict:
@@ -269,7 +306,8 @@ def step_mechanisms(ctx: StepContext) -> dict:
         warnings.simplefilter("always")
         res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
                                        adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
-                                       n_boot=spec["n_boot"], level=spec.get("level"))
+                                       n_boot=spec["n_boot"], level=spec.get("level"),
+                                       measures=measures_from_files(ctx.plan, ctx.out))
     notes = _caught(ws)
     _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
     models = res.models

@@ -30,7 +30,7 @@ Examples
 """
 
 from cimstats.measures.networks.catalogue import measure_catalogue
-from cimstats.measures.networks.change import NetworkChange, change
+from cimstats.measures.networks.change import NetworkChange, change, change_columns
 from cimstats.measures.networks.core import (
     SUPPORT,
     TIE_TYPES,
@@ -54,5 +54,5 @@ from cimstats.measures.networks.measures import (
 from cimstats.measures.networks.typology import Typology, typology
 
 __all__ = ["EgoNetworks", "NetworkChange", "NetworkColumns", "SUPPORT", "TIE_TYPES", "Typology",
-           "alter_table", "change", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
+           "alter_table", "change", "change_columns", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
            "group_ties", "heterogeneity", "measure_catalogue", "size", "structure", "support_work", "typology", "weak_tie_share"]

@@ -34,7 +34,10 @@ class NetworkChange:
         One row per ego x alter named at either wave: ``status`` (retained / added /
         lost), tie type at each wave, and for retained alters ``<kind>_from``,
         ``<kind>_to`` and ``<kind>_change`` (+1 gained, -1 dropped, 0 same; NaN when
-        either value is unknown), and ``circle_from, circle_to, circle_change``
+        either value is unknown), ``roles_gained`` (kinds of support work taken on),
+        ``role_gained`` and ``role_dropped`` (1 when any kind was taken on or given
+        up; all three NaN unless every kind is known at both waves; see
+        :func:`alter_role_changes`), and ``circle_from, circle_to, circle_change``
         (negative = moved inward) when a circle column exists.
     n_dropped : dict
         Egos left out and why (present at one wave only).
@@ -59,6 +62,80 @@ class NetworkChange:
                               "mean_lost": e["n_lost"].mean(),
                               "mean_role_change_index": e["role_change_index"].mean(),
                               **{f"n_dropped: {k}": v for k, v in self.n_dropped.items()}}])
+
+
+#: ego-level columns of :attr:`NetworkChange.egos` besides the key (``<kind>`` expands to each support kind)
+EGO_CHANGE_COLUMNS = ("wave_from", "wave_to", "size_from", "size_to", "n_retained", "n_added", "n_lost", "turnover",
+                      "<kind>_gained", "<kind>_dropped", "roles_gained", "roles_dropped", "any_role_gained",
+                      "n_moved_inward", "n_moved_outward", "role_change_index")
+#: alter-level columns of :attr:`NetworkChange.alters` besides the key
+ALTER_CHANGE_COLUMNS = ("status", "tie_type_from", "tie_type_to", "circle_from", "circle_to", "circle_change",
+                        "<kind>_from", "<kind>_to", "<kind>_change", "roles_gained", "role_gained", "role_dropped")
+
+
+def change_columns(level: str = "ego", kinds=None) -> list[str]:
+    """The columns :func:`change` computes at one level (``"ego"`` or ``"alter"``), placeholders expanded.
+
+    Parameters
+    ----------
+    level : {"ego", "alter"}
+        ``"ego"``: :attr:`NetworkChange.egos`; ``"alter"``: :attr:`NetworkChange.alters`.
+    kinds : sequence of str, optional
+        Support kinds (default the three of :data:`~cimstats.measures.networks.core.SUPPORT`).
+
+    Examples
+    --------
+    >>> from cimstats.measures.networks.change import change_columns
+    >>> "any_role_gained" in change_columns("ego"), "role_gained" in change_columns("alter")
+    (True, True)
+    """
+    from cimstats.measures.networks.core import SUPPORT
+
+    if level not in ("ego", "alter"):
+        raise ValueError(f"`level` is {level!r}; expected 'ego' or 'alter'.")
+    kinds = list(SUPPORT) if kinds is None else list(kinds)
+    out: list[str] = []
+    for col in (EGO_CHANGE_COLUMNS if level == "ego" else ALTER_CHANGE_COLUMNS):
+        out += [col.replace("<kind>", k) for k in kinds] if "<kind>" in col else [col]
+    return out
+
+
+def alter_role_changes(alters: pd.DataFrame, kinds) -> pd.DataFrame:
+    """Add ``roles_gained``, ``role_gained`` and ``role_dropped`` to a per-alter change table.
+
+    A kind of support work is gained when it goes from 0 to 1 between the
+    waves and dropped when it goes from 1 to 0. ``roles_gained`` counts the
+    kinds gained, ``role_gained`` / ``role_dropped`` are 1 when any kind was
+    gained / dropped; all three are missing unless every kind is known at both
+    waves (so always for alters added or lost).
+
+    Parameters
+    ----------
+    alters : DataFrame
+        With ``<kind>_from`` and ``<kind>_to`` columns (as :attr:`NetworkChange.alters`).
+    kinds : sequence of str
+        The support kinds; those without both columns are left out.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``alters`` with the three columns (missing when no kind is present).
+    """
+    out = alters.copy()
+    works = [k for k in kinds if f"{k}_from" in out.columns and f"{k}_to" in out.columns]
+    if not works:
+        for col in ("roles_gained", "role_gained", "role_dropped"):
+            out[col] = np.nan
+        return out
+    f = np.column_stack([pd.to_numeric(out[f"{w}_from"], errors="coerce").to_numpy(dtype=float) for w in works])
+    t = np.column_stack([pd.to_numeric(out[f"{w}_to"], errors="coerce").to_numpy(dtype=float) for w in works])
+    gained = (f == 0) & (t == 1)
+    dropped = (f == 1) & (t == 0)
+    known = ~(np.isnan(f) | np.isnan(t)).any(axis=1)
+    out["roles_gained"] = np.where(known, gained.sum(axis=1), np.nan)
+    out["role_gained"] = np.where(known, gained.any(axis=1).astype(float), np.nan)
+    out["role_dropped"] = np.where(known, dropped.any(axis=1).astype(float), np.nan)
+    return out
 
 
 def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
@@ -146,6 +223,7 @@ def change(net: EgoNetworks, *, waves: tuple = (0, 1)) -> NetworkChange:
         gained_tot += g
         dropped_tot += d
         per_kind[k] = (g, d)
+    out = alter_role_changes(out, kinds)
     out = out.sort_values([c.ego, c.alter], kind="stable").reset_index(drop=True) if len(out) else out
 
     # ego level, vectorised over egos via factorised ids

@@ -220,66 +220,12 @@ class ScaleScores:
         return f"<ScaleScores {self.instrument.id}: {self.nobs} persons x {self.scores.shape[1]} scores>"
 
 
-def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
-                scores: Sequence[str] | None = None, min_valid: Mapping[str, int] | None = None,
-                value_set: Any = None, out_of_range: str = "error") -> ScaleScores:
-    """Score an instrument's scales from item responses.
+def _prepare(data, instrument, *, items=None, scores=None, min_valid=None, out_of_range: str = "error"):
+    """Check the inputs of :func:`score_scale` and build the keyed item matrix; every check scoring makes.
 
-    Parameters
-    ----------
-    data : DataFrame or Survey
-        One row per person (per wave); declared missing codes must already be NaN.
-    instrument : str, path, mapping or Instrument
-        A shipped instrument id (see ``cimstats.scales.list_instruments()``), a
-        YAML file, or a loaded :class:`Instrument`.
-    items : mapping, optional
-        Instrument item id -> column of ``data``; items not mapped are looked
-        up under their own id.
-    scores : sequence of str, optional
-        Compute only these scores (e.g. three of the eight heiQ scales); only their
-        items need to be in ``data``. Scores they combine are included automatically.
-    min_valid : mapping, optional
-        Score id -> fewest valid items, overriding the instrument's rule
-        (the override is written into ``rule``).
-    value_set : optional
-        For ``value_set`` scores (EQ-5D index): a mapping of five-digit state to
-        value, a two-column table, or ``{"intercept": 1, "constant": c,
-        "decrements": {"mo": {2: .., 3: .., 4: .., 5: ..}, ...}}`` (value =
-        intercept - constant [if any level > 1] - sum of decrements). Without it the
-        index is not computed and an ``S204`` report row says so.
-    out_of_range : {"error", "report"}
-        Responses outside the item's declared range (or not whole numbers when the
-        range is discrete): ``"error"`` raises; ``"report"`` sets them aside as
-        missing and lists them in ``report`` (code ``S201``), counted per item.
-
-    Returns
-    -------
-    ScaleScores
-
-    Raises
-    ------
-    ScaleError
-        Mapped columns absent (S203), non-numeric responses (S202), responses out
-        of range with ``out_of_range="error"`` (S201), bad ``min_valid``.
-
-    Notes
-    -----
-    Reverse-keyed items are reversed as ``min + max - x`` using the item's
-    declared range. A mean score is the mean of valid items; it counts as
-    *prorated* when some items are missing but at least ``min_valid`` are valid.
-    A prorated sum is ``n_items x mean of valid items``. The 0-100 transform is
-    ``100 (score - lowest possible) / (highest possible - lowest possible)``.
-
-    Examples
-    --------
-    >>> import pandas as pd, cimstats
-    >>> d = pd.DataFrame({"semcd_1": [8, 2], "semcd_2": [6, None], "semcd_3": [7, None],
-    ...                   "semcd_4": [9, None], "semcd_5": [5, 3], "semcd_6": [7, 4]})
-    >>> res = cimstats.score_scale(d, "semcd6")
-    >>> res.wide()[["semcd", "semcd_n_valid", "semcd_status"]]
-       semcd  semcd_n_valid semcd_status
-    0    7.0              6     complete
-    1    NaN              3      missing
+    Returns ``(data, instrument, min_valid, colmap, rules, X, report)``; raises
+    :class:`ScaleError` as :func:`score_scale` does. :func:`scale_reliability`
+    uses it to check its input exactly as scoring does without scoring again.
     """
     if hasattr(data, "data") and isinstance(getattr(data, "data"), pd.DataFrame):
         data = data.data
@@ -376,6 +322,72 @@ def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
                          f"all listed in `.report`): {first.message.rstrip('.')}; recode them, or pass "
                          "out_of_range='report' to set them aside as missing.", report=rep)
 
+    return data, ins, min_valid, colmap, rules, X, rep
+
+
+def score_scale(data, instrument, *, items: Mapping[str, str] | None = None,
+                scores: Sequence[str] | None = None, min_valid: Mapping[str, int] | None = None,
+                value_set: Any = None, out_of_range: str = "error") -> ScaleScores:
+    """Score an instrument's scales from item responses.
+
+    Parameters
+    ----------
+    data : DataFrame or Survey
+        One row per person (per wave); declared missing codes must already be NaN.
+    instrument : str, path, mapping or Instrument
+        A shipped instrument id (see ``cimstats.scales.list_instruments()``), a
+        YAML file, or a loaded :class:`Instrument`.
+    items : mapping, optional
+        Instrument item id -> column of ``data``; items not mapped are looked
+        up under their own id.
+    scores : sequence of str, optional
+        Compute only these scores (e.g. three of the eight heiQ scales); only their
+        items need to be in ``data``. Scores they combine are included automatically.
+    min_valid : mapping, optional
+        Score id -> fewest valid items, overriding the instrument's rule
+        (the override is written into ``rule``).
+    value_set : optional
+        For ``value_set`` scores (EQ-5D index): a mapping of five-digit state to
+        value, a two-column table, or ``{"intercept": 1, "constant": c,
+        "decrements": {"mo": {2: .., 3: .., 4: .., 5: ..}, ...}}`` (value =
+        intercept - constant [if any level > 1] - sum of decrements). Without it the
+        index is not computed and an ``S204`` report row says so.
+    out_of_range : {"error", "report"}
+        Responses outside the item's declared range (or not whole numbers when the
+        range is discrete): ``"error"`` raises; ``"report"`` sets them aside as
+        missing and lists them in ``report`` (code ``S201``), counted per item.
+
+    Returns
+    -------
+    ScaleScores
+
+    Raises
+    ------
+    ScaleError
+        Mapped columns absent (S203), non-numeric responses (S202), responses out
+        of range with ``out_of_range="error"`` (S201), bad ``min_valid``.
+
+    Notes
+    -----
+    Reverse-keyed items are reversed as ``min + max - x`` using the item's
+    declared range. A mean score is the mean of valid items; it counts as
+    *prorated* when some items are missing but at least ``min_valid`` are valid.
+    A prorated sum is ``n_items x mean of valid items``. The 0-100 transform is
+    ``100 (score - lowest possible) / (highest possible - lowest possible)``.
+
+    Examples
+    --------
+    >>> import pandas as pd, cimstats
+    >>> d = pd.DataFrame({"semcd_1": [8, 2], "semcd_2": [6, None], "semcd_3": [7, None],
+    ...                   "semcd_4": [9, None], "semcd_5": [5, 3], "semcd_6": [7, 4]})
+    >>> res = cimstats.score_scale(d, "semcd6")
+    >>> res.wide()[["semcd", "semcd_n_valid", "semcd_status"]]
+       semcd  semcd_n_valid semcd_status
+    0    7.0              6     complete
+    1    NaN              3      missing
+    """
+    data, ins, min_valid, colmap, rules, X, rep = _prepare(data, instrument, items=items, scores=scores,
+                                                           min_valid=min_valid, out_of_range=out_of_range)
     out_scores: dict[str, np.ndarray] = {}
     detail = []
     idx = data.index
