@@ -46,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "invariance": "cimstats.models.sem.invariance",
     "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "mediation": "cimstats.models.mediation.fit",
+    "SurveyDesign": "cimstats.models.survey.design",
+    "describe": "cimstats.models.survey.describe",
+    "glm": "cimstats.models.survey.glm",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate

@@ -18,6 +18,7 @@ from cimstats.models.mediation import results as _mediation_results  # noqa: F40
 from cimstats.models.mixed import results as _mixed_results  # noqa: F401  (registers "lmm")
 from cimstats.models.sem import invariance as _invariance  # noqa: F401  (registers "invariance")
 from cimstats.models.sem import results as _sem_results  # noqa: F401  (registers "sem")
+from cimstats.models.survey import results as _survey_results  # noqa: F401  (registers "glm")
 
 __all__ = ["load_result"]
 
