@@ -370,7 +370,7 @@ def _numeric(s: pd.Series, name: str, role: str) -> np.ndarray:
     if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
         raise SurveyDesignError(
             f"The {role} column {name!r} holds {s.dtype} values, not numbers; expected numeric {role}, so convert "
-            f"the column (e.g. pd.to_numeric) first.")
+            f"the column with pd.to_numeric first.")
     v = s.to_numpy(dtype=float, na_value=np.nan)
     miss = np.isnan(v)
     if miss.any():

@@ -27,7 +27,7 @@ def _prior_weights(weights, data: pd.DataFrame) -> np.ndarray | None:
         if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
             raise ModelSpecificationError(
                 f"The weights column {weights!r} holds {s.dtype} values, not numbers; expected numeric weights, "
-                f"so convert the column (e.g. pd.to_numeric) first.")
+                f"so convert the column with pd.to_numeric first.")
         w = s.to_numpy(dtype=float, na_value=np.nan)
         name = repr(weights)
     else:
@@ -142,11 +142,11 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
     names = tuple(frame.fixed_names)
     if fam.link == "logit" and ((y < 0) | (y > 1)).any():
         raise ModelSpecificationError(
-            f"The outcome {spec.response!r} has values outside 0-1 (e.g. {y[(y < 0) | (y > 1)][0]:g}); a {family} "
+            f"The outcome {spec.response!r} has values outside 0-1 (such as {y[(y < 0) | (y > 1)][0]:g}); a {family} "
             f"model needs 0/1 outcomes or proportions, so recode it.")
     if fam.link == "log" and (y < 0).any():
         raise ModelSpecificationError(
-            f"The outcome {spec.response!r} has negative values (e.g. {y[y < 0][0]:g}); a {family} model needs "
+            f"The outcome {spec.response!r} has negative values (such as {y[y < 0][0]:g}); a {family} model needs "
             f"counts >= 0.")
     if bound is not None:
         w_all = bound.weights / bound.weights.mean()
