@@ -19,6 +19,7 @@ CASES = {
     "glmm_model.py": ["illness_work_glmm.csv"],
     "sem_invariance.py": ["ce_invariance.csv", "ce_sem.csv"],
     "mechanism_tests.py": ["plan.yaml", "mechanisms.csv", "mechanisms.docx"],
+    "survey_design.py": ["survey_estimates.csv", "survey_estimates.docx", "hba1c_svyglm.csv"],
 }
 
 
