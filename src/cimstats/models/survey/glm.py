@@ -212,10 +212,13 @@ def _check_rank(Xw: np.ndarray, names: tuple, formula: str) -> None:
         raise ModelSpecificationError(
             f"The model {formula!r} has {Xw.shape[1]} coefficients but only {Xw.shape[0]} rows with positive weight; "
             f"expected more rows than coefficients, so simplify the model.")
-    if np.linalg.matrix_rank(Xw) < Xw.shape[1]:
+    # rank of the equilibrated cross-product (a p x p matrix; cheap whatever the number of rows)
+    scale = np.sqrt(np.einsum("ij,ij->j", Xw, Xw))
+    if (scale == 0).any() or np.linalg.matrix_rank((Xw.T @ Xw) / np.outer(scale, scale), tol=1e-10) < Xw.shape[1]:
         aliased = []
         for j in range(1, Xw.shape[1] + 1):
-            if np.linalg.matrix_rank(Xw[:, :j]) < j - len(aliased):
+            sub = Xw[:, :j] / np.maximum(scale[:j], 1e-300)
+            if np.linalg.matrix_rank(sub.T @ sub, tol=1e-10) < j - len(aliased):
                 aliased.append(names[j - 1])
         raise ModelSpecificationError(
             f"The model {formula!r} has collinear predictors: {', '.join(map(repr, aliased)) or 'some columns'} "
