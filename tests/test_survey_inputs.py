@@ -225,3 +225,13 @@ def test_a_lonely_unit_at_the_second_stage_names_its_first_stage_unit():
     fine = cimstats.describe(d, "api00", design=cimstats.SurveyDesign(cluster=["dnum", "snum"], fpc=["fpc1", "fpc2"],
                                                                       lonely_psu="certainty"), statistics="mean")
     assert np.isfinite(fine.table["std_error"]).all()
+
+
+def test_glm_outcome_types(strat):
+    yes = strat.assign(sw_text=np.where(strat["sw"] == 1, "Yes", "No"), sw_bool=strat["sw"] == 1)
+    with pytest.raises(ModelSpecificationError, match="'sw_text' holds .* values, not numbers") as err:
+        cimstats.glm("sw_text ~ ell", yes, family="binomial")
+    _one_sentence(err)
+    a = cimstats.glm("sw_bool ~ ell", yes, family="binomial").params.to_numpy()
+    b = cimstats.glm("sw ~ ell", yes, family="binomial").params.to_numpy()
+    np.testing.assert_array_equal(a, b)

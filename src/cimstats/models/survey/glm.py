@@ -134,6 +134,15 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
     if not isinstance(data, pd.DataFrame):
         raise ModelSpecificationError(
             f"`data` is a {type(data).__name__}; expected a pandas DataFrame with one row per observation.")
+    resp = spec.response
+    if resp in data.columns and not isinstance(data[resp], pd.DataFrame):
+        ys = data[resp]
+        if pd.api.types.is_bool_dtype(ys):
+            data = data.assign(**{resp: ys.map({True: 1.0, False: 0.0}).astype(float)})
+        elif not pd.api.types.is_numeric_dtype(ys):
+            raise ModelSpecificationError(
+                f"The outcome {resp!r} holds {ys.dtype} values, not numbers; glm() needs a numeric outcome (0/1 for "
+                f"the binomial families), so recode it, such as (data[{resp!r}] == 'Yes').astype(int).")
     bound = design.bind(data) if design is not None else None
     prior = _prior_weights(weights, data)
     frame = build_design(spec, data)
