@@ -178,8 +178,12 @@ def test_glm_names_collinear_predictors(strat):
 
 def test_glm_prior_weights_are_checked(strat):
     w = strat["pw"].copy()
-    w.iloc[0] = np.nan
-    with pytest.raises(ModelSpecificationError, match="missing value"):
+    w.iloc[[0, 5]] = np.nan
+    fit = cimstats.glm("api00 ~ ell", strat.assign(w=w), weights="w")   # set aside and counted, as R's glm
+    assert fit.nobs == len(strat) - 2 and fit.dropped.to_dict("list") == {"variable": ["w"], "n_missing": [2]}
+    assert len(fit.predict()) == fit.nobs
+    w.iloc[3] = -1.0
+    with pytest.raises(ModelSpecificationError, match="negative or infinite"):
         cimstats.glm("api00 ~ ell", strat.assign(w=w), weights="w")
     with pytest.raises(ModelSpecificationError, match="not numbers"):
         cimstats.glm("api00 ~ ell", strat.assign(w=strat["pw"].astype(str)), weights="w")

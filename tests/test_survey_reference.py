@@ -139,7 +139,8 @@ def test_nhanes_strata_and_nested_clusters_without_fpc():
 def test_svyglm(name, i):
     case, d, design = _case(name)
     ref = case["glm"][i]
-    fit = cimstats.glm(_r_formula(ref["formula"]), d, family=ref["family"], design=design)
+    fit = cimstats.glm(_r_formula(ref["formula"]), d, family=ref["family"], design=design,
+                       weights=ref.get("weights"))
     t = fit.tidy()
     assert list(t["term"]) == [n.replace("factor(race)", "C(race)") for n in ref["names"]]
     _close(t["estimate"], ref["estimate"], "coefficients")
@@ -160,7 +161,7 @@ def test_svyglm(name, i):
 def test_ordinary_glm_matches_r_glm(i):
     ref = REF["glm"][i]
     f = ref["formula"]
-    data = _data("nhanes" if "HI_CHOL" in f else ("apiclus2" if "enroll" in f else "apistrat"))
+    data = _data(ref["data"])
     fit = cimstats.glm(_r_formula(f), data, family=ref["family"], weights=ref["weights"])
     t = fit.tidy()
     _close(t["estimate"], ref["estimate"], "coefficients")

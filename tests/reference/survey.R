@@ -76,9 +76,12 @@ quant <- function(q, var) {
        ci_upper = unname(m[, 3]), se = unname(m[, 4]))
 }
 ctrl <- glm.control(epsilon = 1e-13, maxit = 200)
-svyfit <- function(formula, design, family) {
-  f <- suppressWarnings(svyglm(formula, design = design, family = family, control = ctrl))
-  list(formula = deparse(formula), family = family$family, names = names(coef(f)), estimate = unname(coef(f)),
+svyfit <- function(formula, design, family, weights = NULL) {
+  f <- if (is.null(weights)) suppressWarnings(svyglm(formula, design = design, family = family, control = ctrl)) else
+    suppressWarnings(eval(bquote(svyglm(formula, design = design, family = family, control = ctrl,
+                                        weights = .(as.name(weights))))))
+  list(formula = deparse(formula), family = family$family, weights = weights, names = names(coef(f)),
+       estimate = unname(coef(f)),
        se = unname(sqrt(diag(vcov(f)))), vcov = unname(as.matrix(vcov(f))), df_residual = f$df.residual,
        deviance = f$deviance, design_df = degf(f$survey.design),
        confint = unname(as.matrix(confint(f))), nobs = length(f$y))
@@ -111,7 +114,8 @@ for (name in names(designs)) {
       svyfit(sw ~ ell + meals + stype, des, quasibinomial()),
       svyfit(sw ~ ell + meals, des, binomial()),
       svyfit(emer ~ meals + stype, des, poisson()),
-      svyfit(emer ~ meals + enroll, des, quasipoisson()))
+      svyfit(emer ~ meals + enroll, des, quasipoisson()),
+      svyfit(api00 ~ ell + meals, des, gaussian(), weights = "enroll"))   # prior weights (missing in apiclus2)
   } else {
     res$mean <- stat(svymean(~HI_CHOL, des, na.rm = TRUE))
     res$prop_agecat <- stat(svymean(~factor(agecat), des))
@@ -129,12 +133,13 @@ options(survey.lonely.psu = "fail")
 
 # ordinary (non-survey) glm
 glmfit <- function(formula, data, family, weights = NULL) {
+  data_name <- sub("_d$", "", deparse(substitute(data)))
   f <- if (is.null(weights)) suppressWarnings(glm(formula, data = data, family = family, control = ctrl)) else
     suppressWarnings(eval(bquote(glm(formula, data = data, family = family, control = ctrl,
                                      weights = .(as.name(weights))))))
   s <- summary(f)
-  list(formula = deparse(formula), family = family$family, weights = weights, names = names(coef(f)),
-       estimate = unname(coef(f)), se = unname(s$coefficients[, 2]), statistic = unname(s$coefficients[, 3]),
+  list(formula = deparse(formula), data = data_name, family = family$family, weights = weights,
+       names = names(coef(f)), estimate = unname(coef(f)), se = unname(s$coefficients[, 2]), statistic = unname(s$coefficients[, 3]),
        p_value = unname(s$coefficients[, 4]), dispersion = s$dispersion, deviance = f$deviance,
        null_deviance = f$null.deviance, df_residual = f$df.residual, aic = if (is.finite(f$aic)) f$aic else NULL,
        loglik = if (family$family %in% c("gaussian", "binomial", "poisson")) as.numeric(logLik(f)) else NULL,
@@ -148,6 +153,7 @@ glms <- list(
   glmfit(emer ~ meals + stype, apistrat_d, poisson()),
   glmfit(emer ~ meals + stype, apistrat_d, quasipoisson()),
   glmfit(emer ~ meals + enroll, apiclus2_d, poisson()),
+  glmfit(api00 ~ ell + meals, apiclus2_d, gaussian(), weights = "enroll"),
   glmfit(HI_CHOL ~ factor(race) + agecat + RIAGENDR, nhanes_d, binomial()))
 
 ref <- list(

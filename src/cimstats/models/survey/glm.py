@@ -40,11 +40,8 @@ def _prior_weights(weights, data: pd.DataFrame) -> np.ndarray | None:
             raise ModelSpecificationError(
                 f"`weights=` has {len(w)} values for {len(data)} rows of `data`; expected one weight per row.")
         name = "`weights=`"
-    if np.isnan(w).any():
-        raise ModelSpecificationError(
-            f"The weights {name} have {int(np.isnan(w).sum())} missing value(s); expected a weight for every row, "
-            f"so fill them in or drop those rows first.")
-    if not np.isfinite(w).all() or (w < 0).any():
+    bad = ~np.isnan(w) & (~np.isfinite(w) | (w < 0))
+    if bad.any():
         raise ModelSpecificationError(
             f"The weights {name} have negative or infinite values; expected finite weights >= 0.")
     return w
@@ -72,7 +69,8 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
         coefficients plus one.
     weights : str or array-like, optional
         Prior (frequency or precision) weights, as ``weights=`` of R's ``glm``; with a design
-        they multiply the sampling weights.
+        they multiply the sampling weights (as ``svyglm(..., weights=)``). Rows without a prior
+        weight are set aside and counted in ``dropped``.
 
     Returns
     -------
@@ -148,6 +146,20 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
     frame = build_design(spec, data)
     keep = np.ones(len(data), dtype=bool) if frame._row_keep is None else np.asarray(frame._row_keep, dtype=bool)
     X, y = frame.X, np.asarray(frame.y, dtype=float)
+    dropped = {str(k): int(v) for k, v in frame.dropped_by_column.items()}
+    frame_rows = None
+    if prior is not None and np.isnan(prior).any():
+        # rows without a prior weight are set aside and counted, as R's glm does (na.action)
+        wmiss = np.isnan(prior)
+        label = weights if isinstance(weights, str) else "weights"
+        dropped[label] = dropped.get(label, 0) + int(wmiss.sum())
+        frame_rows = ~wmiss[keep]
+        X, y = X[frame_rows], y[frame_rows]
+        keep = keep & ~wmiss
+        if not keep.any():
+            raise ModelSpecificationError(
+                f"No row has both the model's variables and a prior weight; expected some complete rows, so check "
+                f"the weights {label!r}.")
     names = tuple(frame.fixed_names)
     if fam.link == "logit" and ((y < 0) | (y > 1)).any():
         raise ModelSpecificationError(
@@ -209,10 +221,10 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
         vcov_matrix=np.asarray(vcov, dtype=float), df=df, df_residual=df_residual, dispersion=dispersion,
         deviance=float(fit.deviance), null_deviance=float(fit.null_deviance), loglik=float(loglik), aic=float(aic),
         bic=float(bic), nobs=int(keep.sum()), n_dropped=n_dropped,
-        dropped_by_column={str(k): int(v) for k, v in frame.dropped_by_column.items()}, optimizer=optimizer,
+        dropped_by_column=dropped, optimizer=optimizer,
         design=None if design is None else design.to_dict(), design_text="" if design is None else design.describe(),
         n_strata=0 if bound is None else bound.n_strata, n_psu=0 if bound is None else bound.n_psu,
-        design_df=float(design_df), response=spec.response, _frame=frame)
+        design_df=float(design_df), response=spec.response, _frame=frame, _frame_rows=frame_rows)
 
 
 def _check_rank(Xw: np.ndarray, names: tuple, formula: str) -> None:

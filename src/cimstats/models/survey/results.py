@@ -53,6 +53,7 @@ class GlmResult(FittedResult):
     design_df: float = float("nan")
     response: str = ""
     _frame: object = field(default=None, repr=False)
+    _frame_rows: object = field(default=None, repr=False)   # rows of the model frame used (None: all)
     _loaded: bool = field(default=False, repr=False)
 
     # ------------------------------------------------------------------ estimates
@@ -198,7 +199,10 @@ class GlmResult(FittedResult):
             raise not_available("predict()", "glm")
         if type not in ("response", "link"):
             raise ModelSpecificationError(f"`type` is {type!r}; expected 'response' or 'link'.")
-        X = self._frame.X if newdata is None else self._frame.new_fixed_matrix(newdata)
+        if newdata is None:
+            X = self._frame.X if self._frame_rows is None else self._frame.X[self._frame_rows]
+        else:
+            X = self._frame.new_fixed_matrix(newdata)
         eta = X @ self.beta
         if type == "link":
             return eta
