@@ -238,8 +238,9 @@ class SurveyDesign:
         if self.strata and not self.nest:
             per = pd.DataFrame({"psu": ids[0], "h": strata0}).drop_duplicates()
             dup = per["psu"].duplicated(keep=False)
-            if dup.any():
-                bad = data[cl[0]].iloc[np.flatnonzero(ids[0] == per.loc[dup, "psu"].iloc[0])[:1]].iloc[0] if cl else None
+            if dup.any():  # only possible with clusters: without them every row is its own PSU
+                first_row = int(np.flatnonzero(ids[0] == per.loc[dup, "psu"].iloc[0])[0])
+                bad = data[cl[0]].iloc[first_row]
                 raise SurveyDesignError(
                     f"The cluster column {cl[0]!r} has PSU {bad!r} in more than one stratum of {self.strata!r}; "
                     f"expected each PSU within one stratum, so pass nest=True if PSU numbers restart in each "
