@@ -20,6 +20,7 @@ CASES = {
     "sem_invariance.py": ["ce_invariance.csv", "ce_sem.csv"],
     "mechanism_tests.py": ["plan.yaml", "mechanisms.csv", "mechanisms.docx"],
     "power_and_bootstrap.py": ["power.csv", "power_curve.svg", "bootstrap.csv"],
+    "survey_design.py": ["survey_estimates.csv", "survey_estimates.docx", "hba1c_svyglm.csv"],
 }
 
 

@@ -49,6 +49,9 @@ _EXPORTS: dict[str, str] = {
     "power": "cimstats.models.power",
     "parametric_bootstrap": "cimstats.models.bootstrap",
     "bootstrap_lrt": "cimstats.models.bootstrap",
+    "SurveyDesign": "cimstats.models.survey.design",
+    "describe": "cimstats.models.survey.describe",
+    "glm": "cimstats.models.survey.glm",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate

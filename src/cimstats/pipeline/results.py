@@ -20,6 +20,7 @@ from cimstats.models.mixed import results as _mixed_results  # noqa: F401  (regi
 from cimstats.models import power as _power  # noqa: F401  (registers "power")
 from cimstats.models.sem import invariance as _invariance  # noqa: F401  (registers "invariance")
 from cimstats.models.sem import results as _sem_results  # noqa: F401  (registers "sem")
+from cimstats.models.survey import results as _survey_results  # noqa: F401  (registers "glm")
 
 __all__ = ["load_result"]
 
