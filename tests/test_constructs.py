@@ -13,7 +13,7 @@ import yaml
 import cimstats
 from cimstats.errors import PlanError
 from cimstats.measures.constructs import ConstructTable, Measures, network_constructs, scale_constructs
-from cimstats.mechanisms import default_plan, model_frame, read_plan, test_mechanisms
+from cimstats.mechanisms import default_plan, model_frame, read_mechanism_plan, test_mechanisms
 
 from conftest import ROOT
 
@@ -133,10 +133,10 @@ def test_one_run_computes_each_measure_once(tmp_path, monkeypatch):
         for mod in modules:
             monkeypatch.setattr(mod, name, wrapped)
     reads = collections.Counter()
-    real_dictionary, real_plan = D.read_dictionary, MECH.read_plan
+    real_dictionary, real_plan = D.read_dictionary, MECH.read_mechanism_plan
     monkeypatch.setattr(D, "read_dictionary", lambda *a, **k: reads.update(["dictionary"]) or real_dictionary(*a, **k))
-    monkeypatch.setattr(MECH, "read_plan", lambda plan, **k: (reads.update(["mechanism plan"])
-                                                              if not isinstance(plan, MECH.Plan) else None)
+    monkeypatch.setattr(MECH, "read_mechanism_plan", lambda plan, **k: (reads.update(["mechanism plan"])
+                                                              if not isinstance(plan, MECH.MechanismPlan) else None)
                         or real_plan(plan, **k))
 
     res = cimstats.run(_demo_doc(), out=tmp_path / "out")
@@ -151,7 +151,7 @@ def test_one_run_computes_each_measure_once(tmp_path, monkeypatch):
 
 
 def test_options_are_checked_in_one_place(tmp_path):
-    from cimstats.pipeline import read_plan as read_analysis_plan
+    from cimstats.pipeline import read_analysis_plan
 
     for option, value in (("n_boot", 10**6), ("adjust", "bonferroni"), ("level", 95)):
         with pytest.raises(PlanError) as direct:
@@ -169,12 +169,12 @@ def test_mechanisms_and_constructs_are_plan_data():
         h["mechanism"] = "peer_support"
         h.pop("element", None)
     plan["hypotheses"][0]["element"] = "reciprocity"
-    p = read_plan(plan)
+    p = read_mechanism_plan(plan)
     assert set(p.hypotheses["mechanism"]) == {"peer_support"} and p.mechanism_label("peer_support") == "Peer support"
-    assert read_plan(p.to_dict()).hypotheses.equals(p.hypotheses)
+    assert read_mechanism_plan(p.to_dict()).hypotheses.equals(p.hypotheses)
     plan["hypotheses"][1]["mechanism"] = "network_navigation"  # not declared by this plan
     with pytest.raises(PlanError) as err:
-        read_plan(plan)
+        read_mechanism_plan(plan)
     assert [i.code for i in err.value.report.errors] == ["M012"]
     # generic code names no mechanism, element or construct of the demo study
     demo = set(default_plan().mechanisms) | {e for v in default_plan().mechanisms.values() for e in v["elements"]}
@@ -189,7 +189,7 @@ def test_mechanisms_and_constructs_are_plan_data():
 def test_analysis_plan_constructs_are_named_by_the_mechanism_plan():
     """A construct of the analysis plan (a score of its instruments, or one of its constructs) is named by the
     mechanism plan without being declared again."""
-    from cimstats.pipeline import read_plan as read_analysis_plan
+    from cimstats.pipeline import read_analysis_plan
 
     doc = _demo_doc()
     doc["constructs"] = {"support_size": {"kind": "network", "measure": "size"}}

@@ -17,7 +17,7 @@ import pytest
 
 import cimstats
 from cimstats.errors import MissingDataWarning, ModelSpecificationError, PlanError
-from cimstats.mechanisms import read_plan
+from cimstats.mechanisms import read_mechanism_plan
 from cimstats.mechanisms.plan import formula_names
 from cimstats.models.formula import build_design, formula_variables, parse_formula
 
@@ -112,7 +112,7 @@ def test_plan_formulas_with_functions_pass_and_list_exactly_their_variables():
         "props": {"template": "glmm", "formula": "cbind(s, f) ~ I(x^2) + factor(grp) + (1 | practice_id)"},
         "lin": {"template": "lmm", "formula": "log10(y) ~ I(x^2) + as.factor(sex) + (1 | practice_id/ego)"},
     }
-    plan = read_plan(_plan(models))
+    plan = read_mechanism_plan(_plan(models))
     assert plan.required_variables("rates") == ["n", "dose", "age", "practice_id", "t"]
     assert plan.required_variables("props") == ["s", "f", "x", "grp", "practice_id"]
     assert plan.required_variables("lin") == ["y", "x", "sex", "practice_id", "ego"]
@@ -128,7 +128,7 @@ def test_lmm_plan_formula_with_offset_or_cbind_is_reported():
               "m2": {"template": "lmm", "formula": "cbind(s, f) ~ x + (1 | g)"},
               "m3": {"template": "glmm", "formula": "cbind(s, f) ~ x + offset(log(t)) + (1 | g)"}}
     with pytest.raises(PlanError) as err:
-        read_plan(_plan(models))
+        read_mechanism_plan(_plan(models))
     found = [(i.code, i.message.split(" has a formula")[0]) for i in err.value.report.errors]
     assert found == [("M019", "model 'm1'"), ("M019", "model 'm2'")]
     assert formula_names("y ~ x + offset(log(t)) + (1 | g)") == ["y", "x", "g", "t"]
@@ -137,7 +137,7 @@ def test_lmm_plan_formula_with_offset_or_cbind_is_reported():
 def test_unknown_function_in_a_plan_formula_names_the_formula():
     formula = "n ~ log10(dose) + spline(age) + (1 | g)"
     with pytest.raises(PlanError) as err:
-        read_plan(_plan({"m1": {"template": "glmm", "family": "poisson", "formula": formula}}))
+        read_mechanism_plan(_plan({"m1": {"template": "glmm", "family": "poisson", "formula": formula}}))
     (issue,) = err.value.report.errors
     assert issue.code == "M019" and repr(formula) in issue.message and "spline()" in issue.message
 

@@ -15,7 +15,7 @@ import yaml
 
 import cimstats
 from cimstats.errors import PlanError
-from cimstats.mechanisms import VERDICTS, VerdictRules, default_plan, p_adjust, read_plan, test_mechanisms
+from cimstats.mechanisms import VERDICTS, VerdictRules, default_plan, p_adjust, read_mechanism_plan, test_mechanisms
 
 datasets = pytest.importorskip("cimstats.datasets")
 
@@ -292,7 +292,7 @@ def test_malformed_plan_lists_every_problem():
         "verdict_rules": {"alpha": 3},
     }
     with pytest.raises(PlanError) as ei:
-        read_plan(bad)
+        read_mechanism_plan(bad)
     codes = [i.code for i in ei.value.report.errors]
     for code in ("M001", "M003", "M004", "M005", "M006", "M009", "M011", "M012", "M013", "M014", "M015", "M016", "M017"):
         assert code in codes, (code, codes)
@@ -308,9 +308,9 @@ def test_plan_from_yaml_text_and_default_is_valid(tmp_path):
     f = tmp_path / "plan.yaml"
     f.write_text(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8"),
                  encoding="utf-8")
-    assert read_plan(f).hypotheses.equals(p.hypotheses)
+    assert read_mechanism_plan(f).hypotheses.equals(p.hypotheses)
     with pytest.raises(PlanError, match="does not exist"):
-        read_plan(tmp_path / "nope.yaml")
+        read_mechanism_plan(tmp_path / "nope.yaml")
 
 
 def test_p_adjust_matches_statsmodels():
@@ -369,7 +369,7 @@ def test_every_mechanism_and_element_is_covered():
     levels = {default_plan().models[m].get("level", "ego") for m in h["model"]}
     assert levels == {"ego", "alter", "change", "alter_change"}
     # the YAML round trip keeps the elements
-    assert read_plan(default_plan().to_dict()).hypotheses.equals(h)
+    assert read_mechanism_plan(default_plan().to_dict()).hypotheses.equals(h)
 
 
 def test_elements_and_models_reach_the_table(result):
@@ -436,3 +436,15 @@ def test_bad_inputs_raise_clear_errors(study):
             test_mechanisms(data, **kw)
         text = str(ei.value)
         assert text.endswith(".") and not re.search(r"\.\s+[A-Z]", text), text  # one sentence
+
+
+def test_old_plan_names_still_work_for_one_release():
+    import cimstats.mechanisms as M
+    import cimstats.pipeline as P
+
+    with pytest.warns(DeprecationWarning, match="read_mechanism_plan"):
+        assert M.read_plan is M.read_mechanism_plan
+    with pytest.warns(DeprecationWarning, match="MechanismPlan"):
+        assert M.Plan is M.MechanismPlan
+    with pytest.warns(DeprecationWarning, match="read_analysis_plan"):
+        assert P.read_plan is P.read_analysis_plan

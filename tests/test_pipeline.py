@@ -17,7 +17,7 @@ import yaml
 
 import cimstats
 from cimstats.errors import PlanError
-from cimstats.pipeline import demo_plan, demo_plan_path, plan_steps, read_plan, run
+from cimstats.pipeline import demo_plan, demo_plan_path, plan_steps, read_analysis_plan, run
 from cimstats.pipeline import steps as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +84,12 @@ def test_bad_plan_cli_one_report(cli, tmp_path):
 
 def test_plan_problems_in_yaml_and_paths(tmp_path):
     with pytest.raises(PlanError, match="does not exist"):
-        read_plan(tmp_path / "absent.yaml")
+        read_analysis_plan(tmp_path / "absent.yaml")
     (tmp_path / "bad.yaml").write_text("sources: [unclosed", encoding="utf-8")
     with pytest.raises(PlanError, match="not valid YAML"):
-        read_plan(tmp_path / "bad.yaml")
+        read_analysis_plan(tmp_path / "bad.yaml")
     with pytest.raises(PlanError) as err:
-        read_plan({"sources": {"demo": True, "dictionary": "demo"}, "unknown_section": 1})
+        read_analysis_plan({"sources": {"demo": True, "dictionary": "demo"}, "unknown_section": 1})
     assert [i.code for i in err.value.report] == ["P001"]
 
 

@@ -15,7 +15,7 @@ import yaml
 
 import cimstats
 from cimstats.errors import CimstatsError, ModelSpecificationError, PlanError
-from cimstats.mechanisms import read_plan as read_mechanism_plan
+from cimstats.mechanisms import read_mechanism_plan
 from cimstats.mechanisms.plan import formula_names
 from cimstats.models.formula import MAX_FORMULA_DEPTH, formula_variables, parse_expression
 

@@ -94,7 +94,7 @@ PLAN_CASES = {
 
 @pytest.mark.parametrize("case", list(PLAN_CASES))
 def test_a_plan_number_outside_its_range_is_a_plan_error_row(case):
-    from cimstats.pipeline import read_plan
+    from cimstats.pipeline import read_analysis_plan as read_plan
 
     sections, code, words = PLAN_CASES[case]
     with pytest.raises(PlanError) as e:
@@ -113,7 +113,7 @@ MECH_CASES = {
 
 @pytest.mark.parametrize("case", list(MECH_CASES))
 def test_a_mechanism_plan_number_outside_its_range_is_a_plan_error_row(case):
-    from cimstats.mechanisms import read_plan
+    from cimstats.mechanisms import read_mechanism_plan as read_plan
     from cimstats.mechanisms.plan import default_plan
 
     change, code, words = MECH_CASES[case]
@@ -126,8 +126,8 @@ def test_a_mechanism_plan_number_outside_its_range_is_a_plan_error_row(case):
 
 
 def test_a_binary_plan_file_is_a_plan_error_naming_it(tmp_path):
-    from cimstats.mechanisms import read_plan as read_mechanism_plan
-    from cimstats.pipeline import read_plan
+    from cimstats.mechanisms import read_mechanism_plan
+    from cimstats.pipeline import read_analysis_plan as read_plan
 
     p = tmp_path / "plan.yaml"
     p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe" * 10)
@@ -142,7 +142,7 @@ def test_a_binary_plan_file_is_a_plan_error_naming_it(tmp_path):
 
 
 def test_a_plan_path_that_is_a_folder_is_named(tmp_path):
-    from cimstats.pipeline import read_plan
+    from cimstats.pipeline import read_analysis_plan as read_plan
 
     (tmp_path / "plan.yaml").mkdir()
     with pytest.raises(PlanError, match="is a folder"):
@@ -150,8 +150,8 @@ def test_a_plan_path_that_is_a_folder_is_named(tmp_path):
 
 
 def test_yaml_nested_too_deeply_is_a_plan_error(tmp_path):
-    from cimstats.mechanisms import read_plan as read_mechanism_plan
-    from cimstats.pipeline import read_plan
+    from cimstats.mechanisms import read_mechanism_plan
+    from cimstats.pipeline import read_analysis_plan as read_plan
 
     p = tmp_path / "deep.yaml"
     p.write_text("plan: x\nsources: " + "[" * 1100 + "]" * 1100 + "\n", encoding="utf-8")

@@ -17,9 +17,9 @@ from cimstats._names import is_safe_name, name_problem
 from cimstats.dictionary import Dictionary, harmonise, read_dictionary
 from cimstats.dictionary.schema import resolve_study_file
 from cimstats.errors import DictionaryError, PlanError
-from cimstats.mechanisms import read_plan as read_mechanism_plan
+from cimstats.mechanisms import read_mechanism_plan
 from cimstats.pipeline import demo_plan_path
-from cimstats.pipeline import read_plan as read_analysis_plan
+from cimstats.pipeline import read_analysis_plan
 from cimstats.pipeline.cache import StepCache
 from cimstats.pipeline.steps import StepContext
 

@@ -15,10 +15,24 @@ Examples
 1          NAV2  network_navigation      lmm
 """
 
+import warnings
+
 from .evaluate import model_frame, p_adjust, test_mechanisms
-from .plan import Plan, default_plan, read_plan
+from .plan import MechanismPlan, default_plan, read_mechanism_plan
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import VERDICTS, VerdictRules
 
-__all__ = ["MechanismResult", "Plan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan", "model_frame", "p_adjust",
-           "read_plan", "test_mechanisms"]
+__all__ = ["MechanismResult", "MechanismPlan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan",
+           "model_frame", "p_adjust", "read_mechanism_plan", "test_mechanisms"]
+
+#: names of the previous release, kept for one release
+_RENAMED = {"Plan": ("MechanismPlan", MechanismPlan), "read_plan": ("read_mechanism_plan", read_mechanism_plan)}
+
+
+def __getattr__(name: str):
+    if name in _RENAMED:
+        new, obj = _RENAMED[name]
+        warnings.warn(f"cimstats.mechanisms.{name} is now cimstats.mechanisms.{new}; the old name will be removed "
+                      f"in the next release.", DeprecationWarning, stacklevel=2)
+        return obj
+    raise AttributeError(f"module 'cimstats.mechanisms' has no attribute {name!r}")

@@ -26,7 +26,7 @@ from cimstats.measures.networks.core import SUPPORT
 
 from .adjust import p_adjust
 from .options import option_problems
-from .plan import INVARIANCE_LEVELS, Plan, default_plan, invariance_models_for, read_plan
+from .plan import INVARIANCE_LEVELS, MechanismPlan, default_plan, invariance_models_for, read_mechanism_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
 
@@ -106,7 +106,7 @@ class _Unavailable(Exception):
 class _Workspace:
     """Builds the analysis frames from the plan's constructs, each computed once (or taken from ``measures``)."""
 
-    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: Plan, measures=None):
+    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: MechanismPlan, measures=None):
         self.patients = patients.reset_index(drop=True)
         self.alters = alters
         self.plan = plan
@@ -531,7 +531,7 @@ def model_frame(data, model_id: str, plan=None, *, measures=None) -> pd.DataFram
     >>> model_frame(datasets.demo_study(), "ego_navigation").columns.tolist()
     ['sm', 'diversity', 'weak_tie_share', 'group_tie', 'country', 'practice_id']
     """
-    plan = default_plan() if plan is None else read_plan(plan)
+    plan = default_plan() if plan is None else read_mechanism_plan(plan)
     if model_id not in plan.models:
         raise PlanError(f"`model_id` is {model_id!r}, not a model of plan '{plan.name}'; models: "
                         f"{', '.join(plan.models)}.")
@@ -558,13 +558,13 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         harmonise result with tables ``patients`` and ``alters``, a dict with
         those keys, a ``(patients, alters)`` tuple, or the patient table alone
         (network hypotheses are then not testable).
-    plan : str, path, dict or Plan, optional
+    plan : str, path, dict or MechanismPlan, optional
         The analysis plan (see :mod:`cimstats.mechanisms.plan`); default the
         shipped plan (:func:`default_plan`).
     hypotheses : str or list of str, optional
         Test only these hypothesis ids (or every hypothesis of these
         mechanisms); only the models they use, and the invariance models those
-        require, are fitted (see :meth:`Plan.subset`).
+        require, are fitted (see :meth:`MechanismPlan.subset`).
     adjust : {"holm", "bh", None}, default "holm"
         Multiple-testing adjustment across the hypotheses that have a p-value
         (invariance checks are not counted).
@@ -630,7 +630,7 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     problems = option_problems(adjust=adjust, n_boot=n_boot, level=level, seed=seed)
     if problems:
         raise PlanError(problems[0][1])
-    plan = default_plan() if plan is None else read_plan(plan)
+    plan = default_plan() if plan is None else read_mechanism_plan(plan)
     if hypotheses is not None:
         plan = plan.subset(hypotheses)
     if callable(rules) and not isinstance(rules, (VerdictRules, Mapping)):

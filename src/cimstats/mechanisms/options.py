@@ -1,7 +1,7 @@
 """The run options of the mechanism tests (``adjust``, ``n_boot``, ``level``, ``seed``), checked in one place.
 
 :func:`cimstats.test_mechanisms` and the analysis plan's ``mechanisms:``
-section (:func:`cimstats.pipeline.read_plan`) both call :func:`option_problems`,
+section (:func:`cimstats.pipeline.read_analysis_plan`) both call :func:`option_problems`,
 so the two accept exactly the same values and say the same thing about the rest.
 """
 

@@ -71,7 +71,7 @@ from cimstats.measures.constructs import KINDS, Construct, ConstructTable, const
 
 from .rules import VerdictRules
 
-__all__ = ["Plan", "read_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
+__all__ = ["MechanismPlan", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
 TEMPLATES = {
     "lmm": ("formula",),
@@ -92,7 +92,7 @@ MAX_MODERATOR_VALUES = 20
 
 
 @dataclass(frozen=True)
-class Plan:
+class MechanismPlan:
     """A checked analysis plan.
 
     Attributes
@@ -127,7 +127,7 @@ class Plan:
         return _model_variables(self.models[model_id])
 
     def to_dict(self) -> dict:
-        """The plan as a dict that :func:`read_plan` reads back (hypotheses in the YAML form)."""
+        """The plan as a dict that :func:`read_mechanism_plan` reads back (hypotheses in the YAML form)."""
         hyps = []
         for h in self.hypotheses.to_dict("records"):
             d = {"id": h["hypothesis_id"], "mechanism": h["mechanism"], "statement": h["statement"],
@@ -143,7 +143,7 @@ class Plan:
                 "models": {k: dict(v) for k, v in self.models.items()}, "hypotheses": hyps,
                 "verdict_rules": dict(self.verdict_rules)}
 
-    def subset(self, hypotheses) -> "Plan":
+    def subset(self, hypotheses) -> "MechanismPlan":
         """A plan with only the named hypotheses, the models they use and the invariance models those require.
 
         Parameters
@@ -176,7 +176,7 @@ class Plan:
             ri = self.models[mid].get("requires_invariance")
             if ri:
                 models += [m for m in invariance_models_for(self.models, ri) if m not in models]
-        return Plan(name=self.name, constructs=self.constructs,
+        return MechanismPlan(name=self.name, constructs=self.constructs,
                     models=MappingProxyType({m: self.models[m] for m in self.models if m in models}),
                     hypotheses=keep.reset_index(drop=True), verdict_rules=self.verdict_rules, source=self.source,
                     mechanisms=self.mechanisms, declares_mechanisms=self.declares_mechanisms)
@@ -198,7 +198,7 @@ def invariance_models_for(models: Mapping, requirement: Mapping) -> list[str]:
             and (not requirement.get("group") or s.get("group") == requirement.get("group"))]
 
 
-def default_plan() -> Plan:
+def default_plan() -> MechanismPlan:
     """The shipped plan covering network navigation, collective efficacy and negotiation.
 
     Examples
@@ -209,11 +209,11 @@ def default_plan() -> Plan:
     ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
-    return read_plan(yaml.safe_load(text), source="default_plan.yaml")
+    return read_mechanism_plan(yaml.safe_load(text), source="default_plan.yaml")
 
 
-def read_plan(plan, *, source: str | None = None, constructs=None) -> Plan:
-    """Read and check an analysis plan (a YAML file path, YAML text, a dict or a :class:`Plan`).
+def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> MechanismPlan:
+    """Read and check an analysis plan (a YAML file path, YAML text, a dict or a :class:`MechanismPlan`).
 
     ``constructs`` (a :class:`~cimstats.measures.constructs.ConstructTable` or
     a ``constructs:`` mapping) adds constructs declared elsewhere, e.g. by the
@@ -232,17 +232,17 @@ def read_plan(plan, *, source: str | None = None, constructs=None) -> Plan:
 
     Examples
     --------
-    >>> from cimstats.mechanisms import read_plan
+    >>> from cimstats.mechanisms import read_mechanism_plan
     >>> bad = {"models": {"m1": {"template": "lmx"}}, "hypotheses": [{"id": "H1", "model": "m2"}]}
     >>> try:
-    ...     read_plan(bad)
+    ...     read_mechanism_plan(bad)
     ... except Exception as e:
     ...     print(len(e.report) > 2)
     True
     """
-    if isinstance(plan, Plan) and constructs is None:
+    if isinstance(plan, MechanismPlan) and constructs is None:
         return plan
-    if isinstance(plan, Plan):
+    if isinstance(plan, MechanismPlan):
         plan, source = plan.to_dict(), source or plan.source
     external = None
     if constructs is not None:
@@ -436,7 +436,7 @@ def read_plan(plan, *, source: str | None = None, constructs=None) -> Plan:
                         f"(first: {first}); fix them and read the plan again.", report=rep)
     cols = ["hypothesis_id", "mechanism", "statement", "model", "template", "level", "wave", "estimand", "expected",
             "required_variables", "theme_ids", "element"]
-    return Plan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
+    return MechanismPlan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
                 models=MappingProxyType({k: dict(v) for k, v in models.items()}),
                 hypotheses=pd.DataFrame(rows, columns=cols), verdict_rules=MappingProxyType(dict(rules)),
                 source=source, mechanisms=MappingProxyType({k: dict(v) for k, v in mech_spec.items()}),

@@ -68,7 +68,7 @@ class MechanismResult(FittedResult):
         ``MediationResult`` for ``mediation``/``moderated_mediation`` and
         ``InvarianceResult`` for ``invariance``; :meth:`fit` does the same
         with a helpful error.
-    plan : Plan
+    plan : MechanismPlan
     rules : VerdictRules or callable
     adjust : str or None
     seed, n_boot : bootstrap settings

@@ -54,7 +54,7 @@ Numbers have documented ranges, checked before any work starts (code
 ``quotes_per_cell`` from 0 to 100 and ``max_quote_chars`` from 10 to 100,000
 (or null).
 
-Relative paths are read relative to the plan file's folder. :func:`read_plan`
+Relative paths are read relative to the plan file's folder. :func:`read_analysis_plan`
 checks everything that can be checked before any work starts (files exist, the
 dictionary is sound, instruments and models are known, every variable a
 hypothesis uses is in the dictionary or defined by the plan, formats are
@@ -74,7 +74,7 @@ import yaml
 
 from cimstats.errors import CimstatsError, PlanError, Report
 
-__all__ = ["AnalysisPlan", "read_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
+__all__ = ["AnalysisPlan", "read_analysis_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
            "DATA_FORMATS", "FIGURE_FORMATS"]
 
 SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "constructs",
@@ -116,7 +116,7 @@ class AnalysisPlan:
     dictionary : Dictionary or None
         The data dictionary, read once when the plan was checked (the
         harmonise step uses this object).
-    mechanism_plan : cimstats.mechanisms.Plan or None
+    mechanism_plan : cimstats.mechanisms.MechanismPlan or None
         The mechanism plan, read and checked once (the mechanisms step uses
         this object).
     """
@@ -170,7 +170,7 @@ def demo_plan() -> AnalysisPlan:
     >>> p.name, p.sections["sources"]["demo"], p.sections["sources"]["dictionary"]["kind"]
     ('cimstats-demo', True, 'demo')
     """
-    return read_plan(demo_plan_path())
+    return read_analysis_plan(demo_plan_path())
 
 
 # --------------------------------------------------------------------------- reading
@@ -225,7 +225,7 @@ def _whole(v, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
-def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
+def read_analysis_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
     """Read an analysis plan and check everything that can be checked before any work starts.
 
     Parameters
@@ -254,11 +254,11 @@ def read_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisPlan:
 
     Examples
     --------
-    >>> from cimstats.pipeline import read_plan
+    >>> from cimstats.pipeline import read_analysis_plan
     >>> bad = {"sources": {"raw": "no-such-folder", "dictionary": "no-such-dictionary"},
     ...        "instruments": ["no_such_scale"], "outputs": {"tables": ["pdf"]}}
     >>> try:
-    ...     read_plan(bad)
+    ...     read_analysis_plan(bad)
     ... except Exception as e:
     ...     print(sorted({i.code for i in e.report}))
     ['P003', 'P005', 'P010']
@@ -303,7 +303,7 @@ class _Checker:
         self.dictionary = None  # the Dictionary when one could be read
         self.targets: set[str] = set()
         self.table = None  # the ConstructTable when the construct sections could be read
-        self.mechanism_plan = None  # the mechanism Plan when it could be read
+        self.mechanism_plan = None  # the mechanism plan when it could be read
 
     def add(self, code: str, message: str, remedy: str | None = None, severity: str = "error") -> None:
         self.rep.add(code, message, file=self.source, remedy=remedy, severity=severity)
@@ -571,7 +571,7 @@ class _Checker:
                          remedy=f"Use one of {', '.join(sorted(change_cols))}.")
 
     def mechanisms(self, s, sections: dict) -> dict | None:
-        from cimstats.mechanisms import read_plan as read_mechanism_plan
+        from cimstats.mechanisms import read_mechanism_plan
         from cimstats.mechanisms.options import option_problems
 
         if s is None or s is False:

@@ -27,7 +27,7 @@ from cimstats._files import atomic_write, writing_into
 from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
-from .plan import AnalysisPlan, demo_plan_path, read_plan
+from .plan import AnalysisPlan, demo_plan_path, read_analysis_plan
 from .context import MECHANISM_RESULT
 from .report import report_inputs
 from .steps import STEP_FUNCTIONS, StepContext, StepSkipped, raw_folder
@@ -274,7 +274,7 @@ class _Progress:
 def _resolve_plan(plan, seed) -> AnalysisPlan:
     if isinstance(plan, str) and plan == "demo":
         plan = demo_plan_path()
-    p = read_plan(plan)
+    p = read_analysis_plan(plan)
     return p.with_seed(data=seed) if seed is not None else p
 
 

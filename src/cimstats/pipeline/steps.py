@@ -258,12 +258,12 @@ def step_networks(ctx: StepContext) -> dict:
 # =========================================================================== mechanisms
 def mechanism_plan(plan: AnalysisPlan):
     """The mechanism plan: the one read when the analysis plan was checked (read here only if there is none)."""
-    from cimstats.mechanisms import read_plan
+    from cimstats.mechanisms import read_mechanism_plan
 
     if plan.mechanism_plan is not None:
         return plan.mechanism_plan
     spec = plan.sections["mechanisms"]
-    return read_plan(spec["plan"], source=str(spec["plan_file"] or "mechanisms.plan"), constructs=plan.constructs)
+    return read_mechanism_plan(spec["plan"], source=str(spec["plan_file"] or "mechanisms.plan"), constructs=plan.constructs)
 
 
 def measures_from_files(plan: AnalysisPlan, out: Path):
