@@ -129,6 +129,16 @@ def test_power_and_bootstrap_identical_on_two_workers(cluster):
     pd.testing.assert_frame_equal(m_here.boot, m_there.boot, check_exact=True)
 
 
+def test_mechanism_bootstraps_identical_on_two_workers(cluster):
+    from cimstats import datasets
+
+    kw = dict(hypotheses=["CE1", "CE2"], n_boot=200, seed=5)
+    here = cimstats.test_mechanisms(datasets.demo_study(), client="process", **kw)
+    there = cimstats.test_mechanisms(datasets.demo_study(), client=cluster, **kw)
+    cols = ["hypothesis_id", "estimate", "ci_lower", "ci_upper", "p_value", "verdict"]
+    pd.testing.assert_frame_equal(here.table[cols], there.table[cols], check_exact=True)
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path, cluster):
     folder = tmp_path / "power-ck"
     args = dict(POWER, chunk_size=10)

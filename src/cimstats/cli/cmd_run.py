@@ -13,6 +13,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="check the plan and list the steps; run nothing")
     p.add_argument("--force", action="store_true", help="re-run every step even when its cached result is fresh")
     p.add_argument("--quiet", action="store_true", help="no progress lines and no summary")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the repeated fits (bootstraps) on an existing Dask cluster, e.g. tcp://host:8786; "
+                        "the results are the same as on this machine")
 
 
 def register(subparsers) -> None:
@@ -35,7 +38,8 @@ def execute(plan, args: argparse.Namespace, *, seed: int | None = None) -> int:
     from cimstats.pipeline import run as run_plan
 
     progress = False if args.quiet else None  # default: progress lines only on a terminal
-    res = run_plan(plan, out=args.out, dry_run=args.dry_run, force=args.force, seed=seed, progress=progress)
+    res = run_plan(plan, out=args.out, dry_run=args.dry_run, force=args.force, seed=seed, progress=progress,
+                   scheduler=getattr(args, "scheduler", None))
     if not args.quiet:
         say(res.summary(), end="")
     return 0

@@ -353,13 +353,13 @@ def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
     fit.diagnostics = "; ".join(diag)
 
 
-def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed) -> None:
+def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed, client=None) -> None:
 
     covs = list(spec.get("covariates") or [])
     frame, cov_names = _indicator_columns(frame, covs)
     ms = spec["m"]
     kwargs = dict(x=spec["x"], m=ms, y=spec["y"], covariates=cov_names or None, n_boot=n_boot, seed=seed,
-                  level=level, sensitivity=False)
+                  level=level, sensitivity=False, client=client, progress=False)
     if spec.get("moderator"):
         kwargs["moderator"] = spec["moderator"]
         kwargs["moderated_paths"] = tuple(spec.get("moderated_paths", ("a",)))
@@ -546,7 +546,7 @@ def model_frame(data, model_id: str, plan=None, *, measures=None) -> pd.DataFram
 # ---------------------------------------------------------------- the verb
 def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "holm", rules=None,
                     seed: int | None = 20240601, n_boot: int = 2000, level: float | None = None,
-                    measures=None) -> MechanismResult:
+                    measures=None, client=None) -> MechanismResult:
     """Test pre-specified network mechanisms and fill the mechanism table with verdicts.
 
     Parameters
@@ -585,6 +585,9 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         :class:`~cimstats.measures.constructs.Measures` (which can also hold the
         network change between the waves). Only constructs it lacks are
         computed; the numbers are the same as without it.
+    client : None, "process", dask.distributed.Client or scheduler address
+        Where the bootstrap resamples of mediation templates are computed
+        (see :mod:`cimstats._parallel`); the results are the same anywhere.
 
     Returns
     -------
@@ -687,7 +690,7 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
             if tpl in ("lmm", "glmm"):
                 _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
             else:
-                _fit_mediation(fit, spec, frame, vr.level, n_boot, seed)
+                _fit_mediation(fit, spec, frame, vr.level, n_boot, seed, client)
             if fit.extra.get("invariance"):
                 fit.diagnostics = "; ".join(x for x in (fit.diagnostics, fit.extra["invariance"]) if x)
         except _Unavailable as exc:

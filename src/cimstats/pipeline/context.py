@@ -54,6 +54,8 @@ class StepContext:
     out: Path
     stage: Path
     notes: list = field(default_factory=list)
+    #: where repeated fits run (None: this machine; or a Dask scheduler address); never changes a result
+    scheduler: str | None = None
 
     def path(self, rel: str) -> Path:
         """Where to write ``rel`` (created folders included), checked to lie inside the staging folder.

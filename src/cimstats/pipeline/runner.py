@@ -287,7 +287,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | None = None,
-        progress: bool | None = None) -> RunResult:
+        progress: bool | None = None, scheduler: str | None = None) -> RunResult:
     """Run an analysis plan into an output folder, re-running only the steps whose inputs changed.
 
     Parameters
@@ -305,6 +305,10 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
         Re-run every step even when its cache record is fresh.
     seed : int, optional
         Overrides the plan's ``seeds.data`` (the demo study's seed).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``"tcp://host:8786"``) for the
+        repeated fits (bootstrap resamples); results are the same as on this
+        machine, so the cache does not depend on it.
     progress : bool, optional
         A progress line per step on standard error (default: only when
         standard error is a terminal).
@@ -380,7 +384,7 @@ def run(plan, *, out, dry_run: bool = False, force: bool = False, seed: int | No
             bar.end("cached", 0.0)
             continue
         stage = cache.stage(st.id)
-        ctx = StepContext(plan=aplan, out=out, stage=stage)
+        ctx = StepContext(plan=aplan, out=out, stage=stage, scheduler=scheduler)
         try:
             with writing_into(stage, error=PlanError):  # every file the step writes stays in its staging folder
                 info = STEP_FUNCTIONS[st.function](ctx) or {}

@@ -307,7 +307,7 @@ def step_mechanisms(ctx: StepContext) -> dict:
         res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
                                        adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
                                        n_boot=spec["n_boot"], level=spec.get("level"),
-                                       measures=measures_from_files(ctx.plan, ctx.out))
+                                       measures=measures_from_files(ctx.plan, ctx.out), client=ctx.scheduler)
     notes = _caught(ws)
     _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
     models = res.models
