@@ -7,10 +7,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from cimstats._parallel import job_fingerprint, replicate, resolve_seed
+
 from ...errors import ModelSpecificationError
 from .._result import not_available
 from ._threads import _blas_single_thread
-from .core import CrossProducts, PLSCore
+from .core import PLSCore
+from .simulate import lmm_bootstrap_chunk, lmm_state
 from .optimize import MAX_RESTARTS, minimize_theta, probe_boundary, richardson_hessian, richardson_jacobian
 
 __all__ = ["satterthwaite", "contest_f", "anova", "bootstrap_varcomp", "profile_varcomp"]
@@ -164,55 +167,37 @@ def anova(*models, refit: bool = True) -> pd.DataFrame:
     return out
 
 
-def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None) -> pd.DataFrame:
+def bootstrap_varcomp(model, *, nsim: int = 500, level: float = 0.95, seed=None, client=None, checkpoint=None,
+                      progress=None) -> pd.DataFrame:
     """Parametric-bootstrap percentile intervals for the standard deviations and
     correlations of the random effects and the residual (the rows of ``varcorr()``).
 
     Responses are simulated from the fitted model and the model is refitted to
     each; only the response cross-products change, so each refit is cheap.
+    The refits run on the execution layer (:mod:`cimstats._parallel`): simulation
+    ``i`` uses child ``i`` of ``SeedSequence(seed)``, so ``client=`` (a Dask
+    cluster), ``checkpoint=`` and ``progress=`` never change the intervals.
+    Refits whose optimiser did not converge are left out (the method column
+    counts the ones used).
     """
     _need_data(model, "bootstrap_varcomp()")
-    rng = np.random.default_rng(seed)
-    core: PLSCore = model._core
-    frame = model._frame
-    blocks = model._blocks
-    X, n = frame.X, frame.nobs
-    mu = X @ model._beta
-    Ts = core.T_blocks(model.theta)
-    sims = []
-    limiter = _blas_single_thread()
-    limiter.__enter__()
-    try:
-        sims = _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim)
-    finally:
-        limiter.__exit__(None, None, None)
-    sims = np.array(sims)
+    st = lmm_state(model)
+    p = len(model._beta)
+    n_sd = len(model.varcorr())
+    st["width"] = p + n_sd + 1
+    fp = job_fingerprint("bootstrap_varcomp", model.formula, np.asarray(model._beta), np.asarray(model.theta))
+    draws = replicate(lmm_bootstrap_chunk, int(nsim), seed=resolve_seed(seed, checkpoint), data=st, client=client,
+                      checkpoint=checkpoint, progress=progress, name="variance-component bootstrap", fingerprint=fp)
+    ok = draws[:, -1] == 1
+    sims = draws[ok, p:p + n_sd]
     a = (1 - level) / 2
     vc = model.varcorr()
     out = vc[["group", "term1", "term2"]].copy()
     out["estimate"] = vc["sdcor"].to_numpy()
     out["ci_lower"] = np.quantile(sims, a, axis=0)
     out["ci_upper"] = np.quantile(sims, 1 - a, axis=0)
-    out["method"] = f"parametric bootstrap ({int(nsim)} simulations, percentile)"
+    out["method"] = f"parametric bootstrap ({int(ok.sum())} of {int(nsim)} simulations, percentile)"
     return out
-
-
-def _simulate(model, core, blocks, X, n, mu, Ts, rng, nsim):
-    sims = []
-    for _ in range(int(nsim)):
-        y = mu.copy()
-        for b, T in zip(blocks, Ts):
-            u = rng.standard_normal((b.nlevels, b.k)) @ T.T * model.sigma
-            y += np.einsum("ij,ij->i", b.Z, u[b.codes])
-        y += rng.normal(0.0, model.sigma, n)
-        cp = CrossProducts.build(X, y, [b.Z for b in blocks], [b.codes for b in blocks],
-                                 [b.nlevels for b in blocks])
-        c2 = PLSCore(cp)
-        th, _, _ = minimize_theta(lambda t: c2.deviance(t, model.reml), model.theta, c2.lower)
-        ev = c2.evaluate(th, model.reml)
-        s2 = ev["pwrss"] / (n - X.shape[1] if model.reml else n)
-        sims.append(model._sdcor_vector(th, np.sqrt(s2)))
-    return sims
 
 
 def _bounded_min(f, x0, lower):

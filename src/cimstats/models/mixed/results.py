@@ -408,7 +408,7 @@ class LmmResult(WaldFixedEffects, FittedResult):
         return pd.DataFrame(rows, columns=["term", "statistic", "numdf", "df", "p_value"])
 
     def varcomp_ci(self, *, method: str = "profile", level: float = 0.95, nsim: int = 500,
-                   seed=None) -> pd.DataFrame:
+                   seed=None, client=None, checkpoint=None, progress=None) -> pd.DataFrame:
         """Confidence intervals for the standard deviations (and correlations) of the random effects.
 
         Parameters
@@ -419,6 +419,8 @@ class LmmResult(WaldFixedEffects, FittedResult):
             intervals from ``nsim`` simulated refits; any model).
         level : float
         nsim, seed : bootstrap settings.
+        client, checkpoint, progress : where and how the bootstrap refits run
+            (see :mod:`cimstats._parallel`); they never change the intervals.
 
         Returns
         -------
@@ -429,7 +431,8 @@ class LmmResult(WaldFixedEffects, FittedResult):
         if method == "profile":
             return profile_varcomp(self, level=level)
         if method == "bootstrap":
-            return bootstrap_varcomp(self, nsim=nsim, level=level, seed=seed)
+            return bootstrap_varcomp(self, nsim=nsim, level=level, seed=seed, client=client, checkpoint=checkpoint,
+                                     progress=progress)
         raise ModelSpecificationError(f"`method` is {method!r}; expected 'profile' or 'bootstrap'.")
 
     # ---------------------------------------------------------------- output
