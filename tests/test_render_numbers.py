@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cimstats.errors import RenderError
 from cimstats.render import NumberFormat, TableSpec
-from cimstats.render.numbers import KINDS
+from cimstats.render.numbers import COLUMN_KINDS, KINDS
 
 
 def test_counts_df_and_fit_indices():
@@ -38,6 +38,9 @@ def test_format_by_kind_name():
         [f.estimate(0.5), f.estimate(0.5), f.p(0.5), f.fit_index(0.5), f.df(0.5), f.percent(0.5)]
     assert f.format("count", 12.0) == "12"
     assert set(KINDS) >= {"count", "estimate", "p_value", "fit_index", "df"}
+    # the saved tables' columns each have one kind, known to NumberFormat
+    assert set(COLUMN_KINDS.values()) <= set(KINDS)
+    assert COLUMN_KINDS["df"] == COLUMN_KINDS["df_diff"] == "df" and COLUMN_KINDS["cfi"] == "fit_index"
     with pytest.raises(RenderError, match="kind"):
         f.format("ratio", 1.0)
     with pytest.raises(RenderError, match="fit_decimals"):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import CimstatsError, PlanError
+from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 
 from . import figures as F
 from .context import (StepContext, StepSkipped, _caught, _codebook, _write_csv,  # noqa: F401 (names kept here)
@@ -316,10 +317,13 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
 
 
 # =========================================================================== tables
-_TIDY_KINDS = {"estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "df": "number",
-               "p_value": "p_value", "ci_lower": "estimate", "ci_upper": "estimate"}
+_TIDY_KINDS = {c: COLUMN_KINDS[c] for c in ("estimate", "std_error", "statistic", "df", "p_value", "ci_lower",
+                                             "ci_upper")}
 _TIDY_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "df": "df",
                 "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
+
+
+_FMT = NumberFormat()
 
 
 def step_tables(ctx: StepContext) -> dict:
@@ -347,14 +351,15 @@ def step_tables(ctx: StepContext) -> dict:
                 d = d[cols]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", kinds=_TIDY_KINDS,
                                             header_labels=_TIDY_LABELS, number=str(k),
-                                            notes=tuple(x for x in (f"n = {r.nobs}" if pd.notna(r.nobs) else "",
-                                                                    str(r.diagnostics or "")) if x))
+                                            notes=tuple(x for x in (
+                                                f"n = {_FMT.count(r.nobs)}." if pd.notna(r.nobs) else "",
+                                                str(r.diagnostics) if pd.notna(r.diagnostics) else "") if x))
             else:
                 keep = [c for c in ("model", "npar", "chisq", "df", "cfi", "rmsea", "srmr", "delta_cfi",
                                     "delta_rmsea", "chisq_diff", "df_diff", "p_diff") if c in d.columns]
                 d = d[keep]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", number=str(k),
-                                            kinds={"p_diff": "p_value"})
+                                            kinds={c: COLUMN_KINDS[c] for c in keep if c in COLUMN_KINDS})
             _write_csv(d, ctx.path(f"tables/model_{r.model_id}.csv"))
             written += _render_all(spec, ctx.path(f"tables/model_{r.model_id}.csv"), formats)
             k += 1

@@ -32,10 +32,22 @@ from typing import Any
 
 from cimstats.errors import RenderError
 
-__all__ = ["NumberFormat", "PRESETS", "KINDS"]
+__all__ = ["NumberFormat", "PRESETS", "KINDS", "COLUMN_KINDS"]
 
 #: column kinds a NumberFormat writes (see :meth:`NumberFormat.format`)
 KINDS = ("count", "estimate", "number", "p_value", "percent", "fit_index", "df")
+
+#: the number kind of each column of the saved result tables (``tidy()`` terms, invariance fit steps),
+#: so every table built from them writes a column the same way
+COLUMN_KINDS = {
+    "estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "ci_lower": "estimate",
+    "ci_upper": "estimate", "chisq": "estimate", "chisq_diff": "estimate",
+    "p_value": "p_value", "p_diff": "p_value", "p_adjusted": "p_value",
+    "df": "df", "df_diff": "df",
+    "cfi": "fit_index", "tli": "fit_index", "rmsea": "fit_index", "srmr": "fit_index", "delta_cfi": "fit_index",
+    "delta_tli": "fit_index", "delta_rmsea": "fit_index", "delta_srmr": "fit_index",
+    "npar": "count", "nobs": "count", "n": "count", "n_dropped": "count",
+}
 
 _CI_STYLES = ("brackets", "parentheses", "to", "dash")
 _P_STYLES = ("exact", "threshold", "stars")
