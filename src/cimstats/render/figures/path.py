@@ -429,7 +429,11 @@ def path_diagram(result, *, standardized: bool = False, group=None, residuals: b
     -----
     The layout is deterministic: exogenous variables left, mediators in the
     middle and outcomes right (layers follow the regressions), indicators
-    beside their factor. Stars: * p < 0.05, ** p < 0.01, *** p < 0.001.
+    beside their factor. Each estimate is written where its box overlaps no
+    other estimate and no variable: at the middle of its arrow if free, else
+    further along it, else beside it, in smaller type on arrows too short to
+    hold it; a spot that crosses no other arrow is preferred. Stars:
+    * p < 0.05, ** p < 0.01, *** p < 0.001.
 
     Examples
     --------
