@@ -532,11 +532,18 @@ def test_forest_marks_link_scale_rows(mechanisms):
 def test_mechanism_figures(mechanisms):
     from cimstats.render.figures import mechanism_figures
 
+    from cimstats.render.figures import random_effect_variances
+
     figs = mechanism_figures(mechanisms)
     fitted = mechanisms.models.loc[mechanisms.models["status"] == "fitted", "model_id"].tolist()
+    # a mixed model whose random-effect variance was estimated at zero has nothing to plot
+    at_zero = [m for m, fit in mechanisms.fits.items() if hasattr(fit, "varcorr")
+               and random_effect_variances(fit)["at_zero"].all()]
+    assert at_zero == ["negotiation"]  # the demo's singular fit
     assert list(figs)[0] == "forest"
-    assert {"caterpillar_ego_navigation", "caterpillar_negotiation", "invariance_ce_invariance"} <= set(figs)
-    assert len(figs) == 1 + len(fitted)
+    assert {"caterpillar_ego_navigation", "invariance_ce_invariance"} <= set(figs)
+    assert "caterpillar_negotiation" not in figs
+    assert len(figs) == 1 + len(fitted) - len(at_zero)
     assert figs["caterpillar_ego_navigation"].data["group"].eq("practice_id").all()
     for fig in figs.values():
         ET.fromstring(fig.svg().encode())
@@ -562,6 +569,11 @@ def test_path_diagram_within_between(baseline):
 def test_caterpillar_zero_variance_said_in_words():
     re = pd.DataFrame({"group": "practice_id", "term": "(Intercept)", "level": [f"P{i}" for i in range(10)],
                        "condval": 0.0, "condsd": 0.0})
-    fig = caterpillar_plot(re)
-    assert "estimated as zero (singular fit)" in fig.alt_text
+    # without variance components, a panel whose modes and SDs are all zero is left out: nothing to plot
+    with pytest.raises(RenderError, match=r"estimated at zero \(singular fit\)"):
+        caterpillar_plot(re)
+    other = re.assign(group="area_id", condval=np.linspace(-1, 1, 10), condsd=0.2)
+    fig = caterpillar_plot(pd.concat([re, other], ignore_index=True))
+    assert set(fig.data["group"]) == {"area_id"}
+    assert "estimated at zero (singular fit)" in fig.alt_text
     assert any("singular fit" in t for t in svg_texts(fig.svg()))

@@ -869,6 +869,22 @@ def _themes_by_group(cases, *, id, group_by, group_labels, group_title, themes, 
 
 
 # ------------------------------------------------------------- case oriented
+def _whole_numbers(column) -> bool:
+    """Whether a column holds numbers that are all whole (ignoring missing values): counts."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    if pd.api.types.is_integer_dtype(column):
+        return True
+    num = pd.to_numeric(column, errors="coerce")
+    if bool((num.isna() & column.notna()).any()):  # some text: not a number column
+        return False
+    v = num.dropna().to_numpy(dtype=float)
+    return bool(len(v)) and bool(np.all(np.isfinite(v) & (v == np.round(v))))
+
+
 def _case_oriented(cases, *, id, profile, themes, codebook, excerpts, fmt, quote, k_quotes, title, number,
                    orientation, opts, lbm=True, ddir="none"):
     import pandas as pd
@@ -891,6 +907,9 @@ def _case_oriented(cases, *, id, profile, themes, codebook, excerpts, fmt, quote
     body: list[Row] = []
     spec_rows = []
     name_of = (lambda t: str(_theme_info(codebook, t)["name"]))
+    # a profile column is a count when all its values are whole numbers (a count column turns float
+    # once it has a missing value); one column, one number format
+    counts = {col: _whole_numbers(cases[col]) for col in profile}
     for i in interviewed:
         row = cases.loc[ids == i].iloc[0]
         cells = [Cell(str(i))]
@@ -900,8 +919,7 @@ def _case_oriented(cases, *, id, profile, themes, codebook, excerpts, fmt, quote
             prof[col] = v
             if _missing(v):
                 cells.append(Cell(fmt.missing, kind="number"))
-            elif isinstance(v, (int,)) or (hasattr(v, "is_integer") and float(v).is_integer() and
-                                           pd.api.types.is_integer_dtype(cases[col])):
+            elif counts[col]:
                 cells.append(Cell(fmt.count(v), kind="count", value=int(v)))
             elif pd.api.types.is_number(v):
                 cells.append(Cell(fmt.estimate(v), kind="number", value=float(v)))

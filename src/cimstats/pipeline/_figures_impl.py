@@ -26,6 +26,7 @@ def build(ctx: StepContext) -> dict:
         raise StepSkipped("the mechanisms step saved no result, so there is nothing to draw")
     made: list[dict] = []
     notes: list[str] = []
+    not_drawn: list[dict] = []  # figures left out for a reason the report states
 
     def save(fig, name: str, kind: str) -> None:
         for fmt in formats:
@@ -58,16 +59,33 @@ def build(ctx: StepContext) -> dict:
             re = pd.read_csv(re_file, keep_default_na=False, na_values=[""])
             for c in ("group", "term", "level"):
                 re[c] = re[c].astype(str)
+            vc_file = ctx.read(f"models/{mid}_varcorr.csv")
+            vc = pd.read_csv(vc_file, keep_default_na=False, na_values=[""]) if vc_file.is_file() else None
+            variances = F.random_effect_variances(varcorr=vc) if vc is not None else None
             for g in dict.fromkeys(re["group"]):
                 n = int((re["group"] == g).sum())
+                title = f"Random effects of {g} in model {mid} ({n} levels)"
+                if variances is not None:
+                    # a random effect whose variance sits at zero gets no caterpillar plot, only this sentence
+                    vg = variances["group"].astype(str)
+                    mine = variances[(vg == g) | vg.str.startswith(g + ".")]
+                    if len(mine) and bool(mine["at_zero"].all()):
+                        terms = list(dict.fromkeys(re.loc[re["group"] == g, "term"]))
+                        what = " and ".join("random intercepts" if t == "(Intercept)" else f"random slopes of {t}"
+                                            for t in terms)
+                        not_drawn.append({"file": f"caterpillar_{mid}_{g}", "kind": "caterpillar_plot",
+                                          "title": title,
+                                          "reason": f"the variance of the {g} {what} was estimated at zero "
+                                                    f"(singular fit), so every level's conditional mode is 0 and "
+                                                    f"there is nothing to plot"})
+                        continue
                 if n > MAX_LEVELS:
                     notes.append(f"caterpillar plot of {g} in model {mid} not drawn: {n} levels (more than "
                                  f"{MAX_LEVELS}); the conditional modes are in models/{mid}_ranef.csv")
                     continue
                 attempt(f"caterpillar_{mid}_{g}", "caterpillar_plot",
-                        lambda re=re, g=g, n=n: F.caterpillar_plot(
-                            re, group=g, level=res.level,
-                            title=f"Random effects of {g} in model {mid} ({n} levels)"))
+                        lambda re=re, g=g, vc=vc, title=title: F.caterpillar_plot(
+                            re, group=g, level=res.level, varcorr=vc, title=title))
         fit = load_model(ctx.out, mid)
         if fit is not None and fit.kind == "mediation":
             attempt(f"path_{mid}", "path_diagram",
@@ -77,4 +95,6 @@ def build(ctx: StepContext) -> dict:
             attempt(f"invariance_{mid}", "invariance_plot",
                     lambda inv=inv: F.invariance_plot(pd.read_csv(inv), title=f"Measurement invariance ({mid})"))
     _write_csv(pd.DataFrame(made, columns=["file", "kind", "title", "alt_text"]), ctx.path("figures/index.csv"))
+    _write_csv(pd.DataFrame(not_drawn, columns=["file", "kind", "title", "reason"]),
+               ctx.path("figures/not_drawn.csv"))
     return {"figures": len(made), "notes": notes}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cimstats.render.numbers import COLUMN_KINDS
+
 from cimstats._files import inside
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import PlanError
@@ -33,8 +35,8 @@ MECHANISM_RESULT = "mechanisms/saved"
 
 #: the columns of a model's estimates shown in the model tables, their number kinds and headings
 TERM_COLUMNS = ("term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper")
-TERM_KINDS = {"estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "df": "number",
-              "p_value": "p_value", "ci_lower": "estimate", "ci_upper": "estimate"}
+#: each term column's number format, from the one column-kind map
+TERM_KINDS = {c: COLUMN_KINDS[c] for c in TERM_COLUMNS if c in COLUMN_KINDS}
 TERM_LABELS = {"term": "Term", "estimate": "Estimate", "std_error": "SE", "statistic": "Statistic", "df": "df",
                "p_value": "p", "ci_lower": "CI lower", "ci_upper": "CI upper"}
 #: the columns of a measurement-invariance table shown in the model tables

@@ -24,7 +24,7 @@ import pandas as pd
 from cimstats import __version__
 from cimstats._sheets import restore_spreadsheet_frame
 from cimstats.render.escape import escape_html
-from cimstats.render.numbers import NumberFormat
+from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 from cimstats.render.spec import TableSpec
 from cimstats.render.text_formats import _CSS, to_html
 
@@ -52,6 +52,36 @@ figcaption{font-size:.92rem;color:#333;margin-top:.4rem}
 """
 
 _FMT = NumberFormat()
+
+
+def _text(value) -> str:
+    """The text of a saved cell, or ``""`` for a missing one (NaN, None, blank), never ``"nan"``."""
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value).strip()
+
+
+def _model_note(model_id, reason, diagnostics) -> str:
+    """One note per model: why it was not fitted, else its fit diagnostics; ``""`` when there is neither."""
+    said = _text(reason) or _text(diagnostics)
+    if not said:
+        return ""
+    return f"{model_id}: {said}" + ("" if said.endswith(".") else ".")
+
+
+def _caption_description(title: str, alt: str) -> str:
+    """The alt text of a figure for its caption, without the title when the alt text starts with it."""
+    alt = alt.strip()
+    if title and alt.startswith(title):
+        rest = alt[len(title):].lstrip(" :.;,")
+        if rest:
+            return rest[0].upper() + rest[1:]
+    return alt
 
 
 def _read_csv(path: Path, *, spreadsheet: bool = False) -> pd.DataFrame | None:
@@ -99,7 +129,8 @@ def report_inputs(plan, out: Path) -> list[Path]:
             "harmonisation/unmapped.csv", "data/patients_codebook.csv", "data/alters_codebook.csv",
             "scales/score_status.csv", "scales/reliability.csv", "networks/summary.csv", "networks/change.csv",
             "mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
-            f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv"]
+            f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv",
+            "figures/not_drawn.csv"]
     paths = [out / r for r in rels]
     for folder, pattern in (("models", "*.csv"), ("models", "*/result.json"), ("joint_displays", "*.html"),
                             ("figures", "*.svg")):
@@ -240,22 +271,20 @@ def build_report(plan, out) -> str:
                                   kinds={"nobs": "count", "n_dropped": "count"},
                                   labels={"model_id": "Model", "template": "Template", "status": "Status",
                                           "model": "Specification", "nobs": "n used", "n_dropped": "n set aside"},
-                                  notes=tuple(f"{r.model_id}: {r.reason or r.diagnostics}" for r in models.itertuples()
-                                              if (r.reason or r.diagnostics))))
+                                  notes=tuple(n for n in (_model_note(r.model_id, r.reason, r.diagnostics)
+                                                          for r in models.itertuples()) if n)))
         for r in models.itertuples():
             terms = _read_csv(out / f"models/{r.model_id}_terms.csv")
             if terms is not None:
                 cols = [c for c in TERM_COLUMNS if c in terms.columns]
-                parts.append(f"<h3>Model {escape_html(r.model_id)}</h3>")
                 parts.append(_frame_table(terms[cols], f"Estimates of model {r.model_id}: {r.model}",
-                                          kinds={k: v for k, v in TERM_KINDS.items() if k != "df"},
+                                          kinds={c: COLUMN_KINDS[c] for c in cols if c in COLUMN_KINDS},
                                           labels=TERM_LABELS))
             inv = _read_csv(out / f"models/{r.model_id}_invariance.csv")
             if inv is not None:
                 keep = [c for c in INVARIANCE_COLUMNS if c in inv.columns]
-                parts.append(f"<h3>Model {escape_html(r.model_id)}</h3>")
-                parts.append(_frame_table(inv[keep], f"Measurement invariance: {r.model}",
-                                          kinds={"p_diff": "p_value"}))
+                parts.append(_frame_table(inv[keep], f"Invariance steps of model {r.model_id}: {r.model}",
+                                          kinds={c: COLUMN_KINDS[c] for c in keep if c in COLUMN_KINDS}))
     if parts:
         sec.append(("mechanisms", "Mechanism tests and model results", "\n".join(parts)))
 
@@ -265,8 +294,7 @@ def build_report(plan, out) -> str:
     if idx is not None:
         for r in idx.itertuples():
             f = out / "joint_displays" / f"{r.file}.html"
-            if f.is_file():
-                parts.append(f"<h3>{escape_html(str(r.title))}</h3>")
+            if f.is_file():  # the table's caption carries its title: no heading repeats it
                 parts.append(f'<div class="table-wrap">{_body_of(f.read_text(encoding="utf-8"))}</div>')
     if parts:
         sec.append(("joint-displays", "Joint displays", "\n".join(parts)))
@@ -280,12 +308,18 @@ def build_report(plan, out) -> str:
             if not f.is_file():
                 continue
             fid = f"figure-{k}"
-            svg = _svg_inline(f.read_text(encoding="utf-8"), str(r.alt_text), fid)
-            parts.append(f'<h3>{escape_html(str(r.title))}</h3>')
-            parts.append(f'<figure id="{fid}" aria-label="{html.escape(str(r.title), quote=True)}">{svg}'
-                         f"<figcaption><strong>Figure {k}.</strong> {escape_html(str(r.title))}. "
-                         f"{escape_html(str(r.alt_text))}</figcaption></figure>")
-    elif plan.sections["outputs"]["figures"] and (out / "mechanisms").is_dir():
+            title, alt = _text(r.title), _text(r.alt_text)
+            svg = _svg_inline(f.read_text(encoding="utf-8"), alt, fid)
+            # the caption carries the title once (no heading repeats it)
+            parts.append(f'<figure id="{fid}" aria-label="{html.escape(title, quote=True)}">{svg}'
+                         f"<figcaption><strong>Figure {k}.</strong> {escape_html(title)}. "
+                         f"{escape_html(_caption_description(title, alt))}</figcaption></figure>")
+    not_drawn = _read_csv(out / "figures/not_drawn.csv")
+    if not_drawn is not None and len(not_drawn):
+        items = "".join(f"<li>{escape_html(_text(r.title))}: {escape_html(_text(r.reason).rstrip('.'))}.</li>"
+                        for r in not_drawn.itertuples())
+        parts.append(f"<p>Not drawn:</p><ul>{items}</ul>")
+    if fidx is None and plan.sections["outputs"]["figures"] and (out / "mechanisms").is_dir():
         parts.append('<p class="skip">No figures were drawn: the figure module (cimstats.render.figures) is not part '
                      "of this installation.</p>")
     if parts:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from cimstats.errors import CimstatsError, PlanError
 from cimstats.models._result import FittedResult
+from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 
 from . import figures as F
 from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_KINDS, TERM_LABELS, StepContext,  # noqa: F401
@@ -363,6 +364,9 @@ def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
 
 
 # =========================================================================== tables
+_FMT = NumberFormat()
+
+
 def step_tables(ctx: StepContext) -> dict:
     """Publication tables: the mechanism table and one table per fitted model, in every table format."""
     from cimstats.render import TableSpec
@@ -388,12 +392,13 @@ def step_tables(ctx: StepContext) -> dict:
                 d = d[cols]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", kinds=TERM_KINDS,
                                             header_labels=TERM_LABELS, number=str(k),
-                                            notes=tuple(x for x in (f"n = {r.nobs}" if pd.notna(r.nobs) else "",
-                                                                    str(r.diagnostics or "")) if x))
+                                            notes=tuple(x for x in (
+                                                f"n = {_FMT.count(r.nobs)}." if pd.notna(r.nobs) else "",
+                                                str(r.diagnostics) if pd.notna(r.diagnostics) else "") if x))
             else:
                 d = d[[c for c in INVARIANCE_COLUMNS if c in d.columns]]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", number=str(k),
-                                            kinds={"p_diff": "p_value"})
+                                            kinds={c: COLUMN_KINDS[c] for c in keep if c in COLUMN_KINDS})
             _write_csv(d, ctx.path(f"tables/model_{r.model_id}.csv"))
             written += _render_all(spec, ctx.path(f"tables/model_{r.model_id}.csv"), formats)
             k += 1

@@ -1,9 +1,12 @@
 """Number formatting by stated journal conventions.
 
 A :class:`NumberFormat` says how estimates, confidence intervals, p-values,
-counts and percentages are written. Presets approximate common house styles;
-every field can be changed, so the convention used is always explicit and
-reproducible.
+counts, percentages, degrees of freedom and fit indices are written. It is the
+one place where a column kind gets its format: every table builder asks it
+(``count``, ``estimate``, ``p``, ``fit_index``, ``df`` or :meth:`NumberFormat.format`
+with the kind's name), so the same kind of number looks the same in every
+table. Presets approximate common house styles; every field can be changed, so
+the convention used is always explicit and reproducible.
 
 Examples
 --------
@@ -16,17 +19,35 @@ Examples
 ('< .001', '.031', '[1.20, 3.46]')
 >>> NumberFormat.preset("bmj").ci(1.2, 3.456)
 '1.20 to 3.46'
+>>> f.count(1425), f.df(63.0), f.df(1414.843), f.fit_index(0.99612), f.fit_index(1.0)
+('1,425', '63', '1,414.84', '0.996', '1.000')
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any
 
 from cimstats.errors import RenderError
 
-__all__ = ["NumberFormat", "PRESETS"]
+__all__ = ["NumberFormat", "PRESETS", "KINDS", "COLUMN_KINDS"]
+
+#: column kinds a NumberFormat writes (see :meth:`NumberFormat.format`)
+KINDS = ("count", "estimate", "number", "p_value", "percent", "fit_index", "df")
+
+#: the number kind of each column of the saved result tables (``tidy()`` terms, invariance fit steps),
+#: so every table built from them writes a column the same way
+COLUMN_KINDS = {
+    "estimate": "estimate", "std_error": "estimate", "statistic": "estimate", "ci_lower": "estimate",
+    "ci_upper": "estimate", "chisq": "estimate", "chisq_diff": "estimate",
+    "p_value": "p_value", "p_diff": "p_value", "p_adjusted": "p_value",
+    "df": "df", "df_diff": "df",
+    "cfi": "fit_index", "tli": "fit_index", "rmsea": "fit_index", "srmr": "fit_index", "delta_cfi": "fit_index",
+    "delta_tli": "fit_index", "delta_rmsea": "fit_index", "delta_srmr": "fit_index",
+    "npar": "count", "nobs": "count", "n": "count", "n_dropped": "count",
+}
 
 _CI_STYLES = ("brackets", "parentheses", "to", "dash")
 _P_STYLES = ("exact", "threshold", "stars")
@@ -64,6 +85,14 @@ class NumberFormat:
         Thousands separator for counts (default ``","``; ``""`` for none).
     percent_decimals : int
         Decimals for percentages (default 0).
+    fit_decimals : int
+        Decimals for fit indices (CFI, TLI, RMSEA, SRMR and their changes;
+        default 3, as lavaan prints them and as the usual cut-offs such as
+        a CFI drop of 0.010 need).
+    df_decimals : int
+        Decimals for degrees of freedom that are not whole numbers
+        (Satterthwaite or Kenward-Roger df; default 2). Whole df are written
+        as counts (``63``, ``1,049``).
     missing : str
         Text for a missing value (default ``"–"``).
     """
@@ -80,6 +109,8 @@ class NumberFormat:
     thousands: str = ","
     percent_decimals: int = 0
     missing: str = "\u2013"
+    fit_decimals: int = 3
+    df_decimals: int = 2
 
     def __post_init__(self):
         if self.ci_style not in _CI_STYLES:
@@ -90,7 +121,7 @@ class NumberFormat:
             raise RenderError(
                 f"`p_style={self.p_style!r}` is not a known style; expected one of {', '.join(_P_STYLES)}."
             )
-        for name in ("decimals", "p_decimals", "percent_decimals"):
+        for name in ("decimals", "p_decimals", "percent_decimals", "fit_decimals", "df_decimals"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0 or v > 12:
                 raise RenderError(f"`{name}={v!r}` must be an integer between 0 and 12.")
@@ -149,12 +180,58 @@ class NumberFormat:
     number = estimate
 
     def count(self, k: Any) -> str:
-        """Format a count with the thousands separator."""
+        """Format a count with the thousands separator (``1,425``).
+
+        A count stored as a float (``5.0``, as counts are after a missing value
+        made the column float) is written as the whole number it is; a value
+        that is not whole (a weighted or averaged count) is written with
+        ``decimals`` rather than cut to an integer.
+        """
         if self._missing(k):
             return self.missing
+        if not isinstance(k, numbers.Integral):
+            x = float(k)
+            if math.isinf(x):
+                return ("" if x > 0 else self.minus) + "\u221e"
+            if not x.is_integer():
+                return self._num(x, self.decimals)
         k = int(k)
         s = f"{abs(k):,d}".replace(",", self.thousands)
         return (self.minus if k < 0 else "") + s
+
+    def df(self, x: Any) -> str:
+        """Format degrees of freedom: whole df as a count (``63``), others with ``df_decimals`` (``1,414.84``).
+
+        Infinite df (a z test, as for GLMM Wald tests) are written ``∞``.
+        """
+        if self._missing(x):
+            return self.missing
+        x = float(x)
+        if math.isinf(x):
+            return ("" if x > 0 else self.minus) + "\u221e"
+        if x.is_integer():
+            return self.count(x)
+        return self._num(x, self.df_decimals)
+
+    def fit_index(self, x: Any) -> str:
+        """Format a fit index or its change (CFI, TLI, RMSEA, SRMR) with ``fit_decimals`` (``0.996``, ``1.000``)."""
+        if self._missing(x):
+            return self.missing
+        return self._num(float(x), self.fit_decimals)
+
+    def format(self, kind: str, x: Any) -> str:
+        """Format ``x`` as a number of the column kind ``kind`` (one of :data:`KINDS`).
+
+        ``estimate`` and ``number`` are estimates, ``p_value`` p-values; the
+        other kinds call the method of the same name.
+        """
+        if kind in ("estimate", "number"):
+            return self.estimate(x)
+        if kind == "p_value":
+            return self.p(x)
+        if kind in ("count", "percent", "fit_index", "df"):
+            return getattr(self, kind)(x)
+        raise RenderError(f"Number kind {kind!r} is not known; expected one of {', '.join(KINDS)}.")
 
     def percent(self, x: Any, *, sign: bool = True) -> str:
         """Format a percentage given on the 0-100 scale."""

@@ -380,7 +380,9 @@ class TableSpec:
             Table title.
         kinds : dict, optional
             Column -> cell kind (``estimate``, ``p_value``, ``count``,
-            ``percent``...); numeric columns default to ``number``.
+            ``percent``...) or number kind (``df``, ``fit_index``: written by
+            :meth:`NumberFormat.df` / :meth:`NumberFormat.fit_index` in
+            ``number`` cells); numeric columns default to ``number``.
         number_format : NumberFormat, optional
             Formatting convention (default :class:`NumberFormat`).
         group_by : str, optional
@@ -422,6 +424,8 @@ class TableSpec:
                 return Cell(fmt.percent(v), kind=k, value=None if fmt._missing(v) else float(v))
             if k in ("number", "estimate"):
                 return Cell(fmt.estimate(v), kind=k, value=None if fmt._missing(v) else float(v))
+            if k in ("df", "fit_index"):  # number formats of their own, shown as numbers
+                return Cell(fmt.format(k, v), kind="number", value=None if fmt._missing(v) else float(v))
             return Cell("" if fmt._missing(v) else str(v), kind=k)
 
         header = (tuple(Cell(header_labels.get(c, str(c))) for c in cols),)

@@ -34,13 +34,14 @@ True
 from __future__ import annotations
 
 from ._figure import Figure
-from .caterpillar import caterpillar_plot, caterpillar_table
+from .caterpillar import caterpillar_plot, caterpillar_table, random_effect_variances
 from .collection import mechanism_figures
 from .forest import forest_plot, forest_table
 from .invariance import invariance_plot, invariance_table
 from .path import path_diagram, path_layout
 from .power import power_curve
 
-__all__ = ["Figure", "forest_plot", "forest_table", "caterpillar_plot", "caterpillar_table", "path_diagram",
+__all__ = ["Figure", "forest_plot", "forest_table", "caterpillar_plot", "caterpillar_table", "random_effect_variances",
+           "path_diagram",
            "path_layout", "invariance_plot", "invariance_table",
            "mechanism_figures", "power_curve"]

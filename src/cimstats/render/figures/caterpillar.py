@@ -1,4 +1,11 @@
-"""Caterpillar plot: conditional modes of random effects with intervals, ordered."""
+"""Caterpillar plot: conditional modes of random effects with intervals, ordered.
+
+A random effect whose variance was estimated at zero (a singular fit) has
+every conditional mode at zero and nothing to show: its panel is not drawn,
+and the figure's note and alt text say that the variance was estimated at
+zero. Whether a variance sits at zero is read from the fit's variance
+components (see :func:`random_effect_variances` and :data:`BOUNDARY_TOL`).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,97 @@ from cimstats.render.numbers import NumberFormat
 
 from ._figure import COLOURS, Figure, new_figure, type_error
 
-__all__ = ["caterpillar_plot", "caterpillar_table"]
+__all__ = ["caterpillar_plot", "caterpillar_table", "random_effect_variances", "BOUNDARY_TOL"]
 
 _COLUMNS = ("group", "term", "level", "condval", "condsd")
 _ACCEPTED = ("an LmmResult from cimstats.lmm(), a GlmmResult from cimstats.glmm(), or a DataFrame with the "
              "columns of their ranef() (group, term, level, condval, condsd)")
 #: at most this many levels get a text label on the axis
 MAX_LABELLED = 80
+#: a random-effect variance counts as estimated at zero when its standard deviation is below this
+#: fraction of the residual standard deviation (linear mixed models) or below this value on the link
+#: scale (generalised models, whose residual scale is fixed): the same relative tolerance that lme4's
+#: ``isSingular()`` applies to the relative covariance factor by default (1e-4)
+BOUNDARY_TOL = 1e-4
+_VC_COLUMNS = ("group", "term1", "term2", "vcov", "sdcor")
+
+
+def random_effect_variances(result=None, *, varcorr=None, tol: float = BOUNDARY_TOL) -> pd.DataFrame:
+    """The random-effect variances of a fit and whether each was estimated at zero.
+
+    Parameters
+    ----------
+    result : LmmResult or GlmmResult, optional
+        A fitted mixed model; its ``varcorr()`` is used.
+    varcorr : pandas.DataFrame, optional
+        The model's ``varcorr()`` table (group, term1, term2, vcov, sdcor),
+        e.g. as saved in ``models/<id>_varcorr.csv``; used when ``result``
+        is not given.
+    tol : float
+        Relative tolerance (default :data:`BOUNDARY_TOL`): a variance is at
+        zero when its SD divided by the residual SD (LMM; for a GLMM without a
+        residual row, the SD itself on the link scale) is below ``tol``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        group, term, variance, sd, relative_sd, at_zero (bool); one row per
+        random term (covariances and the residual are left out).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> vc = pd.DataFrame({"group": ["practice_id", "Residual"], "term1": ["(Intercept)", ""],
+    ...                    "term2": ["", ""], "vcov": [1e-12, 0.15], "sdcor": [1e-6, 0.39]})
+    >>> random_effect_variances(varcorr=vc)[["group", "at_zero"]].values.tolist()
+    [['practice_id', True]]
+    """
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < 1):
+        raise RenderError(f"`tol` is {tol!r}; expected a relative tolerance between 0 and 1, e.g. 1e-4.")
+    if result is not None and not isinstance(result, pd.DataFrame):
+        vc_method = getattr(result, "varcorr", None)
+        if type(result).__name__ not in ("LmmResult", "GlmmResult") or not callable(vc_method):
+            raise type_error("random_effect_variances", "result", result, _ACCEPTED)
+        varcorr = vc_method()
+    if varcorr is None:
+        raise RenderError("`random_effect_variances()` needs a fitted mixed model or its `varcorr=` table "
+                          "(group, term1, term2, vcov, sdcor); pass one of them.")
+    missing = [c for c in _VC_COLUMNS if c not in varcorr.columns]
+    if missing:
+        raise RenderError(
+            f"`varcorr` lacks the column(s) {', '.join(missing)} (found: {', '.join(map(str, varcorr.columns))}); "
+            "pass the model's varcorr() table with group, term1, term2, vcov and sdcor."
+        )
+    vc = varcorr.loc[:, list(_VC_COLUMNS)].copy()
+    term2 = vc["term2"].astype("string").fillna("").str.strip()
+    group = vc["group"].astype(str)
+    resid = vc.loc[group == "Residual", "sdcor"].to_numpy(dtype=float)
+    scale = float(resid[0]) if len(resid) and np.isfinite(resid[0]) and resid[0] > 0 else 1.0
+    keep = (term2 == "") & (group != "Residual")
+    out = pd.DataFrame({"group": group[keep].to_numpy(), "term": vc.loc[keep, "term1"].astype(str).to_numpy(),
+                        "variance": vc.loc[keep, "vcov"].to_numpy(dtype=float)})
+    out["sd"] = np.sqrt(np.clip(out["variance"].to_numpy(dtype=float), 0.0, None))
+    out["relative_sd"] = out["sd"] / scale
+    out["at_zero"] = out["relative_sd"].to_numpy() < tol
+    return out
+
+
+def _zero_panels(variances: pd.DataFrame | None, panels) -> set:
+    """The (group, term) panels whose variance was estimated at zero.
+
+    A panel matches the variance rows of its group (or of the group's numbered
+    blocks, ``practice_id.1``, when one factor has several random-effect blocks)
+    and term; it is at zero only when every matching variance is.
+    """
+    if variances is None:
+        return set()
+    out = set()
+    vg = variances["group"].astype(str)
+    for g, t in panels:
+        rows = variances[((vg == g) | vg.str.startswith(g + ".")) & (variances["term"].astype(str) == t)]
+        if len(rows) and bool(rows["at_zero"].all()):
+            out.add((g, t))
+    return out
 
 
 def _ranef(result) -> tuple[pd.DataFrame, str]:
@@ -87,7 +178,8 @@ def caterpillar_table(result, *, group=None, term=None, level: float = 0.95) -> 
 
 
 def caterpillar_plot(result, *, group=None, term=None, level: float = 0.95, labels=None, title=None,
-                     number_format=None, width=None, height=None) -> Figure:
+                     number_format=None, width=None, height=None, varcorr=None,
+                     tol: float = BOUNDARY_TOL) -> Figure:
     """Caterpillar plot of random effects: each level's conditional mode and interval, ordered.
 
     One panel per grouping factor and random term (e.g. practices' random
@@ -111,20 +203,31 @@ def caterpillar_plot(result, *, group=None, term=None, level: float = 0.95, labe
         drawn, which stays readable and fast).
     title : str, optional
     number_format : cimstats.render.NumberFormat, optional
-        How the alt text writes numbers (default 2 decimals).
+        How the alt text writes numbers (default 2 decimals, more when the largest
+        conditional mode is below 0.1, so small modes do not read as 0.00).
     width, height : float, optional
         Figure size in inches (default from the number of panels and levels).
+    varcorr : pandas.DataFrame, optional
+        The model's ``varcorr()`` table, when ``result`` is a ranef table (a
+        fitted model brings its own): it tells which variances were estimated
+        at zero.
+    tol : float
+        Relative tolerance for a variance at zero (default
+        :data:`BOUNDARY_TOL`; see :func:`random_effect_variances`).
 
     Returns
     -------
     Figure
-        ``data`` holds one row per drawn level (see :func:`caterpillar_table`).
+        ``data`` holds one row per drawn level (see :func:`caterpillar_table`);
+        ``data.attrs["zero_variance"]`` lists the (group, term) panels left
+        out because their variance was estimated at zero.
 
     Raises
     ------
     RenderError
         ``result`` is not a mixed model or a ranef table; ``group``/``term``
-        names a factor the model lacks.
+        names a factor the model lacks; every variance to draw was estimated
+        at zero (nothing to plot).
 
     Notes
     -----
@@ -132,6 +235,14 @@ def caterpillar_plot(result, *, group=None, term=None, level: float = 0.95, labe
     effects given the estimated variance components, as drawn by lme4's
     ``dotplot(ranef(m, condVar = TRUE))``; levels whose interval excludes zero
     are drawn in a darker colour.
+
+    A random term whose variance was estimated at zero (singular fit) gets no
+    panel: every level's conditional mode is zero, and a panel would only
+    magnify rounding noise. The figure's note and alt text say which
+    variances were estimated at zero. The decision uses the variance
+    components (relative SD below ``tol``); for a ranef table given without
+    ``varcorr``, a panel is left out only when all its modes and SDs are
+    numerically zero.
 
     Examples
     --------
@@ -148,19 +259,56 @@ def caterpillar_plot(result, *, group=None, term=None, level: float = 0.95, labe
     """
     rows = caterpillar_table(result, group=group, term=term, level=level)
     _, scale = _ranef(result)
-    fmt = number_format or NumberFormat(decimals=2)
+    fmt = number_format
     pct = f"{level * 100:g}%"
     panels = list(dict.fromkeys(zip(rows["group"], rows["term"])))
+    if not isinstance(result, pd.DataFrame):
+        variances = random_effect_variances(result, tol=tol)
+    elif varcorr is not None:
+        variances = random_effect_variances(varcorr=varcorr, tol=tol)
+    else:
+        variances = None
+    if variances is not None:
+        zero = _zero_panels(variances, panels)
+    else:  # no variance components: only panels that are numerically all zero
+        zero = {(g, t) for g, t in panels if _is_zero(rows[(rows["group"] == g) & (rows["term"] == t)])}
+    left_out = [(g, t, int(((rows["group"] == g) & (rows["term"] == t)).sum())) for g, t in panels if (g, t) in zero]
+    panels = [pt for pt in panels if pt not in zero]
+    zero_note = _zero_note(left_out)
+    if not panels:
+        raise RenderError(
+            f"Nothing to plot: {zero_note[0].lower() + zero_note[1:]} Report the zero variance in the text "
+            "instead of a caterpillar plot, or pass `group=`/`term=` naming a random effect with a non-zero variance."
+        )
+    rows = rows[[pt in set(panels) for pt in zip(rows["group"], rows["term"])]].reset_index(drop=True)
     if title is None:
         title = "Random effects" + (f" ({scale})" if scale else "")
+    if fmt is None:  # 2 decimals, more when the modes are small, so the alt text never says "from 0.00 to 0.00"
+        top = float(np.nanmax(np.abs(rows["condval"].to_numpy(dtype=float)), initial=0.0))
+        fmt = NumberFormat(decimals=2 if not 0 < top < 0.1 else min(6, 1 - math.floor(math.log10(top))))
     alt = _alt_text(rows, panels, pct, fmt, scale)
+    if zero_note:
+        alt = alt[:-1] + ". " + zero_note
     data = rows.copy()
-    data.attrs.update(level=level, scale=scale)
+    data.attrs.update(level=level, scale=scale, zero_variance=[(g, t) for g, t, _ in left_out])
 
     def draw():
-        return _draw(rows, panels, title=title, pct=pct, labels=labels, width=width, height=height)
+        return _draw(rows, panels, title=title, pct=pct, labels=labels, width=width, height=height,
+                     note=zero_note)
 
     return Figure(title=title, alt_text=alt, data=data, kind="caterpillar", _draw=draw)
+
+
+def _zero_note(left_out) -> str:
+    """The sentence that names the random effects whose variance was estimated at zero ('' when none)."""
+    if not left_out:
+        return ""
+    what = [f"the {g} {_term_phrase(t, n)}" for g, t, n in left_out]
+    listed = what[0] if len(what) == 1 else ", ".join(what[:-1]) + " and " + what[-1]
+    verb = "was" if len(what) == 1 else "were"
+    noun = "panel is" if len(what) == 1 else "panels are"
+    return (f"The variance{'s' if len(what) > 1 else ''} of {listed} {verb} estimated at zero (singular fit), "
+            f"so every level's conditional mode is 0 and its {noun} not drawn.")
 
 
 def _term_phrase(term: str, n: int) -> str:
@@ -182,10 +330,6 @@ def _alt_text(rows, panels, pct, fmt, scale) -> str:
         n = len(p)
         k = int(p["excludes_zero"].sum())
         what = f"{n:,} {g} {_term_phrase(t, n)}"
-        if _is_zero(p):
-            parts.append((what, "the variance is estimated as zero (singular fit), so every level's "
-                                "conditional mode is 0"))
-            continue
         detail = (f"from {fmt.estimate(p['condval'].iloc[0])} ({p['level'].iloc[0]}) to "
                   f"{fmt.estimate(p['condval'].iloc[-1])} ({p['level'].iloc[-1]}), {k:,} of {n:,} with an "
                   f"interval that excludes zero")
@@ -201,7 +345,7 @@ def _alt_text(rows, panels, pct, fmt, scale) -> str:
     return text + "."
 
 
-def _draw(rows, panels, *, title, pct, labels, width, height):
+def _draw(rows, panels, *, title, pct, labels, width, height, note=""):
     from matplotlib.collections import LineCollection
 
     n_max = max(int(((rows["group"] == g) & (rows["term"] == t)).sum()) for g, t in panels)
@@ -239,12 +383,13 @@ def _draw(rows, panels, *, title, pct, labels, width, height):
         else:
             ax.set_yticks([])
             ax.set_ylabel(f"{n:,} levels, ordered")
-        if _is_zero(p):
-            ax.text(0.5, 0.5, "variance estimated as zero\n(singular fit): all levels at 0",
-                    transform=ax.transAxes, ha="center", va="center", fontsize=8, color=COLOURS["vermillion"],
-                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec=COLOURS["vermillion"], lw=0.6))
         ax.set_title(f"{g}: {t}", fontsize=9)
         ax.set_xlabel(f"Conditional mode ({pct} interval)")
     fig.suptitle(title, x=0.02, ha="left", fontweight="bold", fontsize=10)
+    if note:
+        import textwrap
+
+        text = "\n".join(textwrap.wrap("Note. " + note, width=max(40, int(width * 14))))
+        fig.text(0.02, 0.0, text, ha="left", va="top", fontsize=7.5, color=COLOURS["black"])
     fig.tight_layout()
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cimstats.errors import RenderError
 
 from ._figure import Figure
-from .caterpillar import caterpillar_plot
+from .caterpillar import caterpillar_plot, random_effect_variances
 from .forest import forest_plot
 from .invariance import invariance_plot
 from .path import path_diagram
@@ -27,7 +27,10 @@ def mechanism_figures(result) -> dict[str, Figure]:
         the plan (in plan order), ``"caterpillar_<model_id>"`` for mixed
         models, ``"path_<model_id>"`` for mediation models and
         ``"invariance_<model_id>"`` for invariance sequences. Models that were
-        not fitted have no figure (their reason is in ``result.models``).
+        not fitted have no figure (their reason is in ``result.models``); a
+        mixed model whose every random-effect variance was estimated at zero
+        (singular fit) has no caterpillar plot, as there is nothing to plot
+        (:func:`random_effect_variances` says so for the fit).
 
     Raises
     ------
@@ -54,6 +57,8 @@ def mechanism_figures(result) -> dict[str, Figure]:
     for model_id, fit in result.fits.items():
         kind = type(fit).__name__
         if kind in ("LmmResult", "GlmmResult"):
+            if bool(random_effect_variances(fit)["at_zero"].all()):
+                continue
             fig = caterpillar_plot(fit, title=f"Random effects of model '{model_id}'"
                                    + (" (log-odds scale)" if getattr(fit, "link", None) == "logit" else ""))
             out[f"caterpillar_{model_id}"] = fig

@@ -34,7 +34,8 @@ _ACCEPTED = ("an SEMResult from cimstats.sem(), a MediationResult from cimstats.
 # geometry, in inches (the drawing maps one unit to one inch)
 _H_OBS, _H_LAT = 0.42, 0.62
 _DX = 2.9            # distance between layers
-_SIDE = 1.9          # distance from a factor to its indicators beside it
+_SIDE = 1.9          # distance from a factor to its indicators beside it (centre to centre, at least)
+_SIDE_ARROW = 0.9    # shortest arrow between a factor and an indicator beside it (room for its label)
 _ABOVE = 1.25        # distance from a factor to its indicators above/below it
 _GAP = 0.22          # gap between stacked indicators
 _BLOCK_GAP = 0.55    # gap between structural blocks in one layer
@@ -46,6 +47,12 @@ def stars(p) -> str:
     if p is None or not np.isfinite(p):
         return ""
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def _side_distance(factor: str, indicators) -> float:
+    """Centre-to-centre distance from a factor to the indicators beside it: long names move them out."""
+    edge = _node_size(factor, True)[0] / 2 + max(_node_size(i, False)[0] for i in indicators) / 2
+    return max(_SIDE, edge + _SIDE_ARROW)
 
 
 def _node_size(name: str, latent: bool) -> tuple[float, float]:
@@ -183,9 +190,9 @@ def _sem_graph(t: pd.DataFrame, fmt, intervals: bool, residuals: bool, covarianc
             wv = _node_size(v, v in latents)[0] / 2
             reach_l = reach_r = wv
             if inds and side == "left":
-                reach_l = _SIDE + max(_node_size(i, False)[0] for i in inds) / 2
+                reach_l = _side_distance(v, inds) + max(_node_size(i, False)[0] for i in inds) / 2
             elif inds and side == "right":
-                reach_r = _SIDE + max(_node_size(i, False)[0] for i in inds) / 2
+                reach_r = _side_distance(v, inds) + max(_node_size(i, False)[0] for i in inds) / 2
             elif inds:
                 row = sum(_node_size(i, False)[0] for i in inds) + 0.15 * (len(inds) - 1)
                 reach_l = reach_r = max(wv, row / 2)
@@ -206,7 +213,7 @@ def _sem_graph(t: pd.DataFrame, fmt, intervals: bool, residuals: bool, covarianc
                                                                "above": "down", "below": "up"}[side])
             if inds:
                 if side in ("left", "right"):
-                    xi = x + (-_SIDE if side == "left" else _SIDE)
+                    xi = x + (-1 if side == "left" else 1) * _side_distance(v, inds)
                     span = len(inds) * (_H_OBS + _GAP) - _GAP
                     for j, ind in enumerate(inds):
                         add(ind, "observed", "indicator", xi, yv + span / 2 - _H_OBS / 2 - j * (_H_OBS + _GAP), side)
@@ -422,7 +429,11 @@ def path_diagram(result, *, standardized: bool = False, group=None, residuals: b
     -----
     The layout is deterministic: exogenous variables left, mediators in the
     middle and outcomes right (layers follow the regressions), indicators
-    beside their factor. Stars: * p < 0.05, ** p < 0.01, *** p < 0.001.
+    beside their factor. Each estimate is written where its box overlaps no
+    other estimate and no variable: at the middle of its arrow if free, else
+    further along it, else beside it, in smaller type on arrows too short to
+    hold it; a spot that crosses no other arrow is preferred. Stars:
+    * p < 0.05, ** p < 0.01, *** p < 0.001.
 
     Examples
     --------
@@ -544,6 +555,138 @@ def _detour(a, b, source, target, nodes) -> float:
     return best
 
 
+class _Curve:
+    """An arrow's centre line from ``a`` to ``b``: straight, or matplotlib's ``arc3`` quadratic Bezier."""
+
+    def __init__(self, a, b, rad=0.0):
+        self.a, self.b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        d = self.b - self.a
+        self.c = (self.a + self.b) / 2 + rad * np.array([d[1], -d[0]])
+
+    def point(self, t):
+        t = np.asarray(t, dtype=float)[..., None]
+        return (1 - t) ** 2 * self.a + 2 * (1 - t) * t * self.c + t ** 2 * self.b
+
+    def normal(self, t) -> np.ndarray:
+        d = 2 * (1 - t) * (self.c - self.a) + 2 * t * (self.b - self.c)
+        n = np.array([-d[1], d[0]])
+        norm = float(np.hypot(*n))
+        return n / norm if norm > 0 else np.array([0.0, 1.0])
+
+
+def _inside(pts, box, margin=0.0) -> np.ndarray:
+    """Which points lie in the box ``(x0, y0, x1, y1)`` grown by ``margin``."""
+    return ((pts[:, 0] >= box[0] - margin) & (pts[:, 0] <= box[2] + margin)
+            & (pts[:, 1] >= box[1] - margin) & (pts[:, 1] <= box[3] + margin))
+
+
+def _overlap(p, q, gap=0.0) -> bool:
+    """Whether boxes ``(x0, y0, x1, y1)`` overlap (closer than ``gap``)."""
+    return p[0] < q[2] + gap and q[0] < p[2] + gap and p[1] < q[3] + gap and q[1] < p[3] + gap
+
+
+#: label placement: font sizes tried in turn (shorter arrows may need a smaller one), the gap kept
+#: between a label and other labels or nodes (inches), and the steps along and across the arrow
+_LABEL_SIZES = (8.0, 7.0, 6.0)
+_LABEL_GAP = 0.03
+_ALONG = (0.0, 0.08, -0.08, 0.16, -0.16, 0.24, -0.24, 0.32, -0.32, 0.4, -0.4)
+
+
+def _place_labels(ax, jobs, node_boxes, lines) -> None:
+    """Put every arrow label where it overlaps no other label and no node.
+
+    Each label is tried at its preferred point on its arrow, then further along
+    the arrow, then beside it (offset along the arrow's normal), with the font
+    size stepped down for arrows too short to hold it. A spot that crosses no
+    other arrow is preferred. Labels of the shortest arrows are placed first,
+    since they have the fewest spots. Sizes are measured with the renderer, so
+    the boxes are those drawn (one data unit is one inch).
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    dpi = ax.figure.dpi
+    placed: list[tuple] = []
+    blocked = [tuple(b) for b in node_boxes]
+
+    def size(artist, fs):
+        artist.set_fontsize(fs)
+        ext = artist.get_window_extent(renderer)
+        pad = (2 * 0.08 * fs / 72.0) if artist.get_bbox_patch() is not None else 0.0
+        return ext.width / dpi + pad, ext.height / dpi + pad
+
+    order = sorted(range(len(jobs)), key=lambda k: (jobs[k]["length"], k))
+    for k in order:
+        job = jobs[k]
+        artist = job["artist"]
+        others = [ln for j, ln in enumerate(lines) if j != job.get("line")]
+        best = None
+        for fs in job.get("sizes", _LABEL_SIZES):
+            w, h = size(artist, fs)
+            chosen = None
+            for cx, cy in job["candidates"](w, h):
+                box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                if any(_overlap(box, b, _LABEL_GAP) for b in blocked + placed):
+                    continue
+                crossings = sum(int(_inside(ln, box).any()) for ln in others)
+                if chosen is None or crossings < chosen[0]:
+                    chosen = (crossings, cx, cy, box)
+                if crossings == 0:
+                    break
+            if chosen is not None:
+                best = (fs,) + chosen[1:]
+                break
+        if best is None:  # nowhere free: the least crowded spot at the smallest size
+            fs = job.get("sizes", _LABEL_SIZES)[-1]
+            w, h = size(artist, fs)
+
+            def crowding(c, w=w, h=h):
+                q = (c[0] - w / 2, c[1] - h / 2, c[0] + w / 2, c[1] + h / 2)
+                return sum(max(0.0, min(q[2], b[2]) - max(q[0], b[0])) * max(0.0, min(q[3], b[3]) - max(q[1], b[1]))
+                           for b in blocked + placed)
+            cx, cy = min(job["candidates"](w, h), key=crowding)
+            best = (fs, cx, cy, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        fs, cx, cy, box = best
+        artist.set_fontsize(fs)
+        artist.set_position((cx, cy))  # centred (ha and va "center")
+        placed.append(box)
+
+
+def _along_candidates(curve: _Curve, t0: float, t_lo: float, t_hi: float):
+    """Candidate label centres for an arrow: along it around ``t0``, then beside it on either side."""
+    def gen(w, h):
+        out = []
+        ts = [min(max(t0 + d, t_lo), t_hi) for d in _ALONG]
+        ts = list(dict.fromkeys(round(t, 4) for t in ts))
+        for side in (0.0, 1.0, -1.0, 2.0, -2.0):
+            for t in ts:
+                p = curve.point(t)
+                n = curve.normal(t)
+                reach = w / 2 * abs(n[0]) + h / 2 * abs(n[1]) + _LABEL_GAP + 0.02
+                out.append((float(p[0] + side * reach * n[0]), float(p[1] + side * reach * n[1])))
+        return out
+    return gen
+
+
+def _visible(curve: _Curve, boxes) -> tuple[float, float, np.ndarray]:
+    """The part of an arrow outside its end nodes: first and last t, and points along it."""
+    ts = np.linspace(0.0, 1.0, 101)
+    pts = curve.point(ts)
+    out = np.ones(len(ts), dtype=bool)
+    for b in boxes:
+        out &= ~_inside(pts, b, 0.02)
+    if not out.any():
+        return 0.5, 0.5, pts[50:51]
+    idx = np.flatnonzero(out)
+    return float(ts[idx[0]]), float(ts[idx[-1]]), pts[idx]
+
+
+def _near_edge(n) -> tuple[float, float] | None:
+    """The middle of an indicator's side that faces its factor (None for other variables)."""
+    if n.role != "indicator":
+        return None
+    return {"left": (n.x + n.width / 2, n.y), "right": (n.x - n.width / 2, n.y),
+            "up": (n.x, n.y - n.height / 2), "down": (n.x, n.y + n.height / 2)}.get(n.side)
+
+
 def _draw(nodes, edges, notes, *, title, standardized):
     from matplotlib.patches import Ellipse, FancyArrowPatch, FancyBboxPatch
 
@@ -563,38 +706,55 @@ def _draw(nodes, edges, notes, *, title, standardized):
     ax.axis("off")
     cx, cy = float(nodes["x"].mean()), float(nodes["y"].mean())
     patches = {}
-    for n in nodes.itertuples(index=False):
+    node_boxes = {}
+    for k, n in enumerate(nodes.itertuples(index=False)):
         if n.shape == "ellipse":
             p = Ellipse((n.x, n.y), n.width, n.height, fc="white", ec=COLOURS["black"], lw=1.2, zorder=3)
         else:
             p = FancyBboxPatch((n.x - n.width / 2, n.y - n.height / 2), n.width, n.height,
                                boxstyle="square,pad=0", fc="white", ec=COLOURS["black"], lw=1.0, zorder=3)
+        p.set_gid(f"path-node-{k + 1}")
         ax.add_patch(p)
         patches[n.name] = p
+        node_boxes[n.name] = (n.x - n.width / 2, n.y - n.height / 2, n.x + n.width / 2, n.y + n.height / 2)
         ax.text(n.x, n.y, n.name, ha="center", va="center", zorder=4,
                 fontweight="bold" if n.kind == "latent" else "normal")
     pos = {n.name: (n.x, n.y) for n in nodes.itertuples(index=False)}
     node_by = {n.name: n for n in nodes.itertuples(index=False)}
     box = dict(boxstyle="square,pad=0.08", fc="white", ec="none")
     mids = {}
+    jobs: list[dict] = []
+    lines: list[np.ndarray] = []  # points along every drawn arrow (labels avoid crossing them)
+
+    def label(text, *, colour=COLOURS["black"], with_box=True, **job):
+        artist = ax.text(0.0, 0.0, text, ha="center", va="center", fontsize=8, bbox=box if with_box else None,
+                         zorder=5, color=colour)
+        artist.set_gid(f"path-label-{len(jobs) + 1}")
+        jobs.append(dict(job, artist=artist))
+
     for e in edges.itertuples(index=False):
         if e.kind in ("loading", "regression"):
             a, b = pos[e.source], pos[e.target]
             rad = _detour(a, b, e.source, e.target, nodes) if e.kind == "regression" else 0.0
-            ax.add_patch(FancyArrowPatch(a, b, patchA=patches[e.source], patchB=patches[e.target],
+            near = _near_edge(node_by[e.target]) if e.kind == "loading" else None
+            if near is not None:
+                # a loading ends at the middle of the indicator's near side, so arrows to a tall stack of
+                # indicators never cut through the neighbouring boxes
+                b = near
+            ax.add_patch(FancyArrowPatch(a, b, patchA=patches[e.source],
+                                         patchB=None if near is not None else patches[e.target],
                                          connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>", mutation_scale=11,
                                          lw=1.0, color=COLOURS["black"], shrinkA=1, shrinkB=1, zorder=2))
+            curve = _Curve(a, b, rad)
+            t_lo, t_hi, pts = _visible(curve, [node_boxes[e.source], node_boxes[e.target]])
+            lines.append(pts)
             # loadings fanning out above/below: label nearer the indicator, where the arrows are apart
             fanning = e.kind == "loading" and abs(b[1] - a[1]) > abs(b[0] - a[0])
-            f = 0.62 if fanning else 0.5
-            mx, my = a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
-            mids[f"{e.source}->{e.target}"] = (a[0] + 0.62 * (b[0] - a[0]), a[1] + 0.62 * (b[1] - a[1]))
-            if rad:
-                # the label sits at the middle of the curve (quadratic Bezier of matplotlib's arc3)
-                mx += 0.5 * rad * (b[1] - a[1])
-                my -= 0.5 * rad * (b[0] - a[0])
-                mids[f"{e.source}->{e.target}"] = (mx, my)
-            ax.text(mx, my, e.text, ha="center", va="center", fontsize=8, bbox=box, zorder=5)
+            t0 = 0.62 if fanning else 0.5
+            # a moderation arrow points at this spot of the arrow it moderates
+            mids[f"{e.source}->{e.target}"] = tuple(curve.point(0.5 if rad else 0.62))
+            label(e.text, line=len(lines) - 1, length=float(np.hypot(*(pts[-1] - pts[0]))),
+                  candidates=_along_candidates(curve, min(max(t0, t_lo), t_hi), t_lo, t_hi))
     for e in edges.itertuples(index=False):
         if e.kind == "moderation":
             target = mids.get(e.target)
@@ -604,15 +764,18 @@ def _draw(nodes, edges, notes, *, title, standardized):
             ax.add_patch(FancyArrowPatch(a, target, patchA=patches[e.source], arrowstyle="-|>", mutation_scale=11,
                                          lw=1.0, ls=(0, (4, 2)), color=COLOURS["blue"], shrinkA=1, shrinkB=2,
                                          zorder=2))
-            mx, my = a[0] + 0.78 * (target[0] - a[0]), a[1] + 0.78 * (target[1] - a[1])
-            ax.text(mx + 0.08, my, e.text, ha="left", va="center", fontsize=8, bbox=box, zorder=5,
-                    color=COLOURS["blue"])
+            curve = _Curve(a, target)
+            t_lo, t_hi, pts = _visible(curve, [node_boxes[e.source]])
+            lines.append(pts)
+            label(e.text, colour=COLOURS["blue"], line=len(lines) - 1,
+                  length=float(np.hypot(*(pts[-1] - pts[0]))),
+                  candidates=_along_candidates(curve, min(max(0.7, t_lo), t_hi), t_lo, min(t_hi, 0.92)))
         elif e.kind == "covariance":
             a, b = pos[e.source], pos[e.target]
             dx, dy = b[0] - a[0], b[1] - a[1]
-            mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
             dist = math.hypot(dx, dy)
             rad = max(0.35, min(1.2, 1.0 / max(dist, 1e-9)))
+            mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
             # bulge away from the centre of the diagram
             c_pos = (mx + rad * dy, my - rad * dx)
             c_neg = (mx - rad * dy, my + rad * dx)
@@ -621,8 +784,11 @@ def _draw(nodes, edges, notes, *, title, standardized):
             ax.add_patch(FancyArrowPatch(a, b, patchA=patches[e.source], patchB=patches[e.target],
                                          connectionstyle=f"arc3,rad={rad}", arrowstyle="<|-|>", mutation_scale=9,
                                          lw=0.9, color=COLOURS["grey"], shrinkA=1, shrinkB=1, zorder=1))
-            lx, ly = mx + 0.5 * rad * dy, my - 0.5 * rad * dx
-            ax.text(lx, ly, e.text, ha="center", va="center", fontsize=8, bbox=box, zorder=5)
+            curve = _Curve(a, b, rad)
+            t_lo, t_hi, pts = _visible(curve, [node_boxes[e.source], node_boxes[e.target]])
+            lines.append(pts)
+            label(e.text, line=len(lines) - 1, length=float(np.hypot(*(pts[-1] - pts[0]))),
+                  candidates=_along_candidates(curve, min(max(0.5, t_lo), t_hi), t_lo, t_hi))
         elif e.kind == "variance":
             n = node_by[e.source]
             ux, uy = {"left": (-1, 0), "right": (1, 0), "up": (0, 1), "down": (0, -1)}.get(n.side, (0, -1))
@@ -640,9 +806,18 @@ def _draw(nodes, edges, notes, *, title, standardized):
             ax.add_patch(FancyArrowPatch(a, b, connectionstyle=f"arc3,rad={rad}", arrowstyle="<|-|>",
                                          mutation_scale=7, lw=0.8, color=COLOURS["grey"], shrinkA=0, shrinkB=0,
                                          zorder=1))
-            ha = "left" if ux > 0 else "right" if ux < 0 else "center"
-            ax.text(ex + ux * 0.36 + uy * 0.0, ey + uy * 0.42, e.text, ha=ha, va="center", fontsize=7,
-                    color=COLOURS["black"], zorder=5)
+            lines.append(_Curve(a, b, rad).point(np.linspace(0, 1, 21)))
+
+            def beside(w, h, ex=ex, ey=ey, ux=ux, uy=uy):
+                # beyond the loop, outward from the node; then further out and to either side
+                out = []
+                for step in (0.0, 0.12, 0.24):
+                    base = (ex + ux * (0.36 + w / 2 * abs(ux) + step), ey + uy * (0.42 + step))
+                    for side in (0.0, 1.0, -1.0):
+                        out.append((base[0] + side * -uy * (w / 2 + 0.2), base[1] + side * ux * (h / 2 + 0.2)))
+                return out
+            label(e.text, with_box=False, sizes=(7.0, 6.0), line=len(lines) - 1, length=0.0, candidates=beside)
+    _place_labels(ax, jobs, list(node_boxes.values()), lines)
     legend = "Standardized estimates (std.all). " if standardized else ""
     if len(edges) and (~edges["fixed"]).any():
         legend += "* p < 0.05, ** p < 0.01, *** p < 0.001"
