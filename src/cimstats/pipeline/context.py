@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from cimstats.render.numbers import COLUMN_KINDS
-
 from cimstats._files import inside
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import PlanError
 from cimstats.integrate import read_codebook
+from cimstats.render.numbers import COLUMN_KINDS
 
 from .plan import AnalysisPlan
 from .results import load_result
