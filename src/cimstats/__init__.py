@@ -46,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "invariance": "cimstats.models.sem.invariance",
     "longitudinal_invariance": "cimstats.models.sem.longitudinal",
     "mediation": "cimstats.models.mediation.fit",
+    "impute": "cimstats.models.impute",
+    "Imputations": "cimstats.models.impute",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate
