@@ -77,7 +77,11 @@ def _passive(rule: str, cols: list[np.ndarray]) -> np.ndarray:
 
 
 class _State:
-    """The current completed values and their predictor blocks (indicator columns, cluster means)."""
+    """The current completed values and one matrix holding every predictor block (and cluster means).
+
+    The layout of that matrix is fixed for the whole run (a category has K - 1 indicator columns, a
+    variable with cells that stay missing one more), so a draw only rewrites its own columns.
+    """
 
     def __init__(self, variables: list[Variable], cluster: np.ndarray | None):
         self.vars = variables
@@ -88,20 +92,37 @@ class _State:
             self.n_cl = int(cluster.max()) + 1
             self.size = np.bincount(cluster, minlength=self.n_cl).astype(float)
         self.cur = [v.values.copy() for v in variables]
-        self.blocks: list[np.ndarray | None] = [None] * len(variables)
-        self.cmeans: list[np.ndarray | None] = [None] * len(variables)
-        self.sums: list[np.ndarray | None] = [None] * len(variables)
         # variables a variable must not be predicted from (a passive score is not a predictor of its items)
         self.exclude = {j: set() for j in range(len(variables))}
         for j, v in enumerate(variables):
             if v.kind == "passive":
                 for s in v.sources:
                     self.exclude[self.index[s]].add(j)
+        self.cols: list[np.ndarray | None] = []
+        self.cm_cols: list[np.ndarray | None] = []
+        width = 0
+        for v in variables:
+            if v.kind == "none" or not v.predictor:
+                self.cols.append(None)
+                self.cm_cols.append(None)
+                continue
+            w = max(v.n_levels - 1, 0) if v.kind in ("nominal", "ordinal") else 1
+            w += int(v.held.any())
+            self.cols.append(np.arange(width, width + w))
+            width += w
+            if cluster is not None:
+                self.cm_cols.append(np.arange(width, width + w))
+                width += w
+            else:
+                self.cm_cols.append(None)
+        self.Z = np.zeros((self.n, width))
+        self.live = np.zeros(width, dtype=bool)
+        self.sums: list[np.ndarray | None] = [None] * len(variables)
 
     def refresh(self, j: int) -> None:
         v = self.vars[j]
-        if v.kind == "none" or not v.predictor:
-            self.blocks[j] = None
+        cols = self.cols[j]
+        if cols is None:
             return
         x = self.cur[j]
         held = np.isnan(x)
@@ -116,51 +137,58 @@ class _State:
                 obs = col[~held]
                 col[held] = obs.mean() if obs.size else 0.0
             B = col[:, None]
-        if held.any():
+        if v.held.any():
             B = np.column_stack([B, held.astype(float)])
-        self.blocks[j] = B
+        self.Z[:, cols] = B
+        self.live[cols] = np.ptp(B, axis=0) > 1e-12
         if self.cluster is not None:
             S = np.zeros((self.n_cl, B.shape[1]))
             for c in range(B.shape[1]):
                 S[:, c] = np.bincount(self.cluster, weights=B[:, c], minlength=self.n_cl)
             self.sums[j] = S
-            self.cmeans[j] = (S / self.size[:, None])[self.cluster]
+            cm = (S / self.size[:, None])[self.cluster]
+            self.Z[:, self.cm_cols[j]] = cm
+            self.live[self.cm_cols[j]] = np.ptp(cm, axis=0) > 1e-12
 
-    def design(self, j: int) -> np.ndarray:
-        parts = [np.ones((self.n, 1))]
+    def design(self, j: int, fit_rows: np.ndarray, new_rows: np.ndarray):
+        """The design matrices (intercept first) of the rows a model is fitted to and of the rows it imputes."""
         skip = self.exclude[j] | {j}
-        for k, B in enumerate(self.blocks):
-            if B is None or k in skip:
-                continue
-            parts.append(B)
-            if self.cluster is not None:
-                parts.append(self.cmeans[k])
-        if self.cluster is not None and self.blocks[j] is not None:
-            # the variable's own cluster mean over the other members of the cluster
-            B, S = self.blocks[j], self.sums[j]
-            size = self.size[self.cluster][:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                loo = (S[self.cluster] - B) / (size - 1)
-            loo = np.where(size > 1, loo, np.nanmean(B, axis=0)[None, :])
-            parts.append(loo)
-        X = np.concatenate(parts, axis=1)
-        # drop columns that are constant among all rows (beyond the intercept): they carry nothing
-        sd = X[:, 1:].std(axis=0)
-        return np.concatenate([X[:, :1], X[:, 1:][:, sd > 1e-12]], axis=1)
+        use = [c for k, c in enumerate(self.cols) if c is not None and k not in skip]
+        if self.cluster is not None:
+            use += [c for k, c in enumerate(self.cm_cols) if c is not None and k not in skip]
+        idx = np.concatenate(use) if use else np.zeros(0, dtype=int)
+        idx = np.sort(idx[self.live[idx]])
+        out = []
+        for rows in (fit_rows, new_rows):
+            r = np.nonzero(rows)[0]
+            parts = [np.ones((len(r), 1)), self.Z[np.ix_(r, idx)]]
+            if self.cluster is not None and self.cols[j] is not None:
+                # the variable's own cluster mean over the other members of the cluster
+                B = self.Z[np.ix_(r, self.cols[j])]
+                S = self.sums[j][self.cluster[r]]
+                size = self.size[self.cluster[r]][:, None]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    loo = np.where(size > 1, (S - B) / np.maximum(size - 1, 1), 0.0)
+                parts.append(loo)
+            out.append(np.concatenate(parts, axis=1))
+        return out[0], out[1]
 
 
-def _draw(v: Variable, y_obs, X_obs, X_mis, rng, donors):
+def _draw(v: Variable, y_obs, X_obs, X_mis, rng, donors, warm: dict):
+    """Draw the missing cells of ``v``; the iterative models start from their previous sweep's estimate."""
     if v.method == "pmm":
         return kernels.pmm(y_obs, X_obs, X_mis, rng, donors=donors)
     if v.method == "norm":
         return kernels.norm(y_obs, X_obs, X_mis, rng)
     if v.method == "logreg":
-        return kernels.logreg(y_obs, X_obs, X_mis, rng)
-    if v.method == "polyreg":
-        return kernels.polyreg(y_obs, X_obs, X_mis, rng, v.n_levels)
-    if v.method == "polr":
-        return kernels.polr(y_obs, X_obs, X_mis, rng, v.n_levels)
-    raise ValueError(v.method)  # pragma: no cover - methods are checked before
+        out, warm[v.name] = kernels.logreg(y_obs, X_obs, X_mis, rng, start=warm.get(v.name))
+    elif v.method == "polyreg":
+        out, warm[v.name] = kernels.polyreg(y_obs, X_obs, X_mis, rng, v.n_levels, start=warm.get(v.name))
+    elif v.method == "polr":
+        out, warm[v.name] = kernels.polr(y_obs, X_obs, X_mis, rng, v.n_levels, start=warm.get(v.name))
+    else:  # pragma: no cover - methods are checked before
+        raise ValueError(v.method)
+    return out
 
 
 def run_chains(variables: list[Variable], m: int, iterations: int, seed, *, cluster=None, donors: int = 5):
@@ -185,6 +213,7 @@ def run_chains(variables: list[Variable], m: int, iterations: int, seed, *, clus
     for c in range(m):
         rng = np.random.default_rng(seeds[c])
         st = _State(variables, cluster)
+        warm: dict = {}
         # start: each imputed cell drawn from the variable's observed values (as mice does)
         for j in order:
             v = variables[j]
@@ -199,9 +228,9 @@ def run_chains(variables: list[Variable], m: int, iterations: int, seed, *, clus
             for j in order:
                 v = variables[j]
                 fit_rows = ~np.isnan(v.values)
-                X = st.design(j)
+                X_fit, X_new = st.design(j, fit_rows, v.impute)
                 y = v.values[fit_rows]
-                st.cur[j][v.impute] = _draw(v, y, X[fit_rows], X[v.impute], rng, donors)
+                st.cur[j][v.impute] = _draw(v, y, X_fit, X_new, rng, donors, warm)
                 st.refresh(j)
                 for p in passive_of.get(v.name, ()):
                     _recompute(st, p)

@@ -464,7 +464,10 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
         back[name] = ("numeric", None)
 
     cl = pd.factorize(frame[cluster])[0] if cluster is not None else None
-    completed_cols, chains = run_chains(variables, int(m), int(iterations), seed, cluster=cl, donors=int(donors))
+    from cimstats.models.mixed._threads import _blas_single_thread
+
+    with _blas_single_thread():  # many small products: threaded BLAS only adds contention
+        completed_cols, chains = run_chains(variables, int(m), int(iterations), seed, cluster=cl, donors=int(donors))
 
     # back to data frames
     datasets = []

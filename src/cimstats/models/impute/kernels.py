@@ -140,7 +140,7 @@ def _penalty(X):
     return RIDGE * d
 
 
-def logreg(y_obs, X_obs, X_mis, rng):
+def logreg(y_obs, X_obs, X_mis, rng, start=None):
     """Logistic-regression imputation of a 0/1 variable (mice's ``logreg``).
 
     The coefficients are drawn from their approximate normal posterior around
@@ -158,13 +158,20 @@ def logreg(y_obs, X_obs, X_mis, rng):
         H = (X_obs * w[:, None]).T @ X_obs + np.diag(pen)
         return f, g, H
 
-    b, H = _newton(fgh, np.zeros(X_obs.shape[1]))
+    b, H = _newton(fgh, _start(start, X_obs.shape[1]))
     bd = _draw_from(b, H, rng)
     p = special.expit(X_mis @ bd)
-    return (rng.uniform(size=len(p)) < p).astype(float)
+    return (rng.uniform(size=len(p)) < p).astype(float), b
 
 
-def polyreg(y_obs, X_obs, X_mis, rng, n_levels: int):
+def _start(start, size):
+    """The previous sweep's estimate when it fits (a warm start), else zeros."""
+    if start is not None and len(start) == size and np.all(np.isfinite(start)):
+        return np.asarray(start, dtype=float).copy()
+    return np.zeros(size)
+
+
+def polyreg(y_obs, X_obs, X_mis, rng, n_levels: int, start=None):
     """Multinomial-logit imputation of an unordered category coded 0..K-1 (as mice's ``polyreg``).
 
     Unlike mice (which draws from the fitted probabilities only), the
@@ -194,11 +201,11 @@ def polyreg(y_obs, X_obs, X_mis, rng, n_levels: int):
         H += np.diag(pen)
         return f, g, H
 
-    theta, H = _newton(fgh, np.zeros((K - 1) * p))
+    theta, H = _newton(fgh, _start(start, (K - 1) * p))
     Bd = _draw_from(theta, H, rng).reshape(K - 1, p)
     eta = np.column_stack([np.zeros(X_mis.shape[0]), X_mis @ Bd.T])
     P = special.softmax(eta, axis=1)
-    return _draw_categories(P, rng)
+    return _draw_categories(P, rng), theta
 
 
 def _draw_categories(P, rng):
@@ -207,7 +214,7 @@ def _draw_categories(P, rng):
     return np.minimum((u > cum).sum(axis=1), P.shape[1] - 1).astype(float)
 
 
-def polr(y_obs, X_obs, X_mis, rng, n_levels: int):
+def polr(y_obs, X_obs, X_mis, rng, n_levels: int, start=None):
     """Proportional-odds (cumulative logit) imputation of an ordered category coded 0..K-1 (as mice's ``polr``).
 
     ``P(Y <= k) = logistic(alpha_k - x'b)``; the thresholds and slopes are
@@ -227,7 +234,9 @@ def polr(y_obs, X_obs, X_mis, rng, n_levels: int):
     alpha0 = special.logit(cum)
     alpha0 = np.maximum.accumulate(alpha0 + np.arange(K - 1) * 1e-6)
     # parametrise alpha_1 and log increments so the thresholds stay ordered
-    start = np.concatenate([[alpha0[0]], np.log(np.maximum(np.diff(alpha0), 1e-3)), np.zeros(p)])
+    init = np.concatenate([[alpha0[0]], np.log(np.maximum(np.diff(alpha0), 1e-3)), np.zeros(p)])
+    if start is None or len(start) != len(init) or not np.all(np.isfinite(start)):
+        start = init
 
     def unpack(th):
         a = np.cumsum(np.concatenate([[th[0]], np.exp(th[1:K - 1])]))
@@ -272,14 +281,14 @@ def polr(y_obs, X_obs, X_mis, rng, n_levels: int):
             H[:, j] = (grad(th + e) - grad(th - e)) / (2 * h[j])
         return nll(th), g, (H + H.T) / 2
 
-    th, H = _newton(fgh, start)
+    th, H = _newton(fgh, np.asarray(start, dtype=float))
     thd = _draw_from(th, H, rng)
     a, b = unpack(thd)
     eta = Xm @ b
     F = special.expit(a[None, :] - eta[:, None])
     F = np.column_stack([np.zeros(len(eta)), F, np.ones(len(eta))])
     P = np.clip(np.diff(F, axis=1), 0, None)
-    return _draw_categories(P, rng)
+    return _draw_categories(P, rng), th
 
 
 # --------------------------------------------------------------------------- Rubin's rules
@@ -348,7 +357,7 @@ def d1_test(Q: np.ndarray, U: np.ndarray, dfcom=None, null=None) -> dict:
     ttilde = (1 + r) * ubar
     val = float(qbar @ np.linalg.solve(ttilde, qbar)) / k
     t = k * (m - 1)
-    if dfcom is not None and np.isfinite(dfcom):
+    if dfcom is not None and np.isfinite(dfcom) and t > 4:  # Reiter's formula needs k (m - 1) > 4
         a = r * t / (t - 2)
         vstar = ((dfcom + 1) / (dfcom + 3)) * dfcom
         c0 = 1 / (t - 4)
