@@ -230,3 +230,16 @@ def test_coverage_of_a_regression_slope_under_mar_in_a_small_seeded_simulation()
         estimates.append(t["estimate"])
     assert covered >= 43  # at least 86% (a correct method covers 95%; 43 of 50 is its 1st percentile)
     assert abs(np.mean(estimates) - 0.5) < 0.05
+
+
+def test_the_completed_data_go_to_the_verbs_data_argument_wherever_it_stands():
+    seen = []
+
+    def data_first(data, model, *, scale=1.0):
+        seen.append((type(data).__name__, model, scale))
+        return ols(model, data)
+
+    imp = cimstats.impute(_mixed(n=80), m=2, seed=3, iterations=1)
+    pooled = imp.fit(data_first, "y ~ x", scale=2.0)
+    assert seen == [("DataFrame", "y ~ x", 2.0)] * 2 and list(pooled.tidy()["term"]) == ["Intercept", "x"]
+    assert imp.fit(ols, "y ~ x").tidy()["estimate"].equals(pooled.tidy()["estimate"])

@@ -97,5 +97,6 @@ def test_from_long_marks_the_cells_mice_imputed():
 
 def test_from_long_reads_stata_flong_names():
     long = _long("nhanes2_long.csv").rename(columns={".imp": "_mi_m", ".id": "_mi_id"})
+    long["_mi_miss"] = np.where(long["_mi_m"] == 0, long[["bmi", "hyp", "chl"]].isna().any(axis=1), np.nan)
     imp = Imputations.from_long(long, imp="_mi_m", id="_mi_id")
-    assert imp.m == 5
+    assert imp.m == 5 and list(imp.data.columns) == ["age", "bmi", "hyp", "chl"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -133,9 +134,11 @@ class Imputations:
             or any function whose result has ``tidy()`` (and ideally
             ``vcov()``), or a statsmodels result (``params``, ``cov_params()``).
         *args
-            Passed on; each completed data set is put in second place, after
-            the model (``verb(model, data, ...)``), or first when no model is
-            given (``verb(data, **kw)``).
+            Passed on (the model: a formula or model syntax). Each completed
+            data set is given as the verb's ``data`` argument, wherever that
+            argument stands (``lmm(formula, data)``, ``sem(data, model)``); a
+            function without a ``data`` argument gets it second, after the
+            model, or first when no model is given.
         dfcom : float, optional
             Complete-data degrees of freedom; by default the model's residual
             df (as ``mice::pool``).
@@ -170,6 +173,17 @@ class Imputations:
 
     @staticmethod
     def _call(verb, data, args, kw):
+        """Call ``verb`` with the completed data as its ``data`` argument, whatever place that argument has."""
+        try:
+            params = inspect.signature(verb).parameters
+        except (TypeError, ValueError):
+            params = {}
+        named = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        if "data" in params and params["data"].kind in (named, inspect.Parameter.KEYWORD_ONLY) \
+                and "data" not in kw:
+            others = [p.name for p in params.values() if p.kind == named and p.name != "data"]
+            if len(args) <= len(others):
+                return verb(**dict(zip(others, args)), data=data, **kw)
         if args:
             return verb(args[0], data, *args[1:], **kw)
         return verb(data, **kw)
@@ -182,8 +196,8 @@ class Imputations:
         models by ML (``reml=False``) for tests of fixed effects. See
         :func:`cimstats.models.impute.pooled.likelihood_ratio_test`.
         """
-        f1 = [verb(full, d, **kw) for d in self.datasets]
-        f0 = [verb(reduced, d, **kw) for d in self.datasets]
+        f1 = [self._call(verb, d, (full,), kw) for d in self.datasets]
+        f0 = [self._call(verb, d, (reduced,), kw) for d in self.datasets]
         return likelihood_ratio_test(f1, f0)
 
     # ------------------------------------------------------------------ from elsewhere
@@ -221,7 +235,8 @@ class Imputations:
         if len(completed_k) < 2:
             raise ModelSpecificationError(f"`df` holds {len(completed_k)} completed data set(s) in {imp!r}; pooling "
                                           "needs at least 2.")
-        variables = [c for c in df.columns if c not in (imp, id)]
+        # Stata's own bookkeeping columns (``_mi_miss``) are not variables
+        variables = [c for c in df.columns if c not in (imp, id) and not str(c).startswith("_mi_")]
         ids0 = None
         frames = {}
         for k in numbers:
