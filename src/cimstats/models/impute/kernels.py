@@ -242,44 +242,53 @@ def polr(y_obs, X_obs, X_mis, rng, n_levels: int, start=None):
         a = np.cumsum(np.concatenate([[th[0]], np.exp(th[1:K - 1])]))
         return a, th[K - 1:]
 
-    def nll(th):
-        a, b = unpack(th)
-        eta = Xo @ b
-        upper = np.concatenate([a, [np.inf]])[y] - eta
-        lower = np.concatenate([[-np.inf], a])[y] - eta
-        pr = special.expit(upper) - special.expit(lower)
-        return -float(np.sum(np.log(np.maximum(pr, 1e-300)))) + 0.5 * float(pen[K - 1:] @ (b * b))
-
-    def grad(th):
+    def fgh(th):
         a, b = unpack(th)
         eta = Xo @ b
         ext = np.concatenate([[-np.inf], a, [np.inf]])
         up, lo = ext[y + 1] - eta, ext[y] - eta
         Fu, Fl = special.expit(up), special.expit(lo)
         fu, fl = Fu * (1 - Fu), Fl * (1 - Fl)
+        dfu, dfl = fu * (1 - 2 * Fu), fl * (1 - 2 * Fl)
         pr = np.maximum(Fu - Fl, 1e-300)
-        # d log pr / d alpha_j and d/d b
+        f = -float(np.sum(np.log(pr))) + 0.5 * float(pen[K - 1:] @ (b * b))
+        # first and second derivatives of log pr with respect to the upper and lower arguments
+        gu, gl = fu / pr, -fl / pr
+        wuu = dfu / pr - gu ** 2
+        wll = -dfl / pr - gl ** 2
+        wul = -gu * gl
+        top, bottom = y < K - 1, y > 0
         ga = np.zeros(K - 1)
-        np.add.at(ga, y[y < K - 1], fu[y < K - 1] / pr[y < K - 1])
-        np.add.at(ga, y[y > 0] - 1, -fl[y > 0] / pr[y > 0])
-        gb = -(Xo.T @ ((fu - fl) / pr))
-        # chain rule to the (alpha_1, log increments) parametrisation
+        np.add.at(ga, y[top], gu[top])
+        np.add.at(ga, y[bottom] - 1, gl[bottom])
+        gb = -(Xo.T @ (gu + gl))
+        Haa = np.zeros((K - 1, K - 1))
+        np.add.at(Haa, (y[top], y[top]), wuu[top])
+        np.add.at(Haa, (y[bottom] - 1, y[bottom] - 1), wll[bottom])
+        both = top & bottom
+        np.add.at(Haa, (y[both], y[both] - 1), wul[both])
+        np.add.at(Haa, (y[both] - 1, y[both]), wul[both])
+        Hab = np.zeros((K - 1, p))
+        cu, cl = -(wuu + wul), -(wul + wll)
+        for j in range(K - 1):
+            r_u, r_l = top & (y == j), bottom & (y - 1 == j)
+            Hab[j] = Xo[r_u].T @ cu[r_u] + Xo[r_l].T @ cl[r_l]
+        Hbb = (Xo * (wuu + 2 * wul + wll)[:, None]).T @ Xo
+        # to the (alpha_1, log increments) parametrisation; negative log-likelihood
         inc = np.exp(th[1:K - 1])
-        gth = np.empty(K - 1)
+        J = np.zeros((K - 1, K - 1))
+        J[:, 0] = 1.0
+        for i in range(1, K - 1):
+            J[i:, i] = inc[i - 1]
         tail = np.cumsum(ga[::-1])[::-1]
-        gth[0] = tail[0]
-        gth[1:] = tail[1:] * inc
-        return -np.concatenate([gth, gb]) + pen * np.concatenate([np.zeros(K - 1), b])
-
-    def fgh(th):
-        g = grad(th)
-        h = 1e-5 * np.maximum(1.0, np.abs(th))
-        H = np.empty((len(th), len(th)))
-        for j in range(len(th)):
-            e = np.zeros(len(th))
-            e[j] = h[j]
-            H[:, j] = (grad(th + e) - grad(th - e)) / (2 * h[j])
-        return nll(th), g, (H + H.T) / 2
+        g_th = np.concatenate([[tail[0]], tail[1:] * inc])
+        H = np.empty((K - 1 + p, K - 1 + p))
+        H[:K - 1, :K - 1] = -(J.T @ Haa @ J) - np.diag(np.concatenate([[0.0], tail[1:] * inc]))
+        H[:K - 1, K - 1:] = -(J.T @ Hab)
+        H[K - 1:, :K - 1] = H[:K - 1, K - 1:].T
+        H[K - 1:, K - 1:] = -Hbb + np.diag(pen[K - 1:])
+        g = -np.concatenate([g_th, gb]) + pen * np.concatenate([np.zeros(K - 1), b])
+        return f, g, H
 
     th, H = _newton(fgh, np.asarray(start, dtype=float))
     thd = _draw_from(th, H, rng)
