@@ -243,3 +243,19 @@ def test_the_completed_data_go_to_the_verbs_data_argument_wherever_it_stands():
     pooled = imp.fit(data_first, "y ~ x", scale=2.0)
     assert seen == [("DataFrame", "y ~ x", 2.0)] * 2 and list(pooled.tidy()["term"]) == ["Intercept", "x"]
     assert imp.fit(ols, "y ~ x").tidy()["estimate"].equals(pooled.tidy()["estimate"])
+
+
+def test_nullable_pandas_types_keep_their_type():
+    rng = np.random.default_rng(0)
+    n = 100
+    d = pd.DataFrame({"a": pd.array(rng.integers(0, 10, n), dtype="Int64"),
+                      "b": pd.array(rng.normal(size=n), dtype="Float64"),
+                      "c": pd.array(rng.random(n) < 0.5, dtype="boolean"),
+                      "s": pd.array(rng.choice(["x", "y", "z"], n), dtype="string")})
+    for c in d:
+        d.loc[rng.random(n) < 0.2, c] = pd.NA
+    imp = cimstats.impute(d, m=2, seed=1, iterations=2)
+    c = imp.complete(1)
+    assert c.dtypes.to_dict() == d.dtypes.to_dict()
+    assert not c.isna().any().any()
+    assert imp.methods == {"a": "pmm", "b": "pmm", "c": "logreg", "s": "polyreg"}

@@ -628,7 +628,8 @@ def _restore(original: pd.Series, state: np.ndarray, rows: np.ndarray, kind: str
             if pd.api.types.is_integer_dtype(original) and not np.isnan(new).any() \
                     and np.all(new == np.round(new)):
                 return pd.Series(new.astype(np.int64), index=original.index, name=original.name).astype(original.dtype)
-            return pd.Series(new, index=original.index, name=original.name)
+            out = pd.Series(new, index=original.index, name=original.name)
+            return out.astype(original.dtype) if pd.api.types.is_float_dtype(original) else out
         new = pd.to_numeric(original, errors="coerce").to_numpy(dtype=float).copy()
         new[rows] = state[rows]
         return pd.Series(new, index=original.index, name=original.name)
