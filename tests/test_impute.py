@@ -259,3 +259,23 @@ def test_nullable_pandas_types_keep_their_type():
     assert c.dtypes.to_dict() == d.dtypes.to_dict()
     assert not c.isna().any().any()
     assert imp.methods == {"a": "pmm", "b": "pmm", "c": "logreg", "s": "polyreg"}
+
+
+def test_declared_codes_of_a_real_spss_file_are_kept_apart_from_empty_cells():
+    from conftest import LABELLED, need
+
+    s = cimstats.read_survey(need(LABELLED / "pyreadstat" / "basic_sample_missing.sav"))
+    carried = {c: "" for c in ("mychar", "mydate", "dtime", "mytime")}
+    kept = cimstats.impute(s, m=2, seed=1, iterations=2, method=carried, impute_codes=None)
+    # row 5 holds code -1 in mynum, mylabl and myord; row 6 holds 2500 (a declared range) in mynum,
+    # code -3 in myord, and an empty cell in mylabl
+    assert kept.missingness.loc[5, ["mynum", "mylabl", "myord"]].tolist() == ["declared"] * 3
+    assert kept.missingness.loc[6, ["mynum", "mylabl", "myord"]].tolist() == ["declared", "system", "declared"]
+    c = kept.complete(1)
+    assert c.loc[5:6, "mynum"].isna().all() and c.loc[5:6, "myord"].isna().all()
+    assert c.loc[6, "mylabl"] in (1.0, 2.0) and np.isnan(c.loc[5, "mylabl"])
+    assert kept.codes["mynum"].tolist()[5:] == [-1, 2500]
+    every = cimstats.impute(s, m=2, seed=1, iterations=2, method=carried)
+    assert not every.complete(2)[["mynum", "mylabl", "myord"]].isna().any().any()
+    with pytest.raises(ModelSpecificationError, match="mydate"):
+        cimstats.impute(s, m=2, seed=1, method={k: v for k, v in carried.items() if k != "mydate"})

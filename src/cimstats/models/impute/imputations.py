@@ -608,7 +608,15 @@ def _classify(name: str, col: pd.Series, wanted: str | None):
     obj = col.astype(object)
     present = obj[obj.notna()]
     levels = sorted(pd.unique(present).tolist(), key=str)
-    if len(levels) > MAX_TEXT_LEVELS or not all(isinstance(v, str) for v in levels):
+    if not all(isinstance(v, str) for v in levels):
+        if wanted == "":
+            return "none", np.zeros(len(col)), None
+        kinds = sorted({type(v).__name__ for v in levels if not isinstance(v, str)})
+        raise ModelSpecificationError(
+            f"Column {name!r} holds {', '.join(kinds)} values, which are neither numbers nor text categories; "
+            f"cimstats does not impute them; give method={{{name!r}: ''}} to carry the column unchanged, or "
+            "convert it to numbers.")
+    if len(levels) > MAX_TEXT_LEVELS:
         if wanted == "":
             return "none", np.zeros(len(col)), None
         raise ModelSpecificationError(
