@@ -79,7 +79,7 @@ def test_methods_can_be_chosen_and_wrong_ones_are_refused():
         cimstats.impute(d, m=2, method={"nosuch": "pmm"})
 
 
-@pytest.mark.parametrize("m", [1, 0, -3, True, 2.5, "20"])
+@pytest.mark.parametrize("m", [1, 0, -3, True, 2.5, "20", 10**9])
 def test_fewer_than_two_imputations_are_refused(m):
     with pytest.raises(ModelSpecificationError, match="`m`"):
         cimstats.impute(_mixed(), m=m)

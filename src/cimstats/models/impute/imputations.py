@@ -18,6 +18,8 @@ __all__ = ["impute", "Imputations"]
 #: methods allowed per kind of variable (the first is the default)
 METHODS = {"numeric": ("pmm", "norm"), "binary": ("logreg", "pmm"), "nominal": ("polyreg",),
            "ordinal": ("polr", "polyreg")}
+#: most imputations made in one call
+MAX_M = 1000
 #: a text column with more distinct values than this is free text, not a category
 MAX_TEXT_LEVELS = 20
 
@@ -372,8 +374,11 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 2:
         raise ModelSpecificationError(f"`m` is {m!r}; Rubin's rules need at least 2 imputations (20 or more is "
                                       "usual).")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-        raise ModelSpecificationError(f"`iterations` is {iterations!r}; expected a whole number of at least 1.")
+    if m > MAX_M:
+        raise ModelSpecificationError(f"`m` is {m}; at most {MAX_M} imputations are made in one call (100 is "
+                                      "plenty for Monte Carlo error below any reporting precision).")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or not 1 <= iterations <= 10_000:
+        raise ModelSpecificationError(f"`iterations` is {iterations!r}; expected a whole number from 1 to 10000.")
     if isinstance(donors, bool) or not isinstance(donors, (int, np.integer)) or donors < 1:
         raise ModelSpecificationError(f"`donors` is {donors!r}; expected a whole number of at least 1.")
     if seed is None:
