@@ -32,6 +32,7 @@ print(pooled.summary())
 print(pooled.wald_test(["semcd", "age"]).to_string(index=False))
 
 pooled.tidy().to_csv(out / "pooled.csv", index=False)
-imp.chains.to_csv(out / "chains.csv", index=False)  # mean and sd per sweep per chain: convergence plots
+imp.chains.to_csv(out / "chains.csv", index=False)  # mean and sd per sweep per chain
+imp.plot_chains(["income_equiv", "hba1c_mmol", "semcd"]).save(out / "chains.svg")  # convergence plot
 pooled.save(out / "pooled-result")
 print(f"Pooled estimates written to {out / 'pooled.csv'}, chains to {out / 'chains.csv'}")

@@ -19,7 +19,7 @@ CASES = {
     "glmm_model.py": ["illness_work_glmm.csv"],
     "sem_invariance.py": ["ce_invariance.csv", "ce_sem.csv"],
     "mechanism_tests.py": ["plan.yaml", "mechanisms.csv", "mechanisms.docx"],
-    "multiple_imputation.py": ["pooled.csv", "chains.csv", "pooled-result/result.json"],
+    "multiple_imputation.py": ["pooled.csv", "chains.csv", "chains.svg", "pooled-result/result.json"],
 }
 
 

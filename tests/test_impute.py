@@ -279,3 +279,12 @@ def test_declared_codes_of_a_real_spss_file_are_kept_apart_from_empty_cells():
     assert not every.complete(2)[["mynum", "mylabl", "myord"]].isna().any().any()
     with pytest.raises(ModelSpecificationError, match="mydate"):
         cimstats.impute(s, m=2, seed=1, method={k: v for k, v in carried.items() if k != "mydate"})
+
+
+def test_the_convergence_plot_draws_every_chain():
+    imp = cimstats.impute(_mixed(n=80), m=3, seed=1, iterations=4)
+    fig = imp.plot_chains(["x", "region"])
+    assert fig.kind == "chains" and len(fig.data) == 3 * 4 * 2
+    assert fig.svg().startswith("<?xml") or "<svg" in fig.svg()[:500]
+    with pytest.raises(ModelSpecificationError, match="nosuch"):
+        imp.plot_chains(["nosuch"])

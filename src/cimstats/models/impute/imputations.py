@@ -124,6 +124,57 @@ class Imputations:
                          "n_kept_missing": int(((kind != "observed") & ~imp).sum())})
         return pd.DataFrame(rows)
 
+    def plot_chains(self, variables: Sequence[str] | None = None, *, title: str | None = None):
+        """Convergence plot: mean and sd of the imputed values per sweep, one line per chain.
+
+        Chains that mix (the lines cross and show no trend after the first
+        sweeps) have converged; a trend calls for more ``iterations``.
+
+        Parameters
+        ----------
+        variables : list of str, optional
+            The imputed variables shown (all by default).
+        title : str, optional
+
+        Returns
+        -------
+        cimstats.render.figures.Figure
+            Its ``data`` is the part of :attr:`chains` drawn.
+        """
+        from cimstats.render.figures._figure import COLOURS, Figure, new_figure
+
+        ch = self.chains
+        names = list(dict.fromkeys(ch["variable"])) if variables is None else [str(v) for v in variables]
+        unknown = [v for v in names if v not in set(ch["variable"])]
+        if unknown or not names:
+            raise ModelSpecificationError(f"`variables` lists {unknown or 'nothing'}; the chains cover "
+                                          f"{', '.join(dict.fromkeys(ch['variable'])) or 'no variable'}.")
+        data = ch[ch["variable"].isin(names)].reset_index(drop=True)
+        palette = list(COLOURS.values())[1:]
+        heading = title or f"Convergence of {len(names)} imputed variable{'s' if len(names) > 1 else ''}"
+
+        def draw():
+            fig = new_figure(6.0, 1.6 * len(names) + 0.6)
+            axes = fig.subplots(len(names), 2, squeeze=False)
+            for row, name in enumerate(names):
+                part = data[data["variable"] == name]
+                for k, (chain, grp) in enumerate(part.groupby("chain", sort=True)):
+                    for col, stat in enumerate(("mean", "sd")):
+                        axes[row, col].plot(grp["iteration"], grp[stat], lw=0.8, color=palette[k % len(palette)])
+                axes[row, 0].set_ylabel(name, fontsize=8)
+                for col, stat in enumerate(("mean", "sd")):
+                    axes[row, col].tick_params(labelsize=7)
+                    if row == 0:
+                        axes[row, col].set_title(stat, fontsize=9)
+            for col in range(2):
+                axes[-1, col].set_xlabel("iteration", fontsize=8)
+            fig.suptitle(heading, fontsize=10)
+            return fig
+
+        alt = (f"Mean and standard deviation of the imputed values of {', '.join(names)} after each of "
+               f"{int(data['iteration'].max())} sweeps, one line for each of {data['chain'].nunique()} chains.")
+        return Figure(title=heading, alt_text=alt, data=data, kind="chains", _draw=draw)
+
     # ------------------------------------------------------------------ pooling
     def fit(self, verb: Callable, *args, dfcom: float | None = None, **kw) -> PooledResult:
         """Fit a model to every completed data set and pool the results with Rubin's rules.
