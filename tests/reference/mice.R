@@ -4,7 +4,7 @@
 # include = TRUE): .imp 0 is the incomplete data) under tests/reference/data/mice/, so that cimstats pools
 # models fitted to exactly the same completed data; then records mice::pool for lm and glm fits (estimates,
 # standard errors, Barnard-Rubin df, riv, lambda, fmi, ubar, b, dfcom) and the D1 and D2 tests of nested
-# models (mice::D1, mice::D2) in tests/reference/mice.json, with the versions used.
+# models (mice::D1, mice::D2) in tests/reference/mice.json, with the versions used; and mice::pool of lmer fits.
 #   nhanes2: mice's own example (25 rows; pmm for bmi and chl, logreg for hyp), m = 5.
 #   popmis:  pupils in schools (mice's example of clustered data); popular imputed by 2l.norm (random
 #            intercept for school) with sex and texp as predictors, m = 5.
@@ -79,9 +79,15 @@ imp2 <- mice(pm, m = 5, seed = 20240918, method = meth, predictorMatrix = pred, 
 pmi <- store(imp2, "popmis")
 cases$popmis_lm <- c(list(data = "popmis_long.csv", model = "lm(popular ~ sex + texp)"),
                      pooled_table(with(pmi, lm(popular ~ sex + texp))))
+# a linear mixed model fitted to each completed set (lme4, REML; pooled through broom.mixed's tidy and glance,
+# whose df.residual, n - fixed effects - variance parameters, is mice's complete-data df)
+suppressPackageStartupMessages({ library(lme4); library(broom.mixed) })
+cases$popmis_lmer <- c(list(data = "popmis_long.csv", model = "lmer(popular ~ sex + texp + (1 | school))"),
+                       pooled_table(with(pmi, lmer(popular ~ sex + texp + (1 | school)))))
 
 versions <- list(R = R.version.string, mice = as.character(packageVersion("mice")),
                  mitml = as.character(packageVersion("mitml")), broom = as.character(packageVersion("broom")),
+                 broom.mixed = as.character(packageVersion("broom.mixed")), lme4 = as.character(packageVersion("lme4")),
                  jsonlite = as.character(packageVersion("jsonlite")))
 write_json(list(versions = versions, seeds = list(nhanes2 = 20240917, popmis = 20240918), cases = cases,
                 tests = tests),
