@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/impute_quality.py [--reps 1000] [--m 20] [--iterations 10] [--n 200] [--seed 1]
+                                        [--method pmm|norm] [--mechanisms MCAR,MAR]
 
 Each replication draws n = 200 rows of ``x ~ N(0, 1)``, ``z = 0.5 x + e``,
 ``y = 1 + 0.5 x + 0.5 z + e`` (e ~ N(0, 1)) and deletes values of x and z:
@@ -18,6 +19,11 @@ pooled with Rubin's rules through ``Imputations.fit``) is compared with complete
 analysis. Printed per mechanism, estimand and method: bias, bias as a share of the mean
 standard error, empirical SE, mean SE, coverage of the 95% interval and its mean width.
 Targets for multiple imputation: coverage within 93-97% and |bias| < 10% of the SE.
+``--method norm`` imputes x and z by Bayesian linear regression instead of predictive mean
+matching: under the strong MAR mechanism (fraction of missing information about 0.55) the
+donors of predictive mean matching are sparse where most values are missing, which biases
+it towards the centre, as is known of mice's pmm; ``norm`` shows what the chained equations
+give without that limitation.
 """
 
 from __future__ import annotations
@@ -94,14 +100,17 @@ def main():
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--method", default="pmm", choices=["pmm", "norm"], help="method for x and z")
+    ap.add_argument("--mechanisms", default="MCAR,MAR")
     a = ap.parse_args()
     rows = []
     started = time.perf_counter()
-    for mechanism in ("MCAR", "MAR"):
+    for mechanism in a.mechanisms.split(","):
         rng = np.random.default_rng([a.seed, 0 if mechanism == "MCAR" else 1])
         for r in range(a.reps):
             d = simulate(rng, a.n, mechanism)
-            imp = cimstats.impute(d, m=a.m, seed=int(rng.integers(2**31)), iterations=a.iterations)
+            imp = cimstats.impute(d, m=a.m, seed=int(rng.integers(2**31)), iterations=a.iterations,
+                                  method={"x": a.method, "z": a.method})
             for verb, term in ((slope, "x"), (mean_x, "mean_x")):
                 t = imp.fit(verb).tidy().set_index("term").loc[term]
                 rows.append((mechanism, term, "multiple imputation", t["estimate"], t["std_error"], t["ci_lower"],
@@ -124,6 +133,7 @@ def main():
             "coverage": g["covered"].mean(), "mean_width": (g["hi"] - g["lo"]).mean(), "mean_fmi": g["fmi"].mean()}))
     pd.set_option("display.width", 160)
     print(f"{a.reps} replications per mechanism, n = {a.n}, m = {a.m}, iterations = {a.iterations}, "
+          f"method {a.method}, "
           f"{time.perf_counter() - started:.0f} s")
     print(out.round(4).to_string())
     mi = out.xs("multiple imputation", level="method")
