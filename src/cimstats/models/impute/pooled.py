@@ -197,9 +197,8 @@ class PooledResult(FittedResult):
     estimates : DataFrame
         Per-imputation estimates and standard errors (imputation, term, estimate, std_error).
 
-    Methods
-    -------
-    tidy(level=0.95), glance(), summary(), to_table_spec(), vcov(), wald_test(terms), save(folder)
+    Besides the contract (``tidy``, ``glance``, ``summary``, ``to_table_spec``, ``vcov``,
+    ``save``), :meth:`wald_test` tests several terms at once (D1).
 
     Validated against: ``mice::pool`` (3.15) on lm and glm fits to stored mice imputations
     (tests/reference/mice.R).
