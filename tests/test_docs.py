@@ -26,7 +26,7 @@ DOCS = ROOT / "docs"
 PAGES = ["index.html", "getting-started/index.html", "tutorial/index.html", "data-dictionary/index.html",
          "mechanisms/index.html", "cli/index.html", "validation/index.html", "reference/index.html"]
 HOW_TO = ["inspect", "harmonise", "scales", "networks", "three-level-model", "glmm", "sem", "mediation",
-          "survey-designs", "mechanisms", "joint-display", "run-plan", "scale-out"]
+          "survey-designs", "mechanisms", "joint-display", "run-plan", "scale-out", "multiple-imputation"]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ CASES = {
     "mechanism_tests.py": ["plan.yaml", "mechanisms.csv", "mechanisms.docx"],
     "power_and_bootstrap.py": ["power.csv", "power_curve.svg", "bootstrap.csv"],
     "survey_design.py": ["survey_estimates.csv", "survey_estimates.docx", "hba1c_svyglm.csv"],
+    "multiple_imputation.py": ["pooled.csv", "chains.csv", "chains.svg", "pooled-result/result.json"],
 }
 
 

@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "SurveyDesign": "cimstats.models.survey.design",
     "describe": "cimstats.models.survey.describe",
     "glm": "cimstats.models.survey.glm",
+    "impute": "cimstats.models.impute",
+    "Imputations": "cimstats.models.impute",
     # mechanisms
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate
