@@ -54,6 +54,14 @@ from cimstats.integrate.meta import (
 )
 from cimstats.integrate.privacy import pseudonymise, suppress_small_counts, truncate_quote
 from cimstats.render import Cell, Footnote, NumberFormat, Row, TableSpec
+from cimstats.integrate.excerpts import read_excerpts
+from cimstats.render import render
+from cimstats.render import to_docx
+from cimstats.render import to_html
+from cimstats.render import to_latex
+from cimstats.render import to_markdown
+from cimstats.render import to_text
+from cimstats.render import to_xlsx
 
 __all__ = ["JointDisplay", "joint_display", "DISPLAY_KINDS", "MECHANISM_TABLE_COLUMNS", "validate_mechanism_table"]
 
@@ -118,37 +126,30 @@ class JointDisplay:
 
     def render(self, path, **options):
         """Write the display; the format follows the suffix (.docx, .xlsx, .html, .tex, .md, .txt)."""
-        from cimstats.render import render
 
         return render(self.table, path, **options)
 
     def to_html(self, path=None, **kw):
-        from cimstats.render import to_html
 
         return to_html(self.table, path, **kw)
 
     def to_latex(self, path=None, **kw):
-        from cimstats.render import to_latex
 
         return to_latex(self.table, path, **kw)
 
     def to_markdown(self, path=None):
-        from cimstats.render import to_markdown
 
         return to_markdown(self.table, path)
 
     def to_text(self, path=None, **kw):
-        from cimstats.render import to_text
 
         return to_text(self.table, path, **kw)
 
     def to_docx(self, path=None):
-        from cimstats.render import to_docx
 
         return to_docx(self.table, path)
 
     def to_xlsx(self, path=None, **kw):
-        from cimstats.render import to_xlsx
 
         return to_xlsx(self.table, path, **kw)
 
@@ -526,7 +527,6 @@ def joint_display(
     opts = dict(kind=k, id=id, group_by=group_by, threshold=threshold, max_quote_chars=max_quote_chars,
                 max_quote_words=max_quote_words, quotes_per_cell=quotes_per_cell, themes=themes)
     if excerpts is not None:
-        from cimstats.integrate.excerpts import read_excerpts
 
         excerpts = read_excerpts(excerpts)
     if default_direction not in ("supports", "contradicts", "mixed", "none"):
