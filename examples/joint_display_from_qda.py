@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import cimstats
-from cimstats.integrate import codebook_from_dict, excerpts_from_qdpx, mapping_template
+from cimstats.integrate import theme_codebook_from_dict, excerpts_from_qdpx, mapping_template
 
 if len(sys.argv) < 2:
     sys.exit("usage: python examples/joint_display_from_qda.py PROJECT.qdpx [OUTDIR]")
@@ -30,7 +30,7 @@ top = codes.loc[codes["level"] == 0, ["guid", "name", "path"]]
 top = top.assign(n=[int(codings["code_path"].str.startswith(p).sum()) for p in top["path"]])
 chosen = top.nlargest(2, "n")
 themes = [{"id": f"T{i + 1}", "name": name, "direction": "none"} for i, name in enumerate(chosen["name"])]
-book = codebook_from_dict({"themes": themes})
+book = theme_codebook_from_dict({"themes": themes})
 excerpts = excerpts_from_qdpx(project, {row.path: t["id"] for row, t in zip(chosen.itertuples(), themes)},
                               codebook=book)
 

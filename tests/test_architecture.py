@@ -184,6 +184,27 @@ def test_nothing_imported_through_the_top_level_re_export():
     assert not through_top, "\n".join(through_top)
 
 
+def test_imports_inside_functions_say_why():
+    """A cimstats import inside a function hides the real graph; it is allowed only where a heavy
+    dependency is deferred (said in a ``# deferred:`` comment on its line), and in the command-line
+    modules, each of which loads its stage only when its command runs (so ``cimstats --help`` starts fast)."""
+    found = []
+    for module, (path, _) in _modules().items():
+        if module.startswith("cimstats.cli."):
+            continue
+        src = path.read_text(encoding="utf-8")
+        lines = src.split("\n")
+        for fn in ast.walk(ast.parse(src)):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                ours = (isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("cimstats") or node.level)) \
+                    or (isinstance(node, ast.Import) and any(a.name.startswith("cimstats") for a in node.names))
+                if ours and "# deferred:" not in lines[node.lineno - 1]:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, f"imports inside functions without a reason: {found}"
+
+
 def test_the_graph_reader_sees_imports_of_every_kind(tmp_path):
     """Module-level, relative, in-function and TYPE_CHECKING imports are told apart."""
     pkg = tmp_path / "cimstats"

@@ -11,11 +11,11 @@ from conftest import QDPX, need
 from cimstats.integrate import (
     CodebookError,
     UnmappedCodesWarning,
-    codebook_from_dict,
+    theme_codebook_from_dict,
     excerpts_from_qdpx,
     link_cases,
     mapping_template,
-    read_codebook,
+    read_theme_codebook,
     read_excerpts,
     read_mapping,
     read_qdpx,
@@ -70,7 +70,7 @@ exemplars:
 def cb(tmp_path):
     p = tmp_path / "themes.yaml"
     p.write_text(YAML, encoding="utf-8")
-    return read_codebook(p)
+    return read_theme_codebook(p)
 
 
 def test_yaml_codebook_tables(cb):
@@ -104,7 +104,7 @@ def test_csv_codebook_and_exemplars(tmp_path):
         "T1,Finding people,,navigation,supports,H1;H2\n"
         "T1a,Bridges,T1,,contradicts,\n", encoding="utf-8")
     (tmp_path / "ex.csv").write_text("theme_id,text,case_id\nT1a,\"He said, \"\"go\"\"\",EN-1\n", encoding="utf-8")
-    cb = read_codebook(tmp_path / "themes.csv", exemplars=tmp_path / "ex.csv")
+    cb = read_theme_codebook(tmp_path / "themes.csv", exemplars=tmp_path / "ex.csv")
     assert cb.themes["level"].tolist() == [0, 1]
     assert cb.themes["mechanism"].tolist() == ["navigation", "navigation"]
     assert cb.exemplars["text"].tolist() == ['He said, "go"']
@@ -115,7 +115,7 @@ def test_codebook_problems_are_collected():
     bad = {"themes": [{"id": "T1", "direction": "sideways"}, {"id": "T1"}, {"id": "T2", "parent": "T9"}],
            "exemplars": [{"theme_id": "T7", "text": "x"}]}
     with pytest.raises(CodebookError) as e:
-        codebook_from_dict(bad, source="bad.yaml")
+        theme_codebook_from_dict(bad, source="bad.yaml")
     codes = sorted(i.code for i in e.value.report)
     assert codes == ["C002", "C003", "C005", "C006"]
     assert "bad.yaml" in str(e.value)
@@ -123,19 +123,19 @@ def test_codebook_problems_are_collected():
 
 def test_codebook_file_errors(tmp_path):
     with pytest.raises(CodebookError, match="does not exist"):
-        read_codebook(tmp_path / "none.yaml")
+        read_theme_codebook(tmp_path / "none.yaml")
     (tmp_path / "x.yaml").write_text("themes: [unclosed", encoding="utf-8")
     with pytest.raises(CodebookError, match="not valid YAML"):
-        read_codebook(tmp_path / "x.yaml")
+        read_theme_codebook(tmp_path / "x.yaml")
     (tmp_path / "y.csv").write_text("id,label\n1,a\n", encoding="utf-8")
     with pytest.raises(CodebookError, match="theme_id, name"):
-        read_codebook(tmp_path / "y.csv")
+        read_theme_codebook(tmp_path / "y.csv")
     (tmp_path / "z.yaml").write_text("name: nothing\n", encoding="utf-8")
     with pytest.raises(CodebookError, match="no `themes`"):
-        read_codebook(tmp_path / "z.yaml")
+        read_theme_codebook(tmp_path / "z.yaml")
     (tmp_path / "w.docx").write_text("x", encoding="utf-8")
     with pytest.raises(CodebookError, match="suffix"):
-        read_codebook(tmp_path / "w.docx")
+        read_theme_codebook(tmp_path / "w.docx")
 
 
 # ---------------------------------------------------------------- excerpts
@@ -216,7 +216,7 @@ def test_mapping_errors(nvivo):
     if len(dup_name):
         with pytest.raises(CodebookError, match="problem"):
             excerpts_from_qdpx(nvivo, {dup_name.iloc[0]: "T1"})
-    cb = codebook_from_dict({"themes": [{"id": "T1"}]})
+    cb = theme_codebook_from_dict({"themes": [{"id": "T1"}]})
     with pytest.raises(CodebookError) as e:
         excerpts_from_qdpx(nvivo, {"Resisting coercion": "T2"}, codebook=cb)
     assert e.value.report.issues[0].code == "M003"
@@ -227,3 +227,13 @@ def test_codebook_excerpts_serve_as_coded_excerpts(cb):
     assert ex.columns[:4].tolist() == ["excerpt_id", "case_id", "theme_id", "text"]
     assert len(ex) == len(cb.exemplars)
     assert ex.loc[ex["excerpt_id"] == "Q1", "case_id"].iloc[0] == "EN-0012"
+
+
+def test_old_codebook_names_still_work_for_one_release():
+    import cimstats
+    import cimstats.integrate as I
+
+    with pytest.warns(DeprecationWarning, match="read_theme_codebook"):
+        assert cimstats.read_codebook is I.read_theme_codebook
+    with pytest.warns(DeprecationWarning, match="ThemeCodebook"):
+        assert I.Codebook is I.ThemeCodebook

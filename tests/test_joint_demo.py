@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cimstats.integrate import DISPLAY_KINDS, joint_display, read_codebook, read_excerpts
+from cimstats.integrate import DISPLAY_KINDS, joint_display, read_theme_codebook, read_excerpts
 
 datasets = pytest.importorskip("cimstats.datasets")
 
@@ -83,7 +83,7 @@ def codebook():
     path = resources.files("cimstats.datasets") / "data" / "themes.yaml"
     if not path.is_file():
         pytest.skip("the demo theme codebook is not in this checkout")
-    return read_codebook(path)
+    return read_theme_codebook(path)
 
 
 def test_demo_codebook_reads(codebook):

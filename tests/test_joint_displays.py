@@ -10,7 +10,7 @@ from cimstats.integrate import (
     DEFAULT_RULES,
     DISPLAY_KINDS,
     CodebookError,
-    codebook_from_dict,
+    theme_codebook_from_dict,
     joint_display,
     read_excerpts,
     suggest_meta_inferences,
@@ -43,7 +43,7 @@ def mechanisms():
 
 @pytest.fixture
 def codebook():
-    return codebook_from_dict({
+    return theme_codebook_from_dict({
         "mechanisms": [{"id": "navigation", "name": "Network navigation"},
                        {"id": "negotiation", "name": "Negotiation within networks"},
                        {"id": "collective_efficacy", "name": "Collective efficacy"}],

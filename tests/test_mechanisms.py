@@ -328,13 +328,13 @@ def test_p_adjust_matches_statsmodels():
 
 
 def test_feeds_joint_display_and_renders(result, tmp_path):
-    from cimstats.integrate import joint_display, read_codebook, validate_mechanism_table
+    from cimstats.integrate import joint_display, read_theme_codebook, validate_mechanism_table
     from cimstats.render import render
 
     t = validate_mechanism_table(result.table)
     assert len(t) == len(result.table)
     path = resources.files("cimstats.datasets") / "data" / "themes.yaml"
-    cb = read_codebook(path)
+    cb = read_theme_codebook(path)
     jd = joint_display(result, kind="side_by_side", codebook=cb)
     assert jd is not None
     jd2 = cimstats.joint_display(result.table, kind="side_by_side", codebook=cb)

@@ -279,9 +279,9 @@ def test_a_joint_display_page_renders_cleanly(browser, tmp_path):
     """The HTML renderer on its own: a joint display of the demo themes, with escaping and notes."""
     import cimstats
     from cimstats.datasets import coded_excerpts, theme_codebook
-    from cimstats.integrate import codebook_from_dict
+    from cimstats.integrate import theme_codebook_from_dict
 
-    book = codebook_from_dict(theme_codebook())
+    book = theme_codebook_from_dict(theme_codebook())
     table = pd.DataFrame({
         "hypothesis_id": ["NAV1", "CE1", "NEG1"],
         "mechanism": ["network_navigation", "collective_efficacy", "negotiation"],

@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "test_mechanisms": "cimstats.mechanisms.evaluate",
     # integrate
     "read_qdpx": "cimstats.integrate",
-    "read_codebook": "cimstats.integrate",
+    "read_theme_codebook": "cimstats.integrate",
     "read_excerpts": "cimstats.integrate",
     "joint_display": "cimstats.integrate",
     # pipeline
@@ -80,7 +80,17 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
+#: names of the previous release, kept for one release
+_RENAMED = {"read_codebook": "read_theme_codebook"}
+
+
 def __getattr__(name: str):
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"cimstats.{name} is now cimstats.{_RENAMED[name]}; the old name will be removed in the next "
+                      f"release.", DeprecationWarning, stacklevel=2)
+        return __getattr__(_RENAMED[name])
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'cimstats' has no attribute '{name}'")

@@ -41,6 +41,7 @@ import re
 from typing import Any, Mapping
 
 from cimstats.errors import CimstatsError
+from cimstats._files import reproducible_office_file
 
 __all__ = ["FORMULA_PREFIXES", "EXCEL_CELL_LIMIT", "starts_like_formula", "excel_escape", "excel_unescape",
            "set_text_cell", "sheet_title", "frames_to_xlsx", "spreadsheet_safe_text", "spreadsheet_safe_frame",
@@ -162,7 +163,6 @@ def frames_to_xlsx(frames: Mapping[str, Any], *, error: type[CimstatsError] = Ci
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    from cimstats._files import reproducible_office_file
 
     wb = Workbook()
     used: set[str] = set()

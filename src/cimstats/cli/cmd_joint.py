@@ -32,10 +32,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from cimstats.integrate import joint_display, read_codebook, read_excerpts
+    from cimstats.integrate import joint_display, read_theme_codebook, read_excerpts
 
     results = pd.read_csv(args.mechanisms) if args.mechanisms else None
-    codebook = read_codebook(args.codebook) if args.codebook else None
+    codebook = read_theme_codebook(args.codebook) if args.codebook else None
     excerpts = read_excerpts(args.excerpts) if args.excerpts else None
     cases = pd.read_csv(args.cases, dtype={args.id: str}) if args.cases else None
     jd = joint_display(results, kind=args.kind, codebook=codebook, excerpts=excerpts, cases=cases, id=args.id,

@@ -39,6 +39,8 @@ from cimstats.datasets._errors import DemoOutputError, DemoSeedError
 from cimstats.datasets._qualitative import coded_excerpts, theme_codebook
 from cimstats.datasets._truth import planted_truth
 from cimstats.datasets._write import STEPS, DemoFiles, write_demo_files
+from cimstats.datasets._countries import variable_map
+from cimstats.datasets._schema import render_schema as _render
 
 
 def raw_surveys(seed: int = DEFAULT_SEED) -> dict:
@@ -73,14 +75,12 @@ def raw_variable_map():
     >>> m.loc[(m.country == "NL") & (m.target == "sex"), ["raw_name", "rule"]].values.tolist()
     [['geslacht', 'recode']]
     """
-    from cimstats.datasets._countries import variable_map
 
     return variable_map()
 
 
 def render_schema() -> str:
     """The text of ``SCHEMA.md``, rendered from the country specifications."""
-    from cimstats.datasets._schema import render_schema as _render
 
     return _render()
 

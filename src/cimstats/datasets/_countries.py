@@ -31,6 +31,7 @@ from cimstats.datasets._generate import (
     CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
 )
 from cimstats.datasets._lang import LANG
+from cimstats.io import VariableMeta
 
 
 @dataclass(frozen=True)
@@ -399,7 +400,6 @@ def raw_frame(spec: CountrySpec, kind: str, target: pd.DataFrame, latent: pd.Dat
     holds the team's missing code of each declared-missing cell (``None``
     elsewhere), as :class:`cimstats.io.Survey` keeps them.
     """
-    from cimstats.io import VariableMeta
 
     cols = spec.patient if kind == "patients" else spec.alter
     data, record, meta = {}, {}, {}

@@ -12,6 +12,8 @@ from cimstats.datasets import _design as D
 from cimstats.datasets._countries import COUNTRY_SPECS, raw_frame
 from cimstats.datasets._generate import ITEMS, generate
 from cimstats.datasets._truth import planted_truth
+from cimstats.datasets._errors import DemoSeedError
+from cimstats.io import SourceInfo, Survey
 
 #: seed used when none is given
 DEFAULT_SEED = 20140601
@@ -105,7 +107,6 @@ class DemoStudy:
         (in the national language), declared missing codes and scale
         directions, as documented in ``SCHEMA.md``.
         """
-        from cimstats.io import SourceInfo, Survey
 
         out = {}
         alat = _alter_keys(self.alters)
@@ -192,7 +193,6 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
     ['BG', 'EN', 'ES', 'GR', 'NL', 'NO']
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        from cimstats.datasets._errors import DemoSeedError
 
         raise DemoSeedError(f"`seed` is {seed!r}; expected a non-negative whole number such as 1 or 20140601.")
     g = _cached(int(seed))

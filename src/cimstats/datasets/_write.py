@@ -21,6 +21,10 @@ from cimstats.datasets import _design as D
 from cimstats.datasets._countries import COUNTRY_SPECS
 from cimstats.datasets._study import DEFAULT_SEED, DemoStudy, demo_study
 from cimstats.datasets._errors import DemoOutputError
+from cimstats.datasets._qualitative import coded_excerpts, theme_codebook_text
+from cimstats.datasets._schema import render_schema
+from cimstats.datasets._truth import planted_truth
+from cimstats.io import write_survey
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,6 @@ Step = Callable[[DemoStudy, Path], list]
 
 
 def _step_raw(study: DemoStudy, root: Path) -> list:
-    from cimstats.io import write_survey
 
     out = root / "raw"
     out.mkdir()
@@ -68,7 +71,6 @@ def _step_raw(study: DemoStudy, root: Path) -> list:
 
 
 def _step_qualitative(study: DemoStudy, root: Path) -> list:
-    from cimstats.datasets._qualitative import coded_excerpts, theme_codebook_text
 
     out = root / "qualitative"
     out.mkdir()
@@ -81,7 +83,6 @@ def _step_qualitative(study: DemoStudy, root: Path) -> list:
 
 
 def _step_truth(study: DemoStudy, root: Path) -> list:
-    from cimstats.datasets._truth import planted_truth
 
     out = root / "truth"
     out.mkdir()
@@ -93,7 +94,6 @@ def _step_truth(study: DemoStudy, root: Path) -> list:
 
 
 def _step_schema(study: DemoStudy, root: Path) -> list:
-    from cimstats.datasets._schema import render_schema
 
     (root / "SCHEMA.md").write_text(render_schema(), encoding="utf-8")
     return [{"path": "SCHEMA.md", "kind": "schema", "country": None, "rows": None, "columns": None}]

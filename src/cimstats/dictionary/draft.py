@@ -26,6 +26,7 @@ import pandas as pd
 
 from cimstats.errors import DictionaryError
 from cimstats.io.survey import Survey
+from cimstats import io as _io
 
 _STORAGE_TO_TYPE = {"string": "string", "date": "string", "datetime": "string", "time": "string"}
 
@@ -64,7 +65,6 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
         if isinstance(src, Survey):
             s, fname = src, (Path(src.source.path).name if src.source.path else "")
         else:
-            from cimstats import io as _io
 
             s, fname = _io.read_survey(src), Path(src).name
         sid = ids[i] if ids else (Path(fname).stem if fname else f"study{i + 1}")

@@ -28,6 +28,11 @@ from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_
 from cimstats.errors import HarmonisationError, Report
 from cimstats.render.escape import escape_html
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
+from cimstats import io as _io
+from cimstats._files import atomic_write
+from cimstats._sheets import frames_to_xlsx
+from cimstats._sheets import spreadsheet_safe_frame
+from cimstats.errors import SurveyWriteError
 
 REPORT_COLUMNS = (["study", "target", "rule", "source", "declared_status", "status", "n_rows", "n_valid"]
                   + [f"n_{r}" for r in REASON_ORDER] + ["unmapped_codes", "comment"])
@@ -93,9 +98,6 @@ class HarmonisationReport:
         numbers such as ``-9``) gets a leading apostrophe; ``False`` writes the
         text exactly, for programs that read the CSV.
         """
-        from cimstats._files import atomic_write
-        from cimstats._sheets import spreadsheet_safe_frame
-        from cimstats.errors import SurveyWriteError
 
         p = Path(path)
         out = []
@@ -116,9 +118,6 @@ class HarmonisationReport:
         naming the cell instead of being cut. The workbook has fixed dates, so
         the same report gives the same bytes.
         """
-        from cimstats._files import atomic_write
-        from cimstats._sheets import frames_to_xlsx
-        from cimstats.errors import SurveyWriteError
 
         atomic_write(path, frames_to_xlsx(self.to_frames(), error=SurveyWriteError), error=SurveyWriteError)
         return Path(path)
@@ -273,7 +272,6 @@ class HarmonisationResult:
 
 # -- inputs -------------------------------------------------------------------------
 def _read(path: Path, fmt: str | None) -> Survey:
-    from cimstats import io as _io
 
     reader = getattr(_io, "read_survey", None)
     if reader is None:

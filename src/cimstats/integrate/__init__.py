@@ -3,7 +3,7 @@
 * :func:`read_qdpx` imports REFI-QDA project exchange files (.qdpx) from
   NVivo, ATLAS.ti, MAXQDA and others into tables (codes, codings with their
   selected text, sources, users, cases, case variables).
-* :func:`read_codebook` loads a theme codebook (YAML or CSV): themes,
+* :func:`read_theme_codebook` loads a theme codebook (YAML or CSV): themes,
   sub-themes, mechanisms, exemplar excerpts, links to hypotheses/constructs.
 * :func:`read_excerpts` / :func:`excerpts_from_qdpx` give the coded-excerpt
   table; codes map onto themes through a user-editable table
@@ -17,10 +17,10 @@
 
 from cimstats.integrate.codebook import (
     DIRECTIONS,
-    Codebook,
+    ThemeCodebook,
     CodebookError,
-    codebook_from_dict,
-    read_codebook,
+    theme_codebook_from_dict,
+    read_theme_codebook,
 )
 from cimstats.integrate.displays import (
     DISPLAY_KINDS,
@@ -57,10 +57,25 @@ from cimstats.integrate.qdpx import QDAProject, read_qdpx
 
 __all__ = [
     "read_qdpx", "QDAProject",
-    "read_codebook", "codebook_from_dict", "Codebook", "CodebookError", "DIRECTIONS",
+    "read_theme_codebook", "theme_codebook_from_dict", "ThemeCodebook", "CodebookError", "DIRECTIONS",
     "read_excerpts", "excerpts_from_qdpx", "mapping_template", "read_mapping", "link_cases",
     "EXCERPT_COLUMNS", "UnmappedCodesWarning",
     "joint_display", "JointDisplay", "DISPLAY_KINDS", "MECHANISM_TABLE_COLUMNS", "validate_mechanism_table",
     "suggest_meta_inferences", "DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "combine_convergence",
     "suppress_small_counts", "Suppression", "pseudonymise", "truncate_quote", "IDENTIFIER_PATTERNS",
 ]
+
+#: names of the previous release, kept for one release ("codebook" alone also names the variable codebook of
+#: cimstats.io, so the theme codebook says what it is)
+_RENAMED = {"Codebook": "ThemeCodebook", "read_codebook": "read_theme_codebook",
+            "codebook_from_dict": "theme_codebook_from_dict"}
+
+
+def __getattr__(name: str):
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"cimstats.integrate.{name} is now {_RENAMED[name]}; the old name will be removed in the next "
+                      f"release.", DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module 'cimstats.integrate' has no attribute {name!r}")

@@ -58,8 +58,8 @@ from cimstats.integrate.excerpts import read_excerpts
 __all__ = [
     "Codebook",
     "CodebookError",
-    "read_codebook",
-    "codebook_from_dict",
+    "read_theme_codebook",
+    "theme_codebook_from_dict",
     "THEME_COLUMNS",
     "EXEMPLAR_COLUMNS",
     "LINK_COLUMNS",
@@ -86,7 +86,7 @@ CONSTRUCT_COLUMNS = ["construct_id", "name", "table", "variables", "measure"]
 
 
 @dataclass(frozen=True)
-class Codebook:
+class ThemeCodebook:
     """A theme codebook as tables.
 
     Attributes
@@ -198,8 +198,8 @@ def _direction(v, where: str, report: Report) -> str | None:
     return "none"
 
 
-def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
-    """Build a :class:`Codebook` from parsed YAML/JSON (see the module notes for keys).
+def theme_codebook_from_dict(data: dict, *, source: str = "") -> ThemeCodebook:
+    """Build a :class:`ThemeCodebook` from parsed YAML/JSON (see the module notes for keys).
 
     Raises
     ------
@@ -209,7 +209,7 @@ def codebook_from_dict(data: dict, *, source: str = "") -> Codebook:
 
     Examples
     --------
-    >>> cb = codebook_from_dict({"themes": [{"id": "T1", "name": "Trust", "direction": "supports",
+    >>> cb = theme_codebook_from_dict({"themes": [{"id": "T1", "name": "Trust", "direction": "supports",
     ...     "hypotheses": ["H3"], "subthemes": [{"id": "T1a", "name": "Timing"}],
     ...     "exemplars": [{"text": "We trusted the nurse.", "participant": "EN-0003"}]}]})
     >>> cb.themes[["theme_id", "parent_id", "level", "direction"]].fillna("-").values.tolist()
@@ -384,7 +384,7 @@ def _exemplar(e: dict, tid: str, text, default_id: str) -> dict:
 
 
 def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(), constructs=(),
-            participants=()) -> Codebook:
+            participants=()) -> ThemeCodebook:
     import pandas as pd
 
     seen: set[str] = set()
@@ -419,7 +419,7 @@ def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(
             f"(first: {report.errors[0].message})", report=report)
     tdf = pd.DataFrame(themes, columns=THEME_COLUMNS)
     tdf["level"] = tdf["level"].astype("int64")
-    return Codebook(
+    return ThemeCodebook(
         themes=tdf,
         exemplars=pd.DataFrame(exemplars, columns=EXEMPLAR_COLUMNS),
         links=pd.DataFrame(links, columns=LINK_COLUMNS).drop_duplicates(ignore_index=True),
@@ -431,7 +431,7 @@ def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(
     )
 
 
-def read_codebook(path, *, exemplars=None) -> Codebook:
+def read_theme_codebook(path, *, exemplars=None) -> ThemeCodebook:
     """Read a theme codebook from YAML (``.yaml``/``.yml``/``.json``) or CSV.
 
     Parameters
@@ -444,7 +444,7 @@ def read_codebook(path, *, exemplars=None) -> Codebook:
 
     Returns
     -------
-    Codebook
+    ThemeCodebook
 
     Raises
     ------
@@ -465,10 +465,10 @@ def read_codebook(path, *, exemplars=None) -> Codebook:
             data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise CodebookError(f"The codebook '{p}' is not valid YAML/JSON ({exc}); fix the syntax.") from exc
-        cb = codebook_from_dict(data or {}, source=p.name)
+        cb = theme_codebook_from_dict(data or {}, source=p.name)
         if exemplars is not None:
             extra = read_codebook_exemplars(exemplars)
-            cb = Codebook(cb.themes, pd.concat([cb.exemplars, extra], ignore_index=True), cb.links,
+            cb = ThemeCodebook(cb.themes, pd.concat([cb.exemplars, extra], ignore_index=True), cb.links,
                           cb.mechanisms, cb.name, cb.source)
         return cb
     if suffix in (".csv", ".tsv", ".txt"):
@@ -488,9 +488,9 @@ def read_codebook(path, *, exemplars=None) -> Codebook:
                 "hypotheses": r.get("hypothesis_ids") or None, "constructs": r.get("constructs") or None,
             })
         data = {"themes": rows}
-        cb = codebook_from_dict(data, source=p.name)
+        cb = theme_codebook_from_dict(data, source=p.name)
         if exemplars is not None:
-            cb = Codebook(cb.themes, read_codebook_exemplars(exemplars), cb.links, cb.mechanisms, cb.name, cb.source)
+            cb = ThemeCodebook(cb.themes, read_codebook_exemplars(exemplars), cb.links, cb.mechanisms, cb.name, cb.source)
         return cb
     raise CodebookError(f"Cannot read codebook '{p}': suffix {p.suffix!r} is not .yaml, .yml, .json or .csv.")
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from cimstats.errors import Report
-from cimstats.integrate.codebook import Codebook, CodebookError
+from cimstats.integrate.codebook import ThemeCodebook, CodebookError
 from cimstats.integrate.meta import (
     combine_convergence,
     normalise_verdict,
@@ -54,6 +54,14 @@ from cimstats.integrate.meta import (
 )
 from cimstats.integrate.privacy import pseudonymise, suppress_small_counts, truncate_quote
 from cimstats.render import Cell, Footnote, NumberFormat, Row, TableSpec
+from cimstats.integrate.excerpts import read_excerpts
+from cimstats.render import render
+from cimstats.render import to_docx
+from cimstats.render import to_html
+from cimstats.render import to_latex
+from cimstats.render import to_markdown
+from cimstats.render import to_text
+from cimstats.render import to_xlsx
 
 __all__ = ["JointDisplay", "joint_display", "DISPLAY_KINDS", "MECHANISM_TABLE_COLUMNS", "validate_mechanism_table"]
 
@@ -118,37 +126,30 @@ class JointDisplay:
 
     def render(self, path, **options):
         """Write the display; the format follows the suffix (.docx, .xlsx, .html, .tex, .md, .txt)."""
-        from cimstats.render import render
 
         return render(self.table, path, **options)
 
     def to_html(self, path=None, **kw):
-        from cimstats.render import to_html
 
         return to_html(self.table, path, **kw)
 
     def to_latex(self, path=None, **kw):
-        from cimstats.render import to_latex
 
         return to_latex(self.table, path, **kw)
 
     def to_markdown(self, path=None):
-        from cimstats.render import to_markdown
 
         return to_markdown(self.table, path)
 
     def to_text(self, path=None, **kw):
-        from cimstats.render import to_text
 
         return to_text(self.table, path, **kw)
 
     def to_docx(self, path=None):
-        from cimstats.render import to_docx
 
         return to_docx(self.table, path)
 
     def to_xlsx(self, path=None, **kw):
-        from cimstats.render import to_xlsx
 
         return to_xlsx(self.table, path, **kw)
 
@@ -323,7 +324,7 @@ def _same_mechanism(a, b, codebook) -> bool:
     return bool(A & B) or any(x.endswith("_" + y) or y.endswith("_" + x) for x in A for y in B)
 
 
-def _links(results, codebook: Codebook | None, link_by_mechanism: bool = True) -> "Any":
+def _links(results, codebook: ThemeCodebook | None, link_by_mechanism: bool = True) -> "Any":
     """Hypothesis-theme links with where each came from (``mechanism table``, ``codebook`` or ``shared mechanism``)."""
     import pandas as pd
 
@@ -354,7 +355,7 @@ def _direction_of(info: dict, default: str) -> str:
     return default if _missing(d) or d is None else str(d)
 
 
-def _theme_info(codebook: Codebook | None, theme_id: str) -> dict:
+def _theme_info(codebook: ThemeCodebook | None, theme_id: str) -> dict:
     if codebook is None:
         return {"theme_id": theme_id, "name": theme_id, "definition": None, "direction": None, "mechanism": None}
     hit = codebook.themes.loc[codebook.themes["theme_id"] == theme_id]
@@ -392,7 +393,7 @@ def joint_display(
     results=None,
     *,
     kind: str,
-    codebook: Codebook | None = None,
+    codebook: ThemeCodebook | None = None,
     excerpts=None,
     cases=None,
     id: str = "patient_id",
@@ -434,7 +435,7 @@ def joint_display(
         agreement, silence, dissonance per theme) with summary counts;
         ``"case_oriented"``: one row per case with its quantitative
         profile, coded themes and a quote.
-    codebook : Codebook, optional
+    codebook : ThemeCodebook, optional
         Themes (names, definitions, directions, exemplars, hypothesis links).
     excerpts : pandas.DataFrame, optional
         Coded excerpts (``case_id, theme_id, text``...; see
@@ -500,11 +501,11 @@ def joint_display(
     Examples
     --------
     >>> import pandas as pd
-    >>> from cimstats.integrate import joint_display, codebook_from_dict
+    >>> from cimstats.integrate import joint_display, theme_codebook_from_dict
     >>> mech = pd.DataFrame({"hypothesis_id": ["H1"], "mechanism": ["navigation"], "statement": ["Weak ties aid self-management"],
     ...                      "estimate": [0.21], "ci_lower": [0.05], "ci_upper": [0.37], "p_value": [0.009],
     ...                      "model": ["LMM"], "n": [1480], "verdict": ["supported"], "theme_ids": ["T1"]})
-    >>> cb = codebook_from_dict({"themes": [{"id": "T1", "name": "Finding the right people", "direction": "supports",
+    >>> cb = theme_codebook_from_dict({"themes": [{"id": "T1", "name": "Finding the right people", "direction": "supports",
     ...        "exemplars": [{"text": "The walking group put me onto the dietitian.", "participant": "EN-0012"}]}]})
     >>> jd = joint_display(mech, kind="side_by_side", codebook=cb)
     >>> jd.meta_inferences[["hypothesis_id", "theme_id", "meta_inference", "decided_by"]].values.tolist()
@@ -526,7 +527,6 @@ def joint_display(
     opts = dict(kind=k, id=id, group_by=group_by, threshold=threshold, max_quote_chars=max_quote_chars,
                 max_quote_words=max_quote_words, quotes_per_cell=quotes_per_cell, themes=themes)
     if excerpts is not None:
-        from cimstats.integrate.excerpts import read_excerpts
 
         excerpts = read_excerpts(excerpts)
     if default_direction not in ("supports", "contradicts", "mixed", "none"):

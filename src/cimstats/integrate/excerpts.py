@@ -170,7 +170,7 @@ def excerpts_from_qdpx(project, mapping, *, case_ids: Mapping[str, str] | None =
     case_ids : dict, optional
         Source name (or guid) -> pseudonymous case id. Without it the case
         is the QDA case holding the source, or else the source name.
-    codebook : Codebook, optional
+    codebook : ThemeCodebook, optional
         When given, theme ids in the mapping must exist in it.
     include_children : bool
         Codings with a sub-code of a mapped code count for the parent's

@@ -28,6 +28,7 @@ from typing import Any
 
 from cimstats.integrate.codebook import CodebookError
 from cimstats.mechanisms.rules import VERDICTS
+from cimstats.errors import Report
 
 __all__ = ["DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "suggest_meta_inferences",
            "normalise_verdict", "combine_convergence"]
@@ -122,7 +123,6 @@ def suggest_meta_inferences(pairs, *, rules=None, overrides=None):
     """
     import pandas as pd
 
-    from cimstats.errors import Report
 
     rules = DEFAULT_RULES if rules is None else rules
     need = {"rule_id", "verdict", "theme_direction", "meta_inference"}

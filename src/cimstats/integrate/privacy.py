@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
+from cimstats.errors import RenderError
 
 __all__ = ["suppress_small_counts", "Suppression", "pseudonymise", "truncate_quote", "IDENTIFIER_PATTERNS"]
 
@@ -118,12 +119,10 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
     if c.ndim == 1:
         c = c[None, :]
     if c.ndim != 2:
-        from cimstats.errors import RenderError
 
         raise RenderError(f"`counts` must be a 2-D table of counts; got {c.ndim} dimensions.")
     c = c.astype(float)
     if threshold < 1:
-        from cimstats.errors import RenderError
 
         raise RenderError(f"`threshold={threshold}` must be at least 1.")
     primary = (c > 0) & (c < threshold)
@@ -132,12 +131,10 @@ def suppress_small_counts(counts, *, threshold: int = 5, totals: str = "both", s
     if also_hide is not None:
         extra = np.asarray(also_hide, dtype=bool)
         if extra.shape != c.shape:
-            from cimstats.errors import RenderError
 
             raise RenderError(f"`also_hide` has shape {extra.shape}; expected the shape of `counts`, {c.shape}.")
         primary |= extra
     if totals not in ("both", "rows", "columns", "none"):
-        from cimstats.errors import RenderError
 
         raise RenderError(f"`totals={totals!r}` is not known; expected 'both', 'rows', 'columns' or 'none'.")
     R, C = c.shape

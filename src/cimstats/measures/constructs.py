@@ -53,6 +53,11 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import PlanError
+from cimstats.measures.networks import core
+from cimstats.measures.networks import measures
+from cimstats.measures.scales import load_instrument
+from cimstats.measures.scales import scoring
+from cimstats.measures.scales.instrument import load_instrument
 
 __all__ = ["KINDS", "ConstructKind", "Construct", "ConstructTable", "Measures", "scale_constructs",
            "network_constructs"]
@@ -69,7 +74,6 @@ class Unavailable(Exception):
 def score_construct(patients: pd.DataFrame, instrument: str, score: str, *, items: Mapping | None = None,
                     out_of_range: str = "error") -> np.ndarray:
     """One score of an instrument, one value per row of ``patients`` (see :func:`cimstats.score_scale`)."""
-    from cimstats.measures.scales import scoring
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,7 +84,6 @@ def score_construct(patients: pd.DataFrame, instrument: str, score: str, *, item
 
 def network_table(patients: pd.DataFrame, alters: pd.DataFrame):
     """The checked ego networks of the patients (one ego per ``patient_id`` and ``wave``)."""
-    from cimstats.measures.networks import core
 
     egos = patients[[c for c in _KEYS if c in patients.columns]]
     with warnings.catch_warnings():
@@ -90,7 +93,6 @@ def network_table(patients: pd.DataFrame, alters: pd.DataFrame):
 
 def network_measures(net) -> pd.DataFrame:
     """Every ego-level network measure (:func:`cimstats.networks.ego_measures`), one row per ego and wave."""
-    from cimstats.measures.networks import measures
 
     return measures.ego_measures(net)
 
@@ -307,7 +309,6 @@ def scale_constructs(instruments: Iterable[Mapping]) -> list[Construct]:
     instruments : list of mapping
         ``{instrument: ID or YAML path, scores: [...] or None, items: {...} or None}`` entries.
     """
-    from cimstats.measures.scales.instrument import load_instrument
 
     out = []
     for spec in instruments:
@@ -461,7 +462,6 @@ class Measures:
         key = construct.key
         if key not in self._scores:
             d = construct.definition
-            from cimstats.measures.scales import load_instrument
 
             ins = load_instrument(d["instrument"])
             rule = next((r for r in ins.scores if r.id == d["score"]), None)

@@ -21,6 +21,9 @@ import pandas as pd
 from scipy import optimize, stats
 
 from cimstats.errors import EstimationError, MissingDataWarning, ScaleError
+from cimstats.measures.scales import load_instrument
+from cimstats.measures.scales.scoring import _prepare
+from cimstats.models.sem import sem
 
 __all__ = ["alpha", "omega", "scale_reliability", "AlphaResult", "OmegaResult", "alpha_from_cov", "one_factor_ml"]
 
@@ -459,7 +462,6 @@ def omega(data, *, items: Sequence[str] | None = None, reverse: Sequence[str] | 
 
     # the CFA is fitted by the SEM core (imported here: the measures stage does not depend on
     # the models stage at import time)
-    from cimstats.models.sem import sem
 
     x, names = _item_matrix(data, items, reverse)
     k = x.shape[1]
@@ -540,8 +542,6 @@ def scale_reliability(data, instrument, *, items=None, scores: Sequence[str] | N
        score  n_items  nobs
     0  semcd        6   200
     """
-    from cimstats.measures.scales import load_instrument
-    from cimstats.measures.scales.scoring import _prepare
 
     ins = load_instrument(instrument)
     wanted = [s for s in ins.scores if s.items and len(s.items) >= 2 and (scores is None or s.id in scores)]

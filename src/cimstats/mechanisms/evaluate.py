@@ -29,6 +29,7 @@ from .options import option_problems
 from .plan import INVARIANCE_LEVELS, MechanismPlan, default_plan, invariance_models_for, read_mechanism_plan
 from .results import MechanismResult, TABLE_COLUMNS
 from .rules import VerdictRules, apply_rules
+from cimstats.measures.scales import load_instrument
 
 __all__ = ["test_mechanisms", "p_adjust", "model_frame"]
 
@@ -162,7 +163,6 @@ class _Workspace:
         spec = self.plan.constructs.get(construct)
         if spec is None or spec["kind"] != "scale":
             raise _Unavailable(f"construct '{construct}' is not a scale; invariance needs its items")
-        from cimstats.measures.scales import load_instrument
 
         ins = load_instrument(spec["instrument"])
         rule = next((r for r in ins.scores if r.id == spec["score"]), None)

@@ -18,6 +18,10 @@ from cimstats.models._result import (FittedResult, OptimizerSummary, ResultSumma
 
 from .adjust import p_adjust
 from .rules import VerdictRules, apply_rules
+from .plan import _shipped_mechanisms
+from cimstats.models.mediation.kernel import adjusted_interval, percentile_interval
+from cimstats.render import NumberFormat, TableSpec
+from cimstats.render.spec import Footnote
 
 __all__ = ["MechanismResult", "TABLE_COLUMNS"]
 
@@ -32,7 +36,6 @@ def _mechanism_label(plan, mechanism: str) -> str:
     spec = (getattr(plan, "mechanisms", None) or {}).get(mechanism)
     if spec and spec.get("label"):
         return str(spec["label"])
-    from .plan import _shipped_mechanisms
 
     return str((_shipped_mechanisms().get(mechanism) or {}).get("label") or mechanism)
 
@@ -217,7 +220,6 @@ class MechanismResult(FittedResult):
     def _intervals_at(self, level) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
             raise PlanError(f"`level` is {level!r}; expected a confidence level between 0 and 1, e.g. 0.95.")
-        from cimstats.models.mediation.kernel import adjusted_interval, percentile_interval
 
         level = float(level)
         t = self.table
@@ -375,8 +377,6 @@ class MechanismResult(FittedResult):
         Columns: Hypothesis, Statement, Estimand, Estimate, CI, p, adjusted p, n,
         Verdict; verdict reasons and the rules are written as notes.
         """
-        from cimstats.render import NumberFormat, TableSpec
-        from cimstats.render.spec import Footnote
 
         fmt = number_format or NumberFormat()
         t = self.table

@@ -62,6 +62,13 @@ from cimstats._files import atomic_write
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import CimstatsError, ModelSpecificationError
 from cimstats.render.spec import Cell, Footnote, Row, TableSpec
+from cimstats import __version__
+from cimstats.render.escape import escape_html
+from cimstats.render.escape import escape_markdown
+from cimstats.render.text_formats import to_html
+from cimstats.render.text_formats import to_latex
+from cimstats.render.text_formats import to_markdown
+from cimstats.render.text_formats import to_text
 
 __all__ = ["FittedResult", "ResultSummary", "OptimizerSummary", "dropped_frame",
            "ResultNotAvailableError", "SavedResultError", "read_saved_result", "SAVE_FORMAT", "table_to_json", "table_from_json",
@@ -199,7 +206,6 @@ class ResultSummary:
 
     def to_text(self) -> str:
         """Plain text: title, header lines, each table, then the notes."""
-        from cimstats.render.text_formats import to_text
 
         parts = [self.title, *self.lines, ""]
         for t in self.tables:
@@ -215,8 +221,6 @@ class ResultSummary:
 
     def to_html(self) -> str:
         """An HTML fragment (escaped; tables through the HTML renderer)."""
-        from cimstats.render.escape import escape_html
-        from cimstats.render.text_formats import to_html
 
         head = f"<h3>{escape_html(self.title)}</h3>" + "".join(f"<p>{escape_html(s)}</p>" for s in self.lines)
         body = "".join(to_html(t, standalone=False) for t in self.tables)
@@ -228,7 +232,6 @@ class ResultSummary:
 
     def to_latex(self) -> str:
         """LaTeX: the header and notes as comments, each table through the LaTeX renderer."""
-        from cimstats.render.text_formats import to_latex
 
         def comment(s):
             return "% " + s.replace("\n", " ").replace("\r", " ")
@@ -240,8 +243,6 @@ class ResultSummary:
 
     def to_markdown(self) -> str:
         """Markdown: a heading, the header lines, each table as a pipe table, the notes."""
-        from cimstats.render.escape import escape_markdown
-        from cimstats.render.text_formats import to_markdown
 
         parts = [f"### {escape_markdown(self.title)}", ""] + [escape_markdown(s) + "  " for s in self.lines] + [""]
         for t in self.tables:
@@ -465,7 +466,6 @@ class FittedResult:
         needs, as plain JSON) and, for reading by people and spreadsheets,
         ``tidy.csv`` and ``glance.csv``. Files are written whole or not at all.
         """
-        from cimstats import __version__
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

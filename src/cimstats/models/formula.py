@@ -1,7 +1,7 @@
 """lme4-style model formulas: parsing, expansion and design matrices.
 
-This module is shared by the mixed-model verbs (``lmm`` now, ``glmm`` and
-``gee`` later). It has three layers:
+This module is the one formula front end of the model verbs (``lmm``,
+``glmm``, ``gee``, ``glm``) and of the mechanism-plan checker. It has three layers:
 
 1. :func:`parse_formula` turns text such as
    ``"y ~ x * sex + I(age^2) + (x | practice/ego)"`` into a :class:`FormulaSpec`

@@ -18,7 +18,7 @@ MAX_LEVELS = 300
 def build(ctx: StepContext) -> dict:
     import warnings
 
-    from cimstats.render import figures as F
+    from cimstats.render import figures as F  # deferred: figures load matplotlib
 
     formats = ctx.plan.sections["outputs"]["figures"]
     res = load_mechanisms(ctx.out)

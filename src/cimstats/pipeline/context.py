@@ -20,7 +20,7 @@ import pandas as pd
 from cimstats._files import inside
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import PlanError
-from cimstats.integrate import read_codebook
+from cimstats.integrate import read_theme_codebook
 from cimstats.render.numbers import COLUMN_KINDS
 
 from .plan import AnalysisPlan
@@ -118,5 +118,5 @@ def load_model(out: Path, model_id: str):
 def _codebook(plan: AnalysisPlan):
     q = plan.sections["qualitative"]
     if q["codebook"] == "demo":
-        return read_codebook(Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")))
-    return read_codebook(q["codebook"])
+        return read_theme_codebook(Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")))
+    return read_theme_codebook(q["codebook"])

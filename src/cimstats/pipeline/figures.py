@@ -13,16 +13,12 @@ zero: every conditional mode is 0, so there is nothing to plot).
 
 from __future__ import annotations
 
-import importlib.util
-
-from .context import StepContext, StepSkipped
+from ._figures_impl import build
+from .context import StepContext
 
 __all__ = ["build_figures"]
 
 
 def build_figures(ctx: StepContext) -> dict:
-    if importlib.util.find_spec("cimstats.render.figures") is None:
-        raise StepSkipped("cimstats.render.figures is not part of this installation, so no figures were drawn")
-    from ._figures_impl import build
-
+    """Draw every figure of the run (the mechanisms step's saved results must exist)."""
     return build(ctx)

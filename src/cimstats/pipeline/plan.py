@@ -73,6 +73,16 @@ from typing import Any, Mapping
 import yaml
 
 from cimstats.errors import CimstatsError, PlanError, Report
+from cimstats.dictionary import demo_dictionary_path, read_dictionary
+from cimstats.dictionary.schema import resolve_study_file
+from cimstats.integrate import DISPLAY_KINDS
+from cimstats.measures.constructs import ConstructTable, construct_problems, network_constructs, scale_constructs
+from cimstats.measures.networks.catalogue import measure_catalogue
+from cimstats.measures.networks.change import change_columns
+from cimstats.measures.scales.instrument import list_instruments, load_instrument
+from cimstats.mechanisms import read_mechanism_plan
+from cimstats.mechanisms.options import option_problems
+from cimstats.mechanisms.plan import _model_variables
 
 __all__ = ["AnalysisPlan", "read_analysis_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
            "DATA_FORMATS", "FIGURE_FORMATS"]
@@ -388,8 +398,6 @@ class _Checker:
         return out
 
     def _dictionary(self, value, *, data_dir, check_files: bool = True) -> dict | None:
-        from cimstats.dictionary import demo_dictionary_path, read_dictionary
-        from cimstats.dictionary.schema import resolve_study_file
 
         if value == "demo":
             folder, kind = str(demo_dictionary_path()), "demo"
@@ -427,7 +435,6 @@ class _Checker:
                     pass
 
     def instruments(self, s) -> list[dict]:
-        from cimstats.measures.scales.instrument import list_instruments, load_instrument
 
         if s is None:
             return []
@@ -479,7 +486,6 @@ class _Checker:
         return out
 
     def networks(self, s) -> dict | None:
-        from cimstats.measures.networks.catalogue import measure_catalogue
 
         if s is None or s is False:
             return None
@@ -509,9 +515,6 @@ class _Checker:
 
     def constructs(self, s, sections: dict) -> dict:
         """Named constructs (the construct table's schema); builds the run's construct table."""
-        from cimstats.measures.constructs import (ConstructTable, construct_problems, network_constructs,
-                                                  scale_constructs)
-        from cimstats.measures.networks.catalogue import measure_catalogue
 
         out: dict = {}
         if s is not None and not isinstance(s, Mapping):
@@ -537,9 +540,6 @@ class _Checker:
 
     def _check_constructs(self, constructs: Mapping) -> None:
         """Instruments, scores and measures that named constructs use exist (and their items are in the data)."""
-        from cimstats.measures.networks.catalogue import measure_catalogue
-        from cimstats.measures.networks.change import change_columns
-        from cimstats.measures.scales.instrument import list_instruments, load_instrument
 
         shipped = set(list_instruments()["id"])
         net_cols = set(measure_catalogue(expand=True)["column"])
@@ -571,8 +571,6 @@ class _Checker:
                          remedy=f"Use one of {', '.join(sorted(change_cols))}.")
 
     def mechanisms(self, s, sections: dict) -> dict | None:
-        from cimstats.mechanisms import read_mechanism_plan
-        from cimstats.mechanisms.options import option_problems
 
         if s is None or s is False:
             return None
@@ -626,8 +624,6 @@ class _Checker:
         Works on the mechanism plan as written, so these problems are reported
         together with the plan's own (even when it has other errors).
         """
-        from cimstats.measures.networks.change import change_columns
-        from cimstats.mechanisms.plan import _model_variables
 
         constructs = doc.get("constructs") if isinstance(doc.get("constructs"), Mapping) else {}
         models = doc.get("models") if isinstance(doc.get("models"), Mapping) else {}
@@ -674,7 +670,6 @@ class _Checker:
         return out
 
     def joint_displays(self, s, sections: dict) -> list[dict]:
-        from cimstats.integrate import DISPLAY_KINDS
 
         if s is None:
             return []

@@ -31,6 +31,23 @@ from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_KINDS, TERM_LAB
                       StepSkipped, _caught, _codebook, _write_csv, load_mechanisms, model_folder)
 from .plan import AnalysisPlan
 from .report import build_report
+from cimstats.datasets import coded_excerpts
+from cimstats.datasets import write_demo_files
+from cimstats.dictionary import harmonise, read_dictionary
+from cimstats.integrate import excerpts_from_qdpx, read_excerpts, read_mapping, read_qdpx
+from cimstats.integrate import joint_display
+from cimstats.io import read_survey, write_survey
+from cimstats.io import write_survey
+from cimstats.measures import networks as nw
+from cimstats.measures import score_scale
+from cimstats.measures.constructs import Measures
+from cimstats.measures.networks import measures as M
+from cimstats.measures.reliability import scale_reliability
+from cimstats.measures.scales.instrument import load_instrument
+from cimstats.mechanisms import read_mechanism_plan
+from cimstats.mechanisms import test_mechanisms
+from cimstats.render import TableSpec
+from cimstats.render import render
 
 __all__ = ["StepContext", "StepSkipped", "STEP_FUNCTIONS"]
 
@@ -52,7 +69,6 @@ def _json(obj: Any) -> str:
 
 def _render_all(spec, base: Path, formats: list[str]) -> list[str]:
     """Render a TableSpec to every requested format (CSV is written by the caller from the data)."""
-    from cimstats.render import render
 
     written = []
     for fmt in formats:
@@ -77,7 +93,6 @@ def _alters(ctx: StepContext) -> pd.DataFrame | None:
 # =========================================================================== demo files
 def step_demo_files(ctx: StepContext) -> dict:
     """Write the demo study's raw country files, themes, coded excerpts and planted truth."""
-    from cimstats.datasets import write_demo_files
 
     seed = ctx.plan.seeds["data"]
     res = write_demo_files(ctx.stage / "study", seed=seed)
@@ -102,8 +117,6 @@ def raw_folder(plan: AnalysisPlan, out: Path) -> Path | None:
 
 def step_harmonise(ctx: StepContext) -> dict:
     """Harmonise the raw files with the data dictionary; write the data (every format) and the report."""
-    from cimstats.dictionary import harmonise, read_dictionary
-    from cimstats.io import write_survey
 
     src = ctx.plan.sections["sources"]
     d = ctx.plan.dictionary  # read once, when the plan was checked
@@ -145,7 +158,6 @@ def step_harmonise(ctx: StepContext) -> dict:
 
 def step_load_harmonised(ctx: StepContext) -> dict:
     """Read an already harmonised dataset and write it in every requested format."""
-    from cimstats.io import read_survey, write_survey
 
     src = ctx.plan.sections["sources"]["harmonised"]
     formats = ["parquet"] + [f for f in ctx.plan.sections["outputs"]["data"] if f != "parquet"]
@@ -167,9 +179,6 @@ def step_load_harmonised(ctx: StepContext) -> dict:
 # =========================================================================== scales
 def step_scales(ctx: StepContext) -> dict:
     """Score every instrument of the plan; reliability per score; how each score was obtained."""
-    from cimstats.measures import score_scale
-    from cimstats.measures.reliability import scale_reliability
-    from cimstats.measures.scales.instrument import load_instrument
 
     p = _patients(ctx)
     keys = [c for c in ("patient_id", "wave", "country") if c in p.columns]
@@ -216,7 +225,6 @@ def step_scales(ctx: StepContext) -> dict:
 # =========================================================================== networks
 def step_networks(ctx: StepContext) -> dict:
     """Ego-network measures per patient and wave, and network change between the waves."""
-    from cimstats.measures import networks as nw
 
     spec = ctx.plan.sections["networks"]
     p = _patients(ctx)
@@ -228,7 +236,6 @@ def step_networks(ctx: StepContext) -> dict:
     net = nw.ego_networks(a, egos=egos)
     m = nw.ego_measures(net, join=False)
     if spec["measures"] != "all":
-        from cimstats.measures.networks import measures as M
 
         parts = [getattr(M, f)(net) for f in spec["measures"]]
         k = len(net.keys)
@@ -259,7 +266,6 @@ def step_networks(ctx: StepContext) -> dict:
 # =========================================================================== mechanisms
 def mechanism_plan(plan: AnalysisPlan):
     """The mechanism plan: the one read when the analysis plan was checked (read here only if there is none)."""
-    from cimstats.mechanisms import read_mechanism_plan
 
     if plan.mechanism_plan is not None:
         return plan.mechanism_plan
@@ -269,7 +275,6 @@ def mechanism_plan(plan: AnalysisPlan):
 
 def measures_from_files(plan: AnalysisPlan, out: Path):
     """The constructs the scales and networks steps computed, as the mechanism tests' ``measures=``."""
-    from cimstats.measures.constructs import Measures
 
     ego = None
     files = (["scales/scores.parquet"] if plan.sections.get("instruments") else []) + \
@@ -298,7 +303,6 @@ def measures_from_files(plan: AnalysisPlan, out: Path):
 
 def step_mechanisms(ctx: StepContext) -> dict:
     """Fit every model of the mechanism plan once and fill the mechanism table."""
-    from cimstats.mechanisms import test_mechanisms
 
     spec = ctx.plan.sections["mechanisms"]
     p = _patients(ctx)
@@ -369,7 +373,6 @@ _FMT = NumberFormat()
 
 def step_tables(ctx: StepContext) -> dict:
     """Publication tables: the mechanism table and one table per fitted model, in every table format."""
-    from cimstats.render import TableSpec
 
     formats = ctx.plan.sections["outputs"]["tables"]
     written = []
@@ -413,7 +416,6 @@ def step_tables(ctx: StepContext) -> dict:
 
 # =========================================================================== joint displays
 def _excerpts(plan: AnalysisPlan, out: Path):
-    from cimstats.integrate import excerpts_from_qdpx, read_excerpts, read_mapping, read_qdpx
 
     q = plan.sections["qualitative"]
     ex = q.get("excerpts")
@@ -423,7 +425,6 @@ def _excerpts(plan: AnalysisPlan, out: Path):
         demo_csv = out / "qualitative" / "coded_excerpts.csv"
         if demo_csv.is_file():
             return read_excerpts(demo_csv)
-        from cimstats.datasets import coded_excerpts
 
         return read_excerpts(coded_excerpts())
     if ex.endswith(".qdpx"):
@@ -446,7 +447,6 @@ def _cases(ctx: StepContext) -> pd.DataFrame:
 
 def step_joint_displays(ctx: StepContext) -> dict:
     """Every joint display of the plan in every table format, plus its spec and meta-inferences (CSV)."""
-    from cimstats.integrate import joint_display
 
     formats = ctx.plan.sections["outputs"]["tables"]
     codebook = _codebook(ctx.plan)

@@ -76,7 +76,7 @@ _FIGURES = {"Figure", "forest_plot", "caterpillar_plot", "path_diagram", "invari
 
 def __getattr__(name: str):
     if name in _FIGURES:
-        from cimstats.render import figures
+        from cimstats.render import figures  # deferred: figures load matplotlib
 
         return getattr(figures, name)
     raise AttributeError(f"module 'cimstats.render' has no attribute '{name}'")

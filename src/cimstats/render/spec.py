@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from cimstats.errors import RenderError
+from cimstats.render.numbers import NumberFormat
 
 __all__ = ["Cell", "Row", "Footnote", "TableSpec", "CELL_KINDS", "ROW_ROLES"]
 
@@ -404,7 +405,6 @@ class TableSpec:
         """
         import pandas as pd
 
-        from cimstats.render.numbers import NumberFormat
 
         fmt = number_format or NumberFormat()
         kinds = dict(kinds or {})

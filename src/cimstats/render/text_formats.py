@@ -18,7 +18,6 @@ __all__ = ["to_html", "to_latex", "to_markdown", "to_text"]
 
 
 def _check(spec) -> TableSpec:
-    from cimstats.errors import RenderError
 
     if not isinstance(spec, TableSpec):
         raise RenderError(

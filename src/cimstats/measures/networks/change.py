@@ -15,6 +15,7 @@ import pandas as pd
 
 from cimstats.errors import NetworkDataError
 from cimstats.measures.networks.core import EgoNetworks
+from cimstats.measures.networks.core import SUPPORT
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,6 @@ def change_columns(level: str = "ego", kinds=None) -> list[str]:
     >>> "any_role_gained" in change_columns("ego"), "role_gained" in change_columns("alter")
     (True, True)
     """
-    from cimstats.measures.networks.core import SUPPORT
 
     if level not in ("ego", "alter"):
         raise ValueError(f"`level` is {level!r}; expected 'ego' or 'alter'.")

@@ -24,6 +24,8 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
 
 from ..mixed.core import CrossProducts, PLSCore
+from ..mixed.linalg import TermShape
+from ..mixed.linalg import factor_system
 
 __all__ = ["ScalarKernel", "GeneralKernel"]
 
@@ -267,7 +269,6 @@ class ScalarTermsKernel:
     """
 
     def __init__(self, X, y, m, offset, blocks, family):
-        from ..mixed.linalg import TermShape
 
         self.X, self.y, self.m, self.off = X, y, m, offset
         self.family = family
@@ -301,7 +302,6 @@ class ScalarTermsKernel:
     def _factor(self, theta, w):
         import scipy.sparse as sp
 
-        from ..mixed.linalg import factor_system
 
         t = np.asarray(theta, dtype=float)
         diag = [t[i] ** 2 * np.bincount(c, weights=w * z * z, minlength=G) + 1.0

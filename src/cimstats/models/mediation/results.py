@@ -13,6 +13,8 @@ from cimstats.errors import ModelSpecificationError
 from cimstats.models._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame
 from cimstats.models.mediation import kernel as K
 from cimstats.models.mediation.spec import build_spec
+from cimstats.render import NumberFormat, TableSpec
+from cimstats.render import text_formats
 
 _TIDY = ["term", "effect", "path", "level", "moderator_value", "estimate", "std_error", "statistic", "df",
          "p_value", "ci_lower", "ci_upper", "ci_method", "delta_se"]
@@ -206,7 +208,6 @@ class MediationResult(FittedResult):
             within/between split, where the sensitivity analysis is defined.
         """
         if self.sensitivity_table is None:
-            from cimstats.errors import ModelSpecificationError
 
             raise ModelSpecificationError(
                 "`sensitivity()` is defined for one mediator without `moderator=` or `within_between=`, "
@@ -293,7 +294,6 @@ class MediationResult(FittedResult):
     def _legacy_summary(self, format: str) -> str:
         """The string forms ``summary(format=...)`` gave before the contract (kept one release)."""
         if format != "text":
-            from cimstats.render import text_formats
 
             writers = {"html": lambda sp: text_formats.to_html(sp, standalone=False),
                        "latex": text_formats.to_latex, "markdown": text_formats.to_markdown}
@@ -380,7 +380,6 @@ class MediationResult(FittedResult):
         >>> "Effects (bootstrap)" in [row[0].text for row in spec.grid() if row[0] is not None]
         True
         """
-        from cimstats.render import NumberFormat, TableSpec
 
         fmt = number_format or NumberFormat()
         auto_title, notes = self._description()
@@ -411,13 +410,11 @@ class MediationResult(FittedResult):
 
     def to_html(self, path=None, *, standalone: bool = True, **kw) -> str:
         """The publication table (:meth:`to_table_spec`) as HTML; written to ``path`` when given."""
-        from cimstats.render import text_formats
 
         return text_formats.to_html(self.to_table_spec(**kw), path, standalone=standalone)
 
     def to_latex(self, path=None, **kw) -> str:
         """The publication table (:meth:`to_table_spec`) as a LaTeX table; written to ``path`` when given."""
-        from cimstats.render import text_formats
 
         return text_formats.to_latex(self.to_table_spec(**kw), path)
 

@@ -143,7 +143,7 @@ class PowerResult(FittedResult):
 
     def plot(self, *, target: float = 0.8, title: str | None = None):
         """The power curve (:func:`cimstats.render.figures.power_curve`)."""
-        from cimstats.render.figures import power_curve  # matplotlib is loaded only for figures
+        from cimstats.render.figures import power_curve  # deferred: figures load matplotlib
 
         return power_curve(self, target=target, title=title)
 

@@ -31,6 +31,7 @@ from .results import SEMResult, Spec
 from .syntax import parse_model
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
+from .semopy_adapter import fit_semopy
 
 __all__ = ["sem", "Spec", "prepare", "estimate_free", "complex_jacobian", "model_and_data"]
 
@@ -673,7 +674,6 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     """
     model, data = model_and_data(model, data, "sem")
     if engine == "semopy":
-        from .semopy_adapter import fit_semopy
         return fit_semopy(data, model)
     if engine != "cimstats":
         raise ModelSpecificationError(f"`engine` is '{engine}'; expected 'cimstats' or 'semopy'.")

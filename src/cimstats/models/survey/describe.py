@@ -12,6 +12,8 @@ from ...render.spec import TableSpec
 from .._result import dropped_frame
 from .design import SurveyDesign, SurveyDesignError
 from .linearise import quantile_woodruff, t_quantile, weighted_mean, weighted_total
+from cimstats.render.text_formats import to_html
+from cimstats.render.text_formats import to_text
 
 __all__ = ["describe", "SurveyDescription", "STATISTICS"]
 
@@ -98,12 +100,10 @@ class SurveyDescription:
                                     kinds={"n": "count", "Estimate": "estimate"}, notes=notes, **kw)
 
     def __repr__(self) -> str:
-        from cimstats.render.text_formats import to_text
 
         return to_text(self.to_table_spec())
 
     def _repr_html_(self) -> str:
-        from cimstats.render.text_formats import to_html
 
         return to_html(self.to_table_spec(), standalone=False)
 
