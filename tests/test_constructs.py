@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import sys
 
 import pandas as pd
 import pytest
@@ -128,16 +129,22 @@ def test_one_run_computes_each_measure_once(tmp_path, monkeypatch):
 
     targets = [("score_scale", [scoring, S, M], scored), ("ego_networks", [core, N], None),
                ("ego_measures", [measures_mod, N], None), ("change", [change_mod, N], None)]
+    def everywhere(name, original, replacement):
+        # every cimstats module that holds the function (imported by name at module level) gets the counter
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("cimstats") and getattr(mod, name, None) is original:
+                monkeypatch.setattr(mod, name, replacement)
+
     for name, modules, key in targets:
-        wrapped = counting(name, getattr(modules[0], name), key)
-        for mod in modules:
-            monkeypatch.setattr(mod, name, wrapped)
+        original = getattr(modules[0], name)
+        everywhere(name, original, counting(name, original, key))
     reads = collections.Counter()
     real_dictionary, real_plan = D.read_dictionary, MECH.read_mechanism_plan
-    monkeypatch.setattr(D, "read_dictionary", lambda *a, **k: reads.update(["dictionary"]) or real_dictionary(*a, **k))
-    monkeypatch.setattr(MECH, "read_mechanism_plan", lambda plan, **k: (reads.update(["mechanism plan"])
-                                                              if not isinstance(plan, MECH.MechanismPlan) else None)
-                        or real_plan(plan, **k))
+    everywhere("read_dictionary", real_dictionary,
+               lambda *a, **k: reads.update(["dictionary"]) or real_dictionary(*a, **k))
+    everywhere("read_mechanism_plan", real_plan,
+               lambda plan, **k: (reads.update(["mechanism plan"]) if not isinstance(plan, MECH.MechanismPlan) else None)
+               or real_plan(plan, **k))
 
     res = cimstats.run(_demo_doc(), out=tmp_path / "out")
     assert res.ran == ["demo_files", "data", "scales", "networks", "mechanisms"]

@@ -401,7 +401,7 @@ def step_tables(ctx: StepContext) -> dict:
             else:
                 d = d[[c for c in INVARIANCE_COLUMNS if c in d.columns]]
                 spec = TableSpec.from_frame(d, title=f"Model {r.model_id}: {r.model}", number=str(k),
-                                            kinds={c: COLUMN_KINDS[c] for c in keep if c in COLUMN_KINDS})
+                                            kinds={c: COLUMN_KINDS[c] for c in d.columns if c in COLUMN_KINDS})
             _write_csv(d, ctx.path(f"tables/model_{r.model_id}.csv"))
             written += _render_all(spec, ctx.path(f"tables/model_{r.model_id}.csv"), formats)
             k += 1

@@ -12,6 +12,8 @@ import pandas as pd
 from cimstats.errors import ModelSpecificationError
 from cimstats.models.impute.chained import PASSIVE_RULES, Variable, run_chains
 from cimstats.models.impute.pooled import PooledResult, likelihood_ratio_test, pool
+from cimstats.models.impute.chained import _passive
+from cimstats.models.mixed._threads import _blas_single_thread
 
 __all__ = ["impute", "Imputations"]
 
@@ -141,7 +143,7 @@ class Imputations:
         cimstats.render.figures.Figure
             Its ``data`` is the part of :attr:`chains` drawn.
         """
-        from cimstats.render.figures._figure import COLOURS, Figure, new_figure
+        from cimstats.render.figures._figure import COLOURS, Figure, new_figure  # deferred: figures load matplotlib
 
         ch = self.chains
         names = list(dict.fromkeys(ch["variable"])) if variables is None else [str(v) for v in variables]
@@ -522,7 +524,6 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
         src = [next(v for v in variables if v.name == s) for s in items]
         any_imp = np.any(np.column_stack([v.impute for v in src]), axis=1)
         vals = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, copy=True)
-        from cimstats.models.impute.chained import _passive
 
         computed = _passive(rule, [v.values for v in src])
         fill = np.isnan(vals) & ~any_imp
@@ -535,7 +536,6 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
         back[name] = ("numeric", None)
 
     cl = pd.factorize(frame[cluster])[0] if cluster is not None else None
-    from cimstats.models.mixed._threads import _blas_single_thread
 
     with _blas_single_thread():  # many small products: threaded BLAS only adds contention
         completed_cols, chains = run_chains(variables, int(m), int(iterations), seed, cluster=cl, donors=int(donors))

@@ -20,6 +20,7 @@ from scipy import stats
 from cimstats.errors import ModelSpecificationError
 from cimstats.models._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame
 from cimstats.models.impute import kernels
+from cimstats.render import NumberFormat, TableSpec
 
 __all__ = ["PooledResult", "pool", "extract_fit", "likelihood_ratio_test"]
 
@@ -343,7 +344,6 @@ class PooledResult(FittedResult):
     # -- presentation -------------------------------------------------------------------------
     def to_table_spec(self, *, title: str | None = None, level: float = 0.95, number=None, number_format=None):
         """The pooled estimates as one publication table: Term, Estimate, SE, CI, p, df, FMI."""
-        from cimstats.render import NumberFormat, TableSpec
 
         fmt = number_format or NumberFormat()
         t = self.tidy(level=level)
