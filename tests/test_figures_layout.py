@@ -9,9 +9,7 @@ indicators, covariances, residual variances and intervals under the estimates.
 
 from __future__ import annotations
 
-import json
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cimstats
+from cimstats import load_result
 from cimstats.errors import RenderError
 from cimstats.render.figures import caterpillar_plot, path_diagram, random_effect_variances
 from cimstats.render.figures.caterpillar import BOUNDARY_TOL
@@ -59,22 +58,8 @@ def _assert_labels_apart(fig, n_expected: int) -> None:
             assert not _overlap(a, b), f"label {ti!r} overlaps a variable's box"
 
 
-def _mediation_from_terms(terms: pd.DataFrame, meta: dict):
-    """A saved mediation result (what the figures step reads back) from a terms table and its settings."""
-    from cimstats.pipeline._figures_impl import SavedMediation
-
-    spec = SimpleNamespace(x=meta["x"], y=meta["y"], mediators=tuple(meta["mediators"]),
-                           moderator=meta["moderator"], moderated_paths=tuple(meta["moderated_paths"]),
-                           serial=meta["serial"], covariates=tuple(meta["covariates"]))
-    return SavedMediation(spec=spec, effects=terms, level=meta["level"], ci=meta["ci"], n_boot=meta["n_boot"])
-
-
 def test_demo_mediation_labels_do_not_overlap(demo_run):
-    terms = pd.read_csv(demo_run / "models/ce_mediation_terms.csv", keep_default_na=False, na_values=[""])
-    for c in ("term", "effect", "path", "level"):
-        terms[c] = terms[c].astype("string").fillna("").astype(str)
-    meta = json.loads((demo_run / "models/ce_mediation_mediation.json").read_text(encoding="utf-8"))
-    med = _mediation_from_terms(terms, meta)
+    med = load_result(demo_run / "models/ce_mediation")  # the mediation result the figures step draws
     for intervals in (False, True):
         fig = path_diagram(med, intervals=intervals)
         _assert_labels_apart(fig, len(fig.data))

@@ -56,7 +56,7 @@ from cimstats.integrate._errors import CodebookError
 from cimstats.integrate.excerpts import read_excerpts
 
 __all__ = [
-    "Codebook",
+    "ThemeCodebook",
     "CodebookError",
     "read_theme_codebook",
     "theme_codebook_from_dict",

@@ -55,7 +55,6 @@ import pandas as pd
 from cimstats.errors import PlanError
 from cimstats.measures.networks import core
 from cimstats.measures.networks import measures
-from cimstats.measures.scales import load_instrument
 from cimstats.measures.scales import scoring
 from cimstats.measures.scales.instrument import load_instrument
 

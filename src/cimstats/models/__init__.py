@@ -32,6 +32,10 @@ _EXPORTS: dict[str, str] = {
     # because once the subpackage is imported the package attribute `mediation` is the subpackage
     "mediation": "cimstats.models.mediation.fit",
     "MediationResult": "cimstats.models.mediation.results",
+    "parametric_bootstrap": "cimstats.models.bootstrap",
+    "bootstrap_lrt": "cimstats.models.bootstrap",
+    "BootstrapResult": "cimstats.models.bootstrap",
+    "BootstrapTestResult": "cimstats.models.bootstrap",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -37,7 +37,6 @@ from cimstats.dictionary import harmonise, read_dictionary
 from cimstats.integrate import excerpts_from_qdpx, read_excerpts, read_mapping, read_qdpx
 from cimstats.integrate import joint_display
 from cimstats.io import read_survey, write_survey
-from cimstats.io import write_survey
 from cimstats.measures import networks as nw
 from cimstats.measures import score_scale
 from cimstats.measures.constructs import Measures
