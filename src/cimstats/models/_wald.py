@@ -27,7 +27,7 @@ from cimstats.errors import ModelSpecificationError
 from cimstats.render.numbers import NumberFormat
 from cimstats.render.spec import Cell, Row, TableSpec
 
-__all__ = ["WaldFixedEffects", "wald_table", "exponentiate_table", "check_level", "resolve_level",
+__all__ = ["fit_notes", "WaldFixedEffects", "wald_table", "exponentiate_table", "check_level", "resolve_level",
            "summary_table", "SUMMARY_FORMAT", "ratio_label", "dropped_phrase",
            "publication_table", "random_rows", "ratio_summary_columns"]
 
@@ -233,6 +233,16 @@ def summary_table(title: str, frame: pd.DataFrame, columns: Sequence[tuple[str, 
     body = tuple(Row(tuple(summary_cell(r[c], k) for c, _, k in columns))
                  for r in frame.to_dict("records"))
     return TableSpec(title=title, header=header, body=body, notes=tuple(notes))
+
+
+def fit_notes(optimizer, singular: bool = False, singular_detail: str = "") -> tuple[str, ...]:
+    """The notes under a mixed model's summary: how the optimiser finished, and a singular fit if any."""
+    o = optimizer
+    notes = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
+             f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| {o.gradient_norm:.2g}."]
+    if singular:
+        notes.append(f"Singular fit: {singular_detail}.")
+    return tuple(notes)
 
 
 def dropped_phrase(nobs: int, n_dropped: int, by_column: dict, word: str = "dropped") -> str:

@@ -12,7 +12,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from ...errors import ModelSpecificationError
 from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
-from .._wald import (WaldFixedEffects, exponentiate_table, publication_table, random_rows, ratio_label,
+from .._wald import (WaldFixedEffects, fit_notes, exponentiate_table, publication_table, random_rows, ratio_label,
                      ratio_summary_columns, resolve_level, summary_table)
 from ..mixed.core import theta_layout
 from .family import make_family
@@ -429,12 +429,8 @@ class GlmmResult(WaldFixedEffects, FittedResult):
             ("group", "Group", "text"), ("term1", "Term 1", "text"), ("term2", "Term 2", "text"),
             ("vcov", "Variance/Cov", "number"), ("sdcor", "SD/Corr", "number")])
         fixed = summary_table("Fixed effects (Wald z)", *ratio_summary_columns(self.tidy(), self.link))
-        o = self.optimizer
-        notes = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
-                 f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| {o.gradient_norm:.2g}."]
-        if self.singular:
-            notes.append(f"Singular fit: {self.singular_detail}.")
-        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=tuple(notes))
+        notes = fit_notes(self.optimizer, self.singular, self.singular_detail)
+        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=notes)
 
     def to_table_spec(self, *, level: float = 0.95, title: str | None = None, number=None,
                       number_format=None):

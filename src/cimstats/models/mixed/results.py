@@ -12,7 +12,7 @@ from scipy import stats
 
 from ...errors import ModelSpecificationError
 from .._result import FittedResult, OptimizerSummary, ResultSummary, dropped_frame, not_available
-from .._wald import (WaldFixedEffects, dropped_phrase, publication_table, random_rows, resolve_level,
+from .._wald import (WaldFixedEffects, fit_notes, dropped_phrase, publication_table, random_rows, resolve_level,
                      summary_table)
 from ._threads import _blas_single_thread
 from .core import theta_layout
@@ -464,12 +464,8 @@ class LmmResult(WaldFixedEffects, FittedResult):
             cols += [("statistic", "z value", "number"), ("p_value", "Pr(>|z|)", "p_value")]
         cols += [("ci_lower", f"{pct} CI lower", "number"), ("ci_upper", f"{pct} CI upper", "number")]
         fixed = summary_table("Fixed effects", self.tidy(), cols)
-        o = self.optimizer
-        notes = [f"Optimizer: {o.method}; {'converged' if o.converged else 'NOT converged'} after "
-                 f"{o.iterations} iterations ({o.evaluations} evaluations), max |gradient| {o.gradient_norm:.2g}."]
-        if self.singular:
-            notes.append(f"Singular fit: {self.singular_detail}.")
-        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=tuple(notes))
+        notes = fit_notes(self.optimizer, self.singular, self.singular_detail)
+        return ResultSummary(title=title, lines=tuple(lines), tables=(random, fixed), notes=notes)
 
     def to_table_spec(self, *, level: float = 0.95, title: str | None = None, number=None,
                       number_format=None):

@@ -310,49 +310,6 @@ class SEMResult(FittedResult):
                     )
                     return
 
-    def _check_admissible(self):
-        prep = self._prep
-        t = self.table
-        op = t["op"].to_numpy()
-        lhs = t["lhs"].to_numpy()
-        rhs = t["rhs"].to_numpy()
-        est = t["estimate"].to_numpy(dtype=float)
-        neg = np.where((op == "~~") & (lhs == rhs) & (est < 0))[0]
-        if len(neg):
-            i = neg[0]
-            g = int(t["group"].to_numpy()[i])
-            warnings.warn(
-                f"The solution is inadmissible: the variance of '{lhs[i]}'"
-                + (f" in group {g}" if len(self.spec.group_labels) > 1 else "")
-                + f" is negative ({est[i]:.4g}); check for an over-extracted factor or fix it at a small value.",
-                InadmissibleSolutionWarning, stacklevel=4,
-            )
-            return
-        x = prep.problem.x_of(self._z)
-        for gi, gk in enumerate(prep.problem.groups):
-            B, P, a = gk.matrices(x)
-            A = np.linalg.inv(np.eye(gk.m) - B)
-            C = A @ P @ A.T
-            lvi = [gk.pos[v] for v in gk.lv]
-            ovi = list(range(gk.p))
-            for name, M in (("latent covariance matrix", C[np.ix_(lvi, lvi)] if lvi else None),
-                            ("residual covariance matrix of the observed variables", P[np.ix_(ovi, ovi)])):
-                if M is None or M.size == 0:
-                    continue
-                ev = np.linalg.eigvalsh(M)
-                tol = -1e-10 * max(1.0, abs(ev).max())
-                if name.startswith("residual") and np.allclose(M, np.diag(np.diag(M))):
-                    continue
-                if ev.min() < tol:
-                    warnings.warn(
-                        f"The solution is inadmissible: the {name}"
-                        + (f" in group '{self.spec.group_labels[gi]}'" if len(self.spec.group_labels) > 1 else "")
-                        + f" is not positive definite (smallest eigenvalue {ev.min():.3g}); "
-                        "look for correlations beyond +/-1 and simplify the model.",
-                        InadmissibleSolutionWarning, stacklevel=4,
-                    )
-                    return
-
     # ------------------------------------------------------------------ saving
     def _state(self) -> dict:
         return {"spec": self.spec.to_dict(), "table": self.table, "nobs": int(self.nobs),
