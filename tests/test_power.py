@@ -129,3 +129,17 @@ def test_read_power_plan_refuses_what_is_not_a_mapping(tmp_path):
     p.write_text("design: [unclosed\n")
     with pytest.raises(PlanError, match="YAML"):
         read_power_plan(p)
+
+
+def test_bootstrap_lrt_agrees_with_pbkrtest():
+    ref = json.loads((REF / "bootstrap_lrt.json").read_text())
+    data = pd.read_csv(REF / ref["data"])
+    for case in ref["tests"]:
+        null = cimstats.lmm(case["null"], data, reml=False)
+        alt = cimstats.lmm(case["alternative"], data, reml=False)
+        res = cimstats.bootstrap_lrt(null, alt, nsim=200, seed=6, client="process", progress=False)
+        t = res.tidy().iloc[0]
+        assert t["estimate"] == pytest.approx(case["lrt"], rel=1e-4, abs=1e-5), case["name"]
+        assert t["df"] == case["df"]
+        assert t["p_chisq"] == pytest.approx(case["p_chisq"], rel=1e-3)
+        assert _within(t["p_value"], t["n_used"], case["p_bootstrap"], case["nsim"]), (case["name"], t["p_value"])

@@ -7,7 +7,7 @@
 # attached or random-number state in one script cannot affect another), with the
 # repository root as working directory; each writes <area>.json (with the R and
 # package versions used) and any datasets under tests/reference/data/.
-# Needs R with lme4, lmerTest, lavaan, semTools, psych, mlmRev and jsonlite
+# Needs R with lme4, lmerTest, lavaan, semTools, psych, mlmRev, pbkrtest, survey, mice and jsonlite
 # (Debian: r-cran-lme4, r-cran-lmertest, r-cran-lavaan, r-cran-semtools,
 # r-cran-psych, r-cran-mlmrev, r-cran-jsonlite).
 
