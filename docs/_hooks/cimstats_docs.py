@@ -71,6 +71,30 @@ def _exported_modules() -> list[str]:
                   if inspect.ismodule(getattr(cimstats, n)))
 
 
+def _modules_of_exported_verbs() -> list[str]:
+    """Plain modules of the model stage (``cimstats.models.<module>``) that define a verb the top level exports.
+
+    The model stage re-exports its verbs lazily (a module ``__getattr__``), which the reference
+    generator cannot see; verbs in its subpackages are documented with the subpackage, and a
+    verb in a plain module (the parametric bootstrap) with that module.
+    """
+    import inspect
+
+    import cimstats
+
+    found = set()
+    for n in cimstats._EXPORTS:
+        obj = getattr(cimstats, n)
+        if inspect.ismodule(obj) or not callable(obj):
+            continue
+        module = getattr(obj, "__module__", "") or ""
+        parts = module.split(".")
+        if len(parts) == 3 and parts[1] == "models" and (PACKAGE / parts[1] / f"{parts[2]}.py").exists() \
+                and module.rsplit(".", 1)[-1] != obj.__name__:
+            found.add(module)
+    return sorted(found - set(_exported_modules()))
+
+
 def _shadowed(stage: str) -> list[str]:
     """Exported verbs named like the module that defines them (``cimstats.dictionary.harmonise``).
 
@@ -98,7 +122,7 @@ def api_page(name: str) -> str:
     lines = [f"# {title}: `cimstats.{name}`", "", f"::: cimstats.{name}", ""]
     path = PACKAGE / name
     if path.is_dir():
-        for module in _exported_modules():
+        for module in _exported_modules() + _modules_of_exported_verbs():
             parts = module.split(".")
             if len(parts) == 3 and parts[1] == name and (path / f"{parts[2]}.py").exists():
                 lines += [f"::: {module}", "    options:", "      heading_level: 2", ""]
