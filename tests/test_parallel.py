@@ -105,6 +105,11 @@ def _mixed_data():
     return d
 
 
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal tables: text and counts exactly, numbers to 1e-12 relative (bit-identical with current numpy)."""
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=0)
+
+
 POWER = dict(effect=0.5, icc=0.1, exposure_level=2, binary_exposure=True, n_clusters=[8, 12], cluster_size=4,
              nsim=100, seed=21, progress=False)
 
@@ -112,12 +117,15 @@ POWER = dict(effect=0.5, icc=0.1, exposure_level=2, binary_exposure=True, n_clus
 def test_power_and_bootstrap_identical_on_two_workers(cluster):
     here = cimstats.power("two_level", client="process", **POWER)
     there = cimstats.power("two_level", client=cluster, **POWER)
-    pd.testing.assert_frame_equal(here.tidy(), there.tidy(), check_exact=True)
+    # the counts behind the power are identical; continuous summaries agree to the last binary digits
+    # (older numpy's vectorised sums depend on how a worker's buffers happen to be aligned)
+    same(here.tidy(), there.tidy())
+    assert here.cells[["n_significant", "n_valid"]].equals(there.cells[["n_significant", "n_valid"]])
     assert here.tidy()["n_sim"].sum() == 200
     fit = cimstats.lmm("y ~ x + (1 | g)", _mixed_data())
     b_here = parametric_bootstrap(fit, nsim=200, seed=5, client="process", progress=False)
     b_there = parametric_bootstrap(fit, nsim=200, seed=5, client=cluster, progress=False)
-    pd.testing.assert_frame_equal(b_here.draws, b_there.draws, check_exact=True)
+    same(b_here.draws, b_there.draws)
     assert b_here.draws["converged"].all()
     d = _mixed_data()
     d["m"] = 0.5 * d["x"] + np.random.default_rng(3).normal(size=len(d))
@@ -126,7 +134,7 @@ def test_power_and_bootstrap_identical_on_two_workers(cluster):
         warnings.simplefilter("ignore", CimstatsWarning)  # 12 clusters: few, but enough for an identity check
         m_here = cimstats.mediation(d, client="process", **med)
         m_there = cimstats.mediation(d, client=cluster, **med)
-    pd.testing.assert_frame_equal(m_here.boot, m_there.boot, check_exact=True)
+    same(m_here.boot, m_there.boot)
 
 
 def test_mechanism_bootstraps_identical_on_two_workers(cluster):
@@ -136,7 +144,7 @@ def test_mechanism_bootstraps_identical_on_two_workers(cluster):
     here = cimstats.test_mechanisms(datasets.demo_study(), client="process", **kw)
     there = cimstats.test_mechanisms(datasets.demo_study(), client=cluster, **kw)
     cols = ["hypothesis_id", "estimate", "ci_lower", "ci_upper", "p_value", "verdict"]
-    pd.testing.assert_frame_equal(here.table[cols], there.table[cols], check_exact=True)
+    same(here.table[cols], there.table[cols])
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, cluster):
@@ -159,5 +167,5 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, cluster):
     assert 5 <= done < 20
     resumed = cimstats.power("two_level", client=cluster, checkpoint=folder, **args)
     whole = cimstats.power("two_level", client="process", **args)
-    pd.testing.assert_frame_equal(resumed.tidy(), whole.tidy(), check_exact=True)
+    same(resumed.tidy(), whole.tidy())
     assert len(list(folder.glob("chunk-*.npy"))) == 20

@@ -8,7 +8,10 @@ hundreds of replications each, to keep scheduling overhead small):
   one :class:`numpy.random.SeedSequence`, so every replication's numbers
   depend only on the job's seed and its own index. Results are therefore
   identical whether the job runs in this process, on two local workers or on
-  a hundred cluster workers, and whatever the chunk size.
+  a hundred cluster workers, and whatever the chunk size. (With numpy
+  releases before 2.0, a continuous summary computed in a worker can differ in
+  its last binary digit, because older numpy's vectorised sums depend on how
+  a buffer happens to be aligned in memory; counts and decisions do not.)
 * **Where.** ``client=None`` runs small jobs in this process. When the first
   chunk shows that the rest would take longer than ``LOCAL_CLUSTER_AFTER``
   seconds and the machine has more than one core, the rest runs on a local

@@ -141,8 +141,9 @@ def step_harmonise(ctx: StepContext) -> dict:
                 write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
         info["notes"] += [n for n in _caught(ws) if n not in info["notes"]]
         cb = survey.codebook()
-        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}),
-                   ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
+        # text columns as text, with missing cells left empty (not the word "nan") under every pandas version
+        text = {c: cb[c].where(cb[c].isna(), cb[c].astype(str)) for c in cb.columns if cb[c].dtype == object}
+        _write_csv(cb.assign(**text), ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
         info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
     _write_csv(rep.table, ctx.path("harmonisation/report.csv"), spreadsheet_safe=True)
     _write_csv(rep.unmapped, ctx.path("harmonisation/unmapped.csv"), spreadsheet_safe=True)
@@ -169,8 +170,9 @@ def step_load_harmonised(ctx: StepContext) -> dict:
                 write_survey(survey, ctx.path(f"data/{name}.{fmt}"), format=fmt)
         info["notes"] += _caught(ws)
         cb = survey.codebook()
-        _write_csv(cb.astype({c: str for c in cb.columns if cb[c].dtype == object}),
-                   ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
+        # text columns as text, with missing cells left empty (not the word "nan") under every pandas version
+        text = {c: cb[c].where(cb[c].isna(), cb[c].astype(str)) for c in cb.columns if cb[c].dtype == object}
+        _write_csv(cb.assign(**text), ctx.path(f"data/{name}_codebook.csv"), spreadsheet_safe=True)
         info["tables"][name] = {"rows": int(survey.shape[0]), "variables": int(survey.shape[1])}
     return info
 
