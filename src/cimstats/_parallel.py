@@ -9,9 +9,10 @@ hundreds of replications each, to keep scheduling overhead small):
   depend only on the job's seed and its own index. Results are therefore
   identical whether the job runs in this process, on two local workers or on
   a hundred cluster workers, and whatever the chunk size. (With numpy
-  releases before 2.0, a continuous summary computed in a worker can differ in
+  releases before 2.0, a number computed in a worker process can differ in
   its last binary digit, because older numpy's vectorised sums depend on how
-  a buffer happens to be aligned in memory; counts and decisions do not.)
+  a buffer happens to be aligned in memory; a refit's optimiser can carry that
+  up to its own tolerance.)
 * **Where.** ``client=None`` runs small jobs in this process. When the first
   chunk shows that the rest would take longer than ``LOCAL_CLUSTER_AFTER``
   seconds and the machine has more than one core, the rest runs on a local
@@ -341,9 +342,10 @@ def _fresh(x):
     return x
 
 
-def _run_chunk(task, data, entropy, a, b, args):
+def _run_chunk(task, data, entropy, a, b, args, fresh=False):
     seeds = np.random.SeedSequence(int(entropy)).spawn(b)[a:b]
-    data = _fresh(data)
+    if fresh:  # data received from the scheduler
+        data = _fresh(data)
     # one BLAS thread: the same sums in the same order in this process and on every worker
     with threadpool_limits(limits=1):
         out = np.asarray(task(data, seeds, *args), dtype=float)
@@ -457,7 +459,7 @@ def _run_on_cluster(client, task, data, entropy, todo, args, finished) -> None:
     from dask.distributed import as_completed
 
     data_future = client.scatter(data, broadcast=True) if data is not None else None
-    futures = {client.submit(_run_chunk, task, data_future, entropy, a, b, args, pure=False): (a, b)
+    futures = {client.submit(_run_chunk, task, data_future, entropy, a, b, args, True, pure=False): (a, b)
                for a, b in todo}
     try:
         for fut in as_completed(list(futures)):

@@ -463,8 +463,9 @@ class FittedResult:
         """Write the result to ``folder`` (created if needed) and return the folder.
 
         The folder holds ``result.json`` (everything :func:`load_result`
-        needs, as plain JSON) and, for reading by people and spreadsheets,
-        ``tidy.csv`` and ``glance.csv``. Files are written whole or not at all.
+        needs, as plain JSON, every digit kept) and, for reading by people and
+        spreadsheets, ``tidy.csv`` and ``glance.csv`` (10 significant digits).
+        Files are written whole or not at all.
         """
 
         folder = Path(folder)
@@ -472,8 +473,10 @@ class FittedResult:
         doc = {"format": SAVE_FORMAT, "kind": self.kind, "cimstats_version": __version__,
                "state": _json_ready(self._state())}
         text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        atomic_write(folder / "tidy.csv", spreadsheet_safe_frame(self.tidy()).to_csv(index=False))
-        atomic_write(folder / "glance.csv", spreadsheet_safe_frame(self.glance()).to_csv(index=False))
+        # the readable copies at 10 significant digits (the exact numbers are in result.json)
+        atomic_write(folder / "tidy.csv", spreadsheet_safe_frame(self.tidy()).to_csv(index=False, float_format="%.10g"))
+        atomic_write(folder / "glance.csv",
+                     spreadsheet_safe_frame(self.glance()).to_csv(index=False, float_format="%.10g"))
         atomic_write(folder / RESULT_FILE, text)
         return folder
 
