@@ -16,6 +16,7 @@ from .._wald import (WaldFixedEffects, fit_notes, dropped_phrase, publication_ta
                      summary_table)
 from ._threads import _blas_single_thread
 from .core import theta_layout
+from .simulate import sdcor_vector
 from .inference import bootstrap_varcomp, contest_f, profile_varcomp, satterthwaite
 
 __all__ = ["LmmResult"]
@@ -206,16 +207,7 @@ class LmmResult(WaldFixedEffects, FittedResult):
         return [sigma ** 2 * (T @ T.T) for T in self._T_blocks(theta)]
 
     def _sdcor_vector(self, theta, sigma) -> np.ndarray:
-        vals = []
-        for S in self._covs(theta, sigma):
-            sd = np.sqrt(np.diag(S))
-            vals.extend(sd)
-            k = len(sd)
-            for j in range(k):
-                for i in range(j + 1, k):
-                    vals.append(S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan)
-        vals.append(sigma)
-        return np.array(vals)
+        return np.array(sdcor_vector(self._T_blocks(theta), sigma))
 
     def varcorr(self) -> pd.DataFrame:
         """Variances, covariances and correlations of the random effects.

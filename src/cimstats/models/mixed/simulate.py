@@ -16,10 +16,11 @@ from ._threads import _blas_single_thread
 from .core import CrossProducts, PLSCore
 from .optimize import minimize_theta
 
-__all__ = ["lmm_state", "lmm_bootstrap_chunk", "lmm_lrt_chunk"]
+__all__ = ["sdcor_vector", "lmm_state", "lmm_bootstrap_chunk", "lmm_lrt_chunk"]
 
 
-def _sdcor(Ts, sigma):
+def sdcor_vector(Ts, sigma) -> list:
+    """Random-effect SDs and correlations of each block, then the residual SD (the order of ``varcorr()``)."""
     vals = []
     for T in Ts:
         S = sigma ** 2 * (T @ T.T)
@@ -60,7 +61,7 @@ def lmm_bootstrap_chunk(st: dict, seeds):
             y = _lmm_simulate(st, rng)
             try:
                 th, ev, sigma, core, opt = _lmm_refit(st, y, st["theta"], st["reml"])
-                rows.append(list(ev["beta"]) + _sdcor(core.T_blocks(th), sigma) + [float(opt.converged)])
+                rows.append(list(ev["beta"]) + sdcor_vector(core.T_blocks(th), sigma) + [float(opt.converged)])
             except (np.linalg.LinAlgError, KeyError, FloatingPointError):
                 rows.append([np.nan] * (st["width"] - 1) + [0.0])
     return np.array(rows, dtype=float)
