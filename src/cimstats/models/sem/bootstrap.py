@@ -114,7 +114,8 @@ def _bootstrap_chunk(st: dict, seeds):
                 gk.set_missing(Ys[gi][picked])
                 gk.refresh_exo()  # fixed covariates at the resample's (complete) moments
             else:
-                good &= gk.set_weights(Ys[gi], counts)
+                wt = getattr(gk, "wt", None)  # sampling weights ride along with the resampled rows
+                good &= gk.set_weights(Ys[gi], counts if wt is None else counts * wt)
         if not good:
             rows.append([0.0] + [np.nan] * width)
             continue

@@ -112,7 +112,13 @@ class SEMProblem:
     def scores_z(self, z):
         """Casewise scores (rows of all groups stacked) in z-space."""
         x = self.x_of(z)
-        return [group_casewise_scores(gk, x) @ self.K for gk in self.groups]
+        out = []
+        for gk in self.groups:
+            sc = group_casewise_scores(gk, x) @ self.K
+            wt = getattr(gk, "wt", None)
+            # sampling weights: each row's score counts with its (normalised) weight
+            out.append(sc if wt is None else sc * wt[:, None])
+        return out
 
     # optimiser ----------------------------------------------------------------
     def fit(self, z0, *, maxit=500, tol=1e-9, switch=1e-2, Hinv0=None):

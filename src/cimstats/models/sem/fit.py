@@ -51,9 +51,11 @@ class Prepared:
 
 def prepare(data, model, *, group=None, estimator="ML", missing="listwise", cluster=None,
             std_lv=False, meanstructure=None, fixed_x=True, group_equal=(), group_partial=(),
-            orthogonal=False) -> Prepared:
+            orthogonal=False, sampling_weights=None) -> Prepared:
     """Parse, build the parameter table, select the data and build the numeric problem."""
     df = _as_frame(data)
+    if sampling_weights is not None:
+        _check_weights_options(df, sampling_weights, estimator, missing)
     estimator = str(estimator).upper()
     if estimator not in ESTIMATORS:
         raise ModelSpecificationError(
@@ -76,7 +78,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
             f"`model` names {', '.join(absent)}, which {'is' if len(absent) == 1 else 'are'} not "
             f"a column of `data` and not a latent variable (no '=~' defines it); available columns: {avail}."
         )
-    check_unique_columns(df, list(ov) + [c for c in (group, cluster) if c is not None])
+    check_unique_columns(df, list(ov) + [c for c in (group, cluster, sampling_weights) if c is not None])
     for v in ov:
         if not pd.api.types.is_numeric_dtype(df[v]):
             raise ModelSpecificationError(
@@ -97,6 +99,8 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
                 by_variable[c] = by_variable.get(c, 0) + k
 
     keep = np.ones(len(df), dtype=bool)
+    if sampling_weights is not None:
+        wall = _weights_column(df, sampling_weights)
     for name, arg in (("group", group), ("cluster", cluster)):
         if arg is not None:
             bad = df[arg].isna().to_numpy()
@@ -155,6 +159,16 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     gcol = gall[keep] if group is not None else None
     ccol = df[cluster].to_numpy()[keep] if cluster is not None else None
     idx_all = df.index.to_numpy()[keep]
+    wcol = None
+    if sampling_weights is not None:
+        wcol = wall[keep]
+        if not wcol.sum() > 0:
+            raise ModelSpecificationError(
+                f"The sampling weights in column '{sampling_weights}' sum to zero over the {int(keep.sum())} rows "
+                "used; expected some positive weights, so check the column."
+            )
+        # lavaan's sampling.weights.normalization = "total": the weights sum to the number of rows used
+        wcol = wcol * (wcol.size / wcol.sum())
     ngroups = len(labels)
     if meanstructure is None:
         meanstructure = ngroups > 1 or missing == "fiml" or cluster is not None
@@ -175,17 +189,19 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         _check_variables(Y, ov, lab if group is not None else None, group)
         group_rows.append(idx_all[sel])
         clusters.append(None if cluster is None else ccol[sel])
-        groups.append((Y, None))
+        groups.append((Y, None if wcol is None else wcol[sel]))
     lv = roles["lv"]
     kernels = []
     ustart = tab["ustart"].to_numpy(dtype=float).copy()
-    for gi, (Y, _) in enumerate(groups):
+    for gi, (Y, wt) in enumerate(groups):
         recs = []
         tmpk = GroupKernel([], ov, lv, nfree, meanstructure)
         if missing == "fiml":
             tmpk.set_missing(Y)
         else:
             tmpk.set_complete(Y)
+            if wt is not None:
+                _set_weighted_moments(tmpk, Y, wt)
         for rid, r in enumerate(records):
             if r["group"] != gi + 1:
                 continue
@@ -201,6 +217,10 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
         gk = GroupKernel(recs, ov, lv, nfree, meanstructure)
         gk.Y, gk.n, gk.S, gk.ybar, gk.logdetS = tmpk.Y, tmpk.n, tmpk.S, tmpk.ybar, tmpk.logdetS
         gk.patterns = tmpk.patterns
+        gk.wt = wt
+        if wt is not None:
+            # as lavaan, a group counts with the sum of its (total-normalised) weights
+            gk.n = float(wt.sum())
         if missing == "fiml":
             gk.batches, gk.case_pattern, gk.obs_mask = tmpk.batches, tmpk.case_pattern, tmpk.obs_mask
             # exact linear dependence shows in the pairwise covariances too
@@ -240,6 +260,7 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.labels = labels
     prep.group = group
     prep.cluster = cluster
+    prep.sampling_weights = sampling_weights
     prep.clusters = clusters
     prep.group_rows = group_rows
     prep.estimator = estimator
@@ -254,6 +275,61 @@ def prepare(data, model, *, group=None, estimator="ML", missing="listwise", clus
     prep.dropped = dropped
     prep.dropped_by_variable = by_variable
     return prep
+
+
+def _check_weights_options(df, sampling_weights, estimator, missing):
+    """Sampling weights need a column of `data`, ML estimation and complete data (listwise)."""
+    if not isinstance(sampling_weights, str) or sampling_weights not in df.columns:
+        raise ModelSpecificationError(
+            f"`sampling_weights=` is {sampling_weights!r}, which is not a column of `data`; give the name of the "
+            "column that holds each respondent's sampling weight."
+        )
+    if str(estimator).upper() not in ESTIMATORS:
+        raise ModelSpecificationError(
+            f"`estimator` is '{estimator}', which cannot take sampling weights; use estimator='ML' or 'MLR' "
+            "(both give weighted ML estimates with robust standard errors)."
+        )
+    if str(missing).lower() not in ("listwise",):
+        raise ModelSpecificationError(
+            f"`missing` is '{missing}', but sampling weights are supported with listwise deletion only; use "
+            "missing='listwise' or impute the data first."
+        )
+
+
+def _weights_column(df, name):
+    """The sampling weights as floats; refuses text, missing, infinite and negative weights."""
+    col = df[name]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        raise ModelSpecificationError(
+            f"Column '{name}' of `data` (`sampling_weights=`) is {col.dtype}, not numeric; give the weights as numbers."
+        )
+    w = col.to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(w)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ModelSpecificationError(
+            f"Column '{name}' of `data` (`sampling_weights=`) has {int(bad.sum())} missing or infinite weight(s) "
+            f"(first at row {df.index[i]!r}); expected a finite weight for every row, so fill them in or drop "
+            "those rows."
+        )
+    neg = w < 0
+    if neg.any():
+        i = int(np.argmax(neg))
+        raise ModelSpecificationError(
+            f"Column '{name}' of `data` (`sampling_weights=`) has {int(neg.sum())} negative weight(s) (first "
+            f"{w[i]:g} at row {df.index[i]!r}); expected weights >= 0, so correct the column."
+        )
+    return w
+
+
+def _set_weighted_moments(gk, Y, wt):
+    """Weighted mean and covariance (divisor: the sum of the weights), as R's ``cov.wt(method = "ML")``."""
+    sw = wt.sum()
+    gk.ybar = wt @ Y / sw
+    R = Y - gk.ybar
+    gk.S = (R.T * wt) @ R / sw
+    sign, logdet = np.linalg.slogdet(gk.S)
+    gk.logdetS = logdet if sign > 0 else np.nan
 
 
 def _where(lab, group):
@@ -569,7 +645,7 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
         missing: str = "listwise", cluster: str | None = None, std_lv: bool = False,
         meanstructure: bool | None = None, fixed_x: bool = True, group_equal=(),
         group_partial=(), orthogonal: bool = False, information: str | None = None,
-        se: str | None = None, engine: str = "cimstats"):
+        se: str | None = None, engine: str = "cimstats", sampling_weights: str | None = None):
     """Fit a structural equation model written in lavaan syntax.
 
     Parameters
@@ -622,6 +698,18 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     engine : {"cimstats", "semopy"}
         ``"semopy"`` fits with semopy (single-group, complete data) and
         normalises its output into the same table.
+    sampling_weights : str, optional
+        Column of sampling (survey) weights, as lavaan's ``sampling.weights``:
+        the weights are rescaled to sum to the number of rows used (lavaan's
+        ``sampling.weights.normalization = "total"``), the model is fitted by
+        ML to the weighted means and covariances, standard errors are
+        Huber-White (sandwich) with each row's score weighted, and the test is
+        the Yuan-Bentler scaled chi-square, so the fit reports ``chisq``,
+        ``chisq.scaled`` and the robust CFI/TLI/RMSEA as an ``"MLR"`` fit. A
+        group counts with the sum of its weights. Combines with ``group=`` and
+        ``cluster=`` (cluster sums of weighted scores); needs complete data
+        (``missing="listwise"``). Missing, infinite or negative weights are
+        refused; a weight of zero leaves the row out of the estimates.
 
     Returns
     -------
@@ -658,7 +746,8 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     equality constraints only.
 
     Validated against: lavaan 0.6-14 ``cfa()`` / ``sem()`` (tests/reference/sem.R;
-    FIML with fixed and random covariates, clusters: tests/reference/sem_fiml_x.R).
+    FIML with fixed and random covariates, clusters: tests/reference/sem_fiml_x.R;
+    sampling weights: tests/reference/sem_weights.R).
 
     Examples
     --------
@@ -671,21 +760,35 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     0.0
     >>> round(float(fit.tidy().query("op == '=~'")["std_all"].iloc[0]), 1)
     0.8
+
+    With a column of sampling weights (robust standard errors and scaled test):
+
+    >>> d["wt"] = np.where(d["y1"] > 0, 2.0, 1.0)
+    >>> wfit = sem("efficacy =~ y1 + y2 + y3", d, sampling_weights="wt")
+    >>> wfit.spec.se, wfit.spec.test
+    ('robust.huber.white', 'yuan.bentler.mplus')
     """
     model, data = model_and_data(model, data, "sem")
+    if sampling_weights is not None and (engine != "cimstats" or (se is not None and se != "robust.huber.white")):
+        raise ModelSpecificationError(
+            f"Sampling weights need the cimstats engine and robust standard errors, but engine='{engine}' and "
+            f"se={se!r} were given; leave `engine` and `se` at their defaults."
+        )
     if engine == "semopy":
         return fit_semopy(data, model)
     if engine != "cimstats":
         raise ModelSpecificationError(f"`engine` is '{engine}'; expected 'cimstats' or 'semopy'.")
     prep = prepare(data, model, group=group, estimator=estimator, missing=missing, cluster=cluster,
                    std_lv=std_lv, meanstructure=meanstructure, fixed_x=fixed_x,
-                   group_equal=group_equal, group_partial=group_partial, orthogonal=orthogonal)
+                   group_equal=group_equal, group_partial=group_partial, orthogonal=orthogonal,
+                   sampling_weights=sampling_weights)
     return fit_prepared(prep, information=information, se=se)
 
 
 def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_only=False):
     pr = prep.problem
-    robust = prep.estimator == "MLR" or prep.cluster is not None
+    robust = (prep.estimator == "MLR" or prep.cluster is not None
+              or getattr(prep, "sampling_weights", None) is not None)
     if information is None:
         information = "observed" if (pr.missing or robust) else "expected"
     if se is None:
@@ -771,5 +874,6 @@ def fit_prepared(prep: Prepared, *, information=None, se=None, z0=None, trace_on
                 group_labels=tuple(str(l) for l in prep.labels), cluster=prep.cluster,
                 std_lv=prep.std_lv, meanstructure=prep.meanstructure, fixed_x=prep.fixed_x,
                 group_equal=prep.group_equal, group_partial=prep.group_partial,
-                information=information, se=se, test="yuan.bentler.mplus" if robust else "standard")
+                information=information, se=se, test="yuan.bentler.mplus" if robust else "standard",
+                sampling_weights=getattr(prep, "sampling_weights", None))
     return SEMResult._build(spec, prep, z, x, V, fm, trace, h1)

@@ -253,6 +253,12 @@ def h1_scores(Y, Sigma, mu, meanstructure):
     return M
 
 
+def _weighted(gk, sc):
+    """Casewise scores times the row's sampling weight (unchanged without weights)."""
+    wt = getattr(gk, "wt", None)
+    return sc if wt is None else sc * wt[:, None]
+
+
 def _meat(sc, cl, n):
     if cl is None:
         return sc.T @ sc / n
@@ -285,7 +291,7 @@ def h1_trace(prep):
         ms = gk.meanstructure
         k = _h1_keep(prep, gk.p, ms)
         A1 = h1_information_observed(gk.S, gk.ybar, gk.S, gk.ybar, ms)[np.ix_(k, k)]
-        B1 = _meat(h1_scores(gk.Y, gk.S, gk.ybar, ms)[:, k], prep.clusters[gi], gk.n)
+        B1 = _meat(_weighted(gk, h1_scores(gk.Y, gk.S, gk.ybar, ms))[:, k], prep.clusters[gi], gk.n)
         tr += np.sum(B1 * np.linalg.inv(A1).T)  # h1 moments of each group count fully
     return tr
 
@@ -307,7 +313,7 @@ def yuan_bentler_mplus(prep, z, vc_extras, df):
         ms = gk.meanstructure
         mu_use = mu if ms else gk.ybar
         k = _h1_keep(prep, gk.p, ms)
-        B1 = _meat(h1_scores(gk.Y, Sigma, mu_use, ms)[:, k], prep.clusters[gi], gk.n)
+        B1 = _meat(_weighted(gk, h1_scores(gk.Y, Sigma, mu_use, ms))[:, k], prep.clusters[gi], gk.n)
         DS, Dm = gk.delta(A_, C_, Aa)
         iu = _vech_idx(gk.p)
         Dv = DS[:, iu[0], iu[1]].T  # (nvech, nfree)
@@ -400,7 +406,7 @@ def baseline_scaling(prep, h1):
             Sb[np.ix_(x_all, x_all)] = gk.S[np.ix_(x_all, x_all)]
         mu = gk.ybar
         A1 = h1_information_observed(Sb, mu, gk.S, gk.ybar, ms)
-        B1 = _meat(h1_scores(gk.Y, Sb, mu, ms), prep.clusters[gi], gk.n)
+        B1 = _meat(_weighted(gk, h1_scores(gk.Y, Sb, mu, ms)), prep.clusters[gi], gk.n)
         D = _baseline_columns(prep, p)
         if not ms:
             D = D[p:, _baseline_mean_count(prep, p):]

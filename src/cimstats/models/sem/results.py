@@ -62,6 +62,7 @@ class Spec:
     information: str
     se: str
     test: str
+    sampling_weights: str | None = None
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v, tuple) else v)
@@ -71,6 +72,8 @@ class Spec:
     def from_dict(cls, d) -> "Spec":
         kw = {}
         for f in dataclasses.fields(cls):
+            if f.name not in d and f.default is not dataclasses.MISSING:
+                continue  # saved before the option existed
             v = d[f.name]
             kw[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**kw)
@@ -260,7 +263,7 @@ class SEMResult(FittedResult):
         tab["ci_lower"] = np.where(has_se, estv - q * sev, np.where(is_param, estv, np.nan))
         tab["ci_upper"] = np.where(has_se, estv + q * sev, np.where(is_param, estv, np.nan))
         tab = pd.DataFrame(tab)
-        obj = cls(spec=spec, table=tab, nobs=int(prep.problem.N), n_dropped=int(sum(prep.dropped.values())),
+        obj = cls(spec=spec, table=tab, nobs=int(round(prep.problem.N)), n_dropped=int(sum(prep.dropped.values())),
                   dropped=dropped_frame(getattr(prep, "dropped_by_variable", {})),
                   optimizer=optimizer_summary(trace), dropped_reasons=MappingProxyType(dict(prep.dropped)),
                   _fit=MappingProxyType(dict(fm)), _vcov=V, _prep=prep, _z=z, _h1=h1)
