@@ -117,3 +117,17 @@ def test_loaded_result_is_a_mediation_result(tmp_path):
         warnings.simplefilter("error")
         assert str(again.summary()) == str(res.summary())
     assert again.to_table_spec() == res.to_table_spec()
+
+
+def test_survey_design_mediation(tmp_path):
+    from cimstats.models.survey import SurveyDesign
+
+    rng = np.random.default_rng(8)
+    d = _data(n=240, seed=8).assign(stratum=np.repeat([1, 2, 3], 80), psu=np.repeat(np.arange(24), 10),
+                                    wt=rng.uniform(1, 4, size=240))
+    design = SurveyDesign(weights="wt", strata="stratum", cluster="psu")
+    res = cimstats.mediation(d, x="x", m="m", y="y", covariates=["z"], design=design, n_boot=80, seed=2)
+    again = check_contract(res, tmp_path)
+    pd.testing.assert_frame_equal(again.paths(), res.paths(), check_exact=True)
+    assert (again.strata, again.cluster, again.n_clusters) == ("stratum", "psu", 24)
+    assert "Rao-Wu" in again.glance().loc[0, "resampling"]

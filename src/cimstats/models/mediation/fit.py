@@ -16,6 +16,9 @@ from cimstats.models.mediation.results import MediationResult
 from cimstats.models.mediation.spec import Spec, build_spec
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
+from cimstats.models.survey.design import SurveyDesign
+from cimstats.models.survey.linearise import design_variance
+from cimstats.models.survey.replicates import subbootstrap_factors
 
 _CI_METHODS = ("percentile", "bc", "bca")
 _PATHS = ("a", "b", "direct")
@@ -44,6 +47,8 @@ def mediation(
     sensitivity: bool = True,
     rho: Sequence[float] | None = None,
     resample_index: np.ndarray | None = None,
+    design: SurveyDesign | None = None,
+    replicate_weights: np.ndarray | None = None,
     client=None,
     checkpoint=None,
     progress: bool | None = None,
@@ -118,6 +123,25 @@ def mediation(
         An (n_boot x n) matrix of row positions (after removal of incomplete rows)
         defining each resample, to reproduce another program's resamples; overrides
         ``n_boot``, ``seed``, ``cluster`` and ``strata`` for the resampling.
+    design : SurveyDesign, optional
+        How the sample was drawn (weights, strata, clusters). The paths are
+        then weighted least-squares fits (the point estimates of R
+        ``survey``'s ``svyglm``) with design-based (linearised) standard
+        errors and ``n_PSU - n_strata`` degrees of freedom in ``paths()``, and
+        the bootstrap respects the design: in each resample and stratum
+        ``n_h - 1`` of the ``n_h`` primary sampling units (PSUs; rows without
+        ``cluster``) are drawn with replacement and the weights rescaled by
+        Rao and Wu's factor ``n_h / (n_h - 1)`` (R ``survey``'s
+        ``as.svrepdesign(type = "subbootstrap")``). Later sampling stages and
+        finite-population corrections do not enter the bootstrap. The design
+        is checked on the complete rows; every stratum needs at least two
+        PSUs. Not combined with ``cluster=``, ``strata=``, ``within_between``,
+        ``resample_index`` or ``ci="bca"``.
+    replicate_weights : array, optional
+        With ``design``, an (R x n) matrix of replicate weights (each row the
+        full weight of every complete row in one replicate, R ``survey``'s
+        ``svrepdesign(combined.weights = TRUE)``), used instead of drawing the
+        bootstrap, e.g. to reproduce replicate weights shipped with a survey.
     client : None, "process", dask.distributed.Client or scheduler address
         Where the resamples are computed (see :mod:`cimstats._parallel`);
         resample ``i`` uses child ``i`` of ``SeedSequence(seed)``, so the
@@ -192,6 +216,10 @@ def mediation(
     Organ Res Methods 12:695-719. Imai K, Keele L, Yamamoto T (2010) Stat Sci
     25:51-71. Efron B (1987) J Am Stat Assoc 82:171-185.
 
+    Under ``design=``: R ``survey``'s ``svyglm`` (weighted paths, linearised
+    standard errors) and ``svrepdesign`` with the replicate weights of
+    ``as.svrepdesign(type = "subbootstrap")`` (tests/reference/survey_mediation.R).
+
     Validated against: lavaan::sem with ``:=`` effects and ``se = "bootstrap"``
     (tests/reference/mediation.R), pingouin.mediation_analysis, and Hayes'
     "protest" example (Garcia et al. 2010): PROCESS's printed output for model
@@ -214,6 +242,17 @@ def mediation(
     True
     >>> bool(t.loc["indirect", "ci_lower"] > 0)
     True
+
+    Under a survey design (weights, strata, clusters), the paths are weighted
+    and the bootstrap draws n_h - 1 PSUs per stratum:
+
+    >>> df["wt"] = np.where(diversity > 0, 2.0, 1.0)
+    >>> df["region"] = np.repeat([1, 2], n // 2)
+    >>> df["practice"] = np.repeat(np.arange(40), n // 40)
+    >>> design = cimstats.SurveyDesign(weights="wt", strata="region", cluster="practice")
+    >>> res = cimstats.mediation(df, x="diversity", m="efficacy", y="selfman", design=design, n_boot=500, seed=1)
+    >>> res.paths()["se_type"].iloc[0]
+    'design-based'
     """
     df = _as_frame(data)
     mediators = [m] if isinstance(m, str) else list(m) if m is not None else []
@@ -222,9 +261,16 @@ def mediation(
 
     _check_options(df, x, mediators, y, covs, moderator, mod_paths, cluster, strata, within_between,
                    n_boot, ci, level, resample_index, serial, seed)
+    _check_design_options(design, replicate_weights, cluster, strata, within_between, resample_index, ci)
     numeric = [x, *mediators, y, *covs] + ([moderator] if moderator else [])
     used = numeric + [c for c in (cluster, strata) if c]
     check_unique_columns(df, used)
+    if design is not None:
+        overlap = [c for c in design.columns if c in numeric]
+        if overlap:
+            raise ModelSpecificationError(
+                f"The survey design uses column '{overlap[0]}', which is also a model variable; a design column "
+                "describes the sampling, so name another column.")
     for col in numeric:
         if len(df) and not df[col].notna().any():
             raise ModelSpecificationError(
@@ -266,6 +312,15 @@ def mediation(
                 f"({values[c][0]:g}) in the {n} complete rows; a variable with no variation cannot be "
                 f"used, so remove it or check the data.")
 
+    # ---- survey design (checked on the complete rows)
+    wts = None
+    if design is not None:
+        bound = design.bind(df.loc[complete])
+        wts = np.asarray(bound.weights, dtype=float)
+        psu_of_row, stratum_of_psu = _psu_strata(bound)
+        if replicate_weights is not None:
+            replicate_weights = _check_replicate_weights(replicate_weights, n)
+
     # ---- moderator values
     w_values: list[float] = []
     w_rule = ""
@@ -303,7 +358,7 @@ def mediation(
     Zs = K.standardise(D)
     col = {name: i + 1 for i, name in enumerate(names)}
     products = K.pair_products(Zs.z)
-    G_full = K.gram_blocks(np.ones((1, n)), Zs.z, products)
+    G_full = K.gram_blocks(np.ones((1, n)) if wts is None else wts[None, :], Zs.z, products)
     for eq in spec.equations:
         _check_collinear(eq, G_full[0], col, spec, n)
 
@@ -315,12 +370,19 @@ def mediation(
     for eq in spec.equations:
         Xd = np.column_stack([np.ones(n)] + [D[:, col[p] - 1] for p in eq.predictors])
         yv = D[:, col[eq.outcome] - 1]
-        beta, *_ = np.linalg.lstsq(Xd, yv, rcond=None)
-        resid = yv - Xd @ beta
-        dfree = n - Xd.shape[1]
-        s2 = resid @ resid / dfree
-        XtX_inv = np.linalg.inv(Xd.T @ Xd)
-        if cluster:
+        if wts is not None:
+            # weighted least squares, design-based covariance and degrees of freedom
+            beta, V, s2, r2, dfree = _weighted_path(Xd, yv, wts, bound)
+        else:
+            beta, *_ = np.linalg.lstsq(Xd, yv, rcond=None)
+            resid = yv - Xd @ beta
+            dfree = n - Xd.shape[1]
+            s2 = resid @ resid / dfree
+            XtX_inv = np.linalg.inv(Xd.T @ Xd)
+            r2 = 1 - resid @ resid / np.sum((yv - yv.mean()) ** 2)
+        if wts is not None:
+            pass  # V from the design above
+        elif cluster:
             # cluster-robust (CR1) covariance, df = clusters - 1 (as Stata's vce(cluster))
             scores = np.zeros((n_units, Xd.shape[1]))
             np.add.at(scores, unit_of_row, Xd * resid[:, None])
@@ -330,7 +392,6 @@ def mediation(
         else:
             V = s2 * XtX_inv
         se = np.sqrt(np.diag(V))
-        r2 = 1 - resid @ resid / np.sum((yv - yv.mean()) ** 2)
         eq_df[(eq.role, eq.outcome)] = dfree
         tq = stats.t.ppf(0.5 + level / 2, dfree)
         for i, term in enumerate(("(Intercept)",) + eq.predictors):
@@ -340,7 +401,8 @@ def mediation(
                 "estimate": beta[i], "std_error": se[i], "statistic": tval, "df": float(dfree),
                 "p_value": 2 * stats.t.sf(abs(tval), dfree),
                 "ci_lower": beta[i] - tq * se[i], "ci_upper": beta[i] + tq * se[i],
-                "r_squared": r2, "sigma": np.sqrt(s2), "se_type": "cluster-robust" if cluster else "OLS",
+                "r_squared": r2, "sigma": np.sqrt(s2),
+                "se_type": "design-based" if wts is not None else "cluster-robust" if cluster else "OLS",
             })
             if i:
                 theta_hat[kpos[(eq.role, eq.outcome, term)]] = beta[i]
@@ -353,7 +415,7 @@ def mediation(
     est = np.array([K.eval_polynomial(theta_hat, p) for p in polys])
 
     # ---- bootstrap
-    if resample_index is None:
+    if resample_index is None and replicate_weights is None:
         seed = resolve_seed(seed, checkpoint)
     eq_cols = [(col[eq.outcome], [0] + [col[p] for p in eq.predictors]) for eq in spec.equations]
     sens_on = (sensitivity and len(mediators) == 1 and not moderator and not within_between)
@@ -365,12 +427,23 @@ def mediation(
     boot_state = {"equations": [(eq.role, eq.outcome, tuple(eq.predictors)) for eq in spec.equations],
                   "eq_cols": eq_cols, "scale": Zs.scale, "kpos": kpos, "n_keys": len(keys), "z": Zs.z,
                   "products": products, "unit_of_row": unit_of_row, "n_units": n_units,
-                  "stratum_of_unit": stratum_of_unit, "sens": (spec, col, Zs) if sens_on else None}
+                  "stratum_of_unit": stratum_of_unit, "sens": (spec, col, Zs) if sens_on else None,
+                  "survey": None if wts is None else (wts, psu_of_row, stratum_of_psu)}
 
     def params_from_gram(G):
         return _params_from_gram(boot_state, G)
 
-    if resample_index is not None:
+    if replicate_weights is not None:
+        n_boot = replicate_weights.shape[0]
+        resampling = "given replicate weights"
+        boot_theta = np.empty((n_boot, len(keys)))
+        sens_parts = []
+        for i in range(0, n_boot, K.BLOCK):
+            G = K.gram_blocks(replicate_weights[i:i + K.BLOCK], Zs.z, products)
+            boot_theta[i:i + G.shape[0]] = params_from_gram(G)
+            if sens_on:
+                sens_parts.append(_sens_parts(G, spec, col, Zs))
+    elif resample_index is not None:
         idx = np.asarray(resample_index)
         if idx.ndim != 2 or idx.shape[1] != n or idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n:
             raise ModelSpecificationError(
@@ -389,8 +462,12 @@ def mediation(
         resampling = "clusters" if cluster else "rows"
         if strata:
             resampling += " within strata"
+        if wts is not None:
+            resampling = (("PSUs" if design.cluster_columns else "rows")
+                          + (" within strata" if design.strata else "")
+                          + ", n_h - 1 per stratum with Rao-Wu rescaled weights")
         fp = job_fingerprint("mediation", Zs.z, unit_of_row, stratum_of_unit, [repr(e) for e in boot_state["equations"]],
-                             bool(sens_on))
+                             bool(sens_on), *(() if wts is None else boot_state["survey"]))
         draws = replicate(_bootstrap_chunk, int(n_boot), seed=seed, data=boot_state, client=client,
                           checkpoint=checkpoint, progress=progress, name="mediation bootstrap", fingerprint=fp)
         boot_theta = draws[:, :len(keys)]
@@ -463,9 +540,9 @@ def mediation(
         ci=ci,
         level=level,
         resampling=resampling,
-        n_clusters=n_clusters,
-        cluster=cluster,
-        strata=strata,
+        n_clusters=n_clusters if design is None else (bound.n_psu if design.cluster_columns else None),
+        cluster=cluster if design is None else (design.cluster_columns[0] if design.cluster_columns else None),
+        strata=strata if design is None else design.strata,
         moderator_values=tuple(w_values),
         moderator_values_rule=w_rule,
         acceleration=accel,
@@ -544,6 +621,74 @@ def _check_options(df, x, ms, y, covs, w, mod_paths, cluster, strata, within_bet
     if resample_index is not None and (cluster or strata):
         raise ModelSpecificationError("`resample_index=` gives row resamples and cannot be combined with "
                                       "`cluster=` or `strata=`; drop one of them.")
+
+
+def _check_design_options(design, replicate_weights, cluster, strata, within_between, resample_index, ci):
+    """A survey design replaces `cluster=`/`strata=` and the plain bootstrap options."""
+    if design is None:
+        if replicate_weights is not None:
+            raise ModelSpecificationError("`replicate_weights=` needs `design=` (the sampling weights and design "
+                                          "they replicate); give the SurveyDesign too.")
+        return
+    if not isinstance(design, SurveyDesign):
+        raise ModelSpecificationError(f"`design=` is a {type(design).__name__}; expected a "
+                                      "cimstats.SurveyDesign naming the weights, strata and clusters.")
+    clash = [a for a, v in (("cluster", cluster), ("strata", strata), ("within_between", within_between),
+                            ("resample_index", resample_index is not None)) if v]
+    if clash:
+        raise ModelSpecificationError(
+            f"`design=` cannot be combined with `{clash[0]}=`; the design's strata and clusters define the "
+            "resampling, so drop that argument.")
+    if ci == "bca":
+        raise ModelSpecificationError("`ci='bca'` is not available with `design=` (its jackknife ignores the "
+                                      "design); use ci='percentile' or 'bc'.")
+
+
+def _check_replicate_weights(rw, n: int) -> np.ndarray:
+    rw = np.asarray(rw)
+    if rw.ndim != 2 or rw.shape[1] != n or rw.shape[0] < 2 or rw.dtype.kind not in "iuf":
+        raise ModelSpecificationError(
+            f"`replicate_weights=` has shape {rw.shape} and dtype {rw.dtype}; a numeric matrix of replicates x "
+            f"{n} complete rows (at least 2 replicates) was expected.")
+    rw = rw.astype(float)
+    if not np.isfinite(rw).all() or (rw < 0).any():
+        raise ModelSpecificationError("`replicate_weights=` contains missing, infinite or negative values; "
+                                      "replicate weights must be finite and >= 0.")
+    return rw
+
+
+def _psu_strata(bound):
+    """0-based PSU code of each row and the stratum of each PSU; every stratum needs two PSUs."""
+    psu_of_row = np.unique(bound.ids[0], return_inverse=True)[1].ravel()
+    n_psu = int(psu_of_row.max()) + 1
+    stratum_of_psu = np.zeros(n_psu, dtype=np.int64)
+    stratum_of_psu[psu_of_row] = bound.strata[0]
+    counts = np.bincount(stratum_of_psu)
+    bad = np.flatnonzero((counts > 0) & (counts < 2))
+    if bad.size:
+        raise ModelSpecificationError(
+            f"{bound.stratum_label(0, bad[0])} has a single primary sampling unit among the complete rows; "
+            "the design bootstrap draws n_h - 1 units per stratum and needs at least two, so merge that stratum "
+            "with a similar one.")
+    return psu_of_row, stratum_of_psu
+
+
+def _weighted_path(Xd, yv, w, bound):
+    """Weighted least squares with design-based (linearised) covariance, as R ``survey``'s ``svyglm``.
+
+    Returns ``(beta, V, sigma^2, R^2, df)``; ``sigma^2`` is the weighted mean squared residual.
+    """
+    sw = np.sqrt(w)
+    beta, *_ = np.linalg.lstsq(Xd * sw[:, None], yv * sw, rcond=None)
+    resid = yv - Xd @ beta
+    XtWX_inv = np.linalg.inv((Xd * w[:, None]).T @ Xd)
+    infl = (Xd * (w * resid)[:, None]) @ XtWX_inv
+    V = design_variance(infl, bound)
+    wsum = w.sum()
+    s2 = float(w @ resid ** 2 / wsum)
+    ybar = w @ yv / wsum
+    r2 = 1 - float(w @ resid ** 2) / float(w @ (yv - ybar) ** 2)
+    return beta, V, s2, r2, max(bound.degrees_of_freedom(), 1)
 
 
 def _check_numeric(s: pd.Series, name: str, arg: str) -> None:
@@ -683,7 +828,11 @@ def _params_from_gram(st: dict, G: np.ndarray) -> np.ndarray:
 
 def _bootstrap_chunk(st: dict, seeds) -> np.ndarray:
     """One chunk of the bootstrap: each seed's resample, its path coefficients (and sensitivity parts)."""
-    W = K.counts_from_seeds(seeds, st["unit_of_row"], st["n_units"], st["stratum_of_unit"])
+    if st.get("survey") is not None:
+        wts, psu_of_row, stratum_of_psu = st["survey"]
+        W = wts[None, :] * subbootstrap_factors(seeds, psu_of_row, stratum_of_psu)
+    else:
+        W = K.counts_from_seeds(seeds, st["unit_of_row"], st["n_units"], st["stratum_of_unit"])
     G = K.gram_blocks(W, st["z"], st["products"])
     th = _params_from_gram(st, G)
     if st["sens"] is None:

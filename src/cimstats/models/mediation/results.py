@@ -165,11 +165,16 @@ class MediationResult(FittedResult):
             np.full((len(terms), len(terms)), np.nan)
         return pd.DataFrame(cov, index=pd.Index(terms, name="term"), columns=terms)
 
+    def _design_based(self) -> bool:
+        return bool(len(self.path_table)) and self.path_table["se_type"].iloc[0] == "design-based"
+
     def paths(self) -> pd.DataFrame:
         """Coefficients of every regression with OLS standard errors and t-based intervals.
 
         With ``cluster=`` the standard errors are cluster-robust (CR1) with
-        clusters - 1 degrees of freedom.
+        clusters - 1 degrees of freedom. With ``design=`` the coefficients are
+        survey-weighted least squares with design-based (linearised) standard
+        errors and PSUs - strata degrees of freedom (``se_type`` "design-based").
 
         Columns: equation (outcome), role (mediator, outcome, total), term, label
         (a, b, c', d21, a_xw ... for coefficients that enter effects), estimate,
@@ -341,8 +346,10 @@ class MediationResult(FittedResult):
                  + (f"; adjusted for {', '.join(s.covariates)}" if s.covariates else "") + ".",
                  f"n = {self.nobs} used, {self.n_dropped} set aside for missing values"
                  + (f" ({self.glance().loc[0, 'dropped_reasons']})" if self.n_dropped else "") + ".",
-                 f"Paths: OLS coefficients with {'cluster-robust (CR1)' if self.cluster else 'OLS'} standard errors "
-                 "and t-based intervals. Effects: estimate with bootstrap standard error and "
+                 (f"Paths: survey-weighted least-squares coefficients with design-based (linearised) standard errors "
+                  if self._design_based() else
+                  f"Paths: OLS coefficients with {'cluster-robust (CR1)' if self.cluster else 'OLS'} standard errors ")
+                 + "and t-based intervals. Effects: estimate with bootstrap standard error and "
                  f"{self.ci} {self.level:.0%} interval from {self.n_boot} resamples of "
                  f"{self.resampling}" + (f" ({self.n_clusters} clusters)" if self.n_clusters else "")
                  + f", seed {self.seed}" + (f"; {self.n_boot_failed} resamples set aside" if self.n_boot_failed
