@@ -1,16 +1,22 @@
 """Draft dictionary tables from the metadata of source files, as a starting point.
 
-The draft lists every source variable once as a target (same name), its
-value labels as categories (declared missing codes with ``is_missing=yes``)
-and a ``direct`` mapping for each study that has the variable (``impossible``
-for those that do not). Where a study's value labels differ from the first
-study's, a ``recode`` is proposed by matching the labels' text (codes whose
-labels match nothing are named in the comment and the mapping is marked
-partial). Each variable's measurement level is inferred from its values and
-labels (:func:`infer_level`): a continuous score with one labelled code such
-as -99 "not collected" is a number with a proposed missing code, not a
-category, and its valid range is rounded outward (:func:`nice_range`).
-Review before use.
+With one file, the draft lists every source variable once as a target (same
+name), its value labels as categories (declared missing codes with
+``is_missing=yes``) and a ``direct`` mapping. With several files, the
+variables are matched across studies to one target per concept
+(:mod:`cimstats.dictionary.matching`: names, variable labels, value labels and
+measurement levels, with an optional translation table) and each other
+study's variable gets a proposed rule: where its value labels differ from the
+target's, a ``recode`` found by matching the labels' text (codes whose labels
+match nothing are named in the comment and the mapping is marked partial); a
+percentage onto a proportion gets a ``rescale``. Each mapping's comment holds
+the match's confidence and evidence, also listed in a review table
+(``draft_review.csv``); variables that match nothing stay study-specific
+targets (``impossible`` in the other studies, with the reason). Each
+variable's measurement level is inferred from its values and labels
+(:func:`infer_level`): a continuous score with one labelled code such as -99
+"not collected" is a number whose code is recoded to missing, not a category,
+and its valid range is rounded outward (:func:`nice_range`). Review before use.
 """
 
 from __future__ import annotations
@@ -269,7 +275,13 @@ def _member_rule(mt, a, f, typ: str, translate) -> tuple[str, str, str, str]:
                     f"code(s) {codes} are not declared missing in the source but look like missing codes: set to missing")
         return "direct", "", "complete", "drafted from source metadata"
     if typ != "string" and f.meta.value_labels != a.meta.value_labels:
-        return _propose_recode(f.meta, (a.study, dict(a.meta.value_labels)), norm=lambda t: translate(str(t))[0])
+        rule, args, status, comment = _propose_recode(f.meta, (a.study, dict(a.meta.value_labels)),
+                                                      norm=lambda t: translate(str(t))[0])
+        same = rule == "recode" and status == "complete" and all(
+            k.strip() == v.strip() for k, v in (p.split("=", 1) for p in args.split(";")))
+        if same:  # every label matches the target's label of the same code (after translation)
+            return "direct", "", "complete", f"value labels match study {a.study}'s under the same codes; review"
+        return rule, args, status, comment
     return "direct", "", "complete", "drafted from source metadata"
 
 
