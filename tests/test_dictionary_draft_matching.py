@@ -172,6 +172,10 @@ def test_hostile_inputs(school, capsys):
     folder, _, _ = school
     with pytest.raises(DictionaryError, match="twice"):
         draft_dictionary([folder / "nl.sav", folder / "nl.sav"])
+    (folder / "nl.dta").write_bytes((folder / "en.dta").read_bytes())  # two files named alike get distinct ids
+    assert draft_dictionary([folder / "nl.sav", folder / "nl.dta"])["studies"]["study"].tolist() == ["nl_sav", "nl_dta"]
+    with pytest.raises(DictionaryError, match="study id 'x'"):
+        draft_dictionary([folder / "nl.sav", folder / "en.dta"], study_ids=["x", "x"])
     (folder / "bad.yaml").write_bytes(b"geslacht: \xff\xfe sex\n")
     (folder / "nested.yaml").write_text("nl:\n  geslacht: sex\n", encoding="utf-8")
     (folder / "syntax.yaml").write_text("geslacht: [sex\n", encoding="utf-8")

@@ -83,12 +83,6 @@ def draft(args) -> int:
         if key in seen:
             raise DictionaryError(f"FILE '{f}' is given twice (arguments {seen[key] + 1} and {i + 1}); give each file once.")
         seen[key] = i
-    if ids is None:
-        stems = [Path(f).stem for f in args.files]
-        rep = next((s for k, s in enumerate(stems) if s in stems[:k]), None)
-        if rep is not None:
-            raise DictionaryError(f"Two FILEs are named '{rep}' (without extension), which would give two studies the "
-                                  "same id; give --study-ids with one distinct id per file.")
     min_conf = threshold_of(args.min_confidence, argument="--min-confidence")
     translations = read_translations(args.translations, argument="--translations") if args.translations else None
     out = Path(args.out)

@@ -30,6 +30,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from cimstats.dictionary import matching as mt
 from cimstats.errors import DictionaryError
 from cimstats.io.survey import Survey
 from cimstats import io as _io
@@ -115,8 +116,6 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
     >>> t["categories"][["variable", "code", "label"]].values.tolist()
     [['sex', 1, 'male'], ['sex', 2, 'female']]
     """
-    from cimstats.dictionary import matching as mt
-
     sources = list(sources)
     ids = list(study_ids) if study_ids is not None else None
     if ids is not None and len(ids) != len(sources):
@@ -144,6 +143,10 @@ def draft_dictionary(sources: Iterable, *, study_ids: Iterable[str] | None = Non
             s, fname = _io.read_survey(src), Path(src).name
         sid = ids[i] if ids else (Path(fname).stem if fname else f"study{i + 1}")
         surveys.append((sid, s, fname))
+    if ids is None:  # two files named alike (a.sav, a.dta): their ids keep the extension
+        stems = [sid for sid, _, _ in surveys]
+        surveys = [(f"{sid}_{Path(fn).suffix.lstrip('.').lower()}" if fn and stems.count(sid) > 1 else sid, s, fn)
+                   for sid, s, fn in surveys]
     dup = [sid for k, (sid, _, _) in enumerate(surveys) if sid in [x for x, _, _ in surveys[:k]]]
     if dup:
         raise DictionaryError(f"Two sources have the study id '{dup[0]}'; give `study_ids` with one distinct id per source.")

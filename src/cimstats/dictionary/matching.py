@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -268,7 +269,9 @@ def levenshtein(a: str, b: str) -> int:
     return prev[-1]
 
 
+@lru_cache(maxsize=200_000)
 def _sim(a: str, b: str) -> float:
+    """1 - edit distance / length of the longer text (words repeat across labels: cached)."""
     if a == b:
         return 1.0
     if not a or not b:
@@ -286,7 +289,8 @@ def _dice(a, b) -> float:
     for w in a:
         hit = next((x for x in left if x == w), None)
         if hit is None and len(w) >= 4:
-            hit = next((x for x in left if len(x) >= 4 and _sim(w, x) >= 0.8), None)
+            hit = next((x for x in left if len(x) >= 4 and abs(len(x) - len(w)) <= 0.2 * max(len(x), len(w))
+                        and _sim(w, x) >= 0.8), None)
         if hit is not None:
             left.remove(hit)
             m += 1
@@ -367,6 +371,8 @@ def code_pattern(pairs: dict) -> str:
     >>> code_pattern({0: 2, 1: 1}), code_pattern({1: 5, 2: 4, 3: 3, 4: 2, 5: 1}), code_pattern({0: 1, 1: 2})
     ('swapped codes', 'reversed scale', 'codes shifted')
     """
+    if not all(isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for kv in pairs.items() for x in kv):
+        return "identical codes" if all(k == v for k, v in pairs.items()) else "codes differ"  # text codes
     if all(float(k) == float(v) for k, v in pairs.items()):
         return "identical codes"
     src = sorted(pairs, key=float)
@@ -415,7 +421,8 @@ class PairScore:
 def score_pair(target: Features, source: Features) -> PairScore:
     """Score how likely ``source`` measures the same concept as ``target`` (0-1), with the evidence in words."""
     name = name_similarity(target.name_text, source.name_text)
-    name_via = name > name_similarity(target.name_raw, source.name_raw)
+    name_via = ((target.name_text != target.name_raw or source.name_text != source.name_raw)
+                and name > name_similarity(target.name_raw, source.name_raw))
     label = None
     if target.label_words and source.label_words:
         label = _dice(target.label_words, source.label_words)
