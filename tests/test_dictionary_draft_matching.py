@@ -236,3 +236,29 @@ def test_the_how_to_example_runs(tmp_path):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "draft" / REVIEW_FILE).exists() and "sex" in done.stdout
+
+
+def test_the_assignment_prefers_one_clear_match_to_two_weak_ones_and_uses_each_variable_once(monkeypatch):
+    from cimstats.dictionary import matching as mt
+
+    # scores as a table: t1-v1 is a clear match; t1-v2 and t2-v1 are weak, but their sum 1.2 exceeds 0.9 + 0.2,
+    # so maximising the summed scores would pair the weak ones
+    table = {("t1", "v1"): 0.9, ("t1", "v2"): 0.6, ("t2", "v1"): 0.6, ("t2", "v2"): 0.2}
+    monkeypatch.setattr(mt, "score_pair", lambda a, b: mt.PairScore(table[(a.name, b.name)], 0, None, None, 0, ""))
+
+    def feat(study, name):
+        return mt.Features(study, name, "", None, name, name, (), {}, {})
+
+    groups, _ = mt.match([("A", [feat("A", "t1"), feat("A", "t2")]), ("B", [feat("B", "v1"), feat("B", "v2")])],
+                         threshold=mt.CONFIDENCE["low"])
+    pairs = [{s: f.name for s, f in g.members.items()} for g in groups]
+    assert pairs == [{"A": "t1", "B": "v1"}, {"A": "t2"}, {"B": "v2"}]
+
+
+def test_two_targets_wanting_the_same_variable_get_it_once():
+    a = Survey.from_raw(pd.DataFrame({"age": [30.0, 41.0], "age_group": [1.0, 2.0]}),
+                        {"age": VariableMeta("age", "Age in years"), "age_group": VariableMeta("age_group", "Age group")})
+    b = Survey.from_raw(pd.DataFrame({"age_years": [33.0, 52.0]}), {"age_years": VariableMeta("age_years", "Age in years")})
+    t = draft_dictionary([a, b], study_ids=["A", "B"])
+    used = t["mappings"][(t["mappings"]["study"] == "B") & (t["mappings"]["rule"] != "impossible")]
+    assert used["source"].tolist() == ["age_years"] and used["target"].tolist() == ["age"]
