@@ -288,3 +288,21 @@ def test_the_convergence_plot_draws_every_chain():
     assert fig.svg().startswith("<?xml") or "<svg" in fig.svg()[:500]
     with pytest.raises(ModelSpecificationError, match="nosuch"):
         imp.plot_chains(["nosuch"])
+
+
+def test_d3_refuses_unknown_methods_and_fits_it_cannot_evaluate_at_pooled_estimates():
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "x": rng.normal(size=100)})
+    d["y"] = 0.4 * d["x"] + rng.normal(size=20)[d["g"]] + rng.normal(size=100)
+    d.loc[rng.random(100) < 0.2, "x"] = np.nan
+    imp = cimstats.impute(d, m=3, seed=2, iterations=3)
+    with pytest.raises(ModelSpecificationError, match="'D2'"):
+        imp.likelihood_ratio(ols, "y ~ x", "y ~ 1", method="D4")
+    with pytest.raises(ModelSpecificationError, match="method='D2'"):
+        imp.likelihood_ratio(cimstats.lmm, "y ~ x + (1 | g)", "y ~ 1 + (1 | g)", method="D3", reml=False)
+    wls = imp.likelihood_ratio(lambda f, data: smf.wls(f, data, weights=np.arange(1, 101)).fit(), "y ~ x", "y ~ 1",
+                               method="D2")
+    assert wls.iloc[0]["test"] == "D2"
+    with pytest.raises(ModelSpecificationError, match="weighted"):
+        imp.likelihood_ratio(lambda f, data: smf.wls(f, data, weights=np.arange(1, 101)).fit(), "y ~ x", "y ~ 1",
+                             method="D3")

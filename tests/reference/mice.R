@@ -4,7 +4,7 @@
 # include = TRUE): .imp 0 is the incomplete data) under tests/reference/data/mice/, so that cimstats pools
 # models fitted to exactly the same completed data; then records mice::pool for lm and glm fits (estimates,
 # standard errors, Barnard-Rubin df, riv, lambda, fmi, ubar, b, dfcom) and the D1 and D2 tests of nested
-# models (mice::D1, mice::D2) in tests/reference/mice.json, with the versions used; and mice::pool of lmer fits.
+# models (mice::D1, mice::D2, mice::D3) in tests/reference/mice.json, with the versions used; and mice::pool of lmer fits.
 #   nhanes2: mice's own example (25 rows; pmm for bmi and chl, logreg for hyp), m = 5.
 #   popmis:  pupils in schools (mice's example of clustered data); popular imputed by 2l.norm (random
 #            intercept for school) with sex and texp as predictors, m = 5.
@@ -66,6 +66,21 @@ tests <- list(
                           use = "likelihood"), test_row(D2(fit_chl, fit_chl0, use = "likelihood")))
 )
 
+# D3 (Meng and Rubin's pooled likelihood-ratio test): mice refits each model with the pooled coefficients as an
+# offset (intercept and scale free) and records the deviances at the own and at the pooled estimates
+d3_row <- function(x) {
+  r <- x$result  # a plain vector: F, df1, df2, p, riv
+  list(statistic = r[1], df1 = r[2], df2 = r[3], p_value = r[4], riv = r[5],
+       deviances = lapply(x$deviances, unname))
+}
+glm_control <- glm.control(epsilon = 1e-14, maxit = 100)
+fit_hyp1 <- with(nh, glm(hyp ~ bmi + chl, family = binomial, control = glm_control))
+fit_hyp0 <- with(nh, glm(hyp ~ bmi, family = binomial, control = glm_control))
+tests$nhanes2_d3_age <- c(list(data = "nhanes2_long.csv", full = "lm(chl ~ age + bmi)", reduced = "lm(chl ~ bmi)"),
+                          d3_row(D3(fit_chl, fit_chl0)))
+tests$nhanes2_d3_glm_chl <- c(list(data = "nhanes2_long.csv", full = "glm(hyp ~ bmi + chl, binomial)",
+                                   reduced = "glm(hyp ~ bmi, binomial)"), d3_row(D3(fit_hyp1, fit_hyp0)))
+
 # ---- popmis: two-level imputation of popularity -----------------------------------------------------
 pm <- popmis[, c("pupil", "school", "popular", "sex", "texp")]
 pred <- make.predictorMatrix(pm)
@@ -84,6 +99,11 @@ cases$popmis_lm <- c(list(data = "popmis_long.csv", model = "lm(popular ~ sex + 
 suppressPackageStartupMessages({ library(lme4); library(broom.mixed) })
 cases$popmis_lmer <- c(list(data = "popmis_long.csv", model = "lmer(popular ~ sex + texp + (1 | school))"),
                        pooled_table(with(pmi, lmer(popular ~ sex + texp + (1 | school)))))
+
+fit_pop1 <- with(pmi, lm(popular ~ sex + texp))
+fit_pop0 <- with(pmi, lm(popular ~ sex))
+tests$popmis_d3_texp <- c(list(data = "popmis_long.csv", full = "lm(popular ~ sex + texp)",
+                               reduced = "lm(popular ~ sex)"), d3_row(D3(fit_pop1, fit_pop0)))
 
 versions <- list(R = R.version.string, mice = as.character(packageVersion("mice")),
                  mitml = as.character(packageVersion("mitml")), broom = as.character(packageVersion("broom")),

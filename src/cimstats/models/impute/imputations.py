@@ -243,17 +243,28 @@ class Imputations:
             return verb(args[0], data, *args[1:], **kw)
         return verb(data, **kw)
 
-    def likelihood_ratio(self, verb: Callable, full, reduced, **kw) -> pd.DataFrame:
-        """Pooled likelihood-ratio test (D2) of a model against a nested one, both fitted to every data set.
+    def likelihood_ratio(self, verb: Callable, full, reduced, *, method: str = "D2", **kw) -> pd.DataFrame:
+        """Pooled likelihood-ratio test of a model against a nested one, both fitted to every data set.
 
         ``verb(full, data, **kw)`` and ``verb(reduced, data, **kw)`` must report
         a log-likelihood (``glance()`` column ``loglik``); fit linear mixed
-        models by ML (``reml=False``) for tests of fixed effects. See
-        :func:`cimstats.models.impute.pooled.likelihood_ratio_test`.
+        models by ML (``reml=False``) for tests of fixed effects.
+
+        Parameters
+        ----------
+        method : {"D2", "D3"}
+            ``"D2"`` (default) combines the per-imputation likelihood-ratio
+            statistics (Li, Meng, Raghunathan and Rubin 1991; ``mice::D2``);
+            ``"D3"`` is Meng and Rubin's (1992) test (``mice::D3``), which also
+            evaluates both models at their pooled estimates, and needs fits that
+            allow that (statsmodels OLS and GLM). The ``test`` column of the
+            result names the method used.
+
+        See :func:`cimstats.models.impute.pooled.likelihood_ratio_test`.
         """
         f1 = [self._call(verb, d, (full,), kw) for d in self.datasets]
         f0 = [self._call(verb, d, (reduced,), kw) for d in self.datasets]
-        return likelihood_ratio_test(f1, f0)
+        return likelihood_ratio_test(f1, f0, method=method)
 
     # ------------------------------------------------------------------ from elsewhere
     @classmethod

@@ -395,3 +395,33 @@ def d2_test(chisq: np.ndarray, k: int) -> dict:
     val = (d.mean() / k - (m + 1) / (m - 1) * r) / (1 + r)
     v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2 if r > 0 else np.inf
     return {"statistic": float(val), "df1": k, "df2": float(v), "p_value": float(stats.f.sf(val, k, v)), "riv": r}
+
+
+def d3_test(dev_own_full, dev_own_reduced, dev_pooled_full, dev_pooled_reduced, k: int) -> dict:
+    """Pooled likelihood-ratio test of Meng and Rubin (1992) (D3), as ``mice::D3`` computes it.
+
+    Parameters
+    ----------
+    dev_own_full, dev_own_reduced : (m,) deviances (-2 log-likelihood) of each model at its own estimates
+    dev_pooled_full, dev_pooled_reduced : (m,) deviances of each model at the pooled (mean) estimates
+    k : difference in the number of estimates of the two models
+
+    Returns
+    -------
+    dict: statistic (F), df1 (k), df2, p_value, riv
+        ``riv = (m+1)/(k (m-1)) (dbar_own - dbar_pooled)``, ``F = dbar_pooled / (k (1 + riv))``,
+        with dbar the mean of (reduced - full) deviances; df2 as Li, Raghunathan and Rubin (1991).
+    """
+    own = np.asarray(dev_own_reduced, dtype=float) - np.asarray(dev_own_full, dtype=float)
+    at_pooled = np.asarray(dev_pooled_reduced, dtype=float) - np.asarray(dev_pooled_full, dtype=float)
+    m = len(own)
+    d_own, d_pooled = float(own.mean()), float(at_pooled.mean())
+    r = (m + 1) / (k * (m - 1)) * (d_own - d_pooled)
+    val = d_pooled / (k * (1 + r))
+    t = k * (m - 1)
+    with np.errstate(divide="ignore"):
+        if t > 4:
+            v = 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2 if r != 0 else np.inf
+        else:
+            v = t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2 if r != 0 else np.inf
+    return {"statistic": float(val), "df1": k, "df2": float(v), "p_value": float(stats.f.sf(val, k, v)), "riv": r}

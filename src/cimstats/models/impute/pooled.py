@@ -22,7 +22,7 @@ from cimstats.models._result import FittedResult, OptimizerSummary, ResultSummar
 from cimstats.models.impute import kernels
 from cimstats.render import NumberFormat, TableSpec
 
-__all__ = ["PooledResult", "pool", "extract_fit", "likelihood_ratio_test"]
+__all__ = ["PooledResult", "pool", "extract_fit", "likelihood_ratio_test", "loglik_at"]
 
 _TIDY = ["term", "estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper", "riv", "lambda",
          "fmi", "ubar", "b"]
@@ -151,19 +151,80 @@ def pool(fits: Sequence[Any], *, dfcom: float | None = None, description: str = 
                                     n_converged=n_conv, description=description, dropped=dropped_frame(drops))
 
 
-def likelihood_ratio_test(full: Sequence[Any], reduced: Sequence[Any]) -> pd.DataFrame:
-    """Pooled likelihood-ratio test of nested models (D2) from fits to each completed data set.
+def loglik_at(fit, beta: np.ndarray, *, where: str = "a fit") -> float:
+    """Log-likelihood of a fitted model with its coefficients held at ``beta`` (for D3), as ``mice::D3``.
 
-    Each completed data set gives ``d_l = 2 (loglik_full - loglik_reduced)``;
-    the statistics are combined as Li, Meng, Raghunathan and Rubin (1991)
-    (``mice::D2(use = "likelihood")``). ``k`` is the difference in the number of
-    estimates. Both lists of fits must report a log-likelihood (``glance()``
-    column ``loglik`` or statsmodels' ``llf``); for linear mixed models fit by ML.
+    mice refits each model with ``X beta`` as an offset and only an intercept
+    (and the scale or dispersion) free, and takes that fit's log-likelihood;
+    this does the same. Works for statsmodels OLS and GLM results, and for any
+    result with a method ``loglik_at(beta)``.
+    """
+    beta = np.asarray(beta, dtype=float)
+    hook = getattr(fit, "loglik_at", None)
+    if callable(hook):
+        return float(hook(beta))
+    model = getattr(fit, "model", None)
+    if model is None or not hasattr(model, "exog") or not hasattr(model, "endog") or model.exog is None:
+        raise ModelSpecificationError(
+            f"{where} is a {type(fit).__name__}, which cannot give its log-likelihood at the pooled estimates that "
+            "the D3 test needs; fit it with statsmodels OLS or GLM, or use method='D2'.")
+    X = np.asarray(model.exog, dtype=float)
+    y = np.asarray(model.endog, dtype=float)
+    if X.shape[1] != beta.shape[0]:
+        raise ModelSpecificationError(f"{where} has {X.shape[1]} coefficients but {beta.shape[0]} pooled estimates "
+                                      "were given; every completed data set must give the same terms.")
+    offset = X @ beta
+    extra = getattr(model, "offset", None)
+    if extra is not None:
+        offset = offset + np.asarray(extra, dtype=float)
+    family = getattr(model, "family", None)
+    n = len(y)
+    if family is None:
+        w = getattr(model, "weights", None)
+        if w is not None and not np.allclose(np.asarray(w, dtype=float), 1.0):
+            raise ModelSpecificationError(f"{where} is a weighted least-squares fit; the D3 test is available for "
+                                          "unweighted OLS and GLM fits; use method='D2'.")
+        r = y - offset
+        r = r - r.mean()
+        return float(-n / 2 * (math.log(2 * math.pi) + math.log(float(r @ r) / n) + 1))
+    import statsmodels.api as sm  # deferred: statsmodels loads slowly
+
+    for name in ("freq_weights", "var_weights"):
+        w = getattr(model, name, None)
+        if w is not None and not np.allclose(np.asarray(w, dtype=float), 1.0):
+            raise ModelSpecificationError(f"{where} is a weighted GLM fit; the D3 test is available for unweighted "
+                                          "fits; use method='D2'.")
+    exposure = getattr(model, "exposure", None)
+    if exposure is not None:
+        offset = offset + np.asarray(exposure, dtype=float)
+    refit = sm.GLM(y, np.ones((n, 1)), family=family, offset=offset).fit(tol=1e-14, maxiter=100)
+    return float(refit.llf)
+
+
+def likelihood_ratio_test(full: Sequence[Any], reduced: Sequence[Any], *, method: str = "D2") -> pd.DataFrame:
+    """Pooled likelihood-ratio test of nested models from fits to each completed data set (D2 or D3).
+
+    ``method="D2"``: each completed data set gives ``d_l = 2 (loglik_full -
+    loglik_reduced)``; the statistics are combined as Li, Meng, Raghunathan
+    and Rubin (1991) (``mice::D2(use = "likelihood")``).
+
+    ``method="D3"``: the likelihood-ratio test of Meng and Rubin (1992)
+    (``mice::D3``), which also evaluates both models at their pooled
+    estimates on every data set; it is more powerful than D2 and needs fits
+    that can be evaluated at given coefficients (statsmodels OLS and GLM;
+    see :func:`loglik_at`).
+
+    ``k`` is the difference in the number of estimates. Both lists of fits must
+    report a log-likelihood (``glance()`` column ``loglik`` or statsmodels'
+    ``llf``); for linear mixed models fit by ML.
 
     Returns
     -------
-    DataFrame, one row: test ("D2"), statistic (F), df1, df2, p_value, riv.
+    DataFrame, one row: test ("D2" or "D3"), statistic (F), df1, df2, p_value, riv.
     """
+    if method not in ("D2", "D3"):
+        raise ModelSpecificationError(f"`method` is {method!r}; expected 'D2' (Li, Meng, Raghunathan and Rubin) or "
+                                      "'D3' (Meng and Rubin); for a Wald test (D1) use PooledResult.wald_test().")
     full, reduced = list(full), list(reduced)
     if len(full) != len(reduced) or len(full) < 2:
         raise ModelSpecificationError(f"The likelihood-ratio test needs the same number (>= 2) of full and reduced "
@@ -171,12 +232,27 @@ def likelihood_ratio_test(full: Sequence[Any], reduced: Sequence[Any]) -> pd.Dat
     a = [extract_fit(f, where=f"the full model on imputation {i + 1}") for i, f in enumerate(full)]
     b = [extract_fit(f, where=f"the reduced model on imputation {i + 1}") for i, f in enumerate(reduced)]
     if any(x["loglik"] is None for x in a + b):
-        raise ModelSpecificationError("A fit reports no log-likelihood (glance() column loglik); the D2 "
+        raise ModelSpecificationError(f"A fit reports no log-likelihood (glance() column loglik); the {method} "
                                       "likelihood-ratio test needs one from every fit; use wald_test() instead.")
     k = len(a[0]["terms"]) - len(b[0]["terms"])
     if k < 1:
         raise ModelSpecificationError(f"The full model has {len(a[0]['terms'])} estimates and the reduced model "
                                       f"{len(b[0]['terms'])}; the full model must have more.")
+    if method == "D3":
+        for parts, what in ((a, "full"), (b, "reduced")):
+            for i, p in enumerate(parts[1:], start=2):
+                if p["terms"] != parts[0]["terms"]:
+                    raise ModelSpecificationError(f"The {what} model on imputation {i} has other terms than on "
+                                                  "imputation 1; D3 needs the same terms in every completed set.")
+        qa = np.mean([x["estimate"] for x in a], axis=0)
+        qb = np.mean([x["estimate"] for x in b], axis=0)
+        dev = {"own_full": [-2 * x["loglik"] for x in a], "own_reduced": [-2 * x["loglik"] for x in b],
+               "pooled_full": [-2 * loglik_at(f, qa, where=f"the full model on imputation {i + 1}")
+                               for i, f in enumerate(full)],
+               "pooled_reduced": [-2 * loglik_at(f, qb, where=f"the reduced model on imputation {i + 1}")
+                                  for i, f in enumerate(reduced)]}
+        r = kernels.d3_test(dev["own_full"], dev["own_reduced"], dev["pooled_full"], dev["pooled_reduced"], k)
+        return pd.DataFrame([{"test": "D3", **r}])
     d = np.array([2 * (x["loglik"] - y["loglik"]) for x, y in zip(a, b)])
     d[np.isclose(d, 0, atol=1e-12)] = 0.0
     r = kernels.d2_test(d, k)
