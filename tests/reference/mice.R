@@ -6,6 +6,7 @@
 # standard errors, Barnard-Rubin df, riv, lambda, fmi, ubar, b, dfcom) and the D1 and D2 tests of nested
 # models (mice::D1, mice::D2, mice::D3) in tests/reference/mice.json, with the versions used; and mice::pool of lmer fits.
 #   nhanes2: mice's own example (25 rows; pmm for bmi and chl, logreg for hyp), m = 5.
+#   holzinger: HolzingerSwineford1939 with MCAR holes, pmm, m = 5; pooled SEM fit measures (semTools, D2).
 #   popmis:  pupils in schools (mice's example of clustered data); popular imputed by 2l.norm (random
 #            intercept for school) with sex and texp as predictors, m = 5.
 # Run from the repository root:  Rscript tests/reference/mice.R
@@ -105,11 +106,37 @@ fit_pop0 <- with(pmi, lm(popular ~ sex))
 tests$popmis_d3_texp <- c(list(data = "popmis_long.csv", full = "lm(popular ~ sex + texp)",
                                reduced = "lm(popular ~ sex)"), d3_row(D3(fit_pop1, fit_pop0)))
 
+# ---- HolzingerSwineford1939 CFA with MCAR holes: pooled SEM fit measures (semTools' lavaan.mi) ----------
+# the incomplete data are tests/reference/data/sem_holzinger_mcar.csv (made by tests/reference/sem_fiml_x.R);
+# imputed by mice (pmm), the three-factor CFA fitted to each completed set by semTools::cfa.mi (lavaan, ML),
+# the chi-square pooled by D2 (Li, Meng, Raghunathan and Rubin 1991) and the fit indices computed from it,
+# fitMeasures(fit, test = "D2"); parameters pooled with Rubin's rules (scale.W = FALSE; large-sample df)
+suppressPackageStartupMessages({ library(lavaan); library(semTools) })
+hs_mcar <- read.csv(file.path("tests", "reference", "data", "sem_holzinger_mcar.csv"))[, paste0("x", 1:9)]
+imp3 <- mice(hs_mcar, m = 5, seed = 20261207, maxit = 5, printFlag = FALSE)
+hsi <- store(imp3, "holzinger")
+hs_list <- lapply(seq_len(hsi$m), function(k) complete(hsi, k))
+hs_model <- "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
+hs_fit <- cfa.mi(hs_model, data = hs_list)
+fm <- fitMeasures(hs_fit, test = "D2")
+keep <- c("chisq", "df", "pvalue", "ariv", "fmi", "npar", "ntotal", "baseline.chisq", "baseline.df",
+          "baseline.pvalue", "cfi", "tli", "rmsea")
+hs_pe <- as.data.frame(summary(hs_fit, fmi = TRUE, scale.W = FALSE, output = "data.frame"))  # Rubin's rules
+hs_pe <- hs_pe[!is.na(hs_pe$se) & hs_pe$se > 0, ]
+sem_cases <- list(holzinger_cfa = list(
+  data = "holzinger_long.csv", model = hs_model, test = "D2",
+  fit_measures = as.list(unclass(fm)[keep]),
+  chisq_per_imputation = sapply(hs_fit@testList, function(x) x$standard$stat),
+  baseline_chisq_per_imputation = sapply(hs_fit@baselineList, function(x) x$test$standard$stat),
+  parameters = list(lhs = hs_pe$lhs, op = hs_pe$op, rhs = hs_pe$rhs, estimate = hs_pe$est, std_error = hs_pe$se,
+                    df = hs_pe$df, fmi = hs_pe$fmi, riv = hs_pe$riv)))
+
 versions <- list(R = R.version.string, mice = as.character(packageVersion("mice")),
                  mitml = as.character(packageVersion("mitml")), broom = as.character(packageVersion("broom")),
                  broom.mixed = as.character(packageVersion("broom.mixed")), lme4 = as.character(packageVersion("lme4")),
-                 jsonlite = as.character(packageVersion("jsonlite")))
-write_json(list(versions = versions, seeds = list(nhanes2 = 20240917, popmis = 20240918), cases = cases,
-                tests = tests),
+                 jsonlite = as.character(packageVersion("jsonlite")),
+                 lavaan = as.character(packageVersion("lavaan")), semTools = as.character(packageVersion("semTools")))
+write_json(list(versions = versions, seeds = list(nhanes2 = 20240917, popmis = 20240918, holzinger = 20261207),
+                cases = cases, tests = tests, sem = sem_cases),
            file.path("tests", "reference", "mice.json"), digits = NA, auto_unbox = TRUE, na = "null", pretty = TRUE)
 cat("wrote tests/reference/mice.json and", out_dir, "\n")
