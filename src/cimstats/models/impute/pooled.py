@@ -22,7 +22,8 @@ from cimstats.models._result import FittedResult, OptimizerSummary, ResultSummar
 from cimstats.models.impute import kernels
 from cimstats.render import NumberFormat, TableSpec
 
-__all__ = ["PooledResult", "pool", "extract_fit", "likelihood_ratio_test", "loglik_at", "pooled_fit_measures"]
+__all__ = ["PooledResult", "pool", "extract_fit", "likelihood_ratio_test", "loglik_at", "pooled_fit_measures",
+           "stacked_bootstrap"]
 
 _TIDY = ["term", "estimate", "std_error", "df", "statistic", "p_value", "ci_lower", "ci_upper", "riv", "lambda",
          "fmi", "ubar", "b"]
@@ -133,6 +134,7 @@ def pool(fits: Sequence[Any], *, dfcom: float | None = None, description: str = 
     Q = np.vstack([p["estimate"] for p in parts])
     U = np.stack([p["vcov"] for p in parts])
     fit_stats = pooled_fit_measures(fits)
+    boot = stacked_bootstrap(fits, terms)
     if dfcom is None and fit_stats is not None:
         dfcom = math.inf  # structural equation models: large-sample df, as semTools
         dfcom_source = "infinite (large-sample model)"
@@ -153,7 +155,30 @@ def pool(fits: Sequence[Any], *, dfcom: float | None = None, description: str = 
     return PooledResult.from_arrays(terms, Q, U, float(dfcom), dfcom_source=dfcom_source,
                                     nobs=float(np.mean(nobs)) if nobs else float("nan"),
                                     n_converged=n_conv, description=description, dropped=dropped_frame(drops),
-                                    fit_stats=fit_stats)
+                                    fit_stats=fit_stats, boot=boot)
+
+
+def stacked_bootstrap(fits: Sequence[Any], terms: Sequence[str]) -> pd.DataFrame | None:
+    """The bootstrap resamples of every imputation stacked (m x B rows), or None for fits without a bootstrap.
+
+    For mediation results (:func:`cimstats.mediation`) whose effects are the pooled
+    terms; the percentile interval of the stacked draws is the interval of
+    the "MI then bootstrap, pooled sample" approach (Schomaker and Heumann
+    2018), recommended for indirect effects, whose sampling distribution is
+    not normal. Columns: imputation (1..m), then one per term.
+    """
+    frames = []
+    for i, f in enumerate(fits):
+        draws = getattr(f, "bootstrap_draws", None)
+        if getattr(f, "kind", None) != "mediation" or not callable(draws):
+            return None
+        d = draws()
+        if [str(c) for c in d.columns] != list(terms):
+            return None
+        d = pd.DataFrame(d.to_numpy(dtype=float), columns=list(terms))  # without attrs (failed-resample masks)
+        d.insert(0, "imputation", i + 1)
+        frames.append(d)
+    return pd.concat(frames, ignore_index=True)
 
 
 def pooled_fit_measures(fits: Sequence[Any]) -> dict | None:
@@ -320,7 +345,7 @@ class PooledResult(FittedResult):
 
     def __init__(self, table: pd.DataFrame, T: np.ndarray, Q: np.ndarray, U: np.ndarray, dfcom: float, *,
                  dfcom_source: str, nobs: float, n_converged: int, description: str, dropped: pd.DataFrame,
-                 fit_stats: dict | None = None):
+                 fit_stats: dict | None = None, boot: pd.DataFrame | None = None):
         self._table = table
         self._T = T
         self._Q = Q
@@ -332,6 +357,7 @@ class PooledResult(FittedResult):
         self.description = description
         self._dropped = dropped
         self._fit_stats = dict(fit_stats) if fit_stats else None
+        self._boot = boot
 
     @classmethod
     def from_arrays(cls, terms, Q, U, dfcom, **kw) -> "PooledResult":
@@ -361,6 +387,14 @@ class PooledResult(FittedResult):
     def tidy(self, *, level: float = 0.95) -> pd.DataFrame:
         """Pooled estimates, one row per term.
 
+        For mediation analyses (:func:`cimstats.mediation` fitted to every
+        completed set) ``ci_lower`` and ``ci_upper`` are the percentile
+        interval of the bootstrap resamples of all imputations stacked (m x B
+        draws; ``ci_method`` "stacked percentile", ``n_resamples`` their
+        count), and the Rubin's-rules interval is kept in ``ci_lower_rubin``,
+        ``ci_upper_rubin``: an indirect effect is a product whose sampling
+        distribution is skewed, which a percentile interval respects.
+
         Returns
         -------
         pandas.DataFrame
@@ -384,7 +418,18 @@ class PooledResult(FittedResult):
                             "riv": t["riv"].to_numpy(dtype=float), "lambda": t["lambda"].to_numpy(dtype=float),
                             "fmi": t["fmi"].to_numpy(dtype=float), "ubar": t["ubar"].to_numpy(dtype=float),
                             "b": t["b"].to_numpy(dtype=float)})
-        return out[_TIDY]
+        out = out[_TIDY]
+        if self._boot is not None:
+            draws = self._boot[list(t["term"])].to_numpy(dtype=float)
+            alpha = 1 - level
+            out["ci_lower_rubin"] = out["ci_lower"]
+            out["ci_upper_rubin"] = out["ci_upper"]
+            with np.errstate(invalid="ignore"):
+                out["ci_lower"] = np.nanquantile(draws, alpha / 2, axis=0)
+                out["ci_upper"] = np.nanquantile(draws, 1 - alpha / 2, axis=0)
+            out["ci_method"] = "stacked percentile"
+            out["n_resamples"] = np.isfinite(draws).sum(axis=0)
+        return out
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         t = self.tidy(level=level)
@@ -446,6 +491,16 @@ class PooledResult(FittedResult):
                                 iterations=self.m, evaluations=self.m, gradient_norm=0.0,
                                 converged=self.n_converged == self.m,
                                 message=f"{self.n_converged} of {self.m} fits converged; pooling is closed-form")
+
+    def bootstrap_draws(self) -> pd.DataFrame:
+        """The bootstrap resamples of every imputation stacked: columns imputation (1..m), then one per effect.
+
+        Only for pooled mediation analyses (the resamples are m x B rows).
+        """
+        if self._boot is None:
+            raise ModelSpecificationError("These pooled estimates have no bootstrap resamples; stacked resamples "
+                                          "exist for mediation analyses (imputations.fit(cimstats.mediation, ...)).")
+        return self._boot.copy()
 
     @property
     def estimates(self) -> pd.DataFrame:
@@ -526,7 +581,8 @@ class PooledResult(FittedResult):
     def _state(self) -> dict:
         return {"table": self._table, "T": self._T, "Q": self._Q, "U": self._U, "dfcom": self.dfcom,
                 "dfcom_source": self.dfcom_source, "nobs": self.nobs, "n_converged": self.n_converged,
-                "description": self.description, "dropped": self._dropped, "fit_stats": self._fit_stats}
+                "description": self.description, "dropped": self._dropped, "fit_stats": self._fit_stats,
+                "boot": self._boot}
 
     @classmethod
     def _from_state(cls, state: dict) -> "PooledResult":
@@ -536,4 +592,4 @@ class PooledResult(FittedResult):
                    np.asarray(state["U"], dtype=float), float(state["dfcom"]), dfcom_source=str(state["dfcom_source"]),
                    nobs=float(state["nobs"]), n_converged=int(state["n_converged"]),
                    description=str(state["description"]), dropped=dropped_frame(state["dropped"]),
-                   fit_stats=state.get("fit_stats"))
+                   fit_stats=state.get("fit_stats"), boot=state.get("boot"))
