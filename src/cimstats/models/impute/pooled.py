@@ -337,7 +337,8 @@ class PooledResult(FittedResult):
     Besides the contract (``tidy``, ``glance``, ``summary``, ``to_table_spec``, ``vcov``,
     ``save``), :meth:`wald_test` tests several terms at once (D1).
 
-    Validated against: ``mice::pool`` (3.15) on lm and glm fits to stored mice imputations
+    Validated against: ``mice::pool`` (3.15) on lm and glm fits to stored mice imputations, ``mice::D1``,
+    ``D2`` and ``D3``, and semTools' ``lavaan.mi`` (0.5.6) pooled fit measures (D2) of a CFA
     (tests/reference/mice.R).
     """
 
