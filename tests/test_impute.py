@@ -293,13 +293,25 @@ def test_the_convergence_plot_draws_every_chain():
 def test_d3_refuses_unknown_methods_and_fits_it_cannot_evaluate_at_pooled_estimates():
     rng = np.random.default_rng(5)
     d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "x": rng.normal(size=100)})
-    d["y"] = 0.4 * d["x"] + rng.normal(size=20)[d["g"]] + rng.normal(size=100)
+    d["y"] = 0.4 * d["x"] + rng.normal(size=100)
     d.loc[rng.random(100) < 0.2, "x"] = np.nan
     imp = cimstats.impute(d, m=3, seed=2, iterations=3)
     with pytest.raises(ModelSpecificationError, match="'D2'"):
         imp.likelihood_ratio(ols, "y ~ x", "y ~ 1", method="D4")
+    class NoDesign:  # a result with a log-likelihood but nothing to evaluate it at other coefficients
+        def __init__(self, formula, data):
+            self._f = smf.ols(formula, data).fit()
+
+        def tidy(self):
+            return pd.DataFrame({"term": self._f.params.index, "estimate": self._f.params.to_numpy(),
+                                 "std_error": self._f.bse.to_numpy()})
+
+        def glance(self):
+            return pd.DataFrame([{"loglik": self._f.llf, "nobs": self._f.nobs}])
+
+    assert imp.likelihood_ratio(NoDesign, "y ~ x", "y ~ 1").iloc[0]["test"] == "D2"
     with pytest.raises(ModelSpecificationError, match="method='D2'"):
-        imp.likelihood_ratio(cimstats.lmm, "y ~ x + (1 | g)", "y ~ 1 + (1 | g)", method="D3", reml=False)
+        imp.likelihood_ratio(NoDesign, "y ~ x", "y ~ 1", method="D3")
     wls = imp.likelihood_ratio(lambda f, data: smf.wls(f, data, weights=np.arange(1, 101)).fit(), "y ~ x", "y ~ 1",
                                method="D2")
     assert wls.iloc[0]["test"] == "D2"

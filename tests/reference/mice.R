@@ -105,6 +105,12 @@ fit_pop1 <- with(pmi, lm(popular ~ sex + texp))
 fit_pop0 <- with(pmi, lm(popular ~ sex))
 tests$popmis_d3_texp <- c(list(data = "popmis_long.csv", full = "lm(popular ~ sex + texp)",
                                reduced = "lm(popular ~ sex)"), d3_row(D3(fit_pop1, fit_pop0)))
+# D3 of linear mixed models (ML): mice refits lmer(popular ~ (1 | school)) with the pooled fixed part as offset
+fit_lmer1 <- with(pmi, lmer(popular ~ sex + texp + (1 | school), REML = FALSE))
+fit_lmer0 <- with(pmi, lmer(popular ~ sex + (1 | school), REML = FALSE))
+tests$popmis_d3_lmer_texp <- c(list(data = "popmis_long.csv", full = "lmer(popular ~ sex + texp + (1 | school), ML)",
+                                    reduced = "lmer(popular ~ sex + (1 | school), ML)"),
+                               d3_row(D3(fit_lmer1, fit_lmer0)))
 
 # ---- HolzingerSwineford1939 CFA with MCAR holes: pooled SEM fit measures (semTools' lavaan.mi) ----------
 # the incomplete data are tests/reference/data/sem_holzinger_mcar.csv (made by tests/reference/sem_fiml_x.R);

@@ -216,18 +216,22 @@ def loglik_at(fit, beta: np.ndarray, *, where: str = "a fit") -> float:
 
     mice refits each model with ``X beta`` as an offset and only an intercept
     (and the scale or dispersion) free, and takes that fit's log-likelihood;
-    this does the same. Works for statsmodels OLS and GLM results, and for any
-    result with a method ``loglik_at(beta)``.
+    this does the same. Works for statsmodels OLS and GLM results, cimstats
+    linear mixed models (refitted by REML or ML as the model was, with the
+    variance parameters free, as mice refits lmer fits), and any result with
+    a method ``loglik_at(beta)``.
     """
     beta = np.asarray(beta, dtype=float)
     hook = getattr(fit, "loglik_at", None)
     if callable(hook):
         return float(hook(beta))
+    if getattr(fit, "kind", None) == "lmm":
+        return _lmm_loglik_at(fit, beta, where)
     model = getattr(fit, "model", None)
     if model is None or not hasattr(model, "exog") or not hasattr(model, "endog") or model.exog is None:
         raise ModelSpecificationError(
             f"{where} is a {type(fit).__name__}, which cannot give its log-likelihood at the pooled estimates that "
-            "the D3 test needs; fit it with statsmodels OLS or GLM, or use method='D2'.")
+            "the D3 test needs; fit it with statsmodels OLS or GLM or cimstats.lmm, or use method='D2'.")
     X = np.asarray(model.exog, dtype=float)
     y = np.asarray(model.endog, dtype=float)
     if X.shape[1] != beta.shape[0]:
@@ -259,6 +263,25 @@ def loglik_at(fit, beta: np.ndarray, *, where: str = "a fit") -> float:
         offset = offset + np.asarray(exposure, dtype=float)
     refit = sm.GLM(y, np.ones((n, 1)), family=family, offset=offset).fit(tol=1e-14, maxiter=100)
     return float(refit.llf)
+
+
+def _lmm_loglik_at(fit, beta: np.ndarray, where: str) -> float:
+    """A linear mixed model refitted with ``X beta`` as an offset: intercept and variance parameters free (mice's D3)."""
+    import dataclasses
+
+    from cimstats.models.mixed.fit import fit_frame  # deferred: the mixed-model stack loads on demand
+
+    frame = getattr(fit, "_frame", None)
+    if frame is None or getattr(frame, "X", None) is None:
+        raise ModelSpecificationError(f"{where} is a linear mixed model read back from a file, without its data; "
+                                      "the D3 test refits it; fit the models again, or use method='D2'.")
+    if frame.X.shape[1] != beta.shape[0]:
+        raise ModelSpecificationError(f"{where} has {frame.X.shape[1]} fixed effects but {beta.shape[0]} pooled "
+                                      "estimates were given; every completed data set must give the same terms.")
+    n = frame.X.shape[0]
+    offset_frame = dataclasses.replace(frame, y=frame.y - frame.X @ beta, X=np.ones((n, 1)),
+                                       fixed_names=("(Intercept)",))
+    return float(fit_frame(offset_frame, reml=bool(fit.reml), df_method="asymptotic", warn=False).loglik)
 
 
 def likelihood_ratio_test(full: Sequence[Any], reduced: Sequence[Any], *, method: str = "D2") -> pd.DataFrame:
