@@ -209,7 +209,7 @@ def test_pooled_sem_fit_measures_survive_saving(pooled_cfa, tmp_path):
 
 def test_d3_of_linear_mixed_models_matches_mice_d3_of_lmer():
     """cimstats.lmm (ML) refitted with the pooled fixed part as offset, as mice refits lmer fits; the two
-    programs' ML optima agree to about 1e-8, the D3 numbers to 1e-6."""
+    programs' ML optima differ slightly, so the D3 numbers agree to about 4e-9 (checked here to 1e-7)."""
     import cimstats
 
     ref = MICE["tests"]["popmis_d3_lmer_texp"]
@@ -218,5 +218,5 @@ def test_d3_of_linear_mixed_models_matches_mice_d3_of_lmer():
                                method="D3", reml=False).iloc[0]
     assert got["test"] == "D3"
     for key in ("statistic", "df1", "df2", "riv"):
-        np.testing.assert_allclose(got[key], ref[key], rtol=1e-6, err_msg=key)
-    np.testing.assert_allclose(got["p_value"], ref["p_value"], rtol=1e-4)
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-7, err_msg=key)
+    np.testing.assert_allclose(got["p_value"], ref["p_value"], rtol=1e-7)
