@@ -288,3 +288,67 @@ def test_the_convergence_plot_draws_every_chain():
     assert fig.svg().startswith("<?xml") or "<svg" in fig.svg()[:500]
     with pytest.raises(ModelSpecificationError, match="nosuch"):
         imp.plot_chains(["nosuch"])
+
+
+def test_d3_refuses_unknown_methods_and_fits_it_cannot_evaluate_at_pooled_estimates():
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "x": rng.normal(size=100)})
+    d["y"] = 0.4 * d["x"] + rng.normal(size=100)
+    d.loc[rng.random(100) < 0.2, "x"] = np.nan
+    imp = cimstats.impute(d, m=3, seed=2, iterations=3)
+    with pytest.raises(ModelSpecificationError, match="'D2'"):
+        imp.likelihood_ratio(ols, "y ~ x", "y ~ 1", method="D4")
+    class NoDesign:  # a result with a log-likelihood but nothing to evaluate it at other coefficients
+        def __init__(self, formula, data):
+            self._f = smf.ols(formula, data).fit()
+
+        def tidy(self):
+            return pd.DataFrame({"term": self._f.params.index, "estimate": self._f.params.to_numpy(),
+                                 "std_error": self._f.bse.to_numpy()})
+
+        def glance(self):
+            return pd.DataFrame([{"loglik": self._f.llf, "nobs": self._f.nobs}])
+
+    assert imp.likelihood_ratio(NoDesign, "y ~ x", "y ~ 1").iloc[0]["test"] == "D2"
+    with pytest.raises(ModelSpecificationError, match="method='D2'"):
+        imp.likelihood_ratio(NoDesign, "y ~ x", "y ~ 1", method="D3")
+    wls = imp.likelihood_ratio(lambda f, data: smf.wls(f, data, weights=np.arange(1, 101)).fit(), "y ~ x", "y ~ 1",
+                               method="D2")
+    assert wls.iloc[0]["test"] == "D2"
+    with pytest.raises(ModelSpecificationError, match="weighted"):
+        imp.likelihood_ratio(lambda f, data: smf.wls(f, data, weights=np.arange(1, 101)).fit(), "y ~ x", "y ~ 1",
+                             method="D3")
+
+
+def test_mediation_bootstrap_is_stacked_over_imputations_around_the_planted_indirect_effect(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 400
+    d = pd.DataFrame({"x": rng.normal(size=n)})
+    d["m"] = 0.5 * d["x"] + rng.normal(size=n)
+    d["y"] = 0.4 * d["m"] + 0.2 * d["x"] + rng.normal(size=n)
+    d.loc[rng.random(n) < 0.2, "m"] = np.nan
+    d.loc[rng.random(n) < 0.1, "y"] = np.nan
+    imp = cimstats.impute(d, m=3, seed=1, iterations=5)
+    n_boot = 300
+    pooled = imp.fit(cimstats.mediation, x="x", m="m", y="y", n_boot=n_boot, seed=7, sensitivity=False)
+    t = pooled.tidy().set_index("term")
+    draws = pooled.bootstrap_draws()
+    assert len(draws) == imp.m * n_boot and (t["n_resamples"] == imp.m * n_boot).all()
+    assert list(draws["imputation"].value_counts().sort_index()) == [n_boot] * imp.m
+    ind = t.loc["indirect"]
+    assert ind["ci_lower"] < 0.5 * 0.4 < ind["ci_upper"]
+    assert ind["ci_method"] == "stacked percentile"
+    # the point estimate is Rubin's mean of the per-imputation estimates; each imputation has its own resamples
+    fits = [cimstats.mediation(dd, x="x", m="m", y="y", n_boot=n_boot, seed=7 + k, sensitivity=False)
+            for k, dd in enumerate(imp.datasets)]
+    name = ind.name
+    assert ind["estimate"] == pytest.approx(np.mean([f.params[name] for f in fits]), rel=1e-12)
+    np.testing.assert_allclose(draws.loc[draws["imputation"] == 2, name], fits[1].bootstrap_draws()[name])
+    lo, hi = np.quantile(draws[name], [0.025, 0.975])
+    assert (ind["ci_lower"], ind["ci_upper"]) == pytest.approx((lo, hi), rel=1e-12)
+    # saved and loaded, the stacked resamples come back
+    pooled.save(tmp_path / "med")
+    again = cimstats.load_result(tmp_path / "med")
+    pd.testing.assert_frame_equal(again.tidy(), pooled.tidy())
+    with pytest.raises(ModelSpecificationError, match="mediation"):
+        imp.fit(ols, "y ~ x").bootstrap_draws()

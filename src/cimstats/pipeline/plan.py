@@ -27,11 +27,26 @@ A plan has these sections (all but ``sources`` optional)::
     joint_displays:
       - {kind: side_by_side}
       - {kind: themes_by_group, group_by: area_deprivation}
+    imputation:                    # optional: multiple imputation of the harmonised patients (see below)
+      m: 20
+      seed: 1
+      iterations: 10
+      method: {income_equiv: pmm}
     outputs:
       data: [parquet, sav, dta]
       tables: [csv, xlsx, docx, tex, html, md]
       figures: [svg, png]
       report: true
+
+With an ``imputation`` section the mechanisms step imputes the harmonised
+patient table once (``m`` completed sets by chained equations,
+:func:`cimstats.impute`; ``method`` per variable, ``carry`` columns kept
+unchanged and not used as predictors, identifiers always carried), tests
+every hypothesis on every completed set and pools them with Rubin's rules
+(:func:`cimstats.mechanisms.pooled.test_mechanisms_imputed`); the mechanism
+table then has the columns ``fmi`` and ``m``. Its numbers are checked as
+``P021``: ``m`` from 2 to 1,000, ``iterations`` from 1 to 1,000, ``seed``
+from 0 to 2^32 - 1, ``donors`` from 1 to 100.
 
 ``instruments``, ``networks`` and ``constructs`` make up the run's construct
 table (:mod:`cimstats.measures.constructs`): every score of the listed
@@ -83,12 +98,13 @@ from cimstats.measures.scales.instrument import list_instruments, load_instrumen
 from cimstats.mechanisms import read_mechanism_plan
 from cimstats.mechanisms.options import option_problems
 from cimstats.mechanisms.plan import _model_variables
+from cimstats.mechanisms.pooled import imputation_problems
 
 __all__ = ["AnalysisPlan", "read_analysis_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
            "DATA_FORMATS", "FIGURE_FORMATS"]
 
 SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "constructs",
-            "mechanisms", "qualitative", "joint_displays", "outputs")
+            "mechanisms", "qualitative", "joint_displays", "outputs", "imputation")
 DATA_FORMATS = ("parquet", "sav", "zsav", "dta", "csv")
 TABLE_FORMATS = ("csv", "xlsx", "docx", "tex", "html", "md", "txt")
 FIGURE_FORMATS = ("svg", "png")
@@ -297,6 +313,7 @@ def read_analysis_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisP
     sections["qualitative"] = chk.qualitative(doc.get("qualitative"))
     sections["joint_displays"] = chk.joint_displays(doc.get("joint_displays"), sections)
     sections["outputs"] = chk.outputs(doc.get("outputs"))
+    sections["imputation"] = chk.imputation(doc.get("imputation"), sections)
     if rep.has_errors:
         first = rep.errors[0].message
         raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), all listed in `.report` "
@@ -717,6 +734,28 @@ class _Checker:
                                      "define.")
             out.append(spec)
         return out
+
+    def imputation(self, s, sections: dict) -> dict | None:
+        """The ``imputation`` section (``P021``): m, seed, iterations, method, carry, donors."""
+        if s is None or s is False:
+            return None
+        for msg in imputation_problems(s):
+            self.add("P021", msg, remedy="See the section 'imputation' in the documentation of the analysis plan.")
+        if not isinstance(s, Mapping):
+            return None
+        if sections.get("mechanisms") is None:
+            self.add("P021", "The plan has an imputation section but no mechanisms section; imputation serves the "
+                             "mechanism tests.", remedy="Add a mechanisms section or remove the imputation section.")
+        names = list((s.get("method") or {}) if isinstance(s.get("method"), Mapping) else []) + \
+            [c for c in (s.get("carry") or []) if isinstance(c, str)]
+        unknown = [n for n in names if self.targets and n not in self.targets]
+        if unknown:
+            self.add("P021", f"imputation names {', '.join(map(repr, unknown))}, which the data dictionary does not "
+                             "define.", remedy="Name variables of the harmonised patient table.")
+        return {"m": s.get("m", 20), "seed": s.get("seed", 1), "iterations": s.get("iterations", 10),
+                "method": dict(s.get("method") or {}) if isinstance(s.get("method"), Mapping) else {},
+                "carry": list(s.get("carry") or []) if isinstance(s.get("carry"), (list, tuple)) else [],
+                "donors": s.get("donors", 5)}
 
     def outputs(self, s) -> dict:
         out = copy.deepcopy(DEFAULT_OUTPUTS)

@@ -156,7 +156,8 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
         have = [x.id for x in steps]
         steps.append(StepDef("mechanisms", "mechanisms",
                              ("data",) + tuple(x for x in ("scales", "networks") if x in have),
-                             _sec("mechanisms", "seeds.bootstrap", "instruments", "networks", "constructs"),
+                             _sec("mechanisms", "seeds.bootstrap", "instruments", "networks", "constructs",
+                                  "imputation"),
                              _mechanism_files))
     have = [x.id for x in steps]
     if s["outputs"]["tables"] and ("mechanisms" in have or "scales" in have):

@@ -45,6 +45,7 @@ from cimstats.measures.reliability import scale_reliability
 from cimstats.measures.scales.instrument import load_instrument
 from cimstats.mechanisms import read_mechanism_plan
 from cimstats.mechanisms import test_mechanisms
+from cimstats.mechanisms.pooled import test_mechanisms_imputed
 from cimstats.render import TableSpec
 from cimstats.render import render
 
@@ -310,10 +311,16 @@ def step_mechanisms(ctx: StepContext) -> dict:
     a = _alters(ctx)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
-        res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
-                                       adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
-                                       n_boot=spec["n_boot"], level=spec.get("level"),
-                                       measures=measures_from_files(ctx.plan, ctx.out), client=ctx.scheduler)
+        if ctx.plan.sections.get("imputation"):  # impute once, test on every completed set, pool
+            res = test_mechanisms_imputed({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+                                          imputation=ctx.plan.sections["imputation"], adjust=spec["adjust"],
+                                          seed=ctx.plan.seeds["bootstrap"], n_boot=spec["n_boot"],
+                                          level=spec.get("level"), client=ctx.scheduler)
+        else:
+            res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+                                  adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
+                                  n_boot=spec["n_boot"], level=spec.get("level"),
+                                  measures=measures_from_files(ctx.plan, ctx.out), client=ctx.scheduler)
     notes = _caught(ws)
     _write_csv(res.table, ctx.path("mechanisms/mechanism_table.csv"))
     models = res.models

@@ -206,6 +206,17 @@ class Imputations:
             ``tidy()`` columns term, estimate, std_error, df, statistic,
             p_value, ci_lower, ci_upper, riv, lambda, fmi, ubar, b.
 
+        Notes
+        -----
+        Structural equation models (:func:`cimstats.sem`) also get pooled fit
+        measures (``glance()``, ``fit_measures()``: chi-square pooled by D2,
+        CFI, TLI, RMSEA, as semTools) and large-sample df. Mediation analyses
+        (:func:`cimstats.mediation`) run their bootstrap on every completed
+        set (with ``seed=s``, imputation k uses seed ``s + k - 1``) and the
+        m x B resamples are stacked: the effects' intervals are percentile
+        intervals of the stacked draws, the point estimates Rubin's means
+        (``bootstrap_draws()`` gives the draws).
+
         Examples
         --------
         >>> import numpy as np, pandas as pd, cimstats
@@ -221,7 +232,13 @@ class Imputations:
         if not callable(verb):
             raise ModelSpecificationError(f"`verb` is a {type(verb).__name__}; expected a model function such as "
                                           "cimstats.lmm.")
-        fits = [self._call(verb, d, args, kw) for d in self.datasets]
+        if _is_mediation(verb) and isinstance(kw.get("seed"), (int, np.integer)) \
+                and not isinstance(kw.get("seed"), bool):
+            # each completed set gets its own resamples (seed, seed + 1, ...), so the stacked draws are m x B
+            # different resamples, repeatable from the one seed given
+            fits = [self._call(verb, d, args, {**kw, "seed": int(kw["seed"]) + k}) for k, d in enumerate(self.datasets)]
+        else:
+            fits = [self._call(verb, d, args, kw) for d in self.datasets]
         name = getattr(verb, "__name__", type(verb).__name__)
         shown = ", ".join([repr(a) for a in args[:1]] + [f"{k}={v!r}" for k, v in kw.items()])
         return pool(fits, dfcom=dfcom, description=f"{name}({shown})")
@@ -243,17 +260,28 @@ class Imputations:
             return verb(args[0], data, *args[1:], **kw)
         return verb(data, **kw)
 
-    def likelihood_ratio(self, verb: Callable, full, reduced, **kw) -> pd.DataFrame:
-        """Pooled likelihood-ratio test (D2) of a model against a nested one, both fitted to every data set.
+    def likelihood_ratio(self, verb: Callable, full, reduced, *, method: str = "D2", **kw) -> pd.DataFrame:
+        """Pooled likelihood-ratio test of a model against a nested one, both fitted to every data set.
 
         ``verb(full, data, **kw)`` and ``verb(reduced, data, **kw)`` must report
         a log-likelihood (``glance()`` column ``loglik``); fit linear mixed
-        models by ML (``reml=False``) for tests of fixed effects. See
-        :func:`cimstats.models.impute.pooled.likelihood_ratio_test`.
+        models by ML (``reml=False``) for tests of fixed effects.
+
+        Parameters
+        ----------
+        method : {"D2", "D3"}
+            ``"D2"`` (default) combines the per-imputation likelihood-ratio
+            statistics (Li, Meng, Raghunathan and Rubin 1991; ``mice::D2``);
+            ``"D3"`` is Meng and Rubin's (1992) test (``mice::D3``), which also
+            evaluates both models at their pooled estimates, and needs fits that
+            allow that (statsmodels OLS and GLM). The ``test`` column of the
+            result names the method used.
+
+        See :func:`cimstats.models.impute.pooled.likelihood_ratio_test`.
         """
         f1 = [self._call(verb, d, (full,), kw) for d in self.datasets]
         f0 = [self._call(verb, d, (reduced,), kw) for d in self.datasets]
-        return likelihood_ratio_test(f1, f0)
+        return likelihood_ratio_test(f1, f0, method=method)
 
     # ------------------------------------------------------------------ from elsewhere
     @classmethod
@@ -568,6 +596,12 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
 
 
 # ---------------------------------------------------------------------- helpers
+def _is_mediation(verb) -> bool:
+    """True for cimstats.mediation (whose bootstrap is stacked over imputations)."""
+    return getattr(verb, "__module__", "") == "cimstats.models.mediation.fit" and \
+        getattr(verb, "__name__", "") == "mediation"
+
+
 def _unpack(data):
     if isinstance(data, pd.DataFrame):
         return data, pd.DataFrame(index=data.index)

@@ -305,7 +305,8 @@ def barnard_rubin(m: int, b, t, dfcom):
     """Barnard-Rubin degrees of freedom, as mice's ``barnard.rubin`` (lambda floored at 1e-4)."""
     b = np.asarray(b, dtype=float)
     t = np.asarray(t, dtype=float)
-    lam = (1 + 1 / m) * b / t
+    with np.errstate(invalid="ignore", divide="ignore"):  # a fixed parameter has b = t = 0: df NaN
+        lam = (1 + 1 / m) * b / t
     lam = np.where(lam < 1e-4, 1e-4, lam)
     dfold = (m - 1) / lam ** 2
     dfcom = np.asarray(dfcom, dtype=float)
@@ -395,3 +396,67 @@ def d2_test(chisq: np.ndarray, k: int) -> dict:
     val = (d.mean() / k - (m + 1) / (m - 1) * r) / (1 + r)
     v = k ** (-3 / m) * (m - 1) * (1 + 1 / r) ** 2 if r > 0 else np.inf
     return {"statistic": float(val), "df1": k, "df2": float(v), "p_value": float(stats.f.sf(val, k, v)), "riv": r}
+
+
+def d3_test(dev_own_full, dev_own_reduced, dev_pooled_full, dev_pooled_reduced, k: int) -> dict:
+    """Pooled likelihood-ratio test of Meng and Rubin (1992) (D3), as ``mice::D3`` computes it.
+
+    Parameters
+    ----------
+    dev_own_full, dev_own_reduced : (m,) deviances (-2 log-likelihood) of each model at its own estimates
+    dev_pooled_full, dev_pooled_reduced : (m,) deviances of each model at the pooled (mean) estimates
+    k : difference in the number of estimates of the two models
+
+    Returns
+    -------
+    dict: statistic (F), df1 (k), df2, p_value, riv
+        ``riv = (m+1)/(k (m-1)) (dbar_own - dbar_pooled)``, ``F = dbar_pooled / (k (1 + riv))``,
+        with dbar the mean of (reduced - full) deviances; df2 as Li, Raghunathan and Rubin (1991).
+    """
+    own = np.asarray(dev_own_reduced, dtype=float) - np.asarray(dev_own_full, dtype=float)
+    at_pooled = np.asarray(dev_pooled_reduced, dtype=float) - np.asarray(dev_pooled_full, dtype=float)
+    m = len(own)
+    d_own, d_pooled = float(own.mean()), float(at_pooled.mean())
+    r = (m + 1) / (k * (m - 1)) * (d_own - d_pooled)
+    val = d_pooled / (k * (1 + r))
+    t = k * (m - 1)
+    with np.errstate(divide="ignore"):
+        if t > 4:
+            v = 4 + (t - 4) * (1 + (1 - 2 / t) / r) ** 2 if r != 0 else np.inf
+        else:
+            v = t * (1 + 1 / k) * (1 + 1 / r) ** 2 / 2 if r != 0 else np.inf
+    return {"statistic": float(val), "df1": k, "df2": float(v), "p_value": float(stats.f.sf(val, k, v)), "riv": r}
+
+
+def d2_chisq(w, df: float) -> dict:
+    """Pooled chi-square of a model's fit test over imputations (D2, large-sample form), as semTools.
+
+    ``ariv = (1 + 1/m) var(sqrt(w))``; ``F = (mean(w)/df - (m+1)/(m-1) ariv) / (1 + ariv)``, set to 0 when
+    negative; the pooled statistic is ``chisq = F df`` referred to chi-square(df) (semTools'
+    ``calculate.D2(asymptotic = TRUE)``, used by ``fitMeasures(..., test = "D2")``).
+
+    Returns
+    -------
+    dict: chisq, df, pvalue, ariv, fmi (= ariv / (1 + ariv))
+    """
+    w = np.asarray(w, dtype=float)
+    df = float(df)
+    if df <= 0:  # a saturated model: semTools pools the squared statistics on 1 df
+        w, df = w ** 2, 1.0
+    m = len(w)
+    ariv = (1 + 1 / m) * float(np.var(np.sqrt(np.maximum(w, 0)), ddof=1))
+    f = (w.mean() / df - (m + 1) * ariv / (m - 1)) / (1 + ariv)
+    f = max(f, 0.0)
+    return {"chisq": f * df, "df": df, "pvalue": float(stats.chi2.sf(f * df, df)), "ariv": ariv,
+            "fmi": ariv / (1 + ariv)}
+
+
+def fit_indices(chisq: float, df: float, baseline_chisq: float, baseline_df: float, n: float,
+                n_groups: int = 1) -> dict:
+    """CFI, TLI and RMSEA from a (pooled) model and baseline chi-square, as lavaan and semTools compute them."""
+    t1 = max(chisq - df, 0.0)
+    t2 = max(chisq - df, baseline_chisq - baseline_df, 0.0)
+    cfi = 1.0 if t1 == 0 and t2 == 0 else 1 - t1 / t2
+    tli = 1 - ((chisq - df) * baseline_df) / ((baseline_chisq - baseline_df) * df) if df > 0 else 1.0
+    rmsea = math.sqrt(max(0.0, (chisq / n) / df - 1 / n)) * math.sqrt(n_groups) if df > 0 else float("nan")
+    return {"cfi": cfi, "tli": tli, "rmsea": rmsea}
