@@ -30,6 +30,7 @@ import pandas as pd
 
 from cimstats.errors import MetadataError
 from cimstats.io import _describe
+from cimstats.render.notebook import notebook_html
 
 MEASURES = ("nominal", "ordinal", "scale")
 STORAGES = ("numeric", "string", "date", "datetime", "time")
@@ -397,6 +398,16 @@ class Survey:
         n_codes = int(self._missing.notna().sum().sum()) if len(self._missing.columns) else 0
         return (f"<Survey{src}: {self.shape[0]} rows x {self.shape[1]} variables, "
                 f"{n_codes} cells with declared missing codes>")
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the facts of :meth:`__repr__` and the first variables with labels (escaped)."""
+        rows = []
+        for name in self.variables:
+            m = self._meta.get(name)
+            rows.append({"variable": str(name), "label": (m.label if m is not None else None) or "",
+                         "storage": getattr(m, "storage", "") or "",
+                         "value_labels": len(getattr(m, "value_labels", None) or {})})
+        return notebook_html(repr(self).strip("<>"), table=pd.DataFrame(rows), more="survey.codebook()")
 
     def __getitem__(self, name: str) -> pd.Series:
         return self._data[name]
