@@ -507,6 +507,9 @@ class Survey:
 def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.DataFrame:
     """The analysis values of ``data``: a DataFrame as it is, or a :class:`Survey`'s ``data``.
 
+    A Survey's value labels travel with its values in ``attrs["value_labels"]``
+    (column -> {code: label}) of a shallow copy (no values are copied), so the
+    models name a labelled factor's levels by their labels (``sex: boy``).
     Anything else raises ``error`` with one sentence naming what was found.
 
     Examples
@@ -519,6 +522,12 @@ def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.D
         return data
     inner = getattr(data, "data", None)
     if isinstance(inner, pd.DataFrame):
+        meta = getattr(data, "meta", None)
+        labels = {str(c): dict(m.value_labels) for c, m in (meta.items() if isinstance(meta, dict) else ())
+                  if getattr(m, "value_labels", None)}
+        if labels:
+            inner = inner.copy(deep=False)
+            inner.attrs = {**inner.attrs, "value_labels": labels}
         return inner
     raise error(
         f"`data` is a {type(data).__name__}; expected a pandas DataFrame or a cimstats Survey "
