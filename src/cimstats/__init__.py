@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     # render
     "TableSpec": "cimstats.render",
     "NumberFormat": "cimstats.render",
+    "model_table": "cimstats.render",
     "Figure": "cimstats.render.figures",
     "forest_plot": "cimstats.render.figures",
     "caterpillar_plot": "cimstats.render.figures",

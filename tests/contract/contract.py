@@ -59,6 +59,8 @@ def check_contract(result, tmp_path, *, levels=(0.95, 0.9), unavailable=()) -> o
     for text in (str(s), s.to_html(), s.to_latex(), s.to_markdown()):
         assert isinstance(text, str) and text
     assert isinstance(result.to_table_spec(), TableSpec)
+    html = result._repr_html_()  # the notebook view: the summary through the HTML renderer
+    assert isinstance(html, str) and html.startswith("<div") and "<script" not in html.lower()
     v = result.vcov()
     assert isinstance(v, pd.DataFrame) and v.shape[0] == v.shape[1]
     assert list(v.index) == list(v.columns)

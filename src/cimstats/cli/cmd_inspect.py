@@ -59,3 +59,7 @@ def run(args: argparse.Namespace) -> int:
         write_codebook(cb, args.out, title=f"Codebook of {Path(args.file).name}")
         say(f"\ncodebook written to {args.out}")
     return 0
+
+
+#: library arguments whose option has another name (error messages name the option)
+API_FLAGS = {"format": "--format", "columns": "--variables", "convert_dates": "--dates-as-numbers"}

@@ -42,3 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="ego-level output (.csv or .parquet)")
     p.add_argument("--long", help="alter-level output (.csv or .parquet)")
     p.set_defaults(func=_run)
+
+
+#: library arguments whose option has another name (error messages name the option)
+API_FLAGS = {"columns": "--ego-column"}

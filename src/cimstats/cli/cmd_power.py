@@ -91,3 +91,7 @@ def run(args: argparse.Namespace) -> int:
         say(str(res.summary()), end="")
         say(f"Wrote power.csv, power.html, power.md, power_curve.svg/.png and result/ to {out}.")
     return 0
+
+
+#: library arguments whose option has another name (error messages name the option)
+API_FLAGS = {"client": "--scheduler"}

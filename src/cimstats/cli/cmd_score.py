@@ -90,3 +90,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="output file (.csv or .parquet)")
     p.add_argument("--list", action="store_true", help="list the shipped instruments and exit")
     p.set_defaults(func=_run)
+
+
+#: library arguments whose option has another name (error messages name the option)
+API_FLAGS = {"items": "--map"}

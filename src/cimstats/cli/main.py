@@ -10,13 +10,19 @@ names) as visible escapes.
 
 Errors raised on purpose (:class:`cimstats.errors.CimstatsError`) are printed
 as one sentence, without a traceback, and the command exits with status 2.
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. The sentence names the command's
+options as typed on the command line: where the library names one of its
+Python arguments in backquotes (`` `format` ``, `` `columns=` ``), the
+option that sets it (``--format``, ``--variables``) is named instead (see
+:func:`cli_words`; a command module may list the Python arguments whose
+option has another name in ``API_FLAGS``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import warnings
 
@@ -57,6 +63,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_names(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
+    """Python argument name -> the option that sets it, for one command.
+
+    Every option's destination maps to its long option (``out_of_range`` ->
+    ``--out-of-range``); the command module's ``API_FLAGS`` adds the library
+    arguments whose option is named differently (``columns`` -> ``--variables``).
+    """
+    names: dict[str, str] = {}
+    sub = None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(command)
+    if sub is None:
+        return names
+    for action in sub._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest != "help":
+            names[action.dest] = longs[0]
+    module = sys.modules.get(f"cimstats.cli.cmd_{command}")
+    names.update(getattr(module, "API_FLAGS", {}))
+    return names
+
+
+def cli_words(message: str, names: dict[str, str]) -> str:
+    """``message`` with each backquoted Python argument name replaced by its command-line option.
+
+    Examples
+    --------
+    >>> cli_words("`format`='x' is not a survey format; check `columns=` (e.g. columns=['a']).",
+    ...           {"format": "--format", "columns": "--variables"})
+    "`--format`='x' is not a survey format; check `--variables`."
+    """
+    if not names:
+        return message
+    pattern = re.compile(r"`(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")(=`|=|`)")
+
+    def swap(m: re.Match) -> str:
+        return f"`{names[m.group(1)]}{'`' if m.group(2) == '=`' else m.group(2)}"
+
+    out = pattern.sub(swap, message)
+    # a parenthesised Python example of an argument that now reads as an option is left out
+    for k in names:
+        out = re.sub(r"\s*\((?:e\.g\.|for example)[^()]*\b" + re.escape(k) + r"=(?:[^()]|\([^()]*\))*\)", "", out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from cimstats.errors import CimstatsError
 
@@ -72,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except CimstatsError as exc:
         if args.debug:
             raise
-        say(f"cimstats: error: {exc}", file=sys.stderr)
+        say(f"cimstats: error: {cli_words(str(exc), flag_names(parser, args.command))}", file=sys.stderr)
         if getattr(exc, "report", None) is not None and len(exc.report):
             say(exc.report.summary(), file=sys.stderr)
         return 2

@@ -26,13 +26,13 @@ from cimstats.dictionary.apply import counts as _counts
 from cimstats.dictionary.codes import MISSING_REASONS, REASON_CODE, REASON_ORDER, SEVERITY
 from cimstats.dictionary.schema import DESIGN_COLUMNS, Dictionary, Target, read_dictionary, resolve_study_file
 from cimstats.errors import HarmonisationError, Report
-from cimstats.render.escape import escape_html
 from cimstats.io.survey import SourceInfo, Survey, VariableMeta
 from cimstats import io as _io
 from cimstats._files import atomic_write
 from cimstats._sheets import frames_to_xlsx
 from cimstats._sheets import spreadsheet_safe_frame
 from cimstats.errors import SurveyWriteError
+from cimstats.render.notebook import notebook_html
 
 REPORT_COLUMNS = (["study", "target", "rule", "source", "declared_status", "status", "n_rows", "n_valid"]
                   + [f"n_{r}" for r in REASON_ORDER] + ["unmapped_codes", "comment"])
@@ -85,6 +85,11 @@ class HarmonisationReport:
         head = (f"Harmonisation of {self.table['study'].nunique()} studies x {self.table['target'].nunique()} targets: "
                 + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".")
         return head + "\n" + self.issues.summary()
+
+    def _repr_html_(self) -> str:
+        lines = self.summary().splitlines()
+        extra = [f"{len(lines) - 6} more lines in report.summary()."] if len(lines) > 6 else []
+        return notebook_html("Harmonisation report", lines=lines[:6] + extra, table=self.table, more="report.table")
 
     def to_frames(self) -> dict[str, pd.DataFrame]:
         return {"summary": self.table, "unmapped": self.unmapped, "issues": self.issues.to_frame()}
@@ -209,10 +214,8 @@ class HarmonisationResult:
                 f"{n_err} error(s), {len(self.report.issues) - n_err} other issue(s))")
 
     def _repr_html_(self) -> str:
-        head = escape_html(repr(self))
-        rows = self.report.table.head(20).to_html(index=False, border=0, classes="cimstats-report")
-        more = "" if len(self.report.table) <= 20 else f"<p>{len(self.report.table) - 20} more rows in result.report.table</p>"
-        return f"<div class='cimstats-harmonisation'><p>{head}</p>{rows}{more}</div>"
+        return notebook_html(repr(self), table=self.report.table, more="result.report.table",
+                             css_class="cimstats-harmonisation")
 
     def __iter__(self):
         """``survey, report`` (``surveys`` dict instead of one survey when there are several tables)."""

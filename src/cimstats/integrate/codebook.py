@@ -54,6 +54,7 @@ from typing import Any
 from cimstats.errors import Report
 from cimstats.integrate._errors import CodebookError
 from cimstats.integrate.excerpts import read_excerpts
+from cimstats.render.notebook import notebook_html
 
 __all__ = [
     "ThemeCodebook",
@@ -160,6 +161,9 @@ class ThemeCodebook:
     def summary(self) -> str:
         return (f"Codebook {self.name or self.source!r}: {len(self.themes)} themes, "
                 f"{len(self.mechanisms)} mechanisms, {len(self.exemplars)} exemplars, {len(self.links)} links.")
+
+    def _repr_html_(self) -> str:
+        return notebook_html("Theme codebook", lines=[self.summary()])
 
 
 def _norm_keys(d: dict) -> dict:

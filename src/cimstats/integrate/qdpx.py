@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cimstats.errors import QDAImportError, Report
+from cimstats.render.notebook import notebook_html
 
 __all__ = ["QDAProject", "read_qdpx", "NAMESPACE"]
 
@@ -157,6 +158,9 @@ class QDAProject:
 
     def __repr__(self) -> str:  # pragma: no cover - display only
         return f"<QDAProject {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        return notebook_html("QDA project", lines=[self.summary()])
 
 
 def _local(tag: str) -> str:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from cimstats.errors import MetadataError
 from cimstats.io import _describe
+from cimstats.render.notebook import notebook_html
 
 MEASURES = ("nominal", "ordinal", "scale")
 STORAGES = ("numeric", "string", "date", "datetime", "time")
@@ -398,6 +399,16 @@ class Survey:
         return (f"<Survey{src}: {self.shape[0]} rows x {self.shape[1]} variables, "
                 f"{n_codes} cells with declared missing codes>")
 
+    def _repr_html_(self) -> str:
+        """Notebook view: the facts of :meth:`__repr__` and the first variables with labels (escaped)."""
+        rows = []
+        for name in self.variables:
+            m = self._meta.get(name)
+            rows.append({"variable": str(name), "label": (m.label if m is not None else None) or "",
+                         "storage": getattr(m, "storage", "") or "",
+                         "value_labels": len(getattr(m, "value_labels", None) or {})})
+        return notebook_html(repr(self).strip("<>"), table=pd.DataFrame(rows), more="survey.codebook()")
+
     def __getitem__(self, name: str) -> pd.Series:
         return self._data[name]
 
@@ -496,6 +507,9 @@ class Survey:
 def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.DataFrame:
     """The analysis values of ``data``: a DataFrame as it is, or a :class:`Survey`'s ``data``.
 
+    A Survey's value labels travel with its values in ``attrs["value_labels"]``
+    (column -> {code: label}) of a shallow copy (no values are copied), so the
+    models name a labelled factor's levels by their labels (``sex: boy``).
     Anything else raises ``error`` with one sentence naming what was found.
 
     Examples
@@ -508,6 +522,12 @@ def analysis_frame(data: Any, *, error: type[Exception] = MetadataError) -> pd.D
         return data
     inner = getattr(data, "data", None)
     if isinstance(inner, pd.DataFrame):
+        meta = getattr(data, "meta", None)
+        labels = {str(c): dict(m.value_labels) for c, m in (meta.items() if isinstance(meta, dict) else ())
+                  if getattr(m, "value_labels", None)}
+        if labels:
+            inner = inner.copy(deep=False)
+            inner.attrs = {**inner.attrs, "value_labels": labels}
         return inner
     raise error(
         f"`data` is a {type(data).__name__}; expected a pandas DataFrame or a cimstats Survey "

@@ -24,6 +24,7 @@ from cimstats.errors import EstimationError, MissingDataWarning, ScaleError
 from cimstats.measures.scales import load_instrument
 from cimstats.measures.scales.scoring import _prepare
 from cimstats.models.sem import sem
+from cimstats.render.notebook import notebook_html
 
 __all__ = ["alpha", "omega", "scale_reliability", "AlphaResult", "OmegaResult", "alpha_from_cov", "one_factor_ml"]
 
@@ -205,6 +206,11 @@ class AlphaResult:
     def glance(self) -> pd.DataFrame:
         return pd.DataFrame([{**{k: v for k, v in self.total.items()}, "n_items": len(self.items),
                               "nobs": self.nobs, "n_complete": self.n_complete}])
+
+    def _repr_html_(self) -> str:
+        lines = self.summary().splitlines()
+        return notebook_html(lines[0], lines=lines[1:12] + ([f"{len(lines) - 12} more lines in summary()."]
+                                                            if len(lines) > 12 else []))
 
     def summary(self) -> str:
         t = self.total
@@ -389,6 +395,11 @@ class OmegaResult:
                               "omega_psych": self.omega_psych, "nobs": self.nobs, "n_dropped": self.n_dropped,
                               "n_items": len(self.items), "chisq": f["chisq"], "df": f["df"],
                               "cfi": f["cfi"], "rmsea": f["rmsea"], "converged": self.optimizer["converged"]}])
+
+    def _repr_html_(self) -> str:
+        lines = self.summary().splitlines()
+        return notebook_html(lines[0], lines=lines[1:12] + ([f"{len(lines) - 12} more lines in summary()."]
+                                                            if len(lines) > 12 else []))
 
     def summary(self) -> str:
         f = self.fit.fit_measures()

@@ -887,6 +887,9 @@ class _VarInfo:
     levels: tuple = ()
     grand_mean: float | None = None
     cluster_means: dict | None = None
+    #: the column a factor was read from, and each level's name in terms ("sex: boy"); empty: R's "sexboy"
+    column: str | None = None
+    level_names: tuple = ()
 
 
 def _is_categorical_series(s: pd.Series) -> bool:
@@ -903,6 +906,48 @@ def _category_levels(s: pd.Series) -> tuple:
         return tuple(sorted(vals))
     except TypeError:
         return tuple(sorted(vals, key=str))
+
+
+def _code_text(v) -> str:
+    """A level code as written in a term: 2.0 -> "2"."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, (np.integer, np.bool_)):
+        return str(v.item())
+    return str(v)
+
+
+def _value_labels(data: pd.DataFrame, column: str) -> dict:
+    """Code -> label of ``column`` from ``data.attrs["value_labels"]`` (a Survey's labels), or {}."""
+    found = data.attrs.get("value_labels") if isinstance(getattr(data, "attrs", None), dict) else None
+    labels = found.get(column) if isinstance(found, dict) else None
+    return dict(labels) if isinstance(labels, dict) else {}
+
+
+def _named_levels(column: str, levels: tuple, labels: dict) -> tuple:
+    """Term names of a factor's levels: ``"column: label"``, the code where no label exists; always unique."""
+    def label_of(v):
+        for key in (v, _plain_code(v)):
+            try:
+                if key in labels:
+                    return str(labels[key])
+            except TypeError:
+                pass
+        return _code_text(v)
+
+    texts = [label_of(v) for v in levels]
+    counts = {t: texts.count(t) for t in texts}
+    # two codes sharing a label stay apart by their codes
+    return tuple(f"{column}: {t}" if counts[t] == 1 else f"{column}: {t} [{_code_text(v)}]"
+                 for t, v in zip(texts, levels))
+
+
+def _plain_code(v):
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return int(v)
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
 
 
 def _float_values(s: pd.Series) -> np.ndarray:
@@ -988,22 +1033,28 @@ class _Evaluator:
             inner = node.args[0]
             if inner.kind == "name":
                 s = self.column(str(inner.value))
-            else:
-                s = pd.Series(self.numeric(inner, label), index=self.index)
+                return self._categorical(label, s, info, column=str(inner.value))
+            s = pd.Series(self.numeric(inner, label), index=self.index)
             return self._categorical(label, s, info)
         if node.kind == "name":
             s = self.column(str(node.value))
             if _is_categorical_series(s):
-                return self._categorical(label, s, info)
+                labels = _value_labels(self.data, str(node.value))
+                named = labels or isinstance(s.dtype, pd.CategoricalDtype)
+                return self._categorical(label, s, info, column=str(node.value) if named else None)
             return _float_values(s), info or _VarInfo(label, False)
         if node.kind == "call" and str(node.value) in _CENTRING_CALLS:
             return self._centring(label, node, info)
         return self.numeric(node, label), info or _VarInfo(label, False)
 
-    def _categorical(self, label, s: pd.Series, info):
+    def _categorical(self, label, s: pd.Series, info, column: str | None = None):
         if info is None:
             levels = _category_levels(s)
             info = _VarInfo(label, True, levels)
+            if column is not None:
+                # the one place a factor's levels get their names: value labels, not codes ("sex: boy")
+                info.column = column
+                info.level_names = _named_levels(column, levels, _value_labels(self.data, column))
         # code the distinct values once, then map them to the levels (no per-row Python objects)
         c, uniques = pd.factorize(s, use_na_sentinel=True)
         lut = pd.Index(list(info.levels), dtype=object).get_indexer(
@@ -1114,6 +1165,34 @@ class ModelFrame:
     def nobs(self) -> int:
         return len(self.y)
 
+    @property
+    def term_codes(self) -> dict:
+        """Fixed-effect term -> {column: code} for the factor levels in it (the codes behind "sex: boy").
+
+        Terms without a factor map to ``{}``; a numeric variable in an
+        interaction is not listed. The codes are the values in the data (a
+        labelled survey column's numeric codes, a Categorical's categories).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"y": [1., 2, 3, 4, 5, 6], "sex": [1., 2, 1, 2, 1, 2]})
+        >>> df.attrs["value_labels"] = {"sex": {1: "boy", 2: "girl"}}
+        >>> mf = build_design(parse_formula("y ~ C(sex)"), df)
+        >>> mf.fixed_names, mf.term_codes["sex: girl"]
+        (('(Intercept)', 'sex: girl'), {'sex': 2.0})
+        """
+        out = {}
+        for name, recipe in self._columns:
+            codes = {}
+            for v, level in recipe:
+                info = self._infos.get(v)
+                if level is not None and info is not None and info.categorical:
+                    code = info.levels[level]
+                    codes[info.column or v] = code.item() if isinstance(code, np.generic) else code
+            out[name] = codes
+        return out
+
     def new_fixed_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """Fixed-effect columns on new data, coded as in the fit."""
         ev = _Evaluator(newdata, self.spec.text, self._infos)
@@ -1177,7 +1256,9 @@ def _model_matrix(ev: _Evaluator, spec: FormulaSpec, terms, intercept: bool, inf
                             f"The factor {v!r} has a single category ({info.levels[0]!r}) in the rows used; "
                             f"expected at least two, so drop it from the formula."
                         )
-                    parts.append([(v, i + (1 if contrast else 0), f"{v}{lvl}") for i, lvl in enumerate(lv)])
+                    first = 1 if contrast else 0
+                    names = info.level_names[first:] if info.level_names else [f"{v}{lvl}" for lvl in lv]
+                    parts.append([(v, i + first, name) for i, name in enumerate(names)])
                 else:
                     parts.append([(v, None, v)])
             # R: first factor varies fastest

@@ -14,7 +14,8 @@ headings, footnotes, notes and orientation. Renderers take only that spec:
 ``to_text``    aligned plain text
 =============  ==========================================================
 
-:func:`render` picks the renderer from the file suffix. Figures of fitted
+:func:`render` picks the renderer from the file suffix. :func:`model_table` lays
+several fitted models side by side in one spec (one column per model). Figures of fitted
 results (forest plot, caterpillar plot, path diagram, invariance summary) are
 in :mod:`cimstats.render.figures`. Numbers are formatted
 when the spec is built, by a :class:`NumberFormat` (journal conventions).
@@ -40,6 +41,7 @@ from cimstats.errors import RenderError
 from cimstats.render.escape import escape_html, escape_latex, escape_markdown, spreadsheet_text
 from cimstats.render.numbers import PRESETS, NumberFormat
 from cimstats.render.office import to_docx, to_xlsx
+from cimstats.render.model_table import model_table, model_table_frame
 from cimstats.render.spec import CELL_KINDS, Cell, Footnote, Row, TableSpec
 from cimstats.render.text_formats import to_html, to_latex, to_markdown, to_text
 
@@ -52,6 +54,8 @@ __all__ = [
     "NumberFormat",
     "PRESETS",
     "render",
+    "model_table",
+    "model_table_frame",
     "to_docx",
     "to_xlsx",
     "to_html",

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import NetworkDataError, Report
+from cimstats.render.notebook import notebook_html
 
 #: tie types of the harmonised alter table, in this order
 TIE_TYPES: tuple[str, ...] = ("partner", "family", "friend", "weak_tie", "group", "professional", "pet")
@@ -149,6 +150,10 @@ class EgoNetworks:
     def __repr__(self) -> str:
         t = f", {0 if self.ties is None else len(self.ties)} alter-alter ties" if self.ties is not None else ""
         return f"<EgoNetworks: {self.n_egos} egos, {self.n_alters} alters{t}>"
+
+    def _repr_html_(self) -> str:
+        return notebook_html(repr(self).strip("<>"), lines=[f"{len(self.report)} problem(s) noted"]
+                             if len(self.report) else [])
 
 
 def _as_float(s: pd.Series) -> np.ndarray:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cimstats.errors import Report, ScaleError
 from cimstats.measures.scales.instrument import Instrument, ScoreRule, load_instrument
+from cimstats.render.notebook import notebook_html
 
 #: status values in ``ScaleScores.detail``
 STATUS = ("complete", "prorated", "missing")
@@ -218,6 +219,9 @@ class ScaleScores:
 
     def __repr__(self) -> str:
         return f"<ScaleScores {self.instrument.id}: {self.nobs} persons x {self.scores.shape[1]} scores>"
+
+    def _repr_html_(self) -> str:
+        return notebook_html(repr(self).strip("<>"), table=self.tidy(), more="scores.tidy()")
 
 
 def _prepare(data, instrument, *, items=None, scores=None, min_valid=None, out_of_range: str = "error"):

@@ -14,6 +14,7 @@ from cimstats.models.impute.chained import PASSIVE_RULES, Variable, run_chains
 from cimstats.models.impute.pooled import PooledResult, likelihood_ratio_test, pool
 from cimstats.models.impute.chained import _passive
 from cimstats.models.mixed._threads import _blas_single_thread
+from cimstats.render.notebook import notebook_html
 
 __all__ = ["impute", "Imputations"]
 
@@ -91,6 +92,9 @@ class Imputations:
         n_imp = int(self.where.to_numpy().sum())
         return (f"<Imputations: m = {self.m} completed data sets of {self.data.shape[0]} rows x "
                 f"{self.data.shape[1]} variables, {n_imp} cells imputed>")
+
+    def _repr_html_(self) -> str:
+        return notebook_html(repr(self).strip("<>"), table=self.summary_table, more="imputations.summary_table")
 
     def complete(self, k: int) -> pd.DataFrame:
         """The k-th completed data set (k = 1..m, as ``mice::complete(imp, k)``); 0 gives the incomplete data."""

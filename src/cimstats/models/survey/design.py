@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ModelSpecificationError
+from cimstats.render.notebook import notebook_html
 
 __all__ = ["SurveyDesign", "BoundDesign", "SurveyDesignError", "LONELY_PSU_RULES"]
 
@@ -159,6 +160,9 @@ class SurveyDesign:
             if c not in out:
                 out.append(c)
         return tuple(out)
+
+    def _repr_html_(self) -> str:
+        return notebook_html("Survey design", lines=[self.describe()])
 
     def describe(self) -> str:
         """The design in words (for summaries)."""

@@ -12,6 +12,7 @@ from .design import SurveyDesign, SurveyDesignError
 from .irls import FAMILIES, GlmFamily, estimating_functions, irls
 from .linearise import design_variance
 from .results import GlmResult
+from cimstats.io.survey import analysis_frame
 
 __all__ = ["glm", "GlmResult"]
 
@@ -129,9 +130,7 @@ def glm(formula: str, data: pd.DataFrame, *, family: str = "gaussian", design: S
         raise ModelSpecificationError(
             f"The formula {formula!r} has the random-effect term {spec.random[0].source}; glm() fits fixed effects "
             f"only, so use cimstats.glmm() for random effects or a SurveyDesign(cluster=...) for clustered samples.")
-    if not isinstance(data, pd.DataFrame):
-        raise ModelSpecificationError(
-            f"`data` is a {type(data).__name__}; expected a pandas DataFrame with one row per observation.")
+    data = analysis_frame(data, error=ModelSpecificationError)  # a Survey's value labels name factor levels
     resp = spec.response
     if resp in data.columns and not isinstance(data[resp], pd.DataFrame):
         ys = data[resp]

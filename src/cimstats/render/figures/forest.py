@@ -27,8 +27,9 @@ _VERDICT_STYLE = {
 }
 _DEFAULT_STYLE = ("s", True, COLOURS["black"])
 
-_ACCEPTED = ("a MechanismResult from cimstats.test_mechanisms(), or a DataFrame with an estimate column, "
-             "ci_lower and ci_upper columns and a label column (label, term or hypothesis_id)")
+_ACCEPTED = ("a MechanismResult from cimstats.test_mechanisms(), any fitted result with a tidy() table "
+             "(lmm, glmm, gee, glm, sem, mediation, ...), a DataFrame with an estimate column, ci_lower and "
+             "ci_upper columns and a label column (label, term or hypothesis_id), or a list or dict of these")
 
 
 def _is_mechanism_result(obj) -> bool:
@@ -47,14 +48,68 @@ def _scale_note(row) -> str:
     return " (link scale)"
 
 
-def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
+def _one_table(obj, level: float):
+    """The estimates table of one input (a mechanism result, a fitted result or a DataFrame), or None."""
+    if _is_mechanism_result(obj):
+        return obj.table
+    if isinstance(obj, pd.DataFrame):
+        return obj
+    tidy = getattr(obj, "tidy", None)
+    if callable(tidy):
+        try:
+            t = tidy(level=level)
+        except TypeError:  # a tidy() without a level
+            t = tidy()
+        if isinstance(t, pd.DataFrame):
+            return t
+    return None
+
+
+def _estimates_table(table, level: float, names=None):
+    """(the table to draw, default grouping column) of any accepted input."""
+    one = _one_table(table, level)
+    if one is not None:
+        if names is not None:
+            raise RenderError("`names` names the models of a list of results, but `table` is a single table; "
+                              "leave `names` out or pass a list of results.")
+        return one, None
+    if isinstance(table, dict):
+        items = [(str(k), v) for k, v in table.items()]
+        if names is not None:
+            raise RenderError("`names` was given along with a dict of results; name the models either by the "
+                              "dict's keys or by `names`, not both.")
+    elif isinstance(table, (list, tuple)):
+        if names is None:
+            labels = [f"Model {i + 1}" for i in range(len(table))]
+        else:
+            labels = [str(n) for n in names]
+            if len(labels) != len(table):
+                raise RenderError(f"`names` has {len(labels)} entries but `table` holds {len(table)} results; "
+                                  f"give one name per result.")
+        items = list(zip(labels, table))
+    else:
+        raise type_error("forest_plot", "table", table, _ACCEPTED)
+    if not items:
+        raise RenderError("`table` is an empty list; pass at least one fitted result or estimates table.")
+    frames = []
+    for name, obj in items:
+        t = _one_table(obj, level)
+        if t is None:
+            raise type_error("forest_plot", "table", obj, _ACCEPTED)
+        t = t.copy()
+        t["model"] = name
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True), "model"
+
+
+def forest_table(table, *, label=None, group=None, null=None, level: float = 0.95, names=None) -> pd.DataFrame:
     """The rows a forest plot draws, in drawing order (top to bottom).
 
     Parameters
     ----------
-    table : MechanismResult or DataFrame
+    table : MechanismResult, fitted result, DataFrame, or a list or dict of these
         See :func:`forest_plot`.
-    label, group, null
+    label, group, null, level, names
         As in :func:`forest_plot`.
 
     Returns
@@ -64,17 +119,18 @@ def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
         verdict, null (the no-effect value of the row's scale), plotted (bool:
         drawn as a point with an interval), note (why a row is not drawn).
     """
-    mech = _is_mechanism_result(table)
-    if mech:
-        t = table.table
-    elif isinstance(table, pd.DataFrame):
-        t = table
-    else:
-        raise type_error("forest_plot", "table", table, _ACCEPTED)
+    t, default_group = _estimates_table(table, level, names)
     if "estimate" not in t.columns:
         raise RenderError(
             f"`table` has no 'estimate' column (columns: {', '.join(map(str, t.columns))}); "
-            f"pass a table with estimate, ci_lower and ci_upper columns, e.g. a result's tidy()."
+            f"pass a table with estimate, ci_lower and ci_upper columns, such as a result's tidy()."
+        )
+    absent = [c for c in ("ci_lower", "ci_upper") if c not in t.columns]
+    if absent:
+        raise RenderError(
+            f"`table` has no {' and no '.join(repr(c) for c in absent)} column (columns: "
+            f"{', '.join(map(str, t.columns))}); pass a table with estimate, ci_lower and ci_upper columns, "
+            f"such as a result's tidy()."
         )
     # labels
     if callable(label):
@@ -95,6 +151,8 @@ def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
             )
         labels = [str(v) for v in t[col]]
     # groups
+    if group is None and default_group is not None:
+        group = default_group
     if group is None and "mechanism" in t.columns:
         group = "mechanism"
     if group is not None and group is not False:
@@ -141,18 +199,22 @@ def forest_table(table, *, label=None, group=None, null=None) -> pd.DataFrame:
 
 
 def forest_plot(table, *, label=None, group=None, null=None, log_scale=None, xlabel=None, title=None,
-                level: float = 0.95, number_format=None, show_values: bool = True, width: float = 8.0) -> Figure:
+                level: float = 0.95, number_format=None, show_values: bool = True, width: float = 8.0,
+                names=None) -> Figure:
     """Forest plot: one point and confidence interval per estimate, grouped, with the no-effect line.
 
     Parameters
     ----------
-    table : MechanismResult or pandas.DataFrame
+    table : MechanismResult, fitted result, pandas.DataFrame, or a list or dict of these
         A result of :func:`cimstats.test_mechanisms` (its ``table``: one row
-        per hypothesis, grouped by mechanism, with verdicts), or any table with
-        ``estimate``, ``ci_lower``, ``ci_upper`` and a label column (``label``,
-        ``term`` or ``hypothesis_id``), such as a model's ``tidy()``. Optional
-        columns: ``verdict`` (marker style and text), ``scale`` ("ratio",
-        "odds ratio", ... put the no-effect line at 1), ``mechanism`` (groups).
+        per hypothesis, grouped by mechanism, with verdicts); any fitted
+        result (``lmm``, ``glmm``, ``gee``, ``glm``, ``sem``, ``mediation``...,
+        drawn from its ``tidy(level=level)``); or any table with ``estimate``,
+        ``ci_lower``, ``ci_upper`` and a label column (``label``, ``term`` or
+        ``hypothesis_id``). Optional columns: ``verdict`` (marker style and
+        text), ``scale`` ("ratio", "odds ratio", ... put the no-effect line at
+        1), ``mechanism`` (groups). A list (or a dict of name to result) draws
+        several models in one figure, one group of rows per model.
     label : str or callable, optional
         Column naming each row, or a function of a row (a dict). Default:
         "hypothesis_id: estimand" for mechanism tables, else the first of
@@ -174,6 +236,8 @@ def forest_plot(table, *, label=None, group=None, null=None, log_scale=None, xla
         Write "estimate [lower, upper]" and the verdict to the right of each row.
     width : float
         Figure width in inches (the height follows the number of rows).
+    names : sequence of str, optional
+        Group headings for a list of results (default "Model 1", "Model 2", ...).
 
     Returns
     -------
@@ -204,8 +268,19 @@ def forest_plot(table, *, label=None, group=None, null=None, log_scale=None, xla
     True
     >>> fig.alt_text.startswith("Forest plot of 2 estimates")
     True
+
+    Several fitted models, one group each:
+
+    >>> import numpy as np, cimstats
+    >>> rng = np.random.default_rng(3)
+    >>> d = pd.DataFrame({"g": np.repeat(np.arange(20), 5), "x": rng.normal(size=100), "z": rng.normal(size=100)})
+    >>> d["y"] = 0.5 * d["x"] + rng.normal(size=20)[d["g"]] + rng.normal(size=100)
+    >>> fig = forest_plot({"Mixed": cimstats.lmm("y ~ x + (1 | g)", d), "GLM": cimstats.glm("y ~ x + z", d)})
+    >>> list(dict.fromkeys(fig.data["group"]))
+    ['Mixed', 'GLM']
     """
-    rows = forest_table(table, label=label, group=group, null=None if null is None else null)
+    rows = forest_table(table, label=label, group=group, null=None if null is None else null, level=level,
+                        names=names)
     fmt = number_format or NumberFormat(decimals=3)
     nulls = rows["null"].unique()
     null_value = float(null) if null is not None else (float(nulls[0]) if len(nulls) == 1 else 0.0)
