@@ -157,6 +157,13 @@ def test_run_produces_model_tables_and_joint_displays(run_result):
     side = (out / "joint_displays" / "side_by_side.md").read_text(encoding="utf-8")
     assert "Gender context of the school" in side and "(Invented)" in side
     assert "Harmonised pupils table" in (out / "report.html").read_text(encoding="utf-8")
+    # a study without waves: every interviewed pupil is a case of the displays (7 of them in girls' schools)
+    by_group = (out / "joint_displays" / "themes_by_group.md").read_text(encoding="utf-8")
+    assert "School: girls (n = 7)" in by_group
+    # the plan's mechanism labels survive saving the result
+    saved = cimstats.load_result(out / "mechanisms" / "saved")
+    assert saved.mechanism_labels == {"intake_context": "School intake context",
+                                      "gender_context": "Gender context of the school"}
 
 
 def test_run_fits_agree_with_statsmodels(run_result):
