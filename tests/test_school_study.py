@@ -140,6 +140,13 @@ def test_plan_accept_lists_only_harmonisation_codes(study):
     assert plan.sections["accept"] == ["H206"]
 
 
+def test_plan_checks_what_a_cluster_mean_is_made_of(study):
+    with pytest.raises(PlanError) as err:
+        read_analysis_plan({"sources": {"raw": str(study / "raw"), "dictionary": str(study / "dictionary")},
+                            "constructs": {"m": {"kind": "cluster_mean", "of": "reading_score", "by": "school_id"}}})
+    assert [i.code for i in err.value.report] == ["P007"] and "reading_score" in err.value.report.issues[0].message
+
+
 def test_run_produces_model_tables_and_joint_displays(run_result):
     out = run_result.out
     assert set(run_result.ran) >= {"data", "mechanisms", "tables", "joint_displays", "report"}
