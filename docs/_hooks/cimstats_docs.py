@@ -10,6 +10,11 @@
   (``docs/_hooks/validation.py``).
 
 A page asks for generated content with a marker line such as ``<!-- cimstats:validation -->``.
+
+Pages written by hand are verified instead of generated: ``data-dictionary.md``
+must name every table column, rule, problem code and missing-value reason of
+the package, and ``cli.md`` every command and option; the build fails, naming
+what is missing, when the package has something the page does not describe.
 """
 
 from __future__ import annotations
@@ -246,8 +251,8 @@ def validation_tables() -> str:
 
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([sys.executable, str(HERE / "validation.py")], capture_output=True, text=True,
-                          env=env, cwd=ROOT)
+    done = subprocess.run([sys.executable, str(HERE / "validation.py"), "--tables-only"], capture_output=True,
+                          text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"the validation tables could not be computed: {done.stderr[-3000:]}")
     return done.stdout
@@ -262,6 +267,53 @@ GENERATORS = {
     "validation": validation_tables,
 }
 MARKER = re.compile(r"^<!-- cimstats:([a-z-]+) -->$", re.M)
+
+
+# ------------------------------------------------------------------------------ verification of written pages
+def dictionary_terms() -> list[str]:
+    """What data-dictionary.md must mention: every column, type, rule, problem code and missing-value reason."""
+    from cimstats.dictionary.codes import CODES, MISSING_REASONS
+    from cimstats.dictionary.rules import RULES
+    from cimstats.dictionary.schema import COLUMNS, STATUSES, TYPES
+
+    terms = [f"{t}.csv" for t in COLUMNS] + [f"`{c}`" for req, opt in COLUMNS.values() for c in req + opt]
+    terms += [f"`{t}`" for t in TYPES + STATUSES] + [f"`{r}`" for r in RULES]
+    return terms + list(CODES) + [f"`{r}`" for r in MISSING_REASONS]
+
+
+def cli_terms() -> list[str]:
+    """What cli.md must mention: every command and subcommand and each of their options."""
+    from cimstats.cli import main as cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    terms = []
+
+    def options(p):
+        return [o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+
+    for name in cli.COMMANDS:
+        p = sub.choices[name]
+        terms += [f"cimstats {name}"] + options(p)
+        for action in (a for a in p._actions if a.__class__.__name__ == "_SubParsersAction"):
+            for subname, subp in action.choices.items():
+                terms += [f"cimstats {name} {subname}"] + options(subp)
+    return list(dict.fromkeys(terms))
+
+
+VERIFY = {"data-dictionary.md": dictionary_terms, "cli.md": cli_terms}
+
+
+def verify_page(path: str, markdown: str) -> None:
+    """Raise when a hand-written page misses something the package has (checked on the page as written)."""
+    check = VERIFY.get(path)
+    if check is None:
+        return
+    written = MARKER.sub("", markdown)
+    absent = [t for t in check() if t not in written]
+    if absent:
+        raise RuntimeError(f"docs/{path} does not describe {', '.join(absent)}; document them (the page is "
+                           "written by hand and checked against the package).")
 
 
 # ------------------------------------------------------------------------------ mkdocs events
@@ -285,6 +337,8 @@ def on_files(files, config, **kwargs):
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
+    verify_page(page.file.src_path, markdown)
+
     def replace(match):
         key = match.group(1)
         if key not in GENERATORS:

@@ -621,18 +621,23 @@ which are zero up to rounding) are compared absolutely. *Agreeing digits* is the
 worst value of the row. Differences at the level of the optimisers'
 convergence tolerances (about 1e-6 relative) are expected.
 
-cimstats {version}; Python {python}; NumPy {numpy}; SciPy {scipy}; pandas {pandas}.
 """
+VERSIONS = "Computed with cimstats {version}; Python {python}; NumPy {numpy}; SciPy {scipy}; pandas {pandas}.\n"
 
 
-def validation_markdown() -> str:
-    """The validation page: every reference case fitted again, one table per reference tool."""
+def validation_markdown(header: bool = True) -> str:
+    """The validation page: every reference case fitted again, one table per reference tool.
+
+    With ``header=False`` only the versions line and the tables (what the
+    hand-written docs/validation.md includes at its marker).
+    """
     import scipy
 
     import cimstats
 
-    parts = [HEADER.format(version=cimstats.__version__, python=sys.version.split()[0],
-                           numpy=np.__version__, scipy=scipy.__version__, pandas=pd.__version__)]
+    versions = VERSIONS.format(version=cimstats.__version__, python=sys.version.split()[0],
+                               numpy=np.__version__, scipy=scipy.__version__, pandas=pd.__version__)
+    parts = [(HEADER + "\n" if header else "") + versions]
     for title, script, fn, intro in SECTIONS:
         table, versions = fn()
         parts.append(section_markdown(title, table, versions, intro, script))
@@ -642,4 +647,4 @@ def validation_markdown() -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
-    print(validation_markdown())
+    print(validation_markdown(header="--tables-only" not in sys.argv[1:]))

@@ -20,6 +20,9 @@ def register(subparsers) -> None:
                         "would report, with the same severities as `cimstats harmonise` and `cimstats run`")
     c.add_argument("--accept", metavar="CODES", default="",
                    help="comma-separated harmonisation codes to accept as notes (e.g. H206), as a plan's accept: list")
+    c.add_argument("--plan", metavar="PLAN",
+                   help="also accept the codes of this analysis plan's accept: list, so that the check reports "
+                        "what `cimstats run PLAN` will")
     c.set_defaults(func=check)
     d = sub.add_parser("draft", help="draft variables, categories and mappings tables from source files' metadata",
                        description="Draft a dictionary from source files. With two or more files, variables are matched "
@@ -45,6 +48,10 @@ def check(args) -> int:
     from cimstats.dictionary import check_dictionary
 
     accept = [c for c in (x.strip() for x in args.accept.split(",")) if c]
+    if getattr(args, "plan", None):
+        from cimstats.pipeline.plan import plan_accept_codes
+
+        accept += [c for c in plan_accept_codes(args.plan) if c not in accept]
     if args.with_data:
         from cimstats.dictionary import harmonise
 

@@ -13,6 +13,8 @@ kind                definition                  level   computed by
 ``network``         ``measure``                 ego     :func:`cimstats.networks.ego_measures` (one column)
 ``change``          ``measure``                 change  :func:`cimstats.networks.change` (a column of ``.egos``)
 ``wave_difference`` ``of``                      change  follow-up minus baseline of another ego-level variable
+``cluster_mean``    ``of``, ``by``              ego     mean of another ego-level variable over the rows
+                                                        of the same cluster (``by``, e.g. school) and wave
 ==================  ==========================  ======  ==================================================
 
 Both plans name constructs from this one table: the analysis plan's
@@ -110,6 +112,26 @@ def wave_difference(ego: pd.DataFrame, of: str, ids: pd.Series, waves=(0, 1)) ->
     return (ids.map(b) - ids.map(a)).to_numpy(dtype=float)
 
 
+def cluster_mean(ego: pd.DataFrame, of: str, by: str) -> np.ndarray:
+    """The mean of ``of`` over the rows of each cluster ``by`` (within wave), one value per row of ``ego``.
+
+    A contextual variable of a multilevel model: the school average of the
+    pupils' intake scores, say. Missing values of ``of`` are left out of the
+    mean (the mean of a cluster without any value is missing); rows whose
+    cluster is missing get a missing mean.
+
+    Examples
+    --------
+    >>> ego = pd.DataFrame({"school": ["a", "a", "b"], "score": [1.0, 3.0, 5.0]})
+    >>> cluster_mean(ego, "score", "school").tolist()
+    [2.0, 2.0, 5.0]
+    """
+    keys = [by] + (["wave"] if "wave" in ego.columns and ego["wave"].notna().any() else [])
+    values = pd.to_numeric(ego[of], errors="coerce").astype(float)
+    out = values.groupby([ego[k] for k in keys]).transform("mean")
+    return out.reindex(ego.index).to_numpy(dtype=float)
+
+
 # ---------------------------------------------------------------------------------------- the kinds
 @dataclass(frozen=True)
 class ConstructKind:
@@ -132,6 +154,8 @@ KINDS: Mapping[str, ConstructKind] = MappingProxyType({
                             "cimstats.networks.change"),
     "wave_difference": ConstructKind("wave_difference", ("of",), ("label",), "change", wave_difference,
                                      "follow-up minus baseline"),
+    "cluster_mean": ConstructKind("cluster_mean", ("of", "by"), ("label",), "ego", cluster_mean,
+                                  "mean over the cluster"),
 })
 
 

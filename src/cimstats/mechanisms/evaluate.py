@@ -149,6 +149,10 @@ class _Workspace:
                 self._ego[name] = self.measures.scale(c, self._ego)
             elif c.kind == "network":
                 self._ego[name] = self.measures.network(c, self._ego, self.alters)
+            elif c.kind == "cluster_mean":  # e.g. the school average of the pupils' intake scores
+                self.ego_column(c.definition["of"])
+                self.ego_column(c.definition["by"])
+                self._ego[name] = c.compute(self._ego, c.definition["of"], c.definition["by"])
             elif c.kind == "wave_difference":
                 self.ego_column(c.definition["of"])
                 if not {0, 1} <= set(self.waves):

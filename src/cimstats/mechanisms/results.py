@@ -90,6 +90,10 @@ class MechanismResult(FittedResult):
         ``fits`` when not given).
     dropped_counts : DataFrame
         Rows set aside for missing values, per model and variable (see :attr:`dropped`).
+    mechanism_labels : dict
+        Mechanism id -> the label tables and figures show (the plan's
+        ``mechanisms:`` labels; taken from ``plan`` when not given, and kept
+        when the result is saved).
     """
 
     kind = "mechanisms"
@@ -108,6 +112,7 @@ class MechanismResult(FittedResult):
     level: float | None = None
     intervals: Any = None
     dropped_counts: Any = None
+    mechanism_labels: Any = None
 
     def __post_init__(self):
         if self.plan_name is None:
@@ -118,6 +123,9 @@ class MechanismResult(FittedResult):
             object.__setattr__(self, "intervals", _intervals_from_fits(self.table, self.fits))
         if self.dropped_counts is None:
             object.__setattr__(self, "dropped_counts", _dropped_from_fits(self.models, self.fits))
+        if self.mechanism_labels is None:
+            object.__setattr__(self, "mechanism_labels", {str(m): _mechanism_label(self.plan, str(m))
+                                                          for m in pd.unique(self.table["mechanism"].dropna())})
 
     # ------------------------------------------------------------ fitted models
     def fit(self, model_id: str):
@@ -382,7 +390,7 @@ class MechanismResult(FittedResult):
         t = self.table
         ci = [fmt.ci(lo, hi) if pd.notna(lo) else "" for lo, hi in zip(t["ci_lower"], t["ci_upper"])]
         frame = pd.DataFrame({
-            "mechanism": [_mechanism_label(self.plan, m) for m in t["mechanism"]],
+            "mechanism": [self.mechanism_labels.get(str(m)) or _mechanism_label(self.plan, m) for m in t["mechanism"]],
             "hypothesis_id": t["hypothesis_id"], "statement": t["statement"], "estimand": t["estimand"],
             "estimate": t["estimate"], "ci": ci, "p_value": t["p_value"], "p_adjusted": t["p_adjusted"],
             "n": t["n"].astype("float"), "verdict": list(t["verdict"]),
@@ -410,7 +418,8 @@ class MechanismResult(FittedResult):
                 "level": float(self.level),
                 "intervals": {h: {"draws": np.asarray(v["draws"], dtype=float), "ci": str(v["ci"]),
                                   "acceleration": float(v["acceleration"])} for h, v in self.intervals.items()},
-                "dropped_counts": dropped_frame(self.dropped_counts)}
+                "dropped_counts": dropped_frame(self.dropped_counts),
+                "mechanism_labels": {str(k): str(v) for k, v in (self.mechanism_labels or {}).items()}}
 
     @classmethod
     def _from_state(cls, state: dict) -> "MechanismResult":
@@ -423,7 +432,7 @@ class MechanismResult(FittedResult):
                    level=float(state["level"]),
                    intervals={h: {"draws": np.asarray(v["draws"], dtype=float), "ci": v["ci"],
                                   "acceleration": float(v["acceleration"])} for h, v in state["intervals"].items()},
-                   dropped_counts=state["dropped_counts"])
+                   dropped_counts=state["dropped_counts"], mechanism_labels=state.get("mechanism_labels"))
 
 
 def _extension_dtypes(df: pd.DataFrame) -> dict:

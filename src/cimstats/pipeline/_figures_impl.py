@@ -6,7 +6,7 @@ import pandas as pd
 
 from cimstats.errors import CimstatsError
 
-from .context import StepContext, StepSkipped, _caught, _write_csv, load_mechanisms, load_model
+from .context import StepContext, StepSkipped, _caught, _write_csv, load_mechanisms, load_model, mechanism_title
 
 __all__ = ["build", "MAX_LEVELS"]
 
@@ -49,7 +49,7 @@ def build(ctx: StepContext) -> dict:
             notes.append(f"{name}: not drawn ({exc})")
 
     attempt("forest_mechanisms", "forest_plot",
-            lambda: F.forest_plot(res, level=res.level, title="Pre-specified tests of network mechanisms"))
+            lambda: F.forest_plot(res, level=res.level, title=mechanism_title(ctx.plan, res)))
     for r in res.models.itertuples():
         mid = r.model_id
         if r.status != "fitted":

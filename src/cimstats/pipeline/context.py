@@ -27,7 +27,8 @@ from .plan import AnalysisPlan
 from .results import load_result
 
 __all__ = ["StepContext", "StepSkipped", "MECHANISM_RESULT", "model_folder", "load_mechanisms", "load_model",
-           "TERM_COLUMNS", "TERM_KINDS", "TERM_LABELS", "INVARIANCE_COLUMNS"]
+           "TERM_COLUMNS", "TERM_KINDS", "TERM_LABELS", "INVARIANCE_COLUMNS", "unit_table", "unit_id",
+           "mechanism_title"]
 
 #: the folder (below OUT) the mechanisms step saves its MechanismResult to
 MECHANISM_RESULT = "mechanisms/saved"
@@ -120,3 +121,41 @@ def _codebook(plan: AnalysisPlan):
     if q["codebook"] == "demo":
         return read_theme_codebook(Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")))
     return read_theme_codebook(q["codebook"])
+
+
+def unit_table(plan: AnalysisPlan) -> str:
+    """The harmonised table with one row per study participant (and wave), which the analysis steps read.
+
+    ``patients`` when the data have a table of that name (as the demo study
+    does); otherwise the dictionary's first table other than ``alters`` (a
+    school study's ``pupils``, say).
+    """
+    src = plan.sections["sources"]
+    if src.get("harmonised"):
+        names = list(src["harmonised"])
+    else:
+        d = plan.dictionary
+        names = [t or "patients" for t in d.tables] if d is not None else []
+    if "patients" in names:
+        return "patients"
+    return next((n for n in names if n != "alters"), "patients")
+
+
+def unit_id(plan: AnalysisPlan) -> str:
+    """The identifier of the unit table: its dictionary key other than ``wave`` (``patient_id`` by default)."""
+    d = plan.dictionary
+    table = unit_table(plan)
+    if d is None or table == "patients":
+        return "patient_id"
+    targets = d.tables.get(table) or d.tables.get("") or {}
+    keys = [n for n, t in targets.items() if t.key and n != "wave"]
+    return keys[0] if keys else "patient_id"
+
+
+def mechanism_title(plan: AnalysisPlan, result=None) -> str:
+    """The title of the mechanism table and forest plot: the shipped plan's, or one naming the user's plan."""
+    spec = plan.sections.get("mechanisms") or {}
+    if spec.get("plan_file") in (None, "default"):
+        return "Pre-specified tests of network mechanisms"
+    name = getattr(result, "plan_name", None) or plan.name
+    return f"Pre-specified tests of the mechanisms of plan {name}"

@@ -10,6 +10,7 @@ A plan has these sections (all but ``sources`` optional)::
       dictionary: data-dictionary/ # the dictionary folder ("demo" = the shipped demo dictionary)
       # ... or an already harmonised dataset:
       # harmonised: {patients: patients.parquet, alters: alters.parquet}
+    accept: [H206]                 # harmonisation codes this analysis accepts (their issues become notes)
     instruments:                   # scales to score (shipped instrument ids or YAML files)
       - semcd6
       - {instrument: heiq, scores: [self_monitoring_insight]}
@@ -47,6 +48,14 @@ every hypothesis on every completed set and pools them with Rubin's rules
 table then has the columns ``fmi`` and ``m``. Its numbers are checked as
 ``P021``: ``m`` from 2 to 1,000, ``iterations`` from 1 to 1,000, ``seed``
 from 0 to 2^32 - 1, ``donors`` from 1 to 100.
+
+``accept`` lists harmonisation codes (``H2xx`` of
+:data:`cimstats.dictionary.codes.SEVERITY`) whose issues the analysis accepts:
+the harmonise step passes them to :func:`cimstats.harmonise` (``accept=``), so
+their issues stay in the report as notes (severity ``info``, marked
+"accepted") instead of warnings or errors, exactly as ``cimstats harmonise
+--accept`` and ``cimstats dictionary check --with-data --accept`` report them.
+A code that is not a harmonisation code is ``P016``.
 
 ``instruments``, ``networks`` and ``constructs`` make up the run's construct
 table (:mod:`cimstats.measures.constructs`): every score of the listed
@@ -89,6 +98,7 @@ import yaml
 
 from cimstats.errors import CimstatsError, PlanError, Report
 from cimstats.dictionary import demo_dictionary_path, read_dictionary
+from cimstats.dictionary.codes import SEVERITY
 from cimstats.dictionary.schema import resolve_study_file
 from cimstats.integrate import DISPLAY_KINDS
 from cimstats.measures.constructs import ConstructTable, construct_problems, network_constructs, scale_constructs
@@ -100,10 +110,10 @@ from cimstats.mechanisms.options import option_problems
 from cimstats.mechanisms.plan import _model_variables
 from cimstats.mechanisms.pooled import imputation_problems
 
-__all__ = ["AnalysisPlan", "read_analysis_plan", "demo_plan", "demo_plan_path", "SECTIONS", "TABLE_FORMATS",
-           "DATA_FORMATS", "FIGURE_FORMATS"]
+__all__ = ["AnalysisPlan", "read_analysis_plan", "demo_plan", "demo_plan_path", "plan_accept_codes", "SECTIONS",
+           "TABLE_FORMATS", "DATA_FORMATS", "FIGURE_FORMATS"]
 
-SECTIONS = ("plan", "version", "description", "seeds", "sources", "instruments", "networks", "constructs",
+SECTIONS = ("plan", "version", "description", "seeds", "sources", "accept", "instruments", "networks", "constructs",
             "mechanisms", "qualitative", "joint_displays", "outputs", "imputation")
 DATA_FORMATS = ("parquet", "sav", "zsav", "dta", "csv")
 TABLE_FORMATS = ("csv", "xlsx", "docx", "tex", "html", "md", "txt")
@@ -270,7 +280,7 @@ def read_analysis_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisP
     Raises
     ------
     PlanError
-        One error whose ``report`` lists every problem (codes ``P001``-``P015``,
+        One error whose ``report`` lists every problem (codes ``P001``-``P016``,
         plus the mechanism plan's ``M`` codes and the dictionary's ``D``/``R``
         codes): unknown sections, missing files or folders, an unreadable
         dictionary, unknown instruments, scores or network measures, unknown
@@ -306,6 +316,7 @@ def read_analysis_plan(plan, *, base_dir: str | Path | None = None) -> AnalysisP
                       "description": str(doc.get("description") or "")}
     sections["seeds"] = chk.seeds(doc.get("seeds"))
     sections["sources"] = chk.sources(doc.get("sources"))
+    sections["accept"] = _accept_codes(doc.get("accept"), chk)
     sections["instruments"] = chk.instruments(doc.get("instruments"))
     sections["networks"] = chk.networks(doc.get("networks"))
     sections["constructs"] = chk.constructs(doc.get("constructs"), sections)
@@ -542,7 +553,7 @@ class _Checker:
             problems = construct_problems(name, spec)
             for _, msg in problems:
                 self.add("P015", msg, remedy="Use kind scale (instrument, score), network (measure), change "
-                                             "(measure) or wave_difference (of).")
+                                             "(measure), wave_difference (of) or cluster_mean (of, by).")
             if not problems:
                 out[str(name)] = dict(spec)
         try:
@@ -579,6 +590,13 @@ class _Checker:
                     if absent:
                         self.add("P007", f"construct {name!r} scores {ins} items {', '.join(absent)}, which the "
                                          "data dictionary does not define.")
+            elif kind == "cluster_mean" and self.targets:
+                known = set(self.targets) | set(constructs) | set(self.table or ())
+                absent = [str(spec.get(k)) for k in ("of", "by") if spec.get(k) not in known]
+                if absent:
+                    self.add("P007", f"construct {name!r} (cluster_mean) uses {', '.join(map(repr, absent))}, which "
+                                     "neither the data dictionary nor the plan's constructs define.",
+                             remedy="Name a harmonised variable (of: the variable, by: the cluster identifier).")
             elif kind == "network" and spec.get("measure") not in net_cols:
                 self.add("P006", f"construct {name!r} uses network measure {spec.get('measure')!r}, which is not "
                                  "an ego-level measure.", remedy="See cimstats.networks.measure_catalogue(expand=True).")
@@ -783,6 +801,53 @@ class _Checker:
                          remedy=f"Use {', '.join(allowed[k])}.")
             out[k] = [f.lower().lstrip(".") for f in vals if f not in bad]
         return out
+
+
+def plan_accept_codes(plan) -> list[str]:
+    """The harmonisation codes an analysis plan accepts (its ``accept:`` list), without checking the rest.
+
+    ``cimstats dictionary check --plan PLAN`` uses this, so that the check
+    reports each issue with the severity ``cimstats run PLAN`` gives it.
+
+    Raises
+    ------
+    PlanError
+        The plan cannot be read, or ``accept`` names something that is not a
+        harmonisation code (``P016``).
+
+    Examples
+    --------
+    >>> plan_accept_codes({"accept": ["h206", "H206"]})
+    ['H206']
+    """
+    doc, _, source, _ = _load(plan, None)
+    doc = doc if isinstance(doc, Mapping) else {}
+    rep = Report()
+    codes = _accept_codes(doc.get("accept"), _Checker(rep, source, Path(".")))
+    if rep.has_errors:
+        raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s) in its accept list (first: "
+                        f"{rep.errors[0].message}); fix them and run again.", report=rep)
+    return codes
+
+
+def _accept_codes(value, chk: "_Checker") -> list[str]:
+    """The ``accept:`` list: harmonisation codes (upper case, each once); anything else is ``P016``."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        chk.add("P016", f"Section 'accept' is {_short(value)}; expected a list of harmonisation codes such as "
+                        "[H206].", remedy="Write accept: [H206].")
+        return []
+    out: list[str] = []
+    for v in items:
+        code = str(v).strip().upper() if isinstance(v, str) else None
+        if code not in SEVERITY:
+            chk.add("P016", f"accept names {_short(v)}, which is not a harmonisation code.",
+                    remedy=f"Use codes of cimstats.dictionary.codes.SEVERITY ({', '.join(sorted(SEVERITY))}).")
+        elif code not in out:
+            out.append(code)
+    return out
 
 
 def _short(v, limit: int = 60) -> str:

@@ -29,7 +29,7 @@ from cimstats.render.spec import TableSpec
 from cimstats.render.text_formats import _CSS, to_html
 
 from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_COLUMNS, TERM_KINDS, TERM_LABELS, _codebook,
-                      load_mechanisms)
+                      load_mechanisms, unit_table)
 
 __all__ = ["build_report", "report_inputs"]
 
@@ -126,7 +126,7 @@ def report_inputs(plan, out: Path) -> list[Path]:
     """The files :func:`build_report` reads (the report step's cache inputs)."""
     out = Path(out)
     rels = ["study_summary.txt", "harmonisation/summary.txt", "harmonisation/report.csv",
-            "harmonisation/unmapped.csv", "data/patients_codebook.csv", "data/alters_codebook.csv",
+            "harmonisation/unmapped.csv", f"data/{unit_table(plan)}_codebook.csv", "data/alters_codebook.csv",
             "scales/score_status.csv", "scales/reliability.csv", "networks/summary.csv", "networks/change.csv",
             "mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
             f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv",
@@ -206,7 +206,7 @@ def build_report(plan, out) -> str:
 
     # ---------------------------------------------------------------- codebook
     parts = []
-    for name in ("patients", "alters"):
+    for name in (unit_table(plan), "alters"):
         cb = _read_csv(out / f"data/{name}_codebook.csv", spreadsheet=True)
         if cb is None:
             continue

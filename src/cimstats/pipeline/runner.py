@@ -28,7 +28,7 @@ from cimstats.errors import PlanError
 
 from .cache import CACHE_DIR, StepCache, file_hash, hash_tree, input_hash
 from .plan import AnalysisPlan, demo_plan_path, read_analysis_plan
-from .context import MECHANISM_RESULT
+from .context import MECHANISM_RESULT, unit_table
 from .report import report_inputs
 from .steps import STEP_FUNCTIONS, StepContext, StepSkipped, raw_folder
 
@@ -110,7 +110,7 @@ def _load_files(plan: AnalysisPlan, out: Path) -> list[Path]:
 
 def _mechanism_files(plan: AnalysisPlan, out: Path) -> list[Path]:
     spec = plan.sections["mechanisms"]
-    paths = [out / "data/patients.parquet", out / "data/alters.parquet"]
+    paths = [out / f"data/{unit_table(plan)}.parquet", out / "data/alters.parquet"]
     if plan.sections.get("instruments"):  # the constructs the measure steps computed (not computed again)
         paths.append(out / "scales/scores.parquet")
     if plan.sections.get("networks"):
@@ -130,8 +130,8 @@ def _qualitative_files(plan: AnalysisPlan, out: Path) -> list[Path]:
             paths.append(out / "qualitative/coded_excerpts.csv")
         elif v and v != "demo":
             paths.append(Path(v))
-    paths += [out / MECHANISM_RESULT / "result.json", out / "data/patients.parquet", out / "scales/scores.parquet",
-              out / "networks/ego_measures.parquet"]
+    paths += [out / MECHANISM_RESULT / "result.json", out / f"data/{unit_table(plan)}.parquet",
+              out / "scales/scores.parquet", out / "networks/ego_measures.parquet"]
     return paths
 
 
@@ -145,13 +145,14 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
         steps.append(StepDef("data", "load_harmonised", (), _sec("sources", "outputs.data"), _load_files))
     else:
         steps.append(StepDef("data", "harmonise", ("demo_files",) if s["sources"]["demo"] else (),
-                             _sec("sources", "outputs.data"), _harmonise_files))
+                             _sec("sources", "outputs.data", *(("accept",) if s.get("accept") else ())),
+                             _harmonise_files))
     if s["instruments"]:
         steps.append(StepDef("scales", "scales", ("data",), _sec("instruments"),
-                             _out_files("data/patients.parquet")))
+                             _out_files(f"data/{unit_table(plan)}.parquet")))
     if s["networks"]:
         steps.append(StepDef("networks", "networks", ("data",), _sec("networks"),
-                             _out_files("data/patients.parquet", "data/alters.parquet")))
+                             _out_files(f"data/{unit_table(plan)}.parquet", "data/alters.parquet")))
     if s["mechanisms"]:
         have = [x.id for x in steps]
         steps.append(StepDef("mechanisms", "mechanisms",

@@ -28,7 +28,8 @@ from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 
 from . import figures as F
 from .context import (INVARIANCE_COLUMNS, MECHANISM_RESULT, TERM_KINDS, TERM_LABELS, StepContext,  # noqa: F401
-                      StepSkipped, _caught, _codebook, _write_csv, load_mechanisms, model_folder)
+                      StepSkipped, _caught, _codebook, _write_csv, load_mechanisms, model_folder, mechanism_title,
+                      unit_id, unit_table)
 from .plan import AnalysisPlan
 from .report import build_report
 from cimstats.datasets import coded_excerpts
@@ -82,7 +83,12 @@ def _render_all(spec, base: Path, formats: list[str]) -> list[str]:
 
 
 def _patients(ctx: StepContext) -> pd.DataFrame:
-    return pd.read_parquet(ctx.read("data/patients.parquet"))
+    """The unit table; its identifier is also given as ``patient_id`` (the key the analysis steps join on)."""
+    p = pd.read_parquet(ctx.read(f"data/{unit_table(ctx.plan)}.parquet"))
+    uid = unit_id(ctx.plan)
+    if "patient_id" not in p.columns and uid in p.columns:
+        p.insert(0, "patient_id", p[uid])
+    return p
 
 
 def _alters(ctx: StepContext) -> pd.DataFrame | None:
@@ -124,7 +130,8 @@ def step_harmonise(ctx: StepContext) -> dict:
         d = read_dictionary(src["dictionary"]["path"], strict=False)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
-        res = harmonise(None, d, data_dir=raw_folder(ctx.plan, ctx.out))
+        res = harmonise(None, d, data_dir=raw_folder(ctx.plan, ctx.out),
+                        accept=ctx.plan.sections.get("accept") or ())
     notes = _caught(ws)
     rep = res.report
     if rep.has_errors:
@@ -386,7 +393,7 @@ def step_tables(ctx: StepContext) -> dict:
     written = []
     res = load_mechanisms(ctx.out)
     if res is not None:
-        spec = res.to_table_spec(number="1")
+        spec = res.to_table_spec(number="1", title=mechanism_title(ctx.plan, res))
         _write_csv(res.tidy(), ctx.path("tables/mechanism_table.csv"))
         written += _render_all(spec, ctx.path("tables/mechanism_table.csv"), formats)
         models = res.models
@@ -450,7 +457,8 @@ def _cases(ctx: StepContext) -> pd.DataFrame:
             on = [c for c in _KEYS if c in extra.columns and c in p.columns]
             extra = extra[[c for c in extra.columns if c not in p.columns or c in on]]
             p = p.merge(extra, on=on, how="left")
-    return p.loc[p["wave"] == 0].reset_index(drop=True) if "wave" in p.columns else p
+    has_waves = "wave" in p.columns and p["wave"].notna().any()  # a study without waves has an empty wave column
+    return p.loc[p["wave"] == 0].reset_index(drop=True) if has_waves else p
 
 
 def step_joint_displays(ctx: StepContext) -> dict:

@@ -158,7 +158,8 @@ def forest_table(table, *, label=None, group=None, null=None, level: float = 0.9
     if group is not None and group is not False:
         if group not in t.columns:
             raise RenderError(f"`group='{group}'` is not a column of `table`; available: {', '.join(map(str, t.columns))}.")
-        groups = [_MECH_LABEL.get(str(g), str(g)) if pd.notna(g) else "" for g in t[group]]
+        own = (getattr(table, "mechanism_labels", None) or {}) if mech and group == "mechanism" else {}
+        groups = [own.get(str(g)) or _MECH_LABEL.get(str(g), str(g)) if pd.notna(g) else "" for g in t[group]]
     else:
         groups = [""] * len(t)
     est = pd.to_numeric(t["estimate"], errors="coerce").to_numpy(dtype=float)
