@@ -57,7 +57,8 @@ def test_errors_name_the_command_line_option(tmp_path, capsys):
 @pytest.mark.parametrize("message, expected", [
     ("`out_of_range='x'` is not known.", "`--out-of-range='x'` is not known."),
     ("check `columns=` (e.g. columns={'ego': 'pid'}).", "check `--ego-column`."),
+    ("map them with `items={item: column}`.", "map them with `--map`."),
     ("`outcome` is not a column.", "`outcome` is not a column."),  # not an option of the command: unchanged
 ])
 def test_cli_words(message, expected):
-    assert cli_words(message, {"out_of_range": "--out-of-range", "columns": "--ego-column"}) == expected
+    assert cli_words(message, {"out_of_range": "--out-of-range", "columns": "--ego-column", "items": "--map"}) == expected

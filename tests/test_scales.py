@@ -389,7 +389,7 @@ def test_cli_score(cli, tmp_path):
     assert got.columns.tolist() == ["patient_id", "semcd", "semcd_n_valid", "semcd_status"]
     assert got["semcd_status"].tolist() == ["complete", "missing"]
     r = cli("score", str(src), "--instrument", "semcd6")
-    assert r.returncode == 2 and "items=" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "`--map`" in r.stderr and "Traceback" not in r.stderr
     assert "semcd6" in cli("score", "--list").stdout
 
 

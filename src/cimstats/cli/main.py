@@ -97,10 +97,14 @@ def cli_words(message: str, names: dict[str, str]) -> str:
     """
     if not names:
         return message
-    pattern = re.compile(r"`(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")(=`|=|`)")
+    pattern = re.compile(r"`(" + "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True)) + r")(?:=([^`]*))?`")
 
     def swap(m: re.Match) -> str:
-        return f"`{names[m.group(1)]}{'`' if m.group(2) == '=`' else m.group(2)}"
+        value = (m.group(2) or "").strip()
+        # a Python value ({...}, [...]) is not what the option takes: name the option alone
+        if not value or value[0] in "{[(":
+            return f"`{names[m.group(1)]}`"
+        return f"`{names[m.group(1)]}={value}`"
 
     out = pattern.sub(swap, message)
     # a parenthesised Python example of an argument that now reads as an option is left out
