@@ -408,7 +408,7 @@ def build_twolevel_table(model: str, *, std_lv=False, fixed_x=True):
     # global free indices; identical labels share one parameter (also across levels)
     nxt, by_label, by_local = 1, {}, {}
     for r in rows:
-        if r["local"] == 0 and not (r["exo"] == 0 and math.isnan(r["ustart"]) and False):
+        if r["local"] == 0:
             r["free"] = 0
             continue
         key = (r["level"], r["local"])
