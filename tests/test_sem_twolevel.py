@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cimstats.errors import ModelSpecificationError
+from cimstats.errors import EstimationError, ModelSpecificationError
 from cimstats.models.sem import TwoLevelResult, sem
 from conftest import REFERENCE
 
@@ -174,3 +174,17 @@ def test_hostile_inputs():
         sem(EFFICACY, d, cluster="hood", estimator="MLR")
     with pytest.raises(ModelSpecificationError, match="not known"):
         sem(EFFICACY.replace("level: 2", "level: 3"), d, cluster="hood")
+
+
+def test_degenerate_within_factor_is_reported_not_called_unidentified():
+    # items share only a neighbourhood component: there is no within-neighbourhood factor to find
+    rng = np.random.default_rng(1)
+    hood = np.repeat(np.arange(40), rng.integers(3, 15, size=40))
+    shared = rng.normal(scale=0.6, size=40)[hood]
+    d = pd.DataFrame({f"ce{i}": 3 + shared + rng.normal(scale=0.9, size=len(hood)) for i in (1, 2, 3, 4)})
+    d["hood"] = hood
+    model = "level: 1\n f_w =~ ce1 + ce2 + ce3 + ce4\nlevel: 2\n f_b =~ ce1 + ce2 + ce3 + ce4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(EstimationError, match="degenerate"):
+            sem(model, d, cluster="hood")

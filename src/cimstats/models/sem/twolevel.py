@@ -294,7 +294,7 @@ def _hessian(f, x):
     return (H + H.T) / 2
 
 
-def _maximize(f, x0, scale, *, maxit=2000, gtol=1e-9):
+def _maximize(f, x0, scale, *, maxit=1000, gtol=1e-9):
     """Maximise the batched log-likelihood ``f``: quasi-Newton, then Newton steps on the Hessian."""
 
     def obj(x):
@@ -307,14 +307,16 @@ def _maximize(f, x0, scale, *, maxit=2000, gtol=1e-9):
     x = res.x
     iterations = int(res.nit)
     converged = False
-    for _ in range(50):
+    for _ in range(20):
         g = _gradient(f, x) / scale
         if np.max(np.abs(g)) < gtol:
             converged = True
             break
         H = -_hessian(f, x) / scale
         try:
-            step = np.linalg.solve(H, g)
+            # a Newton step only where the information is positive definite (a maximum, not a saddle)
+            L = np.linalg.cholesky(H)
+            step = np.linalg.solve(L.T, np.linalg.solve(L, g))
         except np.linalg.LinAlgError:
             break
         v0 = f(x[None])[0]
@@ -703,6 +705,13 @@ def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fi
     grad_norm = float(np.max(np.abs(_gradient(f, x)))) / d.N if len(x) else 0.0
     H = -_hessian(f, x)
     ev = np.linalg.eigvalsh(H)
+    if ev[0] <= 1e-9 * max(ev[-1], 1e-300) and not converged:
+        raise EstimationError(
+            "The two-level model did not converge and its information matrix is singular: the solution drifts "
+            "towards a degenerate one (typically a factor variance shrinking to zero while its loadings grow); "
+            "check that each level's factor is supported by the data (e.g. with icc()), fix loadings or "
+            "simplify that level."
+        )
     if ev[0] <= 1e-9 * max(ev[-1], 1e-300):
         raise ModelSpecificationError(
             "`model` is not identified: the information matrix of the two-level model is singular; fix one "
