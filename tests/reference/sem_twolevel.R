@@ -5,7 +5,8 @@
 #
 # Models: (1) the two-level model of lavaan's documentation on Demo.twolevel (within-only and
 # between-only covariates); (2) a two-level CFA on Demo.twolevel (two factors at each level) and (3) a misfitting one (one
-# within factor for six items); (4) a simulated collective
+# within factor for six items) and (4) one with a within-only outcome (y4) and a between-only outcome
+# (the cluster mean of y5); (5) a simulated collective
 # efficacy data set (unbalanced neighbourhoods, a neighbourhood-level efficacy factor predicted by
 # a between-only deprivation score).
 #
@@ -28,6 +29,7 @@ write_data <- function(df, name) {
 }
 
 demo <- Demo.twolevel[, c(paste0("y", 1:6), "x1", "x2", "x3", "w1", "w2", "cluster")]
+demo$y5_mean <- ave(demo$y5, demo$cluster)      # a cluster-level outcome (constant within clusters)
 write_data(demo, "demo")
 
 # simulated collective efficacy: 80 neighbourhoods of 2 to 25 residents, four items
@@ -69,6 +71,14 @@ models <- list(
     level: 2
         fb1 =~ y1 + y2 + y3
         fb2 =~ y4 + y5 + y6
+"),
+  demo_within_outcome = list(data = "demo", cluster = "cluster", model = "
+    level: 1
+        fw =~ y1 + y2 + y3
+        y4 ~ fw + x1
+    level: 2
+        fb =~ y1 + y2 + y3
+        y5_mean ~ fb
 "),
   efficacy = list(data = "efficacy", cluster = "neighbourhood", model = "
     level: 1
