@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cimstats.errors import EstimationError, ModelSpecificationError
+from cimstats.errors import EstimationError, MissingDataWarning, ModelSpecificationError
 from cimstats.models.sem import TwoLevelResult, sem
 from conftest import REFERENCE
 
@@ -128,7 +128,7 @@ def test_missing_values_are_set_aside_and_counted():
     d, _ = _simulate(J=80)
     d.loc[[3, 10, 11], "ce2"] = np.nan
     d.loc[[10, 40], "hood"] = np.nan
-    with pytest.warns(UserWarning, match="set aside"):
+    with pytest.warns(MissingDataWarning, match="set aside"):
         fit = sem(EFFICACY, d, cluster="hood")
     assert fit.nobs == len(d) - 4 and fit.n_dropped == 4
     counts = dict(zip(fit.dropped["variable"], fit.dropped["n_missing"]))

@@ -60,7 +60,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cimstats.errors import ScaleError
+import warnings
+
+from cimstats.errors import MissingDataWarning, ScaleError
 
 __all__ = ["icc", "rwg", "ICCResult", "RwgResult", "uniform_null_variance", "icc_from_anova"]
 
@@ -178,6 +180,9 @@ def icc(data: pd.DataFrame, score: str, group: str, *, group_size: str = "mean")
     if len(uniq) == len(sub):
         raise ScaleError(f"icc: every group of '{group}' has a single respondent with an observed '{score}'; the "
                          "within-group variance needs groups with two or more members.")
+    if (~ok).any():
+        warnings.warn(f"icc: {int((~ok).sum())} row(s) with a missing '{score}' or '{group}' were set aside "
+                      "(counted in `n_dropped`).", MissingDataWarning, stacklevel=2)
     out = icc_from_anova(sub[score].to_numpy(dtype=float), codes, group_size=group_size)
     return ICCResult(icc1=float(out["icc1"]), icc2=float(out["icc2"]), msb=out["msb"], msw=out["msw"],
                      df_between=int(out["df_between"]), df_within=int(out["df_within"]), k=out["k"],
@@ -273,6 +278,9 @@ def rwg(data: pd.DataFrame, items: str | Sequence[str], group: str, *, options: 
     _frame(data, cols, group, "rwg")
     ok = data[cols].notna().all(axis=1) & data[group].notna()
     sub = data.loc[ok]
+    if (~ok).any():
+        warnings.warn(f"rwg: {int((~ok).sum())} row(s) with a missing answer or '{group}' were set aside "
+                      "(counted in `n_dropped`).", MissingDataWarning, stacklevel=2)
     rows = []
     J = len(cols)
     for g, block in sub.groupby(group, sort=True):

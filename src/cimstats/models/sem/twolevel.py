@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from cimstats.errors import ConvergenceWarning, EstimationError, ModelSpecificationError
+from cimstats.errors import ConvergenceWarning, EstimationError, MissingDataWarning, ModelSpecificationError
 
 from .fitmeasures import cfi_tli, rmsea_block
 from .partable import build_partable, classify_variables
@@ -657,7 +657,7 @@ def prepare_twolevel(model, df: pd.DataFrame, cluster: str, *, std_lv=False, fix
         warnings.warn(
             f"{int((~keep).sum())} row(s) of `data` with a missing model variable or cluster were set aside "
             "(listwise deletion, as lavaan's default); see `dropped` for the counts per variable.",
-            stacklevel=3,
+            MissingDataWarning, stacklevel=3,
         )
     sub = df.loc[keep]
     codes, uniques = pd.factorize(sub[cluster], sort=False)
