@@ -29,6 +29,7 @@ from . import inference as inf
 from .partable import build_partable, classify_variables
 from .results import SEMResult, Spec
 from .syntax import parse_model, split_levels
+from .twolevel_results import check_twolevel_options, sem_twolevel
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
 from .semopy_adapter import fit_semopy
@@ -678,7 +679,6 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     model, data = model_and_data(model, data, "sem")
     if cluster is not None and split_levels(model) is not None:
         # two-level model (lavaan's level: 1 / level: 2 blocks)
-        from .twolevel_results import check_twolevel_options, sem_twolevel
         check_twolevel_options(group=group, estimator=estimator, missing=missing, meanstructure=meanstructure,
                                group_equal=group_equal, information=information, se=se, engine=engine)
         return sem_twolevel(model, _as_frame(data), cluster=cluster, std_lv=std_lv, fixed_x=fixed_x)
