@@ -28,7 +28,8 @@ from .kernel import GroupKernel, chol_inv_logdet, group_loglik
 from . import inference as inf
 from .partable import build_partable, classify_variables
 from .results import SEMResult, Spec
-from .syntax import parse_model
+from .syntax import parse_model, split_levels
+from .twolevel_results import check_twolevel_options, sem_twolevel
 from cimstats.io.survey import analysis_frame
 from cimstats.models.checks import check_model_columns, check_unique_columns
 from .semopy_adapter import fit_semopy
@@ -673,6 +674,9 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
     cluster : str, optional
         Column of cluster identifiers (e.g. practice) for cluster-robust
         standard errors and test (implies the sandwich; use with ``"MLR"``).
+        With ``level: 1`` / ``level: 2`` blocks in ``model`` it fits a
+        two-level model instead (within- and between-cluster covariance
+        structures, ML, as lavaan) and returns a ``TwoLevelResult``.
     std_lv : bool
         Identify latent variables by fixing their variances to 1 instead of
         fixing the first loading.
@@ -774,6 +778,16 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
             f"Sampling weights need the cimstats engine and robust standard errors, but engine='{engine}' and "
             f"se={se!r} were given; leave `engine` and `se` at their defaults."
         )
+    if cluster is not None and split_levels(model) is not None:
+        if sampling_weights is not None:
+            raise ModelSpecificationError(
+                "Sampling weights are not available for two-level models (level: blocks) yet; fit without "
+                "`sampling_weights` or use a one-level model with `cluster=` for cluster-robust standard errors."
+            )
+        # two-level model (lavaan's level: 1 / level: 2 blocks)
+        check_twolevel_options(group=group, estimator=estimator, missing=missing, meanstructure=meanstructure,
+                               group_equal=group_equal, information=information, se=se, engine=engine)
+        return sem_twolevel(model, _as_frame(data), cluster=cluster, std_lv=std_lv, fixed_x=fixed_x)
     if engine == "semopy":
         return fit_semopy(data, model)
     if engine != "cimstats":

@@ -42,7 +42,7 @@ import numpy as np
 from cimstats.errors import ModelSpecificationError
 from cimstats.models.formula import MAX_FORMULA_CHAIN, MAX_FORMULA_CHARS, MAX_FORMULA_DEPTH
 
-__all__ = ["Statement", "parse_model", "Expression"]
+__all__ = ["Statement", "parse_model", "Expression", "split_levels"]
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
 _NAME_RE = re.compile(rf"^{_NAME}$")
@@ -230,6 +230,9 @@ def parse_model(model: str) -> list[Statement]:
     """
     statements: list[Statement] = []
     for line, text in _split_statements(model):
+        if _LEVEL_RE.match(text):
+            raise _err(line, text, "a 'level:' block needs the cluster identifier",
+                       "give the column of cluster identifiers, e.g. sem(model, data, cluster='neighbourhood')")
         op, pos = _find_operator(text)
         if not op:
             raise _err(line, text, "no model operator was found",
@@ -275,6 +278,59 @@ def parse_model(model: str) -> list[Statement]:
                 var = ""
             statements.append(Statement(lhs, this_op, var, line, text, labels, fixed, starts))
     return statements
+
+
+_LEVEL_RE = re.compile(r"^\s*level\s*:\s*([A-Za-z0-9_]*)\s*$", re.IGNORECASE)
+_LEVEL_NAMES = {"1": 1, "within": 1, "2": 2, "between": 2}
+
+
+def split_levels(model: str) -> dict[int, str] | None:
+    """Split two-level syntax into its ``level: 1`` and ``level: 2`` blocks.
+
+    Returns ``None`` when the model has no ``level:`` line; otherwise a dict
+    mapping 1 (within) and 2 (between) to the block's syntax, with the lines of
+    the other block blanked so that line numbers in error messages still refer
+    to the whole model. ``level: within`` and ``level: between`` are accepted too.
+
+    Examples
+    --------
+    >>> blocks = split_levels("level: 1\\n f =~ y1 + y2 + y3\\nlevel: 2\\n g =~ y1 + y2 + y3")
+    >>> sorted(blocks), blocks[2].strip()
+    ([1, 2], 'g =~ y1 + y2 + y3')
+    """
+    if not isinstance(model, str):
+        return None
+    lines = model.splitlines()
+    marks = []
+    for i, raw in enumerate(lines):
+        text = re.split(r"[#!]", raw, maxsplit=1)[0]
+        m = _LEVEL_RE.match(text)
+        if m:
+            name = m.group(1).lower()
+            if name not in _LEVEL_NAMES:
+                raise _err(i + 1, text.strip(), f"the level '{m.group(1)}' is not known",
+                           "write 'level: 1' (within clusters) or 'level: 2' (between clusters)")
+            marks.append((i, _LEVEL_NAMES[name]))
+    if not marks:
+        return None
+    before = [ln for ln in lines[:marks[0][0]] if re.split(r"[#!]", ln, maxsplit=1)[0].strip()]
+    if before:
+        raise _err(1, before[0].strip(), "a statement comes before the first 'level:' line",
+                   "put every statement inside a 'level: 1' or 'level: 2' block")
+    blocks: dict[int, str] = {}
+    for k, (start, lev) in enumerate(marks):
+        if lev in blocks:
+            raise _err(start + 1, lines[start].strip(), f"level {lev} is given twice",
+                       "write each level's statements in one block")
+        end = marks[k + 1][0] if k + 1 < len(marks) else len(lines)
+        blocks[lev] = "\n".join(ln if start < i < end else "" for i, ln in enumerate(lines))
+    if sorted(blocks) != [1, 2]:
+        missing = 2 if 1 in blocks else 1
+        raise ModelSpecificationError(
+            f"`model` has a 'level:' block but no 'level: {missing}' block; a two-level model needs both "
+            "'level: 1' (within clusters) and 'level: 2' (between clusters)."
+        )
+    return blocks
 
 
 # --------------------------------------------------------------------------
