@@ -24,6 +24,33 @@ matching: under the strong MAR mechanism (fraction of missing information about 
 donors of predictive mean matching are sparse where most values are missing, which biases
 it towards the centre, as is known of mice's pmm; ``norm`` shows what the chained equations
 give without that limitation.
+
+Predictive mean matching follows mice's type-1 matching (``matchtype = 1``):
+the observed cases are predicted with the least-squares coefficients and the
+missing ones with the posterior draw, each missing case taking one of the 5
+nearest donors at random (``kernels.pmm``; the same ``.norm.draw``, with ridge
+1e-5).
+
+Measured (200 replications per mechanism, n = 200, m = 20, 10 iterations,
+seed 1; Monte Carlo error of a 95% coverage +-0.030):
+
+=========  ========  ======  ==============  ========
+method     design    term    bias / SE       coverage
+=========  ========  ======  ==============  ========
+pmm        MCAR      x       -0.05           0.915
+pmm        MCAR      mean_x  -0.01           0.945
+pmm        MAR       x       -0.38           0.910
+pmm        MAR       mean_x  -0.47           0.890
+norm       MCAR      x       -0.05           0.950
+norm       MCAR      mean_x  -0.03           0.975
+norm       MAR       x       -0.12           0.965
+norm       MAR       mean_x  +0.08           0.965
+=========  ========  ======  ==============  ========
+
+Under MAR, pmm is biased towards the centre (about 0.4 SE) and under-covers
+(the donors are sparse where most values are missing, a property of
+predictive mean matching rather than of the matching type); ``norm`` meets the
+coverage target within Monte Carlo error.
 """
 
 from __future__ import annotations
