@@ -158,7 +158,7 @@ def forest_table(table, *, label=None, group=None, null=None, level: float = 0.9
     if group is not None and group is not False:
         if group not in t.columns:
             raise RenderError(f"`group='{group}'` is not a column of `table`; available: {', '.join(map(str, t.columns))}.")
-        own = (getattr(table, "mechanism_labels", None) or {}) if mech and group == "mechanism" else {}
+        own = (getattr(table, "mechanism_labels", None) or {}) if group == "mechanism" else {}
         groups = [own.get(str(g)) or _MECH_LABEL.get(str(g), str(g)) if pd.notna(g) else "" for g in t[group]]
     else:
         groups = [""] * len(t)
