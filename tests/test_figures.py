@@ -50,7 +50,7 @@ def study():
 def mechanisms(study):
     """The default plan's LMM and invariance hypotheses (the bootstrap-heavy models left out for speed)."""
     plan = yaml.safe_load(resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text())
-    keep = {"ego_navigation", "negotiation", "ce_invariance"}
+    keep = {"knowledge_navigation", "negotiation", "ce_invariance"}
     plan["models"] = {k: v for k, v in plan["models"].items() if k in keep}
     plan["hypotheses"] = [h for h in plan["hypotheses"] if h["model"] in keep]
     with warnings.catch_warnings():
@@ -542,10 +542,10 @@ def test_mechanism_figures(mechanisms):
                and random_effect_variances(fit)["at_zero"].all()]
     assert at_zero == ["negotiation"]  # the demo's singular fit
     assert list(figs)[0] == "forest"
-    assert {"caterpillar_ego_navigation", "invariance_ce_invariance"} <= set(figs)
+    assert {"caterpillar_knowledge_navigation", "invariance_ce_invariance"} <= set(figs)
     assert "caterpillar_negotiation" not in figs
     assert len(figs) == 1 + len(fitted) - len(at_zero)
-    assert figs["caterpillar_ego_navigation"].data["group"].eq("practice_id").all()
+    assert figs["caterpillar_knowledge_navigation"].data["group"].eq("practice_id").all()
     for fig in figs.values():
         ET.fromstring(fig.svg().encode())
     with pytest.raises(RenderError, match="MechanismResult"):
