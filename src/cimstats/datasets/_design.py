@@ -104,10 +104,8 @@ SM_SD_PRACTICE = 0.065
 SM_SD_RESID = 0.30
 HEIQ_ITEM_NOISE = 0.40
 
-#: self-efficacy (SEMCD-6 item expectation, 1-10)
-SE_INTERCEPT = -0.6
-SE_CE = 0.90
-SE_SM = 1.40
+#: self-efficacy (SEMCD-6 item expectation, 1-10): occasion noise around the patient's level
+#: (SE_MEAN, SE_SD_PATIENT below)
 SE_SD = 1.0
 SE_ITEM_NOISE = 1.0
 
