@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .plan import default_plan, read_mechanism_plan
+
 __all__ = ["SOURCES", "FIDELITY_COLUMNS", "fidelity_table", "fidelity_markdown", "plan_page_markdown"]
 
 #: the texts the shipped plan is built on: citation, the passages quoted (word for word, as retrieved)
@@ -132,8 +134,6 @@ def fidelity_table(plan=None) -> pd.DataFrame:
     >>> sorted(set(t["verdict"]))
     ['faithful', 'partial']
     """
-    from .plan import default_plan, read_mechanism_plan
-
     plan = default_plan() if plan is None else read_mechanism_plan(plan)
     rows = []
     for h in plan.hypotheses.to_dict("records"):
@@ -181,8 +181,6 @@ def plan_page_markdown(plan=None) -> str:
     after editing the plan with
     ``python -c "from cimstats.mechanisms.fidelity import plan_page_markdown as p; print(p(), end='')" > docs/mechanisms.md``.
     """
-    from .plan import default_plan, read_mechanism_plan
-
     plan = default_plan() if plan is None else read_mechanism_plan(plan)
     lines = [
         "# Mechanism hypotheses",

@@ -23,6 +23,7 @@ import pandas as pd
 
 from cimstats import __version__
 from cimstats._sheets import restore_spreadsheet_frame
+from cimstats.mechanisms.fidelity import fidelity_table
 from cimstats.render.escape import escape_html
 from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 from cimstats.render.spec import TableSpec
@@ -354,8 +355,6 @@ def build_report(plan, out) -> str:
 
 def _fidelity_section(plan) -> str | None:
     """The fidelity table of the run's mechanism plan (None when no hypothesis names its source text)."""
-    from cimstats.mechanisms.fidelity import fidelity_table
-
     mp = getattr(plan, "mechanism_plan", None)
     if mp is None:
         return None
