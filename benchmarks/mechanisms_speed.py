@@ -3,12 +3,12 @@
 cimstats.test_mechanisms fits every model of the default plan once. Each model's analysis frame
 (cimstats.mechanisms.model_frame) is then fitted again by the tools a user would otherwise pick:
 
-* ego-level LMMs (ego_navigation, negotiation, ce_trust): statsmodels MixedLM (REML) and lme4::lmer;
+* ego-level LMMs (knowledge_navigation, negotiation, ce_building): statsmodels MixedLM (REML) and lme4::lmer;
 * the moderated mediation with a cluster bootstrap by practice: a statsmodels OLS loop over the same
   number of cluster resamples;
 * measurement invariance of collective efficacy across six countries (configural, metric, scalar):
   lavaan::cfa with group.equal;
-* binary GLMMs (alter_navigation, role_renegotiation; only with ``--glmm``, they take minutes):
+* binary GLMMs (alter_resources, role_renegotiation; only with ``--glmm``, they take minutes):
   lme4::glmer (Laplace).
 
 R tools run when Rscript is found; their times are measured inside R (system.time, elapsed), so
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from cimstats import datasets  # noqa: E402
 from cimstats.mechanisms import default_plan, model_frame, test_mechanisms  # noqa: E402
 
-LMMS = ("ego_navigation", "negotiation", "ce_trust")
-GLMMS = ("alter_navigation", "role_renegotiation")
+LMMS = ("knowledge_navigation", "negotiation", "ce_building")
+GLMMS = ("alter_resources", "role_renegotiation")
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages({library(lme4); library(lavaan); library(jsonlite)})
@@ -80,7 +80,7 @@ def statsmodels_cluster_bootstrap(frame: pd.DataFrame, n_boot: int, seed: int = 
     import statsmodels.formula.api as smf
 
     d = frame.dropna().reset_index(drop=True)
-    d["W"] = d["area_deprivation"]
+    d["W"] = d["deprivation_q"]
     groups = dict(d.groupby("practice_id").indices)
     keys = list(groups)
     rng = np.random.default_rng(seed)
@@ -88,8 +88,8 @@ def statsmodels_cluster_bootstrap(frame: pd.DataFrame, n_boot: int, seed: int = 
     for _ in range(n_boot):
         idx = np.concatenate([groups[keys[k]] for k in rng.integers(0, len(keys), len(keys))])
         b = d.iloc[idx]
-        a = smf.ols("ce ~ diversity * W + C(country)", b).fit().params
-        y = smf.ols("sm ~ diversity + ce + W + C(country)", b).fit().params
+        a = smf.ols("ce ~ diversity * W + se + C(country)", b).fit().params
+        y = smf.ols("sm ~ diversity + ce + W + se + C(country)", b).fit().params
         _ = a["diversity:W"] * y["ce"]
     return time.perf_counter() - t
 

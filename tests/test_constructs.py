@@ -23,7 +23,9 @@ datasets = pytest.importorskip("cimstats.datasets")
 #: LMM hypotheses of the default plan that use every kind of construct (scale, network, change, wave difference)
 FAST = ["NAV1", "NEG1", "CE4", "CE5"]
 INSTRUMENTS = [{"instrument": "ce_personal8", "scores": None, "items": None},
-               {"instrument": "heiq", "scores": ["self_monitoring_insight"], "items": None}]
+               {"instrument": "heiq", "scores": ["self_monitoring_insight"], "items": None},
+               {"instrument": "semcd6", "scores": None, "items": None},
+               {"instrument": "ce_group_process", "scores": ["group_trust", "legitimacy"], "items": None}]
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +67,10 @@ def test_mechanism_table_is_the_same_with_precomputed_measures(study):
 
 def test_only_missing_measures_are_computed(study):
     full = _stage_measures(study)
-    part = Measures(full.ego[["patient_id", "wave", "ce"]])  # a plain table: columns found by construct name
+    # a plain table: columns found by construct name (the scale scores CE5 needs are given, not its network measures)
+    part = Measures(full.ego[["patient_id", "wave", "ce", "group_trust", "semcd"]].rename(columns={"semcd": "se"}))
     res = test_mechanisms(study, hypotheses=["CE5"], n_boot=50, seed=3, measures=part)
-    assert part.computed == ["ego networks", "network measures"]  # ce was given; the network measures were not
+    assert part.computed == ["ego networks", "network measures"]  # the scores were given; the network measures were not
     assert res.table["verdict"].iloc[0] != "not testable"
     short = full.ego.iloc[5:]
     with pytest.raises(PlanError, match="no row for 5 patient-wave"):
@@ -202,9 +205,10 @@ def test_analysis_plan_constructs_are_named_by_the_mechanism_plan():
     doc["constructs"] = {"support_size": {"kind": "network", "measure": "size"}}
     mech = doc["mechanisms"]["plan"]
     mech["constructs"].pop("sm")
-    mech["models"]["ego_navigation"]["formula"] = ("self_monitoring_insight ~ diversity + support_size + country "
-                                                   "+ (1 | practice_id)")
-    mech["models"]["ce_timing"]["formula"] = "sm_change ~ ce + country + (1 | practice_id)"
+    mech["models"]["knowledge_navigation"]["formula"] = ("self_monitoring_insight ~ knowledge_share + support_size "
+                                                         "+ country + (1 | practice_id)")
+    mech["models"]["negotiation"]["formula"] = ("sm_change ~ self_monitoring_insight + role_reallocation + country "
+                                                "+ (1 | practice_id)")
     mech["constructs"]["sm_change"] = {"kind": "wave_difference", "of": "self_monitoring_insight"}
     ap = read_analysis_plan(doc)
     assert {"self_monitoring_insight", "support_size", "ce"} <= set(ap.constructs)

@@ -148,7 +148,7 @@ def test_variance_at_zero_is_relative_to_the_residual():
 
 
 def test_caterpillar_leaves_out_a_zero_variance_panel_and_says_so():
-    # the demo's alter_navigation model: practices' variance at 5e-12 (modes at a 1e-8 scale), patients' not
+    # a binary GLMM of the demo (its alter-level model): practices' variance at 5e-12 (modes at a 1e-8 scale), patients' not
     re = pd.concat([_ranef("practice_id", 64, 1e-8), _ranef("patient_id", 40, 0.2, seed=1)], ignore_index=True)
     vc = _varcorr({"patient_id": 0.23, "practice_id": 5e-12})
     fig = caterpillar_plot(re, varcorr=vc)
@@ -169,7 +169,7 @@ def test_caterpillar_with_every_variance_at_zero_draws_nothing():
 
 
 def test_caterpillar_small_but_nonzero_variance_still_drawn():
-    """A variance far from zero relative to the residual (the demo's ce_timing: SD 0.014 vs 0.39) is drawn."""
+    """A variance far from zero relative to the residual (as in a demo LMM: SD 0.014 vs 0.39) is drawn."""
     re = _ranef("practice_id", 64, 0.003)
     fig = caterpillar_plot(re, varcorr=_varcorr({"practice_id": 0.0144}, residual=0.388))
     assert set(fig.data["group"]) == {"practice_id"} and not fig.data.attrs["zero_variance"]

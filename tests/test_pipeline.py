@@ -273,13 +273,13 @@ def test_raw_files_to_estimates_match_the_generated_study(demo_run):
     from cimstats.mechanisms import default_plan
 
     doc = yaml.safe_load((ROOT / "src/cimstats/mechanisms/default_plan.yaml").read_text(encoding="utf-8"))
-    doc["models"] = {"ego_navigation": doc["models"]["ego_navigation"]}
-    doc["hypotheses"] = [h for h in doc["hypotheses"] if h["model"] == "ego_navigation"]
+    doc["models"] = {"knowledge_navigation": doc["models"]["knowledge_navigation"]}
+    doc["hypotheses"] = [h for h in doc["hypotheses"] if h["model"] == "knowledge_navigation"]
     direct = cimstats.test_mechanisms(demo_study(demo_plan().seeds["data"]), doc).table.set_index("hypothesis_id")
     piped = pd.read_csv(demo_run / "mechanisms/mechanism_table.csv").set_index("hypothesis_id")
     ids = direct.index.tolist()
-    assert ids == ["NAV1", "NAV2", "NAV3"] and set(ids) <= set(piped.index)
-    assert default_plan().models["ego_navigation"]["formula"] == doc["models"]["ego_navigation"]["formula"]
+    assert ids == ["NAV1", "NAV2"] and set(ids) <= set(piped.index)
+    assert default_plan().models["knowledge_navigation"]["formula"] == doc["models"]["knowledge_navigation"]["formula"]
     for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value"):
         np.testing.assert_allclose(piped.loc[ids, col].to_numpy(float), direct.loc[ids, col].to_numpy(float),
                                    rtol=1e-8, atol=1e-12, err_msg=col)

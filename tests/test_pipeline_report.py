@@ -123,7 +123,7 @@ def test_fit_indices_df_and_counts_one_format_per_kind(page, demo_run):
         assert _column(header, rows, "df") == [fmt.count(v) for v in inv["df"]]
         assert all(re.fullmatch(r"\d+|–", c) for c in _column(header, rows, "df_diff"))
     # df: whole numbers as counts (the mediation's 63, the LMM's 1,049), others with two decimals
-    for mid in ("ce_mediation", "negotiation", "ego_navigation"):
+    for mid in ("ce_mediation", "negotiation", "knowledge_navigation"):
         terms = pd.read_csv(demo_run / f"models/{mid}_terms.csv")
         header, rows = _table(page, f"Estimates of model {mid}")
         assert _column(header, rows, "df") == [fmt.df(v) for v in terms["df"]]
@@ -164,7 +164,7 @@ def test_no_caterpillar_plot_of_a_zero_variance(page, demo_run):
         re_vc = vc[(vc["group"] != "Residual") & vc["term2"].isna()]
         if len(re_vc) and bool((re_vc["sdcor"] < 1e-6).any()):
             singular.append(f.name.removesuffix("_varcorr.csv"))
-    assert singular == ["alter_navigation", "negotiation"]  # the demo's singular fits
+    assert singular == ["alter_resources"]  # the demo's singular fit
     for mid in singular:
         name = f"caterpillar_{mid}_practice_id"
         assert name not in set(figures["file"]) and not (demo_run / "figures" / f"{name}.svg").exists()
@@ -172,5 +172,18 @@ def test_no_caterpillar_plot_of_a_zero_variance(page, demo_run):
     text = " ".join(" ".join(page.text).split())
     for r in not_drawn.itertuples():
         assert f"{r.title}: {r.reason}" in text and "estimated at zero" in r.reason
-    # the patients of alter_navigation are not at zero, and the other practice variances are drawn
-    assert {"caterpillar_ego_navigation_practice_id", "caterpillar_ce_trust_practice_id"} <= set(figures["file"])
+    # the patients of alter_resources are not at zero, and the other practice variances are drawn
+    assert {"caterpillar_knowledge_navigation_practice_id", "caterpillar_ce_building_practice_id"} <= set(figures["file"])
+
+
+def test_report_has_the_fidelity_table_of_the_plan(page):
+    """The report shows, per hypothesis, the text, concept, quoted definition, measure and fidelity verdict."""
+    from cimstats.mechanisms.fidelity import fidelity_table
+
+    header, rows = _table(page, "Fidelity of each hypothesis")
+    assert header[:2] == ["Hypothesis", "Mechanism"] and "Definition (quoted exactly)" in header
+    want = fidelity_table()
+    assert _column(header, rows, "Hypothesis") == want["hypothesis_id"].tolist()
+    assert _column(header, rows, "Verdict") == want["verdict"].tolist()
+    assert set(_column(header, rows, "Verdict")) <= {"faithful", "partial"}
+    assert "Fidelity of the hypotheses to the source texts" in page.headings

@@ -41,9 +41,9 @@ def test_contract(result, tmp_path):
 def test_intervals_at_another_level(result, loaded):
     t = result.tidy(level=0.9).set_index("term")
     # a linear mixed model's hypothesis: the model's own Satterthwaite t interval
-    ci = result.fit("ego_navigation").conf_int(level=0.9)
+    ci = result.fit("knowledge_navigation").conf_int(level=0.9)
     np.testing.assert_allclose(t.loc["NAV1", ["ci_lower", "ci_upper"]].to_numpy(dtype=float),
-                               ci.loc["diversity", ["ci_lower", "ci_upper"]].to_numpy(dtype=float), rtol=1e-9)
+                               ci.loc["knowledge_share", ["ci_lower", "ci_upper"]].to_numpy(dtype=float), rtol=1e-9)
     # a mediation hypothesis: the mediation result's own interval at that level, from the same draws
     med = result.fit("ce_mediation").tidy(level=0.9).set_index("term")
     for hid in ("CE1", "CE2"):
@@ -66,16 +66,16 @@ def test_vcov_dropped_and_optimizer(result):
     est = result.table.set_index("hypothesis_id")["estimand"]
     assert v.loc["CE1", "CE2"] == pytest.approx(draws[est["CE1"]].cov(draws[est["CE2"]]), rel=1e-12)
     d = result.dropped
-    lmm = result.fit("ego_navigation")
-    expect = {f"ego_navigation: {k}": v for k, v in lmm.dropped_by_column.items() if v}
-    assert {k: v for k, v in zip(d["variable"], d["n_missing"]) if k.startswith("ego_navigation")} == expect
+    lmm = result.fit("knowledge_navigation")
+    expect = {f"knowledge_navigation: {k}": v for k, v in lmm.dropped_by_column.items() if v}
+    assert {k: v for k, v in zip(d["variable"], d["n_missing"]) if k.startswith("knowledge_navigation")} == expect
     opt = result.optimizer
-    assert opt.converged and opt.iterations == 0 and any("ego_navigation" in c for c in opt.checks)
+    assert opt.converged and opt.iterations == 0 and any("knowledge_navigation" in c for c in opt.checks)
 
 
 def test_loaded_result_has_no_fits_and_rejudges(result, loaded):
     with pytest.raises(ResultNotAvailableError):
-        loaded.fit("ego_navigation")
+        loaded.fit("knowledge_navigation")
     with pytest.raises(PlanError, match="not a model"):
         loaded.fit("no_such_model")
     a, b = result.with_rules({"basis": "p_value"}), loaded.with_rules({"basis": "p_value"})

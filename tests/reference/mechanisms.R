@@ -1,21 +1,21 @@
-# Reference values for the alter-level navigation model of the default mechanism plan (hypothesis NAV4),
+# Reference values for the alter-level navigation model of the default mechanism plan (hypothesis NAV3),
 # fitted with lme4::glmer on exactly the frame cimstats.test_mechanisms builds from the demo study.
 #
 # The frame is derived from the demo study, so it is not stored; export it first, from the repository root:
 #   PYTHONPATH=src python -c "from cimstats.mechanisms.evaluate import model_frame; \
-#     from cimstats import datasets; model_frame(datasets.demo_study(), 'alter_navigation').to_csv('nav4.csv', index=False)"
-# then:  Rscript tests/reference/mechanisms.R nav4.csv
+#     from cimstats import datasets; model_frame(datasets.demo_study(), 'alter_resources').to_csv('nav3.csv', index=False)"
+# then:  Rscript tests/reference/mechanisms.R nav3.csv
 # Writes tests/reference/mechanisms.json (read by tests/test_mechanisms.py; R is not needed to run the tests).
 suppressPackageStartupMessages({
   library(lme4)
   library(jsonlite)
 })
 args <- commandArgs(trailingOnly = TRUE)
-path <- if (length(args)) args[1] else "nav4.csv"
+path <- if (length(args)) args[1] else "nav3.csv"
 d <- read.csv(path, stringsAsFactors = FALSE)
 d$tie_type <- factor(d$tie_type)          # reference level: family (first in alphabetical order)
 d$country <- factor(d$country)            # reference level: BG
-f <- illness_work ~ tie_type * area_deprivation + country + (1 | patient_id) + (1 | practice_id)
+f <- illness_work ~ tie_type * deprivation_q + country + (1 | patient_id) + (1 | practice_id)
 secs <- system.time(m <- glmer(f, data = d, family = binomial,
                                control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5),
                                                      tolPwrss = 1e-13)))
@@ -23,7 +23,7 @@ co <- coef(summary(m))
 vc <- as.data.frame(VarCorr(m))
 out <- list(
   R = R.version.string, lme4 = as.character(packageVersion("lme4")),
-  call = "glmer(illness_work ~ tie_type * area_deprivation + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa', tolPwrss = 1e-13))",
+  call = "glmer(illness_work ~ tie_type * deprivation_q + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa', tolPwrss = 1e-13))",
   nobs = nobs(m), loglik = as.numeric(logLik(m)),
   terms = rownames(co), estimate = unname(co[, "Estimate"]), std_error = unname(co[, "Std. Error"]),
   sd_patient = vc$sdcor[vc$grp == "patient_id"], sd_practice = vc$sdcor[vc$grp == "practice_id"],

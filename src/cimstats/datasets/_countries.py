@@ -28,7 +28,7 @@ import pandas as pd
 from cimstats.datasets import _design as D
 from cimstats.datasets._education import EDUCATION
 from cimstats.datasets._generate import (
-    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, SEMCD,
+    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, LEGIT, SEMCD, TRUST,
 )
 from cimstats.datasets._lang import LANG
 from cimstats.io import VariableMeta
@@ -104,6 +104,15 @@ _ITEM_LABELS = {
     **{f"heiq_smi_{k}": f"self-monitoring and insight, item {k}" for k in range(1, 7)},
     **{f"heiq_hda_{k}": f"health-directed activity, item {k}" for k in range(1, 5)},
     **{f"heiq_hsn_{k}": f"health service navigation, item {k}" for k in range(1, 6)},
+    **{f"trust_{k}": t for k, t in enumerate((
+        "I can count on the people around me to do what they say they will do for my health",
+        "the people who help me are honest with me and with each other about my illness",
+        "I trust the group of people around me to act together when I need it"), 1)},
+    **{f"legit_{k}": t for k, t in enumerate((
+        "it feels right to me to keep accepting help from the people around me",
+        "I do not feel I ask too much when I keep asking them for help",
+        "the people who help me see continuing to help as a normal part of our relationship",
+        "the people around me feel it is their place to keep helping with my illness"), 1)},
     "eq5d_mo": "mobility", "eq5d_sc": "self-care", "eq5d_ua": "usual activities",
     "eq5d_pd": "pain / discomfort", "eq5d_ad": "anxiety / depression",
 }
@@ -221,6 +230,9 @@ def _build(cc, *, fmt, split, names, sex, area, wave, miss, income_missing, edu_
         hb = Mapping("hba1c_mmol", "copy")
         unit = "mmol/mol (IFCC)"
     P.append(RawColumn(names["hba1c"], v["hba1c"], (hb,), unit=unit, source="hba1c_raw"))
+    # group-process items (added to every team's questionnaire in the same form: raw name = target name)
+    P += _items(cc, TRUST + LEGIT, TRUST + LEGIT, 1, 5, lang["agree5"], missing=agree_missing,
+                missing_range=miss.get("range"), stem="Group processes")
 
     A = []
     A.append(RawColumn(alter_names["id"], v["id"], (Mapping("patient_id", "format", {"template": cc + "-{:04d}"}),),
@@ -251,9 +263,29 @@ def _build(cc, *, fmt, split, names, sex, area, wave, miss, income_missing, edu_
                         else Mapping("contact_freq", "copy"),),
                        clabels, cmiss, measure="ordinal", direction="reversed" if contact_reversed else "same"))
     A.append(_yesno(cc, alter_names["coresident"], "coresident", coresident_codes, "coresident"))
+    A.extend(_process_alter_columns(cc))
     return CountrySpec(cc, D.COUNTRY_NAMES[cc], {"EN": "English", "NL": "Dutch", "NO": "Norwegian",
                                                   "ES": "Spanish", "GR": "Greek", "BG": "Bulgarian"}[cc],
                        fmt, split, tuple(P), tuple(A), wave_constant=split)
+
+
+def _process_alter_columns(cc) -> list[RawColumn]:
+    """Alter questions on support processes, asked by every team in the same form (raw name = target name)."""
+    lang = LANG[cc]
+    return [
+        RawColumn("knowledge_work", "Shares knowledge and experiences about the illness",
+                  (Mapping("knowledge_work", "copy"),), {1: lang["yes"], 0: lang["no"]}, measure="nominal",
+                  direction="same"),
+        RawColumn("help_onset", "When this member began to help, relative to the diagnosis or health event",
+                  (Mapping("help_onset", "copy"),),
+                  {1: "before or at the diagnosis / health event", 2: "within the first year after it",
+                   3: "more than a year after it"}, measure="ordinal", direction="same"),
+        RawColumn("alter_trust", "How much the patient trusts this member with their health (1-5)",
+                  (Mapping("alter_trust", "copy"),), {1: "not at all", 5: "completely"}, measure="ordinal",
+                  direction="same"),
+        RawColumn("n_known_others", "How many of the other named members this member knows",
+                  (Mapping("n_known_others", "copy"),), measure="scale", direction="same"),
+    ]
 
 
 def _num(prefix, k, start=1, sep=""):

@@ -86,7 +86,7 @@ EMOTIONAL_OUTER = -0.4
 CE_INTERCEPT = 2.55
 A_DIV = 0.14
 A_DEP = 0.05
-A_DIV_X_DEP = 0.06
+A_DIV_X_DEP = 0.12
 CE_COUNTRY = {"EN": 0.0, "NL": 0.10, "NO": 0.05, "ES": 0.12, "GR": -0.05, "BG": -0.15}
 CE_SD_PRACTICE = 0.10
 CE_SD_PATIENT = 0.33   # persistent across waves
@@ -104,10 +104,8 @@ SM_SD_PRACTICE = 0.065
 SM_SD_RESID = 0.30
 HEIQ_ITEM_NOISE = 0.40
 
-#: self-efficacy (SEMCD-6 item expectation, 1-10)
-SE_INTERCEPT = -0.6
-SE_CE = 0.90
-SE_SM = 1.40
+#: self-efficacy (SEMCD-6 item expectation, 1-10): occasion noise around the patient's level
+#: (SE_MEAN, SE_SD_PATIENT below)
 SE_SD = 1.0
 SE_ITEM_NOISE = 1.0
 
@@ -171,3 +169,57 @@ def pct_to_mmol(pct):
 def mmol_to_pct(mmol):
     """DCCT/NGSP (%) from IFCC (mmol/mol): ``mmol / 10.929 + 2.15``."""
     return mmol / 10.929 + 2.15
+
+# ---------------------------------------------------------------- mechanism processes
+# Each mechanism of the default analysis plan is planted through a process variable of its own,
+# driven by a patient-level propensity drawn independently of network composition, so the
+# composition effects above keep their planted values.
+
+#: sharing knowledge and experiences (alter level, 0/1): logit P = KNOW_INTERCEPT + KNOW_SD * z_patient;
+#: self-management rises by C_KNOW per unit share of alters who share knowledge (centred at KNOW_CENTRE)
+KNOW_INTERCEPT = -0.3
+KNOW_SD = 1.0
+C_KNOW = 0.20
+KNOW_CENTRE = 0.44
+#: mediation of resources: alter-alter ties drawn with pair probability min(0.95, r / (size - 1)),
+#: r = exp(TIES_LOG_MEAN + TIES_LOG_SD * z_patient) (the expected ties per alter); self-management
+#: rises by C_BROKER per unit of Burt's effective size at a given network size (= -C_BROKER per
+#: unit of the mean number of ties an alter has to other alters, centred at TIES_CENTRE)
+TIES_LOG_MEAN = 0.0
+TIES_LOG_SD = 0.6
+C_BROKER = 0.08
+TIES_CENTRE = 0.92
+#: self-efficacy (SEMCD-6 item expectation, 1-10) is drawn independently of collective efficacy:
+#: se = SE_MEAN + SE_SD_PATIENT * z; self-management rises by B_SE per SEMCD point (centred at SE_MEAN)
+SE_MEAN = 6.0
+SE_SD_PATIENT = 1.6
+B_SE = 0.05
+#: timing of engagement (alter level): help_onset 1 = began to help before or at the diagnosis or
+#: health event, 2 = within the first year after it, 3 = later; P(onset 1) = expit(ONSET_INTERCEPT
+#: + ONSET_SD * z_patient), onsets 2 and 3 share the rest equally. Collective efficacy rises by
+#: A_TIMING per unit share of alters engaged at onset 1 (centred at ONSET_CENTRE)
+ONSET_INTERCEPT = -0.4
+ONSET_SD = 1.0
+A_TIMING = 0.40
+ONSET_CENTRE = 0.41
+#: building trust in the group: latent group trust g = TRUST_MEAN + TRUST_SD * z_patient; trust items
+#: trust_1..trust_3 (1-5) measure g; alter_trust (1-5) = g + ALTER_TRUST_NOISE noise; collective
+#: efficacy rises by A_TRUST per unit of g (centred at TRUST_MEAN)
+TRUST_MEAN = 3.3
+TRUST_SD = 0.6
+TRUST_ITEM_NOISE = 0.5
+ALTER_TRUST_NOISE = 0.8
+A_TRUST = 0.25
+#: legitimising ongoing engagement: latent legitimacy l = LEGIT_MEAN + LEGIT_SD * z_patient, measured
+#: by legit_1..legit_4 (1-5; items 1-2 the patient's view, 3-4 the members' view as the patient
+#: reports it); collective efficacy at follow-up rises by A_LEGIT per unit of l (centred)
+LEGIT_MEAN = 3.4
+LEGIT_SD = 0.6
+LEGIT_ITEM_NOISE = 0.5
+A_LEGIT = 0.30
+#: continuous interaction: contact frequency of alters named at both waves drifts by the patient's
+#: d ~ N(0, CONTACT_DRIFT_SD) plus N(0, CONTACT_NOISE) per alter (then rounded to 1-5); collective
+#: efficacy at follow-up rises by A_CONTACT per unit of d
+CONTACT_DRIFT_SD = 0.5
+CONTACT_NOISE = 0.4
+A_CONTACT = 0.25

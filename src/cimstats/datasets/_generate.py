@@ -24,14 +24,21 @@ HEIQ_HSN = [f"heiq_hsn_{k}" for k in range(1, 6)]
 HEIQ = HEIQ_SMI + HEIQ_HDA + HEIQ_HSN
 EQ5D = ["eq5d_mo", "eq5d_sc", "eq5d_ua", "eq5d_pd", "eq5d_ad"]
 ITEMS = SEMCD + CE + HEIQ + EQ5D
+#: group-process items of collective efficacy: trust in the group, legitimacy of ongoing help (1-5)
+TRUST = [f"trust_{k}" for k in range(1, 4)]
+LEGIT = [f"legit_{k}" for k in range(1, 5)]
+PROCESS_ITEMS = TRUST + LEGIT
+#: alter-level process columns: knowledge exchange (0/1), onset of help (1-3), trust (1-5),
+#: number of the other named alters this alter knows (alter-alter ties)
+ALTER_PROCESS = ["knowledge_work", "help_onset", "alter_trust", "n_known_others"]
 
 PATIENT_COLUMNS = (
     ["patient_id", "country", "area_id", "area_deprivation", "practice_id", "wave", "age", "sex",
      "education_isced", "income_equiv", "deprivation_index", "deprivation_q"]
-    + ITEMS + ["hba1c_mmol"]
+    + ITEMS + ["hba1c_mmol"] + PROCESS_ITEMS
 )
 ALTER_COLUMNS = ["patient_id", "alter_id", "wave", "circle", "tie_type", "illness_work",
-                 "everyday_work", "emotional_work", "contact_freq", "coresident"]
+                 "everyday_work", "emotional_work", "contact_freq", "coresident"] + ALTER_PROCESS
 
 # national deprivation indices: continuous ones are loc + scale * z (z = neighbourhood
 # deprivation, higher = more deprived), rounded; quintile cut points at the normal quintiles
@@ -140,6 +147,43 @@ def _draw_work(tie, circle, dep_c, rng) -> dict:
     }
 
 
+def _alter_ties(owner: np.ndarray, r: np.ndarray, n_patients: int, rng) -> np.ndarray:
+    """Number of the other alters of the same patient each alter knows (alter-alter ties drawn per pair).
+
+    ``owner`` must be sorted; a pair of alters of patient i is tied with probability
+    ``min(0.95, r[i] / (size_i - 1))``, so an alter knows about ``r[i]`` others whatever the size.
+    """
+    deg = np.zeros(len(owner), dtype=int)
+    sizes = np.bincount(owner, minlength=n_patients)
+    start = np.r_[0, np.cumsum(sizes)[:-1]]
+    for i in np.flatnonzero(sizes >= 2):
+        k = sizes[i]
+        p = min(0.95, r[i] / (k - 1))
+        a, b = np.triu_indices(k, 1)
+        tied = rng.random(len(a)) < p
+        deg[start[i]:start[i] + k] = np.bincount(np.r_[a[tied], b[tied]], minlength=k)
+    return deg
+
+
+def _per_patient_mean(owner: np.ndarray, x: np.ndarray, n_patients: int) -> np.ndarray:
+    """Mean of ``x`` over each patient's alters (NaN with no alters)."""
+    cnt = np.bincount(owner, minlength=n_patients)
+    tot = np.bincount(owner, weights=x, minlength=n_patients)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+
+
+def _process_alters(owner: np.ndarray, z_know, z_onset, trust_g, rng) -> dict:
+    """Knowledge exchange, onset of help and trust of new alters (driven by patient propensities)."""
+    n = len(owner)
+    know = (rng.random(n) < expit(D.KNOW_INTERCEPT + D.KNOW_SD * z_know[owner])).astype(int)
+    p1 = expit(D.ONSET_INTERCEPT + D.ONSET_SD * z_onset[owner])
+    u = rng.random(n)
+    onset = np.where(u < p1, 1, np.where(u < p1 + (1 - p1) / 2, 2, 3))
+    trust = np.clip(np.round(trust_g[owner] + rng.normal(0, D.ALTER_TRUST_NOISE, n)), 1, 5)
+    return {"knowledge_work": know, "help_onset": onset, "alter_trust": trust}
+
+
 def _diversity(owner: np.ndarray, tie: np.ndarray, n_patients: int) -> np.ndarray:
     """Number of distinct tie types named by each patient (0 with no network)."""
     seen = np.zeros((n_patients, len(D.TIE_TYPES)), dtype=bool)
@@ -219,6 +263,24 @@ def generate(seed: int) -> dict:
     a0 = _draw_alters(owner0, dep_c, rng)
     div0 = _diversity(owner0, a0["tie"], n)
 
+    # ------------------------------------------------------------ mechanism processes (patient propensities)
+    z_know, z_onset, z_ties = rng.normal(0, 1, n), rng.normal(0, 1, n), rng.normal(0, 1, n)
+    trust_g = D.TRUST_MEAN + D.TRUST_SD * rng.normal(0, 1, n)
+    legit_l = D.LEGIT_MEAN + D.LEGIT_SD * rng.normal(0, 1, n)
+    drift = rng.normal(0, D.CONTACT_DRIFT_SD, n)
+    se_person = D.SE_MEAN + D.SE_SD_PATIENT * rng.normal(0, 1, n)
+    ties_r = np.exp(D.TIES_LOG_MEAN + D.TIES_LOG_SD * z_ties)
+    p0 = _process_alters(owner0, z_know, z_onset, trust_g, rng)
+    deg0 = _alter_ties(owner0, ties_r, n, rng)
+
+    def centred_share(owner, x, centre):
+        v = _per_patient_mean(owner, x, n) - centre
+        return np.where(np.isnan(v), 0.0, v)   # no alters: no contribution
+
+    early0 = centred_share(owner0, (p0["help_onset"] == 1).astype(float), D.ONSET_CENTRE)
+    know0 = centred_share(owner0, p0["knowledge_work"].astype(float), D.KNOW_CENTRE)
+    ties0 = centred_share(owner0, deg0.astype(float), D.TIES_CENTRE)
+
     # ------------------------------------------------------------ patient outcomes, baseline
     u_ce = rng.normal(0, D.CE_SD_PRACTICE, len(prac_codes))[prac_index]
     u_sm = rng.normal(0, D.SM_SD_PRACTICE, len(prac_codes))[prac_index]
@@ -226,19 +288,21 @@ def generate(seed: int) -> dict:
     ce_c = np.vectorize(D.CE_COUNTRY.get)(country)
     sm_c = np.vectorize(D.SM_COUNTRY.get)(country)
 
-    def ce_true(div, occasion):
+    def ce_true(div, occasion, early):
         return (D.CE_INTERCEPT + ce_c + D.A_DIV * div + D.A_DEP * m + D.A_DIV_X_DEP * div * m
+                + D.A_TIMING * early + D.A_TRUST * (trust_g - D.TRUST_MEAN)
                 + u_ce + w_ce + occasion)
 
-    ce_t0 = ce_true(div0, rng.normal(0, D.CE_SD_OCCASION, n))
+    ce_t0 = ce_true(div0, rng.normal(0, D.CE_SD_OCCASION, n), early0)
     ce_items0 = _items(ce_t0, 8, D.CE_ITEM_NOISE, 1, 5, rng)
     ce_score0 = ce_items0.mean(1)
+    se_t0 = se_person + rng.normal(0, D.SE_SD, n)
     sm_t0 = (D.SM_INTERCEPT + sm_c + D.B_CE * ce_score0 + D.C_DIV * div0 + D.SM_DEP * m + u_sm
+             + D.C_KNOW * know0 - D.C_BROKER * ties0 + D.B_SE * (se_t0 - D.SE_MEAN)
              + rng.normal(0, D.SM_SD_RESID, n))
 
-    def outcomes(ce_items, ce_score, sm_t, age_now):
+    def outcomes(ce_items, ce_score, sm_t, age_now, se_t):
         heiq = _items(sm_t, len(HEIQ), D.HEIQ_ITEM_NOISE, 1, 4, rng)
-        se_t = D.SE_INTERCEPT + D.SE_CE * ce_score + D.SE_SM * sm_t + rng.normal(0, D.SE_SD, n)
         semcd = _items(se_t, 6, D.SE_ITEM_NOISE, 1, 10, rng)
         sev = (D.EQ5D_AGE * (age_now - 63) + D.EQ5D_SM * (sm_t - 2.8) + D.EQ5D_DEP * dep_c
                + rng.normal(0, 0.6, n))
@@ -261,7 +325,9 @@ def generate(seed: int) -> dict:
         items = np.column_stack([semcd, ce_items, heiq, eq])
         return items, se_t, raw, harm
 
-    items0, se_t0, hba_raw0, hba0 = outcomes(ce_items0, ce_score0, sm_t0, age)
+    items0, se_t0, hba_raw0, hba0 = outcomes(ce_items0, ce_score0, sm_t0, age, se_t0)
+    proc0 = np.column_stack([_items(trust_g, 3, D.TRUST_ITEM_NOISE, 1, 5, rng),
+                             _items(legit_l, 4, D.LEGIT_ITEM_NOISE, 1, 5, rng)])
 
     # ------------------------------------------------------------ follow-up
     p_ret = expit(D.RETAIN_INTERCEPT + D.RETAIN_DEP * dep_c + D.RETAIN_AGE * (age - 63) / 10)
@@ -273,8 +339,9 @@ def generate(seed: int) -> dict:
     move = kept & (rng.random(len(owner0)) < D.P_CIRCLE_MOVE)
     step = np.where(rng.random(len(owner0)) < 0.5, -1, 1)
     circle1 = np.where(move, np.clip(circle1 + step, 1, 3), circle1)
-    contact1 = np.where(rng.random(len(owner0)) < 0.2,
-                        np.clip(a0["contact_freq"] + step, 1, 5), a0["contact_freq"])
+    # continuous interaction: contact drifts with the patient's drift d (plus noise per alter)
+    contact1 = np.clip(np.round(a0["contact_freq"] + drift[owner0]
+                                + rng.normal(0, D.CONTACT_NOISE, len(owner0))), 1, 5)
     propensity = rng.normal(0, 1, n)
     p_gain = expit(D.GAIN_INTERCEPT + D.GAIN_PROPENSITY_SD * propensity)[owner0]
     work1 = {}
@@ -303,16 +370,26 @@ def generate(seed: int) -> dict:
     tie1 = np.r_[a0["tie"][kept], a_new["tie"]]
     div1 = _diversity(owner1, tie1, n)
     size1 = np.bincount(owner1, minlength=n)
+    p_new = _process_alters(owner_new, z_know, z_onset, trust_g, rng)
+    proc1 = {k: np.r_[p0[k][kept], p_new[k]] for k in p0}
+    order1 = np.argsort(owner1, kind="stable")
+    deg1 = np.empty(len(owner1), dtype=int)
+    deg1[order1] = _alter_ties(owner1[order1], ties_r, n, rng)
+    early1 = centred_share(owner1, (proc1["help_onset"] == 1).astype(float), D.ONSET_CENTRE)
 
-    ce_t1 = ce_true(div1, rng.normal(0, D.CE_SD_OCCASION, n))
+    ce_t1 = (ce_true(div1, rng.normal(0, D.CE_SD_OCCASION, n), early1)
+             + D.A_LEGIT * (legit_l - D.LEGIT_MEAN) + D.A_CONTACT * drift)
     ce_items1 = _items(ce_t1, 8, D.CE_ITEM_NOISE, 1, 5, rng)
     ce_score1 = ce_items1.mean(1)
     sm_t1 = (sm_t0 + D.D_INTERCEPT + D.D_REALLOC * realloc + D.D_LOST * n_lost + D.D_ADDED * n_added
              + rng.normal(0, D.D_SD, n))
-    items1, se_t1, hba_raw1, hba1 = outcomes(ce_items1, ce_score1, sm_t1, age + 1)
+    se_t1 = se_person + rng.normal(0, D.SE_SD, n)
+    items1, se_t1, hba_raw1, hba1 = outcomes(ce_items1, ce_score1, sm_t1, age + 1, se_t1)
+    proc1_items = np.column_stack([_items(trust_g, 3, D.TRUST_ITEM_NOISE, 1, 5, rng),
+                                   _items(legit_l, 4, D.LEGIT_ITEM_NOISE, 1, 5, rng)])
 
     # ------------------------------------------------------------ tables
-    def patient_frame(rows, wave, items, hba, age_now):
+    def patient_frame(rows, wave, items, hba, age_now, proc):
         df = pd.DataFrame({
             "patient_id": patient_id[rows], "country": country[rows], "area_id": area_id[rows],
             "area_deprivation": area[rows], "practice_id": practice_id[rows],
@@ -322,12 +399,13 @@ def generate(seed: int) -> dict:
         })
         df = pd.concat([df, pd.DataFrame(items[rows], columns=ITEMS)], axis=1)
         df["hba1c_mmol"] = hba[rows]
+        df[PROCESS_ITEMS] = proc[rows]
         return df
 
     all_rows = np.ones(n, dtype=bool)
-    p0 = patient_frame(all_rows, 0, items0, hba0, age)
-    p1 = patient_frame(retained, 1, items1, hba1, age + 1)
-    patients = pd.concat([p0, p1], ignore_index=True)
+    pf0 = patient_frame(all_rows, 0, items0, hba0, age, proc0)
+    pf1 = patient_frame(retained, 1, items1, hba1, age + 1, proc1_items)
+    patients = pd.concat([pf0, pf1], ignore_index=True)
     row_patient = np.r_[np.arange(n), np.flatnonzero(retained)]
     row_wave = np.r_[np.zeros(n, int), np.ones(retained.sum(), int)]
 
@@ -339,6 +417,9 @@ def generate(seed: int) -> dict:
         "ce_score_complete": np.r_[ce_score0, ce_score1[retained]],
         "sm_true": np.r_[sm_t0, sm_t1[retained]],
         "se_true": np.r_[se_t0, se_t1[retained]],
+        "group_trust_true": np.r_[trust_g, trust_g[retained]],
+        "legitimacy_true": np.r_[legit_l, legit_l[retained]],
+        "contact_drift": np.r_[np.zeros(n), drift[retained]],
         "retained": np.r_[retained, np.ones(retained.sum(), bool)],
         "realloc": np.r_[np.zeros(n, int), realloc[retained]],
         "n_roles_gained": np.r_[np.zeros(n, int), n_roles_gained[retained]],
@@ -354,7 +435,7 @@ def generate(seed: int) -> dict:
         "practice_no": practice_no[row_patient],
     })
 
-    def alter_frame(owner, alter_no, wave, circle, tie_type, work, contact, cores):
+    def alter_frame(owner, alter_no, wave, circle, tie_type, work, contact, cores, proc, deg):
         pid = patient_id[owner]
         return pd.DataFrame({
             "patient_id": pid,
@@ -362,15 +443,20 @@ def generate(seed: int) -> dict:
             "wave": np.full(len(owner), wave), "circle": circle, "tie_type": tie_type,
             "illness_work": work["illness_work"], "everyday_work": work["everyday_work"],
             "emotional_work": work["emotional_work"], "contact_freq": contact.astype(float),
-            "coresident": cores,
+            "coresident": cores, "knowledge_work": proc["knowledge_work"], "help_onset": proc["help_onset"],
+            "alter_trust": proc["alter_trust"].astype(float), "n_known_others": deg,
         })
 
-    al0 = alter_frame(owner0, alter_no0, 0, a0["circle"], a0["tie_type"], a0, a0["contact_freq"], a0["coresident"])
+    al0 = alter_frame(owner0, alter_no0, 0, a0["circle"], a0["tie_type"], a0, a0["contact_freq"], a0["coresident"],
+                      p0, deg0)
+    nk = int(kept.sum())
     k = kept
     al1_kept = alter_frame(owner0[k], alter_no0[k], 1, circle1[k], a0["tie_type"][k],
-                           {w: work1[w][k] for w in D.WORK_TYPES}, contact1[k], a0["coresident"][k])
+                           {w: work1[w][k] for w in D.WORK_TYPES}, contact1[k], a0["coresident"][k],
+                           {c: v[:nk] for c, v in proc1.items()}, deg1[:nk])
     al1_new = alter_frame(owner_new, alter_no_new, 1, a_new["circle"], a_new["tie_type"], a_new,
-                          a_new["contact_freq"], a_new["coresident"])
+                          a_new["contact_freq"], a_new["coresident"],
+                          {c: v[nk:] for c, v in proc1.items()}, deg1[nk:])
     alters = pd.concat([al0, al1_kept, al1_new], ignore_index=True)
     alters = alters.sort_values(["wave", "patient_id", "alter_id"], kind="stable", ignore_index=True)
 
@@ -411,7 +497,8 @@ def generate(seed: int) -> dict:
 
     for c in ("age", "sex", "area_deprivation", "deprivation_q", "wave"):
         patients[c] = patients[c].astype(int)
-    for c in ("circle", "illness_work", "everyday_work", "emotional_work", "coresident", "wave"):
+    for c in ("circle", "illness_work", "everyday_work", "emotional_work", "coresident", "wave",
+              "knowledge_work", "help_onset", "n_known_others"):
         alters[c] = alters[c].astype(int)
     return {
         "patients": patients[PATIENT_COLUMNS],

@@ -28,6 +28,8 @@ PATIENT_SCHEMA = [
     ("heiq_hsn_1 .. heiq_hsn_5", "integer", "1-4", "heiQ-like health service navigation"),
     ("eq5d_mo, eq5d_sc, eq5d_ua, eq5d_pd, eq5d_ad", "integer", "1-5", "EQ-5D-5L mobility, self-care, usual activities, pain/discomfort, anxiety/depression; 1 = no problems, 5 = extreme"),
     ("hba1c_mmol", "float", "mmol/mol (IFCC)", "latest HbA1c; % (DCCT) converted with mmol/mol = 10.929 x (% - 2.15)"),
+    ("trust_1 .. trust_3", "integer", "1-5", "trust in the group of people who help (instrument `ce_group_process`, score `group_trust`), higher = more"),
+    ("legit_1 .. legit_4", "integer", "1-5", "legitimacy of ongoing help: items 1-2 as the patient sees it, 3-4 as the members see it (reported by the patient); higher = more"),
 ]
 
 ALTER_SCHEMA = [
@@ -41,6 +43,10 @@ ALTER_SCHEMA = [
     ("emotional_work", "integer", "0, 1", "gives emotional support"),
     ("contact_freq", "integer", "1-5", "1 = less than monthly, 2 = monthly, 3 = fortnightly, 4 = weekly, 5 = daily"),
     ("coresident", "integer", "0, 1", "lives with the patient"),
+    ("knowledge_work", "integer", "0, 1", "shares knowledge and experiences about the illness (a kind of support)"),
+    ("help_onset", "integer", "1, 2, 3", "when the member began to help: 1 = before or at the diagnosis or health event, 2 = within the first year after it, 3 = later"),
+    ("alter_trust", "integer", "1-5", "how much the patient trusts this member with their health"),
+    ("n_known_others", "integer", "0 or more", "how many of the patient's other named members this member knows (alter-alter ties)"),
 ]
 
 _REASONS = {"no_answer": "no answer / refused", "dont_know": "don't know", "not_recorded": "not recorded"}

@@ -40,11 +40,29 @@ def _truth() -> dict:
                        "everyday_work, emotional_work) at follow-up that they did not do at baseline; else 0",
             "n_lost": "baseline alters of a retained patient who are not named at follow-up",
             "n_added": "follow-up alters who were not named at baseline",
+            "p_knowledge": "share of the patient's alters who share knowledge and experiences (knowledge_work = 1)",
+            "early_help_share": "share of the patient's alters who began to help before or at the diagnosis or "
+                                "health event (help_onset = 1)",
+            "effective_size_reported": "Burt's effective size from the alters' reported numbers of other alters "
+                                       "known: size - sum(n_known_others) / size",
+            "group_trust": "latent trust in the group, measured by trust_1..trust_3 (score group_trust of "
+                           "ce_group_process) and, per alter, by alter_trust",
+            "legitimacy": "latent legitimacy of ongoing help, measured by legit_1..legit_4 (score legitimacy of "
+                          "ce_group_process)",
+            "contact_drift": "the patient's drift in contact frequency with alters named at both waves; measured "
+                             "by the change in mean_contact_freq",
+            "se": "self-efficacy: expected SEMCD-6 item response (1-10), drawn independently of collective "
+                  "efficacy",
         },
         "collective_efficacy": {
             "outcome": "ce",
             "equation": "ce = intercept + country[c] + diversity*a + m*a_dep + diversity*m*a_int "
-                        "+ u_practice + w_patient + v_occasion",
+                        "+ (early_help_share - centre)*a_timing + (group_trust - mean)*a_trust "
+                        "+ u_practice + w_patient + v_occasion (follow-up also + (legitimacy - mean)*a_legit "
+                        "+ contact_drift*a_contact)",
+            "early_help_share": D.A_TIMING,
+            "group_trust": D.A_TRUST,
+            "follow_up": {"legitimacy": D.A_LEGIT, "contact_drift": D.A_CONTACT},
             "intercept": D.CE_INTERCEPT,
             "diversity": D.A_DIV,
             "m": D.A_DEP,
@@ -59,8 +77,12 @@ def _truth() -> dict:
         },
         "self_management": {
             "outcome": "sm",
-            "equation": "sm = intercept + country[c] + ce*b + diversity*c_prime + m*sm_dep + u_practice + e "
-                        "(baseline); follow-up: see follow_up",
+            "equation": "sm = intercept + country[c] + ce*b + diversity*c_prime + m*sm_dep "
+                        "+ (p_knowledge - centre)*c_know + (effective_size_reported - size + centre)*c_broker "
+                        "+ (se - mean)*b_se + u_practice + e (baseline); follow-up: see follow_up",
+            "p_knowledge": D.C_KNOW,
+            "effective_size_given_size": D.C_BROKER,
+            "se": D.B_SE,
             "intercept": D.SM_INTERCEPT,
             "ce": D.B_CE,
             "diversity": D.C_DIV,
@@ -81,9 +103,10 @@ def _truth() -> dict:
         },
         "self_efficacy": {
             "outcome": "expected SEMCD item response (1-10)",
-            "equation": "se = intercept + ce*b_ce + sm*b_sm + e",
-            "intercept": D.SE_INTERCEPT, "ce": D.SE_CE, "sm": D.SE_SM, "sd_residual": D.SE_SD,
-            "item_noise_sd": D.SE_ITEM_NOISE,
+            "equation": "se = mean + sd_patient*z_patient + e_occasion (independent of collective efficacy); "
+                        "self-management rises by b_se per SEMCD point (see self_management)",
+            "mean": D.SE_MEAN, "sd_patient": D.SE_SD_PATIENT, "sd_occasion": D.SE_SD,
+            "item_noise_sd": D.SE_ITEM_NOISE, "b_se": D.B_SE,
         },
         "icc_practice": {
             "note": "conditional on the planted fixed effects (country, diversity, deprivation, ce)",
@@ -143,6 +166,24 @@ def _truth() -> dict:
                              "+ dep_b*dep_c + shift[dimension] + noise",
                  "age": D.EQ5D_AGE, "sm": D.EQ5D_SM, "dep_c": D.EQ5D_DEP,
                  "thresholds": list(D.EQ5D_THRESHOLDS), "shift": dict(D.EQ5D_SHIFT)},
+        "processes": {
+            "note": "each mechanism process is driven by a patient propensity drawn independently of network "
+                    "composition; the coefficients are those of the equations of collective_efficacy and "
+                    "self_management",
+            "knowledge_work": {"equation": "logit P = intercept + sd*z_patient", "intercept": D.KNOW_INTERCEPT,
+                               "sd": D.KNOW_SD, "centre": D.KNOW_CENTRE},
+            "help_onset": {"equation": "P(onset 1) = expit(intercept + sd*z_patient); onsets 2, 3 share the rest",
+                           "intercept": D.ONSET_INTERCEPT, "sd": D.ONSET_SD, "centre": D.ONSET_CENTRE},
+            "alter_ties": {"equation": "pair tied with probability min(0.95, r/(size - 1)), "
+                                       "r = exp(log_mean + log_sd*z_patient)",
+                           "log_mean": D.TIES_LOG_MEAN, "log_sd": D.TIES_LOG_SD, "centre": D.TIES_CENTRE},
+            "group_trust": {"mean": D.TRUST_MEAN, "sd": D.TRUST_SD, "item_noise_sd": D.TRUST_ITEM_NOISE,
+                            "alter_trust_noise_sd": D.ALTER_TRUST_NOISE},
+            "legitimacy": {"mean": D.LEGIT_MEAN, "sd": D.LEGIT_SD, "item_noise_sd": D.LEGIT_ITEM_NOISE},
+            "contact_drift": {"sd": D.CONTACT_DRIFT_SD, "alter_noise_sd": D.CONTACT_NOISE,
+                              "equation": "contact[1] = round(contact[0] + d + e), clipped to 1-5, for alters "
+                                          "named at both waves"},
+        },
         "design": {"countries": list(D.COUNTRIES), "patients_per_country": dict(D.N_PATIENTS),
                    "practices_per_area": {k: list(v) for k, v in D.PRACTICES_PER_AREA.items()},
                    "areas_per_country": 3},

@@ -531,8 +531,8 @@ def model_frame(data, model_id: str, plan=None, *, measures=None) -> pd.DataFram
     --------
     >>> from cimstats import datasets
     >>> from cimstats.mechanisms import model_frame
-    >>> model_frame(datasets.demo_study(), "ego_navigation").columns.tolist()
-    ['sm', 'diversity', 'weak_tie_share', 'group_tie', 'country', 'practice_id']
+    >>> model_frame(datasets.demo_study(), "knowledge_navigation").columns.tolist()
+    ['sm', 'knowledge_share', 'brokerage', 'network_size', 'diversity', 'se', 'country', 'practice_id']
     """
     plan = default_plan() if plan is None else read_mechanism_plan(plan)
     if model_id not in plan.models:
@@ -630,8 +630,8 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     hypothesis_id   verdict
              NAV1 supported
               CE1 supported
-    >>> res.fit("ego_navigation").nobs
-    1434
+    >>> res.fit("knowledge_navigation").nobs
+    1412
     """
     problems = option_problems(adjust=adjust, n_boot=n_boot, level=level, seed=seed)
     if problems:

@@ -40,7 +40,19 @@ A plan has these sections:
     The rows of the mechanism table: id, mechanism, statement, model, estimand,
     expected direction (positive, negative, nonzero; ``holds`` for invariance),
     qualitative theme ids and, optionally, the element of its mechanism the
-    hypothesis speaks to (one of the mechanism's ``elements``).
+    hypothesis speaks to (one of the mechanism's ``elements``). ``themes`` is
+    a list of theme ids (each link takes the theme's own direction) or a
+    mapping theme id -> the direction this hypothesis expects of the link
+    (``supports``, ``contradicts``, ``mixed``, ``none``), e.g.
+    ``themes: {T1: supports, T3: mixed}``; an invariance check is never linked
+    to a theme (``M022``). Optional fields record where the hypothesis comes
+    from (read by :func:`cimstats.mechanisms.fidelity.fidelity_table`):
+    ``text`` (a source id of :data:`cimstats.mechanisms.fidelity.SOURCES`),
+    ``concept`` (the concept of that text the hypothesis tests),
+    ``definition`` (the text's definition, quoted exactly),
+    ``operationalisation`` (how the package measures the concept: the
+    package's own choice) and ``fidelity`` (``faithful`` or ``partial``, the
+    plan author's own judgement of the match; see the fidelity table).
 ``verdict_rules``
     Defaults for :class:`~cimstats.mechanisms.rules.VerdictRules`.
 
@@ -71,7 +83,7 @@ from cimstats.measures.constructs import KINDS, Construct, ConstructTable, const
 
 from .rules import VerdictRules
 
-__all__ = ["MechanismPlan", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
+__all__ = ["MechanismPlan", "Hypothesis", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
 TEMPLATES = {
     "lmm": ("formula",),
@@ -85,10 +97,53 @@ LEVELS = ("ego", "alter", "change", "alter_change")
 CONSTRUCT_KINDS = {k: v.required for k, v in KINDS.items()}
 DIRECTIONS = ("positive", "negative", "nonzero", "holds")
 INVARIANCE_LEVELS = ("configural", "metric", "scalar", "strict")
+#: the direction a hypothesis expects of its link to a qualitative theme (as in the theme codebook)
+THEME_DIRECTIONS = ("supports", "contradicts", "mixed", "none")
+#: optional text fields of a hypothesis that say where it comes from (see cimstats.mechanisms.fidelity)
+SOURCE_FIELDS = ("text", "concept", "definition", "operationalisation", "fidelity")
+FIDELITY_LEVELS = ("faithful", "partial")
+#: the keys a hypothesis entry may have
+HYPOTHESIS_KEYS = ("id", "mechanism", "element", "statement", "model", "estimand", "expected", "themes") + SOURCE_FIELDS
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: numeric fields of a model and their ranges (checked as codes M007 and M020)
 MAX_WAVE = 99
 MAX_MODERATOR_VALUES = 20
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One hypothesis of a plan, as read and checked.
+
+    Attributes
+    ----------
+    hypothesis_id, mechanism, element, statement, model, estimand, expected : str
+    theme_directions : dict
+        Theme id -> the direction this hypothesis expects of the link
+        (``supports``, ``contradicts``, ``mixed``, ``none``), or ``None`` when
+        the plan listed the theme without a direction (the theme's own
+        direction in the codebook applies).
+    text, concept, definition, operationalisation, fidelity : str
+        Where the hypothesis comes from (empty when the plan does not say).
+    """
+
+    hypothesis_id: str
+    mechanism: str
+    statement: str
+    model: str
+    estimand: str
+    expected: str
+    element: str = ""
+    theme_directions: Mapping[str, str | None] = field(default_factory=dict)
+    text: str = ""
+    concept: str = ""
+    definition: str = ""
+    operationalisation: str = ""
+    fidelity: str = ""
+
+    @property
+    def theme_ids(self) -> list[str]:
+        """The linked theme ids, in plan order."""
+        return list(self.theme_directions)
 
 
 @dataclass(frozen=True)
@@ -103,7 +158,11 @@ class MechanismPlan:
     hypotheses : DataFrame
         One row per hypothesis: hypothesis_id, mechanism, statement, model,
         template, level, wave, estimand, expected, required_variables (``;``
-        separated), theme_ids (``;`` separated).
+        separated), theme_ids (``;`` separated), element, theme_directions
+        (dict theme id -> expected direction or None) and the source fields
+        text, concept, definition, operationalisation, fidelity (empty
+        strings when not given). :meth:`hypothesis` gives one row as a
+        :class:`Hypothesis`.
     verdict_rules : mapping
     source : str
     """
@@ -122,6 +181,33 @@ class MechanismPlan:
         spec = self.mechanisms.get(mechanism) or {}
         return str(spec.get("label") or mechanism)
 
+    def hypothesis(self, hypothesis_id: str) -> Hypothesis:
+        """One hypothesis of the plan as a :class:`Hypothesis`.
+
+        Raises
+        ------
+        PlanError
+            ``hypothesis_id`` is not a hypothesis of the plan.
+
+        Examples
+        --------
+        >>> from cimstats.mechanisms import read_mechanism_plan
+        >>> p = read_mechanism_plan({"models": {"m": {"template": "lmm", "formula": "y ~ x + (1 | g)"}},
+        ...     "hypotheses": [{"id": "H1", "mechanism": "negotiation", "model": "m", "estimand": "x",
+        ...                     "expected": "positive", "themes": {"T1": "supports", "T3": "mixed"}}]})
+        >>> p.hypothesis("H1").theme_directions
+        {'T1': 'supports', 'T3': 'mixed'}
+        """
+        hit = self.hypotheses.loc[self.hypotheses["hypothesis_id"] == hypothesis_id]
+        if hit.empty:
+            raise PlanError(f"`hypothesis_id` is {hypothesis_id!r}, not a hypothesis of plan '{self.name}'; ids: "
+                            f"{', '.join(self.hypotheses['hypothesis_id'])}.")
+        return _hypothesis_from_row(hit.iloc[0].to_dict())
+
+    def hypothesis_list(self) -> list[Hypothesis]:
+        """Every hypothesis of the plan as a :class:`Hypothesis`, in plan order."""
+        return [_hypothesis_from_row(r) for r in self.hypotheses.to_dict("records")]
+
     def required_variables(self, model_id: str) -> list[str]:
         """Harmonised variables and constructs a model needs (constructs expanded to what they use)."""
         return _model_variables(self.models[model_id])
@@ -132,9 +218,12 @@ class MechanismPlan:
         for h in self.hypotheses.to_dict("records"):
             d = {"id": h["hypothesis_id"], "mechanism": h["mechanism"], "statement": h["statement"],
                  "model": h["model"], "estimand": h["estimand"], "expected": h["expected"],
-                 "themes": [t for t in str(h["theme_ids"]).split(";") if t]}
+                 "themes": _themes_yaml(h)}
             if h.get("element"):
                 d["element"] = h["element"]
+            for k in SOURCE_FIELDS:
+                if h.get(k):
+                    d[k] = h[k]
             hyps.append(d)
         out = {"plan": self.name}
         if self.declares_mechanisms and self.mechanisms:
@@ -206,7 +295,7 @@ def default_plan() -> MechanismPlan:
     >>> from cimstats.mechanisms import default_plan
     >>> p = default_plan()
     >>> p.hypotheses["hypothesis_id"].tolist()
-    ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6']
+    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
     return read_mechanism_plan(yaml.safe_load(text), source="default_plan.yaml")
@@ -222,8 +311,10 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M020``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read;
-    ``M020``: moderator values outside their range).
+    ``M001``-``M023``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read;
+    ``M020``: moderator values outside their range; ``M021``: themes that are neither a list of ids nor a mapping
+    of ids to directions; ``M022``: an invariance check linked to a theme; ``M023``: a source field that is not
+    text, or an unknown hypothesis field).
 
     Raises
     ------
@@ -413,15 +504,38 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
                     remedy=(f"Use one of {', '.join(allowed)} or leave it out." if allowed else
                             f"Mechanism {mech!r} declares no elements: leave it out, or list it under "
                             "mechanisms.<id>.elements."))
-        themes = h.get("themes") or []
-        if isinstance(themes, str):
-            themes = [t.strip() for t in themes.replace(",", ";").split(";") if t.strip()]
+        theme_dirs, theme_problems = _theme_links(h.get("themes"))
+        for msg in theme_problems:
+            rep.add("M021", f"{where}: {msg}", file=source, row=k,
+                    remedy="Write themes: [T1, T2] or themes: {T1: supports, T3: mixed}, with directions "
+                           f"{', '.join(THEME_DIRECTIONS)}.")
+        if theme_dirs and mspec.get("template") == "invariance":
+            rep.add("M022", f"{where} tests measurement invariance and links theme(s) "
+                            f"{', '.join(map(str, theme_dirs))}; a measurement check says nothing about a theme.",
+                    file=source, row=k, remedy="Leave out its themes.")
+        src_fields = {}
+        for key in SOURCE_FIELDS:
+            val = h.get(key)
+            if val is not None and not isinstance(val, str):
+                rep.add("M023", f"{where} has {key} {_short(val)}; expected text.", file=source, row=k,
+                        remedy=f"Write {key} as a quoted string or leave it out.")
+                val = None
+            src_fields[key] = "" if val is None else " ".join(val.split())
+        if src_fields["fidelity"] and src_fields["fidelity"] not in FIDELITY_LEVELS:
+            rep.add("M023", f"{where} has fidelity {src_fields['fidelity']!r}.", file=source, row=k,
+                    remedy=f"Use one of {', '.join(FIDELITY_LEVELS)} or leave it out.")
+        unknown_keys = [str(x) for x in h if x not in HYPOTHESIS_KEYS]
+        if unknown_keys:
+            rep.add("M023", f"{where} has unknown field(s) {', '.join(map(repr, unknown_keys))}.", file=source,
+                    row=k, remedy=f"Use only {', '.join(HYPOTHESIS_KEYS)}.")
+        themes = list(theme_dirs)
         rows.append({
             "hypothesis_id": str(hid), "mechanism": str(mech), "statement": str(h.get("statement") or ""),
             "model": str(mid), "template": str(mspec.get("template", "")), "level": str(mspec.get("level", "ego")),
             "wave": mspec.get("wave"), "estimand": str(h.get("estimand") or ""), "expected": str(exp),
             "required_variables": ";".join(_model_variables(mspec, constructs)) if mspec else "",
             "theme_ids": ";".join(map(str, themes)), "element": "" if element is None else str(element),
+            "theme_directions": theme_dirs, **src_fields,
         })
     rules = plan.get("verdict_rules") or {}
     if rules:
@@ -435,7 +549,7 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
         raise PlanError(f"The analysis plan '{source}' has {len(rep.errors)} problem(s), listed in `.report` "
                         f"(first: {first}); fix them and read the plan again.", report=rep)
     cols = ["hypothesis_id", "mechanism", "statement", "model", "template", "level", "wave", "estimand", "expected",
-            "required_variables", "theme_ids", "element"]
+            "required_variables", "theme_ids", "element", "theme_directions", *SOURCE_FIELDS]
     return MechanismPlan(name=str(plan.get("plan", "plan")), constructs=MappingProxyType({k: dict(v) for k, v in constructs.items()}),
                 models=MappingProxyType({k: dict(v) for k, v in models.items()}),
                 hypotheses=pd.DataFrame(rows, columns=cols), verdict_rules=MappingProxyType(dict(rules)),
@@ -515,6 +629,58 @@ def formula_names(formula: str, *, template: str = "glmm") -> list[str]:
     ['n', 'dose', 'scale_score', 'practice_id', 't']
     """
     return parse_formula(formula, glm_terms=template != "lmm").variables()
+
+
+def _theme_links(themes) -> tuple[dict, list[str]]:
+    """Theme id -> expected direction (None: the theme's own) from a plan's ``themes`` entry, and its problems.
+
+    >>> _theme_links(["T1", "T2"])
+    ({'T1': None, 'T2': None}, [])
+    >>> _theme_links({"T1": "supports", "T3": "mixed"})
+    ({'T1': 'supports', 'T3': 'mixed'}, [])
+    >>> _theme_links("T1; T2")[0]
+    {'T1': None, 'T2': None}
+    """
+    if themes is None:
+        return {}, []
+    if isinstance(themes, str):
+        return {t.strip(): None for t in themes.replace(",", ";").split(";") if t.strip()}, []
+    if isinstance(themes, Mapping):
+        out, problems = {}, []
+        for t, d in themes.items():
+            if not isinstance(t, (str, int)) or isinstance(t, bool) or not str(t).strip():
+                problems.append(f"theme id {_short(t)} is not an id")
+            elif d is not None and d not in THEME_DIRECTIONS:
+                problems.append(f"theme {t!r} has direction {_short(d)}; expected one of {', '.join(THEME_DIRECTIONS)}")
+            else:
+                out[str(t)] = d
+        return out, problems
+    if isinstance(themes, list):
+        bad = [t for t in themes if not isinstance(t, (str, int)) or isinstance(t, bool)]
+        if bad:
+            return {}, [f"themes {_short(themes)} hold {_short(bad[0])}, which is not a theme id"]
+        return {str(t): None for t in themes}, []
+    return {}, [f"themes is {_short(themes)}; expected a list of theme ids or a mapping of theme ids to directions"]
+
+
+def _themes_yaml(row: Mapping):
+    """A hypothesis row's themes in the YAML form: a list when no link has its own direction, else a mapping."""
+    dirs = row.get("theme_directions")
+    if not isinstance(dirs, Mapping):
+        return [t for t in str(row.get("theme_ids") or "").split(";") if t]
+    if all(v is None for v in dirs.values()):
+        return list(dirs)
+    return dict(dirs)
+
+
+def _hypothesis_from_row(r: Mapping) -> Hypothesis:
+    dirs = r.get("theme_directions")
+    if not isinstance(dirs, Mapping):
+        dirs = {t: None for t in str(r.get("theme_ids") or "").split(";") if t}
+    return Hypothesis(hypothesis_id=str(r["hypothesis_id"]), mechanism=str(r["mechanism"]),
+                      statement=str(r["statement"]), model=str(r["model"]), estimand=str(r["estimand"]),
+                      expected=str(r["expected"]), element=str(r.get("element") or ""),
+                      theme_directions=dict(dirs), **{k: str(r.get(k) or "") for k in SOURCE_FIELDS})
 
 
 def _whole(v, lo: int, hi: int) -> bool:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from cimstats import __version__
 from cimstats._sheets import restore_spreadsheet_frame
+from cimstats.mechanisms.fidelity import fidelity_table
 from cimstats.render.escape import escape_html
 from cimstats.render.numbers import COLUMN_KINDS, NumberFormat
 from cimstats.render.spec import TableSpec
@@ -288,6 +289,11 @@ def build_report(plan, out) -> str:
     if parts:
         sec.append(("mechanisms", "Mechanism tests and model results", "\n".join(parts)))
 
+    # ---------------------------------------------------------------- fidelity to the source texts
+    fid = _fidelity_section(plan) if res is not None else None
+    if fid:
+        sec.append(("fidelity", "Fidelity of the hypotheses to the source texts", fid))
+
     # ---------------------------------------------------------------- joint displays
     parts = []
     idx = _read_csv(out / "joint_displays/index.csv", spreadsheet=True)
@@ -345,6 +351,27 @@ def build_report(plan, out) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{escape_html(title)}</title>\n<style>{_PAGE_CSS}{_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _fidelity_section(plan) -> str | None:
+    """The fidelity table of the run's mechanism plan (None when no hypothesis names its source text)."""
+    mp = getattr(plan, "mechanism_plan", None)
+    if mp is None:
+        return None
+    ft = fidelity_table(mp)
+    if not (ft[["text", "concept", "definition", "operationalisation"]] != "").to_numpy().any():
+        return None
+    cols = ["hypothesis_id", "mechanism", "element", "text", "concept", "definition", "operationalisation",
+            "verdict", "reason"]
+    return _frame_table(ft[cols], "Fidelity of each hypothesis to the concept of the text it tests",
+                        labels={"hypothesis_id": "Hypothesis", "mechanism": "Mechanism", "element": "Element",
+                                "text": "Text", "concept": "Concept", "definition": "Definition (quoted exactly)",
+                                "operationalisation": "Operationalisation (the package's own)",
+                                "verdict": "Verdict", "reason": "Why"},
+                        notes=("Definitions are quoted word for word from the cited text; operationalisations, "
+                               "statements and expected directions are the package's own.",
+                               "faithful: the text defines the concept and the measure is the defined process; "
+                               "partial: the text only names the concept, or the measure captures part of it."))
 
 
 def _themes(plan) -> pd.DataFrame | None:

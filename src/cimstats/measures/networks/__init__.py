@@ -8,6 +8,8 @@ positions, no loop per ego):
   :func:`ei_index`, :func:`weak_tie_share`, :func:`group_ties`, :func:`circles`;
 - :func:`support_work` (who does illness, everyday and emotional work);
 - :func:`structure` (density, effective size, efficiency, constraint; needs ties);
+- :func:`processes` (knowledge exchange, onset of help, trust, and brokerage from each
+  alter's reported number of other alters known);
 - :func:`change` between waves (added, lost, retained; roles gained and dropped);
 - :func:`typology` (k-means types, number chosen by silhouette, seeded);
 - :func:`measure_catalogue` (definition of every column, and its value without alters);
@@ -46,6 +48,7 @@ from cimstats.measures.networks.measures import (
     ei_index,
     group_ties,
     heterogeneity,
+    processes,
     size,
     structure,
     support_work,
@@ -55,4 +58,4 @@ from cimstats.measures.networks.typology import Typology, typology
 
 __all__ = ["EgoNetworks", "NetworkChange", "NetworkColumns", "SUPPORT", "TIE_TYPES", "Typology",
            "alter_table", "change", "change_columns", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
-           "group_ties", "heterogeneity", "measure_catalogue", "size", "structure", "support_work", "typology", "weak_tie_share"]
+           "group_ties", "heterogeneity", "measure_catalogue", "processes", "size", "structure", "support_work", "typology", "weak_tie_share"]

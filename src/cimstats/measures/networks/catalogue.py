@@ -36,6 +36,17 @@ _ROWS = [
     ("structure", "effective_size", "Burt's effective size, size - 2 n_alter_ties / size.", "0"),
     ("structure", "efficiency", "effective_size / size.", "missing (undefined)"),
     ("structure", "constraint", "Burt's constraint sum_j (p_ej + sum_q p_eq p_qj)^2.", "missing (undefined)"),
+    ("processes", "n_knowledge", "Alters who share knowledge and experiences of the illness.", "0"),
+    ("processes", "p_knowledge", "n_knowledge / alters with a known value.", "missing (undefined)"),
+    ("processes", "early_help_share", "Share of alters with a known onset of help who began to help before or at "
+                                      "the diagnosis or health event.", "missing (undefined)"),
+    ("processes", "mean_alter_trust", "Mean trust in the alters (1-5) over alters with a known value.",
+     "missing (undefined)"),
+    ("processes", "n_alter_ties_reported", "Ties among the ego's alters from each alter's reported number of "
+                                           "other alters known (half the sum).", "0"),
+    ("processes", "effective_size_reported", "Burt's effective size from the reported ties, size - 2 t / size.",
+     "0"),
+    ("processes", "efficiency_reported", "effective_size_reported / size.", "missing (undefined)"),
 ]
 
 

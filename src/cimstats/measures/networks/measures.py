@@ -280,6 +280,74 @@ def structure(net: EgoNetworks) -> pd.DataFrame:
                         "effective_size": es, "efficiency": _div(es, n), "constraint": constraint})
 
 
+#: optional alter columns read by :func:`processes`
+PROCESS_COLUMNS = ("knowledge_work", "help_onset", "alter_trust", "n_known_others")
+
+
+def processes(net: EgoNetworks) -> pd.DataFrame:
+    """Support processes reported per alter, summarised per ego (the columns present are used).
+
+    - ``knowledge_work`` (0/1: shares knowledge and experiences of the illness):
+      ``n_knowledge`` and ``p_knowledge`` (share of alters with a known value);
+    - ``help_onset`` (1 = began to help before or at the diagnosis or health
+      event, 2 = within the first year after it, 3 = later): ``early_help_share``,
+      the share of alters with a known onset who began at or before it (onset 1);
+    - ``alter_trust`` (1-5): ``mean_alter_trust``;
+    - ``n_known_others`` (how many of the ego's other named alters this alter
+      knows, i.e. its alter-alter degree): ``n_alter_ties_reported`` = half the
+      sum of degrees, Burt's ``effective_size_reported`` = size - 2t/size (0 for
+      size 0) and ``efficiency_reported`` = effective size / size. Constraint
+      needs who knows whom, not only how many: use :func:`structure` with the
+      tie table for it.
+
+    Shares and means are NaN for egos without alters (or without a known value).
+
+    Raises
+    ------
+    NetworkDataError
+        None of the process columns is in the alter table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cimstats import networks
+    >>> egos = pd.DataFrame({"patient_id": ["A", "B"], "wave": 0})
+    >>> alters = pd.DataFrame({"patient_id": ["A", "A", "A"], "wave": 0, "alter_id": [1, 2, 3],
+    ...                        "tie_type": ["partner", "family", "friend"], "n_known_others": [2, 1, 1]})
+    >>> networks.processes(networks.ego_networks(alters, egos=egos))[["effective_size_reported"]]
+       effective_size_reported
+    0                 1.666667
+    1                 0.000000
+    """
+    present = [c for c in PROCESS_COLUMNS if c in net.alters.columns]
+    if not present:
+        raise NetworkDataError("`processes` needs at least one of the alter columns "
+                               f"{', '.join(PROCESS_COLUMNS)}; none is in the alter table.")
+    cols = {}
+    size_ = net.per_ego()
+    if "knowledge_work" in present:
+        v = _as_float(net.alters["knowledge_work"])
+        cols["n_knowledge"] = net.per_ego(mask=v == 1)
+        cols["p_knowledge"] = _div(cols["n_knowledge"], net.per_ego(mask=~np.isnan(v)))
+    if "help_onset" in present:
+        v = _as_float(net.alters["help_onset"])
+        cols["early_help_share"] = _div(net.per_ego(mask=v == 1), net.per_ego(mask=~np.isnan(v)))
+    if "alter_trust" in present:
+        v = _as_float(net.alters["alter_trust"])
+        kn = ~np.isnan(v)
+        cols["mean_alter_trust"] = _div(net.per_ego(weights=np.where(kn, v, 0.0)), net.per_ego(mask=kn))
+    if "n_known_others" in present:
+        v = _as_float(net.alters["n_known_others"])
+        kn = ~np.isnan(v)
+        t = net.per_ego(weights=np.where(kn, v, 0.0)) / 2.0
+        t = np.where(net.per_ego(mask=~kn) > 0, np.nan, t)  # an unknown degree leaves the count unknown
+        eff = np.where(size_ > 0, size_ - _div(2 * t, size_), 0.0)
+        cols["n_alter_ties_reported"] = t
+        cols["effective_size_reported"] = eff
+        cols["efficiency_reported"] = _div(eff, size_)
+    return _frame(net, cols)
+
+
 def ego_measures(net: EgoNetworks, *, join: bool = True, internal: Sequence[str] = ("partner", "family"),
                  weak: Sequence[str] = ("weak_tie",), group: Sequence[str] = ("group",)) -> pd.DataFrame:
     """All ego-level measures in one wide table (one row per ego and wave), to join to the survey.
@@ -296,7 +364,8 @@ def ego_measures(net: EgoNetworks, *, join: bool = True, internal: Sequence[str]
     -------
     DataFrame
         Size, composition, heterogeneity, E-I index, weak ties, group ties, circles,
-        support work (when its columns exist) and structure (when ties were given).
+        support work (when its columns exist), structure (when ties were given) and
+        support processes (:func:`processes`, when their columns exist).
     """
     parts = [size(net), composition(net), heterogeneity(net), ei_index(net, internal=internal),
              weak_tie_share(net, weak=weak), group_ties(net, types=group), circles(net)]
@@ -304,6 +373,8 @@ def ego_measures(net: EgoNetworks, *, join: bool = True, internal: Sequence[str]
         parts.append(support_work(net))
     if net.ties is not None:
         parts.append(structure(net))
+    if any(c in net.alters.columns for c in PROCESS_COLUMNS):
+        parts.append(processes(net))
     k = len(net.keys)
     base = net.egos.reset_index(drop=True) if join else net.key_frame()
     blocks = [base] + [p.iloc[:, k:] for p in parts]
