@@ -90,6 +90,34 @@ def test_the_two_files_are_coded_differently(study):
     assert nl.data["lezen_pct"].max() > 1 and en.data["reading_prop"].where(lambda x: x >= 0).max() <= 1
 
 
+# ------------------------------------------------------------------------------------------ draft
+def test_draft_proposes_one_target_per_concept_across_the_two_files(study, tmp_path):
+    """The draft of the two files, with the example's Dutch-English word list, matches every concept."""
+    out = tmp_path / "draft"
+    code, text = _cli("dictionary", "draft", study / "raw" / "nl_scholen.sav", study / "raw" / "en_schools.dta",
+                      "--translations", SCHOOL / "translations.yaml", "--out", out)
+    assert code == 0, text
+    review = pd.read_csv(out / "draft_review.csv", dtype=str, keep_default_na=False)
+    matched = review.loc[review["role"] == "matched"].set_index("source")
+    assert set(matched.index) == {"schoolnr", "leerling", "examen", "lezen_pct", "geslacht", "schooltype",
+                                  "schoolgem", "verbaal", "instroom"}
+    assert (review["role"] != "study-specific").all()
+    # the swapped sex codes are proposed as a recode, the percentage as a rescale onto the proportion
+    assert matched.loc["geslacht", ["target", "rule", "arguments"]].tolist() == ["sex", "recode", "0=2; 1=1"]
+    assert matched.loc["lezen_pct", ["target", "rule"]].tolist() == ["reading_prop", "rescale"]
+    assert all(matched["confidence"].isin(["high", "medium"])) and all(matched["evidence"].str.len() > 0)
+    # the undeclared -99 of the English file is proposed as missing, and the draft checks without errors
+    maps = pd.read_csv(out / "mappings.csv", dtype=str, keep_default_na=False)
+    en_reading = maps.loc[(maps["target"] == "reading_prop") & (maps["study"] == "en_schools")]
+    assert en_reading["arguments"].iloc[0] == "-99=NA; else=copy"
+    code, text = _cli("dictionary", "check", out, "--with-data", "--data-dir", study / "raw",
+                      "--csv", tmp_path / "draft_issues.csv")
+    assert code == 0, text
+    issues = pd.read_csv(tmp_path / "draft_issues.csv")
+    assert not (issues["severity"] == "error").any(), issues.to_string()
+    assert "D016" not in set(issues["code"])  # a proposed missing code of a numeric target is not a category
+
+
 # ------------------------------------------------------------------------------------------ check
 def test_check_flags_swapped_sex_codes_written_direct(study, tmp_path):
     wrong = tmp_path / "dictionary"

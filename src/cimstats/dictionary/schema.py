@@ -492,7 +492,7 @@ def _build(tables: Mapping[str, pd.DataFrame], root: Path | None, report: Report
                 cats.setdefault(key, []).append((order if order is not None else len(cats.get(key, [])) + 1e6, code,
                                                  r["label"], miss))
                 continue
-            if not t.has_categories:
+            if not t.has_categories and not miss:
                 report.add("D016", f"categories row {r['_row']} gives a code for '{t.name}', whose type '{t.type}' has no categories.",
                            severity="warning", file=r["_file"], row=int(r["_row"]), column="variable",
                            remedy="Change the variable's type to categorical or ordinal, or delete the category rows.")
