@@ -573,7 +573,7 @@ class _QuotePicker:
         cols = ["text", "case_id", "theme_id", "element", "mechanism", "_from"]
         pool = pd.concat([f.astype(object) for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=cols)
         pool = pool.loc[pool["text"].notna() & (pool["text"].astype(str).str.strip() != "")]
-        self.pool = pool.drop_duplicates(subset=["text", "theme_id"], ignore_index=True)
+        self.pool = pool.reset_index(drop=True)  # a text in both tables is one quote: see pick()
         self.used: set[str] = set()
 
     def pick(self, theme_ids, *, element=None, cases_subset=None, k: int = 1,
@@ -592,6 +592,8 @@ class _QuotePicker:
         for r in c.itertuples(index=False):
             if len(out) >= k:
                 break
+            if str(r.text) in self.used:
+                continue
             out.append((r.text, r.case_id))
             self.used.add(str(r.text))
         return out
@@ -1426,5 +1428,9 @@ def _case_oriented(cases, *, id, profile, themes, expect, codebook, excerpts, fm
     table = _finish_spec("Case-oriented joint display", title=title, number=number, orientation=orientation,
                          default_orientation="landscape", header=header, body=tuple(body), note=note,
                          notes=notes + list(extra_notes))
-    return JointDisplay("case_oriented", pd.DataFrame(spec_rows), table, excerpt_note=note,
+    spec = pd.DataFrame(spec_rows)
+    for col in profile:
+        if counts[col] and col in spec.columns:
+            spec[col] = spec[col].astype("Int64")  # counts stay whole numbers with a missing value
+    return JointDisplay("case_oriented", spec, table, excerpt_note=note,
                         options=dict(opts, n_interviewed_not_surveyed=len(not_surveyed), n_conflicts=n_flagged))
