@@ -390,3 +390,24 @@ def test_cli_options_reviews_and_flag_errors(cli, results, tmp_path):
                           str(tmp_path / "res.csv")], "--reviews")]:
         bad = cli("joint", *args, "--out", str(tmp_path / "x.md"))
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
+
+
+def test_quotes_prefer_the_hypothesis_mechanism_when_no_element():
+    cb = theme_codebook_from_dict({
+        "mechanisms": [{"id": "navigation", "name": "Network navigation"}, {"id": "negotiation", "name": "Negotiation"}],
+        "themes": [{"id": "T1", "name": "Ties", "direction": "supports"}],
+        "excerpts": [{"theme": "T1", "participant": "P1", "mechanism": "negotiation", "text": "We agreed who does what."},
+                     {"theme": "T1", "participant": "P2", "mechanism": "navigation", "text": "She knew the nurse."}]})
+    res = pd.DataFrame({"hypothesis_id": ["H1"], "mechanism": ["Network navigation"], "verdict": ["supported"],
+                        "theme_ids": ["T1"]})
+    jd = joint_display(res, kind="side_by_side", codebook=cb)
+    assert "She knew the nurse." in jd.spec.loc[0, "quotes"][0]
+
+
+def test_codebook_sources_and_invented_flag_are_checked():
+    with pytest.raises(CodebookError, match="cites source 'nope'"):
+        theme_codebook_from_dict({"themes": [{"id": "T1", "name": "x", "source": "nope"}]})
+    with pytest.raises(CodebookError, match="invented_excerpts"):
+        theme_codebook_from_dict({"invented_excerpts": "maybe", "themes": [{"id": "T1", "name": "x"}]})
+    cb = theme_codebook_from_dict({"invented_excerpts": True, "themes": [{"id": "T1", "name": "x"}]})
+    assert cb.excerpt_note == INVENTED_NOTE and cb.source_label(None) == "This study"

@@ -45,15 +45,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from cimstats.errors import Report
-from cimstats.integrate.codebook import ThemeCodebook, CodebookError
+from cimstats._files import atomic_write
+from cimstats.errors import RenderError, Report
+from cimstats.integrate.agreement import coder_agreement, theme_prominence
+from cimstats.integrate.codebook import _DIRECTION_SYNONYMS, INVENTED_NOTE, ThemeCodebook, CodebookError
 from cimstats.integrate.meta import (
+    CONVERGENCE_CODES,
     combine_convergence,
     normalise_verdict,
     suggest_meta_inferences,
 )
 from cimstats.integrate.privacy import pseudonymise, suppress_small_counts, truncate_quote
-from cimstats.render import Cell, Footnote, NumberFormat, Row, TableSpec
+from cimstats.render import Cell, Footnote, NumberFormat, Row, TableSpec, spreadsheet_text
 from cimstats.integrate.excerpts import read_excerpts
 from cimstats.render import render
 from cimstats.render import to_docx
@@ -194,9 +197,6 @@ class JointDisplay:
         import pandas as pd
         from pathlib import Path
 
-        from cimstats._files import atomic_write
-        from cimstats.errors import RenderError
-        from cimstats.render import spreadsheet_text
 
         frame = self.table.to_frame()
         notes = [n for n in self.table.notes if n] + [f"{f.marker} {f.text}" for f in self.table.footnotes]
@@ -257,7 +257,6 @@ def _split_ids(v) -> list[str]:
 
 def _parse_directions(v, *, column: str, row: int, themes: list[str]) -> dict[str, str]:
     """A hypothesis row's theme directions: one word for all its themes, ``T1: supports; T2: mixed`` or a dict."""
-    from cimstats.integrate.codebook import _DIRECTION_SYNONYMS
 
     def norm(d, theme=None) -> str:
         key = str(d).strip().lower()
@@ -543,7 +542,6 @@ def _excerpt_note(codebook, excerpts) -> str:
     if excerpts is not None and "invented" in excerpts.columns:
         flag = excerpts["invented"].astype("string").str.strip().str.lower().isin(["true", "1", "yes"])
         if bool(flag.any()):
-            from cimstats.integrate.codebook import INVENTED_NOTE
 
             return INVENTED_NOTE
     return ""
@@ -576,8 +574,9 @@ class _QuotePicker:
         self.pool = pool.reset_index(drop=True)  # a text in both tables is one quote: see pick()
         self.used: set[str] = set()
 
-    def pick(self, theme_ids, *, element=None, cases_subset=None, k: int = 1,
+    def pick(self, theme_ids, *, element=None, mechanism=None, codebook=None, cases_subset=None, k: int = 1,
              excerpts_only: bool = False) -> list[tuple[str, Any]]:
+        """Up to k (text, case_id) pairs: tagged with the hypothesis's element first, then its mechanism."""
         ids = {theme_ids} if isinstance(theme_ids, str) else set(theme_ids)
         c = self.pool.loc[self.pool["theme_id"].astype(str).isin(ids)]
         if excerpts_only:
@@ -585,9 +584,13 @@ class _QuotePicker:
         if cases_subset is not None:
             c = c.loc[c["case_id"].isin(list(cases_subset))]
         c = c.loc[~c["text"].astype(str).isin(self.used)]
-        if not _missing(element) and str(element).strip():
-            same = c["element"].astype(str) == str(element)
-            c = c.assign(_rank=(~same).astype(int)).sort_values("_rank", kind="stable")
+        has_el = not _missing(element) and bool(str(element).strip())
+        has_m = not _missing(mechanism) and bool(str(mechanism).strip())
+        if has_el or has_m:
+            el = (c["element"].astype(str) == str(element)) if has_el else c["element"].map(lambda _: False)
+            me = c["mechanism"].map(lambda x: has_m and not _missing(x) and _same_mechanism(x, mechanism, codebook))
+            rank = [0 if a else (1 if b else 2) for a, b in zip(el, me)]
+            c = c.assign(_rank=rank).sort_values("_rank", kind="stable")
         out = []
         for r in c.itertuples(index=False):
             if len(out) >= k:
@@ -632,16 +635,20 @@ def _hypothesis_directions(results, hypotheses) -> dict[str, dict[str, str]]:
     """Per-hypothesis theme directions from hypothesis objects (``getattr(h, "theme_directions", {})``)."""
     import pandas as pd
 
-    from cimstats.integrate.codebook import _DIRECTION_SYNONYMS
 
     objs = hypotheses
-    if objs is None:
-        plan = getattr(results, "plan", None)
+    plan = getattr(results, "plan", None) if objs is None else None
+    if plan is not None:
         for name in ("hypothesis_objects", "hypotheses"):
-            cand = getattr(plan, name, None) if plan is not None else None
-            if cand is not None:
+            cand = getattr(plan, name, None)
+            if cand is not None and not (isinstance(cand, pd.DataFrame) and "theme_directions" not in cand.columns):
                 objs = cand
                 break
+        if objs is None:  # any sequence of objects that carry theme_directions
+            for cand in (vars(plan).values() if hasattr(plan, "__dict__") else ()):
+                if isinstance(cand, (list, tuple)) and cand and all(hasattr(h, "theme_directions") for h in cand):
+                    objs = cand
+                    break
     out: dict[str, dict[str, str]] = {}
     if objs is None:
         return out
@@ -1001,7 +1008,8 @@ def _side_by_side(res, *, rules, overrides, reviews, codebook, excerpts, fmt, qu
                 else:
                     info = _theme_info(codebook, t)
                     who, finding = _finding(codebook, info)
-                    quotes = _quote_lines(quote, picker.pick(t, element=r.get("element"), k=k_quotes), note)
+                    quotes = _quote_lines(quote, picker.pick(t, element=r.get("element"), mechanism=r["mechanism"],
+                                                             codebook=codebook, k=k_quotes), note)
                     cells.append(Cell(str(info["name"])))
                     lines = ([f"{who}: {finding}"] if finding else []) + quotes
                     cells.append(Cell("\n".join(lines), kind="text"))
@@ -1105,8 +1113,6 @@ def _convergence(res, *, themes, rules, overrides, reviews, coders, unit, codebo
                  title, number, orientation, opts, lbm=True, ddir="none", picker=None, note="", extra_notes=()):
     import pandas as pd
 
-    from cimstats.integrate.agreement import coder_agreement, theme_prominence
-    from cimstats.integrate.meta import CONVERGENCE_CODES
 
     pairs = _pairs(res, codebook, lbm, ddir)
     mi = suggest_meta_inferences(pairs, rules=rules, overrides=overrides, reviews=reviews)
