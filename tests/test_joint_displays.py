@@ -185,15 +185,17 @@ def test_side_by_side(mechanisms, codebook, tmp_path):
     g = t.grid()
     assert g[2][0].text == "Network navigation"
     assert g[2][2].text == "OR = 1.42 [1.10, 1.83]; p <0.001\nbinary GLMM, n = 5,210"
-    quote = g[2][4].text.split("\n")[1]
-    assert quote.startswith("\u201c[name] from the allotment") and "\u2026\u201d (EN-0004)" in quote
-    assert "Maria" not in quote and len(quote.split("\u201d")[0]) <= 61
-    assert g[2][5].text == "Confirmation (rule R1)"
+    finding, quote = g[2][4].text.split("\n")[:2]
+    assert finding == "This study: Participants ask around to find help."   # whose finding it is
+    assert quote.startswith("This study: \u201c[name] from the allotment") and "\u2026\u201d (EN-0004)" in quote
+    assert "Maria" not in quote and len(quote.split("\u201d")[0]) <= 61 + len("This study: ")
+    assert g[2][5].text == "Confirmation: suggested (rule R1), needs review"
+    assert jd.meta_inferences.loc[0, "status"] == "suggested, needs review"
     assert t.orientation == "landscape" and t.number == "3"
     d, ws = _all_formats(jd, tmp_path)
     table = d.tables[0]
     assert table.cell(2, 0)._tc is table.cell(4, 0)._tc
-    assert "Expansion (A. Reviewer)" in [c.text for c in table.columns[5].cells]
+    assert "Expansion (A. Reviewer; rule suggested discordance)" in [c.text for c in table.columns[5].cells]
 
 
 # ----------------------------------------------------- statistics by theme
@@ -291,23 +293,28 @@ def test_themes_by_group_without_suppression(codebook, excerpts, cases):
 def test_convergence_matrix(mechanisms, codebook, tmp_path):
     jd = joint_display(mechanisms, kind="convergence", codebook=codebook)
     s = jd.spec.set_index("theme_id")
-    assert s.loc["T1", "convergence"] == "agreement"            # H1, H2 both confirm
-    assert s.loc["T1a", "convergence"] == "partial agreement"   # supported x mixed
-    assert s.loc["T2", "convergence"] == "dissonance"           # not supported x supports
-    assert s.loc["T3", "convergence"] == "dissonance"           # supported x contradicts
-    assert s.loc["T3b", "convergence"] == "agreement"
+    assert s.loc["T1", "convergence"] == "confirmation"         # H1, H2 both confirm
+    assert s.loc["T1a", "convergence"] == "expansion"           # supported x mixed: expansion, not partial agreement
+    assert s.loc["T2", "convergence"] == "discordance"          # not supported x supports
+    assert s.loc["T3", "convergence"] == "discordance"          # supported x contradicts
+    assert s.loc["T3b", "convergence"] == "confirmation"
     assert s.loc["T4", "convergence"] == "silence"
-    assert jd.summary_counts == {"agreement": 2, "partial agreement": 1, "silence": 1, "dissonance": 2}
+    assert jd.summary_counts == {"confirmation": 2, "expansion": 1, "discordance": 2, "partial agreement": 0,
+                                 "silence": 1}
     assert sum(jd.summary_counts.values()) == len(s)
     t = jd.table
-    summary = [[c.text for c in r.cells] for r in t.body[-4:]]
-    assert summary == [["Agreement", "2"], ["Partial agreement", "1"], ["Silence", "1"], ["Dissonance", "2"]]
-    assert (t.n_header_rows + t.n_body_rows - 4, 0, t.n_header_rows + t.n_body_rows - 4, 2) in t.merges()
-    # a theme with mixed codes across hypotheses is partial agreement; silence is ignored
+    summary = [[c.text for c in r.cells] for r in t.body[-5:]]
+    assert summary == [["Confirmation", "2"], ["Expansion", "1"], ["Discordance", "2"], ["Partial agreement", "0"],
+                       ["Silence", "1"]]
+    assert (t.n_header_rows + t.n_body_rows - 5, 0, t.n_header_rows + t.n_body_rows - 5, 4) in t.merges()
+    # a theme whose hypotheses reach different meta-inferences is partial agreement, labelled as the package's code
     m = mechanisms.copy()
     m.loc[m["hypothesis_id"] == "H2", "verdict"] = "not supported"
     jd2 = joint_display(m, kind="convergence", codebook=codebook)
     assert jd2.spec.set_index("theme_id").loc["T1", "convergence"] == "partial agreement"
+    row = [r for r in jd2.table.body if r.cells[0].text == "Finding the right people"][0]
+    assert row.cells[5].text == "Partial agreement (cimstats's code)"
+    assert any("Fetters" in n and "Farmer" in n for n in jd2.table.notes)
     _all_formats(jd, tmp_path)
 
 

@@ -22,14 +22,27 @@ def _load() -> dict:
 
 
 def _check(book: dict) -> None:
-    """Every excerpt points at a listed participant, theme, code, mechanism and element."""
+    """Every excerpt points at a listed participant, theme, code, mechanism and element; every theme,
+    mechanism and element cites a listed source and says what the package added."""
     themes = {t["id"]: t for t in book["themes"]}
+    sources = {s["id"] for s in book["sources"]}
     codes = {c["id"]: t["id"] for t in book["themes"] for c in t["codes"]}
     mechs = {m["id"] for m in book["mechanisms"]}
     elems = {e["id"] for e in book["collective_efficacy_elements"]}
     people = {p["id"] for p in book["participants"]}
     constructs = set(book["constructs"])
     problems = []
+    cited = book["themes"] + book["mechanisms"] + book["collective_efficacy_elements"]
+    for item in cited:
+        if item.get("source") not in sources:
+            problems.append(f"{item['id']} cites unlisted source {item.get('source')}")
+        if not item.get("cimstats_adds"):
+            problems.append(f"{item['id']} does not list what the package added (cimstats_adds)")
+    for item in book["themes"] + book["collective_efficacy_elements"]:
+        if not item.get("quote"):
+            problems.append(f"{item['id']} lacks the source's own words (quote)")
+    if not book.get("invented_excerpts") or not book.get("excerpt_note"):
+        problems.append("the invented excerpts are not labelled (invented_excerpts, excerpt_note)")
     for t in book["themes"]:
         problems += [f"theme {t['id']} names unknown mechanism {m}" for m in t["mechanisms"] if m not in mechs]
         problems += [f"theme {t['id']} names unknown construct {c}" for c in t["constructs"] if c not in constructs]
@@ -55,13 +68,24 @@ def theme_codebook() -> dict:
     Returns
     -------
     dict
-        ``source`` (the published line-of-argument synthesis), ``themes``
-        (id, key, name, description, linked mechanisms and constructs, codes),
-        ``mechanisms`` (id, name, definition, themes, constructs, quantitative
-        expectation), ``collective_efficacy_elements`` (timing, trust,
-        legitimising), ``constructs`` (harmonised variables each construct
-        uses), ``participants`` (id, country, surveyed) and ``excerpts``.
-        Every excerpt is invented for the synthetic demo study.
+        ``sources`` (the two published syntheses the codebook cites:
+        ``vassilev2014``, the 2014 metasynthesis that gives the three themes
+        and the three network mechanisms with their definitions, and
+        ``vassilev2019``, the collective-efficacy meta-synthesis that gives
+        the three central elements of collective efficacy), ``themes`` (id,
+        key, name, ``source``, ``quote``: the source's own words,
+        description, direction, linked mechanisms and constructs, codes),
+        ``mechanisms`` (id, name, ``source``, definition quoted from the
+        source, themes, constructs, quantitative expectation),
+        ``collective_efficacy_elements`` (timing, trust, legitimising, each
+        with ``source`` and ``quote``), ``constructs`` (harmonised variables
+        each construct uses), ``participants`` (id, country, surveyed) and
+        ``excerpts``. Each theme, mechanism and element lists under
+        ``cimstats_adds`` the fields that are the package's own (not the
+        source's): descriptions, codes, directions, construct links and
+        quantitative expectations. Every excerpt is invented for the
+        synthetic demo study (``invented_excerpts: true``), written in
+        English; no interviews were done.
 
     Examples
     --------

@@ -8,15 +8,22 @@
 * :func:`read_excerpts` / :func:`excerpts_from_qdpx` give the coded-excerpt
   table; codes map onto themes through a user-editable table
   (:func:`mapping_template`); :func:`link_cases` joins cases by pseudonymous id.
-* :func:`joint_display` builds the five joint-display kinds from the
-  mechanism table; meta-inferences are suggested by a visible rule table
-  (:data:`DEFAULT_RULES`) and can be overridden, recording who decided.
+* :func:`joint_display` builds the five joint-display kinds from a results
+  frame (:data:`RESULTS_SCHEMA`); meta-inferences (confirmation, expansion,
+  discordance as Fetters, Curry and Creswell 2013 define them, and silence)
+  are suggested by a visible rule table (:data:`DEFAULT_RULES`) and stay
+  "suggested, needs review" until a named reviewer confirms or overrides
+  them in a review file (:func:`read_reviews`).
+* :func:`theme_prominence` and :func:`coder_agreement`: participants per
+  theme, and percent agreement and Cohen's kappa between two coders.
 * :mod:`~cimstats.integrate.privacy`: small-cell suppression, quote
   pseudonymisation and truncation.
 """
 
+from cimstats.integrate.agreement import AGREEMENT_UNITS, coder_agreement, theme_prominence
 from cimstats.integrate.codebook import (
     DIRECTIONS,
+    INVENTED_NOTE,
     ThemeCodebook,
     CodebookError,
     theme_codebook_from_dict,
@@ -25,7 +32,9 @@ from cimstats.integrate.codebook import (
 from cimstats.integrate.displays import (
     DISPLAY_KINDS,
     MECHANISM_TABLE_COLUMNS,
+    RESULTS_SCHEMA,
     JointDisplay,
+    results_schema,
     joint_display,
     validate_mechanism_table,
 )
@@ -40,7 +49,13 @@ from cimstats.integrate.excerpts import (
 )
 from cimstats.integrate.meta import (
     CONVERGENCE,
+    CONVERGENCE_CODES,
     DEFAULT_RULES,
+    FIT_DEFINITIONS,
+    REVIEW_COLUMNS,
+    REVIEW_STATUSES,
+    read_reviews,
+    review_template,
     META_INFERENCES,
     VERDICTS,
     combine_convergence,
@@ -61,7 +76,10 @@ __all__ = [
     "read_excerpts", "excerpts_from_qdpx", "mapping_template", "read_mapping", "link_cases",
     "EXCERPT_COLUMNS", "UnmappedCodesWarning",
     "joint_display", "JointDisplay", "DISPLAY_KINDS", "MECHANISM_TABLE_COLUMNS", "validate_mechanism_table",
+    "RESULTS_SCHEMA", "results_schema",
     "suggest_meta_inferences", "DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "combine_convergence",
+    "CONVERGENCE_CODES", "FIT_DEFINITIONS", "REVIEW_COLUMNS", "REVIEW_STATUSES", "read_reviews", "review_template",
+    "theme_prominence", "coder_agreement", "AGREEMENT_UNITS", "INVENTED_NOTE",
     "suppress_small_counts", "Suppression", "pseudonymise", "truncate_quote", "IDENTIFIER_PATTERNS",
 ]
 

@@ -11,6 +11,12 @@ YAML format
 ::
 
     name: Network mechanisms synthesis          # optional
+    sources:                                     # optional: published sources the codebook cites
+      - id: vassilev2014
+        label: Vassilev et al. 2014 metasynthesis
+        citation: "Vassilev I, Rogers A, Kennedy A, Koetsenruijter J. ... BMC Public Health 2014;14:719."
+        doi: 10.1186/1471-2458-14-719
+    invented_excerpts: false                     # true: every display says the excerpts are invented
     mechanisms:                                  # optional; a list or an id -> fields mapping
       - id: navigation
         name: Network navigation
@@ -20,6 +26,8 @@ YAML format
         name: Finding the right people
         mechanism: navigation
         definition: ...
+        source: vassilev2014     # whose finding the theme is (omitted: this study's own)
+        quote: "..."             # the source's own words for the theme
         direction: supports      # supports | contradicts | mixed | none
         hypotheses: [H1, H2]     # mechanism-table hypothesis ids
         constructs: [network_diversity]
@@ -47,7 +55,7 @@ with ``theme_id, text`` and optionally ``excerpt_id, source, case_id``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +86,11 @@ _DIRECTION_SYNONYMS = {
     "none": "none", "silent": "none", "": "none", "na": "none", "n/a": "none", "unstated": "none",
 }
 THEME_COLUMNS = ["theme_id", "name", "kind", "parent_id", "level", "mechanism", "definition", "direction",
-                 "hypothesis_ids", "constructs"]
+                 "hypothesis_ids", "constructs", "source_id", "source_wording"]
+SOURCE_COLUMNS = ["source_id", "label", "citation", "doi"]
+#: the note every display built from invented excerpts carries (unless the codebook words its own)
+INVENTED_NOTE = ("The excerpts are invented for illustration; they are not quotations of real participants "
+                 "and no real interviews were done.")
 EXEMPLAR_COLUMNS = ["excerpt_id", "theme_id", "text", "source", "case_id", "code", "mechanism", "element"]
 LINK_COLUMNS = ["theme_id", "target_type", "target_id"]
 MECHANISM_COLUMNS = ["mechanism_id", "name", "definition", "expectation"]
@@ -113,6 +125,17 @@ class ThemeCodebook:
         variables, measure``.
     participants : pandas.DataFrame
         Interviewed participants (``case_id`` and any listed attributes).
+    sources : pandas.DataFrame
+        Published sources the codebook cites: ``source_id, label,
+        citation, doi``. A theme's ``source_id`` names the source its
+        finding comes from (empty: the finding is this study's own) and
+        ``source_wording`` holds the source's own words for it.
+    invented_excerpts : bool
+        True when the codebook says ``invented_excerpts: true``: its
+        excerpts are invented, and every display built from them says so.
+    excerpt_note : str
+        The note such displays carry (``excerpt_note:``, else
+        :data:`INVENTED_NOTE`); empty for real excerpts.
     name : str
     source : str
         Where the codebook was read from.
@@ -127,6 +150,9 @@ class ThemeCodebook:
     elements: Any = None
     constructs: Any = None
     participants: Any = None
+    sources: Any = None
+    invented_excerpts: bool = False
+    excerpt_note: str = ""
 
     def __post_init__(self):
         import pandas as pd
@@ -137,11 +163,24 @@ class ThemeCodebook:
             object.__setattr__(self, "constructs", pd.DataFrame(columns=CONSTRUCT_COLUMNS))
         if self.participants is None:
             object.__setattr__(self, "participants", pd.DataFrame(columns=["case_id"]))
+        if self.sources is None:
+            object.__setattr__(self, "sources", pd.DataFrame(columns=SOURCE_COLUMNS))
+        if self.invented_excerpts and not self.excerpt_note:
+            object.__setattr__(self, "excerpt_note", INVENTED_NOTE)
+
+    def source_label(self, source_id) -> str:
+        """The short label of a cited source (e.g. ``Vassilev et al. 2014 metasynthesis``); the id when unknown."""
+        if source_id is None or (isinstance(source_id, float) and source_id != source_id) or not str(source_id):
+            return "This study"
+        hit = self.sources.loc[self.sources["source_id"] == str(source_id), "label"]
+        return str(hit.iloc[0]) if len(hit) and hit.iloc[0] else str(source_id)
 
     def excerpts(self):
         """The codebook's excerpts as a coded-excerpt table (see :func:`cimstats.integrate.read_excerpts`)."""
         ex = self.exemplars.rename(columns={"code": "code"})
-        return read_excerpts(ex[["excerpt_id", "case_id", "theme_id", "text", "source", "code", "mechanism", "element"]])
+        out = read_excerpts(ex[["excerpt_id", "case_id", "theme_id", "text", "source", "code", "mechanism", "element"]])
+        out["invented"] = bool(self.invented_excerpts)
+        return out
 
     def theme(self, theme_id: str) -> dict:
         """One theme's row as a dict."""
@@ -287,7 +326,12 @@ def theme_codebook_from_dict(data: dict, *, source: str = "") -> ThemeCodebook:
             "definition": _pick(t, "definition", "description"),
             "direction": _direction(_pick(t, "direction", "stated_direction"), where, report),
             "hypothesis_ids": ";".join(hyps), "constructs": ";".join(cons),
+            # a sub-theme cites its own source: codes a study adds under a published theme are its own
+            "source_id": _pick(t, "source", "source_id", "finding_source"),
+            "source_wording": _pick(t, "quote", "source_wording", "published_wording"),
         }
+        if row["source_id"] is not None:
+            row["source_id"] = str(row["source_id"])
         themes.append(row)
         for h in hyps:
             links.append({"theme_id": tid, "target_type": "hypothesis", "target_id": h})
@@ -370,8 +414,31 @@ def theme_codebook_from_dict(data: dict, *, source: str = "") -> ThemeCodebook:
         links.append({"theme_id": str(_pick(lk, "theme_id", "theme")),
                       "target_type": str(_pick(lk, "target_type", "type", default="hypothesis")),
                       "target_id": str(_pick(lk, "target_id", "target", "hypothesis_id"))})
+    sources = []
+    raw_s = _pick(data, "sources", default=[]) or []
+    if isinstance(raw_s, dict):
+        raw_s = [dict(v or {}, id=k) if isinstance(v, dict) else {"id": k, "citation": v} for k, v in raw_s.items()]
+    for k, sr in enumerate(raw_s):
+        sr = _norm_keys(sr) if isinstance(sr, dict) else {"id": sr}
+        sid = _pick(sr, "id", "source_id")
+        if sid is None:
+            report.add("C009", f"Source {k + 1} under `sources` has no `id`.", remedy="Give every source an id.")
+            continue
+        sources.append({"source_id": str(sid), "label": str(_pick(sr, "label", "short", default=sid)),
+                        "citation": _pick(sr, "citation", "reference"), "doi": _pick(sr, "doi")})
+    known_sources = {x["source_id"] for x in sources}
+    for t in themes:
+        if t["source_id"] is not None and t["source_id"] not in known_sources:
+            report.add("C010", f"Theme {t['theme_id']!r} cites source {t['source_id']!r}, which is not under `sources`.",
+                       remedy="List the source under `sources:` with an id, label and citation.")
+    invented = _pick(data, "invented_excerpts", default=False)
+    if not isinstance(invented, bool):
+        report.add("C011", f"`invented_excerpts` is {invented!r}; expected true or false.")
+        invented = True  # never let an unclear flag hide the note
+    note = _pick(data, "excerpt_note", default="") or ""
     return _finish(themes, exemplars, links, mechs, name=str(_pick(data, "name", "title", "id", default="")),
-                   source=source, report=report, elements=elements, constructs=constructs, participants=participants)
+                   source=source, report=report, elements=elements, constructs=constructs, participants=participants,
+                   sources=sources, invented_excerpts=bool(invented), excerpt_note=str(note) if invented else "")
 
 
 def _exemplar(e: dict, tid: str, text, default_id: str) -> dict:
@@ -388,7 +455,7 @@ def _exemplar(e: dict, tid: str, text, default_id: str) -> dict:
 
 
 def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(), constructs=(),
-            participants=()) -> ThemeCodebook:
+            participants=(), sources=(), invented_excerpts=False, excerpt_note="") -> ThemeCodebook:
     import pandas as pd
 
     seen: set[str] = set()
@@ -432,6 +499,8 @@ def _finish(themes, exemplars, links, mechs, *, name, source, report, elements=(
         elements=pd.DataFrame(list(elements), columns=ELEMENT_COLUMNS),
         constructs=pd.DataFrame(list(constructs), columns=CONSTRUCT_COLUMNS),
         participants=pd.DataFrame(list(participants)) if participants else pd.DataFrame(columns=["case_id"]),
+        sources=pd.DataFrame(list(sources), columns=SOURCE_COLUMNS),
+        invented_excerpts=invented_excerpts, excerpt_note=excerpt_note,
     )
 
 
@@ -472,8 +541,7 @@ def read_theme_codebook(path, *, exemplars=None) -> ThemeCodebook:
         cb = theme_codebook_from_dict(data or {}, source=p.name)
         if exemplars is not None:
             extra = read_codebook_exemplars(exemplars)
-            cb = ThemeCodebook(cb.themes, pd.concat([cb.exemplars, extra], ignore_index=True), cb.links,
-                          cb.mechanisms, cb.name, cb.source)
+            cb = replace(cb, exemplars=pd.concat([cb.exemplars, extra], ignore_index=True))
         return cb
     if suffix in (".csv", ".tsv", ".txt"):
         df = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
@@ -494,7 +562,7 @@ def read_theme_codebook(path, *, exemplars=None) -> ThemeCodebook:
         data = {"themes": rows}
         cb = theme_codebook_from_dict(data, source=p.name)
         if exemplars is not None:
-            cb = ThemeCodebook(cb.themes, read_codebook_exemplars(exemplars), cb.links, cb.mechanisms, cb.name, cb.source)
+            cb = replace(cb, exemplars=read_codebook_exemplars(exemplars))
         return cb
     raise CodebookError(f"Cannot read codebook '{p}': suffix {p.suffix!r} is not .yaml, .yml, .json or .csv.")
 
