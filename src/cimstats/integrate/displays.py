@@ -635,20 +635,14 @@ def _hypothesis_directions(results, hypotheses) -> dict[str, dict[str, str]]:
     """Per-hypothesis theme directions from hypothesis objects (``getattr(h, "theme_directions", {})``)."""
     import pandas as pd
 
-
     objs = hypotheses
-    plan = getattr(results, "plan", None) if objs is None else None
-    if plan is not None:
-        for name in ("hypothesis_objects", "hypotheses"):
-            cand = getattr(plan, name, None)
-            if cand is not None and not (isinstance(cand, pd.DataFrame) and "theme_directions" not in cand.columns):
-                objs = cand
-                break
-        if objs is None:  # any sequence of objects that carry theme_directions
-            for cand in (vars(plan).values() if hasattr(plan, "__dict__") else ()):
-                if isinstance(cand, (list, tuple)) and cand and all(hasattr(h, "theme_directions") for h in cand):
-                    objs = cand
-                    break
+    if objs is None:  # a MechanismResult fitted in this session carries its plan
+        plan = getattr(results, "plan", None)
+        listing = getattr(plan, "hypothesis_list", None)
+        if callable(listing):
+            objs = listing()
+        elif isinstance(getattr(plan, "hypotheses", None), (list, tuple)):
+            objs = plan.hypotheses
     out: dict[str, dict[str, str]] = {}
     if objs is None:
         return out

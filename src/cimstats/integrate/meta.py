@@ -3,7 +3,7 @@
 The three categories of "fit" between the strands are those of Fetters,
 Curry and Creswell (2013), *Achieving integration in mixed methods
 designs: principles and practices*, Health Services Research 48(6 Pt 2),
-2134-2156 (:data:`FIT_DEFINITIONS` holds their definitions):
+2134-2156 (:data:`FIT_DEFINITIONS` summarises them in the package's words; not quotations):
 
 * **confirmation**: the findings of each strand confirm the results of the
   other;
@@ -55,20 +55,18 @@ __all__ = ["DEFAULT_RULES", "META_INFERENCES", "CONVERGENCE", "VERDICTS", "sugge
            "REVIEW_STATUSES", "read_reviews", "review_template"]
 
 META_INFERENCES = ("confirmation", "expansion", "discordance", "silence")
-#: the definitions of fit of Fetters, Curry and Creswell (2013) and of silence (Farmer et al. 2006)
+#: the categories of fit of Fetters, Curry and Creswell (2013) and silence (Farmer et al. 2006), each
+#: summarised in the package's own words (a paraphrase to cite, not a quotation)
 FIT_DEFINITIONS = {
     "confirmation": ("Fetters, Curry and Creswell 2013",
-                     "Confirmation of findings from both types of data confirm the results of the other."),
+                     "the findings of each kind of data confirm those of the other."),
     "expansion": ("Fetters, Curry and Creswell 2013",
-                  "Expansion occurs when the findings from the two sources of data diverge and expand insights of "
-                  "the phenomenon of interest by addressing different aspects of a single phenomenon or by "
-                  "describing complementary aspects of a central phenomenon of interest."),
+                  "the findings of the two kinds of data diverge and widen the understanding of the phenomenon, by "
+                  "speaking to different or complementary aspects of it."),
     "discordance": ("Fetters, Curry and Creswell 2013",
-                    "If the qualitative and quantitative findings are inconsistent, incongruous, contradict, "
-                    "conflict, or disagree with each other, discordance occurs."),
+                    "the qualitative and quantitative findings are inconsistent with, or contradict, each other."),
     "silence": ("Farmer et al. 2006, triangulation protocol",
-                "One set of results covers the theme or example, whereas the other set of results is silent on "
-                "the theme or example."),
+                "one set of results covers a theme while the other says nothing about it."),
 }
 #: convergence codes of a theme in the convergence coding matrix: the four meta-inferences, plus
 #: ``partial agreement``, which is cimstats's own code for a theme whose linked hypotheses reach

@@ -469,6 +469,9 @@ def step_joint_displays(ctx: StepContext) -> dict:
     excerpts = _excerpts(ctx.plan, ctx.out)
     mech = load_mechanisms(ctx.out)
     results = None if mech is None else mech.table
+    # the expected direction of each hypothesis-theme pair comes from the plan (the saved table has the links only)
+    mplan = mechanism_plan(ctx.plan) if mech is not None else None
+    hypotheses = mplan.hypothesis_list() if mplan is not None else None
     cases = _cases(ctx)
     if excerpts is not None:
         cases = cases.loc[cases["patient_id"].isin(set(excerpts["case_id"]))].reset_index(drop=True)
@@ -485,7 +488,7 @@ def step_joint_displays(ctx: StepContext) -> dict:
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter("always")
             jd = joint_display(results, kind=kind, codebook=codebook, excerpts=excerpts, cases=cases,
-                               number=f"J{k}", **opts)
+                               number=f"J{k}", **({"hypotheses": hypotheses} | opts))
         notes += _caught(ws)
         base = ctx.path(f"joint_displays/{stem}.csv")
         spec_frame = jd.to_frame()
