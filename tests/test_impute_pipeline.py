@@ -23,8 +23,8 @@ IMPUTATION = {"m": 2, "seed": 11, "iterations": 2, "method": {"income_equiv": "n
 
 def _mechanism_plan() -> dict:
     doc = yaml.safe_load((ROOT / "src/cimstats/mechanisms/default_plan.yaml").read_text(encoding="utf-8"))
-    doc["models"] = {"ego_navigation": doc["models"]["ego_navigation"]}
-    doc["hypotheses"] = [h for h in doc["hypotheses"] if h["model"] == "ego_navigation"]
+    doc["models"] = {"knowledge_navigation": doc["models"]["knowledge_navigation"]}
+    doc["hypotheses"] = [h for h in doc["hypotheses"] if h["model"] == "knowledge_navigation"]
     return doc
 
 
@@ -53,7 +53,7 @@ def test_cimstats_run_imputes_once_and_pools_every_hypothesis(harmonised, tmp_pa
            "outputs": {"data": ["parquet"], "tables": ["csv"], "figures": [], "report": False}}
     run(doc, out=tmp_path / "out", progress=False)
     table = pd.read_csv(tmp_path / "out/mechanisms/mechanism_table.csv").set_index("hypothesis_id")
-    assert list(table.index) == ["NAV1", "NAV2", "NAV3"]
+    assert list(table.index) == ["NAV1", "NAV2"]
     assert (table["m"] == 2).all() and table["fmi"].between(0, 1).all()
     assert table["verdict_reason"].str.contains("pooled over 2 imputations").all()
 
@@ -92,3 +92,23 @@ def test_a_bad_imputation_section_is_reported_before_any_work(harmonised, tmp_pa
     assert any("imputation.m is 1" in m for m in msgs) and any("'magic'" in m for m in msgs)
     with pytest.raises(PlanError, match="lacks"):
         impute_patients(pd.DataFrame({"patient_id": [1, 2], "x": [1.0, None]}), {"m": 2, "method": {"y": "pmm"}})
+
+
+def test_imputations_fit_pools_the_mechanism_tests_hypothesis_by_hypothesis(harmonised):
+    """Imputations.fit(test_mechanisms, ...) pools the mechanism tables as the plan's imputation section does."""
+    _, patients, alters = harmonised
+    imp, _ = impute_patients(patients, IMPUTATION)
+
+    def mechanisms(data, **kw):  # the completed imputed columns back in the full patient table
+        full = patients.copy()
+        for c in data.columns:
+            full[c] = data[c].to_numpy() if not isinstance(data[c].dtype, pd.CategoricalDtype) else data[c].values
+        return test_mechanisms({"patients": full, "alters": alters}, _mechanism_plan(), **kw)
+
+    pooled = imp.fit(mechanisms, seed=5, n_boot=50)
+    direct = test_mechanisms_imputed({"patients": patients, "alters": alters}, _mechanism_plan(),
+                                     imputation=IMPUTATION, seed=5, n_boot=50).table.set_index("hypothesis_id")
+    got = pooled.table.set_index("hypothesis_id")
+    assert (got["m"] == 2).all() and list(got.index) == list(direct.index)
+    for col in ("estimate", "std_error", "df", "p_value", "ci_lower", "ci_upper", "fmi"):
+        np.testing.assert_allclose(got[col].to_numpy(float), direct[col].to_numpy(float), rtol=1e-9, err_msg=col)

@@ -24,6 +24,7 @@ from cimstats.errors import CimstatsError, PlanError
 from cimstats.models.impute import kernels as _k
 from cimstats.models.impute.imputations import MAX_M, METHODS, MAX_TEXT_LEVELS, impute
 from cimstats.models.impute.pooled import pool
+from cimstats.models._result import register_pooler
 
 from .adjust import p_adjust
 from .evaluate import _ID, _check_tables, _tables, test_mechanisms
@@ -300,3 +301,7 @@ def _pool_invariance(row: dict, bases, fits, estimand: str, m: int) -> None:
 
 
 test_mechanisms_imputed.__test__ = False
+
+
+# mechanism tables fitted by Imputations.fit(cimstats.test_mechanisms, ...) pool hypothesis by hypothesis
+register_pooler(MechanismResult.kind, lambda runs: pool_mechanism_results(runs))

@@ -53,7 +53,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
@@ -411,6 +411,14 @@ def _flatten(v):
 
 # --------------------------------------------------------------------------- contract
 _KINDS: dict[str, type] = {}
+#: result kinds that pool over multiply imputed data sets by rules of their own (kind -> function taking the
+#: list of m results and returning one pooled result); :meth:`Imputations.fit` uses them instead of pooling tidy()
+POOLERS: dict[str, Callable] = {}
+
+
+def register_pooler(kind: str, pool_results: Callable) -> None:
+    """Declare how results of ``kind`` are pooled over imputations (used by ``Imputations.fit``)."""
+    POOLERS[kind] = pool_results
 
 
 class FittedResult:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import ModelSpecificationError
+from cimstats.models._result import POOLERS
 from cimstats.models.impute.chained import PASSIVE_RULES, Variable, run_chains
 from cimstats.models.impute.pooled import PooledResult, likelihood_ratio_test, pool
 from cimstats.models.impute.chained import _passive
@@ -219,7 +220,13 @@ class Imputations:
         set (with ``seed=s``, imputation k uses seed ``s + k - 1``) and the
         m x B resamples are stacked: the effects' intervals are percentile
         intervals of the stacked draws, the point estimates Rubin's means
-        (``bootstrap_draws()`` gives the draws).
+        (``bootstrap_draws()`` gives the draws). A ``seed`` is advanced by one
+        per completed set for every verb. Mechanism tests
+        (:func:`cimstats.test_mechanisms`, e.g. through
+        ``lambda data, **kw: test_mechanisms({"patients": data, "alters": alters}, plan, **kw)``)
+        are pooled hypothesis by hypothesis into one mechanism table with
+        ``fmi`` and ``m`` columns, as an analysis plan's ``imputation``
+        section does.
 
         Examples
         --------
@@ -236,13 +243,16 @@ class Imputations:
         if not callable(verb):
             raise ModelSpecificationError(f"`verb` is a {type(verb).__name__}; expected a model function such as "
                                           "cimstats.lmm.")
-        if _is_mediation(verb) and isinstance(kw.get("seed"), (int, np.integer)) \
-                and not isinstance(kw.get("seed"), bool):
+        seed = _bootstrap_seed(verb, kw)
+        if seed is not None:
             # each completed set gets its own resamples (seed, seed + 1, ...), so the stacked draws are m x B
             # different resamples, repeatable from the one seed given
-            fits = [self._call(verb, d, args, {**kw, "seed": int(kw["seed"]) + k}) for k, d in enumerate(self.datasets)]
+            fits = [self._call(verb, d, args, {**kw, "seed": seed + k}) for k, d in enumerate(self.datasets)]
         else:
             fits = [self._call(verb, d, args, kw) for d in self.datasets]
+        own = POOLERS.get(getattr(fits[0], "kind", "")) if fits else None
+        if own is not None:  # e.g. mechanism tables, pooled hypothesis by hypothesis
+            return own(fits)
         name = getattr(verb, "__name__", type(verb).__name__)
         shown = ", ".join([repr(a) for a in args[:1]] + [f"{k}={v!r}" for k, v in kw.items()])
         return pool(fits, dfcom=dfcom, description=f"{name}({shown})")
@@ -600,10 +610,18 @@ def impute(data, m: int = 20, *, method: Mapping[str, str] | None = None, cluste
 
 
 # ---------------------------------------------------------------------- helpers
-def _is_mediation(verb) -> bool:
-    """True for cimstats.mediation (whose bootstrap is stacked over imputations)."""
-    return getattr(verb, "__module__", "") == "cimstats.models.mediation.fit" and \
-        getattr(verb, "__name__", "") == "mediation"
+def _bootstrap_seed(verb, kw) -> int | None:
+    """The seed of the first completed set; set k gets ``seed + k - 1``, so resamples differ between sets.
+
+    A ``seed`` given to :meth:`Imputations.fit` is advanced by one per completed set (verbs with a bootstrap,
+    such as cimstats.mediation and cimstats.test_mechanisms, then stack m x B different resamples);
+    cimstats.test_mechanisms called without one starts from its own default seed. Otherwise None.
+    """
+    seed = kw.get("seed")
+    if seed is None and getattr(verb, "__module__", "") == "cimstats.mechanisms.evaluate" and \
+            getattr(verb, "__name__", "") == "test_mechanisms":
+        seed = inspect.signature(verb).parameters["seed"].default
+    return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
 
 
 def _unpack(data):
