@@ -31,26 +31,31 @@ missing ones with the posterior draw, each missing case taking one of the 5
 nearest donors at random (``kernels.pmm``; the same ``.norm.draw``, with ridge
 1e-5).
 
-Measured (200 replications per mechanism, n = 200, m = 20, 10 iterations,
-seed 1; Monte Carlo error of a 95% coverage +-0.030):
+Measured (1,000 replications per mechanism, n = 200, m = 20, 10 iterations,
+seed 1; Monte Carlo error of a 95% coverage +-0.014; pmm 467 s, norm 184 s):
 
-=========  ========  ======  ==============  ========
-method     design    term    bias / SE       coverage
-=========  ========  ======  ==============  ========
-pmm        MCAR      x       -0.05           0.915
-pmm        MCAR      mean_x  -0.01           0.945
-pmm        MAR       x       -0.38           0.910
-pmm        MAR       mean_x  -0.47           0.890
-norm       MCAR      x       -0.05           0.950
-norm       MCAR      mean_x  -0.03           0.975
-norm       MAR       x       -0.12           0.965
-norm       MAR       mean_x  +0.08           0.965
-=========  ========  ======  ==============  ========
+=========  ========  ======  ==========  ========  =========================
+method     design    term    bias / SE   coverage  complete cases: bias / SE,
+                                                   coverage
+=========  ========  ======  ==========  ========  =========================
+pmm        MCAR      x       -0.07       0.931     -0.06, 0.952
+pmm        MCAR      mean_x  -0.04       0.941     -0.01, 0.950
+pmm        MAR       x       -0.30       0.914     -0.96, 0.834
+pmm        MAR       mean_x  -0.48       0.885     -3.69, 0.041
+norm       MCAR      x       -0.07       0.946     -0.06, 0.952
+norm       MCAR      mean_x  -0.03       0.947     -0.01, 0.950
+norm       MAR       x       -0.07       0.953     -0.96, 0.834
+norm       MAR       mean_x  +0.04       0.963     -3.69, 0.041
+=========  ========  ======  ==========  ========  =========================
 
-Under MAR, pmm is biased towards the centre (about 0.4 SE) and under-covers
-(the donors are sparse where most values are missing, a property of
-predictive mean matching rather than of the matching type); ``norm`` meets the
-coverage target within Monte Carlo error.
+``norm`` meets both targets (coverage 93-97%, |bias| < 10% of the SE) in all
+four cells. Under this strong MAR mechanism (fraction of missing information
+about 0.55), pmm is biased towards the centre (0.3-0.5 SE) and under-covers,
+far less than complete-case analysis but outside the targets; mice's own pmm
+shows the same bias on this design (measured in R with 100 replications:
+-0.49 and -0.62 SE, coverage 0.95 and 0.85). The donors of predictive mean
+matching are sparse where most values are missing: with few rows and a high
+fraction of missing information, impute continuous variables with ``norm``.
 """
 
 from __future__ import annotations
