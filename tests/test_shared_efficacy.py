@@ -103,3 +103,71 @@ def test_planted_icc_is_recovered(study):
 def test_demo_dictionary_still_checks_clean():
     rep = check_dictionary(demo_dictionary_path())
     assert len(rep) == 0, rep.summary()
+
+
+# ------------------------------------------------------------------------- agreement and two-level CFA
+from cimstats.errors import CimstatsError  # noqa: E402
+from cimstats.mechanisms import SharedEfficacyResult, shared_efficacy  # noqa: E402
+from cimstats.measures.agreement import rwg  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shared(study):
+    return shared_efficacy(study.alters)
+
+
+def test_shared_efficacy_matches_the_agreement_measures(study, shared):
+    assert isinstance(shared, SharedEfficacyResult)
+    a = study.alters
+    a = a[(a["wave"] == 0) & a[MEMBER_CE[0]].notna()].assign(score=lambda d: d[MEMBER_CE].mean(axis=1))
+    direct = icc(a, "score", "patient_id")
+    agree = rwg(a, MEMBER_CE, "patient_id", options=5)
+    s = shared.summary_frame().iloc[0]
+    assert s["icc1"] == pytest.approx(direct.icc1, rel=1e-12)
+    assert s["icc2"] == pytest.approx(direct.icc2, rel=1e-12)
+    assert s["rwg_j_mean"] == pytest.approx(agree.mean, rel=1e-12)
+    assert s["rwg_null_variance"] == pytest.approx((5 ** 2 - 1) / 12)
+    assert s["members"] == len(a) and s["networks"] == a["patient_id"].nunique()
+    # every alter row is accounted for: reporting, not reporting, partial
+    assert s["members"] + s["not_reporting"] + s["partial"] == int((study.alters["wave"] == 0).sum())
+    assert shared.networks["n_members"].sum() == len(a)
+    one = shared.networks["n_members"] == 1
+    assert shared.networks.loc[one, "rwg_j"].isna().all() and shared.networks.loc[~one, "rwg_j"].notna().all()
+
+
+def test_two_level_cfa_has_positive_between_loadings(shared):
+    t = shared.tidy()
+    load = t[t["op"] == "=~"]
+    assert set(load["level"]) == {1, 2}
+    between = load[load["level"] == 2]
+    assert len(between) == len(MEMBER_CE) and (between["estimate"] > 0).all()
+    free = between[between["std_error"] > 0]
+    assert (free["ci_lower"] > 0).all()
+    # the factor's between-network share is near the planted share of the members' views
+    planted = planted_truth()["shared_collective_efficacy"]["icc1_view"]
+    assert abs(shared.factor_icc() - planted) < 0.08
+
+
+def test_partial_answers_are_counted_not_dropped_silently(study):
+    a = study.alters.copy()
+    rows = a.index[(a["wave"] == 0) & a[MEMBER_CE[0]].notna()][:5]
+    a.loc[rows, MEMBER_CE[1]] = np.nan
+    r = shared_efficacy(a, cfa=False)
+    assert r.n_partial == 5 and r.fit is None
+    assert r.summary_frame().loc[0, "members"] == int(study.alters[MEMBER_CE[0]].notna().sum()) - 5
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"items": ["member_ce_1"]}, "at least two"),
+    ({"items": ["member_ce_1", "member ce 2"]}, "cannot be used in a model"),
+    ({"items": ["member_ce_1", "nope"]}, "no column"),
+    ({"group": "network"}, "no column"),
+])
+def test_hostile_arguments_raise_one_sentence(study, kwargs, fragment):
+    with pytest.raises(CimstatsError, match=fragment):
+        shared_efficacy(study.alters, cfa=False, **kwargs)
+
+
+def test_no_reporting_member_raises(study):
+    with pytest.raises(CimstatsError, match="answered every item"):
+        shared_efficacy(study.alters, wave=1, cfa=False)

@@ -21,9 +21,11 @@ from .evaluate import model_frame, p_adjust, test_mechanisms
 from .plan import MechanismPlan, default_plan, read_mechanism_plan
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import VERDICTS, VerdictRules
+from .shared import SharedEfficacyResult, shared_efficacy
 
 __all__ = ["MechanismResult", "MechanismPlan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan",
-           "model_frame", "p_adjust", "read_mechanism_plan", "test_mechanisms"]
+           "model_frame", "p_adjust", "read_mechanism_plan", "shared_efficacy", "SharedEfficacyResult",
+           "test_mechanisms"]
 
 #: names of the previous release, kept for one release
 _RENAMED = {"Plan": ("MechanismPlan", MechanismPlan), "read_plan": ("read_mechanism_plan", read_mechanism_plan)}
