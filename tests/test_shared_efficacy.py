@@ -171,3 +171,27 @@ def test_hostile_arguments_raise_one_sentence(study, kwargs, fragment):
 def test_no_reporting_member_raises(study):
     with pytest.raises(CimstatsError, match="answered every item"):
         shared_efficacy(study.alters, wave=1, cfa=False)
+
+
+# ------------------------------------------------------------------------- the run's report
+from cimstats.pipeline.report import _shared_section  # noqa: E402
+
+
+def test_report_section_reads_the_run_files(shared, tmp_path):
+    (tmp_path / "mechanisms").mkdir()
+    assert _shared_section(tmp_path) is None  # nothing reported: no section
+    shared.summary_frame().to_csv(tmp_path / "mechanisms/shared_efficacy.csv", index=False)
+    shared.tidy().to_csv(tmp_path / "mechanisms/shared_efficacy_cfa.csv", index=False)
+    html = _shared_section(tmp_path)
+    assert "ICC(1)" in html and "rwg(j) mean" in html and "between networks" in html
+    assert f"{shared.icc.icc1:.2f}" in html
+
+
+def test_demo_run_writes_and_reports_shared_efficacy(demo_run):
+    summ = pd.read_csv(demo_run / "mechanisms/shared_efficacy.csv")
+    direct = shared_efficacy(demo_study().alters, cfa=False).summary_frame()
+    assert summ.loc[0, "icc1"] == pytest.approx(direct.loc[0, "icc1"], rel=1e-9)
+    cfa = pd.read_csv(demo_run / "mechanisms/shared_efficacy_cfa.csv")
+    assert (cfa.loc[(cfa["op"] == "=~") & (cfa["level"] == 2), "estimate"] > 0).all()
+    report = (demo_run / "report.html").read_text(encoding="utf-8")
+    assert "Collective efficacy as a shared property" in report
