@@ -28,7 +28,7 @@ import pandas as pd
 from cimstats.datasets import _design as D
 from cimstats.datasets._education import EDUCATION
 from cimstats.datasets._generate import (
-    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, LEGIT, SEMCD, TRUST,
+    CE, DEPRIVATION_INDEX, EQ5D, HEIQ_HDA, HEIQ_HSN, HEIQ_SMI, LEGIT, MEMBER_CE, MEMBER_CE_TEXT, SEMCD, TRUST,
 )
 from cimstats.datasets._lang import LANG
 from cimstats.io import VariableMeta
@@ -285,6 +285,11 @@ def _process_alter_columns(cc) -> list[RawColumn]:
                   direction="same"),
         RawColumn("n_known_others", "How many of the other named members this member knows",
                   (Mapping("n_known_others", "copy"),), measure="scale", direction="same"),
+    ] + [
+        RawColumn(name, f"Member's own view (1-5): {text}",
+                  (Mapping(name, "copy"),), {1: "strongly disagree", 5: "strongly agree"}, measure="ordinal",
+                  direction="same")
+        for name, text in zip(MEMBER_CE, MEMBER_CE_TEXT)
     ]
 
 

@@ -223,3 +223,16 @@ A_LEGIT = 0.30
 CONTACT_DRIFT_SD = 0.5
 CONTACT_NOISE = 0.4
 A_CONTACT = 0.25
+#: collective efficacy as a shared property: at baseline about MEMBER_CE_P_REPORT of the named members
+#: answer MEMBER_CE_ITEMS collective-efficacy items (1-5) about the patient's network themselves. A
+#: reporting member's view = the patient's ce_true + N(0, MEMBER_CE_VIEW_SD); each item = view +
+#: N(0, MEMBER_CE_ITEM_NOISE), randomly rounded to 1-5. Drawn last, from a separate random stream
+#: (seed, MEMBER_CE_STREAM), so every other column is the same as without them.
+MEMBER_CE_P_REPORT = 0.40
+MEMBER_CE_ITEMS = 4
+MEMBER_CE_VIEW_SD = 0.90
+MEMBER_CE_ITEM_NOISE = 0.60
+MEMBER_CE_STREAM = 4345
+#: variance of baseline ce_true over patients who name a network (0.351-0.361 over seeds 1, 2, 3 and
+#: 20140601); the between-network variance behind the planted ICC(1) of the member reports
+MEMBER_CE_BETWEEN_VAR = 0.355

@@ -31,6 +31,13 @@ PROCESS_ITEMS = TRUST + LEGIT
 #: alter-level process columns: knowledge exchange (0/1), onset of help (1-3), trust (1-5),
 #: number of the other named alters this alter knows (alter-alter ties)
 ALTER_PROCESS = ["knowledge_work", "help_onset", "alter_trust", "n_known_others"]
+#: collective efficacy of the patient's network as a reporting member sees it (1-5; baseline, a subsample
+#: of members; missing for the others)
+MEMBER_CE = [f"member_ce_{k}" for k in range(1, D.MEMBER_CE_ITEMS + 1)]
+MEMBER_CE_TEXT = ("together we can work on the patient's diabetes",
+                  "we can rely on each other when health gets worse",
+                  "we can agree who does what when support is needed",
+                  "we can change how we work when needs change")[:D.MEMBER_CE_ITEMS]
 
 PATIENT_COLUMNS = (
     ["patient_id", "country", "area_id", "area_deprivation", "practice_id", "wave", "age", "sex",
@@ -38,7 +45,7 @@ PATIENT_COLUMNS = (
     + ITEMS + ["hba1c_mmol"] + PROCESS_ITEMS
 )
 ALTER_COLUMNS = ["patient_id", "alter_id", "wave", "circle", "tie_type", "illness_work",
-                 "everyday_work", "emotional_work", "contact_freq", "coresident"] + ALTER_PROCESS
+                 "everyday_work", "emotional_work", "contact_freq", "coresident"] + ALTER_PROCESS + MEMBER_CE
 
 # national deprivation indices: continuous ones are loc + scale * z (z = neighbourhood
 # deprivation, higher = more deprived), rounded; quintile cut points at the normal quintiles
@@ -189,6 +196,19 @@ def _diversity(owner: np.ndarray, tie: np.ndarray, n_patients: int) -> np.ndarra
     seen = np.zeros((n_patients, len(D.TIE_TYPES)), dtype=bool)
     seen[owner, tie] = True
     return seen.sum(1)
+
+
+def _member_ce(seed: int, alters: pd.DataFrame, patient_id: np.ndarray, ce_t0: np.ndarray) -> np.ndarray:
+    """Members' own collective-efficacy items (NaN for members who did not report; see ``_design``)."""
+    rng = np.random.default_rng([seed, D.MEMBER_CE_STREAM])
+    out = np.full((len(alters), D.MEMBER_CE_ITEMS), np.nan)
+    base = np.flatnonzero(alters["wave"].to_numpy() == 0)
+    report = base[rng.random(len(base)) < D.MEMBER_CE_P_REPORT]
+    index = pd.Index(patient_id)
+    owner = index.get_indexer(alters["patient_id"].to_numpy()[report])
+    view = ce_t0[owner] + rng.normal(0.0, D.MEMBER_CE_VIEW_SD, len(report))
+    out[report] = _items(view, D.MEMBER_CE_ITEMS, D.MEMBER_CE_ITEM_NOISE, 1, 5, rng)
+    return out
 
 
 def generate(seed: int) -> dict:
@@ -494,6 +514,10 @@ def generate(seed: int) -> dict:
     ra = np.full(len(alters), None, dtype=object)
     ra[mc] = "no_answer"
     alter_reasons = pd.DataFrame({"contact_freq": ra}, index=alters.index)
+
+    # ------------------------------------------------------------ members' own collective efficacy
+    # drawn last and from its own stream: every column above is unchanged by it
+    alters[MEMBER_CE] = _member_ce(seed, alters, patient_id, ce_t0)
 
     for c in ("age", "sex", "area_deprivation", "deprivation_q", "wave"):
         patients[c] = patients[c].astype(int)

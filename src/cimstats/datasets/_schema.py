@@ -47,6 +47,7 @@ ALTER_SCHEMA = [
     ("help_onset", "integer", "1, 2, 3", "when the member began to help: 1 = before or at the diagnosis or health event, 2 = within the first year after it, 3 = later"),
     ("alter_trust", "integer", "1-5", "how much the patient trusts this member with their health"),
     ("n_known_others", "integer", "0 or more", "how many of the patient's other named members this member knows (alter-alter ties)"),
+    ("member_ce_1 .. member_ce_4", "integer", "1-5", "collective efficacy of the patient's network as the member sees it (the member's own answers; about 40% of members at baseline, missing for the others and at follow-up); higher = more"),
 ]
 
 _REASONS = {"no_answer": "no answer / refused", "dont_know": "don't know", "not_recorded": "not recorded"}

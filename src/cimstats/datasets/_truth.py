@@ -184,9 +184,30 @@ def _truth() -> dict:
                               "equation": "contact[1] = round(contact[0] + d + e), clipped to 1-5, for alters "
                                           "named at both waves"},
         },
+        "shared_collective_efficacy": _shared_ce(),
         "design": {"countries": list(D.COUNTRIES), "patients_per_country": dict(D.N_PATIENTS),
                    "practices_per_area": {k: list(v) for k, v in D.PRACTICES_PER_AREA.items()},
                    "areas_per_country": 3},
+    }
+
+
+def _shared_ce() -> dict:
+    vb, vm = D.MEMBER_CE_BETWEEN_VAR, D.MEMBER_CE_VIEW_SD ** 2
+    item_err = (D.MEMBER_CE_ITEM_NOISE ** 2 + _ROUNDING_VAR) / D.MEMBER_CE_ITEMS
+    return {
+        "items": [f"member_ce_{k}" for k in range(1, D.MEMBER_CE_ITEMS + 1)],
+        "equation": "view[member] = ce_true[patient, baseline] + e_member, e_member ~ N(0, view_sd); "
+                    "item = view + N(0, item_noise_sd), randomly rounded and clipped to 1-5",
+        "wave": 0,
+        "p_report": D.MEMBER_CE_P_REPORT,
+        "view_sd": D.MEMBER_CE_VIEW_SD,
+        "item_noise_sd": D.MEMBER_CE_ITEM_NOISE,
+        "between_variance": vb,
+        "icc1_view": vb / (vb + vm),
+        "icc1_score_expected": vb / (vb + vm + item_err),
+        "note": "the member score is the mean of the items; ICC(1) over networks (patient_id) of the member "
+                "score is about icc1_score_expected (clipping to 1-5 raises it slightly, to about 0.28-0.30); "
+                "between_variance is the variance of baseline ce_true over patients who name a network",
     }
 
 

@@ -22,9 +22,11 @@ from .plan import MechanismPlan, default_plan, read_mechanism_plan
 from .pooled import test_mechanisms_imputed
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import VERDICTS, VerdictRules
+from .shared import SharedEfficacyResult, shared_efficacy
 
 __all__ = ["MechanismResult", "MechanismPlan", "TABLE_COLUMNS", "VERDICTS", "VerdictRules", "default_plan",
-           "model_frame", "p_adjust", "read_mechanism_plan", "test_mechanisms", "test_mechanisms_imputed"]
+           "model_frame", "p_adjust", "read_mechanism_plan", "shared_efficacy", "SharedEfficacyResult",
+           "test_mechanisms", "test_mechanisms_imputed"]
 
 #: names of the previous release, kept for one release
 _RENAMED = {"Plan": ("MechanismPlan", MechanismPlan), "read_plan": ("read_mechanism_plan", read_mechanism_plan)}

@@ -130,6 +130,7 @@ def report_inputs(plan, out: Path) -> list[Path]:
             "harmonisation/unmapped.csv", f"data/{unit_table(plan)}_codebook.csv", "data/alters_codebook.csv",
             "scales/score_status.csv", "scales/reliability.csv", "networks/summary.csv", "networks/change.csv",
             "mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
+            "mechanisms/shared_efficacy.csv", "mechanisms/shared_efficacy_cfa.csv",
             f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv",
             "figures/not_drawn.csv"]
     paths = [out / r for r in rels]
@@ -289,6 +290,11 @@ def build_report(plan, out) -> str:
     if parts:
         sec.append(("mechanisms", "Mechanism tests and model results", "\n".join(parts)))
 
+    # ---------------------------------------------------------------- collective efficacy as a shared property
+    shared = _shared_section(out)
+    if shared:
+        sec.append(("shared-efficacy", "Collective efficacy as a shared property", shared))
+
     # ---------------------------------------------------------------- fidelity to the source texts
     fid = _fidelity_section(plan) if res is not None else None
     if fid:
@@ -351,6 +357,44 @@ def build_report(plan, out) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{escape_html(title)}</title>\n<style>{_PAGE_CSS}{_CSS}</style>\n</head>\n<body>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _shared_section(out: Path) -> str | None:
+    """Agreement among the members' own collective-efficacy reports and the two-level CFA."""
+    summ = _read_csv(out / "mechanisms/shared_efficacy.csv")
+    if summ is None or not len(summ):
+        return None
+    r = summ.iloc[0]
+    parts = [f"<p>{escape_html(str(int(r['members'])))} network members of "
+             f"{escape_html(str(int(r['networks'])))} networks answered the collective-efficacy items "
+             f"({escape_html(str(r['items']))}) about the patient's network at baseline. ICC(1) is the share of "
+             "the member score's variance that lies between networks, ICC(2) the reliability of a network's "
+             "mean; rwg(j) compares the members' agreement with a uniform answer distribution on five "
+             "options.</p>"]
+    agree = summ[["members", "networks", "networks_2plus", "mean_members", "icc1", "icc2", "rwg_j_mean",
+                  "rwg_j_median", "rwg_j_truncated", "factor_icc"]]
+    parts.append(_frame_table(agree, "Agreement of member-reported collective efficacy within networks",
+                              kinds={"members": "count", "networks": "count", "networks_2plus": "count",
+                                     "rwg_j_truncated": "count"},
+                              labels={"members": "Members", "networks": "Networks",
+                                      "networks_2plus": "Networks with 2+ members",
+                                      "mean_members": "Members per network", "icc1": "ICC(1)", "icc2": "ICC(2)",
+                                      "rwg_j_mean": "rwg(j) mean", "rwg_j_median": "rwg(j) median",
+                                      "rwg_j_truncated": "rwg(j) truncated to 0",
+                                      "factor_icc": "Factor variance between networks (share)"},
+                              notes=("All values are in mechanisms/shared_efficacy.csv.",)))
+    cfa = _read_csv(out / "mechanisms/shared_efficacy_cfa.csv")
+    if cfa is not None and len(cfa):
+        load = cfa.loc[cfa["op"] == "=~", ["level", "lhs", "rhs", "estimate", "std_error", "ci_lower", "ci_upper"]]
+        load = load.assign(level=load["level"].map({1: "within networks", 2: "between networks"}))
+        parts.append(_frame_table(load, "Two-level CFA: loadings of the items within and between networks",
+                                  kinds={c: COLUMN_KINDS[c] for c in ("estimate", "std_error", "ci_lower", "ci_upper")
+                                         if c in COLUMN_KINDS},
+                                  labels={"level": "Level", "lhs": "Factor", "rhs": "Item", "estimate": "Loading",
+                                          "std_error": "SE", "ci_lower": "CI lower", "ci_upper": "CI upper"},
+                                  notes=("Every estimate of the two-level CFA is in "
+                                         "mechanisms/shared_efficacy_cfa.csv.",)))
+    return "\n".join(parts)
 
 
 def _fidelity_section(plan) -> str | None:

@@ -46,6 +46,7 @@ from cimstats.measures.reliability import scale_reliability
 from cimstats.measures.scales.instrument import load_instrument
 from cimstats.mechanisms import read_mechanism_plan
 from cimstats.mechanisms import test_mechanisms
+from cimstats.mechanisms.shared import MEMBER_CE_ITEMS, shared_efficacy
 from cimstats.mechanisms.pooled import test_mechanisms_imputed
 from cimstats.render import TableSpec
 from cimstats.render import render
@@ -347,9 +348,26 @@ def step_mechanisms(ctx: StepContext) -> dict:
         _export_fit(ctx, mid, fit, res.plan.models[mid])
         if isinstance(fit, FittedResult):
             fit.save(ctx.path(model_folder(mid)))
+    shared = _shared_efficacy(ctx, a)
     return {"hypotheses": int(len(res.table)),
             "verdicts": {str(k): int(v) for k, v in res.table["verdict"].value_counts().sort_index().items()},
-            "model_seconds": model_seconds, "notes": notes}
+            "model_seconds": model_seconds, "notes": notes, **shared}
+
+
+def _shared_efficacy(ctx: StepContext, a: pd.DataFrame | None) -> dict:
+    """Agreement and two-level CFA of member-reported collective efficacy, when the alters table has it."""
+    if a is None or not set(MEMBER_CE_ITEMS) <= set(a.columns) or "wave" not in a.columns \
+            or not a.loc[a["wave"] == 0, list(MEMBER_CE_ITEMS)].notna().all(axis=1).any():
+        return {}
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        try:
+            r = shared_efficacy(a)
+        except CimstatsError as exc:
+            return {"shared_efficacy_notes": [str(exc)]}
+    _write_csv(r.summary_frame(), ctx.path("mechanisms/shared_efficacy.csv"))
+    _write_csv(r.tidy(), ctx.path("mechanisms/shared_efficacy_cfa.csv"))
+    return {"shared_efficacy_notes": _caught(ws)} if ws else {}
 
 
 def _export_fit(ctx: StepContext, mid: str, fit, spec) -> None:
