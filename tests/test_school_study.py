@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -33,7 +34,7 @@ from cimstats.pipeline import read_analysis_plan
 
 SCHOOL = ROOT / "examples" / "school_study"
 TUTORIAL = ROOT / "docs" / "tutorial-own-study.md"
-USER_FILES = ("plan.yaml", "mechanisms.yaml", "themes.yaml", "excerpts.csv")
+USER_FILES = ("plan.yaml", "mechanisms.yaml", "themes.yaml", "excerpts.csv", "reviews.csv")
 
 
 def _builder():
@@ -159,6 +160,22 @@ def test_harmonised_values_follow_the_source_data(study):
 
 
 # ------------------------------------------------------------------------------------------ the plan
+def test_plan_checks_a_joint_display_review_file(study, tmp_path):
+    """A display's review file is read with the plan: a decision without a reviewer is a plan error."""
+    bad = tmp_path / "bad_reviews.csv"
+    bad.write_text("hypothesis_id,theme_id,decision,reviewer,date,reason\nIC2,Q1,confirm,,2026-12-07,\n",
+                   encoding="utf-8")
+    plan = yaml.safe_load((study / "plan.yaml").read_text(encoding="utf-8"))
+    plan["joint_displays"][0]["reviews"] = str(bad)
+    plan["joint_displays"][1]["coders"] = ["only one"]
+    (study / "plan_bad_reviews.yaml").write_text(yaml.safe_dump(plan), encoding="utf-8")
+    with pytest.raises(PlanError) as err:
+        read_analysis_plan(study / "plan_bad_reviews.yaml")
+    msgs = [i.message for i in err.value.report if i.code == "P009"]
+    assert any("reviews" in m and "reviewer" in m for m in msgs), msgs
+    assert any("coders" in m and "two coders" in m for m in msgs), msgs
+
+
 def test_plan_accept_lists_only_harmonisation_codes(study):
     with pytest.raises(PlanError) as err:
         read_analysis_plan({"sources": {"raw": str(study / "raw"), "dictionary": str(study / "dictionary")},
@@ -195,6 +212,12 @@ def test_run_produces_model_tables_and_joint_displays(run_result):
     # a study without waves: every interviewed pupil is a case of the displays (7 of them in girls' schools)
     by_group = (out / "joint_displays" / "themes_by_group.md").read_text(encoding="utf-8")
     assert "School: girls (n = 7)" in by_group
+    # the plan's review file confirms one suggested meta-inference; the others still await review
+    meta = pd.read_csv(out / "joint_displays" / "side_by_side_meta_inferences.csv").set_index(
+        ["hypothesis_id", "theme_id"])
+    assert meta.loc[("IC2", "Q1"), ["status", "reviewer"]].tolist() == ["confirmed", "school-study analyst"]
+    others = meta.drop(index=("IC2", "Q1"))
+    assert len(others) > 0 and (others["status"] == "suggested, needs review").all()
     # the plan's mechanism labels survive saving the result
     saved = cimstats.load_result(out / "mechanisms" / "saved")
     assert saved.mechanism_labels == {"intake_context": "School intake context",

@@ -76,7 +76,10 @@ Numbers have documented ranges, checked before any work starts (code
 ``networks.change_waves`` two different whole wave numbers from 0 to 99;
 ``joint_displays`` ``threshold`` a whole number from 1 to 1,000,
 ``quotes_per_cell`` from 0 to 100 and ``max_quote_chars`` from 10 to 100,000
-(or null).
+(or null); a display's ``reviews`` names a review file (the reviewers'
+decisions on its suggested meta-inferences, read and checked with the plan,
+see :func:`cimstats.integrate.read_reviews`; the display is rebuilt when the
+file changes) and ``coders`` the two coders whose agreement is shown.
 
 Relative paths are read relative to the plan file's folder. :func:`read_analysis_plan`
 checks everything that can be checked before any work starts (files exist, the
@@ -100,7 +103,7 @@ from cimstats.errors import CimstatsError, PlanError, Report
 from cimstats.dictionary import demo_dictionary_path, read_dictionary
 from cimstats.dictionary.codes import SEVERITY
 from cimstats.dictionary.schema import resolve_study_file
-from cimstats.integrate import DISPLAY_KINDS
+from cimstats.integrate import DISPLAY_KINDS, read_reviews
 from cimstats.measures.constructs import ConstructTable, construct_problems, network_constructs, scale_constructs
 from cimstats.measures.networks.catalogue import measure_catalogue
 from cimstats.measures.networks.change import change_columns
@@ -125,7 +128,8 @@ MAX_SEED = 2**32 - 1
 #: (low, high) of the whole-number options of a joint display (``max_quote_chars`` may also be null)
 _DISPLAY_RANGES = {"threshold": (1, 1000), "quotes_per_cell": (0, 100), "max_quote_chars": (10, 100_000)}
 _DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
-                    "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism"}
+                    "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism",
+                    "reviews", "coders"}
 
 
 @dataclass(frozen=True)
@@ -735,6 +739,13 @@ class _Checker:
             if sections.get("qualitative") is None:
                 self.add("P009", f"joint_displays entry {k} ({kind}) needs themes, but the plan has no qualitative "
                                  "section.")
+            if "reviews" in spec:
+                spec["reviews"] = self.reviews(spec["reviews"], f"joint_displays entry {k} ({kind}) reviews")
+            coders = spec.get("coders")
+            if "coders" in spec and not (isinstance(coders, list) and len(coders) == 2
+                                         and all(isinstance(c, str) and c.strip() for c in coders)):
+                self.add("P009", f"joint_displays entry {k} ({kind}) has coders {_short(coders)}; expected the "
+                                 "names of two coders, as in [coder_a, coder_b].")
             if kind == "themes_by_group" and not spec.get("group_by"):
                 self.add("P009", f"joint_displays entry {k} (themes_by_group) needs group_by.")
             cols = [spec["group_by"]] if spec.get("group_by") else []
@@ -752,6 +763,17 @@ class _Checker:
                                      "define.")
             out.append(spec)
         return out
+
+    def reviews(self, value, what: str) -> str | None:
+        """A review file of a joint display: its path (relative to the plan), read once to report its problems."""
+        path = self.path(value, what)
+        if path is None or not Path(path).is_file():
+            return path
+        try:
+            read_reviews(path)
+        except CimstatsError as e:
+            self.add("P009", f"{what}: {e}", remedy="Correct the review file (see cimstats.integrate.review_template).")
+        return path
 
     def imputation(self, s, sections: dict) -> dict | None:
         """The ``imputation`` section (``P021``): m, seed, iterations, method, carry, donors."""

@@ -130,6 +130,7 @@ def _qualitative_files(plan: AnalysisPlan, out: Path) -> list[Path]:
             paths.append(out / "qualitative/coded_excerpts.csv")
         elif v and v != "demo":
             paths.append(Path(v))
+    paths += [Path(d["reviews"]) for d in plan.sections["joint_displays"] if d.get("reviews")]
     paths += [out / MECHANISM_RESULT / "result.json", out / f"data/{unit_table(plan)}.parquet",
               out / "scales/scores.parquet", out / "networks/ego_measures.parquet"]
     return paths
