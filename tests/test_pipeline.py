@@ -6,6 +6,8 @@ conftest); tests that need to change the folder work on a copy of it.
 
 from __future__ import annotations
 
+import ast
+
 import json
 import re
 import shutil
@@ -339,6 +341,49 @@ def test_own_files_and_relative_paths(demo_run, tmp_path, cli):
     with pytest.raises(PlanError) as err:
         run(proj / "plan.yaml", out=tmp_path / "out2")
     assert any("NL_patients.sav" in i.message and i.code == "P003" for i in err.value.report)
+
+
+def test_case_display_expect_is_checked_with_the_plan(tmp_path):
+    """A case-oriented display's `expect` (what a theme's quotes suggest about a survey value) is checked
+    before any work: the shape, the side, the theme against the codebook and the column against the data."""
+    doc = _plan_doc()
+    case = next(d for d in doc["joint_displays"] if d["kind"] == "case_oriented")
+    case["expect"] = {"T1": {"ce": "higher"}, "T9": {"ce": "high"}, "T2": {"no_such_column": "low"},
+                      "T3": "high"}
+    doc["joint_displays"].append({"kind": "side_by_side", "expect": {"T1": {"ce": "high"}}})
+    out = tmp_path / "out"
+    with pytest.raises(PlanError) as err:
+        run(doc, out=out)
+    msgs = [i.message for i in err.value.report if i.code in ("P009", "P007")]
+    text = " ".join(msgs)
+    assert "expect.T1.ce 'higher'; expected high or low" in text
+    assert "'T9', which the codebook does not define" in text
+    assert "expect.T3 'high'" in text
+    assert "'no_such_column'" in text
+    assert "only case_oriented displays use" in text
+    assert not out.exists()
+    good = _plan_doc()
+    assert any("expect" in d for d in good["joint_displays"]), "the demo plan shows the option"
+    read_analysis_plan(good)
+
+
+def test_demo_case_display_flags_conflicts_by_the_plan(demo_run):
+    """The demo plan's `expect: {T1: {ce: high}, T2: {size: high}}` flags a case when the quote shown for it
+    (coded T1 or T2) sits beside a value below the median of the cases shown, and only then."""
+    d = pd.read_csv(demo_run / "joint_displays/case_oriented.csv")
+    med = {c: d[c].median() for c in ("ce", "size")}
+    names = {"T1": ("ce", "Sharing knowledge"), "T2": ("size", "Accessing and mediation")}
+    for r in d.itertuples():
+        ts = str(r.themes).split(";")
+        msgs = ast.literal_eval(r.conflicts)
+        assert r.conflict == bool(msgs)
+        for t, (col, name) in names.items():
+            flagged = any(name in m for m in msgs)
+            if flagged:  # a flag only where the value is on the other side
+                assert t in ts and getattr(r, col) < med[col]
+            if ts == [t]:  # a single theme: its quote is the one shown
+                assert flagged == (getattr(r, col) < med[col])
+    assert 0 < d["conflict"].sum() < len(d)
 
 
 def test_harmonised_dataset_as_source(demo_run, tmp_path):

@@ -79,7 +79,11 @@ Numbers have documented ranges, checked before any work starts (code
 (or null); a display's ``reviews`` names a review file (the reviewers'
 decisions on its suggested meta-inferences, read and checked with the plan,
 see :func:`cimstats.integrate.read_reviews`; the display is rebuilt when the
-file changes) and ``coders`` the two coders whose agreement is shown.
+file changes) and ``coders`` the two coders whose agreement is shown; a
+``case_oriented`` display's ``expect`` maps theme ids to ``{column: high or
+low}``, what a quote coded with the theme suggests about a survey value, and
+flags the cases whose value lies on the other side (see
+:func:`cimstats.joint_display`).
 
 Relative paths are read relative to the plan file's folder. :func:`read_analysis_plan`
 checks everything that can be checked before any work starts (files exist, the
@@ -103,7 +107,7 @@ from cimstats.errors import CimstatsError, PlanError, Report
 from cimstats.dictionary import demo_dictionary_path, read_dictionary
 from cimstats.dictionary.codes import SEVERITY
 from cimstats.dictionary.schema import resolve_study_file
-from cimstats.integrate import DISPLAY_KINDS, read_reviews
+from cimstats.integrate import DISPLAY_KINDS, read_reviews, read_theme_codebook
 from cimstats.measures.constructs import ConstructTable, construct_problems, network_constructs, scale_constructs
 from cimstats.measures.networks.catalogue import measure_catalogue
 from cimstats.measures.networks.change import change_columns
@@ -129,7 +133,25 @@ MAX_SEED = 2**32 - 1
 _DISPLAY_RANGES = {"threshold": (1, 1000), "quotes_per_cell": (0, 100), "max_quote_chars": (10, 100_000)}
 _DISPLAY_OPTIONS = {"kind", "title", "group_by", "group_labels", "group_title", "profile", "themes", "threshold",
                     "quotes_per_cell", "max_quote_chars", "number_format", "orientation", "link_by_mechanism",
-                    "reviews", "coders"}
+                    "reviews", "coders", "expect"}
+
+
+def _codebook_theme_ids(codebook) -> set[str] | None:
+    """The theme ids of the plan's codebook (``demo`` or a file), or None when it cannot be read here.
+
+    A codebook that cannot be read is reported where the joint displays read it; this check only
+    compares names.
+    """
+    if not codebook:
+        return None
+    path = (Path(str(resources.files("cimstats.datasets") / "data" / "themes.yaml")) if codebook == "demo"
+            else Path(str(codebook)))
+    if not path.is_file():
+        return None
+    try:
+        return set(read_theme_codebook(path).themes["theme_id"].astype(str))
+    except CimstatsError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -746,11 +768,18 @@ class _Checker:
                                          and all(isinstance(c, str) and c.strip() for c in coders)):
                 self.add("P009", f"joint_displays entry {k} ({kind}) has coders {_short(coders)}; expected the "
                                  "names of two coders, as in [coder_a, coder_b].")
+            if "expect" in spec:
+                self.expect(spec["expect"], f"joint_displays entry {k} ({kind})", kind,
+                            sections.get("qualitative") or {})
             if kind == "themes_by_group" and not spec.get("group_by"):
                 self.add("P009", f"joint_displays entry {k} (themes_by_group) needs group_by.")
             cols = [spec["group_by"]] if spec.get("group_by") else []
             prof = spec.get("profile") or []
             cols += list(prof) if isinstance(prof, (list, Mapping)) else []
+            exp = spec.get("expect")
+            if isinstance(exp, Mapping):
+                cols += [c for sides in exp.values() if isinstance(sides, Mapping) for c in sides
+                         if c not in cols]
             if self.targets:
                 extra = set(self.table or ())
                 mech = sections.get("mechanisms") or {}
@@ -763,6 +792,29 @@ class _Checker:
                                      "define.")
             out.append(spec)
         return out
+
+    def expect(self, value, what: str, kind: str, qualitative: Mapping) -> None:
+        """A case-oriented display's ``expect``: theme id -> {survey column: high or low} (``P009``)."""
+        if kind != "case_oriented":
+            self.add("P009", f"{what} has the option expect, which only case_oriented displays use.",
+                     remedy="Remove expect or use it on a case_oriented display.")
+            return
+        shape = "a mapping of theme ids to {column: high or low}, as in {T1: {ce: high}}"
+        if not isinstance(value, Mapping) or not value:
+            self.add("P009", f"{what} has expect {_short(value)}; expected {shape}.")
+            return
+        for theme, sides in value.items():
+            if not isinstance(sides, Mapping) or not sides:
+                self.add("P009", f"{what} has expect.{theme} {_short(sides)}; expected {shape}.")
+                continue
+            for col, side in sides.items():
+                if str(side).strip().lower() not in ("high", "low"):
+                    self.add("P009", f"{what} has expect.{theme}.{col} {_short(side)}; expected high or low.")
+        known = _codebook_theme_ids(qualitative.get("codebook"))
+        absent = [str(t) for t in value if known is not None and str(t) not in known]
+        if absent:
+            self.add("P009", f"{what} has expect for theme(s) {', '.join(map(repr, absent))}, which the codebook "
+                             "does not define.", remedy=f"Use theme ids of the codebook: {', '.join(sorted(known))}.")
 
     def reviews(self, value, what: str) -> str | None:
         """A review file of a joint display: its path (relative to the plan), read once to report its problems."""
