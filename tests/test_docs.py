@@ -68,8 +68,10 @@ def test_api_reference_covers_every_public_package_and_verb(site):
 
 def test_validation_tables_computed_against_each_reference_tool(site):
     text = _text(site / "validation" / "index.html")
-    for tool in ("lme4", "lmerTest", "glmer", "lavaan", "semTools", "psych"):
+    for tool in ("lme4", "lmerTest", "glmer", "lavaan", "semTools", "psych", "multilevel"):
         assert tool in text, tool
+    for section in ("Two-level structural equation models", "sampling weights", "Agreement and reliability"):
+        assert section in text, section
     rows = re.findall(r"<tr>(.*?)</tr>", (site / "validation" / "index.html").read_text(), re.S)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows]
     cells = [c for c in cells if len(c) == 6]
