@@ -58,8 +58,13 @@ def test_cimstats_run_imputes_once_and_pools_every_hypothesis(harmonised, tmp_pa
     assert table["verdict_reason"].str.contains("pooled over 2 imputations").all()
 
     # the same numbers as the verb called directly on the same data
-    direct = test_mechanisms_imputed({"patients": patients, "alters": alters}, _mechanism_plan(),
-                                     imputation=IMPUTATION, seed=5, n_boot=50).table.set_index("hypothesis_id")
+    pooled = test_mechanisms_imputed({"patients": patients, "alters": alters}, _mechanism_plan(),
+                                     imputation=IMPUTATION, seed=5, n_boot=50)
+    direct = pooled.table.set_index("hypothesis_id")
+    # the publication table shows the fraction of missing information and says how many sets were pooled
+    spec = pooled.to_table_spec()
+    assert "FMI" in [c.text for row in spec.header for c in row]
+    assert any("pooled over 2 imputed data sets" in n for n in spec.notes)
     for col in ("estimate", "std_error", "df", "p_value", "ci_lower", "ci_upper", "fmi"):
         np.testing.assert_allclose(table[col].to_numpy(float), direct[col].to_numpy(float), rtol=1e-9, err_msg=col)
 

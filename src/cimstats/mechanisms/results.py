@@ -383,7 +383,9 @@ class MechanismResult(FittedResult):
         """A publication table (:class:`cimstats.render.TableSpec`) grouped by mechanism.
 
         Columns: Hypothesis, Statement, Estimand, Estimate, CI, p, adjusted p, n,
-        Verdict; verdict reasons and the rules are written as notes.
+        Verdict; verdict reasons and the rules are written as notes. A table pooled
+        over multiply imputed data sets (column ``fmi``) adds the fraction of missing
+        information and names the number of imputations in a note.
         """
 
         fmt = number_format or NumberFormat()
@@ -400,10 +402,18 @@ class MechanismResult(FittedResult):
                   "p_adjusted": f"Adjusted p ({self.adjust})" if self.adjust else "Adjusted p",
                   "n": "n", "verdict": "Verdict"}
         kinds = {"estimate": "estimate", "ci": "ci", "p_value": "p_value", "p_adjusted": "p_value", "n": "count"}
+        notes = (self.rules_text,)
+        if "fmi" in t.columns:
+            frame.insert(list(frame.columns).index("verdict"), "fmi", pd.to_numeric(t["fmi"], errors="coerce"))
+            labels["fmi"] = "FMI"
+            kinds["fmi"] = "estimate"
+            m = pd.to_numeric(t["m"], errors="coerce").dropna() if "m" in t.columns else pd.Series(dtype=float)
+            imps = f" over {int(m.max())} imputed data sets" if len(m) else ""
+            notes += (f"Estimates pooled{imps} by Rubin's rules; FMI is the fraction of missing information.",)
         foot = tuple(Footnote(str(h), f"{v}: {r}") for h, v, r in
                      zip(t["hypothesis_id"], t["verdict"], t["verdict_reason"]))
         return TableSpec.from_frame(frame, title=title, kinds=kinds, number_format=fmt, group_by="mechanism",
-                                    header_labels=labels, notes=(self.rules_text,), footnotes=foot,
+                                    header_labels=labels, notes=notes, footnotes=foot,
                                     number=number, orientation="landscape")
 
     # ------------------------------------------------------------ saving
