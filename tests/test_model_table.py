@@ -135,3 +135,14 @@ def test_argument_errors_name_the_argument(fits):
     with pytest.raises(RenderError, match="`level="):
         model_table(fits, level=95)
     assert math.isfinite(len(model_table(fits, statistic=None).body))
+
+
+def test_reml_likelihoods_in_the_fit_block_are_named(fits):
+    """An LMM fitted by REML has a REML log likelihood and AIC; the table says so when it shows them."""
+    spec = model_table(fits)  # nobs, aic, bic by default
+    notes = " ".join(spec.notes)
+    assert "LMM was fitted by REML" in notes and "AIC, BIC are REML values" in notes
+    assert "GLM" not in notes.split("fitted by REML")[0]
+    assert not any("REML" in n for n in model_table(fits, glance=("nobs",)).notes)
+    ml = {"GLM": fits["GLM"]}
+    assert not any("REML" in n for n in model_table(ml).notes)

@@ -134,6 +134,25 @@ def model_table_frame(results: Sequence[Any] | Mapping[str, Any], *, names: Sequ
     return pd.concat(frames, ignore_index=True)
 
 
+def _reml_note(labels, glances, shown) -> str:
+    """A note naming the models whose likelihood statistics in the fit block are REML values."""
+    import pandas as pd
+
+    likelihood = [k for k in ("aic", "bic", "loglik") if k in (shown or ())]
+    if not likelihood:
+        return ""
+    reml = [lab for lab, g in zip(labels, glances)
+            if isinstance(g, pd.DataFrame) and "method" in g.columns and len(g)
+            and str(g["method"].iloc[0]).upper() == "REML"]
+    if not reml:
+        return ""
+    names = {"aic": "AIC", "bic": "BIC", "loglik": "log likelihood"}
+    stats = ", ".join(names[k] for k in likelihood)
+    return (f"{', '.join(reml)} {'was' if len(reml) == 1 else 'were'} fitted by REML: {'its' if len(reml) == 1 else 'their'} "
+            f"{stats} are REML values, comparable only between models with the same fixed effects; refit with "
+            "method='ML' to compare models that differ in fixed effects.")
+
+
 def _collect(results, names, level):
     import pandas as pd
 
@@ -342,6 +361,9 @@ def model_table(results: Sequence[Any] | Mapping[str, Any], *, names: Sequence[s
         notes.append(beneath)
     if stars:
         notes.append("* p < 0.05, ** p < 0.01, *** p < 0.001.")
+    reml_note = _reml_note(labels, glances, glance)
+    if reml_note:
+        notes.append(reml_note)
     header = ((Cell("Term"),) + tuple(Cell(lab) for lab in labels),)
     return TableSpec(title="Model estimates" if title is None else str(title), header=header, body=tuple(body),
                      notes=tuple(notes), **spec_options)
