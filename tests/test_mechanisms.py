@@ -72,6 +72,9 @@ def _expected_from_truth():
     exp["NEG1"] = "supported" if fu["sm_change"]["realloc"] > 0 else "contrary"
     # new support work of retained members depends on a patient propensity only, not on need (HbA1c)
     exp["NEG2"] = "not supported" if "hba1c" not in fu["role_gain"] else None
+    # members who take on new support work move inward more often than others (negative circle change)
+    pin = fu["p_inward"]
+    exp["NEG3"] = "supported" if pin["gained"] > pin["not_gained"] else "contrary"
     # elements of collective efficacy, each planted through its own process variable
     exp["CE4"] = "supported" if ce["early_help_share"] > 0 else "contrary"                 # timing
     exp["CE5"] = "supported" if ce["group_trust"] > 0 else "contrary"                      # trust
@@ -102,7 +105,7 @@ def test_verdicts_match_planted_truth(result, hid):
 
 
 @pytest.mark.slow
-def test_glmm_hypotheses_recover_planted_truth(glmm_result):
+def test_glmm_hypotheses_recover_planted_truth(glmm_result, result):
     """NAV3 and NEG2 (binary GLMMs) against the planted truth and against lme4::glmer on the same frame."""
     from scipy.stats import norm
 
@@ -122,10 +125,13 @@ def test_glmm_hypotheses_recover_planted_truth(glmm_result):
     # the planted side of zero and is smaller in size than the per-area contrast
     assert nav3["estimate"] < 0 and planted < 0
     assert abs(nav3["estimate"]) < abs(planted)
-    # the design detects the contrast reliably: |estimate| / SE reaches z(1 - alpha / 2m) + z(0.95)
-    # (95% power after Holm over the m tested hypotheses; benchmarks/demo_power.py measures it across seeds)
-    m = len(FAST) + len(GLMM_HYPOTHESES) - 1  # the invariance check is not counted
-    assert abs(nav3["estimate"]) / nav3["std_error"] >= norm.ppf(1 - 0.05 / (2 * m)) + norm.ppf(0.90)
+    # the design detects the contrast reliably: |estimate| / SE reaches z(1 - alpha / 2k) + z(0.90), with k
+    # Holm's divisor at NAV3's rank (the tested hypotheses whose p-value is not below NAV3's) (90% power
+    # after Holm; benchmarks/demo_power.py measures it across seeds)
+    p_all = pd.concat([result.table, glmm_result.table]).dropna(subset=["p_value"])
+    k = int((p_all["p_value"] >= nav3["p_value"]).sum())
+    assert 1 <= k < len(p_all)
+    assert abs(nav3["estimate"]) / nav3["std_error"] >= norm.ppf(1 - 0.05 / (2 * k)) + norm.ppf(0.90)
     assert nav3["verdict"] == _expected_from_truth()["NAV3"], nav3["verdict_reason"]
     # NEG2: retained members' new support work does not depend on need in the demo
     assert t.loc["NEG2", "verdict"] == _expected_from_truth()["NEG2"], t.loc["NEG2", "verdict_reason"]

@@ -124,6 +124,10 @@ P_LOSE_WORK = 0.10
 #: alter retention by circle, circle moves and new alters at follow-up
 ALTER_KEEP_P = (0.88, 0.75, 0.60)
 P_CIRCLE_MOVE = 0.12
+#: direction of a move (negotiation: relationships re-shaped with roles): inward with this probability
+#: when the member took on new support work at follow-up, otherwise with the second
+P_INWARD_IF_GAINED = 0.85
+P_INWARD_OTHERWISE = 0.40
 NEW_ALTERS_MEAN = 0.5
 
 #: follow-up retention: logit = RETAIN_INTERCEPT + RETAIN_DEP*dep_c + RETAIN_AGE*(age-63)/10

@@ -354,11 +354,10 @@ def generate(seed: int) -> dict:
     retained = rng.random(n) < p_ret
     keep_p = np.asarray(D.ALTER_KEEP_P)[a0["circle"] - 1]
     kept = retained[owner0] & (rng.random(len(owner0)) < keep_p)
-    # kept alters: circles move, contact drifts, support work is re-negotiated
-    circle1 = a0["circle"].copy()
-    move = kept & (rng.random(len(owner0)) < D.P_CIRCLE_MOVE)
-    step = np.where(rng.random(len(owner0)) < 0.5, -1, 1)
-    circle1 = np.where(move, np.clip(circle1 + step, 1, 3), circle1)
+    # kept alters: circles move, contact drifts, support work is re-negotiated; a member who takes on
+    # new support work moves inward more often (the circles are set once the work is drawn below)
+    u_move = rng.random(len(owner0))
+    u_step = rng.random(len(owner0))
     # continuous interaction: contact drifts with the patient's drift d (plus noise per alter)
     contact1 = np.clip(np.round(a0["contact_freq"] + drift[owner0]
                                 + rng.normal(0, D.CONTACT_NOISE, len(owner0))), 1, 5)
@@ -372,6 +371,10 @@ def generate(seed: int) -> dict:
         after = np.where(before == 1, (u >= D.P_LOSE_WORK).astype(int), (u < p_gain).astype(int))
         work1[w] = after
         gained += (kept & (before == 0) & (after == 1)).astype(int)
+    move = kept & (u_move < D.P_CIRCLE_MOVE)
+    p_inward = np.where(gained > 0, D.P_INWARD_IF_GAINED, D.P_INWARD_OTHERWISE)
+    step = np.where(u_step < p_inward, -1, 1)
+    circle1 = np.where(move, np.clip(a0["circle"] + step, 1, 3), a0["circle"])
     n_roles_gained = np.bincount(owner0, weights=gained, minlength=n).astype(int)
     realloc = (n_roles_gained > 0).astype(int)
     n_lost = np.bincount(owner0, weights=(retained[owner0] & ~kept), minlength=n).astype(int)

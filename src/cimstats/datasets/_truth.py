@@ -142,6 +142,10 @@ def _truth() -> dict:
             "alter_kept_by_circle": {"1": D.ALTER_KEEP_P[0], "2": D.ALTER_KEEP_P[1], "3": D.ALTER_KEEP_P[2]},
             "new_alters_mean": D.NEW_ALTERS_MEAN,
             "p_circle_move": D.P_CIRCLE_MOVE,
+            "circle_move_equation": "a retained member moves one circle with probability p_circle_move; inward "
+                                    "(towards the patient) with p_inward[gained] where gained = took on new "
+                                    "support work at follow-up (clipped at the inner and outer circle)",
+            "p_inward": {"gained": D.P_INWARD_IF_GAINED, "not_gained": D.P_INWARD_OTHERWISE},
             "role_gain": "expit(%s + %s * z_patient), z_patient ~ N(0, 1)" % (D.GAIN_INTERCEPT, D.GAIN_PROPENSITY_SD),
             "p_role_loss": D.P_LOSE_WORK,
         },
