@@ -106,7 +106,7 @@ def test_outputs_present(demo_run):
     for k in kinds:
         for ext in ("csv", "docx", "xlsx", "tex", "html", "md"):
             assert (out / "joint_displays" / f"{k}.{ext}").is_file(), (k, ext)
-    assert len(list((out / "raw").iterdir())) == 16
+    assert len(list((out / "raw").iterdir())) == 24
     table = pd.read_csv(out / "mechanisms/mechanism_table.csv")
     assert table["hypothesis_id"].tolist() == cimstats.mechanisms.default_plan().hypotheses["hypothesis_id"].tolist()
     assert table["verdict"].notna().all()
