@@ -66,3 +66,19 @@ def test_demo_effective_size_from_the_tie_table_equals_the_reported_one(demo):
     big = w[w["size"] == 4]
     assert np.corrcoef(big["effective_size"], big["constraint"])[0, 1] < -0.9
     assert truth["self_management"]["effective_size_given_size"] > 0
+
+
+def test_demo_run_uses_the_tie_table(demo_run):
+    """`cimstats demo` harmonises the tie files and reports structure and brokerage beside NAV2's verdict."""
+    import pandas as pd
+
+    ties = pd.read_parquet(demo_run / "data/alter_ties.parquet")
+    assert {"patient_id", "wave", "alter_a", "alter_b"} <= set(ties.columns) and len(ties) > 0
+    m = pd.read_csv(demo_run / "networks/ego_measures.csv")
+    assert {"effective_size", "constraint", "n_brokered_pairs", "n_itinerant", "n_liaison", "p_liaison"} <= set(m)
+    np.testing.assert_array_equal(m["effective_size"].to_numpy(), m["effective_size_reported"].to_numpy())
+    summary = pd.read_csv(demo_run / "networks/summary.csv")
+    assert {"constraint", "p_liaison"} <= set(summary["measure"])
+    table = pd.read_csv(demo_run / "mechanisms/mechanism_table.csv").set_index("hypothesis_id")
+    assert table.loc["NAV2", "verdict"] == "supported"
+    assert "alter_ties" in (demo_run / "report.html").read_text(encoding="utf-8")
