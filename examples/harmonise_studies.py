@@ -19,5 +19,6 @@ print("every target x study complete:", result.report.all_complete)
 patients = result["patients"]                   # one stacked Survey with the dictionary's labels
 cimstats.write_survey(patients, out / "patients.sav")
 cimstats.write_survey(result["alters"], out / "alters.parquet")
+cimstats.write_survey(result["alter_ties"], out / "alter_ties.parquet")  # who knows whom, one row per pair
 result.report.to_excel(out / "harmonisation-report.xlsx")
 print(f"Harmonised data and report written to {out}")

@@ -43,7 +43,7 @@ def _stage_measures(study) -> Measures:
         sc = score_scale(P, spec["instrument"], scores=spec["scores"], out_of_range="report")
         for c in sc.scores.columns:
             ego[c] = sc.scores[c].to_numpy()
-    net = nw.ego_networks(A, egos=P[["patient_id", "wave", "country", "practice_id"]])
+    net = nw.ego_networks(A, egos=P[["patient_id", "wave", "country", "practice_id"]], ties=study.alter_ties)
     m = nw.ego_measures(net, join=False)
     ego = ego.merge(m, on=["patient_id", "wave"], how="outer")
     ch = nw.change(net, waves=(0, 1))

@@ -182,7 +182,7 @@ def test_harmonised_schema(study):
 # ------------------------------------------------------------------------- raw surveys
 def test_raw_surveys_follow_the_documented_map(surveys):
     vmap = raw_variable_map()
-    assert len(surveys) == 16
+    assert len(surveys) == 24  # patients, alters and alter-alter ties of six countries, some split by wave
     formats = {n.rsplit(".", 1)[1] for n in surveys}
     assert formats == {"sav", "dta"}
     assert sum(n.endswith(".dta") for n in surveys) >= 2
@@ -205,6 +205,27 @@ def test_raw_surveys_harmonise_back_to_the_study(study, surveys):
     _compare(study.patients, got, ["patient_id", "wave"])
     got = harmonise_by_map(frames, "alters")
     _compare(study.alters, got, ["alter_id", "wave"])
+    got = harmonise_by_map(frames, "ties")
+    _compare(study.alter_ties, got, ["wave", "alter_a", "alter_b"])
+
+
+def test_alter_tie_table_is_who_knows_whom_behind_n_known_others(study):
+    t, a = study.alter_ties, study.alters
+    assert t.columns.tolist() == ["patient_id", "wave", "alter_a", "alter_b"]
+    assert not t.duplicated(["wave", "alter_a", "alter_b"]).any()
+    assert (t["alter_a"] < t["alter_b"]).all()
+    assert (t["alter_a"].str[:7] == t["patient_id"]).all() and (t["alter_b"].str[:7] == t["patient_id"]).all()
+    # both members were named by that patient at that wave
+    named = set(zip(a["wave"], a["alter_id"]))
+    assert all((w, x) in named for w, x in zip(t["wave"], t["alter_a"]))
+    assert all((w, x) in named for w, x in zip(t["wave"], t["alter_b"]))
+    # each member knows exactly as many others as the pairs naming it
+    ends = pd.concat([t[["wave", "alter_a"]].set_axis(["wave", "alter_id"], axis=1),
+                      t[["wave", "alter_b"]].set_axis(["wave", "alter_id"], axis=1)])
+    deg = ends.value_counts().rename("deg").reset_index()
+    m = a[["wave", "alter_id", "n_known_others"]].merge(deg, on=["wave", "alter_id"], how="left")
+    assert (m["deg"].fillna(0).astype(int) == m["n_known_others"]).all()
+    assert (t["wave"] == 1).any() and (t["wave"] == 0).any()
 
 
 def test_raw_files_differ_between_teams(surveys):

@@ -30,7 +30,7 @@ def test_layout_and_summary(written):
     assert sorted(p.name for p in out.iterdir()) == ["SCHEMA.md", "qualitative", "raw", "summary.md",
                                                      "summary.txt", "truth"]
     raw = sorted(p.name for p in (out / "raw").iterdir())
-    assert len(raw) == 16
+    assert len(raw) == 24
     assert sum(n.endswith(".sav") for n in raw) >= 2 and sum(n.endswith(".dta") for n in raw) >= 2
     text = (out / "summary.txt").read_text(encoding="utf-8")
     assert text == written.text and "1700 patients at baseline" in text

@@ -11,7 +11,7 @@ from conftest import QDPX, ROOT, need
 EXAMPLES = ROOT / "examples"
 CASES = {
     "inspect_spss.py": ["EN_patients_codebook.xlsx"],
-    "harmonise_studies.py": ["patients.sav", "alters.parquet", "harmonisation-report.xlsx"],
+    "harmonise_studies.py": ["patients.sav", "alters.parquet", "alter_ties.parquet", "harmonisation-report.xlsx"],
     "three_level_model.py": ["alter_model.csv"],
     "mediation.py": ["mediation.csv"],
     "score_scales.py": ["scale_scores.csv", "heiq_reliability.csv"],

@@ -52,7 +52,7 @@ def test_demo_harmonises_to_an_all_complete_report(result, demo):
     assert len(result.report.issues) == 0
     _, surveys, _ = demo
     assert result.rows == {k: len(v) for k, v in surveys.items()}  # rows in = rows out, per file
-    assert set(result.surveys) == {"patients", "alters"}
+    assert set(result.surveys) == {"patients", "alters", "alter_ties"}
     t = result.report.table
     per = t.assign(total=t["n_valid"] + t.filter(like="n_").drop(columns=["n_rows", "n_valid"]).sum(axis=1))
     assert (per["total"] == per["n_rows"]).all()
@@ -66,7 +66,8 @@ def test_demo_harmonisation_is_fast(demo):
     assert time.perf_counter() - t0 < 5  # about 0.3 s on an idle machine; generous for shared CI runners
 
 
-@pytest.mark.parametrize("table,key", [("patients", ["patient_id", "wave"]), ("alters", ["alter_id", "wave"])])
+@pytest.mark.parametrize("table,key", [("patients", ["patient_id", "wave"]), ("alters", ["alter_id", "wave"]),
+                                       ("alter_ties", ["alter_a", "alter_b", "wave"])])
 def test_demo_matches_the_generator_targets(result, demo, table, key):
     study, _, _ = demo
     truth = getattr(study, table).set_index(key).sort_index()
@@ -101,7 +102,8 @@ def test_cli_harmonise_writes_data_and_report(tmp_path, demo, cli):
     r = cli("harmonise", "--dictionary", str(DICT), "--data-dir", str(rawdir), "--out", str(out))
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
-    assert files == ["harmonised_alters.sav", "harmonised_patients.sav", "harmonised_report.xlsx"]
+    assert files == ["harmonised_alter_ties.sav", "harmonised_alters.sav", "harmonised_patients.sav",
+                     "harmonised_report.xlsx"]
     back = read_survey(tmp_path / "harmonised_patients.sav")
     assert len(back) == len(demo[0].patients)
     assert pd.read_excel(tmp_path / "harmonised_report.xlsx", sheet_name="summary")["status"].eq("complete").all()

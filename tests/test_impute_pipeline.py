@@ -34,20 +34,23 @@ def harmonised(tmp_path_factory):
     study = demo_study()
     patients = study.patients.data.copy() if hasattr(study.patients, "data") else study.patients.copy()
     alters = study.alters.data if hasattr(study.alters, "data") else study.alters
+    ties = study.alter_ties
     rng = np.random.default_rng(4)
     for c in ("age", "semcd_1", "semcd_2"):
         patients.loc[rng.random(len(patients)) < 0.15, c] = np.nan
     folder = tmp_path_factory.mktemp("mi_data")
     patients.to_parquet(folder / "patients.parquet")
     alters.to_parquet(folder / "alters.parquet")
-    return folder, patients, alters
+    ties.to_parquet(folder / "alter_ties.parquet")
+    return folder, patients, {"alters": alters, "alter_ties": ties}
 
 
 def test_cimstats_run_imputes_once_and_pools_every_hypothesis(harmonised, tmp_path):
-    folder, patients, alters = harmonised
+    folder, patients, network = harmonised
     doc = {"plan": "imputed", "seeds": {"data": 1, "bootstrap": 5},
            "sources": {"harmonised": {"patients": str(folder / "patients.parquet"),
-                                      "alters": str(folder / "alters.parquet")}},
+                                      "alters": str(folder / "alters.parquet"),
+                                      "alter_ties": str(folder / "alter_ties.parquet")}},
            "mechanisms": {"plan": _mechanism_plan(), "n_boot": 50},
            "imputation": IMPUTATION,
            "outputs": {"data": ["parquet"], "tables": ["csv"], "figures": [], "report": False}}
@@ -58,7 +61,7 @@ def test_cimstats_run_imputes_once_and_pools_every_hypothesis(harmonised, tmp_pa
     assert table["verdict_reason"].str.contains("pooled over 2 imputations").all()
 
     # the same numbers as the verb called directly on the same data
-    pooled = test_mechanisms_imputed({"patients": patients, "alters": alters}, _mechanism_plan(),
+    pooled = test_mechanisms_imputed({"patients": patients, **network}, _mechanism_plan(),
                                      imputation=IMPUTATION, seed=5, n_boot=50)
     direct = pooled.table.set_index("hypothesis_id")
     # the publication table shows the fraction of missing information and says how many sets were pooled
@@ -70,7 +73,7 @@ def test_cimstats_run_imputes_once_and_pools_every_hypothesis(harmonised, tmp_pa
 
     # Rubin's rules over the tests on each completed set
     _, tables = impute_patients(patients, IMPUTATION)
-    runs = [test_mechanisms({"patients": t, "alters": alters}, _mechanism_plan(), seed=5 + k, n_boot=50)
+    runs = [test_mechanisms({"patients": t, **network}, _mechanism_plan(), seed=5 + k, n_boot=50)
             .table.set_index("hypothesis_id") for k, t in enumerate(tables)]
     q = np.column_stack([r["estimate"].to_numpy(float) for r in runs])
     u = np.column_stack([r["std_error"].to_numpy(float) ** 2 for r in runs])
@@ -101,17 +104,17 @@ def test_a_bad_imputation_section_is_reported_before_any_work(harmonised, tmp_pa
 
 def test_imputations_fit_pools_the_mechanism_tests_hypothesis_by_hypothesis(harmonised):
     """Imputations.fit(test_mechanisms, ...) pools the mechanism tables as the plan's imputation section does."""
-    _, patients, alters = harmonised
+    _, patients, network = harmonised
     imp, _ = impute_patients(patients, IMPUTATION)
 
     def mechanisms(data, **kw):  # the completed imputed columns back in the full patient table
         full = patients.copy()
         for c in data.columns:
             full[c] = data[c].to_numpy() if not isinstance(data[c].dtype, pd.CategoricalDtype) else data[c].values
-        return test_mechanisms({"patients": full, "alters": alters}, _mechanism_plan(), **kw)
+        return test_mechanisms({"patients": full, **network}, _mechanism_plan(), **kw)
 
     pooled = imp.fit(mechanisms, seed=5, n_boot=50)
-    direct = test_mechanisms_imputed({"patients": patients, "alters": alters}, _mechanism_plan(),
+    direct = test_mechanisms_imputed({"patients": patients, **network}, _mechanism_plan(),
                                      imputation=IMPUTATION, seed=5, n_boot=50).table.set_index("hypothesis_id")
     got = pooled.table.set_index("hypothesis_id")
     assert (got["m"] == 2).all() and list(got.index) == list(direct.index)

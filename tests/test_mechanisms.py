@@ -271,8 +271,8 @@ def test_absent_variable_and_missing_wave_are_not_testable(study):
     plan["hypotheses"] = [h for h in plan["hypotheses"] if h["model"] in plan["models"]] + [
         {"id": "X1", "mechanism": "negotiation", "statement": "Lonely patients manage worse.", "model": "lonely",
          "estimand": "loneliness", "expected": "negative"}]
-    P, A = study.patients, study.alters
-    res = test_mechanisms((P.loc[P["wave"] == 0], A.loc[A["wave"] == 0]), plan, n_boot=100)
+    P, A, T = study.patients, study.alters, study.alter_ties
+    res = test_mechanisms((P.loc[P["wave"] == 0], A.loc[A["wave"] == 0], T.loc[T["wave"] == 0]), plan, n_boot=100)
     t = res.table.set_index("hypothesis_id")
     assert t.loc["X1", "verdict"] == "not testable"
     assert "loneliness" in t.loc["X1", "verdict_reason"] and "absent" in t.loc["X1", "verdict_reason"]
@@ -282,6 +282,9 @@ def test_absent_variable_and_missing_wave_are_not_testable(study):
     # patients only: network constructs cannot be built
     res2 = test_mechanisms(P, plan, n_boot=100)
     assert "alter table" in res2.table.set_index("hypothesis_id").loc["NAV1", "verdict_reason"]
+    # alters without the alter-alter tie table: effective size (brokerage) cannot be computed
+    res3 = test_mechanisms((P.loc[P["wave"] == 0], A.loc[A["wave"] == 0]), plan, n_boot=100)
+    assert "tie table" in res3.table.set_index("hypothesis_id").loc["NAV2", "verdict_reason"]
 
 
 def test_malformed_plan_lists_every_problem():

@@ -108,7 +108,7 @@ def test_outputs_present(demo_run):
     for k in kinds:
         for ext in ("csv", "docx", "xlsx", "tex", "html", "md"):
             assert (out / "joint_displays" / f"{k}.{ext}").is_file(), (k, ext)
-    assert len(list((out / "raw").iterdir())) == 16
+    assert len(list((out / "raw").iterdir())) == 24
     table = pd.read_csv(out / "mechanisms/mechanism_table.csv")
     assert table["hypothesis_id"].tolist() == cimstats.mechanisms.default_plan().hypotheses["hypothesis_id"].tolist()
     assert table["verdict"].notna().all()
@@ -389,14 +389,15 @@ def test_demo_case_display_flags_conflicts_by_the_plan(demo_run):
 def test_harmonised_dataset_as_source(demo_run, tmp_path):
     doc = {"plan": "from-harmonised",
            "sources": {"harmonised": {"patients": str(demo_run / "data/patients.parquet"),
-                                      "alters": str(demo_run / "data/alters.parquet")}},
+                                      "alters": str(demo_run / "data/alters.parquet"),
+                                      "alter_ties": str(demo_run / "data/alter_ties.parquet")}},
            "instruments": [{"instrument": "heiq", "scores": ["self_monitoring_insight"]}],
-           "networks": {"measures": ["size", "heterogeneity"], "change": False},
+           "networks": {"measures": ["size", "heterogeneity", "brokerage"], "change": False},
            "outputs": {"data": ["parquet"], "tables": ["csv"], "figures": [], "report": False}}
     res = run(doc, out=tmp_path / "out")
     assert res.steps["step"].tolist() == ["data", "scales", "networks", "tables"]
     m = pd.read_csv(tmp_path / "out/networks/ego_measures.csv")
-    assert {"size", "n_tie_types", "blau"} <= set(m.columns) and "weak_tie_share" not in m.columns
+    assert {"size", "n_tie_types", "blau", "n_liaison"} <= set(m.columns) and "weak_tie_share" not in m.columns
     bad = dict(doc, joint_displays=[{"kind": "case_oriented", "profile": {"no_such_column": "x"}}])
     with pytest.raises(PlanError) as err:
         run(bad, out=tmp_path / "out3")

@@ -58,6 +58,8 @@ def test_existing_demo_columns_are_unchanged(seed):
         assert got == BEFORE[seed][table], table
     raw = []
     for fname, survey in st.raw_surveys().items():
+        if "_ties" in fname:
+            continue  # the alter-alter tie files came later; the files before them must not change
         raw.extend((f"{fname}/{c}", _column_hash(survey.data[c])) for c in _old_columns(survey.data))
     assert _digest(raw) == BEFORE[seed]["raw"]
 

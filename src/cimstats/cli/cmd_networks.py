@@ -33,10 +33,11 @@ def _run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("networks", help="ego-network measures from name-generator data",
                               description="Compute ego-level network measures (size, composition, diversity, "
-                                          "weak ties, support work, structure) and the alter-level table.")
+                                          "weak ties, support work, structure, brokerage) and the alter-level table.")
     p.add_argument("alters", help="alter table (one row per named network member per wave)")
     p.add_argument("--egos", required=True, help="ego (patient) table: egos without alters get size 0")
-    p.add_argument("--ties", help="optional alter-alter tie table (ego, alter_a, alter_b)")
+    p.add_argument("--ties", help="optional alter-alter tie table (ego, alter_a, alter_b): adds density, "
+                   "effective size, constraint and brokerage roles")
     p.add_argument("--ego-column", default="patient_id", help="ego id column (default patient_id)")
     p.add_argument("--no-wave", action="store_true", help="treat the data as a single wave")
     p.add_argument("--out", help="ego-level output (.csv or .parquet)")

@@ -70,14 +70,23 @@ class CountrySpec:
     patient: tuple[RawColumn, ...]
     alter: tuple[RawColumn, ...]
     wave_constant: bool = False    # True when each file holds one wave (split_waves)
+    tie: tuple[RawColumn, ...] = ()  # the alter-alter tie file (pairs of members who know each other)
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of file this team delivered: patients, alters and (when specified) ties."""
+        return ("patients", "alters") + (("ties",) if self.tie else ())
+
+    def columns(self, kind: str) -> tuple[RawColumn, ...]:
+        """The raw columns of one kind of file."""
+        return {"patients": self.patient, "alters": self.alter, "ties": self.tie}[kind]
 
     def files(self) -> list[tuple[str, str, int | None]]:
         """(file name, kind, wave) of each file this team delivered."""
         ext = self.format
         if self.split_waves:
             return [(f"{self.code}_{kind}_{w}.{ext}", kind, wv)
-                    for kind in ("patients", "alters") for w, wv in (("baseline", 0), ("followup", 1))]
-        return [(f"{self.code}_{kind}.{ext}", kind, None) for kind in ("patients", "alters")]
+                    for kind in self.kinds() for w, wv in (("baseline", 0), ("followup", 1))]
+        return [(f"{self.code}_{kind}.{ext}", kind, None) for kind in self.kinds()]
 
 
 #: heiQ questionnaire order used by teams that numbered items by position (heiq01..heiq15)
@@ -264,9 +273,36 @@ def _build(cc, *, fmt, split, names, sex, area, wave, miss, income_missing, edu_
                        clabels, cmiss, measure="ordinal", direction="reversed" if contact_reversed else "same"))
     A.append(_yesno(cc, alter_names["coresident"], "coresident", coresident_codes, "coresident"))
     A.extend(_process_alter_columns(cc))
+    # the alter-alter tie file: one row per pair of named members who know each other
+    T = [RawColumn(alter_names["id"], v["id"], (Mapping("patient_id", "format", {"template": cc + "-{:04d}"}),),
+                   measure="nominal", source="local_no")]
+    if wave is not None:
+        T.append(RawColumn(wname, v["wave"], (Mapping("wave", "recode", {"map": dict(wmap)}),),
+                           wlabels, storage=wstorage, measure="ordinal"))
+    for end, (name, label) in zip(("a", "b"), TIE_COLUMNS[cc]):
+        T.append(RawColumn(name, label, (Mapping(f"alter_{end}", "format", {"template": cc + "-{:04d}-A{:02d}",
+                                                                             "sources": [alter_names["id"], name]}),),
+                           measure="nominal", source=f"alter_no_{end}"))
     return CountrySpec(cc, D.COUNTRY_NAMES[cc], {"EN": "English", "NL": "Dutch", "NO": "Norwegian",
                                                   "ES": "Spanish", "GR": "Greek", "BG": "Bulgarian"}[cc],
-                       fmt, split, tuple(P), tuple(A), wave_constant=split)
+                       fmt, split, tuple(P), tuple(A), wave_constant=split, tie=tuple(T))
+
+
+#: raw names and labels of the two members of a pair in each team's tie file (the lower member number first)
+TIE_COLUMNS = {
+    "EN": (("alter_no_a", "First member of the pair (member number)"),
+           ("alter_no_b", "Second member of the pair, who knows the first (member number)")),
+    "NL": (("alter_nr_1", "Eerste netwerklid van het paar (alternummer)"),
+           ("alter_nr_2", "Tweede netwerklid van het paar, dat het eerste kent (alternummer)")),
+    "NO": (("alter_1", "Første nettverksmedlem i paret (nummer)"),
+           ("alter_2", "Andre nettverksmedlem i paret, som kjenner det første (nummer)")),
+    "ES": (("contacto_a", "Primer contacto del par (número de contacto)"),
+           ("contacto_b", "Segundo contacto del par, que conoce al primero (número de contacto)")),
+    "GR": (("melos_a", "Πρώτο μέλος του ζεύγους (αριθμός μέλους)"),
+           ("melos_b", "Δεύτερο μέλος του ζεύγους, που γνωρίζει το πρώτο (αριθμός μέλους)")),
+    "BG": (("chlen_1", "Първи член на двойката (номер)"),
+           ("chlen_2", "Втори член на двойката, който познава първия (номер)")),
+}
 
 
 def _process_alter_columns(cc) -> list[RawColumn]:
@@ -438,7 +474,7 @@ def raw_frame(spec: CountrySpec, kind: str, target: pd.DataFrame, latent: pd.Dat
     elsewhere), as :class:`cimstats.io.Survey` keeps them.
     """
 
-    cols = spec.patient if kind == "patients" else spec.alter
+    cols = spec.columns(kind)
     data, record, meta = {}, {}, {}
     n = len(target)
     for col in cols:
@@ -471,7 +507,8 @@ def variable_map() -> pd.DataFrame:
     """One row per (country, file kind, raw column, target): the harmonisation rules."""
     rows = []
     for cc, spec in COUNTRY_SPECS.items():
-        for kind, cols in (("patients", spec.patient), ("alters", spec.alter)):
+        for kind in spec.kinds():
+            cols = spec.columns(kind)
             files = [f for f, k, _ in spec.files() if k == kind]
             for col in cols:
                 for m in col.maps:

@@ -47,6 +47,9 @@ PATIENT_COLUMNS = (
 ALTER_COLUMNS = ["patient_id", "alter_id", "wave", "circle", "tie_type", "illness_work",
                  "everyday_work", "emotional_work", "contact_freq", "coresident"] + ALTER_PROCESS + MEMBER_CE
 
+#: the alter-alter tie table: one row per pair of a patient's named members who know each other (per wave)
+ALTER_TIE_COLUMNS = ["patient_id", "wave", "alter_a", "alter_b"]
+
 # national deprivation indices: continuous ones are loc + scale * z (z = neighbourhood
 # deprivation, higher = more deprived), rounded; quintile cut points at the normal quintiles
 _QZ = np.array([-0.8416, -0.2533, 0.2533, 0.8416])
@@ -154,11 +157,13 @@ def _draw_work(tie, circle, dep_c, rng) -> dict:
     }
 
 
-def _alter_ties(owner: np.ndarray, r: np.ndarray, n_patients: int, rng) -> np.ndarray:
+def _alter_ties(owner: np.ndarray, r: np.ndarray, n_patients: int, rng, pairs: list | None = None) -> np.ndarray:
     """Number of the other alters of the same patient each alter knows (alter-alter ties drawn per pair).
 
     ``owner`` must be sorted; a pair of alters of patient i is tied with probability
     ``min(0.95, r[i] / (size_i - 1))``, so an alter knows about ``r[i]`` others whatever the size.
+    When ``pairs`` is a list, the tied pairs are appended to it as (row, row) arrays
+    (rows of ``owner``, the first before the second); the draws are the same either way.
     """
     deg = np.zeros(len(owner), dtype=int)
     sizes = np.bincount(owner, minlength=n_patients)
@@ -169,7 +174,15 @@ def _alter_ties(owner: np.ndarray, r: np.ndarray, n_patients: int, rng) -> np.nd
         a, b = np.triu_indices(k, 1)
         tied = rng.random(len(a)) < p
         deg[start[i]:start[i] + k] = np.bincount(np.r_[a[tied], b[tied]], minlength=k)
+        if pairs is not None:
+            pairs.append(np.column_stack([start[i] + a[tied], start[i] + b[tied]]))
     return deg
+
+
+def _tie_rows(pairs: list, rows: np.ndarray | None = None) -> np.ndarray:
+    """The collected tied pairs as one (n, 2) array of alter rows (mapped through ``rows`` when given)."""
+    out = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=int)
+    return out if rows is None else rows[out]
 
 
 def _per_patient_mean(owner: np.ndarray, x: np.ndarray, n_patients: int) -> np.ndarray:
@@ -291,7 +304,8 @@ def generate(seed: int) -> dict:
     se_person = D.SE_MEAN + D.SE_SD_PATIENT * rng.normal(0, 1, n)
     ties_r = np.exp(D.TIES_LOG_MEAN + D.TIES_LOG_SD * z_ties)
     p0 = _process_alters(owner0, z_know, z_onset, trust_g, rng)
-    deg0 = _alter_ties(owner0, ties_r, n, rng)
+    pairs0: list = []
+    deg0 = _alter_ties(owner0, ties_r, n, rng, pairs0)
 
     def centred_share(owner, x, centre):
         v = _per_patient_mean(owner, x, n) - centre
@@ -397,7 +411,8 @@ def generate(seed: int) -> dict:
     proc1 = {k: np.r_[p0[k][kept], p_new[k]] for k in p0}
     order1 = np.argsort(owner1, kind="stable")
     deg1 = np.empty(len(owner1), dtype=int)
-    deg1[order1] = _alter_ties(owner1[order1], ties_r, n, rng)
+    pairs1: list = []
+    deg1[order1] = _alter_ties(owner1[order1], ties_r, n, rng, pairs1)
     early1 = centred_share(owner1, (proc1["help_onset"] == 1).astype(float), D.ONSET_CENTRE)
 
     ce_t1 = (ce_true(div1, rng.normal(0, D.CE_SD_OCCASION, n), early1)
@@ -481,6 +496,18 @@ def generate(seed: int) -> dict:
                           a_new["contact_freq"], a_new["coresident"],
                           {c: v[nk:] for c, v in proc1.items()}, deg1[nk:])
     alters = pd.concat([al0, al1_kept, al1_new], ignore_index=True)
+    # who knows whom: the tied pairs behind n_known_others, as alter ids (rows of al0, and of al1_kept + al1_new)
+    t0 = _tie_rows(pairs0)
+    t1 = _tie_rows(pairs1, order1)
+    alter_ties = pd.concat([
+        pd.DataFrame({"patient_id": f["patient_id"].to_numpy()[t[:, 0]], "wave": w,
+                      "alter_a": f["alter_id"].to_numpy()[t[:, 0]], "alter_b": f["alter_id"].to_numpy()[t[:, 1]]})
+        for w, f, t in ((0, al0, t0), (1, pd.concat([al1_kept, al1_new], ignore_index=True), t1))
+    ], ignore_index=True)
+    swap = alter_ties["alter_a"].to_numpy() > alter_ties["alter_b"].to_numpy()
+    alter_ties.loc[swap, ["alter_a", "alter_b"]] = alter_ties.loc[swap, ["alter_b", "alter_a"]].to_numpy()
+    alter_ties = alter_ties.sort_values(["wave", "patient_id", "alter_a", "alter_b"], kind="stable",
+                                        ignore_index=True)
     alters = alters.sort_values(["wave", "patient_id", "alter_id"], kind="stable", ignore_index=True)
 
     # ------------------------------------------------------------ missingness
@@ -533,4 +560,5 @@ def generate(seed: int) -> dict:
         "latent": latent,
         "patient_missing_reasons": patient_reasons,
         "alter_missing_reasons": alter_reasons,
+        "alter_ties": alter_ties[ALTER_TIE_COLUMNS],
     }

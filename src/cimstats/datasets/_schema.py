@@ -50,6 +50,13 @@ ALTER_SCHEMA = [
     ("member_ce_1 .. member_ce_4", "integer", "1-5", "collective efficacy of the patient's network as the member sees it (the member's own answers; about 40% of members at baseline, missing for the others and at follow-up); higher = more"),
 ]
 
+ALTER_TIE_SCHEMA = [
+    ("patient_id", "string", "as in the patient table", "the patient (ego) who named both members"),
+    ("wave", "integer", "0, 1", "0 = baseline, 1 = 12-month follow-up"),
+    ("alter_a", "string", "an `alter_id` of that patient and wave", "first member of the pair (the lower member number)"),
+    ("alter_b", "string", "an `alter_id` of that patient and wave", "second member of the pair, who knows the first"),
+]
+
 _REASONS = {"no_answer": "no answer / refused", "dont_know": "don't know", "not_recorded": "not recorded"}
 
 
@@ -130,6 +137,16 @@ def render_schema() -> str:
     L.append("\nAn alter named at both waves keeps its `alter_id`; alters of a retained patient named only at "
              "baseline were lost, those named only at follow-up were added. Patients who named nobody "
              "have no alter rows.\n")
+    L.append("### Alter-alter tie table (one row per pair of a patient's named members who know each other, per wave)\n")
+    L.append("| name | type | codes / unit | meaning |\n|---|---|---|---|")
+    for r in ALTER_TIE_SCHEMA:
+        L.append("| " + " | ".join(_esc(x) for x in r) + " |")
+    L.append("\nThe patient was asked, for every pair of named members, whether the two know each other; a "
+             "pair not listed does not. Ties are undirected and each pair is listed once. An alter's "
+             "`n_known_others` is the number of pairs that name it, so the two tables agree exactly. "
+             "The tie table is what the network measures need for density, Burt's effective size and "
+             "constraint, and the Gould-Fernandez brokerage roles (`cimstats.networks.structure`, "
+             "`cimstats.networks.brokerage`; see the network measures page of the documentation).\n")
     L.append("### Derived quantities used by the planted truth\n")
     L.append("- `diversity`: number of distinct `tie_type` values among a patient's alters at that wave (0-7; 0 with no network).")
     L.append("- `ce`: mean of `ce_1..ce_8`; `sm`: mean of heiQ items (any heiQ scale); `m = area_deprivation - 2`; `dep_c = 2 - area_deprivation`.")
@@ -156,7 +173,8 @@ def render_schema() -> str:
         dep = DEPRIVATION_INDEX[cc]
         L.append(f"Deprivation index `{dep['name']}`: {dep['label']}. Income in {D.CURRENCY[cc]} per year "
                  f"(x {D.EUR_PER_UNIT[D.CURRENCY[cc]]} = EUR). HbA1c in {D.HBA1C_UNIT[cc]}.\n")
-        for kind, cols in (("patients", spec.patient), ("alters", spec.alter)):
+        for kind in spec.kinds():
+            cols = spec.columns(kind)
             files = [f for f, k, _ in spec.files() if k == kind]
             L.append(f"**{kind} file{'s' if len(files) > 1 else ''}**: {', '.join('`' + f + '`' for f in files)}\n")
             L.append("| raw name | target | rule | value labels | missing codes | direction / unit | label |")

@@ -43,6 +43,10 @@ class DemoStudy:
         Why each missing cell is missing (``"no_answer"``, ``"dont_know"``,
         ``"not_recorded"``; ``None`` elsewhere): the raw files write these as
         each team's missing codes.
+    alter_ties : pandas.DataFrame
+        One row per pair of a patient's named members who know each other, per
+        wave (``patient_id, wave, alter_a, alter_b``; ``alter_a`` sorts before
+        ``alter_b``): who knows whom behind ``n_known_others``, harmonised.
     """
 
     seed: int
@@ -51,6 +55,7 @@ class DemoStudy:
     latent: pd.DataFrame
     patient_missing_reasons: pd.DataFrame
     alter_missing_reasons: pd.DataFrame
+    alter_ties: pd.DataFrame | None = None
 
     @property
     def truth(self) -> dict:
@@ -110,29 +115,36 @@ class DemoStudy:
 
         out = {}
         alat = _alter_keys(self.alters)
+        ties = self.alter_ties
+        tlat = _tie_keys(ties) if ties is not None else None
+        what = {"patients": "patients", "alters": "named network members",
+                "ties": "alter-alter ties (who knows whom)"}
         for cc, spec in COUNTRY_SPECS.items():
             for fname, kind, wave in spec.files():
                 if kind == "patients":
                     tgt, lat, rsn = self.patients, self.latent, self.patient_missing_reasons
                     sel = (tgt["country"] == cc).to_numpy()
-                else:
+                elif kind == "alters":
                     tgt, lat, rsn = self.alters, alat, self.alter_missing_reasons
+                    sel = (tgt["patient_id"].str[:2] == cc).to_numpy()
+                else:
+                    if ties is None:
+                        continue
+                    tgt, lat, rsn = ties, tlat, pd.DataFrame(index=ties.index)
                     sel = (tgt["patient_id"].str[:2] == cc).to_numpy()
                 if wave is not None:
                     sel = sel & (tgt["wave"] == wave).to_numpy()
                 df, miss, meta = raw_frame(spec, kind, tgt[sel].reset_index(drop=True),
                                            lat[sel].reset_index(drop=True), rsn[sel].reset_index(drop=True))
-                sort = [spec.alter[0].name if kind == "alters" else spec.patient[0].name]
-                if kind == "alters":
-                    sort.append(spec.alter[1].name)
-                wave_col = [c.name for c in (spec.patient if kind == "patients" else spec.alter)
-                            if c.maps[0].target == "wave"]
+                cols = spec.columns(kind)
+                wave_col = [c.name for c in cols if c.maps[0].target == "wave"]
+                sort = [c.name for c in cols if c.maps[0].target in ("patient_id", "alter_id", "alter_a", "alter_b")]
                 order = np.lexsort([df[c].to_numpy() for c in reversed(wave_col + sort)])
                 df = df.iloc[order].reset_index(drop=True)
                 miss = miss.iloc[order].reset_index(drop=True)
                 if spec.format == "dta":  # Stata files carry no measure levels
                     meta = {k: m.with_(measure=None) for k, m in meta.items()}
-                label = (f"{spec.name}: {'patients' if kind == 'patients' else 'named network members'}"
+                label = (f"{spec.name}: {what[kind]}"
                          + ("" if wave is None else (", baseline" if wave == 0 else ", 12-month follow-up"))
                          + " (synthetic demo data)")
                 out[fname] = Survey(df, meta, miss, SourceInfo(path=fname, format=spec.format,
@@ -147,6 +159,15 @@ def _alter_keys(alters: pd.DataFrame) -> pd.DataFrame:
         "local_no": pid.str[3:].astype(int).to_numpy(),
         "alter_no": aid.str.rsplit("-A", n=1).str[1].astype(int).to_numpy(),
     }, index=alters.index)
+
+
+def _tie_keys(ties: pd.DataFrame) -> pd.DataFrame:
+    pid = ties["patient_id"].astype(str)
+    return pd.DataFrame({
+        "local_no": pid.str[3:].astype(int).to_numpy(),
+        "alter_no_a": ties["alter_a"].astype(str).str.rsplit("-A", n=1).str[1].astype(int).to_numpy(),
+        "alter_no_b": ties["alter_b"].astype(str).str.rsplit("-A", n=1).str[1].astype(int).to_numpy(),
+    }, index=ties.index)
 
 
 @lru_cache(maxsize=4)
@@ -165,7 +186,7 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
     Returns
     -------
     DemoStudy
-        Harmonised ``patients`` and ``alters`` tables, hidden ``latent``
+        Harmonised ``patients``, ``alters`` and ``alter_ties`` tables, hidden ``latent``
         quantities, missing-value reasons, and :meth:`DemoStudy.raw_surveys`
         for the country files.
 
@@ -197,4 +218,4 @@ def demo_study(seed: int = DEFAULT_SEED) -> DemoStudy:
         raise DemoSeedError(f"`seed` is {seed!r}; expected a non-negative whole number such as 1 or 20140601.")
     g = _cached(int(seed))
     return DemoStudy(int(seed), *(g[k].copy() for k in (
-        "patients", "alters", "latent", "patient_missing_reasons", "alter_missing_reasons")))
+        "patients", "alters", "latent", "patient_missing_reasons", "alter_missing_reasons", "alter_ties")))

@@ -45,6 +45,10 @@ def _truth() -> dict:
                                 "health event (help_onset = 1)",
             "effective_size_reported": "Burt's effective size from the alters' reported numbers of other alters "
                                        "known: size - sum(n_known_others) / size",
+            "effective_size": "Burt's effective size from the alter-alter tie table (alter_ties: which pairs of "
+                              "named members know each other): size - 2 t / size, t the number of pairs; equal to "
+                              "effective_size_reported, since each member's n_known_others counts the pairs "
+                              "naming it",
             "group_trust": "latent trust in the group, measured by trust_1..trust_3 (score group_trust of "
                            "ce_group_process) and, per alter, by alter_trust",
             "legitimacy": "latent legitimacy of ongoing help, measured by legit_1..legit_4 (score legitimacy of "

@@ -180,7 +180,7 @@ def write_demo_files(out_dir, *, seed: int = DEFAULT_SEED, overwrite: bool = Fal
 
     Notes
     -----
-    Layout: ``raw/`` (the 16 country files), ``qualitative/themes.yaml`` and
+    Layout: ``raw/`` (the 24 country files: patients, alters, alter-alter ties), ``qualitative/themes.yaml`` and
     ``qualitative/coded_excerpts.csv``, ``truth/planted_truth.json``,
     ``SCHEMA.md``, ``summary.txt`` and ``summary.md``. Everything is written
     into a temporary folder beside ``out_dir`` and moved into place at the
@@ -195,7 +195,7 @@ def write_demo_files(out_dir, *, seed: int = DEFAULT_SEED, overwrite: bool = Fal
     >>> sorted(os.listdir(out))
     ['SCHEMA.md', 'qualitative', 'raw', 'summary.md', 'summary.txt', 'truth']
     >>> len(os.listdir(os.path.join(out, "raw")))
-    16
+    24
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from cimstats.errors import PlanError
-from cimstats.measures.networks import core
+from cimstats.measures.networks import catalogue, core
 from cimstats.measures.networks import measures
 from cimstats.measures.scales import scoring
 from cimstats.measures.scales.instrument import load_instrument
@@ -65,6 +65,9 @@ __all__ = ["KINDS", "ConstructKind", "Construct", "ConstructTable", "Measures", 
 
 _ID = "patient_id"
 _KEYS = [_ID, "wave"]
+#: network measures computed only from the alter-alter tie table (structure and brokerage)
+_TIE_MEASURES = frozenset(r[1] for r in catalogue._ROWS if r[0] in ("structure", "brokerage")) | {
+    f"p_{r}" for r in catalogue.BROKER_ROLES}
 
 
 class Unavailable(Exception):
@@ -83,13 +86,19 @@ def score_construct(patients: pd.DataFrame, instrument: str, score: str, *, item
     return res.scores[score].to_numpy()
 
 
-def network_table(patients: pd.DataFrame, alters: pd.DataFrame):
-    """The checked ego networks of the patients (one ego per ``patient_id`` and ``wave``)."""
+def network_table(patients: pd.DataFrame, alters: pd.DataFrame, ties: pd.DataFrame | None = None):
+    """The checked ego networks of the patients (one ego per ``patient_id`` and ``wave``).
+
+    ``ties`` is the alter-alter tie table (``patient_id, wave, alter_a,
+    alter_b``, as the demo study's harmonised ``alter_ties``); with it the
+    network measures include density, effective size, constraint and the
+    brokerage roles.
+    """
 
     egos = patients[[c for c in _KEYS if c in patients.columns]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return core.ego_networks(alters, egos=egos)
+        return core.ego_networks(alters, egos=egos, ties=ties)
 
 
 def network_measures(net) -> pd.DataFrame:
@@ -500,29 +509,38 @@ class Measures:
             self.computed.append(f"scale {ins.id}/{d['score']}")
         return self._scores[key]
 
-    def network(self, construct: Construct, patients: pd.DataFrame, alters: pd.DataFrame | None) -> np.ndarray:
-        """A network construct, one value per row of ``patients`` (given, or from measures computed once)."""
+    def network(self, construct: Construct, patients: pd.DataFrame, alters: pd.DataFrame | None,
+                ties: pd.DataFrame | None = None) -> np.ndarray:
+        """A network construct, one value per row of ``patients`` (given, or from measures computed once).
+
+        ``ties`` (the alter-alter tie table) is needed for the structure and
+        brokerage measures (effective size, constraint, brokerage roles).
+        """
         col = self._given_column(construct)
         if col is not None:
             return self._aligned(patients, col)
-        m = self._network_measures(patients, alters)
+        m = self._network_measures(patients, alters, ties)
         meas = construct.definition["measure"]
         if meas not in m.columns:
+            if self._net.ties is None and meas in _TIE_MEASURES:
+                raise Unavailable(f"network measure '{meas}' (construct '{construct.name}') needs the alter-alter "
+                                  "tie table (who knows whom), and none was given")
             raise Unavailable(f"network measure '{meas}' (construct '{construct.name}') is not computed by "
                               "cimstats.networks.ego_measures")
         return m[meas].to_numpy()
 
-    def _network(self, patients: pd.DataFrame, alters: pd.DataFrame | None):
+    def _network(self, patients: pd.DataFrame, alters: pd.DataFrame | None, ties: pd.DataFrame | None = None):
         if self._net is None:
             if alters is None:
                 raise Unavailable("no alter table was given, so network measures cannot be computed")
-            self._net = network_table(patients, alters)
+            self._net = network_table(patients, alters, ties)
             self.computed.append("ego networks")
         return self._net
 
-    def _network_measures(self, patients: pd.DataFrame, alters: pd.DataFrame | None) -> pd.DataFrame:
+    def _network_measures(self, patients: pd.DataFrame, alters: pd.DataFrame | None,
+                          ties: pd.DataFrame | None = None) -> pd.DataFrame:
         if self._net_measures is None:
-            m = network_measures(self._network(patients, alters))
+            m = network_measures(self._network(patients, alters, ties))
             self.computed.append("network measures")
             m = patients[_KEYS].merge(m, on=_KEYS, how="left", suffixes=("", "_net"))
             if len(m) != len(patients):
@@ -531,12 +549,13 @@ class Measures:
         return self._net_measures
 
     # ---- change between waves
-    def network_change(self, patients: pd.DataFrame, alters: pd.DataFrame | None, waves=(0, 1)):
+    def network_change(self, patients: pd.DataFrame, alters: pd.DataFrame | None, waves=(0, 1),
+                       ties: pd.DataFrame | None = None):
         """``(egos, alters)`` of the network change between ``waves`` (given, or computed once)."""
         waves = tuple(waves)
         if self.change is not None and self.change_alters is not None and self.change_waves == waves:
             return self.change, self.change_alters
-        res = network_change(self._network(patients, alters), waves)
+        res = network_change(self._network(patients, alters, ties), waves)
         self.computed.append(f"network change {waves[0]}-{waves[1]}")
         self.change, self.change_alters, self.change_waves = res.egos, res.alters, waves
         return self.change, self.change_alters

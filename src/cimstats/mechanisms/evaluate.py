@@ -61,9 +61,24 @@ def _tables(data) -> tuple[pd.DataFrame, pd.DataFrame | None]:
             raise PlanError(f"`data` is a mapping with keys {', '.join(map(repr, data))}; expected 'patients' "
                             "and 'alters'.")
         return _frame(data["patients"]), (_frame(data["alters"]) if data.get("alters") is not None else None)
-    if isinstance(data, (tuple, list)) and len(data) == 2:
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):  # (patients, alters[, alter_ties])
         return _frame(data[0]), (None if data[1] is None else _frame(data[1]))
     return _frame(data), None
+
+
+def _ties(data) -> pd.DataFrame | None:
+    """The alter-alter tie table (``alter_ties``) of the data, when it has one (else None)."""
+    if hasattr(data, "patients") and hasattr(data, "alters"):
+        t = getattr(data, "alter_ties", None)
+    elif isinstance(getattr(data, "surveys", None), Mapping):
+        t = data.surveys.get("alter_ties")
+    elif isinstance(data, Mapping):
+        t = data.get("alter_ties")
+    elif isinstance(data, (tuple, list)) and len(data) == 3:
+        t = data[2]
+    else:
+        t = None
+    return None if t is None else _frame(t)
 
 
 def _check_tables(patients: pd.DataFrame, alters: pd.DataFrame | None) -> None:
@@ -106,9 +121,11 @@ class _Unavailable(Exception):
 class _Workspace:
     """Builds the analysis frames from the plan's constructs, each computed once (or taken from ``measures``)."""
 
-    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: MechanismPlan, measures=None):
+    def __init__(self, patients: pd.DataFrame, alters: pd.DataFrame | None, plan: MechanismPlan, measures=None,
+                 ties: pd.DataFrame | None = None):
         self.patients = patients.reset_index(drop=True)
         self.alters = alters
+        self.ties = ties
         self.plan = plan
         self.measures = Measures.coerce(measures)
         self.waves = sorted(pd.unique(self.patients["wave"].dropna()).tolist()) if "wave" in self.patients else [0]
@@ -148,7 +165,7 @@ class _Workspace:
             if c.kind == "scale":
                 self._ego[name] = self.measures.scale(c, self._ego)
             elif c.kind == "network":
-                self._ego[name] = self.measures.network(c, self._ego, self.alters)
+                self._ego[name] = self.measures.network(c, self._ego, self.alters, self.ties)
             elif c.kind == "cluster_mean":  # e.g. the school average of the pupils' intake scores
                 self.ego_column(c.definition["of"])
                 self.ego_column(c.definition["by"])
@@ -178,7 +195,7 @@ class _Workspace:
 
     def _network_change(self):
         try:
-            return self.measures.network_change(self._ego, self.alters, waves=(0, 1))
+            return self.measures.network_change(self._ego, self.alters, waves=(0, 1), ties=self.ties)
         except Unavailable as exc:
             raise _Unavailable(str(exc)) from None
 
@@ -541,7 +558,7 @@ def model_frame(data, model_id: str, plan=None, *, measures=None) -> pd.DataFram
     patients, alters = _tables(data)
     _check_tables(patients, alters)
     try:
-        return _Workspace(patients, alters, plan, measures).frame_for(model_id)
+        return _Workspace(patients, alters, plan, measures, ties=_ties(data)).frame_for(model_id)
     except _Unavailable as exc:
         raise PlanError(f"The frame of model {model_id!r} cannot be built: {exc}; supply the missing data.") from None
 
@@ -560,7 +577,11 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         ``.patients`` and ``.alters`` (``cimstats.datasets.demo_study()``), a
         harmonise result with tables ``patients`` and ``alters``, a dict with
         those keys, a ``(patients, alters)`` tuple, or the patient table alone
-        (network hypotheses are then not testable).
+        (network hypotheses are then not testable). The alter-alter tie table
+        (who knows whom: ``.alter_ties``, the harmonised table ``alter_ties``,
+        the key ``"alter_ties"`` or a third tuple element) is used when present;
+        constructs built from it (effective size, constraint, brokerage roles)
+        are not testable without it.
     plan : str, path, dict or MechanismPlan, optional
         The analysis plan (see :mod:`cimstats.mechanisms.plan`); default the
         shipped plan (:func:`default_plan`).
@@ -652,7 +673,7 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
     n_boot = int(n_boot)
     patients, alters = _tables(data)
     _check_tables(patients, alters)
-    ws = _Workspace(patients, alters, plan, measures)
+    ws = _Workspace(patients, alters, plan, measures, ties=_ties(data))
 
     # the highest invariance level any hypothesis or model needs, per invariance model
     needed: dict[str, str] = {}

@@ -27,7 +27,7 @@ from cimstats.models.impute.pooled import pool
 from cimstats.models._result import register_pooler
 
 from .adjust import p_adjust
-from .evaluate import _ID, _check_tables, _tables, test_mechanisms
+from .evaluate import _ID, _check_tables, _tables, _ties, test_mechanisms
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import apply_rules
 
@@ -165,12 +165,13 @@ def test_mechanisms_imputed(data, plan=None, *, imputation: Mapping, hypotheses=
     """
     spec = _normalised(imputation)
     patients, alters = _tables(data)
+    ties = _ties(data)
     _check_tables(patients, alters)
     imp, tables = impute_patients(patients, spec)
     runs = []
     for k, table in enumerate(tables):
-        runs.append(test_mechanisms({"patients": table, "alters": alters}, plan, hypotheses=hypotheses,
-                                    adjust=adjust, rules=rules, seed=None if seed is None else int(seed) + k,
+        runs.append(test_mechanisms({"patients": table, "alters": alters, "alter_ties": ties}, plan,
+                                    hypotheses=hypotheses, adjust=adjust, rules=rules, seed=None if seed is None else int(seed) + k,
                                     n_boot=n_boot, level=level, client=client))
     return pool_mechanism_results(runs, imputation=spec, n_imputed=int(imp.where.to_numpy().sum()))
 

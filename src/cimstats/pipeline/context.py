@@ -138,7 +138,7 @@ def unit_table(plan: AnalysisPlan) -> str:
         names = [t or "patients" for t in d.tables] if d is not None else []
     if "patients" in names:
         return "patients"
-    return next((n for n in names if n != "alters"), "patients")
+    return next((n for n in names if n not in ("alters", "alter_ties")), "patients")
 
 
 def unit_id(plan: AnalysisPlan) -> str:

@@ -9,7 +9,7 @@ A plan has these sections (all but ``sources`` optional)::
       raw: raw-files/              # folder of the study files named in the dictionary
       dictionary: data-dictionary/ # the dictionary folder ("demo" = the shipped demo dictionary)
       # ... or an already harmonised dataset:
-      # harmonised: {patients: patients.parquet, alters: alters.parquet}
+      # harmonised: {patients: patients.parquet, alters: alters.parquet}  (alter_ties: optional)
     accept: [H206]                 # harmonisation codes this analysis accepts (their issues become notes)
     instruments:                   # scales to score (shipped instrument ids or YAML files)
       - semcd6
@@ -428,10 +428,11 @@ class _Checker:
                 self.add("P002", f"sources.harmonised is {h!r}; expected {{patients: FILE, alters: FILE}}.")
             else:
                 out["harmonised"] = {str(k): self.path(v, f"sources.harmonised.{k}") for k, v in h.items()
-                                     if k in ("patients", "alters")}
+                                     if k in ("patients", "alters", "alter_ties")}
                 for k in h:
-                    if k not in ("patients", "alters"):
-                        self.add("P002", f"sources.harmonised has table {k!r}; expected patients and alters.")
+                    if k not in ("patients", "alters", "alter_ties"):
+                        self.add("P002", f"sources.harmonised has table {k!r}; expected patients, alters and "
+                                 "(optionally) alter_ties.")
                 self._targets_from_files(out["harmonised"])
             if s.get("dictionary") is not None:
                 out["dictionary"] = self._dictionary(s["dictionary"], data_dir=None)

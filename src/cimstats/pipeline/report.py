@@ -128,7 +128,8 @@ def report_inputs(plan, out: Path) -> list[Path]:
     out = Path(out)
     rels = ["study_summary.txt", "harmonisation/summary.txt", "harmonisation/report.csv",
             "harmonisation/unmapped.csv", f"data/{unit_table(plan)}_codebook.csv", "data/alters_codebook.csv",
-            "scales/score_status.csv", "scales/reliability.csv", "networks/summary.csv", "networks/change.csv",
+            "data/alter_ties_codebook.csv", "scales/score_status.csv", "scales/reliability.csv",
+            "networks/summary.csv", "networks/change.csv",
             "mechanisms/mechanism_table.csv", "mechanisms/models.csv", "mechanisms/result.json",
             "mechanisms/shared_efficacy.csv", "mechanisms/shared_efficacy_cfa.csv",
             f"{MECHANISM_RESULT}/result.json", "joint_displays/index.csv", "figures/index.csv",
@@ -208,7 +209,7 @@ def build_report(plan, out) -> str:
 
     # ---------------------------------------------------------------- codebook
     parts = []
-    for name in (unit_table(plan), "alters"):
+    for name in (unit_table(plan), "alters", "alter_ties"):
         cb = _read_csv(out / f"data/{name}_codebook.csv", spreadsheet=True)
         if cb is None:
             continue

@@ -110,7 +110,7 @@ def _load_files(plan: AnalysisPlan, out: Path) -> list[Path]:
 
 def _mechanism_files(plan: AnalysisPlan, out: Path) -> list[Path]:
     spec = plan.sections["mechanisms"]
-    paths = [out / f"data/{unit_table(plan)}.parquet", out / "data/alters.parquet"]
+    paths = [out / f"data/{unit_table(plan)}.parquet", out / "data/alters.parquet", out / "data/alter_ties.parquet"]
     if plan.sections.get("instruments"):  # the constructs the measure steps computed (not computed again)
         paths.append(out / "scales/scores.parquet")
     if plan.sections.get("networks"):
@@ -153,7 +153,8 @@ def plan_steps(plan: AnalysisPlan) -> list[StepDef]:
                              _out_files(f"data/{unit_table(plan)}.parquet")))
     if s["networks"]:
         steps.append(StepDef("networks", "networks", ("data",), _sec("networks"),
-                             _out_files(f"data/{unit_table(plan)}.parquet", "data/alters.parquet")))
+                             _out_files(f"data/{unit_table(plan)}.parquet", "data/alters.parquet",
+                                        "data/alter_ties.parquet")))
     if s["mechanisms"]:
         have = [x.id for x in steps]
         steps.append(StepDef("mechanisms", "mechanisms",

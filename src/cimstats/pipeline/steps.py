@@ -97,6 +97,12 @@ def _alters(ctx: StepContext) -> pd.DataFrame | None:
     return pd.read_parquet(p) if p.is_file() else None
 
 
+def _alter_ties(ctx: StepContext) -> pd.DataFrame | None:
+    """The harmonised alter-alter tie table (who knows whom), when the data have one."""
+    p = ctx.read("data/alter_ties.parquet")
+    return pd.read_parquet(p) if p.is_file() else None
+
+
 # =========================================================================== demo files
 def step_demo_files(ctx: StepContext) -> dict:
     """Write the demo study's raw country files, themes, coded excerpts and planted truth."""
@@ -243,7 +249,8 @@ def step_networks(ctx: StepContext) -> dict:
         raise PlanError("The plan asks for network measures but the harmonised data have no alters table; "
                         "add an alters table to the dictionary or remove the networks section.")
     egos = p[[c for c in ("patient_id", "wave", "country", "practice_id") if c in p.columns]].copy()
-    net = nw.ego_networks(a, egos=egos)
+    ties = _alter_ties(ctx)  # with it: density, effective size, constraint and brokerage roles
+    net = nw.ego_networks(a, egos=egos, ties=ties)
     m = nw.ego_measures(net, join=False)
     if spec["measures"] != "all":
 
@@ -261,7 +268,8 @@ def step_networks(ctx: StepContext) -> dict:
             rows.append({"wave": w, "measure": c, "n": int(v.size), "mean": float(v.mean()) if v.size else np.nan,
                          "sd": float(v.std()) if v.size > 1 else np.nan})
     _write_csv(pd.DataFrame(rows), ctx.path("networks/summary.csv"))
-    info: dict = {"egos": int(len(m)), "measures": int(num.shape[1])}
+    info: dict = {"egos": int(len(m)), "measures": int(num.shape[1]),
+                  "alter_ties": None if net.ties is None else int(len(net.ties))}
     if spec["change"] and "wave" in p.columns and p["wave"].nunique() > 1:
         ch = nw.change(net, waves=tuple(spec["change_waves"]))
         _write_csv(ch.egos, ctx.path("networks/change.csv"))
@@ -317,15 +325,16 @@ def step_mechanisms(ctx: StepContext) -> dict:
     spec = ctx.plan.sections["mechanisms"]
     p = _patients(ctx)
     a = _alters(ctx)
+    t = _alter_ties(ctx)
     with warnings.catch_warnings(record=True) as ws:
         warnings.simplefilter("always")
         if ctx.plan.sections.get("imputation"):  # impute once, test on every completed set, pool
-            res = test_mechanisms_imputed({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+            res = test_mechanisms_imputed({"patients": p, "alters": a, "alter_ties": t}, mechanism_plan(ctx.plan),
                                           imputation=ctx.plan.sections["imputation"], adjust=spec["adjust"],
                                           seed=ctx.plan.seeds["bootstrap"], n_boot=spec["n_boot"],
                                           level=spec.get("level"), client=ctx.scheduler)
         else:
-            res = test_mechanisms({"patients": p, "alters": a}, mechanism_plan(ctx.plan),
+            res = test_mechanisms({"patients": p, "alters": a, "alter_ties": t}, mechanism_plan(ctx.plan),
                                   adjust=spec["adjust"], seed=ctx.plan.seeds["bootstrap"],
                                   n_boot=spec["n_boot"], level=spec.get("level"),
                                   measures=measures_from_files(ctx.plan, ctx.out), client=ctx.scheduler)

@@ -8,6 +8,7 @@ positions, no loop per ego):
   :func:`ei_index`, :func:`weak_tie_share`, :func:`group_ties`, :func:`circles`;
 - :func:`support_work` (who does illness, everyday and emotional work);
 - :func:`structure` (density, effective size, efficiency, constraint; needs ties);
+- :func:`brokerage` (Gould-Fernandez brokerage roles of the ego between unconnected alters; needs ties);
 - :func:`processes` (knowledge exchange, onset of help, trust, and brokerage from each
   alter's reported number of other alters known);
 - :func:`change` between waves (added, lost, retained; roles gained and dropped);
@@ -42,6 +43,7 @@ from cimstats.measures.networks.core import (
 )
 from cimstats.measures.networks.measures import (
     alter_table,
+    brokerage,
     circles,
     composition,
     ego_measures,
@@ -57,5 +59,5 @@ from cimstats.measures.networks.measures import (
 from cimstats.measures.networks.typology import Typology, typology
 
 __all__ = ["EgoNetworks", "NetworkChange", "NetworkColumns", "SUPPORT", "TIE_TYPES", "Typology",
-           "alter_table", "change", "change_columns", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
+           "alter_table", "brokerage", "change", "change_columns", "circles", "composition", "ego_measures", "ego_networks", "ei_index",
            "group_ties", "heterogeneity", "measure_catalogue", "processes", "size", "structure", "support_work", "typology", "weak_tie_share"]

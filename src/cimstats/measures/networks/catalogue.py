@@ -6,6 +6,9 @@ import pandas as pd
 
 from cimstats.measures.networks.core import SUPPORT, TIE_TYPES
 
+#: Gould-Fernandez brokerage roles of an undirected ego network (see :func:`~cimstats.networks.brokerage`)
+BROKER_ROLES = ("coordinator", "itinerant", "gatekeeper_representative", "liaison")
+
 _ROWS = [
     ("size", "size", "Number of named alters.", "0"),
     ("composition", "n_<type>", "Alters of that tie type.", "0"),
@@ -33,9 +36,24 @@ _ROWS = [
     ("support_work", "mean_roles", "Kinds of support work per alter.", "missing (undefined)"),
     ("structure", "n_alter_ties", "Ties among the ego's alters.", "0"),
     ("structure", "density", "n_alter_ties / (size (size - 1) / 2).", "missing (fewer than 2 alters)"),
-    ("structure", "effective_size", "Burt's effective size, size - 2 n_alter_ties / size.", "0"),
+    ("structure", "effective_size", "Burt's effective size, size - 2 n_alter_ties / size (Borgatti 1997); "
+                                    "1 for 1 alter.", "0"),
     ("structure", "efficiency", "effective_size / size.", "missing (undefined)"),
-    ("structure", "constraint", "Burt's constraint sum_j (p_ej + sum_q p_eq p_qj)^2.", "missing (undefined)"),
+    ("structure", "constraint", "Burt's constraint sum_j (p_ej + sum_q p_eq p_qj)^2 (Burt 1992); 1 for 1 alter.",
+     "missing (undefined)"),
+    ("brokerage", "n_brokered_pairs", "Pairs of alters not tied to each other, between whom the ego brokers: "
+                                      "size (size - 1) / 2 - n_alter_ties; 0 for fewer than 2 alters.", "0"),
+    ("brokerage", "n_coordinator", "Brokered pairs with both alters in the ego's own group (Gould and Fernandez "
+                                   "1989; only with ego_group).", "0"),
+    ("brokerage", "n_itinerant", "Brokered pairs with both alters in one group that is not the ego's (Gould and "
+                                 "Fernandez 1989; within-group brokerage).", "0"),
+    ("brokerage", "n_gatekeeper_representative", "Brokered pairs with one alter in the ego's own group and the "
+                                                 "other not (Gould and Fernandez 1989; only with ego_group).", "0"),
+    ("brokerage", "n_liaison", "Brokered pairs with the alters in two different groups, neither the ego's (Gould "
+                               "and Fernandez 1989; between-group brokerage).", "0"),
+    ("brokerage", "p_<role>", "n_<role> / brokered pairs whose alters' groups are known; missing for fewer than 2 "
+                              "alters or without such a pair.", "missing (undefined)"),
+    ("brokerage", "n_brokered_unknown", "Brokered pairs with an alter whose group is missing (in no role).", "0"),
     ("processes", "n_knowledge", "Alters who share knowledge and experiences of the illness.", "0"),
     ("processes", "p_knowledge", "n_knowledge / alters with a known value.", "missing (undefined)"),
     ("processes", "early_help_share", "Share of alters with a known onset of help who began to help before or at "
@@ -56,9 +74,9 @@ def measure_catalogue(*, expand: bool = False) -> pd.DataFrame:
     Parameters
     ----------
     expand : bool
-        Expand ``<type>``, ``<kind>`` and ``<c>`` placeholders into one row per
-        tie type, support kind and circle (defaults: the seven tie types, three
-        kinds, circles 1-3).
+        Expand ``<type>``, ``<kind>``, ``<c>`` and ``<role>`` placeholders into
+        one row per tie type, support kind, circle and brokerage role (defaults:
+        the seven tie types, three kinds, circles 1-3, the four roles).
 
     Returns
     -------
@@ -78,11 +96,14 @@ def measure_catalogue(*, expand: bool = False) -> pd.DataFrame:
     rows = []
     for r in df.itertuples(index=False):
         kinds = list(SUPPORT) if "<kind>" in r.column else [None]
+        roles = list(BROKER_ROLES) if "<role>" in r.column else [None]
         types = list(TIE_TYPES) if "<type>" in r.column else [None]
         circles = ["1", "2", "3"] if "<c>" in r.column else [None]
         for k in kinds:
             for t in types:
                 for c in circles:
-                    col = r.column.replace("<kind>", k or "").replace("<type>", t or "").replace("<c>", c or "")
-                    rows.append((r.function, col, r.definition, r.without_alters))
+                    for b in roles:
+                        col = (r.column.replace("<kind>", k or "").replace("<type>", t or "")
+                               .replace("<c>", c or "").replace("<role>", b or ""))
+                        rows.append((r.function, col, r.definition, r.without_alters))
     return pd.DataFrame(rows, columns=df.columns)

@@ -280,6 +280,139 @@ def structure(net: EgoNetworks) -> pd.DataFrame:
                         "effective_size": es, "efficiency": _div(es, n), "constraint": constraint})
 
 
+def _pairs_within(ego: np.ndarray, code: np.ndarray, n_egos: int) -> np.ndarray:
+    """Per ego, the number of unordered pairs of alters sharing a group code (codes < 0 left out)."""
+    ok = code >= 0
+    if not ok.any():
+        return np.zeros(n_egos)
+    width = int(code[ok].max()) + 1
+    cell, counts = np.unique(ego[ok].astype(np.int64) * width + code[ok], return_counts=True)
+    return np.bincount(cell // width, weights=counts * (counts - 1) / 2.0, minlength=n_egos)
+
+
+def brokerage(net: EgoNetworks, *, group: str | None = None, ego_group=None) -> pd.DataFrame:
+    """Gould-Fernandez brokerage roles of the ego between pairs of its alters (needs alter-alter ties).
+
+    The ego is tied to every alter, so for every pair of its alters who are
+    not tied to each other the ego is the only path between them: it brokers
+    between them (a *brokered pair*, Burt's structural hole). Each brokered
+    pair is classified by the groups of its two alters (Gould and Fernandez
+    1989), ties being undirected:
+
+    - without ``ego_group`` (the default: the ego belongs to none of the alter
+      groups, as for tie types or circles, which describe alters relative to
+      the ego) only two roles apply: **itinerant** (both alters in the same
+      group: the ego, an outsider, brokers within a group; Gould and
+      Fernandez's itinerant or consultant broker) and **liaison** (the alters
+      in two different groups: the ego brokers between groups);
+    - with ``ego_group`` (the value of ``group`` that counts as the ego's own
+      group) two more apply: **coordinator** (both alters in the ego's group)
+      and **gatekeeper_representative** (one alter in the ego's group, the
+      other not; gatekeeper and representative differ only in the direction
+      of flow, which undirected ties do not record). Itinerant and liaison then
+      concern pairs with neither alter in the ego's group.
+
+    Parameters
+    ----------
+    net : EgoNetworks
+        Built with ``ties=`` (the alter-alter tie table).
+    group : str, optional
+        Alter column holding the group; default the tie type column (partner,
+        family, friend, ...), so that liaison brokerage joins different social
+        worlds (family and friends, say). ``"circle"`` groups by closeness instead.
+    ego_group : scalar, optional
+        The value of ``group`` counted as the ego's own group.
+
+    Returns
+    -------
+    DataFrame
+        Key columns, ``n_brokered_pairs`` (pairs of alters not tied to each
+        other; 0 for fewer than 2 alters), per role ``n_<role>`` and
+        ``p_<role>`` = n_<role> / pairs of known groups (NaN when there is no
+        brokered pair of known groups, e.g. for fewer than 2 alters), and
+        ``n_brokered_unknown`` (brokered pairs with an alter whose group is
+        missing; in no role). Roles: ``itinerant``, ``liaison`` and, with
+        ``ego_group``, ``coordinator`` and ``gatekeeper_representative``.
+
+    Raises
+    ------
+    NetworkDataError
+        No tie table was given, ``group`` is not an alter column, or
+        ``ego_group`` is not a value of it.
+
+    Notes
+    -----
+    Gould, R. V. and Fernandez, R. M. (1989). Structures of mediation: a formal
+    approach to brokerage in transaction networks. *Sociological Methodology*
+    19, 89-126. The counts are ``n(n-1)/2 - n_alter_ties`` pairs split by the
+    groups of their alters; all egos at once from per-group pair counts, with no
+    loop per ego.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cimstats import networks
+    >>> egos = pd.DataFrame({"patient_id": ["A"]})
+    >>> alters = pd.DataFrame({"patient_id": ["A"] * 3, "alter_id": [1, 2, 3],
+    ...                        "tie_type": ["family", "family", "friend"]})
+    >>> ties = pd.DataFrame({"patient_id": ["A"], "alter_a": [1], "alter_b": [3]})
+    >>> net = networks.ego_networks(alters, egos=egos, ties=ties, columns={"wave": None})
+    >>> networks.brokerage(net)[["n_brokered_pairs", "n_itinerant", "n_liaison"]]
+       n_brokered_pairs  n_itinerant  n_liaison
+    0               2.0          1.0        1.0
+    """
+    if net.ties is None:
+        raise NetworkDataError("`brokerage` needs the alter-alter tie table; pass `ties=` to `ego_networks` "
+                               "(pairs not listed are taken as not tied).")
+    group = net.columns.tie_type if group is None else group
+    if group not in net.alters.columns:
+        raise NetworkDataError(f"`group=` is {group!r}, not a column of the alter table; expected a column "
+                               "such as 'tie_type' or 'circle'.")
+    codes, uniques = pd.factorize(net.alters[group], use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    own = -1
+    if ego_group is not None:
+        hit = [i for i, u in enumerate(uniques) if u == ego_group]
+        if not hit:
+            raise NetworkDataError(f"`ego_group=` is {ego_group!r}, not a value of the alter column '{group}'; "
+                                   f"expected one of {', '.join(map(repr, list(uniques)[:10]))}.")
+        own = hit[0]
+    E = net.n_egos
+    n = net.per_ego()
+    known = codes >= 0
+    nk = net.per_ego(mask=known)
+    a, b = net.ties[:, 0], net.ties[:, 1]
+    tie_ego = net.ego_pos[a]
+    ca, cb = codes[a], codes[b]
+    both = (ca >= 0) & (cb >= 0)
+    t_all = np.bincount(tie_ego, minlength=E).astype(float)
+
+    def tied(mask):
+        return np.bincount(tie_ego, weights=mask.astype(float), minlength=E)
+
+    open_all = n * (n - 1) / 2 - t_all
+    within = _pairs_within(net.ego_pos, codes, E)
+    pairs_known = nk * (nk - 1) / 2
+    open_within = within - tied(both & (ca == cb))
+    open_known = pairs_known - tied(both)
+    cols: dict[str, np.ndarray] = {"n_brokered_pairs": open_all}
+    if own < 0:
+        roles = {"itinerant": open_within, "liaison": open_known - open_within}
+    else:
+        n_own = net.per_ego(mask=codes == own)
+        coord = n_own * (n_own - 1) / 2 - tied(both & (ca == own) & (cb == own))
+        gate = n_own * (nk - n_own) - tied(both & ((ca == own) != (cb == own)))
+        itin = open_within - coord
+        roles = {"coordinator": coord, "itinerant": itin, "gatekeeper_representative": gate,
+                 "liaison": open_known - coord - itin - gate}
+    for r, v in roles.items():
+        cols[f"n_{r}"] = v
+    for r, v in roles.items():
+        cols[f"p_{r}"] = _div(v, open_known)
+    cols["n_brokered_unknown"] = open_all - open_known
+    return _frame(net, cols)
+
+
 #: optional alter columns read by :func:`processes`
 PROCESS_COLUMNS = ("knowledge_work", "help_onset", "alter_trust", "n_known_others")
 
@@ -364,15 +497,16 @@ def ego_measures(net: EgoNetworks, *, join: bool = True, internal: Sequence[str]
     -------
     DataFrame
         Size, composition, heterogeneity, E-I index, weak ties, group ties, circles,
-        support work (when its columns exist), structure (when ties were given) and
-        support processes (:func:`processes`, when their columns exist).
+        support work (when its columns exist), structure and brokerage roles (when
+        ties were given; :func:`brokerage` grouped by tie type) and support
+        processes (:func:`processes`, when their columns exist).
     """
     parts = [size(net), composition(net), heterogeneity(net), ei_index(net, internal=internal),
              weak_tie_share(net, weak=weak), group_ties(net, types=group), circles(net)]
     if net.columns.support():
         parts.append(support_work(net))
     if net.ties is not None:
-        parts.append(structure(net))
+        parts += [structure(net), brokerage(net)]
     if any(c in net.alters.columns for c in PROCESS_COLUMNS):
         parts.append(processes(net))
     k = len(net.keys)
