@@ -136,3 +136,14 @@ def test_unsupported_constraints_are_refused():
         sem(base + " a == zz\n", d, cluster="neighbourhood")
     with pytest.raises(ModelSpecificationError, match="already a label"):
         sem(base + " a := 2 * b\n", d, cluster="neighbourhood")
+
+
+def test_result_saved_before_standardized_columns_still_reads(fits):
+    import dataclasses
+
+    fit = fits["efficacy"]
+    old = dataclasses.replace(fit, table=fit.table.drop(columns=["std_lv", "std_lv_se", "std_all", "std_all_se"]))
+    t = old.tidy()
+    assert t["std_all"].isna().all()
+    pd.testing.assert_frame_equal(t.drop(columns=["std_lv", "std_all"]), fit.tidy().drop(columns=["std_lv", "std_all"]))
+    assert old.standardized_solution()["estimate"].isna().all()

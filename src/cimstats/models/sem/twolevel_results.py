@@ -235,8 +235,12 @@ class TwoLevelResult(FittedResult):
             "term": _terms(t), "lhs": t["lhs"].to_numpy(), "op": t["op"].to_numpy(), "rhs": t["rhs"].to_numpy(),
             "label": t["label"].to_numpy(), "level": t["level"].to_numpy(dtype=int), "estimate": est,
             "std_error": se, "statistic": z, "p_value": p, "ci_lower": lo, "ci_upper": hi,
-            "std_lv": t["std_lv"].to_numpy(dtype=float), "std_all": t["std_all"].to_numpy(dtype=float),
-            "has_se": has})
+            "std_lv": self._col("std_lv"), "std_all": self._col("std_all"), "has_se": has})
+
+    def _col(self, name: str) -> np.ndarray:
+        """A column of the table; NaN for the standardized columns of a result saved before they existed."""
+        t = self.table
+        return t[name].to_numpy(dtype=float) if name in t else np.full(len(t), np.nan)
 
     def tidy(self, *, level: float = 0.95) -> pd.DataFrame:
         """One row per parameter of each level.
@@ -301,8 +305,8 @@ class TwoLevelResult(FittedResult):
         if col is None:
             raise ModelSpecificationError(f"`type` is {type!r}; expected 'std.all' or 'std.lv'.")
         t = self.table
-        est = t[col].to_numpy(dtype=float)
-        se = t[col + "_se"].to_numpy(dtype=float)
+        est = self._col(col)
+        se = self._col(col + "_se")
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(se > 0, est / np.where(se > 0, se, 1.0), np.nan)
         p = 2 * stats.norm.sf(np.abs(z))
