@@ -612,10 +612,11 @@ SECTIONS = [
      "one) and `:=` defined parameters, and robust ML (`estimator = \"MLR\"`: Huber-White standard errors "
      "from the cluster scores, Yuan-Bentler scaled chi-square, scaled and robust CFI/TLI/RMSEA). The "
      "saturated-model part of lavaan's scaling factor is recomputed by lavaan's own functions at the "
-     "converged saturated model. In the model with within-only covariates (demo_doc) lavaan's cluster "
-     "scores differ from the exact derivatives by about 1e-4 relative in the directions of the "
-     "regressions on those covariates, which shows in that model's MLR standard errors (about 5e-6) and "
-     "scaling factor (about 1e-4)."),
+     "converged saturated model. lavaan's cluster scores leave out the within-level mean of the variables "
+     "measured at both levels, which is not zero when within-only covariates with non-zero means are "
+     "regressed on (demo_doc); there the exact scores cimstats uses differ from lavaan's, which shows in that "
+     "model's MLR standard errors (about 5e-6) and scaling factor (about 1e-4). With the covariates centred "
+     "the two agree to the optimiser's tolerance."),
     ("Longitudinal measurement invariance: lavaan", "sem_longitudinal", longitudinal_agreement,
      "`cimstats.longitudinal_invariance` against lavaan fits of the same models written out (one factor per "
      "wave, the first item's loading fixed at 1, each item's residuals correlated across waves; loadings, "
