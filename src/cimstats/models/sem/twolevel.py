@@ -1040,7 +1040,9 @@ def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fi
         dv, J = complex_jacobian(_defined_fn(ltab, info["defined"]), x, batched=True)
         out["defined"] = (list(info["defined"]), dv, np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0)))
     sv, J = complex_jacobian(_standardize_fn(tab, info, m1, m2), x, batched=True)
-    out["std"] = (sv, np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0)))
+    sse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
+    # values fixed by the standardization (a factor's variance, a ratio of two of them) have no error
+    out["std"] = (sv, np.where(sse < 1e-10 * np.maximum(1.0, np.abs(sv)), 0.0, sse))
     return out
 
 
