@@ -170,8 +170,12 @@ def test_hostile_inputs():
     with pytest.raises(ModelSpecificationError, match="both levels"):
         sem(EFFICACY.replace("ce_b", "ce_w"), d, cluster="hood")
     # options two-level models do not support
-    with pytest.raises(ModelSpecificationError, match="not supported"):
-        sem(EFFICACY, d, cluster="hood", estimator="MLR")
+    with pytest.raises(ModelSpecificationError, match="missing='fiml' is not supported"):
+        sem(EFFICACY, d, cluster="hood", missing="fiml")
+    with pytest.raises(ModelSpecificationError, match="group="):
+        sem(EFFICACY, d.assign(g=d["hood"] % 2), cluster="hood", group="g")
+    with pytest.raises(ModelSpecificationError, match="se='robust.huber.white' with estimator='ML'"):
+        sem(EFFICACY, d, cluster="hood", se="robust.huber.white")
     with pytest.raises(ModelSpecificationError, match="not known"):
         sem(EFFICACY.replace("level: 2", "level: 3"), d, cluster="hood")
 

@@ -676,7 +676,9 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
         standard errors and test (implies the sandwich; use with ``"MLR"``).
         With ``level: 1`` / ``level: 2`` blocks in ``model`` it fits a
         two-level model instead (within- and between-cluster covariance
-        structures, ML, as lavaan) and returns a ``TwoLevelResult``.
+        structures, ML or MLR, labels, ``==`` and ``:=`` across levels,
+        standardized solution per level, as lavaan) and returns a
+        ``TwoLevelResult``.
     std_lv : bool
         Identify latent variables by fixing their variances to 1 instead of
         fixing the first loading.
@@ -787,7 +789,8 @@ def sem(model: str, data, *, group: str | None = None, estimator: str = "ML",
         # two-level model (lavaan's level: 1 / level: 2 blocks)
         check_twolevel_options(group=group, estimator=estimator, missing=missing, meanstructure=meanstructure,
                                group_equal=group_equal, information=information, se=se, engine=engine)
-        return sem_twolevel(model, _as_frame(data), cluster=cluster, std_lv=std_lv, fixed_x=fixed_x)
+        return sem_twolevel(model, _as_frame(data), cluster=cluster, std_lv=std_lv, fixed_x=fixed_x,
+                            estimator=str(estimator).upper())
     if engine == "semopy":
         return fit_semopy(data, model)
     if engine != "cimstats":

@@ -41,11 +41,14 @@ from scipy import optimize, stats
 
 from cimstats.errors import ConvergenceWarning, EstimationError, MissingDataWarning, ModelSpecificationError
 
-from .fitmeasures import cfi_tli, rmsea_block
+from scipy import linalg as sla
+
+from .derivatives import complex_jacobian, label_env
+from .fitmeasures import cfi_tli, fit_measures, rmsea_block
 from .partable import build_partable, classify_variables
 from .syntax import parse_model, split_levels
 
-__all__ = ["TwoLevelData", "LevelModel", "twolevel_loglik", "fit_twolevel"]
+__all__ = ["TwoLevelData", "LevelModel", "twolevel_loglik", "twolevel_cluster_loglik", "fit_twolevel"]
 
 LOG2PI = math.log(2.0 * math.pi)
 
@@ -88,6 +91,10 @@ class TwoLevelData:
         Y2 /= size[:, None]
         self.Y2 = Y2
         Yc = Y - Y2[cluster_codes]
+        # per cluster: within cross-products of the variables measured on individuals (cluster scores, MLR)
+        Yy = Yc[:, self.yidx]
+        self.W_cluster = np.zeros((J, len(self.yidx), len(self.yidx)))
+        np.add.at(self.W_cluster, cluster_codes, Yy[:, :, None] * Yy[:, None, :])
         Sw = Yc.T @ Yc / (N - J)
         self.S_PW = Sw[np.ix_(self.yidx, self.yidx)]
         self.Sw = Sw
@@ -213,6 +220,58 @@ def twolevel_loglik(d: TwoLevelData, SigW, muW, SigB, muB):
     const = (d.N * len(y) + d.J * nz) * LOG2PI
     out = -0.5 * (total + const) - d.loglik_x
     return np.where(bad, np.nan, out)
+
+
+def twolevel_cluster_loglik(d: TwoLevelData, SigW, muW, SigB, muB):
+    """Each cluster's log-likelihood (batched): an array (B, J), ``nan`` rows where not positive definite.
+
+    Cluster ``j`` with ``n_j`` members contributes ``-1/2 [(n_j p + q) log 2 pi
+    + (n_j - 1) log|S_W| + tr(S_W^-1 W_j) + p log n_j + log|C_j| + e_j' C_j^-1 e_j]``
+    where ``W_j`` holds the within-cluster cross-products of its ``p``
+    individual-level variables, ``e_j`` the deviation of its ``q`` between-only
+    values and ``p`` means from their expectations, and ``C_j`` their
+    covariance (``S_B + S_W / n_j`` for the means). The sum over clusters is
+    :func:`twolevel_loglik` plus the covariates' own log-likelihood; the
+    derivatives are the cluster scores of the robust (MLR) standard errors.
+    """
+    Bn = SigW.shape[0]
+    P = d.P
+    dt = np.result_type(SigW, SigB, muW, muB)
+    SWt = np.zeros((Bn, P, P), dtype=dt)
+    SWt[:, d.ov1[:, None], d.ov1[None, :]] = SigW
+    SBt = np.zeros((Bn, P, P), dtype=dt)
+    SBt[:, d.ov2[:, None], d.ov2[None, :]] = SigB
+    MWt = np.zeros((Bn, P), dtype=dt)
+    MWt[:, d.ov1] = muW
+    MBt = np.zeros((Bn, P), dtype=dt)
+    MBt[:, d.ov2] = muB
+    mean = np.zeros((Bn, P), dtype=dt)
+    if len(d.within_only):
+        mean[:, d.within_only] = MWt[:, d.within_only]
+    if len(d.both):
+        mean[:, d.both] = MBt[:, d.both] + MWt[:, d.both]
+    y, z = d.yidx, d.between_only
+    order = np.concatenate([z, y]).astype(int)
+    if len(z):
+        mean[:, z] = MBt[:, z]
+    py, nz = len(y), len(z)
+    sw = SWt[:, y[:, None], y[None, :]]
+    sw_logdet, sw_sign = _logdet(sw)
+    bad = sw_sign <= 0
+    sw_inv = np.linalg.inv(np.where(bad[:, None, None], np.eye(py), sw))
+    nj = d.cluster_size.astype(float)
+    C = np.broadcast_to(SBt[:, order[:, None], order[None, :]][:, None], (Bn, d.J, nz + py, nz + py)).copy()
+    C[:, :, nz:, nz:] += sw[:, None] / nj[None, :, None, None]
+    c_logdet, c_sign = _logdet(C)
+    badc = c_sign <= 0
+    bad |= badc.any(axis=1)
+    C = np.where(badc[:, :, None, None], np.eye(nz + py), C)
+    e = d.Y2[None][:, :, order] - mean[:, None, order]
+    quad = np.einsum("bji,bji->bj", e, np.linalg.solve(C, e[..., None])[..., 0])
+    tr_w = np.einsum("bik,jki->bj", sw_inv, d.W_cluster)
+    out = -0.5 * ((nj * py + nz)[None] * LOG2PI + (nj - 1)[None] * sw_logdet[:, None] + tr_w
+                  + py * np.log(nj)[None] + c_logdet + quad)
+    return np.where(bad[:, None], np.nan, out)
 
 
 # ---------------------------------------------------------------------------
@@ -356,15 +415,12 @@ def build_twolevel_table(model: str, *, std_lv=False, fixed_x=True):
             "model; write the within model after 'level: 1' and the between model after 'level: 2'."
         )
     stmts, roles, tabs = {}, {}, {}
+    others = []
     for lev in (1, 2):
         st = parse_model(blocks[lev])
-        other = [s for s in st if s.op not in _MODEL_OPS]
-        if other:
-            s = other[0]
-            raise ModelSpecificationError(
-                f"Model syntax line {s.line} ('{s.text.strip()}'): defined parameters and constraints "
-                f"('{s.op}') are not yet supported in two-level models; remove the line."
-            )
+        # defined parameters and constraints may name labels of either level: handled after both levels
+        others += [s for s in st if s.op not in _MODEL_OPS]
+        st = [s for s in st if s.op in _MODEL_OPS]
         if not st:
             raise ModelSpecificationError(
                 f"The 'level: {lev}' block of `model` is empty; give at least one statement per level, "
@@ -424,10 +480,77 @@ def build_twolevel_table(model: str, *, std_lv=False, fixed_x=True):
         by_local.setdefault(key, r["free"])
         if r["label"]:
             by_label.setdefault(r["label"], r["free"])
+    defined, linear, eq_rows = _constraints(rows, others, by_label)
     table = pd.DataFrame(rows).drop(columns="local")
+    table["plabel"] = [f".p{i + 1}." for i in range(len(table))]
     info = dict(ov1=ov1, ov2=ov2, lv1=roles[1]["lv"], lv2=roles[2]["lv"], both=both,
-                x1=x_level[1], x2=x_level[2], npar=nxt - 1)
+                x1=x_level[1], x2=x_level[2], npar=int(table["free"].max()) if len(table) else 0,
+                defined=defined, linear=linear, eq_rows=eq_rows)
     return table, info
+
+
+def _constraints(rows, others, by_label):
+    """Defined parameters and equality constraints of a two-level model (labels of either level).
+
+    ``a == b`` between two labels shares one parameter (the free indices of
+    ``rows`` are merged and renumbered); other equalities are returned as
+    statements, imposed by re-parameterising the model (they must be linear).
+    Returns ``(defined, linear, eq_rows)``.
+    """
+    labels = {r["label"] for r in rows if r["label"]}
+    defined: dict = {}
+    linear, eq_rows = [], []
+    for s in others:
+        if s.op in ("<", ">"):
+            raise ModelSpecificationError(
+                f"Model syntax line {s.line} ('{s.text.strip()}'): inequality constraints ('{s.op}') are not "
+                "yet supported in two-level models; remove the line or fit without it."
+            )
+    for s in others:
+        if s.op != ":=":
+            continue
+        unknown = [n for n in s.expr.names if n not in labels and n not in defined]
+        if unknown:
+            raise ModelSpecificationError(
+                f"Model syntax line {s.line} ('{s.text.strip()}'): the defined parameter uses "
+                f"{', '.join(sorted(unknown))}, which label no parameter of either level; label the parameters "
+                "(e.g. fw =~ y1 + a*y2) before defining functions of them."
+            )
+        if s.lhs in labels or s.lhs in defined:
+            raise ModelSpecificationError(
+                f"Model syntax line {s.line} ('{s.text.strip()}'): '{s.lhs}' is already a label; "
+                "give the defined parameter a new name."
+            )
+        defined[s.lhs] = s.expr
+    for s in others:
+        if s.op != "==":
+            continue
+        names = s.expr.names | s.expr_lhs.names
+        unknown = [n for n in names if n not in labels and n not in defined]
+        if unknown:
+            raise ModelSpecificationError(
+                f"Model syntax line {s.line} ('{s.text.strip()}'): the constraint uses "
+                f"{', '.join(sorted(unknown))}, which label no parameter of either level; label the parameters first."
+            )
+        eq_rows.append((s.lhs.strip(), s.op, s.rhs.strip()))
+        lt, rt = s.expr_lhs.tree, s.expr.tree
+        if lt[0] == "name" and rt[0] == "name" and by_label.get(lt[1], 0) > 0 and by_label.get(rt[1], 0) > 0:
+            a, b = by_label[lt[1]], by_label[rt[1]]
+            if a != b:
+                keep, drop = min(a, b), max(a, b)
+                for r in rows:
+                    if r["free"] == drop:
+                        r["free"] = keep
+                for k, v in list(by_label.items()):
+                    if v == drop:
+                        by_label[k] = keep
+            continue
+        linear.append(s)
+    used = sorted({r["free"] for r in rows} - {0})
+    remap = {old: new for new, old in enumerate(used, start=1)}
+    for r in rows:
+        r["free"] = remap.get(r["free"], 0)
+    return defined, linear, eq_rows
 
 
 def _fill_fixed(table, info, d: TwoLevelData):
@@ -548,7 +671,13 @@ def _saturated(d: TwoLevelData, info):
                          [d.ybar[d.ov1[a]] for a in w_only], d.start_mean[d.ov2][mb]])
     x, conv, _ = _maximize(f, x0, d.N)
     SW, muW, SB, muB = unpack(x[None])
-    return float(f(x[None])[0]), SW[0], muW[0], SB[0], muB[0], conv
+
+    def pack(SW, muW, SB, muB):
+        return np.concatenate([[SW[i, j] for i, j in iw], [SB[i, j] for i, j in ib],
+                               [muW[a] for a in w_only], [muB[a] for a in mb]])
+
+    sat = dict(unpack=unpack, f=f, x=x, pack=pack)
+    return float(f(x[None])[0]), SW[0], muW[0], SB[0], muB[0], conv, sat
 
 
 def _baseline_table(table, info):
@@ -687,23 +816,167 @@ def prepare_twolevel(model, df: pd.DataFrame, cluster: str, *, std_lv=False, fix
     return table, info, d, dropped
 
 
-def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fixed_x=True) -> dict:
-    """Fit a two-level model by ML; returns the pieces a result object needs (see ``TwoLevelResult``)."""
+def _label_table(tab):
+    """The columns :func:`label_env` reads (fixed parameters at their values)."""
+    return pd.DataFrame({"free": tab["free"].to_numpy(dtype=int), "ustart": tab["value"].to_numpy(dtype=float),
+                         "label": tab["label"].astype(str).to_numpy(), "plabel": tab["plabel"].to_numpy()})
+
+
+def _reparam(ltab, info, npar):
+    """``x = K z + x_base`` imposing the linear equality constraints (identity without them)."""
+    stmts = info["linear"]
+    if not stmts:
+        return np.eye(npar), np.zeros(npar)
+    defined = info["defined"]
+
+    def h(x):
+        env = label_env(ltab, x, defined)
+        return np.stack([np.asarray(s.expr_lhs.evaluate(env) - s.expr.evaluate(env)) for s in stmts], axis=-1)
+
+    x1 = np.linspace(0.3, 0.9, npar)
+    x2 = np.linspace(1.1, -0.4, npar)
+    f1, R = complex_jacobian(h, x1)
+    _, R2 = complex_jacobian(h, x2)
+    for s, a, b in zip(stmts, R, R2):
+        if not np.allclose(a, b, atol=1e-10):
+            raise ModelSpecificationError(
+                f"Model syntax line {s.line} ('{s.text.strip()}'): non-linear equality constraints are not yet "
+                "supported in two-level models; write the constraint as a linear one (e.g. a == 2*b) or remove it."
+            )
+    if np.linalg.matrix_rank(R) < R.shape[0]:
+        raise ModelSpecificationError(
+            "`model` has redundant or contradictory equality constraints (== lines); remove the duplicates."
+        )
+    return sla.null_space(R), -np.linalg.pinv(R) @ (f1 - R @ x1)
+
+
+def _defined_fn(ltab, defined):
+    names = list(defined)
+
+    def fn(X):
+        env = label_env(ltab, X, defined)
+        return np.stack([np.broadcast_to(env[n], X.shape[:-1]) for n in names], axis=-1)
+
+    return fn
+
+
+def _standardize_fn(tab, info, m1, m2):
+    """f(X) -> (B, 2 (rows + defined)): std.lv values of every row and defined parameter, then std.all.
+
+    Per level, as lavaan's standardizedSolution: a latent variable is scaled
+    by its model-implied standard deviation at that level (std.lv), observed
+    variables too by theirs (std.all); defined parameters are their
+    functions evaluated at the standardized values.
+    """
+    ops, lhs, rhs = tab["op"].to_numpy(), tab["lhs"].to_numpy(), tab["rhs"].to_numpy()
+    lev = tab["level"].to_numpy(dtype=int)
+    free = tab["free"].to_numpy(dtype=int)
+    fixed = tab["value"].to_numpy(dtype=float)
+    labels = tab["label"].astype(str).to_numpy()
+    defined = info["defined"]
+    models = {1: m1, 2: m2}
+    pos = {k: {v: i for i, v in enumerate(m.ov + m.lv)} for k, m in models.items()}
+    lvs = {k: set(m.lv) for k, m in models.items()}
+
+    def fn(X):
+        Bn = X.shape[0]
+        sd = {}
+        for k, m in models.items():
+            full = m.implied(X)[2]
+            sd[k] = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+        est = np.where(free[None] > 0, X[:, np.maximum(free - 1, 0)], fixed[None])
+        out_lv = np.zeros((Bn, len(ops)), dtype=X.dtype)
+        out_all = np.zeros((Bn, len(ops)), dtype=X.dtype)
+        for r in range(len(ops)):
+            k = lev[r]
+            s_all = lambda v: sd[k][:, pos[k][v]]  # noqa: E731
+            s_lv = lambda v: s_all(v) if v in lvs[k] else 1.0  # noqa: E731
+            e = est[:, r]
+            if ops[r] == "=~":
+                out_lv[:, r] = e * s_lv(lhs[r])
+                out_all[:, r] = e * s_all(lhs[r]) / s_all(rhs[r])
+            elif ops[r] == "~":
+                out_lv[:, r] = e * s_lv(rhs[r]) / s_lv(lhs[r])
+                out_all[:, r] = e * s_all(rhs[r]) / s_all(lhs[r])
+            elif ops[r] == "~~":
+                out_lv[:, r] = e / (s_lv(lhs[r]) * s_lv(rhs[r]))
+                out_all[:, r] = e / (s_all(lhs[r]) * s_all(rhs[r]))
+            else:
+                out_lv[:, r] = e / s_lv(lhs[r])
+                out_all[:, r] = e / s_all(lhs[r])
+        parts = []
+        for vals in (out_lv, out_all):
+            env = {}
+            for r in range(len(ops)):
+                if labels[r] and labels[r] not in env:
+                    env[labels[r]] = vals[:, r]
+            for name, expr in defined.items():
+                env[name] = expr.evaluate(env)
+            dvals = [np.broadcast_to(env[n], (Bn,)) for n in defined]
+            parts.append(np.column_stack([vals] + dvals) if dvals else vals)
+        return np.concatenate(parts, axis=1)
+
+    return fn
+
+
+def _scores(fc, x):
+    """Cluster scores (J, n) of the batched per-cluster log-likelihood ``fc`` by the complex step."""
+    n = len(x)
+    h = 1e-20
+    X = np.tile(x.astype(complex), (n, 1)) + 1j * h * np.eye(n)
+    return (np.imag(fc(X)) / h).T
+
+
+def _sandwich_trace(f, fc, x):
+    """``tr(B A^-1)`` with ``A`` the observed information and ``B`` the cross-product of the cluster scores."""
+    A = -_hessian(f, x)
+    S = _scores(fc, x)
+    return float(np.sum((S.T @ S) * np.linalg.inv(A).T))
+
+
+def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fixed_x=True,
+                 estimator="ML") -> dict:
+    """Fit a two-level model by ML; returns the pieces a result object needs (see ``TwoLevelResult``).
+
+    With ``estimator="MLR"`` the standard errors are Huber-White (sandwich)
+    ones built from the cluster scores and the chi-square is scaled as
+    lavaan's Yuan-Bentler (Mplus variant) test.
+    """
+    robust = str(estimator).upper() == "MLR"
     table, info, d, dropped = prepare_twolevel(model, df, cluster, std_lv=std_lv, fixed_x=fixed_x)
-    f, m1, m2, tab = _model_function(table, info, d)
-    x0 = _start(table, info, d)
-    if not np.isfinite(f(x0[None])[0]):
+    fx, m1, m2, tab = _model_function(table, info, d)
+    ltab = _label_table(tab)
+    nfree = info["npar"]
+    K, x_base = _reparam(ltab, info, nfree)
+
+    def f(Z):
+        return fx(Z @ K.T + x_base)
+
+    def implied_z(Z):
+        X = Z @ K.T + x_base
+        SW, muW, _, _ = m1.implied(X)
+        SB, muB, _, _ = m2.implied(X)
+        return SW, muW, SB, muB
+
+    def fc(Z):
+        return twolevel_cluster_loglik(d, *implied_z(Z))
+
+    x_start = _start(table, info, d)
+    z0 = K.T @ (x_start - x_base)
+    if not np.isfinite(f(z0[None])[0]):
         raise EstimationError(
             "The starting values give a non-positive-definite implied covariance matrix; give start values "
             "in `model` (e.g. start(0.5)*y1)."
         )
-    x, converged, iterations = _maximize(f, x0, d.N)
+    z, converged, iterations = _maximize(f, z0, d.N)
     if not converged:
         warnings.warn("The two-level optimiser stopped without converging; check the model and start values.",
                       ConvergenceWarning, stacklevel=3)
-    logl = float(f(x[None])[0])
-    grad_norm = float(np.max(np.abs(_gradient(f, x)))) / d.N if len(x) else 0.0
-    H = -_hessian(f, x)
+    x = K @ z + x_base
+    x0 = K @ z0 + x_base
+    logl = float(f(z[None])[0])
+    grad_norm = float(np.max(np.abs(_gradient(f, z)))) / d.N if len(z) else 0.0
+    H = -_hessian(f, z)
     ev = np.linalg.eigvalsh(H)
     if ev[0] <= 1e-9 * max(ev[-1], 1e-300) and not converged:
         raise EstimationError(
@@ -717,14 +990,21 @@ def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fi
             "`model` is not identified: the information matrix of the two-level model is singular; fix one "
             "loading or the variance of each latent variable at each level, or give each factor more indicators."
         )
-    V = np.linalg.inv(H)
+    Hinv = np.linalg.inv(H)
+    S = None
+    if robust:
+        S = _scores(fc, z)
+        Vz = Hinv @ (S.T @ S) @ Hinv
+    else:
+        Vz = Hinv
+    V = K @ Vz @ K.T
     # saturated and baseline models
-    logl_h1, SW1, muW1, SB1, muB1, conv_h1 = _saturated(d, info)
+    logl_h1, SW1, muW1, SB1, muB1, conv_h1, sat = _saturated(d, info)
     btab, binfo = _baseline_table(table, info)
-    fb, _, _, _ = _model_function(btab, binfo, d)
+    fb, mb1, mb2, _ = _model_function(btab, binfo, d)
     xb, conv_b, _ = _maximize(fb, _start(btab, binfo, d), d.N)
     logl_b = float(fb(xb[None])[0])
-    npar = info["npar"]
+    npar = K.shape[1]
     nstat = _nstat(info)
     df_ = nstat - npar
     if df_ < 0:
@@ -745,11 +1025,51 @@ def fit_twolevel(model: str, df: pd.DataFrame, cluster: str, *, std_lv=False, fi
                "aic": -2 * logl + 2 * npar, "bic": -2 * logl + npar * math.log(N),
                "ntotal": float(N), "nclusters": float(d.J)})
     fm.update(rmsea_block(X2, df_, N, 1))
-    SW, muW, _, _ = m1.implied(x[None])
-    SB, muB, _, _ = m2.implied(x[None])
-    sw, sb = _srmr(SW1, SW[0]), _srmr(SB1, SB[0])
+    SW, muW, SB, muB = (a[0] for a in implied_z(z[None]))
+    sw, sb = _srmr(SW1, SW), _srmr(SB1, SB)
     fm.update({"srmr": sw + sb, "srmr_within": sw, "srmr_between": sb})
-    return dict(table=tab, info=info, x=x, x0=x0, grad_norm=grad_norm, V=V, fm=fm, converged=bool(converged and conv_h1 and conv_b),
-                iterations=iterations, dropped=dropped, data=d,
-                implied={"within": (SW[0], muW[0]), "between": (SB[0], muB[0])},
-                h1={"within": (SW1, muW1), "between": (SB1, muB1)}, m1=m1, m2=m2)
+    if robust:
+        fm.update(_scaled_fit(d, sat, X2, df_, X2b, dfb, N, tr0=float(np.sum((S.T @ S) * Hinv.T)),
+                              fb=fb, mb=(mb1, mb2), xb=xb))
+    out = dict(table=tab, info=info, x=x, x0=x0, grad_norm=grad_norm, V=V, fm=fm,
+               converged=bool(converged and conv_h1 and conv_b), iterations=iterations, dropped=dropped, data=d,
+               implied={"within": (SW, muW), "between": (SB, muB)},
+               h1={"within": (SW1, muW1), "between": (SB1, muB1)}, m1=m1, m2=m2, estimator="MLR" if robust else "ML")
+    # defined parameters and the standardized solution, with delta-method standard errors
+    if info["defined"]:
+        dv, J = complex_jacobian(_defined_fn(ltab, info["defined"]), x, batched=True)
+        out["defined"] = (list(info["defined"]), dv, np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0)))
+    sv, J = complex_jacobian(_standardize_fn(tab, info, m1, m2), x, batched=True)
+    sse = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", J, V, J), 0))
+    # values fixed by the standardization (a factor's variance, a ratio of two of them) have no error
+    out["std"] = (sv, np.where(sse < 1e-10 * np.maximum(1.0, np.abs(sv)), 0.0, sse))
+    return out
+
+
+def _scaled_fit(d, sat, X2, df_, X2b, dfb, N, *, tr0, fb, mb, xb):
+    """Yuan-Bentler (Mplus variant) scaling factors and the scaled and robust fit measures (MLR).
+
+    As lavaan: ``c = (tr(B1 A1^-1) - tr(B0 A0^-1)) / df`` with ``A1``, ``B1``
+    the observed information and cluster-score cross-products of the
+    saturated model at its estimates, ``A0`` the observed information of the
+    model and ``B0`` the cross-products of its cluster scores; the baseline
+    model's factor likewise.
+    """
+    unpack, fsat = sat["unpack"], sat["f"]
+
+    def fc_sat(X):
+        return twolevel_cluster_loglik(d, *unpack(X))
+
+    tr1 = _sandwich_trace(fsat, fc_sat, sat["x"])
+    c = (tr1 - tr0) / df_ if df_ > 0 else math.nan
+
+    def fcb(X):
+        SW, muW, _, _ = mb[0].implied(X)
+        SB, muB, _, _ = mb[1].implied(X)
+        return twolevel_cluster_loglik(d, SW, muW, SB, muB)
+
+    cb = (tr1 - _sandwich_trace(fb, fcb, xb)) / dfb if dfb > 0 else math.nan
+    fm = fit_measures(X2=X2, df=df_, X2b=X2b, dfb=dfb, N=N, G=1, npar=0, logl=0.0, logl_h1=0.0, fmin=0.0,
+                      srmr_parts=[(0.0, 0.0, 0.0, 0.0)], weights=[1.0], scaled={"c": c, "cb": cb},
+                      robust=dict(X2=X2, df=df_, c=c, X2b=X2b, dfb=dfb, cb=cb))
+    return {k: v for k, v in fm.items() if k.endswith((".scaled", ".robust")) or "scaling" in k}
