@@ -614,37 +614,6 @@ def sem_weights_agreement() -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows, columns=COLUMNS), {"R": v["R"].split(" (")[0], "lavaan": v["lavaan"]}
 
 
-# ---------------------------------------------------------------------------- lavaan: two-level models
-TWOLEVEL_FIT = ["npar", "df", "logl", "aic", "bic"]
-
-
-def twolevel_agreement() -> tuple[pd.DataFrame, dict]:
-    import cimstats
-
-    ref = json.loads((REFERENCE / "sem_twolevel.json").read_text())
-    rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, c in sorted(ref["models"].items()):
-            data = pd.read_csv(DATA / f"sem_twolevel_{c['data']}.csv.gz")
-            fit = cimstats.sem(c["model"], data, cluster=c["cluster"])
-            label = f"{name} (cluster={c['cluster']})"
-            m = pd.DataFrame(c["params"]).merge(fit.tidy(), on=["lhs", "op", "rhs", "level"], how="inner",
-                                                validate="1:1")
-            rows.append(_row(label, "estimates", m["estimate"], m["est"]))
-            rows.append(_row(label, "standard errors", m["std_error"], m["se"]))
-            fm = fit.fit_measures()
-            keys = [k for k in TWOLEVEL_FIT if c["fit"].get(k) is not None]
-            keys_h1 = sorted(c["fit_h1_converged"])
-            rows.append(_row(label, "fit measures (" + ", ".join(keys + keys_h1) + ")",
-                             [fm[k] for k in keys] + [fm[k] for k in keys_h1],
-                             [c["fit"][k] for k in keys] + [c["fit_h1_converged"][k] for k in keys_h1]))
-            srmr = [k for k in ("srmr", "srmr_within", "srmr_between") if c["fit"].get(k) is not None]
-            rows.append(_row(label, "SRMR (" + ", ".join(srmr) + "; lavaan's saturated model stopped early)",
-                             [fm[k] for k in srmr], [c["fit"][k] for k in srmr]))
-    return pd.DataFrame(rows, columns=COLUMNS), {"R": ref["R"], "lavaan": ref["lavaan"]}
-
-
 # ---------------------------------------------------------------------------- multilevel: agreement
 def agreement_agreement() -> tuple[pd.DataFrame, dict]:
     from cimstats.errors import MissingDataWarning
@@ -731,13 +700,6 @@ SECTIONS = [
      "normalised to N, robust Huber-White standard errors, Yuan-Bentler scaled test) on the Holzinger-Swineford "
      "and Political Democracy data with planted weights: one group, several groups, with clusters and with "
      "means."),
-    ("Two-level structural equation models: lavaan", "sem_twolevel", twolevel_agreement,
-     "`cimstats.sem` with `level: 1` / `level: 2` blocks and `cluster=` against lavaan's two-level ML on its "
-     "`Demo.twolevel` data (the documentation's model, two factor models and outcomes measured at one level "
-     "only) and on a simulated collective-efficacy set with a network-level factor. The chi-square is "
-     "compared with lavaan's saturated model fitted to convergence (`fit_h1_converged`); lavaan's default "
-     "stops the saturated model's EM early, which moves its chi-square by up to about 2e-3 and the SRMR, "
-     "computed from that model, by up to about 2.5e-5."),
     ("Agreement and reliability of group means: multilevel", "agreement", agreement_agreement,
      "`cimstats.measures.agreement.icc` and `rwg` against `multilevel::ICC1`, `ICC2`, `rwg` and `rwg.j` "
      "(with base R `aov` for the mean squares) on a simulated collective-efficacy survey of 40 "
