@@ -77,6 +77,9 @@ def _expected_from_truth():
     exp["CE5"] = "supported" if ce["group_trust"] > 0 else "contrary"                      # trust
     exp["CE6"] = "supported" if ce["follow_up"]["legitimacy"] > 0 else "contrary"          # legitimising
     exp["CE7"] = "supported" if ce["follow_up"]["contact_drift"] > 0 else "contrary"       # continuous interaction
+    # collective efficacy as a shared property: the network-level factor of the members' own reports
+    shared = t["shared_collective_efficacy"]["self_management_on_network_factor"]
+    exp["CE8"] = "supported" if shared > 0 else ("contrary" if shared < 0 else "not supported")
     return exp
 
 
@@ -102,7 +105,7 @@ def test_verdicts_match_planted_truth(result, hid):
 
 
 @pytest.mark.slow
-def test_glmm_hypotheses_recover_planted_truth(glmm_result):
+def test_glmm_hypotheses_recover_planted_truth(glmm_result, result):
     """NAV3 and NEG2 (binary GLMMs) against the planted truth and against lme4::glmer on the same frame."""
     from scipy.stats import norm
 
@@ -122,9 +125,14 @@ def test_glmm_hypotheses_recover_planted_truth(glmm_result):
     # the planted side of zero and is smaller in size than the per-area contrast
     assert nav3["estimate"] < 0 and planted < 0
     assert abs(nav3["estimate"]) < abs(planted)
-    # the design detects the contrast reliably: |estimate| / SE reaches z(1 - alpha / 2m) + z(0.95)
-    # (95% power after Holm over the m tested hypotheses; benchmarks/demo_power.py measures it across seeds)
-    m = len(FAST) + len(GLMM_HYPOTHESES) - 1  # the invariance check is not counted
+    # the design detects the contrast reliably: |estimate| / SE reaches z(1 - alpha / 2m) + z(0.90)
+    # (90% power after Holm; benchmarks/demo_power.py measures it across seeds). Holm judges NAV3 at the
+    # step of its rank: its p-value is multiplied by m, the number of tested hypotheses (the invariance
+    # check is not counted) whose p-values are not below its own; those below it are judged first
+    p_all = pd.concat([result.table, glmm_result.table])
+    p_all = p_all.loc[p_all["template"] != "invariance", "p_value"].dropna()
+    assert len(p_all) == len(FAST) + len(GLMM_HYPOTHESES) - 1
+    m = int((p_all >= nav3["p_value"]).sum())
     assert abs(nav3["estimate"]) / nav3["std_error"] >= norm.ppf(1 - 0.05 / (2 * m)) + norm.ppf(0.90)
     assert nav3["verdict"] == _expected_from_truth()["NAV3"], nav3["verdict_reason"]
     # NEG2: retained members' new support work does not depend on need in the demo
@@ -367,7 +375,7 @@ def test_every_mechanism_and_element_is_covered():
     ce = h.loc[h["mechanism"] == "collective_efficacy"]
     assert set(ce["element"]) >= {"timing", "trust", "legitimising"}
     templates = {default_plan().models[m]["template"] for m in h["model"]}
-    assert templates == {"lmm", "glmm", "moderated_mediation", "invariance"}
+    assert templates == {"lmm", "glmm", "moderated_mediation", "invariance", "twolevel_sem"}
     levels = {default_plan().models[m].get("level", "ego") for m in h["model"]}
     assert levels == {"ego", "alter", "change", "alter_change"}
     # the YAML round trip keeps the elements

@@ -302,7 +302,7 @@ def default_plan() -> MechanismPlan:
     >>> from cimstats.mechanisms import default_plan
     >>> p = default_plan()
     >>> p.hypotheses["hypothesis_id"].tolist()
-    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7']
+    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7', 'CE8']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
     return read_mechanism_plan(yaml.safe_load(text), source="default_plan.yaml")
