@@ -198,11 +198,17 @@ def test_too_few_networks_with_two_reporting_members_is_not_testable(study):
     assert r["verdict"] == "not testable"
     assert "only 0 of the" in r["verdict_reason"] and "at least 50 (min_clusters)" in r["verdict_reason"]
     assert res.models.set_index("model_id").loc["ce_shared", "status"] == "not testable"
-    # the plan's threshold decides: the demo's 516 networks fall short of a stricter plan
-    res = test_mechanisms(study, _plan_with(min_clusters=1000))
+    # the plan's threshold decides: the demo's networks with two or more reporting members fall short of a
+    # stricter plan
+    f = model_frame(study, "ce_shared").dropna()
+    sizes = f.groupby("patient_id").size()
+    n2 = int((sizes >= 2).sum())
+    res = test_mechanisms(study, _plan_with(min_clusters=n2 + 1))
     r = res.table.iloc[0]
-    assert r["verdict"] == "not testable" and "at least 1000 (min_clusters)" in r["verdict_reason"]
-    assert "516 of the 1033 clusters ('patient_id')" in r["verdict_reason"]
+    assert r["verdict"] == "not testable" and f"at least {n2 + 1} (min_clusters)" in r["verdict_reason"]
+    assert f"only {n2} of the {len(sizes)} clusters ('patient_id')" in r["verdict_reason"]
+    assert _one_sentence(r["verdict_reason"] + ".")
+    assert test_mechanisms(study, _plan_with(min_clusters=n2)).table.iloc[0]["verdict"] != "not testable"
 
 
 def test_categorical_covariates_enter_as_indicators_with_usable_names():
@@ -223,3 +229,26 @@ def test_categorical_covariates_enter_as_indicators_with_usable_names():
     assert {"regionnorth_west", "regionsouth_east"} <= set(terms["rhs"])
     assert fit.terms.set_index("term").loc["b", "estimate"] == pytest.approx(0.5, abs=0.15)
     assert "rwg(j)" not in fit.diagnostics and "ICC(1)" in fit.diagnostics  # no options: no rwg(j)
+
+
+def test_ce8_pools_over_imputations_with_rubins_rules(study):
+    from cimstats.mechanisms.pooled import impute_patients, test_mechanisms_imputed
+
+    P = study.patients.copy()
+    rng = np.random.default_rng(4)
+    for c in ("semcd_1", "semcd_2"):
+        P.loc[rng.random(len(P)) < 0.15, c] = np.nan
+    imputation = {"m": 2, "seed": 11, "iterations": 2, "method": {"income_equiv": "norm"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pooled = test_mechanisms_imputed({"patients": P, "alters": study.alters}, hypotheses=["CE8"],
+                                         imputation=imputation).table.iloc[0]
+        _, tables = impute_patients(P, imputation)
+        runs = [test_mechanisms({"patients": t, "alters": study.alters}, hypotheses=["CE8"]).table.iloc[0]
+                for t in tables]
+    q = np.array([r["estimate"] for r in runs])
+    u = np.array([r["std_error"] for r in runs]) ** 2
+    total = u.mean() + (1 + 1 / len(q)) * q.var(ddof=1)
+    assert pooled["estimate"] == pytest.approx(q.mean(), rel=1e-12)
+    assert pooled["std_error"] == pytest.approx(np.sqrt(total), rel=1e-10)
+    assert pooled["verdict"] == "supported" and "pooled over 2 imputations" in pooled["verdict_reason"]

@@ -47,6 +47,7 @@ to the cluster is justified.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from typing import Mapping
@@ -62,7 +63,7 @@ from cimstats.models.sem.syntax import parse_model
 from .shared import shared_efficacy
 
 __all__ = ["DEFAULT_MIN_CLUSTERS", "MAX_MIN_CLUSTERS", "twolevel_problems", "twolevel_variables",
-           "twolevel_labels", "twolevel_syntax", "fit_twolevel_sem"]
+           "twolevel_labels", "twolevel_syntax", "fit_twolevel_sem", "PoolingView"]
 
 #: clusters with two or more complete rows needed when the plan does not say (``min_clusters``)
 DEFAULT_MIN_CLUSTERS = 30
@@ -320,10 +321,8 @@ def fit_twolevel_sem(fit, spec: Mapping, frame: pd.DataFrame, level: float) -> N
     t = res.tidy(level=level)
     labelled = t.loc[t["label"].astype(str) != ""].drop_duplicates("label")
     rest = t.loc[t["label"].astype(str) == ""]
-    terms = pd.concat([
-        labelled.assign(term=labelled["label"].astype(str)),
-        rest.assign(term=[f"{a}@{b}" for a, b in zip(rest["term"], rest["level"])]),
-    ], ignore_index=True)
+    terms = pd.concat([labelled, rest], ignore_index=True)
+    terms["term"] = _term_names(terms)
     terms["df"] = np.nan
     fit.result = res
     fit.terms = terms[["term", "estimate", "std_error", "statistic", "df", "p_value", "ci_lower", "ci_upper"]]
@@ -348,6 +347,48 @@ def fit_twolevel_sem(fit, spec: Mapping, frame: pd.DataFrame, level: float) -> N
     fit.diagnostics = "; ".join(diag)
     fit.extra["agreement"] = agree
     fit.extra["clusters_2plus"] = n2
+
+
+def _term_names(t: pd.DataFrame) -> list[str]:
+    """A labelled parameter under its label, any other as ``lhs op rhs@level`` (the names of ``vcov()``)."""
+    return [str(lab) if str(lab) else f"{term}@{lev}" for term, lab, lev in zip(t["term"], t["label"], t["level"])]
+
+
+class PoolingView:
+    """The free parameters of a two-level fit under unique names, for pooling over imputations.
+
+    Rubin's rules (:func:`cimstats.models.impute.pooled.pool`) need one row per
+    term; a two-level model names a parameter once per level (``y1~1`` within
+    and between), so the view names each free parameter as the template's
+    terms do (its label, or ``lhs op rhs@level``), with the matching covariance
+    matrix and large-sample degrees of freedom (as for other SEMs).
+    """
+
+    def __init__(self, result):
+        self._r = result
+        self.nobs = result.nobs
+        self.optimizer = result.optimizer
+        self.dropped = result.dropped
+
+    def _free(self) -> pd.DataFrame:
+        t = self._r.tidy()
+        free = self._r.table["free"].to_numpy() > 0
+        t = t.loc[free].copy()
+        t["free"] = self._r.table.loc[free, "free"].to_numpy()
+        return t.drop_duplicates("free")
+
+    def tidy(self) -> pd.DataFrame:
+        t = self._free()
+        return pd.DataFrame({"term": _term_names(t), "estimate": t["estimate"].to_numpy(dtype=float),
+                             "std_error": t["std_error"].to_numpy(dtype=float)})
+
+    def vcov(self) -> pd.DataFrame:
+        names = _term_names(self._free().sort_values("free"))
+        V = self._r.vcov()
+        return pd.DataFrame(V.to_numpy(dtype=float), index=names, columns=names)
+
+    def glance(self) -> pd.DataFrame:
+        return pd.DataFrame([{"nobs": self._r.nobs, "df_residual": math.inf}])
 
 
 class TooFewClusters(LookupError):
