@@ -150,6 +150,7 @@ def _plan_with(**changes) -> dict:
     ({"within": "ce_b =~ member_ce_1 + member_ce_2"}, "M024", "in both within and between"),
     ({"cluster": "patient id"}, "M024", "has cluster"),
     ({"cluster": "sm"}, "M024", "cluster column 'sm' as a model variable"),
+    ({"cluster": "country"}, "M024", "cluster column 'country' as a model variable"),
     ({"covariates": "country"}, "M024", "has covariates"),
     ({"covariates": ["member_ce_1"]}, "M024", "which the within block uses too"),
     ({"between": "ce_b =~ member_ce_1 + member_ce_2 + member_ce_3"}, "M024", "no regression"),

@@ -181,8 +181,8 @@ def twolevel_problems(spec: Mapping) -> list[tuple[str, str]]:
             out.append(("M024", f"defines the latent variable '{both[0]}' in both within and between; give the "
                                 f"within and the between factor different names (e.g. '{both[0]}_w', "
                                 f"'{both[0]}_b')"))
-        names = twolevel_variables(spec)
-        if isinstance(cluster, str) and cluster in names[:-1]:
+        names = twolevel_variables({k: v for k, v in spec.items() if k != "cluster"})
+        if isinstance(cluster, str) and cluster in names:
             out.append(("M024", f"uses its cluster column '{cluster}' as a model variable; the cluster identifier "
                                 "cannot be modelled"))
         within_ov = {v for s in blocks["within"] for v in ((s.rhs,) if s.op == "=~" else (s.lhs, s.rhs))
