@@ -7,8 +7,10 @@ draws the study with many seeds, runs ``cimstats.test_mechanisms`` on each (Holm
 the default) and prints, per hypothesis, the share of seeds whose verdict matches the planted
 truth, and for each estimate how often the planted value lies in the 95% interval (where the
 planted value is a single parameter on the scale of the estimate: the navigation processes NAV1 and
-NAV2 and the indirect effect CE1 at the middle deprivation quintile, planted for the middle area,
-so its coverage is indicative only).
+NAV2, the indirect effect CE1 at the middle deprivation quintile, planted for the middle area,
+so its coverage is indicative only, and CE8, self-management on the network-level factor of the
+members' own collective-efficacy reports, planted on the scale of the latent collective efficacy,
+which the clipped 1-5 items compress a little, so its coverage is indicative too).
 
 This is a design check, not a timing: it takes about 5-10 s per seed.
 
@@ -40,7 +42,8 @@ def planted_values() -> dict[str, float]:
     t = datasets.planted_truth()
     return {"NAV1": t["self_management"]["p_knowledge"],
             "NAV2": t["self_management"]["effective_size_given_size"],
-            "CE1": t["mediation"]["indirect_by_area_deprivation"]["2"]}
+            "CE1": t["mediation"]["indirect_by_area_deprivation"]["2"],
+            "CE8": t["shared_collective_efficacy"]["self_management_on_network_factor"]}
 
 
 def main(argv=None) -> int:

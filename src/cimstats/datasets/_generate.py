@@ -212,7 +212,14 @@ def _diversity(owner: np.ndarray, tie: np.ndarray, n_patients: int) -> np.ndarra
 
 
 def _member_ce(seed: int, alters: pd.DataFrame, patient_id: np.ndarray, ce_t0: np.ndarray) -> np.ndarray:
-    """Members' own collective-efficacy items (NaN for members who did not report; see ``_design``)."""
+    """Members' own collective-efficacy items (NaN for members who did not report; see ``_design``).
+
+    The network-level factor the reporting members share is ``ce_t0``, the baseline collective
+    efficacy of the patient's network (ce_true), which the patient's own CE-8 score measures too;
+    self-management rises by ``D.B_CE`` per unit of it (the patient's score enters the self-management
+    equation), independently of self-efficacy: the planted value of hypothesis CE8
+    (``planted_truth()["shared_collective_efficacy"]["self_management_on_network_factor"]``).
+    """
     rng = np.random.default_rng([seed, D.MEMBER_CE_STREAM])
     out = np.full((len(alters), D.MEMBER_CE_ITEMS), np.nan)
     base = np.flatnonzero(alters["wave"].to_numpy() == 0)

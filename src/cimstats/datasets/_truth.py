@@ -216,6 +216,18 @@ def _shared_ce() -> dict:
         "note": "the member score is the mean of the items; ICC(1) over networks (patient_id) of the member "
                 "score is about icc1_score_expected (clipping to 1-5 raises it slightly, to about 0.28-0.30); "
                 "between_variance is the variance of baseline ce_true over patients who name a network",
+        "network_factor": "the patient's baseline ce_true: every reporting member's view centres on it, so it is "
+                          "the factor the members' reports share between networks (the between-network factor "
+                          "of member_ce_1..member_ce_4 in a two-level model clustered by patient_id)",
+        "self_management_on_network_factor": D.B_CE,
+        "self_management_equation": "sm = ... + b*ce + ... (see self_management), with ce the patient's own CE-8 "
+                                    "score, which measures the same ce_true; se is drawn independently of ce_true; "
+                                    "so self-management rises by b per unit of the network factor, beyond "
+                                    "self-efficacy (hypothesis CE8)",
+        "self_management_note": "b is on the scale of ce_true; the between-network factor of the 1-5 member items "
+                                "is slightly compressed by clipping and diversity and deprivation enter both "
+                                "equations, so an estimate adjusted for se and country lies a little above b "
+                                "(benchmarks/demo_power.py reports the mean over seeds)",
     }
 
 

@@ -27,6 +27,7 @@ from .adjust import p_adjust
 from .options import option_problems
 from .plan import INVARIANCE_LEVELS, MechanismPlan, default_plan, invariance_models_for, read_mechanism_plan
 from .results import MechanismResult, TABLE_COLUMNS
+from .twolevel_template import TooFewClusters, fit_twolevel_sem
 from .rules import VerdictRules, apply_rules
 from cimstats.measures.scales import load_instrument
 
@@ -623,7 +624,8 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
         ``models``: one row per model (model_id, template, status, reason,
         model, nobs, n_dropped, diagnostics, seconds); ``fits``: model_id ->
         the fitted result object (``LmmResult``, ``GlmmResult``,
-        ``MediationResult``, ``InvarianceResult``; ``None`` when not fitted),
+        ``MediationResult``, ``InvarianceResult``, ``TwoLevelResult`` for
+        ``twolevel_sem``; ``None`` when not fitted),
         also reachable as ``result.fit(model_id)``.
 
     Raises
@@ -713,6 +715,11 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
                 continue
             if tpl in ("lmm", "glmm"):
                 _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
+            elif tpl == "twolevel_sem":
+                try:
+                    fit_twolevel_sem(fit, spec, frame, vr.level)
+                except TooFewClusters as exc:
+                    raise _Unavailable(str(exc)) from None
             else:
                 _fit_mediation(fit, spec, frame, vr.level, n_boot, seed, client)
             if fit.extra.get("invariance"):

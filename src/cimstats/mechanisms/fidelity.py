@@ -168,6 +168,10 @@ def fidelity_markdown(plan=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _and(ids) -> str:
+    return ids[0] if len(ids) == 1 else ", ".join(ids[:-1]) + " and " + ids[-1]
+
+
 def _themes_text(directions) -> str:
     if not directions:
         return "none (a measurement check is never linked to a theme)"
@@ -214,8 +218,18 @@ def plan_page_markdown(plan=None) -> str:
               fidelity_markdown(plan).rstrip(), "", "## Hypotheses", "",
               "Change hypotheses compare follow-up adjusted for baseline (ANCOVA); hypotheses on collective "
               "efficacy adjust for self-efficacy (SEMCD-6), the competing individual explanation; deprivation "
-              "is the national quintile of the country's small-area index.", "",
-              "| Hypothesis | Statement | Model | Estimand | Expected | Themes (expected direction) |",
+              "is the national quintile of the country's small-area index.", ""]
+    shared = [h.hypothesis_id for h in plan.hypothesis_list()
+              if (plan.models.get(h.model) or {}).get("template") == "twolevel_sem"]
+    if shared:
+        lines += [f"{_and(shared)} {'treats' if len(shared) == 1 else 'treat'} collective efficacy as a property the "
+                  "members of a network share: a two-level model (template `twolevel_sem`) of the members' own "
+                  "answers, whose network-level factor is the shared perception; the members' agreement (ICC(1), "
+                  "ICC(2), rwg(j)) is computed before the model and reported with the estimate, so a reader can "
+                  "judge whether aggregating their answers to the network is justified, and the hypothesis is not "
+                  "testable when fewer networks than the plan's `min_clusters` have two or more reporting "
+                  "members.", ""]
+    lines += ["| Hypothesis | Statement | Model | Estimand | Expected | Themes (expected direction) |",
               "|---|---|---|---|---|---|"]
     for h in plan.hypothesis_list():
         cells = [h.hypothesis_id, h.statement, f"`{h.model}`", f"`{h.estimand}`", h.expected,

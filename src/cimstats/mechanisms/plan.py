@@ -24,7 +24,12 @@ A plan has these sections:
     (x, m, y, moderator, covariates, cluster), ``invariance`` (construct, group:
     across the groups of a column such as ``country``, or ``group: wave`` for
     longitudinal invariance of the same people's answers at waves 0 and 1, with
-    :func:`cimstats.longitudinal_invariance`). A model that compares a scale
+    :func:`cimstats.longitudinal_invariance`), ``twolevel_sem`` (cluster,
+    within, between: a two-level structural equation model of the rows of the
+    model's level clustered by ``cluster``, e.g. the named members of each
+    patient's network, whose estimand is a labelled parameter; optional
+    covariates, min_clusters and options; see
+    :mod:`cimstats.mechanisms.twolevel_template`). A model that compares a scale
     across groups or waves names the invariance it needs:
     ``requires_invariance: {construct, level, group}`` (``group`` may be left
     out when the plan tests the construct's invariance in one way only).
@@ -82,6 +87,7 @@ from cimstats.models.formula import parse_formula
 from cimstats.measures.constructs import KINDS, Construct, ConstructTable, construct_problems
 
 from .rules import VerdictRules
+from .twolevel_template import twolevel_labels, twolevel_problems, twolevel_variables
 
 __all__ = ["MechanismPlan", "Hypothesis", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
 
@@ -91,6 +97,7 @@ TEMPLATES = {
     "moderated_mediation": ("x", "m", "y", "moderator"),
     "mediation": ("x", "m", "y"),
     "invariance": ("construct", "group"),
+    "twolevel_sem": ("cluster", "within", "between"),
 }
 LEVELS = ("ego", "alter", "change", "alter_change")
 #: construct kind -> the keys its definition needs (the construct table of :mod:`cimstats.measures.constructs`)
@@ -295,7 +302,7 @@ def default_plan() -> MechanismPlan:
     >>> from cimstats.mechanisms import default_plan
     >>> p = default_plan()
     >>> p.hypotheses["hypothesis_id"].tolist()
-    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7']
+    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7', 'CE8']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
     return read_mechanism_plan(yaml.safe_load(text), source="default_plan.yaml")
@@ -311,10 +318,12 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
 
     Every problem is collected first; a plan with problems raises one
     :class:`~cimstats.errors.PlanError` whose ``report`` lists them all (codes
-    ``M001``-``M023``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read;
+    ``M001``-``M025``; ``M018``: a model id that cannot be part of a file name; ``M019``: a formula that cannot be read;
     ``M020``: moderator values outside their range; ``M021``: themes that are neither a list of ids nor a mapping
     of ids to directions; ``M022``: an invariance check linked to a theme; ``M023``: a source field that is not
-    text, or an unknown hypothesis field).
+    text, or an unknown hypothesis field; ``M024``: a ``twolevel_sem`` model whose cluster, ``within`` or
+    ``between`` statements or covariates cannot be used; ``M025``: its ``min_clusters`` or ``options`` outside
+    their range).
 
     Raises
     ------
@@ -442,6 +451,10 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
         if tpl == "glmm" and spec.get("family", "binomial") not in ("binomial", "poisson"):
             rep.add("M007", f"{where} has family {spec.get('family')!r}.", file=source,
                     remedy="Use binomial or poisson.")
+        if tpl == "twolevel_sem":
+            for code, msg in twolevel_problems(spec):
+                rep.add(code, f"{where} {msg}.", file=source,
+                        remedy="See cimstats.mechanisms.twolevel_template for the keys of a two-level model.")
         if tpl == "invariance" and spec.get("construct") and spec["construct"] not in constructs:
             rep.add("M008", f"{where} names construct {spec['construct']!r}, which is not defined under constructs.",
                     file=source)
@@ -497,6 +510,13 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
         if mspec.get("template") == "invariance" and h.get("estimand") not in INVARIANCE_LEVELS:
             rep.add("M014", f"{where}: an invariance estimand must be one of {', '.join(INVARIANCE_LEVELS)}; "
                     f"got {h.get('estimand')!r}.", file=source, row=k)
+        if mspec.get("template") == "twolevel_sem" and h.get("estimand"):
+            labels = twolevel_labels(mspec)
+            if h.get("estimand") not in labels:
+                rep.add("M014", f"{where}: the estimand of a two-level model must be a parameter label of its "
+                                f"within or between statements (such as b in 'y ~ b*f'); got {_short(h.get('estimand'))}"
+                                f"{', labels: ' + ', '.join(labels) if labels else ' and the model labels none'}.",
+                        file=source, row=k, remedy="Label the parameter in the model and name the label.")
         element = h.get("element")
         allowed = elements.get(mech, ())
         if element is not None and element not in allowed:
@@ -711,4 +731,6 @@ def _model_variables(spec: Mapping, constructs: Mapping | None = None) -> list[s
             names.append(spec["cluster"])
     elif tpl == "invariance":
         names = [spec.get("construct"), spec.get("group")]
+    elif tpl == "twolevel_sem":
+        names = twolevel_variables(spec)
     return [str(n) for n in names if n]

@@ -30,6 +30,7 @@ from .adjust import p_adjust
 from .evaluate import _ID, _check_tables, _tables, _ties, test_mechanisms
 from .results import TABLE_COLUMNS, MechanismResult
 from .rules import apply_rules
+from .twolevel_template import PoolingView
 
 __all__ = ["test_mechanisms_imputed", "imputation_problems", "impute_patients", "POOLED_COLUMNS"]
 
@@ -205,7 +206,10 @@ def pool_mechanism_results(runs, *, imputation: Mapping | None = None, n_imputed
                                                        "the fit shown is that to imputation 1") if x)
         else:
             try:
-                pooled = pool([run.fits[mid] for run in runs], description=str(row.get("model") or mid))
+                fits_m = [run.fits[mid] for run in runs]
+                if r.template == "twolevel_sem":  # one name per free parameter, the estimand under its label
+                    fits_m = [PoolingView(f) for f in fits_m]
+                pooled = pool(fits_m, description=str(row.get("model") or mid))
             except CimstatsError as exc:
                 row.update(status="failed", reason=f"the fits could not be pooled: {str(exc).rstrip('.')}")
                 fits[mid] = None

@@ -68,8 +68,9 @@ class MechanismResult(FittedResult):
     fits : mapping
         model_id -> fitted result object (``None`` when not fitted):
         ``LmmResult`` for ``lmm``, ``GlmmResult`` for ``glmm``,
-        ``MediationResult`` for ``mediation``/``moderated_mediation`` and
-        ``InvarianceResult`` for ``invariance``; :meth:`fit` does the same
+        ``MediationResult`` for ``mediation``/``moderated_mediation``,
+        ``InvarianceResult`` for ``invariance`` and ``TwoLevelResult`` for
+        ``twolevel_sem``; :meth:`fit` does the same
         with a helpful error.
     plan : MechanismPlan
     rules : VerdictRules or callable
