@@ -14,7 +14,12 @@ A plan has these sections:
     ``score`` of :func:`cimstats.score_scale`), ``network`` (a column of
     :func:`cimstats.networks.ego_measures`), ``change`` (a column of
     :func:`cimstats.networks.change` ``.egos``), ``wave_difference``
-    (follow-up minus baseline of another ego-level variable). Within
+    (follow-up minus baseline of another ego-level variable),
+    ``national_quantile`` (``of``, ``by``, ``n``, ``direction``: within-nation
+    quantiles, 1 = most deprived, e.g. of equivalised income by country) and
+    ``education_group`` (``of``: broad ISCED 2011 group low, medium, high).
+    An area code or national index is never a linear term shared across
+    countries: use its within-nation quantile. Within
     :func:`cimstats.run`, constructs of the analysis plan (its
     ``instruments``, ``networks`` and ``constructs`` sections) can be named
     without being declared again.
@@ -35,7 +40,35 @@ A plan has these sections:
     ``alter_change`` (one row per network member named at both waves, with
     the columns of :func:`cimstats.networks.change` ``.alters``, such as
     ``role_gained``, ``role_dropped`` and ``roles_gained``, and the patient's
-    baseline values).
+    baseline values) and ``followup`` (one row per patient per follow-up
+    wave, for ``lmm`` and ``glmm``: see below).
+
+    Change models are ANCOVA by default (follow-up adjusted for baseline):
+
+    ==================  ====================  ==============================================
+    model key           values                meaning
+    ==================  ====================  ==============================================
+    ``level``           ``followup``          every wave after the first: the outcome at
+                                              that wave, every other patient variable at
+                                              the reference wave, ``wave_difference`` and
+                                              network ``change`` constructs between the two
+    ``reference``       ``baseline``          reference wave: the first wave (default) or
+                        | ``previous``        the wave before each follow-up wave
+    ``current``         list of names         predictors taken at the follow-up wave
+    ``baseline``        ``auto`` | ``none``   ``auto`` (default): the outcome's value at the
+                                              reference wave is added first among the
+                                              predictors as ``<outcome>_baseline``
+                                              (``<outcome>_previous``); at level ``change``
+                                              a ``wave_difference`` outcome is adjusted
+                                              for its variable's baseline value
+    ==================  ====================  ==============================================
+
+    With more than one follow-up wave a ``followup`` model also gets a fixed
+    effect of the follow-up wave (``followup_wave``) and a random intercept
+    per patient (``(1 | patient_id)``); with one follow-up wave (two-wave data)
+    it is the ANCOVA of follow-up on baseline, whose effect estimates equal
+    those of the change regressed on baseline. The model's diagnostics say
+    what was added (:func:`change_formula`).
 ``hypotheses``
     The rows of the mechanism table: id, mechanism, statement, model, estimand,
     expected direction (positive, negative, nonzero; ``holds`` for invariance),
