@@ -6,11 +6,12 @@ meaningful if the design detects those effects reliably, not by the luck of one 
 draws the study with many seeds, runs ``cimstats.test_mechanisms`` on each (Holm adjustment, as
 the default) and prints, per hypothesis, the share of seeds whose verdict matches the planted
 truth, and for each estimate how often the planted value lies in the 95% interval (where the
-planted value is a single parameter on the scale of the estimate: the navigation processes NAV1 and
-NAV2, the indirect effect CE1 at the middle deprivation quintile, planted for the middle area,
-so its coverage is indicative only, and CE8, self-management on the network-level factor of the
-members' own collective-efficacy reports, planted on the scale of the latent collective efficacy,
-which the clipped 1-5 items compress a little, so its coverage is indicative too).
+planted value is a single parameter on the scale of the estimate: the navigation processes NAV1,
+NAV2 and NAV4, the follow-up HbA1c difference NEG4, the indirect effect CE1 at the middle
+deprivation quintile, planted for the middle area, so its coverage is indicative only, and CE8,
+self-management on the network-level factor of the members' own collective-efficacy reports,
+planted on the scale of the latent collective efficacy, which the clipped 1-5 items compress a
+little, so its coverage is indicative too).
 
 This is a design check, not a timing: it takes about 5-10 s per seed.
 
@@ -43,6 +44,10 @@ def planted_values() -> dict[str, float]:
     return {"NAV1": t["self_management"]["p_knowledge"],
             "NAV2": t["self_management"]["effective_size_given_size"],
             "CE1": t["mediation"]["indirect_by_area_deprivation"]["2"],
+            # health service navigation: every heiQ item shares the self-management expectation
+            "NAV4": t["self_management"]["p_knowledge"],
+            # follow-up HbA1c after role re-allocation: direct effect plus the path through self-management
+            "NEG4": t["hba1c_mmol"]["follow_up"]["realloc_total"],
             "CE8": t["shared_collective_efficacy"]["self_management_on_network_factor"]}
 
 

@@ -219,3 +219,39 @@ def test_analysis_plan_constructs_are_named_by_the_mechanism_plan():
         read_analysis_plan(doc)
     codes = [i.code for i in err.value.report.errors]
     assert codes.count("P015") == 2, err.value.report.summary()  # a second definition of 'ce'; an unknown kind
+
+
+def test_national_quantile_and_education_group_constructs(study):
+    """Within-nation income quintiles (1 = lowest fifth) and broad ISCED groups, as the deprivation module gives."""
+    import numpy as np
+
+    from cimstats.dictionary.deprivation import isced_broad, within_nation_quantiles
+
+    spec = {"income_q": {"kind": "national_quantile", "of": "income_equiv", "by": "country", "n": 5,
+                         "direction": "lower_more_deprived"},
+            "education": {"kind": "education_group", "of": "education_isced"}}
+    plan = {"constructs": spec, "models": {"m": {"template": "lmm", "wave": 0,
+                                                 "formula": "hba1c_mmol ~ income_q + education + (1 | practice_id)"}},
+            "hypotheses": [{"id": "H1", "mechanism": "negotiation", "model": "m", "estimand": "income_q",
+                            "expected": "negative"}]}
+    f = model_frame(study, "m", plan)
+    P = study.patients.loc[study.patients["wave"] == 0].reset_index(drop=True)
+    with pytest.warns(Warning):
+        want = within_nation_quantiles(P["income_equiv"], nation=P["country"], n=5,
+                                       direction="lower_more_deprived").codes
+    np.testing.assert_array_equal(f["income_q"].to_numpy(), want.to_numpy(dtype=float, na_value=np.nan))
+    # within each country: quintile 1 holds the lowest incomes, and the five groups are about equal (incomes
+    # are rounded, and tied values share a group)
+    for _, g in P.assign(q=f["income_q"]).dropna(subset=["q"]).groupby("country"):
+        by_q = g.groupby("q")["income_equiv"]
+        assert (by_q.max().to_numpy()[:-1] <= by_q.min().to_numpy()[1:]).all()
+        assert by_q.size().min() >= 0.8 * len(g) / 5
+    groups = {1: "low", 2: "medium", 3: "high"}
+    broad = isced_broad(P["education_isced"])
+    assert f["education"].tolist() == [groups[int(b)] if pd.notna(b) else f["education"].iloc[i]
+                                       for i, b in enumerate(broad)]
+    assert f["education"].isna().sum() == P["education_isced"].isna().sum()
+    bad = {**spec, "income_q": {**spec["income_q"], "direction": "richer"}}
+    with pytest.raises(PlanError) as ei:
+        read_mechanism_plan({**plan, "constructs": bad})
+    assert "lower_more_deprived" in str(ei.value.report.errors[0].message)

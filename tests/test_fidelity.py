@@ -113,8 +113,10 @@ def test_every_process_hypothesis_of_the_shipped_plan_tests_its_own_measure():
         "knowledge_share", "brokerage", "early_engagement", "group_trust", "legitimacy", "contact_change",
         "role_reallocation"}
     # change hypotheses adjust for the baseline value (ANCOVA); collective-efficacy models adjust for self-efficacy
-    assert plan.models["negotiation"]["formula"].startswith("sm_change ~ sm +")
-    assert plan.models["ce_sustaining"]["formula"].startswith("ce_change ~ ce +")
+    # (level followup: the outcome at follow-up, its baseline value added as a covariate by default)
+    from cimstats.mechanisms.plan import change_formula
+    assert change_formula(plan.models["negotiation"], plan.constructs)[0].startswith("sm ~ sm_baseline +")
+    assert change_formula(plan.models["ce_sustaining"], plan.constructs)[0].startswith("ce ~ ce_baseline +")
     for mid in ("ce_building", "ce_sustaining"):
         assert " se " in plan.models[mid]["formula"]
     assert "se" in plan.models["ce_mediation"]["covariates"]

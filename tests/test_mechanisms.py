@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import json
 from importlib import resources
@@ -80,6 +79,10 @@ def _expected_from_truth():
     exp["CE5"] = "supported" if ce["group_trust"] > 0 else "contrary"                      # trust
     exp["CE6"] = "supported" if ce["follow_up"]["legitimacy"] > 0 else "contrary"          # legitimising
     exp["CE7"] = "supported" if ce["follow_up"]["contact_drift"] > 0 else "contrary"       # continuous interaction
+    # every heiQ item shares the self-management expectation: health service navigation follows knowledge exchange
+    exp["NAV4"] = "supported" if sm["p_knowledge"] > 0 else "contrary"
+    # follow-up HbA1c is lower after role re-allocation (directly and through self-management)
+    exp["NEG4"] = "supported" if t["hba1c_mmol"]["follow_up"]["realloc_total"] < 0 else "contrary"
     # collective efficacy as a shared property: the network-level factor of the members' own reports
     shared = t["shared_collective_efficacy"]["self_management_on_network_factor"]
     exp["CE8"] = "supported" if shared > 0 else ("contrary" if shared < 0 else "not supported")
@@ -383,7 +386,7 @@ def test_every_mechanism_and_element_is_covered():
     templates = {default_plan().models[m]["template"] for m in h["model"]}
     assert templates == {"lmm", "glmm", "moderated_mediation", "invariance", "twolevel_sem"}
     levels = {default_plan().models[m].get("level", "ego") for m in h["model"]}
-    assert levels == {"ego", "alter", "change", "alter_change"}
+    assert levels == {"ego", "alter", "followup", "alter_change"}
     # the YAML round trip keeps the elements
     assert read_mechanism_plan(default_plan().to_dict()).hypotheses.equals(h)
 
@@ -418,10 +421,47 @@ def test_negotiation_across_waves(result, study):
     assert f["patient_id"].nunique() < len(f)
 
 
+def test_followup_ancova_equals_the_former_change_model(result, study):
+    """NEG1 as follow-up on baseline (level followup) gives the estimates of change on baseline (level change)."""
+    plan = default_plan().to_dict()
+    plan["constructs"]["sm_change"] = {"kind": "wave_difference", "of": "sm"}
+    plan["models"]["negotiation"] = {
+        "template": "lmm", "level": "change",
+        "formula": "sm_change ~ sm + role_reallocation + alters_lost + alters_added + country + (1 | practice_id)"}
+    old = test_mechanisms(study, plan, hypotheses=["NEG1"]).fit("negotiation").tidy().set_index("term")
+    new = result.fit("negotiation").tidy().set_index("term")
+    terms = [t for t in old.index if t != "sm"]
+    for col in ("estimate", "std_error"):
+        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-10)
+    # the intervals use Satterthwaite df, from a numerical derivative (equal to 1e-6 relative): bounds to 1e-9
+    np.testing.assert_allclose(new.loc[terms, "df"], old.loc[terms, "df"], rtol=1e-6)
+    for col in ("ci_lower", "ci_upper"):
+        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-9)
+    assert new.loc["sm_baseline", "estimate"] == pytest.approx(old.loc["sm", "estimate"] + 1, abs=1e-10)
+    m = result.models.set_index("model_id")
+    assert "ANCOVA: follow-up sm adjusted for its baseline value (sm_baseline)" in m.loc["negotiation", "diagnostics"]
+
+
+def test_no_area_code_is_a_linear_term_across_countries():
+    """Deprivation enters the shipped plan as within-nation quantiles and individual measures only."""
+    from cimstats.mechanisms.plan import formula_names
+
+    raw = {"area_deprivation", "deprivation_index", "area_id", "income_equiv", "education_isced"}
+    p = default_plan()
+    for mid, spec in p.models.items():
+        names = set(p.required_variables(mid))
+        assert not names & raw, (mid, names & raw)
+    kinds = {n: c["kind"] for n, c in p.constructs.items()}
+    assert kinds["income_q"] == "national_quantile" and kinds["education"] == "education_group"
+    for mid in ("alter_resources", "ce_building", "ce_sustaining"):
+        assert {"income_q", "education"} <= set(formula_names(p.models[mid]["formula"])), mid
+    assert {"income_q", "education"} <= set(p.models["ce_mediation"]["covariates"])
+
+
 def test_model_frame_matches_fit(result, study):
     f = cimstats.mechanisms.model_frame(study, "ce_building")
     assert list(f.columns) == ["ce", "early_engagement", "group_trust", "alter_trust_mean", "network_size", "se",
-                               "country", "practice_id"]
+                               "income_q", "education", "country", "practice_id"]
     used = f.dropna()
     assert len(used) == result.table.set_index("hypothesis_id").loc["CE5", "n"]
     with pytest.raises(PlanError, match="not a model"):

@@ -403,3 +403,32 @@ def test_join_and_duplicate_item_mapping():
         r.join(j)
     with pytest.raises(ScaleError, match="its own column"):
         score_scale(d, "lsns6", items={"lsns_1": "lsns_2", "lsns_2": "lsns_2"})
+
+
+def test_heiq_has_no_total_score():
+    """The heiQ manual scores eight scales separately: the instrument has no total, and asking for one says so."""
+    ins = load_instrument("heiq")
+    assert not any(s.scores for s in ins.scores)
+    assert all(len(s.items) < len(ins.item_ids) for s in ins.scores)
+    assert "health_service_navigation" in ins.score_ids
+    df = pd.DataFrame({i: [2.0, 3.0] for i in ins.item_ids})
+    with pytest.raises(ScaleError, match="'heiq' has no total score") as ei:
+        score_scale(df, "heiq", scores=["heiq_total"])
+    assert "health_service_navigation" in str(ei.value)
+    # an instrument with a total keeps the usual message for a misspelt score
+    with pytest.raises(ScaleError, match="not a score of 'lsns6'"):
+        score_scale(df, "lsns6", scores=["lsns_totl"])
+
+
+def test_eq5d_ships_no_value_set_and_scores_the_level_sum():
+    """No country value set is shipped: the index needs one passed in; the level sum score is labelled as such."""
+    ins = load_instrument("eq5d5l")
+    assert ins.score("eq5d_index").method == "value_set"
+    assert "not a preference-based index" in " ".join(ins.sources)
+    df = pd.DataFrame({i: [1.0, 5.0, None] for i in ins.item_ids})
+    res = score_scale(df, "eq5d5l", scores=["eq5d_lss"])
+    assert res.scores["eq5d_lss"].tolist()[:2] == [5.0, 25.0] and pd.isna(res.scores["eq5d_lss"].iloc[2])
+    # the index is not computed without a value set, and the report says so
+    idx = score_scale(df, "eq5d5l", scores=["eq5d_index"])
+    assert "eq5d_index" not in idx.scores.columns
+    assert any(i.code == "S204" and "value set" in i.message for i in idx.report)

@@ -17,14 +17,16 @@ from cimstats.measures.agreement import icc
 SEED = 20140601
 
 #: digests of every column the demo study had before the members' reports were added (seed -> table ->
-#: digest), computed with ``_digest`` below from the study generated before the change
+#: digest), computed with ``_digest`` below from the study generated before the change (updated when the
+#: planted effects of follow-up HbA1c, contact drift and weak-tie illness work changed; the random draws,
+#: and so the missing-value columns, stayed the same)
 BEFORE = {
-    20140601: {"alter_missing_reasons": "a45a19fd9a2a1b5619ae2c3c", "alters": "742240c570004267cb483f14",
-               "latent": "7624e7e6491151913620d106", "patient_missing_reasons": "2a7ba2aefefd380c87c71198",
-               "patients": "c780bf5596c1e28cb8b80d23", "raw": "70a6711efe51263af3f1c7df"},
-    1: {"alter_missing_reasons": "78ed2f21642a7a67e97a8402", "alters": "69a5f01a98c2531544a9624a",
-        "latent": "0ccc49227892c465bab15ce1", "patient_missing_reasons": "835994601ddfba08e7234879",
-        "patients": "29763e17057e2c180b2cf11c", "raw": "3c9592dad46cc3a316e091ca"},
+    20140601: {"alter_missing_reasons": "a45a19fd9a2a1b5619ae2c3c", "alters": "916bf66b42b64b941f97787d",
+               "latent": "07e7db07a734ff6a2dafe52f", "patient_missing_reasons": "2a7ba2aefefd380c87c71198",
+               "patients": "592cf75c38e91feb27bb35ee", "raw": "3df0c469c4457d1f22c7766a"},
+    1: {"alter_missing_reasons": "78ed2f21642a7a67e97a8402", "alters": "c3c5f02ad74ec0eb056d6456",
+        "latent": "9cb19439ba87d2a2d2eebb5c", "patient_missing_reasons": "835994601ddfba08e7234879",
+        "patients": "493f1404d868e9f470069ba0", "raw": "997944f79dd5ff62517c6064"},
 }
 
 

@@ -12,10 +12,11 @@ suppressPackageStartupMessages({
 })
 args <- commandArgs(trailingOnly = TRUE)
 path <- if (length(args)) args[1] else "nav3.csv"
-d <- read.csv(path, stringsAsFactors = FALSE)
+d <- read.csv(path, stringsAsFactors = FALSE, na.strings = c("", "NA"))  # a missing education group is NA
 d$tie_type <- factor(d$tie_type)          # reference level: family (first in alphabetical order)
 d$country <- factor(d$country)            # reference level: BG
-f <- illness_work ~ tie_type * deprivation_q + country + (1 | patient_id) + (1 | practice_id)
+d$education <- factor(d$education)        # broad ISCED group; reference level: high (alphabetical)
+f <- illness_work ~ tie_type * deprivation_q + income_q + education + country + (1 | patient_id) + (1 | practice_id)
 secs <- system.time(m <- glmer(f, data = d, family = binomial,
                                control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5),
                                                      tolPwrss = 1e-13)))
@@ -23,7 +24,7 @@ co <- coef(summary(m))
 vc <- as.data.frame(VarCorr(m))
 out <- list(
   R = R.version.string, lme4 = as.character(packageVersion("lme4")),
-  call = "glmer(illness_work ~ tie_type * deprivation_q + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa', tolPwrss = 1e-13))",
+  call = "glmer(illness_work ~ tie_type * deprivation_q + income_q + education + country + (1 | patient_id) + (1 | practice_id), family = binomial, control = glmerControl(optimizer = 'bobyqa', tolPwrss = 1e-13))",
   nobs = nobs(m), loglik = as.numeric(logLik(m)),
   terms = rownames(co), estimate = unname(co[, "Estimate"]), std_error = unname(co[, "Std. Error"]),
   sd_patient = vc$sdcor[vc$grp == "patient_id"], sd_practice = vc$sdcor[vc$grp == "practice_id"],

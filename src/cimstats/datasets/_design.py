@@ -60,12 +60,13 @@ EXTRA_ALTERS_MEAN = 2.15       # named alters = 1 + Poisson(mean * exp(-0.1 * de
 
 # ---------------------------------------------------------------- alter level
 #: illness work, log-odds: intercept and slope on area deprivation contrast
-#: dep_c = 2 - area_deprivation (+1 most deprived area, 0 middle, -1 least deprived)
+#: dep_c = 2 - area_deprivation (+1 most deprived area, 0 middle, -1 least deprived); the weak-tie slope
+#: keeps the navigation contrast (NAV3) detectable when the model also adjusts for individual deprivation
 ILLNESS_WORK = {
     "partner": (1.2, 0.0),
     "family": (0.4, 0.3),
     "friend": (-0.6, 0.0),
-    "weak_tie": (-1.6, 1.3),
+    "weak_tie": (-1.6, 1.5),
     "group": (-0.8, 0.6),
     "professional": (1.0, -0.4),
     "pet": (-2.5, 0.0),
@@ -140,6 +141,10 @@ HBA1C_INTERCEPT = 56.0
 HBA1C_SM = -6.0
 HBA1C_DEP = 2.0
 HBA1C_SD = 11.0
+#: negotiation and glycaemic control: at follow-up, HbA1c (mmol/mol) of a patient with role re-allocation
+#: (realloc = 1) is HBA1C_REALLOC lower, on top of the path through self-management
+#: (HBA1C_SM * D_REALLOC); added to the follow-up value only, without a random draw
+HBA1C_REALLOC = -3.0
 EQ5D_SM = -0.8
 EQ5D_AGE = 0.02
 EQ5D_DEP = 0.15
@@ -226,7 +231,7 @@ A_LEGIT = 0.30
 #: efficacy at follow-up rises by A_CONTACT per unit of d
 CONTACT_DRIFT_SD = 0.5
 CONTACT_NOISE = 0.4
-A_CONTACT = 0.25
+A_CONTACT = 0.32
 #: collective efficacy as a shared property: at baseline about MEMBER_CE_P_REPORT of the named members
 #: answer MEMBER_CE_ITEMS collective-efficacy items (1-5) about the patient's network themselves. A
 #: reporting member's view = the patient's ce_true + N(0, MEMBER_CE_VIEW_SD); each item = view +

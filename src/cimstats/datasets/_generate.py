@@ -342,7 +342,7 @@ def generate(seed: int) -> dict:
              + D.C_KNOW * know0 - D.C_BROKER * ties0 + D.B_SE * (se_t0 - D.SE_MEAN)
              + rng.normal(0, D.SM_SD_RESID, n))
 
-    def outcomes(ce_items, ce_score, sm_t, age_now, se_t):
+    def outcomes(ce_items, ce_score, sm_t, age_now, se_t, hba1c_shift=0.0):
         heiq = _items(sm_t, len(HEIQ), D.HEIQ_ITEM_NOISE, 1, 4, rng)
         semcd = _items(se_t, 6, D.SE_ITEM_NOISE, 1, 10, rng)
         sev = (D.EQ5D_AGE * (age_now - 63) + D.EQ5D_SM * (sm_t - 2.8) + D.EQ5D_DEP * dep_c
@@ -352,7 +352,7 @@ def generate(seed: int) -> dict:
             val = sev + D.EQ5D_SHIFT[name] + rng.normal(0, 0.6, n)
             eq[:, j] = 1 + (val[:, None] > np.asarray(D.EQ5D_THRESHOLDS)[None, :]).sum(1)
         mmol = np.clip(D.HBA1C_INTERCEPT + D.HBA1C_SM * (sm_t - 2.8) + D.HBA1C_DEP * dep_c
-                       + rng.normal(0, D.HBA1C_SD, n), 30, 130)
+                       + rng.normal(0, D.HBA1C_SD, n) + hba1c_shift, 30, 130)
         raw = np.empty(n)
         harm = np.empty(n)
         for cc in D.COUNTRIES:
@@ -429,7 +429,8 @@ def generate(seed: int) -> dict:
     sm_t1 = (sm_t0 + D.D_INTERCEPT + D.D_REALLOC * realloc + D.D_LOST * n_lost + D.D_ADDED * n_added
              + rng.normal(0, D.D_SD, n))
     se_t1 = se_person + rng.normal(0, D.SE_SD, n)
-    items1, se_t1, hba_raw1, hba1 = outcomes(ce_items1, ce_score1, sm_t1, age + 1, se_t1)
+    items1, se_t1, hba_raw1, hba1 = outcomes(ce_items1, ce_score1, sm_t1, age + 1, se_t1,
+                                             hba1c_shift=D.HBA1C_REALLOC * realloc)
     proc1_items = np.column_stack([_items(trust_g, 3, D.TRUST_ITEM_NOISE, 1, 5, rng),
                                    _items(legit_l, 4, D.LEGIT_ITEM_NOISE, 1, 5, rng)])
 

@@ -168,8 +168,11 @@ def _truth() -> dict:
             "size_equation": "1 + Poisson(mean * exp(-0.1 * z_neighbourhood))", "mean": D.EXTRA_ALTERS_MEAN,
             "circle_p": list(D.CIRCLE_P),
         },
-        "hba1c_mmol": {"equation": "hba1c = intercept + (sm - 2.8)*b_sm + dep_c*b_dep + e",
-                       "intercept": D.HBA1C_INTERCEPT, "sm": D.HBA1C_SM, "dep_c": D.HBA1C_DEP, "sd": D.HBA1C_SD},
+        "hba1c_mmol": {"equation": "hba1c = intercept + (sm - 2.8)*b_sm + dep_c*b_dep + e; at follow-up also "
+                                   "+ realloc*b_realloc",
+                       "intercept": D.HBA1C_INTERCEPT, "sm": D.HBA1C_SM, "dep_c": D.HBA1C_DEP, "sd": D.HBA1C_SD,
+                       "follow_up": {"realloc": D.HBA1C_REALLOC,
+                                     "realloc_total": D.HBA1C_REALLOC + D.HBA1C_SM * D.D_REALLOC}},
         "eq5d": {"equation": "level = 1 + #(severity > thresholds); severity = age_b*(age-63) + sm_b*(sm-2.8) "
                              "+ dep_b*dep_c + shift[dimension] + noise",
                  "age": D.EQ5D_AGE, "sm": D.EQ5D_SM, "dep_c": D.EQ5D_DEP,

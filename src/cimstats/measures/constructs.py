@@ -15,7 +15,24 @@ kind                definition                  level   computed by
 ``wave_difference`` ``of``                      change  follow-up minus baseline of another ego-level variable
 ``cluster_mean``    ``of``, ``by``              ego     mean of another ego-level variable over the rows
                                                         of the same cluster (``by``, e.g. school) and wave
+``national_         ``of``, ``by``, ``n``,      ego     within-nation quantile (1 = most deprived) of an
+quantile``          ``direction``                       individual or area measure, formed within each
+                                                        ``by`` group (country) and wave
+                                                        (:func:`cimstats.dictionary.deprivation.
+                                                        within_nation_quantiles`)
+``education_group`` ``of``                      ego     broad education group of ISCED 2011 levels:
+                                                        ``low`` (0-2), ``medium`` (3-4), ``high`` (5-8)
+                                                        (:func:`cimstats.dictionary.deprivation.
+                                                        isced_broad`); a categorical covariate
 ==================  ==========================  ======  ==================================================
+
+An area code or a national index is not a linear term shared across
+countries: national indices differ in domains, weights and area units, so
+the comparable quantity is the position within the nation
+(``national_quantile``). The same holds for income in euros, whose meaning
+differs between countries: ``{kind: national_quantile, of: income_equiv,
+by: country, n: 5, direction: lower_more_deprived}`` gives national income
+quintiles with 1 = the lowest fifth.
 
 Both plans name constructs from this one table: the analysis plan's
 ``instruments:`` section is shorthand for one ``scale`` construct per score
@@ -54,6 +71,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from cimstats.dictionary.deprivation import isced_broad, within_nation_quantiles
 from cimstats.errors import PlanError
 from cimstats.measures.networks import catalogue, core
 from cimstats.measures.networks import measures
@@ -141,6 +159,64 @@ def cluster_mean(ego: pd.DataFrame, of: str, by: str) -> np.ndarray:
     return out.reindex(ego.index).to_numpy(dtype=float)
 
 
+def national_quantile(ego: pd.DataFrame, of: str, by: str, direction: str, n: int = 5) -> np.ndarray:
+    """Within-nation quantiles of ``of`` (1 = most deprived), formed within each ``by`` group and wave.
+
+    Parameters
+    ----------
+    ego : DataFrame
+        One row per patient and wave.
+    of : str
+        The measure (e.g. ``income_equiv``, equivalised income in EUR per year).
+    by : str
+        The nation column (``country``); quantiles are formed within each nation and wave.
+    direction : {"higher_more_deprived", "lower_more_deprived"}
+        Which end of ``of`` is more deprived (income: lower).
+    n : int, default 5
+        Number of groups (5 = quintiles).
+
+    Returns
+    -------
+    ndarray
+        Codes 1..n as floats (NaN where ``of`` or ``by`` is missing).
+
+    Examples
+    --------
+    >>> ego = pd.DataFrame({"country": ["A"] * 4 + ["B"] * 2, "income": [10, 20, 30, 40, 1, 2]})
+    >>> national_quantile(ego, "income", "country", "lower_more_deprived", n=2).tolist()
+    [1.0, 1.0, 2.0, 2.0, 1.0, 2.0]
+    """
+    keys = ego[by].astype(object).where(ego[by].notna(), None)
+    if "wave" in ego.columns:
+        keys = keys.astype(str) + "|" + ego["wave"].astype(str)
+    vals = pd.to_numeric(ego[of], errors="coerce").astype(float)
+    vals = vals.where(ego[by].notna())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = within_nation_quantiles(vals.to_numpy(), nation=keys.to_numpy(dtype=object), n=int(n),
+                                    direction=direction)
+    return pd.to_numeric(q.codes, errors="coerce").astype(float).to_numpy()
+
+
+#: the broad education groups of ISCED 2011 levels (see :func:`education_group`)
+EDUCATION_GROUPS = {1: "low", 2: "medium", 3: "high"}
+
+
+def education_group(ego: pd.DataFrame, of: str) -> np.ndarray:
+    """Broad education group (``low``: ISCED 0-2, ``medium``: 3-4, ``high``: 5-8) of the ISCED 2011 level ``of``.
+
+    Values outside 0-8 become missing (with a warning from
+    :func:`cimstats.dictionary.deprivation.isced_broad`).
+
+    Examples
+    --------
+    >>> education_group(pd.DataFrame({"isced": [1, 3, 6, None]}), "isced").tolist()
+    ['low', 'medium', 'high', nan]
+    """
+    codes = isced_broad(ego[of].to_numpy()).to_numpy(dtype=float, na_value=np.nan)
+    return np.array([EDUCATION_GROUPS.get(int(c)) if c == c else np.nan for c in codes], dtype=object)
+
+
 # ---------------------------------------------------------------------------------------- the kinds
 @dataclass(frozen=True)
 class ConstructKind:
@@ -165,6 +241,10 @@ KINDS: Mapping[str, ConstructKind] = MappingProxyType({
                                      "follow-up minus baseline"),
     "cluster_mean": ConstructKind("cluster_mean", ("of", "by"), ("label",), "ego", cluster_mean,
                                   "mean over the cluster"),
+    "national_quantile": ConstructKind("national_quantile", ("of", "by", "n", "direction"), ("label",), "ego",
+                                       national_quantile, "cimstats.dictionary.deprivation.within_nation_quantiles"),
+    "education_group": ConstructKind("education_group", ("of",), ("label",), "ego", education_group,
+                                     "cimstats.dictionary.deprivation.isced_broad"),
 })
 
 
@@ -238,6 +318,14 @@ def construct_problems(name, spec) -> list[tuple[str, str]]:
     if kind not in KINDS:
         return [("kind", f"{where} has kind {kind!r}.")]
     out = [("key", f"{where} (kind {kind}) lacks {key!r}.") for key in KINDS[kind].required if not spec.get(key)]
+    if kind == "national_quantile":
+        if spec.get("direction") and spec["direction"] not in ("higher_more_deprived", "lower_more_deprived"):
+            out.append(("key", f"{where} has direction {spec['direction']!r}; expected higher_more_deprived or "
+                               "lower_more_deprived (which end of the measure is more deprived)."))
+        nq = spec.get("n")
+        if nq is not None and isinstance(nq, bool) or not isinstance(nq, int) or not 2 <= nq <= 100:
+            out.append(("key", f"{where} has n {nq!r}; expected a whole number of groups from 2 to 100 (5 for "
+                               "quintiles)."))
     unknown = [k for k in spec if k not in ("kind",) + KINDS[kind].required + KINDS[kind].optional]
     if unknown:
         out.append(("key", f"{where} (kind {kind}) has unknown key(s) {', '.join(map(repr, unknown))}; expected "

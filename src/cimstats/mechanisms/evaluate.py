@@ -25,7 +25,8 @@ from cimstats.measures.networks.core import SUPPORT
 
 from .adjust import p_adjust
 from .options import option_problems
-from .plan import INVARIANCE_LEVELS, MechanismPlan, default_plan, invariance_models_for, read_mechanism_plan
+from .plan import (INVARIANCE_LEVELS, MechanismPlan, baseline_column, change_formula, default_plan,
+                   invariance_models_for, model_outcome, read_mechanism_plan)
 from .results import MechanismResult, TABLE_COLUMNS
 from .twolevel_template import TooFewClusters, fit_twolevel_sem
 from .rules import VerdictRules, apply_rules
@@ -135,6 +136,7 @@ class _Workspace:
             self._ego["wave"] = 0
         self._built: dict[str, str | None] = {}
         self._change = None
+        self._changes: dict[tuple, pd.DataFrame] = {}
         self.notes: list[str] = []
         self.measures.check_rows(self._ego)
 
@@ -171,6 +173,14 @@ class _Workspace:
                 self.ego_column(c.definition["of"])
                 self.ego_column(c.definition["by"])
                 self._ego[name] = c.compute(self._ego, c.definition["of"], c.definition["by"])
+            elif c.kind == "national_quantile":  # e.g. national income quintile, 1 = lowest income
+                self.ego_column(c.definition["of"])
+                self.ego_column(c.definition["by"])
+                d = c.definition
+                self._ego[name] = c.compute(self._ego, d["of"], d["by"], d["direction"], d["n"])
+            elif c.kind == "education_group":
+                self.ego_column(c.definition["of"])
+                self._ego[name] = c.compute(self._ego, c.definition["of"])
             elif c.kind == "wave_difference":
                 self.ego_column(c.definition["of"])
                 if not {0, 1} <= set(self.waves):
@@ -216,10 +226,16 @@ class _Workspace:
         if not {0, 1} <= set(self.waves):
             raise _Unavailable(f"the hypothesis needs two waves (0 and 1); the data hold wave(s) "
                                f"{', '.join(map(str, self.waves))} only")
-        if self._change is None:
-            ch = self._network_change()[0]
-            self._change = ch.reset_index(drop=("patient_id" in ch.columns))
-        ch = self._change
+        uses_network = any((self.plan.constructs.get(n) or {}).get("kind") == "change" for n in names)
+        if self._change is None and self.alters is None and not uses_network:
+            # no network change needed: the patients seen at both waves, from the patient table
+            both = self._ego.loc[self._ego["wave"] == 1, _ID]
+            ch = pd.DataFrame({_ID: both[both.isin(set(self._ego.loc[self._ego["wave"] == 0, _ID]))]})
+        else:
+            if self._change is None:
+                ch = self._network_change()[0]
+                self._change = ch.reset_index(drop=("patient_id" in ch.columns))
+            ch = self._change
         for n in names:  # build every ego-level column first, so the wave slices below carry them
             spec = self.plan.constructs.get(n)
             if spec is None or spec["kind"] != "change":
@@ -256,11 +272,89 @@ class _Workspace:
         names = self.plan.required_variables(model_id)
         if lvl == "ego":
             return self.ego_frame(names, wave)
+        if lvl == "followup":
+            return self.followup_frame(spec, names)
         if lvl == "change":
-            return self.change_frame(names)
+            base = baseline_column(spec, self.plan.constructs)
+            return self.change_frame(names + ([base[1]] if base and base[1] not in names else []))
         if lvl == "alter_change":
             return self.alter_change_frame(names)
         return self.alter_frame(names, wave)
+
+    def followup_pairs(self, reference: str) -> list[tuple]:
+        """(reference wave, follow-up wave) for every follow-up wave of the study."""
+        w = self.waves
+        if len(w) < 2:
+            raise _Unavailable(f"the hypothesis needs two waves or more (a baseline and a follow-up); the data "
+                               f"hold wave(s) "
+                               f"{', '.join(map(str, w))} only")
+        return [(w[0] if reference == "baseline" else w[k - 1], w[k]) for k in range(1, len(w))]
+
+    def _network_change_between(self, ref, t) -> pd.DataFrame:
+        if (ref, t) not in self._changes:
+            try:
+                ch = self.measures.network_change(self._ego, self.alters, waves=(ref, t))[0]
+            except Unavailable as exc:
+                raise _Unavailable(str(exc)) from None
+            self._changes[(ref, t)] = ch.reset_index(drop=("patient_id" in ch.columns))
+        return self._changes[(ref, t)]
+
+    def followup_frame(self, spec: Mapping, names: list[str]) -> pd.DataFrame:
+        """One row per patient per follow-up wave (the patient seen at that wave and at its reference wave).
+
+        The outcome and the variables listed under ``current`` are taken at the
+        follow-up wave; every other patient variable at the reference wave
+        (the baseline, or the previous wave with ``reference: previous``);
+        ``wave_difference`` and network ``change`` constructs span the two
+        waves. The outcome's value at the reference wave is added as
+        ``<outcome>_baseline`` (``<outcome>_previous``) unless ``baseline:
+        none``; ``patient_id`` and ``wave`` (the follow-up wave) are always
+        columns.
+        """
+        pairs = self.followup_pairs(spec.get("reference", "baseline"))
+        outcome = model_outcome(spec)
+        current = set(spec.get("current") or ())
+        base = baseline_column(spec, self.plan.constructs)
+        kinds = {n: (self.plan.constructs.get(n) or {}).get("kind") for n in names}
+        for n in names:
+            if kinds[n] != "change":
+                self.ego_column(n)
+        if base:
+            self.ego_column(base[1])
+        parts = []
+        for ref, t in pairs:
+            at_ref = self._ego.loc[self._ego["wave"] == ref].drop_duplicates(_ID).set_index(_ID)
+            at_t = self._ego.loc[self._ego["wave"] == t]
+            ids = at_t.loc[at_t[_ID].isin(at_ref.index), _ID].reset_index(drop=True)
+            at_t = at_t.drop_duplicates(_ID).set_index(_ID)
+            out = pd.DataFrame({_ID: ids})
+            for n in names:
+                if n in (_ID, "wave"):
+                    continue
+                c = self.construct(n)
+                if kinds[n] == "change":
+                    ch = self._network_change_between(ref, t)
+                    meas = c.definition["measure"]
+                    if meas not in ch.columns:
+                        raise _Unavailable(f"change measure '{meas}' is not computed by cimstats.networks.change")
+                    out[n] = ids.map(pd.to_numeric(ch.set_index(_ID)[meas], errors="coerce")).to_numpy(dtype=float)
+                elif kinds[n] == "wave_difference":
+                    out[n] = c.compute(self._ego, c.definition["of"], ids, (ref, t))
+                elif n == outcome or n in current:
+                    out[n] = ids.map(at_t[n]).to_numpy()
+                else:
+                    out[n] = ids.map(at_ref[n]).to_numpy()
+            if base:
+                out[base[0]] = ids.map(at_ref[base[1]]).to_numpy()
+            out["wave"] = t
+            parts.append(out)
+        frame = pd.concat(parts, ignore_index=True)
+        extra = []
+        if len(pairs) > 1:  # several follow-up waves: a fixed effect of the wave (see change_formula)
+            frame["followup_wave"] = "wave " + frame["wave"].astype(str)
+            extra = ["followup_wave"]
+        cols = list(dict.fromkeys(names + ([base[0]] if base else []) + [_ID, "wave"] + extra))
+        return frame[cols].reset_index(drop=True)
 
     def alter_change_frame(self, names: list[str]) -> pd.DataFrame:
         """One row per network member named at both waves, with role changes and the patient's baseline values."""
@@ -714,7 +808,13 @@ def test_mechanisms(data, plan=None, *, hypotheses=None, adjust: str | None = "h
                 _fit_invariance(fit, spec, frame, items, needed.get(mid, "metric"), vr)
                 continue
             if tpl in ("lmm", "glmm"):
+                notes: list[str] = []
+                if spec.get("level") in ("change", "followup"):  # ANCOVA by default (see change_formula)
+                    n_fu = frame["wave"].nunique() if spec.get("level") == "followup" else 1
+                    formula, notes = change_formula(spec, plan.constructs, n_fu)
+                    spec = {**spec, "formula": formula}
                 _fit_lmm_like(fit, spec, frame, vr.level, glmm=(tpl == "glmm"))
+                fit.diagnostics = "; ".join(x for x in (*notes, fit.diagnostics) if x)
             elif tpl == "twolevel_sem":
                 try:
                     fit_twolevel_sem(fit, spec, frame, vr.level)

@@ -216,9 +216,11 @@ def plan_page_markdown(plan=None) -> str:
               "text only names the concept (the elements of collective efficacy and the themes are named, not "
               "defined, in the abstracts quoted), or the measure captures part of it.", "",
               fidelity_markdown(plan).rstrip(), "", "## Hypotheses", "",
-              "Change hypotheses compare follow-up adjusted for baseline (ANCOVA); hypotheses on collective "
-              "efficacy adjust for self-efficacy (SEMCD-6), the competing individual explanation; deprivation "
-              "is the national quintile of the country's small-area index.", ""]
+              "Change hypotheses compare follow-up adjusted for baseline (ANCOVA: models at level `followup` take "
+              "the outcome at every follow-up wave and add its baseline value as a covariate by default); "
+              "hypotheses on collective efficacy adjust for self-efficacy (SEMCD-6), the competing individual "
+              "explanation; deprivation is the national quintile of the country's small-area index, and "
+              "individual deprivation the national income quintile and broad education (ISCED).", ""]
     shared = [h.hypothesis_id for h in plan.hypothesis_list()
               if (plan.models.get(h.model) or {}).get("template") == "twolevel_sem"]
     if shared:

@@ -14,7 +14,12 @@ A plan has these sections:
     ``score`` of :func:`cimstats.score_scale`), ``network`` (a column of
     :func:`cimstats.networks.ego_measures`), ``change`` (a column of
     :func:`cimstats.networks.change` ``.egos``), ``wave_difference``
-    (follow-up minus baseline of another ego-level variable). Within
+    (follow-up minus baseline of another ego-level variable),
+    ``national_quantile`` (``of``, ``by``, ``n``, ``direction``: within-nation
+    quantiles, 1 = most deprived, e.g. of equivalised income by country) and
+    ``education_group`` (``of``: broad ISCED 2011 group low, medium, high).
+    An area code or national index is never a linear term shared across
+    countries: use its within-nation quantile. Within
     :func:`cimstats.run`, constructs of the analysis plan (its
     ``instruments``, ``networks`` and ``constructs`` sections) can be named
     without being declared again.
@@ -40,7 +45,35 @@ A plan has these sections:
     ``alter_change`` (one row per network member named at both waves, with
     the columns of :func:`cimstats.networks.change` ``.alters``, such as
     ``role_gained``, ``role_dropped`` and ``roles_gained``, and the patient's
-    baseline values).
+    baseline values) and ``followup`` (one row per patient per follow-up
+    wave, for ``lmm`` and ``glmm``: see below).
+
+    Change models are ANCOVA by default (follow-up adjusted for baseline):
+
+    ==================  ====================  ==============================================
+    model key           values                meaning
+    ==================  ====================  ==============================================
+    ``level``           ``followup``          every wave after the first: the outcome at
+                                              that wave, every other patient variable at
+                                              the reference wave, ``wave_difference`` and
+                                              network ``change`` constructs between the two
+    ``reference``       ``baseline``          reference wave: the first wave (default) or
+                        | ``previous``        the wave before each follow-up wave
+    ``current``         list of names         predictors taken at the follow-up wave
+    ``baseline``        ``auto`` | ``none``   ``auto`` (default): the outcome's value at the
+                                              reference wave is added first among the
+                                              predictors as ``<outcome>_baseline``
+                                              (``<outcome>_previous``); at level ``change``
+                                              a ``wave_difference`` outcome is adjusted
+                                              for its variable's baseline value
+    ==================  ====================  ==============================================
+
+    With more than one follow-up wave a ``followup`` model also gets a fixed
+    effect of the follow-up wave (``followup_wave``) and a random intercept
+    per patient (``(1 | patient_id)``); with one follow-up wave (two-wave data)
+    it is the ANCOVA of follow-up on baseline, whose effect estimates equal
+    those of the change regressed on baseline. The model's diagnostics say
+    what was added (:func:`change_formula`).
 ``hypotheses``
     The rows of the mechanism table: id, mechanism, statement, model, estimand,
     expected direction (positive, negative, nonzero; ``holds`` for invariance),
@@ -89,7 +122,8 @@ from cimstats.measures.constructs import KINDS, Construct, ConstructTable, const
 from .rules import VerdictRules
 from .twolevel_template import twolevel_labels, twolevel_problems, twolevel_variables
 
-__all__ = ["MechanismPlan", "Hypothesis", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS"]
+__all__ = ["MechanismPlan", "Hypothesis", "read_mechanism_plan", "default_plan", "TEMPLATES", "CONSTRUCT_KINDS", "DIRECTIONS", "MECHANISMS", "CE_ELEMENTS",
+           "model_outcome", "baseline_column", "change_formula"]
 
 TEMPLATES = {
     "lmm": ("formula",),
@@ -99,7 +133,11 @@ TEMPLATES = {
     "invariance": ("construct", "group"),
     "twolevel_sem": ("cluster", "within", "between"),
 }
-LEVELS = ("ego", "alter", "change", "alter_change")
+LEVELS = ("ego", "alter", "change", "alter_change", "followup")
+#: how a change model adjusts for the outcome's earlier value (``baseline:``) and which earlier wave it uses
+#: (``reference:``); see :func:`baseline_column`
+BASELINE_OPTIONS = ("auto", "none")
+REFERENCE_WAVES = ("baseline", "previous")
 #: construct kind -> the keys its definition needs (the construct table of :mod:`cimstats.measures.constructs`)
 CONSTRUCT_KINDS = {k: v.required for k, v in KINDS.items()}
 DIRECTIONS = ("positive", "negative", "nonzero", "holds")
@@ -278,6 +316,103 @@ class MechanismPlan:
                     mechanisms=self.mechanisms, declares_mechanisms=self.declares_mechanisms)
 
 
+def model_outcome(spec: Mapping) -> str | None:
+    """The outcome (the variable on the left of the formula) of an lmm or glmm model; None for other templates.
+
+    >>> model_outcome({"template": "lmm", "formula": "sm ~ realloc + (1 | practice_id)"})
+    'sm'
+    """
+    if spec.get("template") not in ("lmm", "glmm"):
+        return None
+    try:
+        names = formula_names(str(spec.get("formula", "")), template=spec["template"])
+    except ModelSpecificationError:
+        return None
+    return names[0] if names else None
+
+
+def baseline_column(spec: Mapping, constructs: Mapping | None = None) -> tuple[str, str] | None:
+    """The baseline covariate an ANCOVA change model adds: ``(name in the formula, variable it is read from)``.
+
+    Change hypotheses compare follow-up adjusted for the earlier value of the
+    outcome (ANCOVA), by default (``baseline: auto``):
+
+    - at level ``followup`` the outcome is taken at the follow-up wave and its
+      value at the reference wave becomes ``<outcome>_baseline`` (or
+      ``<outcome>_previous`` with ``reference: previous``); for an outcome that
+      is a ``wave_difference`` of ``x``, it is ``x_baseline`` (the same effect
+      estimates as for the follow-up value itself);
+    - at level ``change`` an outcome that is a ``wave_difference`` of ``x`` is
+      adjusted for ``x`` (its baseline value at that level).
+
+    ``None`` when the model adjusts for nothing: ``baseline: none``, another
+    level or template, or an outcome with no earlier value (a network change
+    measure).
+
+    >>> spec = {"template": "lmm", "level": "followup", "formula": "sm ~ realloc + (1 | practice_id)"}
+    >>> baseline_column(spec)
+    ('sm_baseline', 'sm')
+    >>> baseline_column({**spec, "reference": "previous"})
+    ('sm_previous', 'sm')
+    >>> baseline_column({"template": "lmm", "level": "change", "formula": "d ~ realloc"}, {"d": {"kind": "wave_difference", "of": "sm"}})
+    ('sm', 'sm')
+    """
+    lvl = spec.get("level", "ego")
+    if lvl not in ("followup", "change") or spec.get("baseline", "auto") == "none":
+        return None
+    y = model_outcome(spec)
+    if y is None:
+        return None
+    c = (constructs or {}).get(y) or {}
+    src = c.get("of") if c.get("kind") == "wave_difference" else (None if c.get("kind") == "change" else y)
+    if not src or (lvl == "change" and c.get("kind") != "wave_difference"):
+        return None
+    if lvl == "change":
+        return str(src), str(src)
+    return f"{src}_{'previous' if spec.get('reference') == 'previous' else 'baseline'}", str(src)
+
+
+def change_formula(spec: Mapping, constructs: Mapping | None = None, n_followup_waves: int = 1) -> tuple[str, list[str]]:
+    """The formula a change model is fitted with, and notes saying what was added and why.
+
+    The outcome's baseline value (see :func:`baseline_column`) is put first
+    among the predictors when the formula does not name it already. At level
+    ``followup`` with more than one follow-up wave the model also gets a fixed
+    effect of the follow-up wave (``followup_wave``) and a random intercept
+    per patient (``(1 | patient_id)``), since each patient contributes one row
+    per follow-up wave. With one follow-up wave nothing else is added, so
+    two-wave data give the ANCOVA of follow-up on baseline.
+
+    >>> spec = {"template": "lmm", "level": "followup", "formula": "sm ~ realloc + (1 | practice_id)"}
+    >>> change_formula(spec)[0]
+    'sm ~ sm_baseline + realloc + (1 | practice_id)'
+    >>> change_formula(spec, n_followup_waves=2)[0]
+    'sm ~ sm_baseline + realloc + (1 | practice_id) + followup_wave + (1 | patient_id)'
+    """
+    formula = str(spec.get("formula", ""))
+    notes: list[str] = []
+    base = baseline_column(spec, constructs)
+    lvl = spec.get("level", "ego")
+    if base is not None:
+        names = formula_names(formula, template=spec["template"])
+        ref = "previous-wave" if spec.get("reference") == "previous" else "baseline"
+        what = "follow-up" if lvl == "followup" else "the change in"
+        if base[0] not in names[1:]:
+            lhs, rhs = formula.split("~", 1)
+            formula = f"{lhs.rstrip()} ~ {base[0]} + {rhs.strip()}"
+            notes.append(f"ANCOVA: {what} {base[1]} adjusted for its {ref} value ({base[0]}), added by default "
+                         "(write baseline: none in the model to leave it out)")
+        else:
+            notes.append(f"ANCOVA: {what} {base[1]} adjusted for its {ref} value ({base[0]})")
+    if lvl == "followup" and n_followup_waves > 1:
+        spec_f = parse_formula(formula, glm_terms=spec.get("template") == "glmm")
+        groups = {g for r in spec_f.random for g in r.group_vars}
+        formula += " + followup_wave" + ("" if "patient_id" in groups else " + (1 | patient_id)")
+        notes.append(f"{n_followup_waves} follow-up waves: one row per patient per follow-up wave, with a fixed "
+                     "effect of the follow-up wave and a random intercept per patient")
+    return formula, notes
+
+
 def invariance_models_for(models: Mapping, requirement: Mapping) -> list[str]:
     """The invariance models of a plan that test what ``requirement`` (a ``requires_invariance`` entry) needs.
 
@@ -302,7 +437,7 @@ def default_plan() -> MechanismPlan:
     >>> from cimstats.mechanisms import default_plan
     >>> p = default_plan()
     >>> p.hypotheses["hypothesis_id"].tolist()
-    ['NAV1', 'NAV2', 'NAV3', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'CE4', 'CE5', 'CE6', 'CE7', 'CE8']
+    ['NAV1', 'NAV2', 'NAV3', 'NAV4', 'CE1', 'CE2', 'CE3', 'NEG1', 'NEG2', 'NEG3', 'NEG4', 'CE4', 'CE5', 'CE6', 'CE7', 'CE8']
     """
     text = resources.files("cimstats.mechanisms").joinpath("default_plan.yaml").read_text(encoding="utf-8")
     return read_mechanism_plan(yaml.safe_load(text), source="default_plan.yaml")
@@ -433,6 +568,23 @@ def read_mechanism_plan(plan, *, source: str | None = None, constructs=None) -> 
         lvl = spec.get("level", "ego")
         if lvl not in LEVELS:
             rep.add("M007", f"{where} has level {lvl!r}.", file=source, remedy=f"Use one of {', '.join(LEVELS)}.")
+        if lvl == "followup" and tpl not in ("lmm", "glmm"):
+            rep.add("M007", f"{where} has level followup with template {tpl}; the follow-up level is for lmm and glmm "
+                            "models.", file=source, remedy="Use template lmm or glmm, or another level.")
+        if spec.get("baseline", "auto") not in BASELINE_OPTIONS:
+            rep.add("M007", f"{where} has baseline {_short(spec.get('baseline'))}; expected auto (the outcome's "
+                            "baseline value is a covariate: ANCOVA) or none.", file=source)
+        if spec.get("reference", "baseline") not in REFERENCE_WAVES or (
+                "reference" in spec and lvl != "followup"):
+            rep.add("M007", f"{where} has reference {_short(spec.get('reference'))} at level {lvl}; expected "
+                            "baseline or previous, at level followup only.", file=source)
+        cur = spec.get("current")
+        if cur is not None:
+            used = _model_variables(spec) if tpl in ("lmm", "glmm") else []
+            if lvl != "followup" or not isinstance(cur, list) or not all(isinstance(c, str) and c in used[1:]
+                                                                            for c in cur):
+                rep.add("M007", f"{where} has current {_short(cur)}; expected, at level followup, a list of "
+                                "predictors of its formula measured at the follow-up wave.", file=source)
         if "wave" in spec and spec["wave"] is not None and not _whole(spec["wave"], 0, MAX_WAVE):
             rep.add("M007", f"{where} has wave {_short(spec['wave'])}; expected a whole wave number from 0 to "
                             f"{MAX_WAVE}.", file=source)

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from cimstats.errors import CimstatsError, PlanError
 from cimstats.models.impute import kernels as _k

@@ -617,11 +617,11 @@ class _Checker:
                     if absent:
                         self.add("P007", f"construct {name!r} scores {ins} items {', '.join(absent)}, which the "
                                          "data dictionary does not define.")
-            elif kind == "cluster_mean" and self.targets:
+            elif kind in ("cluster_mean", "national_quantile", "education_group") and self.targets:
                 known = set(self.targets) | set(constructs) | set(self.table or ())
-                absent = [str(spec.get(k)) for k in ("of", "by") if spec.get(k) not in known]
+                absent = [str(spec.get(k)) for k in ("of", "by") if spec.get(k) and spec.get(k) not in known]
                 if absent:
-                    self.add("P007", f"construct {name!r} (cluster_mean) uses {', '.join(map(repr, absent))}, which "
+                    self.add("P007", f"construct {name!r} ({kind}) uses {', '.join(map(repr, absent))}, which "
                                      "neither the data dictionary nor the plan's constructs define.",
                              remedy="Name a harmonised variable (of: the variable, by: the cluster identifier).")
             elif kind == "network" and spec.get("measure") not in net_cols:

@@ -224,6 +224,12 @@ class ScaleScores:
         return notebook_html(repr(self).strip("<>"), table=self.tidy(), more="scores.tidy()")
 
 
+def _has_total(ins) -> bool:
+    """Whether one score of the instrument covers every item (a total score)."""
+    items = set(ins.item_ids)
+    return any(set(sc.items) >= items for sc in ins.scores) or any(sc.scores for sc in ins.scores)
+
+
 def _prepare(data, instrument, *, items=None, scores=None, min_valid=None, out_of_range: str = "error"):
     """Check the inputs of :func:`score_scale` and build the keyed item matrix; every check scoring makes.
 
@@ -264,6 +270,10 @@ def _prepare(data, instrument, *, items=None, scores=None, min_valid=None, out_o
         scores = [scores] if isinstance(scores, str) else list(scores)
         bad = [x for x in scores if x not in ins.score_ids]
         if bad:
+            if any("total" in str(x).lower() for x in bad) and not _has_total(ins):
+                raise ScaleError(f"`scores=` asks for {', '.join(map(repr, bad))}, but '{ins.id}' has no total "
+                                 "score (its scales measure separate constructs and are scored and analysed one "
+                                 f"by one), so name one or more of its scales instead: {', '.join(ins.score_ids)}.")
             raise ScaleError(f"`scores=` names {', '.join(map(repr, bad))}, not a score of '{ins.id}'; its "
                              f"scores are {', '.join(ins.score_ids)}.")
         wanted = set(scores)
