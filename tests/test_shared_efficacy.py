@@ -18,15 +18,16 @@ SEED = 20140601
 
 #: digests of every column the demo study had before the members' reports were added (seed -> table ->
 #: digest), computed with ``_digest`` below from the study generated before the change (updated when the
-#: planted effects of follow-up HbA1c, contact drift and weak-tie illness work changed; the random draws,
+#: planted effects of follow-up HbA1c, contact drift and weak-tie illness work changed, and when the
+#: direction of a member's move between circles came to depend on new support work; the random draws,
 #: and so the missing-value columns, stayed the same)
 BEFORE = {
-    20140601: {"alter_missing_reasons": "a45a19fd9a2a1b5619ae2c3c", "alters": "916bf66b42b64b941f97787d",
+    20140601: {"alter_missing_reasons": "a45a19fd9a2a1b5619ae2c3c", "alters": "da8e65cc1a5dda20024f18fd",
                "latent": "07e7db07a734ff6a2dafe52f", "patient_missing_reasons": "2a7ba2aefefd380c87c71198",
-               "patients": "592cf75c38e91feb27bb35ee", "raw": "3df0c469c4457d1f22c7766a"},
-    1: {"alter_missing_reasons": "78ed2f21642a7a67e97a8402", "alters": "c3c5f02ad74ec0eb056d6456",
+               "patients": "592cf75c38e91feb27bb35ee", "raw": "49b3621f4f81a039ace1f50c"},
+    1: {"alter_missing_reasons": "78ed2f21642a7a67e97a8402", "alters": "6736313ca7b6aa609ba3ae8c",
         "latent": "9cb19439ba87d2a2d2eebb5c", "patient_missing_reasons": "835994601ddfba08e7234879",
-        "patients": "493f1404d868e9f470069ba0", "raw": "997944f79dd5ff62517c6064"},
+        "patients": "493f1404d868e9f470069ba0", "raw": "82c29c95eed841d2b46c4d5b"},
 }
 
 
