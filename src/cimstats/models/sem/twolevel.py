@@ -147,6 +147,24 @@ def _logdet(M):
     return la, sign
 
 
+def _on_all_variables(d: "TwoLevelData", SigW, muW, SigB, muB):
+    """The level-1 and level-2 moments placed on all ``P`` variables (zeros where a level lacks one).
+
+    Returns the common dtype and ``(Sigma_W, Sigma_B, mu_W, mu_B)``, each batched over the first axis.
+    """
+    Bn, P = SigW.shape[0], d.P
+    dt = np.result_type(SigW, SigB, muW, muB)
+    SWt = np.zeros((Bn, P, P), dtype=dt)
+    SWt[:, d.ov1[:, None], d.ov1[None, :]] = SigW
+    SBt = np.zeros((Bn, P, P), dtype=dt)
+    SBt[:, d.ov2[:, None], d.ov2[None, :]] = SigB
+    MWt = np.zeros((Bn, P), dtype=dt)
+    MWt[:, d.ov1] = muW
+    MBt = np.zeros((Bn, P), dtype=dt)
+    MBt[:, d.ov2] = muB
+    return dt, SWt, SBt, MWt, MBt
+
+
 def twolevel_loglik(d: TwoLevelData, SigW, muW, SigB, muB):
     """Log-likelihood (batched over the first axis) of the two-level normal model.
 
@@ -157,15 +175,7 @@ def twolevel_loglik(d: TwoLevelData, SigW, muW, SigB, muB):
     """
     Bn = SigW.shape[0]
     P = d.P
-    dt = np.result_type(SigW, SigB, muW, muB)
-    SWt = np.zeros((Bn, P, P), dtype=dt)
-    SWt[:, d.ov1[:, None], d.ov1[None, :]] = SigW
-    SBt = np.zeros((Bn, P, P), dtype=dt)
-    SBt[:, d.ov2[:, None], d.ov2[None, :]] = SigB
-    MWt = np.zeros((Bn, P), dtype=dt)
-    MWt[:, d.ov1] = muW
-    MBt = np.zeros((Bn, P), dtype=dt)
-    MBt[:, d.ov2] = muB
+    dt, SWt, SBt, MWt, MBt = _on_all_variables(d, SigW, muW, SigB, muB)
     MWB = np.zeros((Bn, P), dtype=dt)
     if len(d.within_only):
         MWB[:, d.within_only] = MWt[:, d.within_only]
@@ -236,15 +246,7 @@ def twolevel_cluster_loglik(d: TwoLevelData, SigW, muW, SigB, muB):
     """
     Bn = SigW.shape[0]
     P = d.P
-    dt = np.result_type(SigW, SigB, muW, muB)
-    SWt = np.zeros((Bn, P, P), dtype=dt)
-    SWt[:, d.ov1[:, None], d.ov1[None, :]] = SigW
-    SBt = np.zeros((Bn, P, P), dtype=dt)
-    SBt[:, d.ov2[:, None], d.ov2[None, :]] = SigB
-    MWt = np.zeros((Bn, P), dtype=dt)
-    MWt[:, d.ov1] = muW
-    MBt = np.zeros((Bn, P), dtype=dt)
-    MBt[:, d.ov2] = muB
+    dt, SWt, SBt, MWt, MBt = _on_all_variables(d, SigW, muW, SigB, muB)
     mean = np.zeros((Bn, P), dtype=dt)
     if len(d.within_only):
         mean[:, d.within_only] = MWt[:, d.within_only]
@@ -414,7 +416,7 @@ def build_twolevel_table(model: str, *, std_lv=False, fixed_x=True):
             "`model` has no 'level: 1' / 'level: 2' blocks although `cluster` was given for a two-level "
             "model; write the within model after 'level: 1' and the between model after 'level: 2'."
         )
-    stmts, roles, tabs = {}, {}, {}
+    stmts, roles = {}, {}
     others = []
     for lev in (1, 2):
         st = parse_model(blocks[lev])
