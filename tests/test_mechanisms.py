@@ -431,13 +431,15 @@ def test_followup_ancova_equals_the_former_change_model(result, study):
     old = test_mechanisms(study, plan, hypotheses=["NEG1"]).fit("negotiation").tidy().set_index("term")
     new = result.fit("negotiation").tidy().set_index("term")
     terms = [t for t in old.index if t != "sm"]
+    # the same likelihood in two parametrisations of the response: each fit optimises the variance ratio to the
+    # optimiser's tolerance, so the fixed effects agree to about 1e-10 (1.5e-10 seen with the oldest NumPy/SciPy)
     for col in ("estimate", "std_error"):
-        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-10)
-    # the intervals use Satterthwaite df, from a numerical derivative (equal to 1e-6 relative): bounds to 1e-9
+        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-8)
+    # the intervals use Satterthwaite df, from a numerical derivative (equal to 1e-6 relative): bounds to 1e-8
     np.testing.assert_allclose(new.loc[terms, "df"], old.loc[terms, "df"], rtol=1e-6)
     for col in ("ci_lower", "ci_upper"):
-        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-9)
-    assert new.loc["sm_baseline", "estimate"] == pytest.approx(old.loc["sm", "estimate"] + 1, abs=1e-10)
+        np.testing.assert_allclose(new.loc[terms, col], old.loc[terms, col], rtol=0, atol=1e-8)
+    assert new.loc["sm_baseline", "estimate"] == pytest.approx(old.loc["sm", "estimate"] + 1, abs=1e-8)
     m = result.models.set_index("model_id")
     assert "ANCOVA: follow-up sm adjusted for its baseline value (sm_baseline)" in m.loc["negotiation", "diagnostics"]
 
