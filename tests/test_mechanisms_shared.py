@@ -253,3 +253,19 @@ def test_ce8_pools_over_imputations_with_rubins_rules(study):
     assert pooled["estimate"] == pytest.approx(q.mean(), rel=1e-12)
     assert pooled["std_error"] == pytest.approx(np.sqrt(total), rel=1e-10)
     assert pooled["verdict"] == "supported" and "pooled over 2 imputations" in pooled["verdict_reason"]
+
+
+def test_categorical_covariates_become_indicators_named_for_model_syntax():
+    """One rule for the covariates of every template: indicators per category after the first, missing where
+    the covariate is; names written into model syntax are made safe, and one that is already a column is refused."""
+    from cimstats.errors import ModelSpecificationError
+    from cimstats.mechanisms._covariates import indicator_columns
+
+    d = pd.DataFrame({"age": [60.0, 70.0, 65.0, 61.0], "education": ["high", "low-mid", None, "high"]})
+    out, names = indicator_columns(d, ["age", "education"])
+    assert names == ["age", "educationlow-mid"]
+    assert out["educationlow-mid"].tolist()[:2] == [0.0, 1.0] and np.isnan(out["educationlow-mid"].iloc[2])
+    out, names = indicator_columns(d, ["age", "education"], syntax_names=True)
+    assert names == ["age", "educationlow_mid"] and "educationlow_mid" in out
+    with pytest.raises(ModelSpecificationError, match="indicator name 'educationlow_mid' is already a column"):
+        indicator_columns(d.assign(educationlow_mid=1.0), ["education"], syntax_names=True)

@@ -23,6 +23,7 @@ from cimstats.measures.constructs import Construct, Measures, Unavailable
 from cimstats.measures.networks.change import alter_role_changes
 from cimstats.measures.networks.core import SUPPORT
 
+from ._covariates import indicator_columns
 from .adjust import p_adjust
 from .options import option_problems
 from .plan import (INVARIANCE_LEVELS, MechanismPlan, baseline_column, change_formula, default_plan,
@@ -412,23 +413,6 @@ class _Fit:
     extra: dict = field(default_factory=dict)
 
 
-def _indicator_columns(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Numeric covariates as they are; categorical ones as indicators (first sorted level = reference)."""
-    out = frame.copy()
-    names: list[str] = []
-    for c in cols:
-        s = out[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            names.append(c)
-            continue
-        levels = sorted(pd.unique(s.dropna()).tolist(), key=str)
-        for lv in levels[1:]:
-            nm = f"{c}{lv}"
-            out[nm] = np.where(s.isna(), np.nan, (s == lv).astype(float))
-            names.append(nm)
-    return out, names
-
-
 def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
     formula = spec["formula"]
     caught = []
@@ -471,7 +455,7 @@ def _fit_lmm_like(fit: _Fit, spec, frame, level: float, glmm: bool) -> None:
 def _fit_mediation(fit: _Fit, spec, frame, level: float, n_boot: int, seed, client=None) -> None:
 
     covs = list(spec.get("covariates") or [])
-    frame, cov_names = _indicator_columns(frame, covs)
+    frame, cov_names = indicator_columns(frame, covs)
     ms = spec["m"]
     kwargs = dict(x=spec["x"], m=ms, y=spec["y"], covariates=cov_names or None, n_boot=n_boot, seed=seed,
                   level=level, sensitivity=False, client=client, progress=False)

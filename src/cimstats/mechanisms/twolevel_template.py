@@ -60,6 +60,7 @@ from cimstats.measures.agreement import icc as _icc
 from cimstats.models.sem.fit import sem as _sem
 from cimstats.models.sem.syntax import parse_model
 
+from ._covariates import indicator_columns
 from .shared import shared_efficacy
 
 __all__ = ["DEFAULT_MIN_CLUSTERS", "MAX_MIN_CLUSTERS", "twolevel_problems", "twolevel_variables",
@@ -221,27 +222,6 @@ def twolevel_syntax(spec: Mapping, covariate_terms: list[str] | None = None) -> 
     return "\n".join(lines) + "\n"
 
 
-def _indicator_terms(frame: pd.DataFrame, cols: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Numeric covariates as they are; categorical ones as indicators named so that model syntax can use them."""
-    out = frame.copy()
-    names: list[str] = []
-    for c in cols:
-        s = out[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            names.append(c)
-            continue
-        levels = sorted(pd.unique(s.dropna()).tolist(), key=str)
-        for lv in levels[1:]:
-            nm = re.sub(r"[^A-Za-z0-9_]", "_", f"{c}{lv}")
-            if nm in out.columns or nm in names:
-                raise ModelSpecificationError(
-                    f"Covariate '{c}' has the category {lv!r}, whose indicator name '{nm}' is already a column; "
-                    "rename the category or the column.")
-            out[nm] = np.where(s.isna(), np.nan, (s == lv).astype(float))
-            names.append(nm)
-    return out, names
-
-
 def _agreement(used: pd.DataFrame, items: list[str], cluster: str, options) -> tuple[str, dict]:
     """Agreement of the indicators within clusters on the rows the model uses, in words and numbers."""
     if not items:
@@ -293,7 +273,7 @@ def fit_twolevel_sem(fit, spec: Mapping, frame: pd.DataFrame, level: float) -> N
     """
     cluster = str(spec["cluster"])
     covs = [str(c) for c in (spec.get("covariates") or [])]
-    frame, cov_terms = _indicator_terms(frame, covs)
+    frame, cov_terms = indicator_columns(frame, covs, syntax_names=True)
     syntax = twolevel_syntax(spec, cov_terms)
     blocks, _ = _parsed(spec)
     names = [v for v in twolevel_variables(spec) if v != cluster and v not in covs] + cov_terms
