@@ -440,3 +440,18 @@ def test_office_files_carry_no_time_of_writing(fmt):
 
     dates = re.findall(r"<dcterms:(?:created|modified)[^>]*>([^<]*)<", core)
     assert dates and set(dates) == {"1980-01-01T00:00:00Z"}
+
+
+def test_xlsx_numbers_do_not_carry_last_bit_noise(tmp_path):
+    """Two estimates that differ only in the last bits of a floating-point sum give the same workbook."""
+    import openpyxl
+
+    def spec(v):
+        return TableSpec(header=((Cell("Term"), Cell("Estimate")),),
+                         body=(Row((Cell("x"), Cell("-0.0064", kind="estimate", value=v))),))
+
+    a, b = to_xlsx(spec(-0.006370905599431986)), to_xlsx(spec(-0.006370905599430432))
+    assert a == b
+    to_xlsx(spec(-0.006370905599431986), tmp_path / "t.xlsx")
+    cell = openpyxl.load_workbook(tmp_path / "t.xlsx").active["B2"]
+    assert cell.value == -0.00637090559943 and cell.number_format == "0.0000"

@@ -274,7 +274,9 @@ def _xlsx_sheet(ws, spec: TableSpec, numbers_as_values: bool) -> None:
                 cell.value = int(v)
                 number_format = "#,##0"
             else:
-                cell.value = float(v)
+                # 12 significant digits: far beyond any shown decimal, and free of the last-bit differences
+                # that floating-point sums can show between runs, so a rerun writes the same workbook
+                cell.value = float(f"{float(v):.12g}")
                 number_format = "0" + ("." + "0" * d if d else "")
         else:
             text = f"{c.text} [{','.join(c.footnotes)}]" if c.footnotes else c.text
@@ -375,8 +377,8 @@ def to_xlsx(
     numbers_as_values : bool
         Store ``count``/``number``/``estimate``/``percent`` cells that carry
         a raw ``value`` as numbers with a number format showing the same
-        decimals (default), so the spreadsheet can compute with them; other
-        cells keep their formatted text.
+        decimals (default), so the spreadsheet can compute with them (values
+        to 12 significant digits); other cells keep their formatted text.
 
     Returns
     -------
